@@ -1,0 +1,248 @@
+#include "connection.hpp"
+
+#include "responder.hpp"
+#include "server.hpp"
+
+namespace kino {
+
+namespace {
+constexpr size_t kReadChunk = 16 * 1024;
+constexpr size_t kMaxGather = 64;
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+}  // namespace
+
+Connection::Connection(std::shared_ptr<Server> server, Socket socket, std::string_view peer,
+                       uint16_t local_port)
+    : server_(std::move(server)), socket_(std::move(socket)), parser_(server_->config().limits) {
+  parser_.set_peer(peer, local_port);
+  server_->counters().connections_accepted.fetch_add(1, std::memory_order_relaxed);
+  server_->counters().connections_open.fetch_add(1, std::memory_order_relaxed);
+}
+
+Connection::~Connection() {
+  server_->counters().connections_open.fetch_sub(1, std::memory_order_relaxed);
+  server_->untrack(this);
+}
+
+void Connection::start() {
+  server_->track(shared_from_this());
+  // The accept handler runs on the listener's strand; move onto ours.
+  asio::dispatch(socket_.get_executor(), [self = shared_from_this()] { self->do_read(); });
+}
+
+void Connection::do_read() {
+  if (closed_ || reading_ || awaiting_response_) return;
+  if (in_start_ > 0) {
+    inbuf_.erase(0, in_start_);
+    in_start_ = 0;
+  }
+  size_t offset = inbuf_.size();
+  inbuf_.resize(offset + kReadChunk);
+  reading_ = true;
+  socket_.async_read_some(asio::buffer(inbuf_.data() + offset, kReadChunk),
+                          [self = shared_from_this(), offset](const error_code& ec, size_t n) {
+                            self->on_read(ec, n, offset);
+                          });
+}
+
+void Connection::on_read(const error_code& ec, size_t n, size_t offset) {
+  reading_ = false;
+  inbuf_.resize(offset + n);
+  if (ec) {
+    if (ec != asio::error::eof && ec != asio::error::operation_aborted &&
+        ec != asio::error::connection_reset)
+      server_->report(ec, "read");
+    // The client closed its side. A response for a request already with
+    // the workers may still be written if only the read half was shut.
+    if (!awaiting_response_) close_socket();
+    return;
+  }
+  process_input();
+}
+
+void Connection::process_input() {
+  while (!closed_ && !awaiting_response_ && in_start_ < inbuf_.size()) {
+    auto r = parser_.feed(inbuf_.data() + in_start_, inbuf_.size() - in_start_);
+    in_start_ += r.consumed;
+    if (parser_.take_continue_needed()) {
+      // The client waits for this before sending the body it announced.
+      pending_bytes_.fetch_add(kContinue.size(), std::memory_order_relaxed);
+      enqueue(OutItem{Bytes(kContinue), false, true});
+    }
+    switch (r.state) {
+      case RequestParser::State::NeedMore:
+        break;
+      case RequestParser::State::Complete: {
+        RequestRef req = parser_.take();
+        req->sink = shared_from_this();
+        awaiting_response_ = true;
+        dispatched_ = true;
+        server_->dispatch(std::move(req));
+        return;
+      }
+      case RequestParser::State::Error:
+        reject(parser_.error_status(), parser_.error_reason());
+        return;
+    }
+  }
+  if (!closed_ && !awaiting_response_) do_read();
+}
+
+void Connection::reject(int status, std::string_view reason) {
+  server_->counters().parse_errors.fetch_add(1, std::memory_order_relaxed);
+  server_->counters().rejected.fetch_add(1, std::memory_order_relaxed);
+  // Whatever else the client sent is not trusted: answer and close.
+  RequestRef req(new RequestCtx());
+  req->sink = shared_from_this();
+  req->keep_alive = false;
+  awaiting_response_ = true;
+  dispatched_ = false;
+  Bytes text(reason.data(), reason.size());
+  text.push_back('\n');
+  respond_plain(*req, status, view(text), true);
+}
+
+void Connection::send(Bytes bytes, bool last, bool keep_alive) {
+  pending_bytes_.fetch_add(bytes.size(), std::memory_order_relaxed);
+  asio::post(socket_.get_executor(),
+             [self = shared_from_this(), item = OutItem{std::move(bytes), last, keep_alive}]() mutable {
+               self->enqueue(std::move(item));
+             });
+}
+
+void Connection::enqueue(OutItem item) {
+  if (closed_) {
+    pending_bytes_.fetch_sub(item.bytes.size(), std::memory_order_relaxed);
+    if (item.last) response_done(false);
+    return;
+  }
+  outbox_.push_back(std::move(item));
+  if (!writing_) do_write();
+}
+
+void Connection::do_write() {
+  gather_.clear();
+  gathered_ = 0;
+  for (auto& item : outbox_) {
+    if (gathered_ == kMaxGather) break;
+    if (!item.bytes.empty()) gather_.emplace_back(item.bytes.data(), item.bytes.size());
+    ++gathered_;
+  }
+  writing_ = true;
+  asio::async_write(socket_, gather_, [self = shared_from_this()](const error_code& ec, size_t) {
+    self->on_write(ec);
+  });
+}
+
+void Connection::on_write(const error_code& ec) {
+  writing_ = false;
+  bool done = false, keep_alive = false;
+  size_t written = 0;
+  for (size_t i = 0; i < gathered_; ++i) {
+    OutItem& item = outbox_.front();
+    written += item.bytes.size();
+    if (item.last) {
+      done = true;
+      keep_alive = item.keep_alive;
+    }
+    outbox_.pop_front();
+  }
+  gathered_ = 0;
+  pending_bytes_.fetch_sub(written, std::memory_order_relaxed);
+  notify_writers();
+  if (ec) {
+    if (ec != asio::error::operation_aborted && ec != asio::error::broken_pipe &&
+        ec != asio::error::connection_reset)
+      server_->report(ec, "write");
+    close_socket();
+    if (discard_outbox()) done = true;
+    if (done) response_done(false);
+    return;
+  }
+  if (done) response_done(keep_alive);
+  if (!closed_ && !outbox_.empty()) do_write();
+}
+
+void Connection::response_done(bool keep_alive) {
+  if (dispatched_) {
+    dispatched_ = false;
+    server_->counters().in_flight.fetch_sub(1, std::memory_order_relaxed);
+    server_->counters().served.fetch_add(1, std::memory_order_relaxed);
+  }
+  awaiting_response_ = false;
+  if (closed_) return;
+  if (!keep_alive || server_->draining()) {
+    // Responses queued behind this one belong to nobody; close after the
+    // last byte so the client sees a clean end.
+    error_code ignored;
+    socket_.shutdown(Socket::shutdown_send, ignored);
+    close_socket();
+    return;
+  }
+  process_input();
+}
+
+void Connection::close_socket() {
+  if (closed_) return;
+  closed_ = true;
+  open_.store(false, std::memory_order_release);
+  error_code ignored;
+  socket_.close(ignored);
+  // While a write is under way its completion handler discards the rest.
+  if (!writing_ && discard_outbox() && awaiting_response_) response_done(false);
+  notify_writers();
+}
+
+bool Connection::discard_outbox() {
+  // Items still waiting were never written; their bytes no longer count.
+  size_t dropped = 0;
+  bool had_last = false;
+  for (auto& item : outbox_) {
+    dropped += item.bytes.size();
+    had_last = had_last || item.last;
+  }
+  outbox_.clear();
+  pending_bytes_.fetch_sub(dropped, std::memory_order_relaxed);
+  return had_last;
+}
+
+void Connection::close_if_idle() {
+  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    if (!self->awaiting_response_) self->close_socket();
+  });
+}
+
+void Connection::close_now() {
+  asio::post(socket_.get_executor(), [self = shared_from_this()] { self->close_socket(); });
+}
+
+bool Connection::wait_writable(std::chrono::steady_clock::time_point deadline) {
+  size_t high = server_->config().write_high_water;
+  if (!open()) return false;
+  if (pending_bytes_.load(std::memory_order_relaxed) < high) return true;
+  waiting_writers_.fetch_add(1, std::memory_order_acq_rel);
+  {
+    std::unique_lock<std::mutex> lock(wait_mu_);
+    wait_cv_.wait_until(lock, deadline, [&] {
+      return !open() || pending_bytes_.load(std::memory_order_relaxed) < high;
+    });
+  }
+  waiting_writers_.fetch_sub(1, std::memory_order_acq_rel);
+  return open();
+}
+
+void Connection::notify_writers() {
+  if (waiting_writers_.load(std::memory_order_acquire) == 0) return;
+  std::lock_guard<std::mutex> lock(wait_mu_);
+  wait_cv_.notify_all();
+}
+
+void Connection::log(std::string_view line) { server_->log().push(line); }
+
+bool Connection::closing() const { return server_->draining(); }
+
+bool Connection::backlogged() const {
+  return open() && pending_bytes_.load(std::memory_order_relaxed) >= server_->config().write_high_water;
+}
+
+}  // namespace kino

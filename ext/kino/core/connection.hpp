@@ -1,0 +1,91 @@
+// One client connection, in the shape of Boost.Beast's async session: kept
+// alive by shared_from_this in every pending handler, all socket work on
+// the connection's strand (the socket's executor), one request in flight
+// at a time so pipelined requests are answered in order.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "asio.hpp"
+#include "memory.hpp"
+#include "request_parser.hpp"
+#include "response_sink.hpp"
+
+namespace kino {
+
+class Server;
+
+class Connection : public ResponseSink,
+                   public std::enable_shared_from_this<Connection>,
+                   public NativeAllocated {
+ public:
+  using Socket = asio::generic::stream_protocol::socket;
+
+  Connection(std::shared_ptr<Server> server, Socket socket, std::string_view peer,
+             uint16_t local_port);
+  ~Connection() override;
+
+  void start();
+
+  // Any thread: close if no request is being handled (drain), or now.
+  void close_if_idle();
+  void close_now();
+
+  // ResponseSink, called from the thread that claimed the response.
+  void send(Bytes bytes, bool last, bool keep_alive) override;
+  bool wait_writable(std::chrono::steady_clock::time_point deadline) override;
+  bool open() const override { return open_.load(std::memory_order_acquire); }
+  bool closing() const override;
+  bool backlogged() const override;
+  void log(std::string_view line) override;
+
+ private:
+  struct OutItem {
+    Bytes bytes;
+    bool last;
+    bool keep_alive;
+  };
+
+  void do_read();
+  void on_read(const error_code& ec, size_t n, size_t offset);
+  void process_input();
+  void reject(int status, std::string_view reason);
+  void enqueue(OutItem item);
+  void do_write();
+  void on_write(const error_code& ec);
+  void response_done(bool keep_alive);
+  void close_socket();
+  bool discard_outbox();  // true if it held the end of a response
+  void notify_writers();
+
+  std::shared_ptr<Server> server_;
+  Socket socket_;
+  RequestParser parser_;
+
+  // Bytes read but not yet parsed are [in_start_, inbuf_.size()).
+  Bytes inbuf_;
+  size_t in_start_ = 0;
+
+  std::deque<OutItem> outbox_;
+  std::vector<asio::const_buffer> gather_;
+  size_t gathered_ = 0;
+
+  bool reading_ = false;
+  bool writing_ = false;
+  bool awaiting_response_ = false;  // a request is with the workers
+  bool dispatched_ = false;         // ...and it counts as in flight
+  bool closed_ = false;
+
+  std::atomic<bool> open_{true};
+  std::atomic<size_t> pending_bytes_{0};
+  std::atomic<int> waiting_writers_{0};
+  std::mutex wait_mu_;
+  std::condition_variable wait_cv_;
+};
+
+}  // namespace kino

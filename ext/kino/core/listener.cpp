@@ -1,0 +1,177 @@
+#include "listener.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "connection.hpp"
+#include "server.hpp"
+
+namespace kino {
+
+namespace {
+
+using generic_endpoint = asio::generic::stream_protocol::endpoint;
+
+std::runtime_error bind_error(const std::string& address, const std::string& why) {
+  return std::runtime_error("cannot listen on " + address + ": " + why);
+}
+
+// "tcp://HOST:PORT" -> endpoint; HOST may be a name, IPv4 or [IPv6].
+asio::ip::tcp::endpoint parse_tcp(asio::io_context& io, const std::string& address) {
+  std::string rest = address.substr(6);
+  std::string host, port;
+  if (!rest.empty() && rest.front() == '[') {
+    size_t close = rest.find(']');
+    if (close == std::string::npos || close + 1 >= rest.size() || rest[close + 1] != ':')
+      throw bind_error(address, "expected tcp://[IPV6]:PORT");
+    host = rest.substr(1, close - 1);
+    port = rest.substr(close + 2);
+  } else {
+    size_t colon = rest.rfind(':');
+    if (colon == std::string::npos) throw bind_error(address, "expected tcp://HOST:PORT");
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+  }
+  if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 ||
+      std::stoi(port) > 65535)
+    throw bind_error(address, "invalid port");
+  error_code ec;
+  auto ip = asio::ip::make_address(host, ec);
+  if (!ec) return {ip, static_cast<unsigned short>(std::stoi(port))};
+  asio::ip::tcp::resolver resolver(io);
+  auto results = resolver.resolve(host, port, asio::ip::tcp::resolver::numeric_service, ec);
+  if (ec || results.empty()) throw bind_error(address, "cannot resolve host " + host);
+  return results.begin()->endpoint();
+}
+
+std::string describe(const asio::ip::tcp::endpoint& ep) {
+  auto a = ep.address();
+  std::string host = a.is_v6() ? "[" + a.to_string() + "]" : a.to_string();
+  return "tcp://" + host + ":" + std::to_string(ep.port());
+}
+
+// The peer's address in the form REMOTE_ADDR wants.
+std::string peer_of(const Connection::Socket& s, uint16_t* local_port) {
+  error_code ec;
+  auto remote = s.remote_endpoint(ec);
+  auto local = s.local_endpoint(ec);
+  *local_port = 0;
+  if (local.data()->sa_family == AF_INET)
+    *local_port = ntohs(reinterpret_cast<const sockaddr_in*>(local.data())->sin_port);
+  else if (local.data()->sa_family == AF_INET6)
+    *local_port = ntohs(reinterpret_cast<const sockaddr_in6*>(local.data())->sin6_port);
+  if (ec) return "";
+  char buf[INET6_ADDRSTRLEN] = {0};
+  const sockaddr* sa = remote.data();
+  if (sa->sa_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, buf, sizeof buf);
+    return buf;
+  }
+  if (sa->sa_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+    // An IPv4 client on a dual-stack socket is reported as plain IPv4.
+    if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+      inet_ntop(AF_INET, reinterpret_cast<const char*>(&in6->sin6_addr) + 12, buf, sizeof buf);
+      return buf;
+    }
+    inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof buf);
+    return buf;
+  }
+  // Unix sockets have no peer address; Rack apps expect an IP, and the
+  // peer is on this machine.
+  return "127.0.0.1";
+}
+
+}  // namespace
+
+Listener::Listener(Server& server, const std::string& address, int backlog)
+    : server_(server), strand_(asio::make_strand(server.io())), acceptor_(strand_) {
+  error_code ec;
+  if (address.rfind("tcp://", 0) == 0) {
+    auto ep = parse_tcp(server.io(), address);
+    generic_endpoint gep(ep);
+    acceptor_.open(gep.protocol(), ec);
+    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(gep, ec);
+    if (!ec) acceptor_.listen(backlog, ec);
+    if (ec) throw bind_error(address, ec.message());
+    generic_endpoint actual = acceptor_.local_endpoint(ec);
+    asio::ip::tcp::endpoint tcp_actual;
+    std::memcpy(tcp_actual.data(), actual.data(), actual.size());
+    bound_ = describe(tcp_actual);
+  } else if (address.rfind("unix://", 0) == 0) {
+    tcp_ = false;
+    std::string path = address.substr(7);
+    if (path.empty() || path.size() >= sizeof(sockaddr_un::sun_path))
+      throw bind_error(address, "invalid unix socket path");
+    struct stat st;
+    if (lstat(path.c_str(), &st) == 0) {
+      if (!S_ISSOCK(st.st_mode)) throw bind_error(address, "the path exists and is not a socket");
+      // A socket file nobody answers on is left over from a crash.
+      asio::local::stream_protocol::socket probe(server.io());
+      probe.connect(asio::local::stream_protocol::endpoint(path), ec);
+      if (!ec) throw bind_error(address, "another server is listening there");
+      ::unlink(path.c_str());
+      ec.clear();
+    }
+    generic_endpoint gep(asio::local::stream_protocol::endpoint{path});
+    acceptor_.open(gep.protocol(), ec);
+    if (!ec) acceptor_.bind(gep, ec);
+    if (!ec) acceptor_.listen(backlog, ec);
+    if (ec) throw bind_error(address, ec.message());
+    unix_path_ = path;
+    bound_ = "unix://" + path;
+  } else {
+    throw bind_error(address, "expected tcp://HOST:PORT or unix:///PATH");
+  }
+}
+
+Listener::~Listener() {
+  if (!unix_path_.empty()) ::unlink(unix_path_.c_str());
+}
+
+void Listener::start() {
+  asio::dispatch(strand_, [self = shared_from_this()] { self->do_accept(); });
+}
+
+void Listener::close() {
+  asio::post(strand_, [self = shared_from_this()] {
+    error_code ignored;
+    self->acceptor_.close(ignored);
+  });
+}
+
+void Listener::do_accept() {
+  if (!acceptor_.is_open()) return;
+  // Each connection gets its own strand: handlers of one connection never
+  // run concurrently, different connections run on all I/O threads.
+  acceptor_.async_accept(
+      asio::make_strand(server_.io()),
+      [self = shared_from_this()](const error_code& ec, Connection::Socket socket) {
+        if (ec) {
+          if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
+          self->server_.report(ec, "accept");
+          // Out of descriptors and the like: keep accepting, the condition
+          // may pass; the kernel backlog holds clients meanwhile.
+        } else if (!self->server_.draining()) {
+          error_code ignored;
+          if (self->tcp_) socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+          uint16_t local_port = 0;
+          std::string peer = peer_of(socket, &local_port);
+          std::make_shared<Connection>(self->server_.shared_from_this(), std::move(socket), peer,
+                                       local_port)
+              ->start();
+        }
+        self->do_accept();
+      });
+}
+
+}  // namespace kino

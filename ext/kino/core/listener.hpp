@@ -1,0 +1,39 @@
+// Accepts connections on one address (TCP over IPv4/IPv6, or a Unix
+// socket) through a generic stream acceptor, so the same Connection code
+// serves every kind of socket (and, later, TLS streams over them).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "asio.hpp"
+
+namespace kino {
+
+class Server;
+
+class Listener : public std::enable_shared_from_this<Listener> {
+ public:
+  using Acceptor = asio::basic_socket_acceptor<asio::generic::stream_protocol>;
+
+  // Opens, binds and listens; throws std::runtime_error naming `address`.
+  Listener(Server& server, const std::string& address, int backlog);
+  ~Listener();
+
+  void start();
+  void close();  // any thread
+
+  const std::string& address() const noexcept { return bound_; }
+
+ private:
+  void do_accept();
+
+  Server& server_;
+  asio::strand<asio::io_context::executor_type> strand_;
+  Acceptor acceptor_;
+  std::string bound_;
+  std::string unix_path_;  // removed again on close
+  bool tcp_ = true;
+};
+
+}  // namespace kino

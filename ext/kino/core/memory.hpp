@@ -1,0 +1,35 @@
+// Native allocations of the core go through mimalloc explicitly, by
+// allocator type, instead of replacing operator new for the whole
+// extension: libstdc++ instantiates some templates inside its own library,
+// and memory allocated there must never be freed by another allocator.
+#pragma once
+
+#include <mimalloc.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kino {
+
+template <class T>
+using NativeAllocator = mi_stl_allocator<T>;
+
+// Request and response bytes: heads, bodies, serialized responses.
+using Bytes = std::basic_string<char, std::char_traits<char>, NativeAllocator<char>>;
+
+template <class T>
+using NativeVector = std::vector<T, NativeAllocator<T>>;
+
+inline void append(Bytes& out, std::string_view s) { out.append(s.data(), s.size()); }
+
+inline std::string_view view(const Bytes& b) { return {b.data(), b.size()}; }
+
+// Base for objects created once per request or connection: their own
+// storage comes from mimalloc too.
+struct NativeAllocated {
+  static void* operator new(std::size_t n) { return mi_new(n); }
+  static void operator delete(void* p) noexcept { mi_free(p); }
+};
+
+}  // namespace kino

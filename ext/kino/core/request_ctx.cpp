@@ -1,0 +1,25 @@
+#include "request_ctx.hpp"
+
+#include "responder.hpp"
+#include "response_sink.hpp"
+
+namespace kino {
+
+// The last reference to a request going away without an answer means a
+// worker lost it (killed thread, crashed ractor, a bug). The client still
+// gets a response instead of a connection that hangs forever.
+RequestCtx::~RequestCtx() {
+  if (!sink) return;
+  try {
+    if (!claimed()) {
+      sink->log("a request was released without a response; answered 500");
+      respond_plain(*this, 500, "Internal Server Error\n", false);
+    } else if (response.started && !response.finished) {
+      abort_response(*this);
+    }
+  } catch (...) {
+    // Out of memory while answering: the connection closes with the sink.
+  }
+}
+
+}  // namespace kino

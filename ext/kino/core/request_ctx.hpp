@@ -1,0 +1,99 @@
+// One parsed HTTP request, from the moment its head is complete until its
+// response has been handed to the connection. It lives in native memory and
+// is reference counted: the connection's parser creates it, the request
+// queue carries one reference, and the Ruby handle built inside a worker
+// takes that reference over. Nothing in it is a Ruby object, which is what
+// lets any ractor pick it up.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include <boost/smart_ptr/intrusive_ptr.hpp>
+
+#include "memory.hpp"
+
+namespace kino {
+
+class ResponseSink;
+
+// A request header already in its CGI form: `HTTP_ACCEPT`, `CONTENT_TYPE`.
+// Repeated fields are merged into one value while parsing.
+struct EnvHeader {
+  Bytes key;
+  Bytes value;
+};
+
+enum class BodyFraming : uint8_t { None, ContentLength, Chunked, UntilClose };
+
+// What the claimant of a response decided when it sent the head; only the
+// thread that won `claim()` reads or writes it.
+struct ResponseState {
+  BodyFraming framing = BodyFraming::None;
+  bool started = false;
+  bool finished = false;
+  bool send_body = true;
+  bool keep_alive = false;
+  uint64_t declared_length = 0;
+  uint64_t body_written = 0;
+};
+
+class RequestCtx : public NativeAllocated {
+ public:
+  RequestCtx() = default;
+  RequestCtx(const RequestCtx&) = delete;
+  RequestCtx& operator=(const RequestCtx&) = delete;
+  ~RequestCtx();
+
+  // Request line.
+  Bytes method;
+  Bytes target;  // as sent: origin-form or absolute-form
+  Bytes path;    // PATH_INFO: the path part of the target, still percent-encoded
+  Bytes query;   // QUERY_STRING, without the '?'
+  uint8_t http_major = 1;
+  uint8_t http_minor = 1;
+
+  NativeVector<EnvHeader> headers;
+  Bytes body;
+
+  // Where the request was addressed: the absolute-form target's authority
+  // wins over Host; both empty when neither was sent.
+  Bytes server_name;
+  Bytes server_port;
+
+  Bytes peer_address;  // REMOTE_ADDR
+  uint16_t local_port = 0;  // the port the connection was accepted on
+  bool keep_alive = false;  // what the request itself allows
+  bool head = false;        // HEAD: the response carries no body
+
+  uint64_t sequence = 0;  // per-server request number, for logs
+
+  // The connection that wants the answer; null in unit tests of parsing.
+  std::shared_ptr<ResponseSink> sink;
+
+  // Exactly one party may answer: the worker that took the request, or
+  // whoever gives up on it (a supervisor, a timeout). The first to claim
+  // wins; every later response for the same request is dropped.
+  bool claim() noexcept { return !claimed_.exchange(true, std::memory_order_acq_rel); }
+  bool claimed() const noexcept { return claimed_.load(std::memory_order_acquire); }
+
+  ResponseState response;
+
+  friend void intrusive_ptr_add_ref(RequestCtx* r) noexcept {
+    r->refs_.fetch_add(1, std::memory_order_relaxed);
+  }
+  friend void intrusive_ptr_release(RequestCtx* r) noexcept {
+    if (r->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete r;
+  }
+  uint32_t use_count() const noexcept { return refs_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<bool> claimed_{false};
+  std::atomic<uint32_t> refs_{0};
+};
+
+using RequestRef = boost::intrusive_ptr<RequestCtx>;
+
+}  // namespace kino

@@ -1,0 +1,330 @@
+#include "request_parser.hpp"
+
+#include <cstring>
+
+namespace kino {
+
+namespace {
+
+char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+char upper(char c) noexcept { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c; }
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (lower(a[i]) != lower(b[i])) return false;
+  return true;
+}
+
+bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+
+bool is_reg_name_char(unsigned char c) noexcept {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(static_cast<char>(c))) return true;
+  return std::strchr("-._~!$&'()*+,;=%", c) != nullptr && c != '\0';
+}
+
+RequestParser* self(llhttp_t* p) { return static_cast<RequestParser*>(p->data); }
+
+}  // namespace
+
+RequestParser::RequestParser(const ParserLimits& limits) : limits_(limits) {
+  llhttp_settings_init(&settings_);
+  settings_.on_message_begin = &RequestParser::on_message_begin;
+  settings_.on_url = &RequestParser::on_url;
+  settings_.on_method = &RequestParser::on_method;
+  settings_.on_header_field = &RequestParser::on_header_field;
+  settings_.on_header_value = &RequestParser::on_header_value;
+  settings_.on_header_value_complete = &RequestParser::on_header_value_complete;
+  settings_.on_headers_complete = &RequestParser::on_headers_complete;
+  settings_.on_body = &RequestParser::on_body;
+  settings_.on_message_complete = &RequestParser::on_message_complete;
+  llhttp_init(&parser_, HTTP_REQUEST, &settings_);
+  parser_.data = this;
+}
+
+void RequestParser::set_peer(std::string_view peer, uint16_t local_port) {
+  peer_.assign(peer.data(), peer.size());
+  local_port_ = local_port;
+}
+
+int RequestParser::fail(int status, const char* reason) {
+  if (error_status_ == 0) {
+    error_status_ = status;
+    error_reason_ = reason;
+  }
+  return -1;
+}
+
+int RequestParser::check_head_size(size_t more) {
+  head_bytes_ += more;
+  if (head_bytes_ > limits_.max_header_size) return fail(431, "request header fields too large");
+  return 0;
+}
+
+int RequestParser::on_message_begin(llhttp_t* p) {
+  auto* s = self(p);
+  s->current_ = RequestRef(new RequestCtx());
+  s->current_->peer_address = s->peer_;
+  s->current_->local_port = s->local_port_;
+  s->field_.clear();
+  s->value_.clear();
+  s->value_started_ = false;
+  s->in_message_ = true;
+  s->saw_host_ = false;
+  s->headers_done_ = false;
+  s->host_from_target_ = false;
+  s->expect_continue_ = false;
+  s->continue_needed_ = false;
+  s->head_bytes_ = 0;
+  s->header_count_ = 0;
+  return 0;
+}
+
+int RequestParser::on_method(llhttp_t* p, const char* at, size_t len) {
+  auto* s = self(p);
+  if (s->check_head_size(len)) return -1;
+  s->current_->method.append(at, len);
+  return 0;
+}
+
+int RequestParser::on_url(llhttp_t* p, const char* at, size_t len) {
+  auto* s = self(p);
+  if (s->check_head_size(len)) return -1;
+  s->current_->target.append(at, len);
+  if (s->current_->target.size() > s->limits_.max_uri_size) return s->fail(414, "request target too long");
+  return 0;
+}
+
+int RequestParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
+  auto* s = self(p);
+  if (s->check_head_size(len)) return -1;
+  s->field_.append(at, len);
+  return 0;
+}
+
+int RequestParser::on_header_value(llhttp_t* p, const char* at, size_t len) {
+  auto* s = self(p);
+  if (s->check_head_size(len)) return -1;
+  s->value_.append(at, len);
+  return 0;
+}
+
+int RequestParser::on_header_value_complete(llhttp_t* p) {
+  auto* s = self(p);
+  int rc = s->finish_header();
+  s->field_.clear();
+  s->value_.clear();
+  return rc;
+}
+
+int RequestParser::finish_header() {
+  RequestCtx& req = *current_;
+  // Trailer fields arrive through the same callbacks after the body; they
+  // must never reach the env, or a trailer could rewrite CONTENT_LENGTH.
+  if (headers_done_) return 0;
+  if (++header_count_ > limits_.max_headers) return fail(431, "too many header fields");
+
+  std::string_view name = view(field_);
+  std::string_view value = view(value_);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+
+  if (iequals(name, "host")) {
+    if (saw_host_) return fail(400, "more than one Host header");
+    saw_host_ = true;
+    if (!host_from_target_ && analyse_host(value, false)) return -1;
+  } else if (iequals(name, "expect")) {
+    if (iequals(value, "100-continue")) expect_continue_ = true;
+  }
+
+  // A header spelled with underscores could pose as its dashed twin once
+  // both become HTTP_X_FOO; it is dropped (the fix for Puma's CVE-2024-45614).
+  if (name.find('_') != std::string_view::npos) return 0;
+
+  Bytes key;
+  if (iequals(name, "content-type")) {
+    key = "CONTENT_TYPE";
+  } else if (iequals(name, "content-length")) {
+    key = "CONTENT_LENGTH";
+  } else {
+    key.reserve(5 + name.size());
+    key = "HTTP_";
+    for (char c : name) key.push_back(c == '-' ? '_' : upper(c));
+  }
+  for (auto& h : req.headers) {
+    if (h.key == key) {
+      // Repeated fields are one list (RFC 9110 5.3); cookies use "; ".
+      h.value.append(key == "HTTP_COOKIE" ? "; " : ", ");
+      h.value.append(value.data(), value.size());
+      return 0;
+    }
+  }
+  req.headers.push_back(EnvHeader{std::move(key), Bytes(value.data(), value.size())});
+  return 0;
+}
+
+int RequestParser::analyse_host(std::string_view host, bool from_target) {
+  RequestCtx& req = *current_;
+  std::string_view name = host, port;
+  if (!host.empty() && host.front() == '[') {
+    size_t close = host.find(']');
+    if (close == std::string_view::npos) return fail(400, "invalid Host");
+    name = host.substr(0, close + 1);
+    std::string_view rest = host.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return fail(400, "invalid Host");
+      port = rest.substr(1);
+    }
+    for (char c : name.substr(1, name.size() - 2))
+      if (!(is_digit(c) || (lower(c) >= 'a' && lower(c) <= 'f') || c == ':' || c == '.'))
+        return fail(400, "invalid Host");
+  } else {
+    size_t colon = host.rfind(':');
+    if (colon != std::string_view::npos) {
+      name = host.substr(0, colon);
+      port = host.substr(colon + 1);
+    }
+    for (char c : name)
+      if (!is_reg_name_char(static_cast<unsigned char>(c))) return fail(400, "invalid Host");
+  }
+  for (char c : port)
+    if (!is_digit(c)) return fail(400, "invalid Host");
+  if (port.size() > 5) return fail(400, "invalid Host");
+  req.server_name.assign(name.data(), name.size());
+  req.server_port.assign(port.data(), port.size());
+  host_from_target_ = from_target;
+  return 0;
+}
+
+int RequestParser::analyse_target() {
+  RequestCtx& req = *current_;
+  std::string_view t = view(req.target);
+  std::string_view rest;
+  if (!t.empty() && t.front() == '/') {
+    rest = t;
+  } else if (t == "*") {
+    req.path = "*";
+    return 0;
+  } else {
+    // absolute-form: scheme "://" authority [path-abempty] [ "?" query ]
+    size_t sep = t.find("://");
+    if (sep == std::string_view::npos) return fail(400, "invalid request target");
+    std::string_view scheme = t.substr(0, sep);
+    if (!iequals(scheme, "http") && !iequals(scheme, "https")) return fail(400, "invalid request target");
+    std::string_view after = t.substr(sep + 3);
+    size_t end = after.find_first_of("/?#");
+    std::string_view authority = after.substr(0, end);
+    if (authority.empty() || authority.find('@') != std::string_view::npos)
+      return fail(400, "invalid request target");
+    if (analyse_host(authority, true)) return -1;
+    rest = end == std::string_view::npos ? std::string_view() : after.substr(end);
+  }
+  size_t hash = rest.find('#');
+  if (hash != std::string_view::npos) rest = rest.substr(0, hash);
+  size_t q = rest.find('?');
+  std::string_view path = rest.substr(0, q);
+  if (path.empty()) path = "/";
+  req.path.assign(path.data(), path.size());
+  if (q != std::string_view::npos) req.query.assign(rest.data() + q + 1, rest.size() - q - 1);
+  return 0;
+}
+
+int RequestParser::on_headers_complete(llhttp_t* p) {
+  auto* s = self(p);
+  RequestCtx& req = *s->current_;
+  req.http_major = llhttp_get_http_major(p);
+  req.http_minor = llhttp_get_http_minor(p);
+  if (req.http_major != 1 || req.http_minor > 1) return s->fail(505, "HTTP version not supported");
+  if (req.method == "CONNECT") return s->fail(405, "CONNECT is not supported");
+  if (s->analyse_target()) return -1;
+  if (req.http_minor == 1 && !s->saw_host_) return s->fail(400, "missing Host header");
+  req.head = req.method == "HEAD";
+
+  bool chunked = (p->flags & F_CHUNKED) != 0;
+  bool has_length = (p->flags & F_CONTENT_LENGTH) != 0;
+  if (has_length && s->limits_.max_body_size && p->content_length > s->limits_.max_body_size)
+    return s->fail(413, "request body too large");
+  if (s->expect_continue_ && req.http_minor == 1 && (chunked || (has_length && p->content_length > 0)))
+    s->continue_needed_ = true;
+  if (has_length && p->content_length > 0 && p->content_length <= (1u << 20))
+    req.body.reserve(static_cast<size_t>(p->content_length));
+  // From here on header callbacks carry trailers.
+  s->headers_done_ = true;
+  return 0;
+}
+
+int RequestParser::on_body(llhttp_t* p, const char* at, size_t len) {
+  auto* s = self(p);
+  RequestCtx& req = *s->current_;
+  if (s->limits_.max_body_size && req.body.size() + len > s->limits_.max_body_size)
+    return s->fail(413, "request body too large");
+  req.body.append(at, len);
+  return 0;
+}
+
+int RequestParser::on_message_complete(llhttp_t* p) {
+  auto* s = self(p);
+  RequestCtx& req = *s->current_;
+  req.keep_alive = llhttp_should_keep_alive(p) != 0;
+  s->complete_ = std::move(s->current_);
+  s->in_message_ = false;
+  s->continue_needed_ = false;
+  return HPE_PAUSED;
+}
+
+RequestParser::Result RequestParser::feed(const char* data, size_t len) {
+  if (error_status_) return {State::Error, 0};
+  llhttp_errno_t err = llhttp_execute(&parser_, data, len);
+  if (err == HPE_OK) return {State::NeedMore, len};
+  if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+    const char* pos = llhttp_get_error_pos(&parser_);
+    size_t consumed = pos ? static_cast<size_t>(pos - data) : len;
+    // An Upgrade we do not speak is answered as a plain request; whatever
+    // follows it on the connection is parsed as HTTP again.
+    if (err == HPE_PAUSED)
+      llhttp_resume(&parser_);
+    else
+      llhttp_resume_after_upgrade(&parser_);
+    if (!complete_) return {State::NeedMore, consumed};
+    return {State::Complete, consumed};
+  }
+  if (error_status_ == 0) {
+    switch (err) {
+      case HPE_INVALID_METHOD:
+        fail(400, "invalid method");
+        break;
+      case HPE_INVALID_VERSION:
+        fail(400, "invalid HTTP version");
+        break;
+      case HPE_UNEXPECTED_CONTENT_LENGTH:
+        fail(400, "Content-Length with Transfer-Encoding");
+        break;
+      case HPE_INVALID_TRANSFER_ENCODING:
+        fail(400, "invalid Transfer-Encoding");
+        break;
+      default:
+        fail(400, llhttp_errno_name(err));
+        break;
+    }
+  }
+  const char* pos = llhttp_get_error_pos(&parser_);
+  return {State::Error, pos ? static_cast<size_t>(pos - data) : 0};
+}
+
+RequestParser::Result RequestParser::finish() {
+  if (error_status_) return {State::Error, 0};
+  if (!in_message_) return {State::NeedMore, 0};
+  llhttp_errno_t err = llhttp_finish(&parser_);
+  if (err == HPE_PAUSED && complete_) return {State::Complete, 0};
+  fail(400, "connection closed mid-request");
+  return {State::Error, 0};
+}
+
+RequestRef RequestParser::take() { return std::move(complete_); }
+
+bool RequestParser::take_continue_needed() noexcept {
+  bool v = continue_needed_;
+  continue_needed_ = false;
+  return v;
+}
+
+}  // namespace kino

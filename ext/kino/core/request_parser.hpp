@@ -1,0 +1,99 @@
+// Adapts llhttp (strict mode, no lenient flags) to RequestCtx records.
+// The parser pauses after each complete request, so a connection handles
+// one request at a time and answers pipelined requests in order.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include <llhttp.h>
+
+#include "request_ctx.hpp"
+
+namespace kino {
+
+struct ParserLimits {
+  size_t max_header_size = 64 * 1024;  // whole request head
+  size_t max_uri_size = 8 * 1024;
+  size_t max_headers = 100;
+  uint64_t max_body_size = 50ull * 1024 * 1024;  // 0 = unlimited
+};
+
+class RequestParser {
+ public:
+  enum class State { NeedMore, Complete, Error };
+
+  struct Result {
+    State state;
+    size_t consumed;  // bytes of the input used; the rest belongs to the next request
+  };
+
+  explicit RequestParser(const ParserLimits& limits);
+  RequestParser(const RequestParser&) = delete;
+  RequestParser& operator=(const RequestParser&) = delete;
+
+  // Feeds bytes. Stops at the end of a complete request (Complete), at an
+  // error (Error) or when the input runs out (NeedMore).
+  Result feed(const char* data, size_t len);
+
+  // The peer closed its side: completes a request whose body runs to EOF,
+  // otherwise reports whether bytes of an unfinished request were pending.
+  Result finish();
+
+  // After Complete: the request, and the parser ready for the next one.
+  RequestRef take();
+
+  // After Error: the status to answer with and a short reason for the body.
+  int error_status() const noexcept { return error_status_; }
+  std::string_view error_reason() const noexcept { return error_reason_; }
+
+  // True once the head of a request with `Expect: 100-continue` and a body
+  // has been parsed and nobody has answered the expectation yet.
+  bool take_continue_needed() noexcept;
+
+  // Whether part of a request has been seen (so EOF now would cut it).
+  bool in_message() const noexcept { return in_message_; }
+
+  void set_peer(std::string_view peer, uint16_t local_port);
+
+ private:
+  static int on_message_begin(llhttp_t*);
+  static int on_url(llhttp_t*, const char*, size_t);
+  static int on_method(llhttp_t*, const char*, size_t);
+  static int on_header_field(llhttp_t*, const char*, size_t);
+  static int on_header_value(llhttp_t*, const char*, size_t);
+  static int on_header_value_complete(llhttp_t*);
+  static int on_headers_complete(llhttp_t*);
+  static int on_body(llhttp_t*, const char*, size_t);
+  static int on_message_complete(llhttp_t*);
+
+  int fail(int status, const char* reason);
+  int finish_header();
+  int check_head_size(size_t more);
+  int analyse_target();
+  int analyse_host(std::string_view host, bool from_target);
+
+  llhttp_t parser_;
+  llhttp_settings_t settings_;
+  ParserLimits limits_;
+  RequestRef current_;
+  RequestRef complete_;
+  Bytes field_;
+  Bytes value_;
+  bool value_started_ = false;
+  bool in_message_ = false;
+  bool continue_needed_ = false;
+  bool saw_host_ = false;
+  bool headers_done_ = false;
+  bool host_from_target_ = false;
+  bool expect_continue_ = false;
+  size_t head_bytes_ = 0;
+  size_t header_count_ = 0;
+  int error_status_ = 0;
+  const char* error_reason_ = "";
+  Bytes peer_;
+  uint16_t local_port_ = 0;
+};
+
+}  // namespace kino

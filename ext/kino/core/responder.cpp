@@ -1,0 +1,130 @@
+#include "responder.hpp"
+
+#include "response_sink.hpp"
+
+namespace kino {
+
+namespace {
+
+void report_dropped(RequestCtx& req, const Bytes& dropped) {
+  if (dropped.empty() || !req.sink) return;
+  Bytes line("response header dropped (invalid name or value): ");
+  line.append(dropped);
+  req.sink->log(view(line));
+}
+
+bool closing(const RequestCtx& req, bool server_closing) {
+  return server_closing || (req.sink && req.sink->closing());
+}
+
+void deliver(RequestCtx& req, Bytes bytes, bool last) {
+  if (req.sink) req.sink->send(std::move(bytes), last, req.response.keep_alive);
+}
+
+}  // namespace
+
+bool respond(RequestCtx& req, int status, std::span<const HeaderView> headers,
+             std::span<const std::string_view> body, bool server_closing) {
+  if (!req.claim()) return false;
+  uint64_t total = 0;
+  for (auto part : body) total += part.size();
+  AppFraming app = read_app_framing(headers);
+  ResponsePlan plan = plan_response(req, status, app, total, closing(req, server_closing));
+  Bytes out;
+  out.reserve(256 + (plan.send_body ? total : 0));
+  Bytes dropped;
+  write_head(out, status, headers, plan, http_date(), &dropped);
+  if (plan.send_body) {
+    // An app that declared a content-length owns that promise; we never put
+    // more bytes on the wire than it declared.
+    uint64_t budget = plan.framing == BodyFraming::ContentLength ? plan.content_length : total;
+    for (auto part : body) {
+      if (budget == 0) break;
+      size_t n = part.size() < budget ? part.size() : static_cast<size_t>(budget);
+      out.append(part.data(), n);
+      budget -= n;
+    }
+    if (plan.framing == BodyFraming::ContentLength && app.content_length && *app.content_length > total)
+      plan.keep_alive = false;  // the body fell short: the connection cannot be reused
+  }
+  req.response.framing = plan.framing;
+  req.response.keep_alive = plan.keep_alive;
+  req.response.started = req.response.finished = true;
+  report_dropped(req, dropped);
+  deliver(req, std::move(out), true);
+  return true;
+}
+
+bool start_response(RequestCtx& req, int status, std::span<const HeaderView> headers,
+                    bool server_closing) {
+  if (!req.claim()) return false;
+  AppFraming app = read_app_framing(headers);
+  ResponsePlan plan = plan_response(req, status, app, std::nullopt, closing(req, server_closing));
+  Bytes out;
+  Bytes dropped;
+  write_head(out, status, headers, plan, http_date(), &dropped);
+  auto& st = req.response;
+  st.framing = plan.framing;
+  st.keep_alive = plan.keep_alive;
+  st.send_body = plan.send_body;
+  st.declared_length = plan.content_length;
+  st.started = true;
+  report_dropped(req, dropped);
+  deliver(req, std::move(out), false);
+  return true;
+}
+
+bool write_body(RequestCtx& req, std::string_view data) {
+  auto& st = req.response;
+  if (!st.started || st.finished) return false;
+  if (!req.sink || !req.sink->open()) return false;
+  if (!st.send_body || data.empty()) return true;
+  Bytes out;
+  switch (st.framing) {
+    case BodyFraming::Chunked:
+      write_chunk(out, data);
+      break;
+    case BodyFraming::ContentLength: {
+      uint64_t left = st.declared_length - st.body_written;
+      if (data.size() > left) data = data.substr(0, static_cast<size_t>(left));
+      out.append(data.data(), data.size());
+      break;
+    }
+    case BodyFraming::UntilClose:
+      out.append(data.data(), data.size());
+      break;
+    case BodyFraming::None:
+      return true;
+  }
+  st.body_written += data.size();
+  if (!out.empty()) deliver(req, std::move(out), false);
+  return true;
+}
+
+void finish_response(RequestCtx& req) {
+  auto& st = req.response;
+  if (!st.started || st.finished) return;
+  st.finished = true;
+  Bytes out;
+  if (st.framing == BodyFraming::Chunked && st.send_body) append(out, kLastChunk);
+  if (st.framing == BodyFraming::ContentLength && st.send_body && st.body_written < st.declared_length)
+    st.keep_alive = false;  // short body: the client will notice the close
+  deliver(req, std::move(out), true);
+}
+
+bool respond_plain(RequestCtx& req, int status, std::string_view text, bool close) {
+  if (close) req.keep_alive = false;
+  HeaderView headers[] = {{"content-type", "text/plain"}};
+  std::string_view body[] = {text};
+  return respond(req, status, headers, body);
+}
+
+void abort_response(RequestCtx& req) {
+  auto& st = req.response;
+  if (!st.started || st.finished) return;
+  st.finished = true;
+  st.keep_alive = false;
+  deliver(req, Bytes(), true);  // no terminating chunk: the body is visibly cut
+}
+
+}  // namespace kino

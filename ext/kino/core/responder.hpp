@@ -1,0 +1,35 @@
+// Turns an application's answer into bytes on the request's connection.
+// Every function here may be called from any thread, but for one request
+// only by the party that won `RequestCtx::claim()`; the connection's strand
+// serialises the actual writes.
+#pragma once
+
+#include <span>
+#include <string_view>
+
+#include "request_ctx.hpp"
+#include "response_writer.hpp"
+
+namespace kino {
+
+// Claims the request and sends a complete response in one write.
+// Returns false (and sends nothing) when another party answered first.
+bool respond(RequestCtx& req, int status, std::span<const HeaderView> headers,
+             std::span<const std::string_view> body, bool server_closing = false);
+
+// Streaming: claim and send the head, then body pieces, then finish.
+bool start_response(RequestCtx& req, int status, std::span<const HeaderView> headers,
+                    bool server_closing = false);
+// Returns false once the peer is gone: stop producing.
+bool write_body(RequestCtx& req, std::string_view data);
+void finish_response(RequestCtx& req);
+
+// For answers the server gives on its own (errors, overload): a short plain
+// text body and `connection: close` when `close` is set.
+bool respond_plain(RequestCtx& req, int status, std::string_view text, bool close);
+
+// A response that cannot be completed (the app failed after the head was
+// sent): end it so the client sees a truncated body, never a valid one.
+void abort_response(RequestCtx& req);
+
+}  // namespace kino

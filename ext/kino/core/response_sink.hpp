@@ -1,0 +1,40 @@
+// The seam between the responder and the transport. A connection implements
+// it; the responder only ever hands it finished bytes, in order, from the
+// one thread that claimed the response.
+#pragma once
+
+#include <chrono>
+#include <string_view>
+
+#include "memory.hpp"
+
+namespace kino {
+
+class ResponseSink {
+ public:
+  virtual ~ResponseSink() = default;
+
+  // Queue bytes for the socket. `last` ends the current response; after it
+  // the connection reads the next request when `keep_alive`, or closes.
+  virtual void send(Bytes bytes, bool last, bool keep_alive) = 0;
+
+  // Blocks until the socket has drained below its high-water mark, the
+  // deadline passes, or the peer is gone. Returns false once the peer is
+  // gone, so a streaming body can stop producing.
+  virtual bool wait_writable(std::chrono::steady_clock::time_point deadline) = 0;
+
+  // Whether more bytes wait for the socket than the high-water mark allows:
+  // a producer should wait_writable before sending more.
+  virtual bool backlogged() const = 0;
+
+  // Whether the peer is still there to receive a response.
+  virtual bool open() const = 0;
+
+  // Whether the server is draining: responses then say `connection: close`.
+  virtual bool closing() const = 0;
+
+  // A line for the server's log channel (never written from here directly).
+  virtual void log(std::string_view line) = 0;
+};
+
+}  // namespace kino

@@ -1,0 +1,138 @@
+#include "server.hpp"
+
+#include <pthread.h>
+
+#include <stdexcept>
+
+#include "connection.hpp"
+#include "listener.hpp"
+#include "responder.hpp"
+
+namespace kino {
+
+Server::Server(ServerConfig config) : config_(std::move(config)) {
+  if (config_.io_threads < 1) config_.io_threads = 1;
+}
+
+Server::~Server() {
+  // stop() joins the threads; a server dropped without it (a failed boot)
+  // still must not leave them running against freed memory.
+  if (started_ && !stopped_) stop(std::chrono::milliseconds(0));
+}
+
+void Server::bind() {
+  std::lock_guard<std::mutex> lock(lifecycle_mu_);
+  std::vector<std::shared_ptr<Listener>> opened;
+  for (const auto& address : config_.listen)
+    opened.push_back(std::make_shared<Listener>(*this, address, config_.backlog));
+  if (opened.empty()) throw std::runtime_error("no address to listen on");
+  listeners_ = std::move(opened);
+}
+
+void Server::start() {
+  std::lock_guard<std::mutex> lock(lifecycle_mu_);
+  if (started_) return;
+  if (listeners_.empty()) throw std::runtime_error("bind before start");
+  work_.emplace(io_.get_executor());
+  for (auto& l : listeners_) l->start();
+  for (int i = 0; i < config_.io_threads; ++i) {
+    threads_.emplace_back([this, i] {
+      char name[16];
+      snprintf(name, sizeof name, "kino-io-%d", i);
+      pthread_setname_np(pthread_self(), name);
+      for (;;) {
+        try {
+          io_.run();
+          return;
+        } catch (const std::exception& e) {
+          // A handler threw (out of memory): log it and keep the thread.
+          log_.push(std::string("I/O thread error: ") + e.what());
+        }
+      }
+    });
+  }
+  started_ = true;
+}
+
+std::vector<std::string> Server::addresses() const {
+  std::vector<std::string> out;
+  for (const auto& l : listeners_) out.push_back(l->address());
+  return out;
+}
+
+void Server::dispatch(RequestRef req) {
+  counters_.requests_received.fetch_add(1, std::memory_order_relaxed);
+  counters_.in_flight.fetch_add(1, std::memory_order_relaxed);
+  if (!queue_.push(req)) {
+    counters_.rejected.fetch_add(1, std::memory_order_relaxed);
+    respond_plain(*req, 503, "Service Unavailable: the server is shutting down\n", true);
+  }
+}
+
+void Server::report(const error_code& ec, const char* what) {
+  log_.push(std::string(what) + ": " + ec.message());
+}
+
+void Server::track(const std::shared_ptr<Connection>& c) {
+  std::lock_guard<std::mutex> lock(connections_mu_);
+  connections_.emplace(c.get(), c);
+}
+
+void Server::untrack(Connection* c) {
+  std::lock_guard<std::mutex> lock(connections_mu_);
+  connections_.erase(c);
+}
+
+template <class F>
+void Server::for_each_connection(F&& f) {
+  std::vector<std::shared_ptr<Connection>> live;
+  {
+    std::lock_guard<std::mutex> lock(connections_mu_);
+    live.reserve(connections_.size());
+    for (auto& [raw, weak] : connections_)
+      if (auto c = weak.lock()) live.push_back(std::move(c));
+  }
+  for (auto& c : live) f(*c);
+}
+
+int64_t Server::stop(std::chrono::milliseconds timeout, const std::atomic<bool>* interrupted) {
+  std::lock_guard<std::mutex> lock(lifecycle_mu_);
+  if (stopped_) return 0;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  draining_.store(true, std::memory_order_release);
+  for (auto& l : listeners_) l->close();
+
+  // Keep-alive connections between requests are closed now; busy ones
+  // close after their current response (Connection::response_done).
+  auto tick = std::chrono::milliseconds(5);
+  for (;;) {
+    for_each_connection([](Connection& c) { c.close_if_idle(); });
+    if (counters_.in_flight.load() <= 0) break;
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    if (interrupted && interrupted->load()) break;
+    std::this_thread::sleep_for(tick);
+    if (tick < std::chrono::milliseconds(50)) tick *= 2;
+  }
+  int64_t stragglers = counters_.in_flight.load();
+  if (stragglers < 0) stragglers = 0;
+
+  queue_.close();
+  for_each_connection([](Connection& c) { c.close_now(); });
+  work_.reset();
+  if (started_) {
+    // Handlers finish quickly once every socket is closed; io_.stop() is the
+    // backstop so joining can never hang on a stuck peer.
+    auto join_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (counters_.connections_open.load() > stragglers &&
+           std::chrono::steady_clock::now() < join_deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    io_.stop();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+  listeners_.clear();
+  stopped_ = true;
+  return stragglers;
+}
+
+}  // namespace kino

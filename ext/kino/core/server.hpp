@@ -1,0 +1,95 @@
+// One HTTP server: its io_context and I/O threads, listeners, the request
+// queue its workers drain, counters and log channel. Ruby refers to it by
+// an integer id through the Registry and never holds it directly.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "asio.hpp"
+#include "counters.hpp"
+#include "log_channel.hpp"
+#include "request_queue.hpp"
+#include "server_config.hpp"
+
+namespace kino {
+
+class Connection;
+class Listener;
+
+class Server : public std::enable_shared_from_this<Server> {
+ public:
+  explicit Server(ServerConfig config);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Opens every listen address. Throws std::runtime_error naming the
+  // address on failure (in use, permission, bad address); nothing stays
+  // open then.
+  void bind();
+
+  // Starts the I/O threads; connections are accepted from here on.
+  void start();
+
+  // The addresses actually bound ("tcp://127.0.0.1:41234"), so a server
+  // started on port 0 can say where it listens.
+  std::vector<std::string> addresses() const;
+
+  // Graceful stop: stop accepting, close idle connections, let queued and
+  // in-flight requests finish until `timeout`, then close everything and
+  // join the I/O threads. `interrupted` is polled so a second signal can cut
+  // the wait short. Returns how many requests were still unanswered. Never
+  // call it from an I/O thread.
+  int64_t stop(std::chrono::milliseconds timeout, const std::atomic<bool>* interrupted = nullptr);
+
+  bool draining() const noexcept { return draining_.load(std::memory_order_acquire); }
+  bool running() const noexcept { return started_ && !stopped_; }
+
+  RequestQueue& queue() noexcept { return queue_; }
+  Counters& counters() noexcept { return counters_; }
+  LogChannel& log() noexcept { return log_; }
+  const ServerConfig& config() const noexcept { return config_; }
+  asio::io_context& io() noexcept { return io_; }
+
+  // Hands a complete request to the workers; answers 503 itself when the
+  // queue no longer takes requests.
+  void dispatch(RequestRef req);
+
+  // Funnel for errors on the I/O path (Beast's `fail`): one line to the
+  // log channel, never a write to stderr from an I/O thread.
+  void report(const error_code& ec, const char* what);
+
+  void track(const std::shared_ptr<Connection>& c);
+  void untrack(Connection* c);
+
+ private:
+  template <class F>
+  void for_each_connection(F&& f);
+
+  ServerConfig config_;
+  asio::io_context io_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  std::vector<std::shared_ptr<Listener>> listeners_;
+  std::vector<std::thread> threads_;
+  RequestQueue queue_;
+  Counters counters_;
+  LogChannel log_;
+
+  std::mutex connections_mu_;
+  std::unordered_map<Connection*, std::weak_ptr<Connection>> connections_;
+
+  std::atomic<bool> draining_{false};
+  bool started_ = false;
+  bool stopped_ = false;
+  std::mutex lifecycle_mu_;
+};
+
+}  // namespace kino

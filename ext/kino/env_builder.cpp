@@ -1,0 +1,183 @@
+// The Rack env, built inside the worker that will use it.
+//
+// Every key, and every value that repeats across requests (methods,
+// protocols, common hosts and peers), is a frozen String created once and
+// shared by all ractors: frozen strings are the one kind of object ractors
+// may share freely, and a frozen String key goes into a Hash as it is. On
+// Ruby 3.1 allocation does not scale across ractors, so each object not
+// allocated per request is parallelism kept.
+#include "env_builder.hpp"
+
+#include <ruby/encoding.h>
+#include <ruby/ractor.h>
+
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace kino::binding {
+
+namespace {
+
+VALUE frozen(std::string_view s) {
+  VALUE v = rb_str_new(s.data(), static_cast<long>(s.size()));
+  rb_obj_freeze(v);
+  rb_gc_register_mark_object(v);
+  return v;
+}
+
+struct EnvStrings {
+  VALUE request_method, script_name, path_info, query_string, server_name, server_port,
+      server_protocol, remote_addr, rack_url_scheme, rack_input, rack_errors,
+      rack_multithread, rack_multiprocess, rack_run_once, rack_hijack_p, kino_request;
+  VALUE http, http_1_1, http_1_0, empty, localhost, empty_binary;
+  VALUE cStringIO;
+  std::unordered_map<std::string_view, VALUE> headers;  // "HTTP_ACCEPT" -> frozen key
+  std::unordered_map<std::string_view, VALUE> methods;  // "GET" -> frozen value
+};
+
+// Written once in Init_ on the main ractor, read-only afterwards.
+EnvStrings* strings = nullptr;
+
+// Request header names common enough to deserve a frozen key.
+constexpr std::string_view kCommonHeaders[] = {
+    "CONTENT_TYPE", "CONTENT_LENGTH", "HTTP_ACCEPT", "HTTP_ACCEPT_CHARSET",
+    "HTTP_ACCEPT_ENCODING", "HTTP_ACCEPT_LANGUAGE", "HTTP_ACCESS_CONTROL_REQUEST_HEADERS",
+    "HTTP_ACCESS_CONTROL_REQUEST_METHOD", "HTTP_AUTHORIZATION", "HTTP_CACHE_CONTROL",
+    "HTTP_CONNECTION", "HTTP_COOKIE", "HTTP_DNT", "HTTP_EXPECT", "HTTP_FORWARDED", "HTTP_FROM",
+    "HTTP_HOST", "HTTP_IF_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_NONE_MATCH",
+    "HTTP_IF_RANGE", "HTTP_IF_UNMODIFIED_SINCE", "HTTP_KEEP_ALIVE", "HTTP_ORIGIN",
+    "HTTP_PRAGMA", "HTTP_PRIORITY", "HTTP_PROXY_AUTHORIZATION", "HTTP_RANGE", "HTTP_REFERER",
+    "HTTP_SEC_CH_UA", "HTTP_SEC_CH_UA_MOBILE", "HTTP_SEC_CH_UA_PLATFORM",
+    "HTTP_SEC_FETCH_DEST", "HTTP_SEC_FETCH_MODE", "HTTP_SEC_FETCH_SITE", "HTTP_SEC_FETCH_USER",
+    "HTTP_TE", "HTTP_TRAILER", "HTTP_TRANSFER_ENCODING", "HTTP_UPGRADE",
+    "HTTP_UPGRADE_INSECURE_REQUESTS", "HTTP_USER_AGENT", "HTTP_VIA", "HTTP_X_CSRF_TOKEN",
+    "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PORT",
+    "HTTP_X_FORWARDED_PROTO", "HTTP_X_REAL_IP", "HTTP_X_REQUEST_ID", "HTTP_X_REQUESTED_WITH",
+};
+
+constexpr std::string_view kMethods[] = {"GET",     "HEAD",  "POST",  "PUT",  "DELETE",
+                                         "OPTIONS", "PATCH", "TRACE", "PROPFIND"};
+
+// Hosts, ports and peer addresses repeat, but they come from clients, so
+// the cache is bounded: the first kLimit distinct values are kept (frozen,
+// for every ractor), later ones are allocated per request.
+class ValueCache {
+ public:
+  VALUE get(std::string_view bytes) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = values_.find(std::string(bytes));
+      if (it != values_.end()) return it->second;
+      if (values_.size() >= kLimit) return Qnil;
+    }
+    // Allocating with the lock released: Ruby may run GC here.
+    VALUE v = rb_str_new(bytes.data(), static_cast<long>(bytes.size()));
+    rb_obj_freeze(v);
+    rb_ractor_make_shareable(v);
+    std::lock_guard<std::mutex> lock(mu_);
+    auto [it, inserted] = values_.emplace(std::string(bytes), v);
+    if (inserted) rb_gc_register_mark_object(v);
+    return it->second;
+  }
+
+ private:
+  static constexpr size_t kLimit = 64;
+  std::mutex mu_;
+  std::unordered_map<std::string, VALUE> values_;
+};
+
+ValueCache* host_cache = nullptr;
+ValueCache* port_cache = nullptr;
+ValueCache* peer_cache = nullptr;
+
+VALUE str(const Bytes& b) { return rb_str_new(b.data(), static_cast<long>(b.size())); }
+
+VALUE cached(ValueCache* cache, std::string_view bytes) {
+  VALUE v = cache->get(bytes);
+  return NIL_P(v) ? rb_str_new(bytes.data(), static_cast<long>(bytes.size())) : v;
+}
+
+VALUE new_hash() {
+#ifdef HAVE_RB_HASH_NEW_CAPA
+  return rb_hash_new_capa(24);
+#else
+  return rb_hash_new();
+#endif
+}
+
+}  // namespace
+
+VALUE build_env(const RequestCtx& req, VALUE handle) {
+  const EnvStrings& s = *strings;
+  VALUE env = new_hash();
+
+  auto m = s.methods.find(view(req.method));
+  rb_hash_aset(env, s.request_method, m != s.methods.end() ? m->second : str(req.method));
+  rb_hash_aset(env, s.script_name, s.empty);
+  rb_hash_aset(env, s.path_info, str(req.path));
+  rb_hash_aset(env, s.query_string, req.query.empty() ? s.empty : str(req.query));
+  rb_hash_aset(env, s.server_name,
+               req.server_name.empty() ? s.localhost : cached(host_cache, view(req.server_name)));
+  if (!req.server_port.empty()) {
+    rb_hash_aset(env, s.server_port, cached(port_cache, view(req.server_port)));
+  } else {
+    char buf[8];
+    int n = snprintf(buf, sizeof buf, "%u", static_cast<unsigned>(req.local_port ? req.local_port : 80));
+    rb_hash_aset(env, s.server_port, cached(port_cache, std::string_view(buf, static_cast<size_t>(n))));
+  }
+  rb_hash_aset(env, s.server_protocol, req.http_minor == 0 ? s.http_1_0 : s.http_1_1);
+  rb_hash_aset(env, s.remote_addr, cached(peer_cache, view(req.peer_address)));
+  for (const auto& h : req.headers) {
+    auto k = s.headers.find(view(h.key));
+    VALUE key = k != s.headers.end() ? k->second : rb_obj_freeze(str(h.key));
+    rb_hash_aset(env, key, str(h.value));
+  }
+  rb_hash_aset(env, s.rack_url_scheme, s.http);
+  VALUE body = req.body.empty() ? s.empty_binary : str(req.body);
+  rb_hash_aset(env, s.rack_input, rb_class_new_instance(1, &body, s.cStringIO));
+  rb_hash_aset(env, s.rack_errors, rb_gv_get("$stderr"));
+  rb_hash_aset(env, s.rack_multithread, Qtrue);
+  rb_hash_aset(env, s.rack_multiprocess, Qfalse);
+  rb_hash_aset(env, s.rack_run_once, Qfalse);
+  rb_hash_aset(env, s.rack_hijack_p, Qfalse);
+  rb_hash_aset(env, s.kino_request, handle);
+  return env;
+}
+
+void init_env_builder(VALUE) {
+  rb_require("stringio");
+  auto* s = new EnvStrings();
+  s->request_method = frozen("REQUEST_METHOD");
+  s->script_name = frozen("SCRIPT_NAME");
+  s->path_info = frozen("PATH_INFO");
+  s->query_string = frozen("QUERY_STRING");
+  s->server_name = frozen("SERVER_NAME");
+  s->server_port = frozen("SERVER_PORT");
+  s->server_protocol = frozen("SERVER_PROTOCOL");
+  s->remote_addr = frozen("REMOTE_ADDR");
+  s->rack_url_scheme = frozen("rack.url_scheme");
+  s->rack_input = frozen("rack.input");
+  s->rack_errors = frozen("rack.errors");
+  s->rack_multithread = frozen("rack.multithread");
+  s->rack_multiprocess = frozen("rack.multiprocess");
+  s->rack_run_once = frozen("rack.run_once");
+  s->rack_hijack_p = frozen("rack.hijack?");
+  s->kino_request = frozen("kino.request");
+  s->http = frozen("http");
+  s->http_1_1 = frozen("HTTP/1.1");
+  s->http_1_0 = frozen("HTTP/1.0");
+  s->empty = frozen("");
+  s->localhost = frozen("localhost");
+  s->empty_binary = frozen("");  // rb_str_new gives ASCII-8BIT, as rack.input wants
+  s->cStringIO = rb_path2class("StringIO");
+  for (auto name : kCommonHeaders) s->headers.emplace(name, frozen(name));
+  for (auto name : kMethods) s->methods.emplace(name, frozen(name));
+  strings = s;
+  host_cache = new ValueCache();
+  port_cache = new ValueCache();
+  peer_cache = new ValueCache();
+}
+
+}  // namespace kino::binding

@@ -1,0 +1,271 @@
+// Kino::Native::Request and the request functions of the seam: take_one
+// (block for the next request, build its env here), and the respond_*
+// family (hand the app's answer to the native responder).
+#include <chrono>
+#include <span>
+#include <string_view>
+
+#include "binding.hpp"
+#include "core/registry.hpp"
+#include "core/responder.hpp"
+#include "core/response_sink.hpp"
+#include "env_builder.hpp"
+
+namespace kino::binding {
+
+namespace {
+
+VALUE cRequest = Qnil;
+
+void request_free(void* p) {
+  if (p) intrusive_ptr_release(static_cast<RequestCtx*>(p));
+}
+
+size_t request_size(const void* p) {
+  auto* r = static_cast<const RequestCtx*>(p);
+  return sizeof(RequestCtx) + r->body.capacity() + r->headers.capacity() * sizeof(EnvHeader);
+}
+
+// The handle is created in the worker that took the request and never
+// leaves that ractor. Freeing it only drops a reference, which is safe on
+// any thread, so it can be freed immediately during GC.
+const rb_data_type_t request_type = {
+    "Kino::Native::Request",
+    {nullptr, request_free, request_size, nullptr, {nullptr}},
+    nullptr,
+    nullptr,
+    RUBY_TYPED_FREE_IMMEDIATELY,
+};
+
+RequestCtx* unwrap(VALUE handle) {
+  auto* r = static_cast<RequestCtx*>(rb_check_typeddata(handle, &request_type));
+  if (!r) rb_raise(eKinoError, "request handle is empty");
+  return r;
+}
+
+constexpr auto kTick = std::chrono::milliseconds(50);
+
+struct TakeCall : Interruptible {
+  RequestQueue* queue;
+  RequestCtx* taken = nullptr;
+  void run() {
+    while (!interrupted.load(std::memory_order_acquire)) {
+      RequestRef r = queue->pop_for(kTick);
+      if (r) {
+        taken = r.detach();
+        return;
+      }
+      if (queue->drained()) return;
+    }
+  }
+};
+
+// Native.take_one(server_id) -> env Hash, or nil once the server's queue is
+// closed and empty. Blocks with the GVL released; a request already queued
+// is taken without releasing it.
+VALUE native_take_one(VALUE, VALUE id) {
+  uint64_t sid = NUM2ULL(id);
+  for (;;) {
+    RequestCtx* taken = nullptr;
+    bool missing = false, closed = false;
+    {
+      auto server = Registry::instance().find(sid);
+      if (!server) {
+        missing = true;
+      } else {
+        RequestQueue& queue = server->queue();
+        RequestRef r = queue.try_pop();
+        if (r) {
+          taken = r.detach();
+        } else if (queue.drained()) {
+          closed = true;
+        } else {
+          TakeCall call;
+          call.queue = &queue;
+          // gvl2: a request dequeued while an interrupt arrives is kept,
+          // not lost; the interrupt is handled by the next check below.
+          without_gvl(call);
+          taken = call.taken;
+          closed = !taken && queue.drained();
+        }
+      }
+    }
+    if (missing) rb_raise(eKinoError, "no server with id %llu", static_cast<unsigned long long>(sid));
+    if (taken) {
+      VALUE handle = TypedData_Wrap_Struct(cRequest, &request_type, taken);
+      return build_env(*taken, handle);
+    }
+    if (closed) return Qnil;
+    rb_thread_check_ints();  // Thread#kill, Ractor shutdown: raises or returns
+  }
+}
+
+// Response headers, read in place from the app's Hash: names and values
+// point into Ruby strings, valid while we hold the GVL and allocate nothing
+// on the Ruby heap.
+struct HeaderScan {
+  NativeVector<HeaderView>* out;
+  VALUE bad = Qnil;
+};
+
+int scan_header(VALUE key, VALUE value, VALUE arg) {
+  auto* scan = reinterpret_cast<HeaderScan*>(arg);
+  if (!RB_TYPE_P(key, T_STRING)) {
+    scan->bad = key;
+    return ST_STOP;
+  }
+  std::string_view name(RSTRING_PTR(key), static_cast<size_t>(RSTRING_LEN(key)));
+  if (RB_TYPE_P(value, T_STRING)) {
+    scan->out->push_back({name, {RSTRING_PTR(value), static_cast<size_t>(RSTRING_LEN(value))}});
+  } else if (RB_TYPE_P(value, T_ARRAY)) {
+    // Rack 3: an Array value is one header line per element.
+    for (long i = 0; i < RARRAY_LEN(value); ++i) {
+      VALUE v = RARRAY_AREF(value, i);
+      if (!RB_TYPE_P(v, T_STRING)) {
+        scan->bad = key;
+        return ST_STOP;
+      }
+      scan->out->push_back({name, {RSTRING_PTR(v), static_cast<size_t>(RSTRING_LEN(v))}});
+    }
+  } else {
+    scan->bad = key;
+    return ST_STOP;
+  }
+  return ST_CONTINUE;
+}
+
+int check_status(VALUE status) {
+  if (!RB_INTEGER_TYPE_P(status)) rb_raise(rb_eTypeError, "status must be an Integer");
+  long s = NUM2LONG(status);
+  if (s < 100 || s > 999) rb_raise(rb_eArgError, "status %ld is not a valid HTTP status", s);
+  return static_cast<int>(s);
+}
+
+void raise_bad_header(VALUE bad) {
+  rb_raise(rb_eTypeError, "response header %" PRIsVALUE " must have a String name and a String or Array of Strings value",
+           rb_inspect(bad));
+}
+
+// Native.respond(req, status, headers, body_array) -> true, or false when
+// the request was already answered (a timeout, a supervisor).
+VALUE native_respond(VALUE, VALUE handle, VALUE status, VALUE headers, VALUE body) {
+  RequestCtx* req = unwrap(handle);
+  int code = check_status(status);
+  Check_Type(headers, T_HASH);
+  Check_Type(body, T_ARRAY);
+  long parts = RARRAY_LEN(body);
+  for (long i = 0; i < parts; ++i)
+    if (!RB_TYPE_P(RARRAY_AREF(body, i), T_STRING))
+      rb_raise(rb_eTypeError, "response body must yield Strings, got %" PRIsVALUE,
+               rb_obj_class(RARRAY_AREF(body, i)));
+  VALUE bad = Qnil;
+  VALUE sent = protect([&]() -> VALUE {
+    NativeVector<HeaderView> hv;
+    hv.reserve(static_cast<size_t>(RHASH_SIZE(headers)) + 2);
+    HeaderScan scan{&hv};
+    rb_hash_foreach(headers, scan_header, reinterpret_cast<VALUE>(&scan));
+    if (!NIL_P(scan.bad)) {
+      bad = scan.bad;
+      return Qnil;
+    }
+    NativeVector<std::string_view> bv;
+    bv.reserve(static_cast<size_t>(parts));
+    for (long i = 0; i < parts; ++i) {
+      VALUE s = RARRAY_AREF(body, i);
+      bv.emplace_back(RSTRING_PTR(s), static_cast<size_t>(RSTRING_LEN(s)));
+    }
+    return respond(*req, code, hv, bv) ? Qtrue : Qfalse;
+  });
+  if (!NIL_P(bad)) raise_bad_header(bad);
+  return sent;
+}
+
+// Native.respond_start(req, status, headers) -> true/false (see respond).
+VALUE native_respond_start(VALUE, VALUE handle, VALUE status, VALUE headers) {
+  RequestCtx* req = unwrap(handle);
+  int code = check_status(status);
+  Check_Type(headers, T_HASH);
+  VALUE bad = Qnil;
+  VALUE sent = protect([&]() -> VALUE {
+    NativeVector<HeaderView> hv;
+    hv.reserve(static_cast<size_t>(RHASH_SIZE(headers)) + 2);
+    HeaderScan scan{&hv};
+    rb_hash_foreach(headers, scan_header, reinterpret_cast<VALUE>(&scan));
+    if (!NIL_P(scan.bad)) {
+      bad = scan.bad;
+      return Qnil;
+    }
+    return start_response(*req, code, hv) ? Qtrue : Qfalse;
+  });
+  if (!NIL_P(bad)) raise_bad_header(bad);
+  return sent;
+}
+
+struct WritableCall : Interruptible {
+  ResponseSink* sink;
+  bool open = true;
+  void run() { open = sink->wait_writable(std::chrono::steady_clock::now() + kTick); }
+};
+
+// Native.respond_write(req, chunk) -> true, or false once the client is
+// gone (stop producing). Waits, without the GVL, while the connection has
+// more than its high-water mark of bytes not yet written: a slow reader
+// slows the producer instead of growing memory.
+VALUE native_respond_write(VALUE, VALUE handle, VALUE chunk) {
+  RequestCtx* req = unwrap(handle);
+  StringValue(chunk);
+  bool ok = protect([&]() -> VALUE {
+    return write_body(*req, {RSTRING_PTR(chunk), static_cast<size_t>(RSTRING_LEN(chunk))}) ? Qtrue : Qfalse;
+  }) == Qtrue;
+  while (ok && req->sink && req->sink->backlogged()) {
+    WritableCall call;
+    call.sink = req->sink.get();
+    without_gvl(call);
+    ok = call.open;
+    if (call.interrupted.load()) rb_thread_check_ints();
+  }
+  return ok ? Qtrue : Qfalse;
+}
+
+VALUE native_respond_finish(VALUE, VALUE handle) {
+  RequestCtx* req = unwrap(handle);
+  return protect([&]() -> VALUE {
+    finish_response(*req);
+    return Qnil;
+  });
+}
+
+// Native.respond_error(req, status, text) -> true if this answer went out.
+// For failures: answers with a plain-text error when nothing was sent yet,
+// or cuts off a response whose head already left.
+VALUE native_respond_error(VALUE, VALUE handle, VALUE status, VALUE text) {
+  RequestCtx* req = unwrap(handle);
+  int code = check_status(status);
+  StringValue(text);
+  return protect([&]() -> VALUE {
+    if (respond_plain(*req, code, {RSTRING_PTR(text), static_cast<size_t>(RSTRING_LEN(text))}, false))
+      return Qtrue;
+    abort_response(*req);
+    return Qfalse;
+  });
+}
+
+// Request#claimed? — whether some response has been started.
+VALUE request_claimed_p(VALUE self) { return unwrap(self)->claimed() ? Qtrue : Qfalse; }
+
+}  // namespace
+
+void init_native_request(VALUE mNative) {
+  cRequest = rb_define_class_under(mNative, "Request", rb_cObject);
+  rb_undef_alloc_func(cRequest);
+  rb_define_method(cRequest, "claimed?", RUBY_METHOD_FUNC(request_claimed_p), 0);
+
+  rb_define_module_function(mNative, "take_one", RUBY_METHOD_FUNC(native_take_one), 1);
+  rb_define_module_function(mNative, "respond", RUBY_METHOD_FUNC(native_respond), 4);
+  rb_define_module_function(mNative, "respond_start", RUBY_METHOD_FUNC(native_respond_start), 3);
+  rb_define_module_function(mNative, "respond_write", RUBY_METHOD_FUNC(native_respond_write), 2);
+  rb_define_module_function(mNative, "respond_finish", RUBY_METHOD_FUNC(native_respond_finish), 1);
+  rb_define_module_function(mNative, "respond_error", RUBY_METHOD_FUNC(native_respond_error), 3);
+}
+
+}  // namespace kino::binding

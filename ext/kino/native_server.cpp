@@ -1,0 +1,206 @@
+// Kino::Native server functions. A server is created, started, stopped and
+// released by integer id; Ruby never holds the native object, so the id can
+// be handed to worker ractors and the server's lifetime stays explicit
+// (never a side effect of GC).
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "binding.hpp"
+#include "core/registry.hpp"
+
+namespace kino::binding {
+
+namespace {
+
+ID id_listen, id_io_threads, id_backlog, id_max_header_size, id_max_uri_size, id_max_headers,
+    id_max_body_size, id_write_high_water;
+
+std::shared_ptr<Server> find_server(uint64_t id) {
+  auto s = Registry::instance().find(id);
+  if (!s) throw std::runtime_error("no server with id " + std::to_string(id));
+  return s;
+}
+
+VALUE opt(VALUE options, ID key) { return rb_hash_lookup2(options, ID2SYM(key), Qnil); }
+
+long long opt_int(VALUE options, ID key, long long fallback) {
+  VALUE v = opt(options, key);
+  return NIL_P(v) ? fallback : NUM2LL(v);
+}
+
+// Native.server_create(options) -> Integer id. Binds every address now, so
+// "address in use" surfaces before any worker starts.
+VALUE native_server_create(VALUE, VALUE options) {
+  Check_Type(options, T_HASH);
+  VALUE listen = opt(options, id_listen);
+  Check_Type(listen, T_ARRAY);
+  // Read everything Ruby-side first: NUM2LL and StringValue may raise.
+  long n = RARRAY_LEN(listen);
+  for (long i = 0; i < n; ++i) {
+    VALUE a = RARRAY_AREF(listen, i);
+    StringValue(a);
+  }
+  long long io_threads = opt_int(options, id_io_threads, 2);
+  long long backlog = opt_int(options, id_backlog, 1024);
+  long long max_header = opt_int(options, id_max_header_size, 64 * 1024);
+  long long max_uri = opt_int(options, id_max_uri_size, 8 * 1024);
+  long long max_headers = opt_int(options, id_max_headers, 100);
+  long long max_body = opt_int(options, id_max_body_size, 50ll * 1024 * 1024);
+  long long high_water = opt_int(options, id_write_high_water, 1 << 20);
+  if (io_threads < 1 || backlog < 1 || max_header < 1 || max_uri < 1 || max_headers < 1 ||
+      max_body < 0 || high_water < 1)
+    rb_raise(rb_eArgError, "server options must be positive");
+
+  return protect([&]() -> VALUE {
+    ServerConfig config;
+    for (long i = 0; i < n; ++i) {
+      VALUE a = RARRAY_AREF(listen, i);
+      config.listen.emplace_back(RSTRING_PTR(a), static_cast<size_t>(RSTRING_LEN(a)));
+    }
+    config.io_threads = static_cast<int>(io_threads);
+    config.backlog = static_cast<int>(backlog);
+    config.limits.max_header_size = static_cast<size_t>(max_header);
+    config.limits.max_uri_size = static_cast<size_t>(max_uri);
+    config.limits.max_headers = static_cast<size_t>(max_headers);
+    config.limits.max_body_size = static_cast<uint64_t>(max_body);
+    config.write_high_water = static_cast<size_t>(high_water);
+    auto server = std::make_shared<Server>(std::move(config));
+    server->bind();
+    return ULL2NUM(Registry::instance().add(std::move(server)));
+  });
+}
+
+VALUE native_server_start(VALUE, VALUE id) {
+  uint64_t sid = NUM2ULL(id);
+  return protect([&]() -> VALUE {
+    find_server(sid)->start();
+    return Qtrue;
+  });
+}
+
+VALUE native_server_addresses(VALUE, VALUE id) {
+  uint64_t sid = NUM2ULL(id);
+  std::vector<std::string> addresses;
+  protect([&]() -> VALUE {
+    addresses = find_server(sid)->addresses();
+    return Qnil;
+  });
+  // `addresses` is destroyed by the caller's frame only if nothing below
+  // raises; a NoMemoryError here would leak a few bytes, nothing worse.
+  VALUE out = rb_ary_new_capa(static_cast<long>(addresses.size()));
+  for (const auto& a : addresses) rb_ary_push(out, rb_str_new(a.data(), static_cast<long>(a.size())));
+  return out;
+}
+
+struct StopCall : Interruptible {
+  Server* server;
+  std::chrono::milliseconds timeout;
+  int64_t stragglers = 0;
+  void run() { stragglers = server->stop(timeout, &interrupted); }
+};
+
+// Native.server_stop(id, timeout_seconds) -> Integer requests left
+// unanswered. Waits without the GVL: the workers need it to finish the
+// requests being drained.
+VALUE native_server_stop(VALUE, VALUE id, VALUE timeout) {
+  uint64_t sid = NUM2ULL(id);
+  double seconds = NUM2DBL(timeout);
+  if (seconds < 0) seconds = 0;
+  int64_t stragglers = 0;
+  protect([&]() -> VALUE {
+    auto server = find_server(sid);
+    StopCall call;
+    call.server = server.get();
+    call.timeout = std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
+    without_gvl(call);
+    stragglers = call.stragglers;
+    return Qnil;
+  });
+  return LL2NUM(stragglers);
+}
+
+// Native.server_close_queue(id): workers parked in take_one return nil.
+VALUE native_server_close_queue(VALUE, VALUE id) {
+  uint64_t sid = NUM2ULL(id);
+  return protect([&]() -> VALUE {
+    find_server(sid)->queue().close();
+    return Qnil;
+  });
+}
+
+VALUE native_server_release(VALUE, VALUE id) {
+  uint64_t sid = NUM2ULL(id);
+  return protect([&]() -> VALUE {
+    auto server = Registry::instance().remove(sid);
+    if (server) server->stop(std::chrono::milliseconds(0));
+    return server ? Qtrue : Qfalse;
+  });
+}
+
+VALUE native_server_stats(VALUE, VALUE id) {
+  uint64_t sid = NUM2ULL(id);
+  Counters::Snapshot c{};
+  size_t queued = 0;
+  uint64_t log_dropped = 0;
+  protect([&]() -> VALUE {
+    auto server = find_server(sid);
+    c = server->counters().snapshot();
+    queued = server->queue().depth();
+    log_dropped = server->log().dropped();
+    return Qnil;
+  });
+  VALUE h = rb_hash_new();
+  rb_hash_aset(h, ID2SYM(rb_intern("connections_accepted")), ULL2NUM(c.connections_accepted));
+  rb_hash_aset(h, ID2SYM(rb_intern("connections_open")), LL2NUM(c.connections_open));
+  rb_hash_aset(h, ID2SYM(rb_intern("requests_received")), ULL2NUM(c.requests_received));
+  rb_hash_aset(h, ID2SYM(rb_intern("in_flight")), LL2NUM(c.in_flight));
+  rb_hash_aset(h, ID2SYM(rb_intern("queued")), ULL2NUM(queued));
+  rb_hash_aset(h, ID2SYM(rb_intern("served")), ULL2NUM(c.served));
+  rb_hash_aset(h, ID2SYM(rb_intern("rejected")), ULL2NUM(c.rejected));
+  rb_hash_aset(h, ID2SYM(rb_intern("timeouts")), ULL2NUM(c.timeouts));
+  rb_hash_aset(h, ID2SYM(rb_intern("parse_errors")), ULL2NUM(c.parse_errors));
+  rb_hash_aset(h, ID2SYM(rb_intern("log_dropped")), ULL2NUM(log_dropped));
+  return h;
+}
+
+// Native.server_drain_log(id) -> Array of lines the native side logged.
+VALUE native_server_drain_log(VALUE, VALUE id) {
+  uint64_t sid = NUM2ULL(id);
+  std::vector<std::string> lines;
+  protect([&]() -> VALUE {
+    lines = find_server(sid)->log().drain();
+    return Qnil;
+  });
+  VALUE out = rb_ary_new_capa(static_cast<long>(lines.size()));
+  for (const auto& l : lines) rb_ary_push(out, rb_str_new(l.data(), static_cast<long>(l.size())));
+  return out;
+}
+
+}  // namespace
+
+void init_native_server(VALUE mNative) {
+  id_listen = rb_intern("listen");
+  id_io_threads = rb_intern("io_threads");
+  id_backlog = rb_intern("backlog");
+  id_max_header_size = rb_intern("max_header_size");
+  id_max_uri_size = rb_intern("max_uri_size");
+  id_max_headers = rb_intern("max_headers");
+  id_max_body_size = rb_intern("max_body_size");
+  id_write_high_water = rb_intern("write_high_water");
+  // Interned here, on the main ractor, so stats never interns in a worker.
+  for (const char* name : {"connections_accepted", "connections_open", "requests_received", "in_flight",
+                           "queued", "served", "rejected", "timeouts", "parse_errors", "log_dropped"})
+    rb_intern(name);
+
+  rb_define_module_function(mNative, "server_create", RUBY_METHOD_FUNC(native_server_create), 1);
+  rb_define_module_function(mNative, "server_start", RUBY_METHOD_FUNC(native_server_start), 1);
+  rb_define_module_function(mNative, "server_addresses", RUBY_METHOD_FUNC(native_server_addresses), 1);
+  rb_define_module_function(mNative, "server_stop", RUBY_METHOD_FUNC(native_server_stop), 2);
+  rb_define_module_function(mNative, "server_close_queue", RUBY_METHOD_FUNC(native_server_close_queue), 1);
+  rb_define_module_function(mNative, "server_release", RUBY_METHOD_FUNC(native_server_release), 1);
+  rb_define_module_function(mNative, "server_stats", RUBY_METHOD_FUNC(native_server_stats), 1);
+  rb_define_module_function(mNative, "server_drain_log", RUBY_METHOD_FUNC(native_server_drain_log), 1);
+}
+
+}  // namespace kino::binding
