@@ -20,7 +20,7 @@ Connection::Connection(std::shared_ptr<Server> server, Socket socket, std::strin
 }
 
 Connection::~Connection() {
-  server_->counters().connections_open.fetch_sub(1, std::memory_order_relaxed);
+  if (!closed_) server_->counters().connections_open.fetch_sub(1, std::memory_order_relaxed);
   server_->untrack(this);
 }
 
@@ -185,6 +185,7 @@ void Connection::response_done(bool keep_alive) {
 void Connection::close_socket() {
   if (closed_) return;
   closed_ = true;
+  server_->counters().connections_open.fetch_sub(1, std::memory_order_relaxed);
   open_.store(false, std::memory_order_release);
   error_code ignored;
   socket_.close(ignored);

@@ -18,7 +18,11 @@ bool closing(const RequestCtx& req, bool server_closing) {
 }
 
 void deliver(RequestCtx& req, Bytes bytes, bool last) {
-  if (req.sink) req.sink->send(std::move(bytes), last, req.response.keep_alive);
+  if (!req.sink) return;
+  req.sink->send(std::move(bytes), last, req.response.keep_alive);
+  // The Ruby handle may outlive the response until GC; the connection
+  // must not live that long with it.
+  if (last) req.sink.reset();
 }
 
 }  // namespace

@@ -1,0 +1,191 @@
+# frozen_string_literal: true
+
+require "etc"
+require "kino/errors"
+require "kino/dsl"
+
+module Kino
+  # Every setting of a Kino server, resolved from three sources in order of
+  # precedence: options given to +new+ (the command line) over the config
+  # file over DEFAULTS.
+  #
+  #   configuration = Kino::Configuration.new({ port: 3000 }).load
+  #   configuration[:workers]          # => 4 (say, from kino.rb)
+  #   configuration.listen_addresses   # => ["tcp://127.0.0.1:3000"]
+  #
+  # The object only reads: loading a config never changes the process (see
+  # #apply_environment! for the one setting that does, applied on request).
+  class Configuration
+    # The value of every directive when neither the config file nor the
+    # command line sets it. Kino::DSL documents each one.
+    DEFAULTS = {
+      bind: "127.0.0.1",
+      port: 9292,
+      workers: Etc.nprocessors,
+      threads: nil, # 1 in :ractor mode, 3 in :threaded: see #threads_for
+      mode: :auto,
+      io_threads: Etc.nprocessors,
+      rackup: "config.ru",
+      environment: nil,
+      pidfile: nil,
+      queue_depth: 1024,
+      queue_timeout: 5.0,
+      request_timeout: nil,
+      max_connections: nil, # from the open-file limit
+      max_body_size: 52_428_800, # 50 MiB
+      max_header_size: 65_536, # the whole request head
+      max_uri_size: 8192,
+      max_headers: 100,
+      first_data_timeout: 30,
+      persistent_timeout: 20,
+      backlog: 1024,
+      shutdown_timeout: 30,
+      batch: 1,
+      lanes: false,
+      log_requests: false,
+      tls: nil,
+      control_bind: nil,
+      control_token: nil,
+      quarantine_timeout: nil,
+      quarantine_max: nil, # workers (ractor) or workers x threads (threaded)
+      on_error: nil,
+      after_boot: nil,
+      after_worker_boot: nil,
+      after_request_complete: nil,
+      on_worker_exit: nil
+    }.freeze
+
+    # Directives that load and are checked but do nothing yet in this
+    # version, so a config written for the earlier Kino still loads. The
+    # launcher warns about the ones a config sets.
+    NOT_YET_IMPLEMENTED = %i[
+      lanes batch tls control_bind control_token quarantine_timeout
+      quarantine_max request_timeout log_requests after_request_complete
+      queue_timeout max_connections first_data_timeout persistent_timeout
+    ].freeze
+
+    # Searched in this order, relative to the current directory, when no
+    # config file is named.
+    DEFAULT_CONFIG_FILES = ["kino.rb", "config/kino.rb"].freeze
+
+    THREADS_PER_WORKER = { ractor: 1, threaded: 3 }.freeze
+
+    # The absolute path of the config file #load evaluated, or nil.
+    attr_reader :config_file
+
+    # +cli_options+ uses directive names as keys ({ port: 3000,
+    # rackup: "app.ru" }); nil values count as not given. They are checked
+    # here, so a bad one raises Kino::ConfigError at once. +config_file+
+    # names a file that must exist; without one, +search_default_files+
+    # looks for DEFAULT_CONFIG_FILES.
+    def initialize(cli_options = {}, config_file: nil, search_default_files: true)
+      # Captured once: relative paths mean what they meant when Kino started.
+      @working_directory = Dir.pwd.freeze
+      @requested_config_file = config_file
+      @search_default_files = search_default_files
+      @cli_settings = DSL.apply_options(cli_options, {}).freeze
+      @file_settings = {}.freeze
+      @config_file = nil
+      @values = resolve
+    end
+
+    # Evaluates the config file, if there is one, and returns self. Raises
+    # Kino::ConfigError naming the file and line of any problem in it, or
+    # naming a config file that was asked for and does not exist.
+    def load
+      path, display_path = find_config_file
+      file_settings = {}
+      DSL.evaluate_file(path, file_settings, display_path: display_path) if path
+      @file_settings = file_settings.freeze
+      @config_file = path&.freeze
+      @values = resolve
+      self
+    end
+
+    # The resolved value of one directive. Raises KeyError for a name that
+    # is not a directive, so a typo in the caller fails loudly.
+    #
+    # Binds resolve to a frozen Array of the addresses as written (the
+    # file's, the command line's, or [DEFAULTS[:bind]]); #listen_addresses
+    # gives them in a form ready to listen on.
+    def [](key)
+      @values.fetch(key)
+    end
+
+    # Every resolved value, keyed as DEFAULTS.
+    def to_h
+      @values
+    end
+
+    # The rackup file to load.
+    def rackup
+      self[:rackup]
+    end
+
+    # Threads per worker in +mode+ (:ractor or :threaded; resolve :auto
+    # first): the +threads+ directive if set, otherwise THREADS_PER_WORKER.
+    def threads_for(mode)
+      default = THREADS_PER_WORKER.fetch(mode.is_a?(String) ? mode.to_sym : mode) do
+        raise ArgumentError, "threads_for needs :ractor or :threaded (got #{mode.inspect})"
+      end
+      self[:threads] || default
+    end
+
+    # The addresses to listen on, each "tcp://HOST:PORT" (IPv6 hosts in
+    # brackets) or "unix:///absolute/path". Binds without their own port use
+    # the +port+ directive. A relative unix socket path is made absolute
+    # against the config file's directory when it comes from the file, and
+    # against the working directory when it comes from the command line or
+    # there is no file.
+    def listen_addresses
+      base_directory = if @config_file && !@cli_settings.key?(:bind)
+                         File.dirname(@config_file)
+                       else
+                         @working_directory
+                       end
+      self[:bind].map { |address| listen_address(address, base_directory) }.uniq.freeze
+    end
+
+    # Sets RACK_ENV from the +environment+ directive unless +env+ already
+    # has a RACK_ENV: the deploy's own setting wins. The launcher calls this
+    # just before loading the app; loading a config never does. Returns self.
+    def apply_environment!(env = ENV)
+      environment = self[:environment]
+      env["RACK_ENV"] = environment if environment && env["RACK_ENV"].to_s.empty?
+      self
+    end
+
+    private
+
+    # Returns [absolute path, path as the user knows it], or nil.
+    def find_config_file
+      if @requested_config_file
+        path = File.expand_path(@requested_config_file, @working_directory)
+        raise ConfigError, "config file not found: #{@requested_config_file}" unless File.file?(path)
+
+        return [path, @requested_config_file.to_s]
+      end
+      return unless @search_default_files
+
+      DEFAULT_CONFIG_FILES.each do |name|
+        path = File.join(@working_directory, name)
+        return [path, name] if File.file?(path)
+      end
+      nil
+    end
+
+    def resolve
+      values = DEFAULTS.merge(@file_settings, @cli_settings)
+      values[:bind] = Array(@cli_settings[:bind] || @file_settings[:bind] || DEFAULTS[:bind]).freeze
+      values.freeze
+    end
+
+    def listen_address(address, base_directory)
+      kind, host_or_path, port = DSL.parse_listen_address(address)
+      return "unix://#{File.absolute_path(host_or_path, base_directory)}" if kind == :unix
+
+      host = host_or_path.include?(":") ? "[#{host_or_path}]" : host_or_path
+      "tcp://#{host}:#{port || self[:port]}"
+    end
+  end
+end

@@ -1,0 +1,800 @@
+# frozen_string_literal: true
+
+require "kino/errors"
+
+module Kino
+  # The methods a config file (kino.rb) can call, one per directive.
+  #
+  #   # kino.rb
+  #   workers 4
+  #   threads 2
+  #   bind "tcp://0.0.0.0:8080"
+  #   on_error { |exception, env| warn "#{exception.class} on #{env&.fetch("PATH_INFO", nil)}" }
+  #
+  # Kino::Configuration evaluates the file with instance_eval on a fresh DSL
+  # object. Each directive checks its value where it is written, because only
+  # there do we know which file and line to blame, and stores it in a
+  # settings Hash that the Configuration owns and merges. The DSL knows
+  # nothing else about the Configuration.
+  #
+  # Every public instance method of this class is a directive, and nothing
+  # else is (DSL.directives). The same methods check the options given on
+  # the command line or to Configuration.new (DSL.apply_options), so a value
+  # is accepted or refused the same way wherever it comes from.
+  #
+  # Values read from the environment usually arrive as Strings
+  # (`workers ENV.fetch("WEB_CONCURRENCY", 2)`), so Integer directives also
+  # accept a decimal String and numeric ones any String Float() reads.
+  class DSL
+    MODES = %i[auto ractor threaded].freeze
+    LISTEN_ADDRESS_FORMS = "HOST, HOST:PORT, tcp://HOST:PORT or unix://PATH"
+
+    # The names a config file may call.
+    def self.directives
+      public_instance_methods(false)
+    end
+
+    # Evaluates the Ruby file at +path+ and stores what it sets in +settings+.
+    # Errors name the file as +display_path+ (how the user wrote it).
+    # Raises Kino::ConfigError for anything that goes wrong in the file,
+    # with "<display_path>:<line>: " in front of the message.
+    def self.evaluate_file(path, settings, display_path: path)
+      source_path = File.expand_path(path)
+      source = begin
+        File.read(source_path)
+      rescue SystemCallError => e
+        raise ConfigError, "cannot read config file #{display_path}: #{e.message}"
+      end
+      dsl = new(settings, source_path: source_path, display_path: display_path)
+      # The absolute path makes __FILE__ and __dir__ inside the file right
+      # even if the process changes directory later; messages use the
+      # display path instead.
+      dsl.instance_eval(source, source_path, 1)
+      dsl.__send__(:seal)
+      settings
+    rescue ConfigError
+      raise
+    rescue SyntaxError => e
+      # The parser's message already starts with "<path>:<line>: ".
+      message = e.message.chomp
+      message = message.sub(source_path, display_path) if message.start_with?("#{source_path}:")
+      raise ConfigError, message
+    rescue StandardError, ScriptError => e
+      raise ConfigError, "#{location_of(e, source_path, display_path)}#{describe_exception(e)}"
+    end
+
+    # Checks each option (a Hash keyed by directive name, as the CLI builds
+    # it) with the directive of the same name and stores it in +settings+.
+    # A nil value means "not given", the way Rack handlers pass unset
+    # options. +bind+ may be one address or an Array of them, +threads+ an
+    # Integer or [min, max], +tls+ a Hash with :cert and :key.
+    def self.apply_options(options, settings)
+      dsl = new(settings)
+      options.each do |name, value|
+        next if value.nil?
+
+        dsl.__send__(:apply_option, name.to_sym, value)
+      end
+      settings
+    end
+
+    # Reads a +bind+ value. Returns [:tcp, host, port_or_nil] or
+    # [:unix, path]; the host of an IPv6 address comes without brackets.
+    # Raises Kino::ConfigError (without a location) when +address+ is not
+    # one of LISTEN_ADDRESS_FORMS.
+    #
+    # A bare IPv6 address ("::1", "tcp://::1") cannot carry a port, since
+    # its last group would read as one: write "[::1]:8080" for that.
+    def self.parse_listen_address(address)
+      unless address.is_a?(String) && !address.empty?
+        raise ConfigError, "needs an address such as #{LISTEN_ADDRESS_FORMS} (got #{address.inspect})"
+      end
+
+      if address.start_with?("unix://")
+        path = address.delete_prefix("unix://")
+        raise ConfigError, "needs a socket path after unix:// (got #{address.inspect})" if path.empty?
+
+        return [:unix, path]
+      end
+
+      scheme = address[%r{\A([A-Za-z][A-Za-z0-9+.-]*)://}, 1]
+      if scheme && scheme != "tcp"
+        raise ConfigError, "cannot listen on #{address.inspect}: Kino listens on tcp:// and unix:// " \
+                           "(HTTPS comes from the tls directive)"
+      end
+
+      host, port = split_host_and_port(address.delete_prefix("tcp://"))
+      unless host && valid_host?(host) && (port.nil? || port_number(port))
+        raise ConfigError, "cannot read #{address.inspect} as an address (expected #{LISTEN_ADDRESS_FORMS})"
+      end
+
+      [:tcp, host, port && port_number(port)]
+    end
+
+    def self.split_host_and_port(text)
+      if (bracketed = text.match(/\A\[(?<host>[^\]]+)\](?::(?<port>[^:]*))?\z/))
+        [bracketed[:host], bracketed[:port]]
+      elsif text.count(":") > 1
+        [text, nil]
+      else
+        host, separator, port = text.partition(":")
+        [host, separator.empty? ? nil : port]
+      end
+    end
+    private_class_method :split_host_and_port
+
+    def self.valid_host?(host)
+      if host.include?(":")
+        host.match?(/\A[0-9A-Fa-f:.]+(%[\w.-]+)?\z/)
+      else
+        host.match?(/\A[A-Za-z0-9_.-]+\z/)
+      end
+    end
+    private_class_method :valid_host?
+
+    def self.port_number(text)
+      number = Integer(text, 10, exception: false) if text.match?(/\A\d+\z/)
+      number if number&.between?(0, 65_535)
+    end
+    private_class_method :port_number
+
+    def self.location_of(exception, source_path, display_path)
+      line = exception.backtrace_locations&.find { |location| location.path == source_path }&.lineno
+      line ? "#{display_path}:#{line}: " : "#{display_path}: "
+    end
+    private_class_method :location_of
+
+    # A wrong number of arguments to a directive is raised inside this file;
+    # naming the directive says which call was wrong.
+    def self.describe_exception(exception)
+      innermost = exception.backtrace_locations&.first
+      directive = innermost&.label if innermost&.path == __FILE__
+      if exception.is_a?(ArgumentError) && directive && directives.include?(directive.to_sym)
+        "#{directive}: #{exception.message}"
+      else
+        "#{exception.message} (#{exception.class})"
+      end
+    end
+    private_class_method :describe_exception
+
+    # +source_path+ is the file being evaluated (nil for options), used to
+    # find the line of a bad call; +display_path+ is how messages name it.
+    def initialize(settings, source_path: nil, display_path: source_path)
+      @settings = settings
+      @source_path = source_path&.dup&.freeze
+      @display_path = display_path&.dup&.freeze
+    end
+
+    # Adds an address to listen on. Each call adds one, so a server can
+    # listen on several addresses at once. A plain host (or a tcp:// address
+    # without a port) listens on the +port+ directive's port; a tcp:// address
+    # with its own port keeps it. A relative unix:// path is taken from the
+    # config file's directory. IPv6 addresses may be written with or without
+    # brackets ("::1", "[::1]"); to give one a port, use brackets.
+    # `kino --bind` on the command line replaces every bind of the file.
+    #
+    # The default is "127.0.0.1" (this machine only; bind "0.0.0.0" to
+    # accept connections from other machines).
+    #
+    # @example All IPv4 interfaces, on the port of the +port+ directive
+    #   bind "0.0.0.0"
+    # @example An explicit port, and IPv6 loopback as well
+    #   bind "tcp://0.0.0.0:8080"
+    #   bind "[::1]:8080"
+    # @example A unix socket, its path relative to this config file
+    #   bind "unix://tmp/sockets/kino.sock"
+    #
+    def bind(address)
+      self.class.parse_listen_address(address)
+      (@settings[:bind] ||= []) << address.dup.freeze
+    rescue ConfigError => e
+      invalid!("bind #{e.message}")
+    end
+
+    # The TCP port for binds that do not name their own port.
+    #
+    # The default is 9292.
+    #
+    # @example
+    #   port 3000
+    # @example From the environment, as most platforms hand it out
+    #   port ENV.fetch("PORT", 9292)
+    #
+    def port(number)
+      port = to_integer(number)
+      invalid!("port must be an Integer from 0 to 65535 (got #{number.inspect})") unless port&.between?(0, 65_535)
+      @settings[:port] = port
+    end
+
+    # How many workers serve requests: ractors in :ractor mode, groups of
+    # threads in :threaded mode. In :ractor mode each worker runs Ruby in
+    # parallel, so more workers than cores only adds contention.
+    #
+    # The default is the number of CPU cores (Etc.nprocessors).
+    #
+    # @example
+    #   workers 4
+    # @example From the environment, as Heroku-style platforms set it
+    #   workers ENV.fetch("WEB_CONCURRENCY", 2)
+    #
+    def workers(count)
+      @settings[:workers] = positive_integer(:workers, count)
+    end
+
+    # Threads per worker. A worker runs a fixed number of threads, so Puma's
+    # `threads min, max` form is accepted (a Puma config loads unchanged)
+    # and the max is used.
+    #
+    # The default is 1 in :ractor mode and 3 in :threaded mode.
+    #
+    # @example
+    #   threads 2
+    # @example Puma's form: runs 5 threads per worker
+    #   threads 1, 5
+    #
+    def threads(count, max = nil)
+      if max.nil?
+        @settings[:threads] = positive_integer(:threads, count)
+      else
+        minimum = to_integer(count)
+        maximum = to_integer(max)
+        unless minimum && maximum && minimum >= 0 && maximum.positive? && minimum <= maximum
+          invalid!("threads min, max needs Integers with 0 <= min <= max and max >= 1 " \
+                   "(got #{count.inspect}, #{max.inspect})")
+        end
+        @settings[:threads] = maximum
+      end
+    end
+
+    # How the app runs: :ractor (each worker in its own Ractor, Ruby runs in
+    # parallel), :threaded (worker threads in the main ractor, one Ruby
+    # thread at a time, like Puma without workers), or :auto (:ractor when
+    # the app can be shared between ractors, otherwise :threaded with a
+    # warning that says why; `kino --check` tells you in advance).
+    #
+    # The default is :auto.
+    #
+    # @example
+    #   mode :threaded
+    #
+    def mode(name)
+      mode = name.to_sym if name.is_a?(Symbol) || name.is_a?(String)
+      unless MODES.include?(mode)
+        invalid!("mode must be one of #{MODES.map(&:inspect).join(", ")} (got #{name.inspect})")
+      end
+      @settings[:mode] = mode
+    end
+
+    # Native threads that accept connections and parse HTTP. They never run
+    # Ruby, so they do not compete with workers for the GVL, only for CPU.
+    # `tokio_threads`, the earlier name, does the same.
+    #
+    # The default is the number of CPU cores (Etc.nprocessors).
+    #
+    # @example
+    #   io_threads 2
+    #
+    def io_threads(count)
+      @settings[:io_threads] = positive_integer(:io_threads, count)
+    end
+    alias tokio_threads io_threads
+
+    # The rackup file that builds the application. A rackup file given on
+    # the command line (`kino app.ru`) wins.
+    #
+    # The default is "config.ru".
+    #
+    # @example
+    #   rackup "config/app.ru"
+    #
+    def rackup(path)
+      @settings[:rackup] = path_string(:rackup, path)
+    end
+
+    # Sets RACK_ENV to +name+ before the application loads, unless RACK_ENV
+    # is already set in the process environment: the deploy's own setting
+    # wins over the file. This only records the value; the launcher sets
+    # RACK_ENV (Configuration#apply_environment!) just before loading the
+    # app, so reading a config, `kino --check` and the specs change nothing.
+    #
+    # The default is nil (RACK_ENV is left alone).
+    #
+    # @example
+    #   environment "production"
+    #
+    def environment(name)
+      unless (name.is_a?(String) || name.is_a?(Symbol)) && !name.empty?
+        invalid!("environment must be a non-empty String (got #{name.inspect})")
+      end
+      @settings[:environment] = name.to_s.dup.freeze
+    end
+
+    # Writes the server's process id to +path+ when it starts.
+    #
+    # The default is nil (no pidfile).
+    #
+    # @example
+    #   pidfile "tmp/pids/kino.pid"
+    #
+    def pidfile(path)
+      @settings[:pidfile] = path_string(:pidfile, path)
+    end
+
+    # The bound of the queue between the I/O threads and the workers. When
+    # it is full, a new request waits up to +queue_timeout+ for space and
+    # then gets 503 Service Unavailable: a bounded queue turns overload into
+    # quick refusals instead of ever-growing latency.
+    #
+    # The default is 1024.
+    #
+    # @example
+    #   queue_depth 256
+    #
+    def queue_depth(count)
+      @settings[:queue_depth] = positive_integer(:queue_depth, count)
+    end
+
+    # Seconds a request may wait for space in a full queue before it gets
+    # 503. 0 refuses at once.
+    # Not yet implemented in this version: accepted, checked, no effect.
+    #
+    # The default is 5.0.
+    #
+    # @example
+    #   queue_timeout 1.5
+    #
+    def queue_timeout(seconds)
+      @settings[:queue_timeout] = non_negative_seconds(:queue_timeout, seconds)
+    end
+
+    # Seconds the app may take on a request before the client gets 504
+    # Gateway Timeout. The handler itself runs on (Ruby cannot safely stop
+    # it); only the client stops waiting.
+    # Not yet implemented in this version: accepted, checked, no effect.
+    #
+    # The default is nil (no limit).
+    #
+    # @example
+    #   request_timeout 30
+    #
+    def request_timeout(seconds)
+      @settings[:request_timeout] = optional_positive_seconds(:request_timeout, seconds)
+    end
+
+    # Open client connections at most. Beyond it, new connections wait in
+    # the kernel's listen backlog instead of costing memory here.
+    # Not yet implemented in this version: accepted, checked, no effect.
+    #
+    # The default is nil: derived from the open-file limit (ulimit -n).
+    #
+    # @example
+    #   max_connections 4096
+    #
+    def max_connections(count)
+      @settings[:max_connections] = count.nil? ? nil : positive_integer(:max_connections, count)
+    end
+
+    # Largest request body accepted, in bytes; a larger one gets 413
+    # Content Too Large before the app sees it. nil or 0 means no limit.
+    #
+    # The default is 52428800 (50 MiB).
+    #
+    # @example 10 MiB
+    #   max_body_size 10 * 1024 * 1024
+    #
+    def max_body_size(bytes)
+      @settings[:max_body_size] = bytes.nil? ? nil : non_negative_integer(:max_body_size, bytes)
+    end
+
+    # Largest request head (request line plus all headers), in bytes; a
+    # larger one gets 431 Request Header Fields Too Large. It bounds the
+    # memory a client can make us hold before a request is complete.
+    #
+    # The default is 65536 (64 KiB).
+    #
+    # @example
+    #   max_header_size 16 * 1024
+    #
+    def max_header_size(bytes)
+      @settings[:max_header_size] = positive_integer(:max_header_size, bytes)
+    end
+
+    # Longest request target (path and query), in bytes; a longer one gets
+    # 414 URI Too Long.
+    #
+    # The default is 8192.
+    #
+    # @example
+    #   max_uri_size 4096
+    #
+    def max_uri_size(bytes)
+      @settings[:max_uri_size] = positive_integer(:max_uri_size, bytes)
+    end
+
+    # Most header fields in one request; more get 431 Request Header Fields
+    # Too Large. Many tiny headers cost more to turn into a Rack env than
+    # their size suggests.
+    #
+    # The default is 100.
+    #
+    # @example
+    #   max_headers 50
+    #
+    def max_headers(count)
+      @settings[:max_headers] = positive_integer(:max_headers, count)
+    end
+
+    # Seconds a new connection may stay silent before it is closed, so idle
+    # sockets cannot pile up (slowloris).
+    # Not yet implemented in this version: accepted, checked, no effect.
+    #
+    # The default is 30.
+    #
+    # @example
+    #   first_data_timeout 10
+    #
+    def first_data_timeout(seconds)
+      @settings[:first_data_timeout] = positive_seconds(:first_data_timeout, seconds)
+    end
+
+    # Seconds a keep-alive connection may sit idle between requests before
+    # it is closed.
+    # Not yet implemented in this version: accepted, checked, no effect.
+    #
+    # The default is 20.
+    #
+    # @example
+    #   persistent_timeout 60
+    #
+    def persistent_timeout(seconds)
+      @settings[:persistent_timeout] = positive_seconds(:persistent_timeout, seconds)
+    end
+
+    # Length of the kernel's queue of connections not yet accepted (the
+    # listen(2) backlog). The kernel caps it at net.core.somaxconn.
+    #
+    # The default is 1024.
+    #
+    # @example
+    #   backlog 4096
+    #
+    def backlog(count)
+      @settings[:backlog] = positive_integer(:backlog, count)
+    end
+
+    # Seconds a graceful shutdown (SIGTERM, SIGINT) waits for requests in
+    # flight to finish before the process exits anyway.
+    #
+    # The default is 30.
+    #
+    # @example
+    #   shutdown_timeout 10
+    #
+    def shutdown_timeout(seconds)
+      @settings[:shutdown_timeout] = non_negative_seconds(:shutdown_timeout, seconds)
+    end
+
+    # Requests a worker takes from the queue per visit. More than 1 saves
+    # queue traffic under load at the cost of latency for the requests
+    # that wait behind the first.
+    # Not yet implemented in this version: accepted, checked, no effect.
+    #
+    # The default is 1.
+    #
+    # @example
+    #   batch 4
+    #
+    def batch(count)
+      @settings[:batch] = positive_integer(:batch, count)
+    end
+
+    # Experimental: a queue (lane) per worker instead of one shared queue.
+    # Not yet implemented in this version: accepted, checked, no effect.
+    #
+    # The default is false.
+    #
+    # @example
+    #   lanes
+    # @example
+    #   lanes false
+    #
+    def lanes(enabled = true)
+      @settings[:lanes] = boolean(:lanes, enabled)
+    end
+
+    # Writes an access log line per request to stdout, from native code.
+    # Not yet implemented in this version: accepted, checked, no effect.
+    #
+    # The default is false.
+    #
+    # @example
+    #   log_requests
+    #
+    def log_requests(enabled = true)
+      @settings[:log_requests] = boolean(:log_requests, enabled)
+    end
+
+    # Serves HTTPS with this certificate and private key, each a file path
+    # or the PEM text itself.
+    # Not yet implemented in this version: accepted, checked, no effect.
+    #
+    # The default is nil (plain HTTP).
+    #
+    # @example
+    #   tls cert: "config/tls/cert.pem", key: "config/tls/key.pem"
+    # @example PEM text from the environment
+    #   tls cert: ENV.fetch("TLS_CERT"), key: ENV.fetch("TLS_KEY")
+    #
+    def tls(cert:, key:)
+      @settings[:tls] = { cert: path_string(:tls, cert, "cert"), key: path_string(:tls, key, "key") }.freeze
+    end
+
+    # Serves a control endpoint on this address: /stats (JSON), /metrics
+    # (Prometheus), /ready and /live. Keep it off the public interface.
+    # Not yet implemented in this version: accepted, checked, no effect.
+    #
+    # The default is nil (no control endpoint).
+    #
+    # @example
+    #   control_bind "127.0.0.1:9293"
+    # @example
+    #   control_bind "unix://tmp/sockets/kino-control.sock"
+    #
+    def control_bind(address)
+      unless address.nil?
+        kind, _host, port = begin
+          self.class.parse_listen_address(address)
+        rescue ConfigError => e
+          invalid!("control_bind #{e.message}")
+        end
+        if kind == :tcp && port.nil?
+          invalid!("control_bind needs a port, as in \"127.0.0.1:9293\" (got #{address.inspect})")
+        end
+      end
+      @settings[:control_bind] = address&.dup&.freeze
+    end
+
+    # A token the control endpoint requires on /stats and /metrics, as
+    # "Authorization: Bearer <token>".
+    # Not yet implemented in this version: accepted, checked, no effect.
+    #
+    # The default is nil (no token required).
+    #
+    # @example
+    #   control_token ENV.fetch("KINO_CONTROL_TOKEN")
+    #
+    def control_token(token)
+      unless token.nil? || (token.is_a?(String) && !token.empty?)
+        invalid!("control_token must be a non-empty String (got #{token.inspect})")
+      end
+      @settings[:control_token] = token&.dup&.freeze
+    end
+
+    # Seconds after which a worker slot stuck on one request is written off
+    # and replaced by a fresh one, so a hung request cannot take capacity
+    # away for good.
+    # Not yet implemented in this version: accepted, checked, no effect.
+    #
+    # The default is nil (never).
+    #
+    # @example
+    #   quarantine_timeout 60
+    #
+    def quarantine_timeout(seconds)
+      @settings[:quarantine_timeout] = optional_positive_seconds(:quarantine_timeout, seconds)
+    end
+
+    # Most slots replaced by +quarantine_timeout+ over the life of the
+    # process; each stuck slot keeps its memory, so this bounds the leak.
+    # Not yet implemented in this version: accepted, checked, no effect.
+    #
+    # The default is nil: workers in :ractor mode, workers x threads in
+    # :threaded mode.
+    #
+    # @example
+    #   quarantine_max 8
+    #
+    def quarantine_max(count)
+      @settings[:quarantine_max] = count.nil? ? nil : non_negative_integer(:quarantine_max, count)
+    end
+
+    # Called with (exception, env) when the app raises, or a response cannot
+    # be delivered (env is nil when there is no request to blame). Runs in
+    # the worker. Takes a block or any object that responds to #call; a
+    # second on_error replaces the first.
+    #
+    # The default is nil (errors are logged to stderr).
+    #
+    # @example
+    #   on_error { |exception, env| warn "#{exception.class}: #{exception.message}" }
+    # @example
+    #   on_error ErrorReporter.method(:notify)
+    #
+    def on_error(handler = nil, &block)
+      @settings[:on_error] = hook(:on_error, handler, block)
+    end
+
+    # Runs on the main thread once the worker pool is up and listening.
+    #
+    # The default is nil.
+    #
+    # @example
+    #   after_boot { puts "kino is up" }
+    #
+    def after_boot(handler = nil, &block)
+      @settings[:after_boot] = hook(:after_boot, handler, block)
+    end
+
+    # Runs inside each worker before it serves its first request: open
+    # per-worker connections here. In :ractor mode it runs in the worker's
+    # ractor, so it must be shareable (Ractor.make_shareable) and may only
+    # read shareable values; a block written in this file qualifies when the
+    # local variables it uses hold shareable values.
+    #
+    # The default is nil.
+    #
+    # @example
+    #   after_worker_boot { ActiveRecord::Base.establish_connection }
+    #
+    def after_worker_boot(handler = nil, &block)
+      @settings[:after_worker_boot] = hook(:after_worker_boot, handler, block)
+    end
+
+    # Runs inside the worker after each response, with (env, status).
+    # Not yet implemented in this version: accepted, checked, no effect.
+    #
+    # The default is nil.
+    #
+    # @example
+    #   after_request_complete { |env, status| warn env["PATH_INFO"] if status >= 500 }
+    #
+    def after_request_complete(handler = nil, &block)
+      @settings[:after_request_complete] = hook(:after_request_complete, handler, block)
+    end
+
+    # Runs on the main thread when a worker ends, with (worker_index, error),
+    # error being nil for a clean exit.
+    #
+    # The default is nil.
+    #
+    # @example
+    #   on_worker_exit { |index, error| warn "worker #{index} died: #{error.inspect}" if error }
+    #
+    def on_worker_exit(handler = nil, &block)
+      @settings[:on_worker_exit] = hook(:on_worker_exit, handler, block)
+    end
+
+    private
+
+    # Without this, a misspelt directive would raise NoMethodError about an
+    # object the user never heard of.
+    def method_missing(name, *)
+      invalid!("unknown directive '#{name}'#{suggestion(name) { |closest| "'#{closest}'" }}")
+    end
+
+    def respond_to_missing?(_name, _include_private)
+      false
+    end
+
+    # " (did you mean ...?)" with the closest directive, written by the
+    # block, or "" when none is close (or did_you_mean is disabled).
+    def suggestion(name)
+      return "" unless defined?(DidYouMean::SpellChecker)
+
+      closest = DidYouMean::SpellChecker.new(dictionary: self.class.directives.map(&:to_s)).correct(name.to_s).first
+      closest ? " (did you mean #{yield closest}?)" : ""
+    end
+
+    def apply_option(name, value)
+      invalid!("unknown option #{name.inspect}#{suggestion(name) { |closest| ":#{closest}" }}") unless self.class.directives.include?(name)
+
+      case name
+      when :bind then Array(value).each { |address| bind(address) }
+      when :threads then threads(*Array(value))
+      when :tls
+        invalid!("tls needs a Hash with :cert and :key (got #{value.inspect})") unless value.is_a?(Hash)
+        tls(**value.transform_keys(&:to_sym))
+      else
+        public_send(name, value)
+      end
+    rescue ArgumentError => e
+      invalid!("option #{name.inspect}: #{e.message}")
+    end
+
+    # After the file is evaluated, blocks written in it still hold this
+    # object as their self. Dropping the settings and freezing leaves an
+    # object Ractor.make_shareable accepts, so a hook block can be handed
+    # to worker ractors.
+    def seal
+      remove_instance_variable(:@settings)
+      freeze
+    end
+
+    def invalid!(message)
+      raise ConfigError, "#{location_prefix}#{message}"
+    end
+
+    # The line of the config file that called the directive being checked.
+    def location_prefix
+      return "" unless @source_path
+
+      line = caller_locations.find { |location| location.path == @source_path }&.lineno
+      line ? "#{@display_path}:#{line}: " : "#{@display_path}: "
+    end
+
+    def to_integer(value)
+      case value
+      when Integer then value
+      when String then Integer(value, 10, exception: false)
+      end
+    end
+
+    def to_seconds(value)
+      seconds = case value
+                when Integer then value
+                when Float then value
+                when String then Float(value, exception: false)
+                end
+      seconds if seconds.nil? || seconds.finite?
+    end
+
+    def positive_integer(directive, value)
+      integer = to_integer(value)
+      return integer if integer&.positive?
+
+      invalid!("#{directive} must be a positive Integer (got #{value.inspect})")
+    end
+
+    def non_negative_integer(directive, value)
+      integer = to_integer(value)
+      return integer if integer && integer >= 0
+
+      invalid!("#{directive} must be an Integer, 0 or more (got #{value.inspect})")
+    end
+
+    def positive_seconds(directive, value)
+      seconds = to_seconds(value)
+      return seconds if seconds&.positive?
+
+      invalid!("#{directive} must be a positive number of seconds (got #{value.inspect})")
+    end
+
+    def non_negative_seconds(directive, value)
+      seconds = to_seconds(value)
+      return seconds if seconds && seconds >= 0
+
+      invalid!("#{directive} must be a number of seconds, 0 or more (got #{value.inspect})")
+    end
+
+    def optional_positive_seconds(directive, value)
+      return nil if value.nil?
+
+      seconds = to_seconds(value)
+      return seconds if seconds&.positive?
+
+      invalid!("#{directive} must be a positive number of seconds, or nil for none (got #{value.inspect})")
+    end
+
+    def boolean(directive, value)
+      return value if value == true || value == false
+
+      invalid!("#{directive} must be true or false (got #{value.inspect})")
+    end
+
+    # A String or anything that says it is a path (Pathname).
+    def path_string(directive, value, part = nil)
+      value = value.to_path if value.respond_to?(:to_path)
+      return value.dup.freeze if value.is_a?(String) && !value.empty?
+
+      invalid!("#{[directive, part].compact.join(" ")} must be a non-empty String (got #{value.inspect})")
+    end
+
+    def hook(directive, handler, block)
+      invalid!("#{directive} takes a block or a callable, not both") if handler && block
+      callable = handler || block
+      return callable if callable.respond_to?(:call)
+
+      invalid!("#{directive} needs a block or an object that responds to #call (got #{handler.inspect})")
+    end
+  end
+end

@@ -1,0 +1,18 @@
+# frozen_string_literal: true
+
+module Kino
+  # The root of every error Kino raises on purpose, so that callers (the CLI,
+  # an embedding application) can tell Kino's own reports from bugs.
+  class Error < StandardError; end
+
+  # The configuration cannot be used: a bad value for a directive, an
+  # unknown directive, a config file that is missing or does not parse.
+  # The message is meant for the operator as it stands: it starts with
+  # "<file>:<line>: " when the problem is in a config file, and the CLI
+  # prints it without a backtrace.
+  class ConfigError < Error; end
+
+  # The application cannot run in :ractor mode (it holds state that cannot
+  # be shared between ractors), and :ractor mode was asked for explicitly.
+  class UnshareableAppError < Error; end
+end

@@ -1,0 +1,124 @@
+# frozen_string_literal: true
+
+require "rack"
+require_relative "errors"
+require_relative "server"
+
+module Kino
+  # What `kino` does once its configuration is loaded: load the app, start
+  # a Server, print the banner, and turn signals into a graceful stop.
+  #
+  # The main thread only ever sleeps in short slices here: Ruby runs signal
+  # handlers on the main thread, and one blocked in a native wait or a
+  # Ractor.take would never run them.
+  class Launcher
+    SIGNALS = %w[INT TERM].freeze
+    POLL_INTERVAL = 0.1
+
+    def initialize(configuration, stdout: $stdout, stderr: $stderr)
+      @configuration = configuration
+      @stdout = stdout
+      @stderr = stderr
+      @signals = []
+    end
+
+    # Serves until SIGINT or SIGTERM; returns the process exit status.
+    def run
+      @configuration.apply_environment!
+      app = load_app
+      warn_not_yet_implemented
+      server = Server.new(app, @configuration, log: @stderr)
+      previous = trap_signals
+      server.start
+      write_pidfile
+      banner(server)
+      sleep POLL_INTERVAL while @signals.empty?
+      @stdout.puts "- Gracefully stopping (#{@signals.first}), waiting for requests to finish"
+      server.shutdown
+      @stdout.puts "- Goodbye!"
+      0
+    rescue Kino::Error => e
+      @stderr.puts "kino: #{e.message}"
+      1
+    ensure
+      remove_pidfile
+      restore_signals(previous) if previous
+    end
+
+    # `kino --check`: whether the app can run in :ractor mode.
+    def check
+      @configuration.apply_environment!
+      load_app
+      @stdout.puts "kino --check: the app loads; :ractor mode is not available in this version, " \
+                   "so it would run in :threaded mode"
+      1
+    rescue Kino::Error => e
+      @stderr.puts "kino: #{e.message}"
+      1
+    end
+
+    private
+
+    def load_app
+      path = @configuration.rackup
+      raise ConfigError, "rackup file not found: #{path}" unless File.file?(path)
+
+      app = Rack::Builder.parse_file(path)
+      app = app.first if app.is_a?(Array) # Rack 2 returned [app, options]
+      raise ConfigError, "#{path} does not define a Rack app (use `run app` in it)" unless app.respond_to?(:call)
+
+      app
+    rescue SyntaxError, StandardError => e
+      raise if e.is_a?(Kino::Error)
+
+      where = (e.backtrace_locations || []).find { |l| l.path&.end_with?(File.basename(path)) }
+      at = where ? "#{path}:#{where.lineno}" : path
+      raise ConfigError, "#{at}: could not load the app: #{e.class}: #{e.message}"
+    end
+
+    def warn_not_yet_implemented
+      defaults = Configuration::DEFAULTS
+      Configuration::NOT_YET_IMPLEMENTED.each do |name|
+        next if @configuration[name] == defaults[name]
+
+        @stderr.puts "kino: warning: `#{name}` is not implemented in this version yet; it has no effect"
+      end
+    end
+
+    # A first signal asks for a graceful stop; a second one while stopping
+    # exits at once.
+    def trap_signals
+      SIGNALS.to_h do |sig|
+        [sig, Signal.trap(sig) do
+          exit!(1) unless @signals.empty?
+          @signals << sig
+        end]
+      end
+    end
+
+    def restore_signals(previous)
+      previous.each { |sig, handler| Signal.trap(sig, handler || "DEFAULT") }
+    end
+
+    def write_pidfile
+      path = @configuration[:pidfile]
+      File.write(path, "#{Process.pid}\n") if path
+    end
+
+    def remove_pidfile
+      path = @configuration[:pidfile]
+      File.delete(path) if path && File.file?(path) && File.read(path).to_i == Process.pid
+    rescue SystemCallError
+      nil
+    end
+
+    def banner(server)
+      yjit = defined?(RubyVM::YJIT) && RubyVM::YJIT.enabled? ? "on" : "off"
+      @stdout.puts "Kino #{Kino::VERSION} (ruby #{RUBY_VERSION}p#{RUBY_PATCHLEVEL}, YJIT #{yjit}), pid #{Process.pid}"
+      @stdout.puts "* Mode: #{server.mode}, #{server.workers} workers x #{server.threads} threads, " \
+                   "#{@configuration[:io_threads]} I/O threads"
+      server.addresses.each { |a| @stdout.puts "* Listening on #{a}" }
+      @stdout.puts "Use Ctrl-C to stop"
+    end
+  end
+end

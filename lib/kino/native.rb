@@ -1,0 +1,12 @@
+# frozen_string_literal: true
+
+# Loads the compiled extension, turning a missing build into advice.
+begin
+  require "kino/kino"
+rescue LoadError => e
+  raise LoadError, <<~MSG.chomp
+    kino: the native extension could not be loaded (#{e.message}).
+    From a checkout, run `bin/setup` (installs the C++ libraries and compiles)
+    or `bundle exec rake compile`; as a gem, reinstall it so it compiles again.
+  MSG
+end

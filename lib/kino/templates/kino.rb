@@ -1,0 +1,154 @@
+# frozen_string_literal: true
+
+# Kino configuration, written by `kino --init`.
+#
+# Kino reads this file when it starts from this directory (or from
+# `kino -C path/to/kino.rb`). It is Ruby: each line below calls a directive.
+# Every directive is commented out, with its default in the comment above
+# it, so as written this file changes nothing; uncomment what you want to
+# change. Flags on the command line win over this file. `kino --help` lists
+# the flags, and the comments in Kino::DSL (lib/kino/dsl.rb) say more about
+# each directive.
+#
+# Directives marked "not yet implemented" are accepted and checked, so a
+# config written for the earlier Kino still loads, but do nothing yet.
+
+# == Where to listen
+
+# Address to listen on. Each bind adds one: HOST (with the port below),
+# HOST:PORT, tcp://HOST:PORT, or unix://PATH (relative to this file).
+# Default: "127.0.0.1", this machine only.
+# bind "0.0.0.0"
+
+# Port for binds that do not name their own. Default: 9292.
+# port ENV.fetch("PORT", 9292)
+
+# Length of the kernel's queue of connections not yet accepted. Default: 1024.
+# backlog 1024
+
+# == The application
+
+# Rackup file; `kino app.ru` on the command line wins. Default: "config.ru".
+# rackup "config.ru"
+
+# Sets RACK_ENV before the app loads, unless RACK_ENV is already set.
+# Default: nil (RACK_ENV left alone).
+# environment "production"
+
+# Where to write the process id. Default: nil (no pidfile).
+# pidfile "tmp/pids/kino.pid"
+
+# == Workers
+
+# How the app runs: :ractor (parallel Ruby, one ractor per worker),
+# :threaded (threads in one ractor) or :auto (:ractor when the app can be
+# shared between ractors; `kino --check` says whether it can). Default: :auto.
+# mode :auto
+
+# Workers: ractors in :ractor mode, thread groups in :threaded mode.
+# Default: the number of CPU cores.
+# workers ENV.fetch("WEB_CONCURRENCY", 4)
+
+# Threads per worker (Puma's `threads min, max` works too: max is used).
+# Default: 1 in :ractor mode, 3 in :threaded mode.
+# threads 3
+
+# Native threads that accept connections and parse HTTP. The earlier name
+# for it, tokio_threads, still works. Default: the number of CPU cores.
+# io_threads 2
+
+# == Load and limits
+
+# Requests waiting for a worker at most; beyond it, 503. Default: 1024.
+# queue_depth 1024
+
+# Seconds a request waits for queue space before its 503. Default: 5.0.
+# Not yet implemented.
+# queue_timeout 5.0
+
+# Seconds before the client gets 504 while the app runs on. Default: nil (off).
+# Not yet implemented.
+# request_timeout 30
+
+# Open connections at most; more wait in the kernel backlog.
+# Default: nil, derived from the open-file limit. Not yet implemented.
+# max_connections 4096
+
+# Largest request body in bytes, 413 beyond it; nil or 0 for no limit.
+# Default: 52428800 (50 MiB).
+# max_body_size 50 * 1024 * 1024
+
+# Largest request head (request line and headers) in bytes, 431 beyond it.
+# Default: 65536.
+# max_header_size 65_536
+
+# Longest request target in bytes, 414 beyond it. Default: 8192.
+# max_uri_size 8192
+
+# Most header fields in a request, 431 beyond it. Default: 100.
+# max_headers 100
+
+# Seconds a new connection may stay silent before it is closed. Default: 30.
+# Not yet implemented.
+# first_data_timeout 30
+
+# Seconds an idle keep-alive connection stays open. Default: 20.
+# Not yet implemented.
+# persistent_timeout 20
+
+# Seconds a graceful shutdown waits for requests in flight. Default: 30.
+# shutdown_timeout 30
+
+# == Experimental
+
+# Requests a worker takes per queue visit. Default: 1. Not yet implemented.
+# batch 1
+
+# A queue per worker instead of one shared queue. Default: false.
+# Not yet implemented.
+# lanes false
+
+# Native access log to stdout. Default: false. Not yet implemented.
+# log_requests true
+
+# HTTPS with this certificate and key (paths or PEM text). Default: nil.
+# Not yet implemented.
+# tls cert: "config/tls/cert.pem", key: "config/tls/key.pem"
+
+# Control endpoint with /stats, /metrics, /ready and /live. Default: nil.
+# Not yet implemented.
+# control_bind "127.0.0.1:9293"
+
+# Bearer token required on /stats and /metrics. Default: nil.
+# Not yet implemented.
+# control_token ENV.fetch("KINO_CONTROL_TOKEN", "change-me")
+
+# Seconds after which a slot stuck on one request is replaced. Default: nil.
+# Not yet implemented.
+# quarantine_timeout 60
+
+# Most such replacements over the process's life. Default: nil, meaning the
+# number of workers (ractor mode) or workers x threads (threaded mode).
+# Not yet implemented.
+# quarantine_max 8
+
+# == Hooks (a block, or any object that responds to #call)
+
+# Called with (exception, env) when the app raises or a response cannot be
+# delivered. Default: nil (logged to stderr).
+# on_error { |exception, _env| warn "#{exception.class}: #{exception.message}" }
+
+# Runs on the main thread once the workers are up. Default: nil.
+# after_boot { puts "kino is up" }
+
+# Runs in each worker before it serves; in :ractor mode it must only use
+# shareable values. Default: nil.
+# after_worker_boot { warn "worker ready" }
+
+# Runs in the worker after each response, with (env, status). Default: nil.
+# Not yet implemented.
+# after_request_complete { |env, status| warn env["PATH_INFO"] if status >= 500 }
+
+# Runs on the main thread when a worker ends, with (index, error or nil).
+# Default: nil.
+# on_worker_exit { |index, error| warn "worker #{index} exited: #{error.inspect}" if error }

@@ -1,0 +1,144 @@
+# frozen_string_literal: true
+
+require_relative "errors"
+
+module Kino
+  # An app answered in a way the Rack contract does not allow.
+  class InvalidResponse < Error; end
+
+  # One consumer of a server's request queue: takes a request (its env is
+  # built natively, in this thread's ractor), calls the app, and hands the
+  # answer to the native responder. The same code runs in :threaded mode
+  # threads and, later, inside worker ractors, so it keeps no state but what
+  # it was given and reads no mutable constants.
+  class Worker
+    REQUEST_KEY = "kino.request"
+    ERROR_BODY = "Internal Server Error\n"
+
+    def initialize(server_id, app, on_error: nil)
+      @server_id = server_id
+      @app = app
+      @on_error = on_error
+    end
+
+    # Serves until the server's queue is closed and empty.
+    def run
+      server_id = @server_id
+      while (env = Native.take_one(server_id))
+        serve(env)
+      end
+    end
+
+    # Answers one request. Any failure of the app, or an answer that breaks
+    # the Rack contract, becomes a 500 (or a cut-off body when the head is
+    # already out) and is reported; the worker goes on serving.
+    def serve(env)
+      request = env[REQUEST_KEY]
+      body = nil
+      status, headers, body = @app.call(env)
+      write_response(request, status, headers, body)
+    rescue StandardError, ScriptError => e
+      report(e, env)
+      Native.respond_error(request, 500, ERROR_BODY) if request
+    ensure
+      close_body(body, env)
+    end
+
+    private
+
+    def write_response(request, status, headers, body)
+      unless status.is_a?(Integer) && status >= 100 && status <= 999
+        raise InvalidResponse, "status must be an Integer from 100 to 999, got #{status.inspect}"
+      end
+      raise InvalidResponse, "headers must be a Hash, got #{headers.class}" unless headers.is_a?(Hash)
+
+      if body.respond_to?(:to_ary)
+        Native.respond(request, status, headers, body.to_ary)
+      elsif body.respond_to?(:each)
+        return unless Native.respond_start(request, status, headers)
+
+        # Each chunk goes out as it is produced; respond_write waits while
+        # the client is slower than the app, and says false once it is gone.
+        body.each { |chunk| break unless Native.respond_write(request, chunk) }
+        Native.respond_finish(request)
+      elsif body.respond_to?(:call)
+        return unless Native.respond_start(request, status, headers)
+
+        stream = ResponseStream.new(request)
+        body.call(stream)
+        stream.close
+      else
+        raise InvalidResponse, "body must respond to each, to_ary or call, got #{body.class}"
+      end
+    end
+
+    def close_body(body, env)
+      body.close if body.respond_to?(:close)
+    rescue StandardError => e
+      report(e, env)
+    end
+
+    def report(error, env)
+      $stderr.write(format_error(error, env))
+      @on_error&.call(error, env)
+    rescue StandardError => e
+      $stderr.write("kino: on_error hook failed: #{e.class}: #{e.message}\n")
+    end
+
+    def format_error(error, env)
+      where = "#{env['REQUEST_METHOD']} #{env['PATH_INFO']}"
+      lines = ["kino: error while serving #{where}: #{error.class}: #{error.message}\n"]
+      (error.backtrace || []).first(30).each { |line| lines << "    #{line}\n" }
+      lines.join
+    end
+  end
+
+  # The stream a Rack 3 streaming body (one that responds to `call`) writes
+  # to, after the response head has been sent.
+  class ResponseStream
+    def initialize(request)
+      @request = request
+      @closed = false
+    end
+
+    def write(chunk)
+      raise IOError, "stream closed" if @closed
+
+      chunk = chunk.to_s
+      raise IOError, "client disconnected" unless Native.respond_write(@request, chunk)
+
+      chunk.bytesize
+    end
+
+    def <<(chunk)
+      write(chunk)
+      self
+    end
+
+    def flush
+      self
+    end
+
+    # Requests are fully read before the app runs: there is nothing to read.
+    def read(_length = nil, _buffer = nil)
+      nil
+    end
+
+    def close_write
+      close
+    end
+
+    def close_read; end
+
+    def close
+      return if @closed
+
+      @closed = true
+      Native.respond_finish(@request)
+    end
+
+    def closed?
+      @closed
+    end
+  end
+end
