@@ -62,6 +62,7 @@ module Kino
       lanes batch tls control_bind control_token quarantine_timeout
       quarantine_max request_timeout log_requests after_request_complete
       queue_timeout max_connections first_data_timeout persistent_timeout
+      queue_depth on_worker_exit
     ].freeze
 
     # Searched in this order, relative to the current directory, when no

@@ -325,6 +325,8 @@ module Kino
     # then gets 503 Service Unavailable: a bounded queue turns overload into
     # quick refusals instead of ever-growing latency.
     #
+    # Not yet implemented in this version: accepted, checked, no effect.
+    #
     # The default is 1024.
     #
     # @example
@@ -654,6 +656,8 @@ module Kino
 
     # Runs on the main thread when a worker ends, with (worker_index, error),
     # error being nil for a clean exit.
+    #
+    # Not yet implemented in this version: accepted, checked, no effect.
     #
     # The default is nil.
     #

@@ -122,7 +122,8 @@ module Kino
 
     def build_pool
       ThreadPool.new(@server_id, @app, workers: workers, threads: threads,
-                                       on_error: @configuration[:on_error], log: @log)
+                                       on_error: @configuration[:on_error],
+                                       after_worker_boot: @configuration[:after_worker_boot], log: @log)
     end
 
     # Native code never writes to stderr from an I/O thread; its lines wait

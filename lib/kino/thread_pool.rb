@@ -8,20 +8,35 @@ module Kino
   class ThreadPool
     attr_reader :size
 
-    def initialize(server_id, app, workers:, threads:, on_error: nil, log: $stderr)
+    def initialize(server_id, app, workers:, threads:, on_error: nil, after_worker_boot: nil, log: $stderr)
       @server_id = server_id
       @app = app
+      @workers = workers
+      @threads_per_worker = threads
       @size = workers * threads
       @on_error = on_error
+      @after_worker_boot = after_worker_boot
       @log = log
       @threads = []
+      @threads_lock = Mutex.new
     end
 
+    # Each worker is a group of threads. Its first thread runs
+    # after_worker_boot, then starts its siblings, so no thread of a worker
+    # serves before the hook has run.
     def start
-      @threads = Array.new(@size) do |index|
-        Thread.new(index) do |i|
-          Thread.current.name = "kino-worker-#{i}"
-          run_worker(i)
+      @threads = Array.new(@workers) do |w|
+        Thread.new(w) do |worker_index|
+          Thread.current.name = "kino-worker-#{worker_index}.0"
+          @after_worker_boot&.call
+          siblings = (1...@threads_per_worker).map do |t|
+            Thread.new(t) do |thread_index|
+              Thread.current.name = "kino-worker-#{worker_index}.#{thread_index}"
+              run_worker(worker_index)
+            end
+          end
+          @threads_lock.synchronize { @threads.concat(siblings) }
+          run_worker(worker_index)
         end
       end
       self
@@ -31,18 +46,18 @@ module Kino
     # and empty); true when all did within `timeout` seconds.
     def join(timeout = nil)
       deadline = timeout && (Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout)
-      @threads.all? do |t|
+      @threads_lock.synchronize { @threads.dup }.all? do |t|
         left = deadline && [deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC), 0].max
         t.join(left)
       end
     end
 
     def kill
-      @threads.each(&:kill)
+      @threads_lock.synchronize { @threads.dup }.each(&:kill)
     end
 
     def alive_count
-      @threads.count(&:alive?)
+      @threads_lock.synchronize { @threads.dup }.count(&:alive?)
     end
 
     private

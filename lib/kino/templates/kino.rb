@@ -60,6 +60,7 @@
 # == Load and limits
 
 # Requests waiting for a worker at most; beyond it, 503. Default: 1024.
+# Not yet implemented.
 # queue_depth 1024
 
 # Seconds a request waits for queue space before its 503. Default: 5.0.
@@ -150,5 +151,5 @@
 # after_request_complete { |env, status| warn env["PATH_INFO"] if status >= 500 }
 
 # Runs on the main thread when a worker ends, with (index, error or nil).
-# Default: nil.
+# Default: nil. Not yet implemented.
 # on_worker_exit { |index, error| warn "worker #{index} exited: #{error.inspect}" if error }
