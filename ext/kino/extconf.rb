@@ -52,6 +52,9 @@ $INCFLAGS = ruby_includes.map { |d| "-isystem #{d}" }.join(" ") + " " + $INCFLAG
 $CXXFLAGS << " -O2 -fvisibility=hidden -fvisibility-inlines-hidden -Wall -Wextra"
 $CXXFLAGS << " -DBOOST_ASIO_NO_DEPRECATED"
 $CXXFLAGS << " -g" unless $CXXFLAGS.include?("-g")
+# Header dependencies: mkmf's Makefile knows only the .cpp files, and an
+# object compiled against an older header breaks at run time.
+$CXXFLAGS << " -MMD -MP"
 
 # Sources: the binding here and the core in core/. Object files land flat
 # in the build directory, so file names must not repeat across the two.
@@ -62,3 +65,4 @@ $VPATH << "$(srcdir)/core"
 $INCFLAGS << " -I$(srcdir) -I$(srcdir)/core"
 
 create_makefile("kino/kino")
+File.open("Makefile", "a") { |f| f.puts "\n-include $(OBJS:.o=.d)" }

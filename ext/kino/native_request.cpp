@@ -60,11 +60,15 @@ struct TakeCall : Interruptible {
   }
 };
 
-// Native.take_one(server_id) -> env Hash, or nil once the server's queue is
-// closed and empty. Blocks with the GVL released; a request already queued
+// Native.take_one(server_id, slot = nil) -> env Hash, or nil once the
+// server's queue is closed and empty. With a slot, the request is recorded
+// as that worker thread's current one (see WorkerSlots). Blocks with the GVL released; a request already queued
 // is taken without releasing it.
-VALUE native_take_one(VALUE, VALUE id) {
+VALUE native_take_one(int argc, VALUE* argv, VALUE) {
+  VALUE id, rb_slot;
+  rb_scan_args(argc, argv, "11", &id, &rb_slot);
   uint64_t sid = NUM2ULL(id);
+  long slot = NIL_P(rb_slot) ? -1 : NUM2LONG(rb_slot);
   for (;;) {
     RequestCtx* taken = nullptr;
     bool missing = false, closed = false;
@@ -88,6 +92,7 @@ VALUE native_take_one(VALUE, VALUE id) {
           taken = call.taken;
           closed = !taken && queue.drained();
         }
+        if (taken && slot >= 0) server->slots().hold(static_cast<size_t>(slot), taken);
       }
     }
     if (missing) rb_raise(eKinoError, "no server with id %llu", static_cast<unsigned long long>(sid));
@@ -260,7 +265,7 @@ void init_native_request(VALUE mNative) {
   rb_undef_alloc_func(cRequest);
   rb_define_method(cRequest, "claimed?", RUBY_METHOD_FUNC(request_claimed_p), 0);
 
-  rb_define_module_function(mNative, "take_one", RUBY_METHOD_FUNC(native_take_one), 1);
+  rb_define_module_function(mNative, "take_one", RUBY_METHOD_FUNC(native_take_one), -1);
   rb_define_module_function(mNative, "respond", RUBY_METHOD_FUNC(native_respond), 4);
   rb_define_module_function(mNative, "respond_start", RUBY_METHOD_FUNC(native_respond_start), 3);
   rb_define_module_function(mNative, "respond_write", RUBY_METHOD_FUNC(native_respond_write), 2);

@@ -8,13 +8,14 @@
 
 #include "binding.hpp"
 #include "core/registry.hpp"
+#include "core/responder.hpp"
 
 namespace kino::binding {
 
 namespace {
 
 ID id_listen, id_io_threads, id_backlog, id_max_header_size, id_max_uri_size, id_max_headers,
-    id_max_body_size, id_write_high_water;
+    id_max_body_size, id_write_high_water, id_worker_slots;
 
 std::shared_ptr<Server> find_server(uint64_t id) {
   auto s = Registry::instance().find(id);
@@ -48,8 +49,9 @@ VALUE native_server_create(VALUE, VALUE options) {
   long long max_headers = opt_int(options, id_max_headers, 100);
   long long max_body = opt_int(options, id_max_body_size, 50ll * 1024 * 1024);
   long long high_water = opt_int(options, id_write_high_water, 1 << 20);
+  long long worker_slots = opt_int(options, id_worker_slots, 1024);
   if (io_threads < 1 || backlog < 1 || max_header < 1 || max_uri < 1 || max_headers < 1 ||
-      max_body < 0 || high_water < 1)
+      max_body < 0 || high_water < 1 || worker_slots < 0 || worker_slots > (1 << 20))
     rb_raise(rb_eArgError, "server options must be positive");
 
   return protect([&]() -> VALUE {
@@ -65,6 +67,7 @@ VALUE native_server_create(VALUE, VALUE options) {
     config.limits.max_headers = static_cast<size_t>(max_headers);
     config.limits.max_body_size = static_cast<uint64_t>(max_body);
     config.write_high_water = static_cast<size_t>(high_water);
+    config.worker_slots = static_cast<size_t>(worker_slots);
     auto server = std::make_shared<Server>(std::move(config));
     server->bind();
     return ULL2NUM(Registry::instance().add(std::move(server)));
@@ -177,6 +180,46 @@ VALUE native_server_drain_log(VALUE, VALUE id) {
   return out;
 }
 
+// Native.server_fail_slots(id, first, count) -> Integer: answers 500 to
+// every unanswered request held by worker slots [first, first + count),
+// for a worker that died. Returns how many got that answer.
+VALUE native_server_fail_slots(VALUE, VALUE id, VALUE first, VALUE count) {
+  uint64_t sid = NUM2ULL(id);
+  long f = NUM2LONG(first), n = NUM2LONG(count);
+  if (f < 0 || n < 0) rb_raise(rb_eArgError, "slots must be non-negative");
+  long answered = 0;
+  protect([&]() -> VALUE {
+    auto server = find_server(sid);
+    for (auto& req : server->slots().take(static_cast<size_t>(f), static_cast<size_t>(n))) {
+      if (respond_plain(*req, 500, "Internal Server Error\n", false)) {
+        ++answered;
+      } else {
+        abort_response(*req);  // the head had gone out: cut the body short
+      }
+    }
+    return Qnil;
+  });
+  return LONG2NUM(answered);
+}
+
+// Native.server_slot_busy_ms(id, first, count) -> [Integer]: how long each
+// slot's current request has run unanswered (-1 when idle), for quarantine.
+VALUE native_server_slot_busy_ms(VALUE, VALUE id, VALUE first, VALUE count) {
+  uint64_t sid = NUM2ULL(id);
+  long f = NUM2LONG(first), n = NUM2LONG(count);
+  if (f < 0 || n < 0 || n > (1 << 20)) rb_raise(rb_eArgError, "invalid slot range");
+  VALUE out = rb_ary_new_capa(n);
+  for (long i = 0; i < n; ++i) {
+    int64_t ms = -1;
+    protect([&]() -> VALUE {
+      ms = find_server(sid)->slots().busy_ms(static_cast<size_t>(f + i));
+      return Qnil;
+    });
+    rb_ary_push(out, LL2NUM(ms));
+  }
+  return out;
+}
+
 }  // namespace
 
 void init_native_server(VALUE mNative) {
@@ -188,6 +231,7 @@ void init_native_server(VALUE mNative) {
   id_max_headers = rb_intern("max_headers");
   id_max_body_size = rb_intern("max_body_size");
   id_write_high_water = rb_intern("write_high_water");
+  id_worker_slots = rb_intern("worker_slots");
   // Interned here, on the main ractor, so stats never interns in a worker.
   for (const char* name : {"connections_accepted", "connections_open", "requests_received", "in_flight",
                            "queued", "served", "rejected", "timeouts", "parse_errors", "log_dropped"})
@@ -200,6 +244,8 @@ void init_native_server(VALUE mNative) {
   rb_define_module_function(mNative, "server_close_queue", RUBY_METHOD_FUNC(native_server_close_queue), 1);
   rb_define_module_function(mNative, "server_release", RUBY_METHOD_FUNC(native_server_release), 1);
   rb_define_module_function(mNative, "server_stats", RUBY_METHOD_FUNC(native_server_stats), 1);
+  rb_define_module_function(mNative, "server_fail_slots", RUBY_METHOD_FUNC(native_server_fail_slots), 3);
+  rb_define_module_function(mNative, "server_slot_busy_ms", RUBY_METHOD_FUNC(native_server_slot_busy_ms), 3);
   rb_define_module_function(mNative, "server_drain_log", RUBY_METHOD_FUNC(native_server_drain_log), 1);
 }
 

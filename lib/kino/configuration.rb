@@ -59,10 +59,9 @@ module Kino
     # version, so a config written for the earlier Kino still loads. The
     # launcher warns about the ones a config sets.
     NOT_YET_IMPLEMENTED = %i[
-      lanes batch tls control_bind control_token quarantine_timeout
-      quarantine_max request_timeout log_requests after_request_complete
-      queue_timeout max_connections first_data_timeout persistent_timeout
-      queue_depth on_worker_exit
+      lanes batch tls control_bind control_token request_timeout log_requests
+      after_request_complete queue_timeout max_connections first_data_timeout
+      persistent_timeout queue_depth
     ].freeze
 
     # Searched in this order, relative to the current directory, when no

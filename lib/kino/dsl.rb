@@ -575,8 +575,6 @@ module Kino
     # Seconds after which a worker slot stuck on one request is written off
     # and replaced by a fresh one, so a hung request cannot take capacity
     # away for good.
-    # Not yet implemented in this version: accepted, checked, no effect.
-    #
     # The default is nil (never).
     #
     # @example
@@ -586,12 +584,10 @@ module Kino
       @settings[:quarantine_timeout] = optional_positive_seconds(:quarantine_timeout, seconds)
     end
 
-    # Most slots replaced by +quarantine_timeout+ over the life of the
-    # process; each stuck slot keeps its memory, so this bounds the leak.
-    # Not yet implemented in this version: accepted, checked, no effect.
-    #
-    # The default is nil: workers in :ractor mode, workers x threads in
-    # :threaded mode.
+    # Most workers replaced by +quarantine_timeout+ over the life of the
+    # process; each worker set aside keeps its memory (and its thread or
+    # ractor), so this bounds the cost. The default is nil: the number of
+    # workers.
     #
     # @example
     #   quarantine_max 8
@@ -656,8 +652,6 @@ module Kino
 
     # Runs on the main thread when a worker ends, with (worker_index, error),
     # error being nil for a clean exit.
-    #
-    # Not yet implemented in this version: accepted, checked, no effect.
     #
     # The default is nil.
     #

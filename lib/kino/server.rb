@@ -4,7 +4,11 @@ require_relative "errors"
 require_relative "configuration"
 require_relative "native"
 require_relative "worker"
+require_relative "worker_group"
 require_relative "thread_pool"
+require_relative "ractor_pool"
+require_relative "supervisor"
+require_relative "ractor_preparation"
 
 module Kino
   # The embedding API, and what the CLI runs underneath:
@@ -31,7 +35,7 @@ module Kino
       @server_id = nil
       @pool = nil
       @addresses = [].freeze
-      @mode = resolve_mode(@configuration[:mode])
+      @mode = nil
       @stopped = false
     end
 
@@ -40,16 +44,18 @@ module Kino
     def start
       raise Error, "server already started" if @server_id
 
+      @mode, @app, hooks = choose_mode
       @server_id = Native.server_create(native_options)
       begin
         @addresses = Native.server_addresses(@server_id).freeze
         Native.server_start(@server_id)
-        @pool = build_pool.start
+        @supervisor = build_supervisor(hooks).start
       rescue StandardError
         Native.server_release(@server_id)
         @server_id = nil
         raise
       end
+      close_queue_at_exit(@server_id)
       @log_pump = start_log_pump
       @configuration[:after_boot]&.call
       self
@@ -66,13 +72,16 @@ module Kino
     end
 
     def threads
-      @configuration.threads_for(@mode)
+      @configuration.threads_for(@mode || :threaded)
     end
 
     def stats
       raise Error, "server not started" unless @server_id
 
-      Native.server_stats(@server_id).merge(mode: @mode, workers: workers, threads: threads)
+      Native.server_stats(@server_id).merge(
+        mode: @mode, workers: workers, threads: threads,
+        respawns: @supervisor.respawns, quarantined: @supervisor.quarantined
+      )
     end
 
     def running?
@@ -90,7 +99,7 @@ module Kino
       stragglers = Native.server_stop(@server_id, timeout.to_f)
       @log.write("kino: shutdown timeout reached; #{stragglers} request(s) cut off\n") if stragglers.positive?
       Native.server_close_queue(@server_id)
-      @pool&.join(5) || @pool&.kill
+      @supervisor&.stop(5)
       stop_log_pump
       Native.server_release(@server_id)
       stragglers
@@ -98,13 +107,29 @@ module Kino
 
     private
 
-    def resolve_mode(mode)
-      case mode
-      when :threaded, :auto then :threaded
-      when :ractor
-        raise Error, "mode :ractor is not available in this version of Kino yet; use :threaded or :auto"
-      else raise ArgumentError, "unknown mode #{mode.inspect} (expected one of #{MODES.join(', ')})"
+    # :threaded runs anything. :ractor needs the app (and the hooks that run
+    # inside workers) to be shareable; RactorPreparation makes them so, or
+    # says exactly what stands in the way. :auto takes :ractor when it can,
+    # and otherwise says why in one line and runs :threaded.
+    def choose_mode
+      hooks = { on_error: @configuration[:on_error], after_worker_boot: @configuration[:after_worker_boot] }
+      requested = @configuration[:mode]
+      return [:threaded, @app, hooks] if requested == :threaded
+      unless MODES.include?(requested)
+        raise ArgumentError, "unknown mode #{requested.inspect} (expected one of #{MODES.join(', ')})"
       end
+
+      preparation = RactorPreparation.new(@app, hooks)
+      blockers = preparation.blockers
+      if blockers.empty?
+        shared_app, shared_hooks = preparation.prepare!
+        return [:ractor, shared_app, shared_hooks]
+      end
+      raise UnshareableAppError, preparation.explain(blockers) if requested == :ractor
+
+      @log.write("kino: running in :threaded mode: #{blockers.first.summary} " \
+                 "(`kino --check` lists every blocker)\n")
+      [:threaded, @app, hooks]
     end
 
     def native_options
@@ -116,14 +141,30 @@ module Kino
         max_header_size: c[:max_header_size],
         max_uri_size: c[:max_uri_size],
         max_headers: c[:max_headers],
-        max_body_size: c[:max_body_size] || 0
+        max_body_size: c[:max_body_size] || 0,
+        worker_slots: Supervisor.slot_count(workers: workers, threads: threads,
+                                            quarantine_max: c[:quarantine_max])
       }
     end
 
-    def build_pool
-      ThreadPool.new(@server_id, @app, workers: workers, threads: threads,
-                                       on_error: @configuration[:on_error],
-                                       after_worker_boot: @configuration[:after_worker_boot], log: @log)
+    def build_supervisor(hooks)
+      pool_class = @mode == :ractor ? RactorPool : ThreadPool
+      pool = pool_class.new(@server_id, @app, threads: threads, on_error: hooks[:on_error],
+                                              after_worker_boot: hooks[:after_worker_boot])
+      Supervisor.new(@server_id, pool, workers: workers, threads: threads, log: @log,
+                                       on_worker_exit: @configuration[:on_worker_exit],
+                                       quarantine_timeout: @configuration[:quarantine_timeout],
+                                       quarantine_max: @configuration[:quarantine_max])
+    end
+
+    # At process exit Ruby interrupts every ractor and waits for it; workers
+    # parked in the native queue must see it closed to return on their own.
+    def close_queue_at_exit(server_id)
+      at_exit do
+        Native.server_close_queue(server_id)
+      rescue Kino::Error
+        nil
+      end
     end
 
     # Native code never writes to stderr from an I/O thread; its lines wait

@@ -15,31 +15,39 @@ module Kino
     REQUEST_KEY = "kino.request"
     ERROR_BODY = "Internal Server Error\n"
 
-    def initialize(server_id, app, on_error: nil)
+    # `slot` names this thread's place in the server's worker slots, so the
+    # supervisor can answer the request it holds if its worker dies.
+    def initialize(server_id, app, slot: nil, on_error: nil)
       @server_id = server_id
       @app = app
+      @slot = slot
       @on_error = on_error
     end
 
     # Serves until the server's queue is closed and empty.
     def run
       server_id = @server_id
-      while (env = Native.take_one(server_id))
+      slot = @slot
+      while (env = Native.take_one(server_id, slot))
         serve(env)
       end
     end
 
     # Answers one request. Any failure of the app, or an answer that breaks
     # the Rack contract, becomes a 500 (or a cut-off body when the head is
-    # already out) and is reported; the worker goes on serving.
+    # already out) and is reported; the worker goes on serving. An exception
+    # that is not a StandardError (the app raised Exception, NoMemoryError,
+    # SystemExit) is answered the same way and then ends the worker: the
+    # supervisor replaces it.
     def serve(env)
       request = env[REQUEST_KEY]
       body = nil
       status, headers, body = @app.call(env)
       write_response(request, status, headers, body)
-    rescue StandardError, ScriptError => e
+    rescue Exception => e # rubocop:disable Lint/RescueException
       report(e, env)
       Native.respond_error(request, 500, ERROR_BODY) if request
+      raise unless e.is_a?(StandardError) || e.is_a?(ScriptError)
     ensure
       close_body(body, env)
     end

@@ -103,6 +103,10 @@ void Connection::reject(int status, std::string_view reason) {
 }
 
 void Connection::send(Bytes bytes, bool last, bool keep_alive) {
+  // A response finished after the server stopped has nobody to write it,
+  // and a handler posted now would never run (and would keep this
+  // connection, and the server, alive forever).
+  if (server_->stopped()) return;
   pending_bytes_.fetch_add(bytes.size(), std::memory_order_relaxed);
   asio::post(socket_.get_executor(),
              [self = shared_from_this(), item = OutItem{std::move(bytes), last, keep_alive}]() mutable {

@@ -143,6 +143,12 @@ void Listener::start() {
 }
 
 void Listener::close() {
+  // The socket file goes now, not when the last handler lets go of us:
+  // a new server may want the path as soon as stop() returns.
+  if (!unix_path_.empty()) {
+    ::unlink(unix_path_.c_str());
+    unix_path_.clear();
+  }
   asio::post(strand_, [self = shared_from_this()] {
     error_code ignored;
     self->acceptor_.close(ignored);

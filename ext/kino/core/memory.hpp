@@ -6,14 +6,23 @@
 
 #include <mimalloc.h>
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace kino {
 
+// Under AddressSanitizer the standard allocator is used instead, so the
+// sanitizer sees (and checks) every allocation of the core.
+#if defined(__SANITIZE_ADDRESS__)
+#define KINO_SYSTEM_ALLOCATOR 1
+template <class T>
+using NativeAllocator = std::allocator<T>;
+#else
 template <class T>
 using NativeAllocator = mi_stl_allocator<T>;
+#endif
 
 // Request and response bytes: heads, bodies, serialized responses.
 using Bytes = std::basic_string<char, std::char_traits<char>, NativeAllocator<char>>;
@@ -28,8 +37,10 @@ inline std::string_view view(const Bytes& b) { return {b.data(), b.size()}; }
 // Base for objects created once per request or connection: their own
 // storage comes from mimalloc too.
 struct NativeAllocated {
+#ifndef KINO_SYSTEM_ALLOCATOR
   static void* operator new(std::size_t n) { return mi_new(n); }
   static void operator delete(void* p) noexcept { mi_free(p); }
+#endif
 };
 
 }  // namespace kino

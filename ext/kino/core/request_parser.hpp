@@ -88,7 +88,8 @@ class RequestParser {
   bool headers_done_ = false;
   bool host_from_target_ = false;
   bool expect_continue_ = false;
-  size_t head_bytes_ = 0;
+  size_t head_bytes_ = 0;  // head bytes seen by callbacks
+  size_t head_wire_ = 0;   // bytes of feed() calls that ended inside the head
   size_t header_count_ = 0;
   int error_status_ = 0;
   const char* error_reason_ = "";

@@ -23,7 +23,8 @@ class RequestQueue {
   RequestRef try_pop();
 
   // Waits up to `timeout` for a request. Null on timeout, or when the queue
-  // is closed and empty (check `drained()` to tell them apart).
+  // is closed and empty (check `drained()` to tell them apart). Once the
+  // queue is closed it never waits.
   RequestRef pop_for(std::chrono::microseconds timeout);
 
   // Refuses new requests and wakes every waiting consumer. Requests already
@@ -42,6 +43,7 @@ class RequestQueue {
 
  private:
   RequestRef adopt(RequestCtx* raw);
+  bool pass_token();
 
   // Null pointers in the queue are wake-up tokens, never requests.
   moodycamel::BlockingConcurrentQueue<RequestCtx*> queue_;

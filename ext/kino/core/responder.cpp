@@ -34,6 +34,10 @@ bool respond(RequestCtx& req, int status, std::span<const HeaderView> headers,
   for (auto part : body) total += part.size();
   AppFraming app = read_app_framing(headers);
   ResponsePlan plan = plan_response(req, status, app, total, closing(req, server_closing));
+  // A body shorter than the app's declared content-length leaves the
+  // client waiting for the rest: the connection cannot be reused, and the
+  // head says so.
+  if (plan.send_body && app.content_length && *app.content_length > total) plan.keep_alive = false;
   Bytes out;
   out.reserve(256 + (plan.send_body ? total : 0));
   Bytes dropped;
@@ -48,8 +52,6 @@ bool respond(RequestCtx& req, int status, std::span<const HeaderView> headers,
       out.append(part.data(), n);
       budget -= n;
     }
-    if (plan.framing == BodyFraming::ContentLength && app.content_length && *app.content_length > total)
-      plan.keep_alive = false;  // the body fell short: the connection cannot be reused
   }
   req.response.framing = plan.framing;
   req.response.keep_alive = plan.keep_alive;
@@ -117,10 +119,11 @@ void finish_response(RequestCtx& req) {
 }
 
 bool respond_plain(RequestCtx& req, int status, std::string_view text, bool close) {
-  if (close) req.keep_alive = false;
-  HeaderView headers[] = {{"content-type", "text/plain"}};
+  // Closing is asked for like an app would, through a header, so the
+  // request is only touched by whoever wins the claim inside respond().
+  HeaderView headers[] = {{"content-type", "text/plain"}, {"connection", "close"}};
   std::string_view body[] = {text};
-  return respond(req, status, headers, body);
+  return respond(req, status, std::span<const HeaderView>(headers, close ? 2 : 1), body);
 }
 
 void abort_response(RequestCtx& req) {

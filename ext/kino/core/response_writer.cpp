@@ -162,11 +162,12 @@ ResponsePlan plan_response(const RequestCtx& req, int status, const AppFraming& 
   if (app.content_length) {
     p.framing = BodyFraming::ContentLength;
     p.content_length = *app.content_length;
-  } else if (known_length) {
+  } else if (known_length && !(req.head && *known_length == 0)) {
     p.framing = BodyFraming::ContentLength;
     p.content_length = *known_length;
   } else if (req.head) {
-    // HEAD with a streamed body: nothing is sent and nothing framed.
+    // HEAD with an empty or streamed body: the app (Rack::Head, say) may
+    // have dropped a body GET would send, so no length is claimed.
     p.framing = BodyFraming::None;
   } else if (req.http_major == 1 && req.http_minor >= 1) {
     p.framing = BodyFraming::Chunked;

@@ -10,7 +10,7 @@
 
 namespace kino {
 
-Server::Server(ServerConfig config) : config_(std::move(config)) {
+Server::Server(ServerConfig config) : config_(std::move(config)), slots_(config_.worker_slots) {
   if (config_.io_threads < 1) config_.io_threads = 1;
 }
 
@@ -129,7 +129,13 @@ int64_t Server::stop(std::chrono::milliseconds timeout, const std::atomic<bool>*
     io_.stop();
     for (auto& t : threads_) t.join();
     threads_.clear();
+    // Handlers still queued (aborted reads, closes) each hold a connection,
+    // which holds this server: run them here so nothing is left behind.
+    io_.restart();
+    while (io_.poll() > 0) {
+    }
   }
+  stopped_flag_.store(true, std::memory_order_release);
   listeners_.clear();
   stopped_ = true;
   return stragglers;

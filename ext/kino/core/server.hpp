@@ -18,6 +18,7 @@
 #include "log_channel.hpp"
 #include "request_queue.hpp"
 #include "server_config.hpp"
+#include "worker_slots.hpp"
 
 namespace kino {
 
@@ -53,11 +54,16 @@ class Server : public std::enable_shared_from_this<Server> {
   bool draining() const noexcept { return draining_.load(std::memory_order_acquire); }
   bool running() const noexcept { return started_ && !stopped_; }
 
+  // True once stop() has joined the I/O threads: nothing runs handlers any
+  // more, so connections must not post to them.
+  bool stopped() const noexcept { return stopped_flag_.load(std::memory_order_acquire); }
+
   RequestQueue& queue() noexcept { return queue_; }
   Counters& counters() noexcept { return counters_; }
   LogChannel& log() noexcept { return log_; }
   const ServerConfig& config() const noexcept { return config_; }
   asio::io_context& io() noexcept { return io_; }
+  WorkerSlots& slots() noexcept { return slots_; }
 
   // Hands a complete request to the workers; answers 503 itself when the
   // queue no longer takes requests.
@@ -80,6 +86,7 @@ class Server : public std::enable_shared_from_this<Server> {
   std::vector<std::shared_ptr<Listener>> listeners_;
   std::vector<std::thread> threads_;
   RequestQueue queue_;
+  WorkerSlots slots_;
   Counters counters_;
   LogChannel log_;
 
@@ -87,6 +94,7 @@ class Server : public std::enable_shared_from_this<Server> {
   std::unordered_map<Connection*, std::weak_ptr<Connection>> connections_;
 
   std::atomic<bool> draining_{false};
+  std::atomic<bool> stopped_flag_{false};
   bool started_ = false;
   bool stopped_ = false;
   std::mutex lifecycle_mu_;

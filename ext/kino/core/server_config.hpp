@@ -19,6 +19,8 @@ struct ServerConfig {
   // Pending response bytes per connection above which a streaming body
   // waits for the socket to drain.
   size_t write_high_water = 1u << 20;
+  // Worker threads whose current request is tracked (see WorkerSlots).
+  size_t worker_slots = 1024;
 };
 
 }  // namespace kino

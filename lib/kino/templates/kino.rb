@@ -124,13 +124,14 @@
 # Not yet implemented.
 # control_token ENV.fetch("KINO_CONTROL_TOKEN", "change-me")
 
-# Seconds after which a slot stuck on one request is replaced. Default: nil.
-# Not yet implemented.
+# Seconds after which a worker stuck on one request is set aside (never
+# killed) and a fresh worker started in its place. Default: nil (off).
+#
 # quarantine_timeout 60
 
 # Most such replacements over the process's life. Default: nil, meaning the
-# number of workers (ractor mode) or workers x threads (threaded mode).
-# Not yet implemented.
+# number of workers.
+#
 # quarantine_max 8
 
 # == Hooks (a block, or any object that responds to #call)
@@ -150,6 +151,7 @@
 # Not yet implemented.
 # after_request_complete { |env, status| warn env["PATH_INFO"] if status >= 500 }
 
-# Runs on the main thread when a worker ends, with (index, error or nil).
-# Default: nil. Not yet implemented.
+# Runs on the main ractor (a supervisor thread) when a worker ends, with
+# (index, error or nil).
+# Default: nil.
 # on_worker_exit { |index, error| warn "worker #{index} exited: #{error.inspect}" if error }

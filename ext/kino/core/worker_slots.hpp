@@ -1,0 +1,52 @@
+// What each worker thread is holding right now. A worker thread takes its
+// requests through a fixed slot; the slot keeps a reference to the last
+// request taken until the next take replaces it. When a worker ractor dies,
+// the supervisor empties that worker's slots and answers what they held
+// with a 500 at once (the first-claimant flag drops the answer if the
+// request was in fact answered) instead of waiting for GC to free the dead
+// ractor's handles. Each slot has its own lock, taken once per request by
+// its own thread, so it is uncontended except while the supervisor looks.
+#pragma once
+
+#include <chrono>
+#include <mutex>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "request_ctx.hpp"
+
+namespace kino {
+
+class WorkerSlots {
+ public:
+  explicit WorkerSlots(size_t count) : slots_(count) {}
+  ~WorkerSlots();
+  WorkerSlots(const WorkerSlots&) = delete;
+  WorkerSlots& operator=(const WorkerSlots&) = delete;
+
+  size_t size() const noexcept { return slots_.size(); }
+
+  // Records `req` as slot `slot`'s current request (an extra reference) and
+  // releases the previous one. Slots out of range are not tracked.
+  void hold(size_t slot, RequestCtx* req) noexcept;
+
+  // Empties slots [first, first + count) and returns what they held.
+  std::vector<RequestRef> take(size_t first, size_t count);
+
+  // Milliseconds the slot's current request has been held, if it has not
+  // been answered yet; -1 for an idle slot.
+  int64_t busy_ms(size_t slot) const noexcept;
+
+ private:
+  struct Slot {
+    mutable std::mutex mu;
+    RequestRef request;
+    int64_t since_ms = 0;
+  };
+  static int64_t now_ms() noexcept;
+
+  std::vector<Slot> slots_;
+};
+
+}  // namespace kino

@@ -1,0 +1,287 @@
+#include "request_queue.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "test_sink.hpp"
+
+using namespace kino;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+RequestRef make_request(uint64_t seq) {
+  RequestRef r(new RequestCtx());
+  r->sequence = seq;
+  return r;
+}
+
+// Pops until `n` requests came out or `limit` passes; wake-up tokens after a
+// close may show up as nulls in between.
+std::vector<uint64_t> drain(RequestQueue& q, size_t n, std::chrono::milliseconds limit = 2000ms) {
+  std::vector<uint64_t> out;
+  auto deadline = Clock::now() + limit;
+  while (out.size() < n && Clock::now() < deadline) {
+    if (auto r = q.pop_for(10ms)) out.push_back(r->sequence);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(RequestQueue, PushAndTryPop) {
+  RequestQueue q;
+  EXPECT_FALSE(q.try_pop());
+  RequestRef r = make_request(7);
+  RequestCtx* raw = r.get();
+  ASSERT_TRUE(q.push(r));
+  EXPECT_FALSE(r) << "the queue took the reference over";
+  EXPECT_EQ(raw->use_count(), 1u);
+  RequestRef out = q.try_pop();
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out.get(), raw);
+  EXPECT_EQ(out->sequence, 7u);
+  EXPECT_EQ(out->use_count(), 1u) << "the consumer adopted the queue's reference";
+  EXPECT_FALSE(q.try_pop());
+}
+
+TEST(RequestQueue, FifoFromOneProducer) {
+  RequestQueue q;
+  for (uint64_t i = 0; i < 10; ++i) {
+    RequestRef r = make_request(i);
+    ASSERT_TRUE(q.push(r));
+  }
+  for (uint64_t i = 0; i < 10; ++i) {
+    RequestRef r = q.try_pop();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->sequence, i);
+  }
+}
+
+TEST(RequestQueue, PopForTimesOutWithNull) {
+  RequestQueue q;
+  auto t0 = Clock::now();
+  RequestRef r = q.pop_for(std::chrono::microseconds(50'000));
+  auto waited = Clock::now() - t0;
+  EXPECT_FALSE(r);
+  EXPECT_GE(waited, 45ms);
+  EXPECT_LT(waited, 1000ms);
+  EXPECT_FALSE(q.drained()) << "a timeout is not a drained queue";
+}
+
+TEST(RequestQueue, PopForReturnsQueuedRequestImmediately) {
+  RequestQueue q;
+  RequestRef r = make_request(1);
+  ASSERT_TRUE(q.push(r));
+  auto t0 = Clock::now();
+  RequestRef out = q.pop_for(5s);
+  EXPECT_TRUE(out);
+  EXPECT_LT(Clock::now() - t0, 500ms);
+}
+
+TEST(RequestQueue, PopForWakesOnPushFromAnotherThread) {
+  RequestQueue q;
+  std::atomic<bool> got{false};
+  std::thread consumer([&] { got = static_cast<bool>(q.pop_for(5s)); });
+  std::this_thread::sleep_for(30ms);
+  RequestRef r = make_request(1);
+  ASSERT_TRUE(q.push(r));
+  consumer.join();
+  EXPECT_TRUE(got);
+}
+
+TEST(RequestQueue, CloseWakesBlockedConsumerPromptly) {
+  RequestQueue q;
+  std::atomic<bool> returned{false};
+  Clock::time_point woke;
+  RequestRef got;
+  std::thread consumer([&] {
+    got = q.pop_for(10s);
+    woke = Clock::now();
+    returned = true;
+  });
+  std::this_thread::sleep_for(50ms);
+  EXPECT_FALSE(returned) << "the consumer should be parked";
+  auto closed_at = Clock::now();
+  q.close();
+  consumer.join();
+  EXPECT_FALSE(got);
+  EXPECT_LT(woke - closed_at, 200ms);
+  EXPECT_TRUE(q.closed());
+  EXPECT_TRUE(q.drained());
+}
+
+TEST(RequestQueue, CloseWakesManyBlockedConsumers) {
+  RequestQueue q;
+  constexpr int kConsumers = 8;
+  std::atomic<int> returned{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kConsumers; ++i)
+    threads.emplace_back([&] {
+      while (!q.pop_for(10s) && !q.drained()) {
+      }
+      returned.fetch_add(1);
+    });
+  std::this_thread::sleep_for(50ms);
+  auto t0 = Clock::now();
+  q.close();
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(returned.load(), kConsumers);
+  EXPECT_LT(Clock::now() - t0, 500ms);
+  // Later consumers do not block on a closed, drained queue either.
+  auto t1 = Clock::now();
+  EXPECT_FALSE(q.pop_for(5s));
+  EXPECT_FALSE(q.pop_for(5s));
+  EXPECT_LT(Clock::now() - t1, 200ms);
+}
+
+TEST(RequestQueue, CloseRefusesNewPushes) {
+  RequestQueue q;
+  q.close();
+  RequestRef r = make_request(1);
+  RequestCtx* raw = r.get();
+  EXPECT_FALSE(q.push(r));
+  ASSERT_TRUE(r) << "a refused request stays with the caller";
+  EXPECT_EQ(r.get(), raw);
+  EXPECT_EQ(r->use_count(), 1u);
+  EXPECT_EQ(q.depth(), 0u);
+  EXPECT_FALSE(q.try_pop());
+  q.close();  // idempotent
+  EXPECT_TRUE(q.closed());
+}
+
+TEST(RequestQueue, RequestsQueuedBeforeCloseAreDrained) {
+  RequestQueue q;
+  for (uint64_t i = 1; i <= 3; ++i) {
+    RequestRef r = make_request(i);
+    ASSERT_TRUE(q.push(r));
+  }
+  q.close();
+  EXPECT_TRUE(q.closed());
+  EXPECT_FALSE(q.drained()) << "three requests are still queued";
+  EXPECT_EQ(q.depth(), 3u);
+  auto got = drain(q, 3);
+  EXPECT_EQ(got, (std::vector<uint64_t>{1, 2, 3}));
+  EXPECT_EQ(q.depth(), 0u);
+  EXPECT_TRUE(q.drained());
+  EXPECT_FALSE(q.pop_for(10ms));
+}
+
+TEST(RequestQueue, RequestsFromOtherThreadsQueuedBeforeCloseAreDrained) {
+  // Producers on other threads use their own sub-queues: the wake-up tokens
+  // may come out first, but no request may be lost.
+  RequestQueue q;
+  std::vector<std::thread> producers;
+  for (uint64_t p = 0; p < 3; ++p)
+    producers.emplace_back([&q, p] {
+      for (uint64_t i = 0; i < 10; ++i) {
+        RequestRef r = make_request(p * 100 + i);
+        q.push(r);
+      }
+    });
+  for (auto& t : producers) t.join();
+  q.close();
+  size_t taken = 0;
+  auto deadline = Clock::now() + 2s;
+  while (!q.drained() && Clock::now() < deadline)
+    if (q.pop_for(10ms)) ++taken;
+  EXPECT_EQ(taken, 30u);
+  EXPECT_TRUE(q.drained());
+}
+
+TEST(RequestQueue, DepthAccounting) {
+  RequestQueue q;
+  EXPECT_EQ(q.depth(), 0u);
+  for (uint64_t i = 0; i < 5; ++i) {
+    RequestRef r = make_request(i);
+    ASSERT_TRUE(q.push(r));
+    EXPECT_EQ(q.depth(), i + 1);
+  }
+  EXPECT_TRUE(q.try_pop());
+  EXPECT_EQ(q.depth(), 4u);
+  EXPECT_TRUE(q.pop_for(10ms));
+  EXPECT_EQ(q.depth(), 3u);
+  EXPECT_FALSE(q.drained());
+  q.close();
+  EXPECT_EQ(q.depth(), 3u) << "wake-up tokens are not requests";
+  drain(q, 3);
+  EXPECT_EQ(q.depth(), 0u);
+  EXPECT_FALSE(q.try_pop());
+  EXPECT_EQ(q.depth(), 0u) << "tokens taken after the close do not go negative";
+}
+
+TEST(RequestQueue, DestroyingQueueReleasesQueuedRequests) {
+  auto sink = std::make_shared<test::RecordingSink>();
+  {
+    RequestQueue q;
+    RequestRef r = make_request(1);
+    r->sink = sink;
+    ASSERT_TRUE(q.push(r));
+    EXPECT_EQ(sink.use_count(), 2);
+  }
+  // The queued request was released unanswered: its destructor answers 500.
+  EXPECT_EQ(sink.use_count(), 1);
+  auto resp = test::parse_response(sink->wire());
+  EXPECT_EQ(resp.status, 500);
+}
+
+TEST(RequestQueue, MpmcStressEveryItemTakenExactlyOnce) {
+  constexpr int kProducers = 4, kConsumers = 4;
+  constexpr uint64_t kPerProducer = 50'000;
+  constexpr uint64_t kTotal = kProducers * kPerProducer;
+  RequestQueue q;
+  std::unique_ptr<std::atomic<uint8_t>[]> seen(new std::atomic<uint8_t>[kTotal]);
+  for (uint64_t i = 0; i < kTotal; ++i) seen[i].store(0, std::memory_order_relaxed);
+  std::atomic<uint64_t> taken{0};
+  std::atomic<uint64_t> refused{0};
+  std::atomic<uint64_t> bad_refs{0};
+
+  std::vector<std::thread> threads;
+  for (int c = 0; c < kConsumers; ++c)
+    threads.emplace_back([&] {
+      for (;;) {
+        RequestRef r = q.pop_for(std::chrono::microseconds(20'000));
+        if (!r) {
+          if (q.drained()) return;
+          continue;
+        }
+        if (r->use_count() != 1) bad_refs.fetch_add(1);
+        seen[r->sequence].fetch_add(1, std::memory_order_relaxed);
+        taken.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  std::vector<std::thread> producers;
+  auto t0 = Clock::now();
+  for (int p = 0; p < kProducers; ++p)
+    producers.emplace_back([&, p] {
+      for (uint64_t i = 0; i < kPerProducer; ++i) {
+        RequestRef r = make_request(p * kPerProducer + i);
+        if (!q.push(r)) refused.fetch_add(1);
+      }
+    });
+  for (auto& t : producers) t.join();
+  q.close();
+  for (auto& t : threads) t.join();
+  auto elapsed = Clock::now() - t0;
+
+  EXPECT_EQ(refused.load(), 0u);
+  EXPECT_EQ(taken.load(), kTotal);
+  EXPECT_EQ(bad_refs.load(), 0u);
+  uint64_t missing = 0, duplicated = 0;
+  for (uint64_t i = 0; i < kTotal; ++i) {
+    auto n = seen[i].load(std::memory_order_relaxed);
+    if (n == 0) ++missing;
+    if (n > 1) ++duplicated;
+  }
+  EXPECT_EQ(missing, 0u);
+  EXPECT_EQ(duplicated, 0u);
+  EXPECT_EQ(q.depth(), 0u);
+  EXPECT_TRUE(q.drained());
+  EXPECT_LT(elapsed, 20s);
+}

@@ -1,0 +1,569 @@
+#include "server.hpp"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "responder.hpp"
+#include "test_sink.hpp"
+
+using namespace kino;
+using namespace std::chrono_literals;
+using test::parse_response;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string str(const Bytes& b) { return std::string(b.data(), b.size()); }
+
+std::shared_ptr<Server> start_server(const std::string& listen, ParserLimits limits = {}) {
+  ServerConfig config;
+  config.listen = {listen};
+  config.io_threads = 2;
+  config.limits = limits;
+  auto server = std::make_shared<Server>(config);
+  server->bind();
+  server->start();
+  return server;
+}
+
+uint16_t port_of(const std::string& address) {
+  auto colon = address.rfind(':');
+  return static_cast<uint16_t>(std::stoi(address.substr(colon + 1)));
+}
+
+// A client socket with a receive timeout, so a server that never answers
+// fails the test instead of hanging it.
+class Client {
+ public:
+  explicit Client(int fd) : fd_(fd) {
+    timeval tv{5, 0};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  ~Client() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  static std::unique_ptr<Client> tcp(uint16_t port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      ::close(fd);
+      return nullptr;
+    }
+    return std::make_unique<Client>(fd);
+  }
+
+  static std::unique_ptr<Client> unix_socket(const std::string& path) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      ::close(fd);
+      return nullptr;
+    }
+    return std::make_unique<Client>(fd);
+  }
+
+  bool send(std::string_view data) {
+    while (!data.empty()) {
+      ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+  }
+
+  // Reads one more piece; 0 at EOF, -1 on error or timeout.
+  ssize_t read_some() {
+    char buf[4096];
+    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n > 0) in_.append(buf, static_cast<size_t>(n));
+    return n;
+  }
+
+  // Reads one response framed by content-length (or to EOF without one)
+  // and removes it from the input.
+  std::string read_response() {
+    for (;;) {
+      size_t end = in_.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        auto head = parse_response(in_.substr(0, end + 4));
+        size_t total = end + 4;
+        if (auto cl = head.get("content-length")) {
+          total += std::stoul(*cl);
+        } else if (head.status >= 200 && head.status != 204 && head.status != 304) {
+          total = std::string::npos;  // to EOF
+        }
+        if (total != std::string::npos && in_.size() >= total) {
+          std::string out = in_.substr(0, total);
+          in_.erase(0, total);
+          return out;
+        }
+      }
+      ssize_t n = read_some();
+      if (n <= 0) {
+        std::string out = in_;
+        in_.clear();
+        return out;
+      }
+    }
+  }
+
+  // Reads until the server closes; true when it did (EOF), false on timeout.
+  bool read_to_eof(std::string& out) {
+    for (;;) {
+      ssize_t n = read_some();
+      if (n == 0) break;
+      if (n < 0) {
+        if (errno == ECONNRESET) break;
+        out = in_;
+        return false;
+      }
+    }
+    out = in_;
+    in_.clear();
+    return true;
+  }
+
+  // Whether the server closed the connection within `timeout`.
+  bool closed_by_peer(std::chrono::milliseconds timeout) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return false;
+    char c;
+    ssize_t n = ::recv(fd_, &c, 1, MSG_PEEK);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
+  }
+
+  void shutdown_write() { ::shutdown(fd_, SHUT_WR); }
+  std::string& pending() { return in_; }
+
+ private:
+  int fd_;
+  std::string in_;
+};
+
+RequestRef pop(Server& s, std::chrono::milliseconds timeout = 5000ms) {
+  return s.queue().pop_for(std::chrono::duration_cast<std::chrono::microseconds>(timeout));
+}
+
+bool reply(RequestCtx& req, int status, std::string_view body) {
+  HeaderView headers[] = {{"content-type", "text/plain"}};
+  std::string_view parts[] = {body};
+  return respond(req, status, headers, parts);
+}
+
+int64_t stop(Server& s, std::chrono::milliseconds timeout) {
+  return s.stop(timeout);
+}
+
+std::string temp_socket_path(const char* tag) {
+  static std::atomic<int> n{0};
+  return "/tmp/kino-test-" + std::to_string(::getpid()) + "-" + tag + "-" + std::to_string(n++) + ".sock";
+}
+
+bool exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+}  // namespace
+
+TEST(Server, ServesARequestOverTcp) {
+  auto server = start_server("tcp://127.0.0.1:0");
+  ASSERT_TRUE(server->running());
+  auto addresses = server->addresses();
+  ASSERT_EQ(addresses.size(), 1u);
+  uint16_t port = port_of(addresses[0]);
+  auto client = Client::tcp(port);
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send("GET /hello?name=kino HTTP/1.1\r\nHost: localhost\r\nX-Test: 1\r\n\r\n"));
+
+  RequestRef req = pop(*server);
+  ASSERT_TRUE(req) << "the request never reached the queue";
+  EXPECT_EQ(str(req->method), "GET");
+  EXPECT_EQ(str(req->path), "/hello");
+  EXPECT_EQ(str(req->query), "name=kino");
+  EXPECT_EQ(str(req->peer_address), "127.0.0.1");
+  EXPECT_EQ(req->local_port, port);
+  EXPECT_TRUE(req->sink);
+  EXPECT_EQ(server->counters().in_flight.load(), 1);
+  ASSERT_TRUE(reply(*req, 200, "hello, kino"));
+
+  auto r = parse_response(client->read_response());
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.status_line, "HTTP/1.1 200 OK");
+  EXPECT_EQ(r.get("content-length"), "11");
+  EXPECT_TRUE(r.get("date"));
+  EXPECT_EQ(r.body, "hello, kino");
+
+  // The connection is kept alive for a second request.
+  ASSERT_TRUE(client->send("GET /again HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+  RequestRef again = pop(*server);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(str(again->path), "/again");
+  ASSERT_TRUE(reply(*again, 201, "again"));
+  auto r2 = parse_response(client->read_response());
+  EXPECT_EQ(r2.status, 201);
+  EXPECT_EQ(r2.body, "again");
+
+  auto snap = server->counters().snapshot();
+  EXPECT_EQ(snap.requests_received, 2u);
+  EXPECT_EQ(snap.connections_accepted, 1u);
+  EXPECT_EQ(stop(*server, 2000ms), 0);
+  EXPECT_FALSE(server->running());
+}
+
+TEST(Server, AddressesReportTheRealPort) {
+  auto server = start_server("tcp://127.0.0.1:0");
+  auto addresses = server->addresses();
+  ASSERT_EQ(addresses.size(), 1u);
+  EXPECT_EQ(addresses[0].rfind("tcp://127.0.0.1:", 0), 0u) << addresses[0];
+  uint16_t port = port_of(addresses[0]);
+  EXPECT_NE(port, 0);
+  EXPECT_TRUE(Client::tcp(port)) << "something listens on the reported port";
+  stop(*server, 1000ms);
+}
+
+TEST(Server, ServesIPv6Loopback) {
+  ServerConfig config;
+  config.listen = {"tcp://[::1]:0"};
+  auto server = std::make_shared<Server>(config);
+  try {
+    server->bind();
+  } catch (const std::runtime_error& e) {
+    GTEST_SKIP() << "no IPv6 loopback here: " << e.what();
+  }
+  auto addresses = server->addresses();
+  ASSERT_EQ(addresses.size(), 1u);
+  EXPECT_EQ(addresses[0].rfind("tcp://[::1]:", 0), 0u) << addresses[0];
+  EXPECT_NE(port_of(addresses[0]), 0);
+}
+
+TEST(Server, PortInUseThrowsNamingTheAddress) {
+  auto first = start_server("tcp://127.0.0.1:0");
+  std::string address = first->addresses().at(0);
+  ServerConfig config;
+  config.listen = {address};
+  auto second = std::make_shared<Server>(config);
+  try {
+    second->bind();
+    FAIL() << "binding " << address << " twice succeeded";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(address), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(second->running());
+  // The first server still works.
+  auto client = Client::tcp(port_of(address));
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
+  RequestRef req = pop(*first);
+  ASSERT_TRUE(req);
+  reply(*req, 200, "ok");
+  EXPECT_EQ(parse_response(client->read_response()).status, 200);
+  stop(*first, 1000ms);
+}
+
+TEST(Server, BadAddressesThrow) {
+  for (const char* bad :
+       {"tcp://127.0.0.1", "tcp://127.0.0.1:99999", "udp://127.0.0.1:80", "unix://", "tcp://[::1:80"}) {
+    ServerConfig config;
+    config.listen = {bad};
+    auto server = std::make_shared<Server>(config);
+    try {
+      server->bind();
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find(bad), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(Server, UnixSocketServesAndIsRemovedAfterStop) {
+  std::string path = temp_socket_path("serve");
+  ::unlink(path.c_str());
+  auto server = start_server("unix://" + path);
+  EXPECT_EQ(server->addresses(), (std::vector<std::string>{"unix://" + path}));
+  struct stat st;
+  ASSERT_EQ(::lstat(path.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+
+  auto client = Client::unix_socket(path);
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send("GET /sock HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+  RequestRef req = pop(*server);
+  ASSERT_TRUE(req);
+  EXPECT_EQ(str(req->path), "/sock");
+  EXPECT_EQ(str(req->peer_address), "127.0.0.1");
+  ASSERT_TRUE(reply(*req, 200, "over unix"));
+  auto r = parse_response(client->read_response());
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "over unix");
+
+  client.reset();
+  req.reset();
+  EXPECT_EQ(stop(*server, 2000ms), 0);
+  server.reset();
+  EXPECT_FALSE(exists(path)) << "the socket file outlived the server";
+}
+
+TEST(Server, UnixSocketFileRemovedWhenStoppedServerIsReleased) {
+  for (int i = 0; i < 5; ++i) {
+    std::string path = temp_socket_path("idle");
+    auto server = start_server("unix://" + path);
+    ASSERT_TRUE(exists(path));
+    stop(*server, 1000ms);
+    server.reset();
+    EXPECT_FALSE(exists(path)) << "round " << i;
+    ::unlink(path.c_str());
+  }
+}
+
+// The file must be gone when stop() returns, not when the last handler
+// lets go of the listener: a new server may want the path at once.
+TEST(Server, UnixSocketFileRemovedByStopItself) {
+  for (int i = 0; i < 10; ++i) {
+    std::string path = temp_socket_path("stop");
+    auto server = start_server("unix://" + path);
+    ASSERT_TRUE(exists(path));
+    server->stop(1000ms);
+    EXPECT_FALSE(exists(path)) << "round " << i;
+    server.reset();
+    ::unlink(path.c_str());
+  }
+}
+
+TEST(Server, UnixSocketStaleFileIsReplacedButLiveOneIsNot) {
+  std::string path = temp_socket_path("stale");
+  {
+    // A socket file nobody listens on, as a crashed server leaves it.
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    ::close(fd);
+  }
+  ASSERT_TRUE(exists(path));
+  auto server = start_server("unix://" + path);
+  EXPECT_TRUE(Client::unix_socket(path));
+
+  ServerConfig config;
+  config.listen = {"unix://" + path};
+  auto second = std::make_shared<Server>(config);
+  EXPECT_THROW(second->bind(), std::runtime_error);
+  EXPECT_TRUE(Client::unix_socket(path)) << "the live server's socket was left alone";
+  stop(*server, 1000ms);
+  server.reset();
+  ::unlink(path.c_str());
+}
+
+TEST(Server, StopWithNothingInFlightIsQuick) {
+  auto server = start_server("tcp://127.0.0.1:0");
+  auto idle = Client::tcp(port_of(server->addresses().at(0)));  // an idle keep-alive connection
+  ASSERT_TRUE(idle);
+  std::this_thread::sleep_for(20ms);
+  auto t0 = Clock::now();
+  EXPECT_EQ(stop(*server, 5000ms), 0);
+  EXPECT_LT(Clock::now() - t0, 1000ms);
+  EXPECT_TRUE(idle->closed_by_peer(1000ms)) << "idle connections are closed";
+  EXPECT_TRUE(server->queue().closed());
+  EXPECT_EQ(stop(*server, 5000ms), 0) << "a second stop is harmless";
+}
+
+TEST(Server, StopReportsUnansweredRequests) {
+  auto server = start_server("tcp://127.0.0.1:0");
+  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send("GET /slow HTTP/1.1\r\nHost: h\r\n\r\n"));
+  RequestRef req = pop(*server);
+  ASSERT_TRUE(req);
+  auto t0 = Clock::now();
+  EXPECT_EQ(server->stop(100ms), 1);
+  EXPECT_LT(Clock::now() - t0, 2000ms);
+  // Answering afterwards goes nowhere and must not crash.
+  reply(*req, 200, "too late");
+  req.reset();
+}
+
+// A response posted after stop() (a straggler answered late) or the
+// aborted read of a connection closed during stop() must not stay queued
+// in the stopped io_context, keeping Connection -> Server alive forever.
+TEST(Server, ServerIsFreedAfterStop) {
+  std::weak_ptr<Server> weak;
+  {
+    auto server = start_server("tcp://127.0.0.1:0");
+    weak = server;
+    auto idle = Client::tcp(port_of(server->addresses().at(0)));
+    auto busy = Client::tcp(port_of(server->addresses().at(0)));
+    ASSERT_TRUE(idle && busy);
+    ASSERT_TRUE(busy->send("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
+    RequestRef req = pop(*server);
+    ASSERT_TRUE(req);
+    EXPECT_EQ(server->stop(100ms), 1);
+    reply(*req, 200, "late");
+  }
+  EXPECT_TRUE(weak.expired()) << "the Server outlived its last owner";
+}
+
+TEST(Server, InFlightRequestFinishesDuringStop) {
+  auto server = start_server("tcp://127.0.0.1:0");
+  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send("GET /work HTTP/1.1\r\nHost: h\r\n\r\n"));
+  RequestRef req = pop(*server);
+  ASSERT_TRUE(req);
+  std::thread worker([&] {
+    std::this_thread::sleep_for(100ms);
+    reply(*req, 200, "done");
+  });
+  EXPECT_EQ(stop(*server, 5000ms), 0);
+  worker.join();
+  std::string wire;
+  EXPECT_TRUE(client->read_to_eof(wire));
+  auto r = parse_response(wire);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "done");
+  EXPECT_EQ(r.get("connection"), "close") << "a draining server closes after the response";
+}
+
+TEST(Server, ParseErrorGets400AndClose) {
+  auto server = start_server("tcp://127.0.0.1:0");
+  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send("GARBAGE\r\n\r\n"));
+  std::string wire;
+  EXPECT_TRUE(client->read_to_eof(wire)) << "the server did not close the connection";
+  auto r = parse_response(wire);
+  ASSERT_TRUE(r.ok) << wire;
+  EXPECT_EQ(r.status_line, "HTTP/1.1 400 Bad Request");
+  EXPECT_EQ(r.get("connection"), "close");
+  EXPECT_EQ(r.get("content-length"), std::to_string(r.body.size()));
+  EXPECT_FALSE(server->queue().try_pop()) << "a bad request never reaches the workers";
+  auto snap = server->counters().snapshot();
+  EXPECT_EQ(snap.parse_errors, 1u);
+  EXPECT_EQ(snap.rejected, 1u);
+  EXPECT_EQ(stop(*server, 1000ms), 0);
+}
+
+TEST(Server, LimitErrorsUseTheirStatus) {
+  ParserLimits limits;
+  limits.max_uri_size = 64;
+  auto server = start_server("tcp://127.0.0.1:0", limits);
+  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send("GET /" + std::string(200, 'a') + " HTTP/1.1\r\nHost: h\r\n\r\n"));
+  std::string wire;
+  EXPECT_TRUE(client->read_to_eof(wire));
+  EXPECT_EQ(parse_response(wire).status, 414);
+  stop(*server, 1000ms);
+}
+
+TEST(Server, PipelinedRequestsAnsweredInOrder) {
+  auto server = start_server("tcp://127.0.0.1:0");
+  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send("GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n"));
+  RequestRef first = pop(*server);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(str(first->path), "/1");
+  EXPECT_FALSE(pop(*server, 100ms)) << "one request per connection at a time";
+  reply(*first, 200, "one");
+  RequestRef second = pop(*server);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(str(second->path), "/2");
+  reply(*second, 200, "two");
+  EXPECT_EQ(parse_response(client->read_response()).body, "one");
+  EXPECT_EQ(parse_response(client->read_response()).body, "two");
+  stop(*server, 1000ms);
+}
+
+TEST(Server, ExpectContinue) {
+  auto server = start_server("tcp://127.0.0.1:0");
+  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(
+      client->send("POST /up HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"));
+  while (client->pending().find("\r\n\r\n") == std::string::npos)
+    ASSERT_GT(client->read_some(), 0) << "no 100 Continue";
+  EXPECT_EQ(client->pending(), "HTTP/1.1 100 Continue\r\n\r\n");
+  client->pending().clear();
+  ASSERT_TRUE(client->send("hello"));
+  RequestRef req = pop(*server);
+  ASSERT_TRUE(req);
+  EXPECT_EQ(str(req->body), "hello");
+  reply(*req, 200, "got it");
+  EXPECT_EQ(parse_response(client->read_response()).body, "got it");
+  stop(*server, 1000ms);
+}
+
+TEST(Server, StreamedResponseIsChunkedOnTheWire) {
+  auto server = start_server("tcp://127.0.0.1:0");
+  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send("GET /stream HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"));
+  RequestRef req = pop(*server);
+  ASSERT_TRUE(req);
+  ASSERT_TRUE(start_response(*req, 200, {}));
+  EXPECT_TRUE(write_body(*req, "abc"));
+  EXPECT_TRUE(write_body(*req, "defg"));
+  finish_response(*req);
+  std::string wire;
+  EXPECT_TRUE(client->read_to_eof(wire));
+  auto r = parse_response(wire);
+  EXPECT_EQ(r.get("transfer-encoding"), "chunked");
+  EXPECT_EQ(r.get("connection"), "close");
+  EXPECT_EQ(r.body, "3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n");
+  stop(*server, 1000ms);
+}
+
+TEST(Server, ClientGoneBeforeAnswerIsHarmless) {
+  auto server = start_server("tcp://127.0.0.1:0");
+  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
+  RequestRef req = pop(*server);
+  ASSERT_TRUE(req);
+  client.reset();
+  std::this_thread::sleep_for(50ms);
+  reply(*req, 200, "nobody listens");
+  req.reset();
+  EXPECT_EQ(stop(*server, 2000ms), 0);
+}
+
+TEST(Server, ReleasedUnansweredRequestGets500) {
+  auto server = start_server("tcp://127.0.0.1:0");
+  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
+  RequestRef req = pop(*server);
+  ASSERT_TRUE(req);
+  req.reset();  // a worker lost it
+  auto r = parse_response(client->read_response());
+  EXPECT_EQ(r.status, 500);
+  bool logged = false;
+  for (auto& line : server->log().drain())
+    if (line.find("without a response") != std::string::npos) logged = true;
+  EXPECT_TRUE(logged);
+  stop(*server, 1000ms);
+}

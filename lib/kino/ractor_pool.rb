@@ -1,0 +1,75 @@
+# frozen_string_literal: true
+
+module Kino
+  # :ractor mode: each worker is a Ractor running a WorkerGroup, so workers
+  # run Ruby in parallel. Only shareable values go in: the server id and
+  # slot numbers (Integers), the app and hooks (made shareable before the
+  # pool starts). Requests never cross: each worker takes them from the
+  # native queue itself and builds their env in its own ractor.
+  #
+  # Ruby 3.1 keeps one wait state per ractor, so two threads of the main
+  # ractor blocked in Ractor#take at once can lose a wake-up (measured: a
+  # worker ended and its watcher never woke). One thread therefore waits on
+  # all workers with Ractor.select, and a small "waker" ractor lets the
+  # supervisor interrupt that wait when it has started a new worker.
+  class RactorPool
+    def initialize(server_id, app, threads:, on_error: nil, after_worker_boot: nil)
+      @server_id = server_id
+      @app = app
+      @threads = threads
+      @on_error = on_error
+      @after_worker_boot = after_worker_boot
+      @live = []
+      @lock = Mutex.new
+      @waker = Ractor.new(name: "kino-supervisor-waker") do
+        Thread.current.report_on_exception = false
+        loop { Ractor.yield(Ractor.receive) }
+      end
+    end
+
+    def spawn(index, first_slot)
+      ractor = Ractor.new(@server_id, @app, @threads, first_slot, @on_error, @after_worker_boot,
+                          name: "kino-worker-#{index}") do |server_id, app, threads, slot, on_error, boot|
+        # The supervisor logs a worker's death with its backtrace; Ruby's
+        # own report would print it a second time.
+        Thread.current.report_on_exception = false
+        Kino::WorkerGroup.run(server_id, app, threads, slot, on_error, boot)
+      end
+      @lock.synchronize { @live << ractor }
+      ractor
+    end
+
+    # Blocks until a worker ends: [handle, error or nil], or :wake.
+    def next_exit
+      ractors = @lock.synchronize { @live.dup }
+      ractor, = Ractor.select(@waker, *ractors)
+      return :wake if ractor == @waker
+
+      forget(ractor)
+      [ractor, nil]
+    rescue Ractor::RemoteError => e
+      forget(e.ractor)
+      [e.ractor, e.cause || e]
+    rescue Ractor::ClosedError
+      :wake
+    end
+
+    def wake
+      @waker.send(:wake)
+    rescue Ractor::ClosedError
+      nil
+    end
+
+    def close
+      @waker.close_incoming
+    rescue Ractor::ClosedError
+      nil
+    end
+
+    private
+
+    def forget(ractor)
+      @lock.synchronize { @live.delete(ractor) }
+    end
+  end
+end

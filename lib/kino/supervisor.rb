@@ -1,0 +1,202 @@
+# frozen_string_literal: true
+
+module Kino
+  # Keeps `workers` workers running, from one monitor thread on the main
+  # ractor. The pool (RactorPool or ThreadPool) starts workers and reports
+  # each one's end; the monitor decides what comes next:
+  #
+  # - it ended cleanly (the queue closed): nothing;
+  # - it died: the requests its threads held are answered 500 at once
+  #   through the native responder (a late answer from the dead worker is
+  #   dropped by the first-claimant flag), the error is logged with its
+  #   backtrace, on_worker_exit runs, and a replacement starts after a
+  #   back-off that doubles with each quick crash, so a worker that dies at
+  #   boot does not spin.
+  #
+  # The monitor is a side thread on purpose: a main thread blocked in
+  # Ractor.select never ran SIGTERM handlers on Ruby 3.1.
+  #
+  # Quarantine: with quarantine_timeout set, a poller looks at how long each
+  # worker's current requests have run. A worker stuck past the timeout is
+  # set aside (never killed: its handler may still finish, and the worker
+  # then goes on serving) and a fresh worker is started so capacity
+  # recovers, at most quarantine_max times.
+  class Supervisor
+    BACKOFF_FIRST = 0.05
+    BACKOFF_MAX = 5.0
+    STABLE_AFTER = 30.0 # seconds alive after which a crash counts as the first again
+
+    # How many worker slots the server must track: every worker that may
+    # ever run, replacements for quarantine included.
+    def self.slot_count(workers:, threads:, quarantine_max:)
+      (workers + (quarantine_max || workers)) * threads
+    end
+
+    def initialize(server_id, pool, workers:, threads:, log:, on_worker_exit: nil,
+                   quarantine_timeout: nil, quarantine_max: nil)
+      @server_id = server_id
+      @pool = pool
+      @workers = workers
+      @threads = threads
+      @log = log
+      @on_worker_exit = on_worker_exit
+      @quarantine_timeout = quarantine_timeout
+      @quarantine_max = quarantine_max || workers
+      @lock = Mutex.new
+      @running = {} # handle => [index, started_at]
+      @quick_crashes = Hash.new(0)
+      @set_aside = {}
+      @respawns = 0
+      @quarantined = 0
+      @stopping = false
+    end
+
+    def start
+      @workers.times { |index| start_worker(index) }
+      @monitor = Thread.new do
+        Thread.current.name = "kino-supervisor"
+        monitor
+      end
+      @poller = start_quarantine_poller if @quarantine_timeout
+      self
+    end
+
+    # Call once the server's queue is closed, so workers end on their own.
+    # True when they all did within `timeout` seconds.
+    def stop(timeout)
+      @lock.synchronize { @stopping = true }
+      @poller&.kill
+      @pool.wake
+      finished = @monitor.join(timeout)
+      @pool.close
+      !finished.nil?
+    end
+
+    def respawns
+      @lock.synchronize { @respawns }
+    end
+
+    def quarantined
+      @lock.synchronize { @quarantined }
+    end
+
+    def running_workers
+      @lock.synchronize { @running.size }
+    end
+
+    private
+
+    def start_worker(index)
+      handle = @pool.spawn(index, index * @threads)
+      @lock.synchronize { @running[handle] = [index, monotonic] }
+      handle
+    end
+
+    def monitor
+      loop do
+        event = @pool.next_exit
+        if event == :wake
+          break if stopping? && running_workers.zero?
+
+          next
+        end
+        handle, error = event
+        index, started = @lock.synchronize { @running.delete(handle) }
+        next unless index
+
+        worker_ended(index, started, error)
+        break if stopping? && running_workers.zero?
+      end
+    rescue Kino::Error
+      nil # the server was released: nothing left to supervise
+    end
+
+    def worker_ended(index, started, error)
+      if error.nil?
+        notify_exit(index, nil)
+        return
+      end
+      answered = Native.server_fail_slots(@server_id, index * @threads, @threads)
+      log_crash(index, error, answered)
+      notify_exit(index, error)
+      return if stopping?
+
+      crashes = monotonic - started > STABLE_AFTER ? 1 : @quick_crashes[index] + 1
+      @quick_crashes[index] = crashes
+      delay = [BACKOFF_FIRST * (2**(crashes - 1)), BACKOFF_MAX].min
+      @log.write("kino: restarting worker #{index} in #{format('%.2f', delay)}s\n")
+      sleep delay
+      return if stopping?
+
+      @lock.synchronize { @respawns += 1 }
+      start_worker(index)
+    end
+
+    def stopping?
+      @lock.synchronize { @stopping }
+    end
+
+    def notify_exit(index, error)
+      @on_worker_exit&.call(index, error)
+    rescue StandardError => e
+      @log.write("kino: on_worker_exit failed: #{e.class}: #{e.message}\n")
+    end
+
+    def log_crash(index, error, answered)
+      lines = ["kino: worker #{index} died: #{error.class}: #{error.message}\n"]
+      (error.backtrace || []).first(30).each { |l| lines << "    #{l}\n" }
+      lines << "kino: answered #{answered} in-flight request(s) of worker #{index} with 500\n" if answered.positive?
+      @log.write(lines.join)
+    end
+
+    def start_quarantine_poller
+      interval = [@quarantine_timeout / 4.0, 1.0].min
+      limit_ms = (@quarantine_timeout * 1000).to_i
+      Thread.new do
+        Thread.current.name = "kino-quarantine"
+        loop do
+          sleep interval
+          check_quarantine(limit_ms)
+        end
+      end
+    end
+
+    def check_quarantine(limit_ms)
+      indexes = @lock.synchronize { @running.values.map(&:first) }
+      indexes.each do |index|
+        next if @set_aside[index]
+
+        busy = Native.server_slot_busy_ms(@server_id, index * @threads, @threads).max
+        next unless busy && busy > limit_ms
+
+        quarantine(index, busy)
+      end
+    rescue Kino::Error
+      nil
+    end
+
+    def quarantine(index, busy)
+      if quarantined >= @quarantine_max
+        unless @cap_logged
+          @log.write("kino: worker #{index} is stuck (#{busy} ms) but quarantine_max (#{@quarantine_max}) " \
+                     "is reached; no more replacements will be started\n")
+          @cap_logged = true
+        end
+        return
+      end
+      replacement = @lock.synchronize do
+        @quarantined += 1
+        @workers + @quarantined - 1
+      end
+      @set_aside[index] = true
+      @log.write("kino: worker #{index} set aside: a request has run #{busy} ms " \
+                 "(quarantine_timeout #{@quarantine_timeout}s); started worker #{replacement}\n")
+      start_worker(replacement)
+      @pool.wake
+    end
+
+    def monotonic
+      Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    end
+  end
+end

@@ -1,0 +1,49 @@
+# frozen_string_literal: true
+
+# Kino vs Puma benchmarks (bench/compare.rb; see bench/README.md).
+#
+#   rake bench                                   # 3 rounds x 10 s, every endpoint
+#   rake bench:quick                             # 1 round x 3 s, plaintext, cpu, io
+#   BENCH_YJIT=1 rake bench                      # both servers with --yjit
+#   BENCH_ENDPOINTS=cpu,io BENCH_ROUNDS=5 rake bench
+#   BENCH_ARGS="--targets kino-threaded,kino-ractor,puma" rake bench
+#
+# Every setting has a BENCH_* variable (listed by `ruby bench/compare.rb
+# --help`); BENCH_ARGS is passed on as extra flags.
+
+# Rake loads rakelib/ by itself; a Rakefile that also imports it must not
+# define the tasks (and their actions) twice.
+return if Rake::Task.task_defined?("bench")
+
+require "shellwords"
+
+bench_script = File.expand_path("../bench/compare.rb", __dir__)
+bench_run = lambda do |defaults|
+  extra = Shellwords.split(ENV.fetch("BENCH_ARGS", ""))
+  # Flags win over BENCH_* variables in compare.rb, so the task's own
+  # defaults are given only for what the caller did not set.
+  flags = defaults.reject { |env_name, _| ENV.key?(env_name) }.values.flatten
+  ruby bench_script, *flags, *extra
+end
+
+desc "Benchmark Kino against Puma (3 rounds x 10 s, every endpoint; BENCH_* variables override)"
+task bench: :compile do
+  bench_run.call({})
+end
+
+namespace :bench do
+  desc "Short Kino vs Puma run (1 round x 3 s: plaintext, cpu, io)"
+  task quick: :compile do
+    bench_run.call(
+      "BENCH_ROUNDS" => %w[--rounds 1],
+      "BENCH_DURATION" => %w[--duration 3],
+      "BENCH_WARMUP" => %w[--warmup 1],
+      "BENCH_ENDPOINTS" => %w[--endpoints plaintext,cpu,io]
+    )
+  end
+
+  desc "Check that bench/bench_app.ru is Ractor-shareable and answers from inside a Ractor"
+  task :check_app do
+    ruby bench_script, "--check-app"
+  end
+end
