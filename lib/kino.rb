@@ -9,13 +9,7 @@ require_relative "kino/thread_pool"
 require_relative "kino/server"
 
 # Kino: a Rack server whose HTTP machinery is native (C++), feeding worker
-# Ractors or threads through a lock-free queue. See README.md.
+# Ractors or threads through a lock-free queue. See README.md. Kino.sleep is
+# defined with the extension, in kino/native.rb.
 module Kino
-  # Sleeps `seconds` on the OS clock with the GVL released (in a worker
-  # ractor: only that ractor's lock), in short chunks so Thread#kill and
-  # shutdown interrupt it promptly. Unlike Kernel#sleep it wakes on time
-  # inside non-main ractors too.
-  def self.sleep(seconds)
-    Native.sleep(seconds)
-  end
 end

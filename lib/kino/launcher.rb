@@ -33,7 +33,7 @@ module Kino
       write_pidfile
       banner(server)
       sleep POLL_INTERVAL while @signals.empty?
-      @stdout.puts "- Gracefully stopping (#{@signals.first}), waiting for requests to finish"
+      @stdout.puts "- Gracefully stopping (SIG#{@signals.first}), waiting for requests to finish"
       server.shutdown
       @stdout.puts "- Goodbye!"
       0
@@ -45,12 +45,25 @@ module Kino
       restore_signals(previous) if previous
     end
 
-    # `kino --check`: whether the app can run in :ractor mode.
+    # `kino --check`: whether the app can run in :ractor mode, and if not,
+    # every reason, one per line with a hint. It changes nothing: the probing
+    # (which freezes objects) happens in a forked child. Exit status 0 when
+    # the app can run in ractors, 1 when it cannot, so CI can run it.
     def check
       @configuration.apply_environment!
-      load_app
-      @stdout.puts "kino --check: the app loads; :ractor mode is not available in this version, " \
-                   "so it would run in :threaded mode"
+      app = load_app
+      hooks = { on_error: @configuration[:on_error], after_worker_boot: @configuration[:after_worker_boot] }
+      blockers = RactorPreparation.new(app, hooks).blockers
+      rackup = @configuration.rackup
+      if blockers.empty?
+        @stdout.puts "kino --check: #{rackup} can run in :ractor mode"
+        return 0
+      end
+
+      @stdout.puts "kino --check: #{rackup} cannot run in :ractor mode " \
+                   "(#{blockers.size} blocker#{'s' unless blockers.size == 1}):"
+      blockers.each { |b| @stdout.puts "  - #{b}" }
+      @stdout.puts "With `mode :auto` (the default) it runs in :threaded mode instead."
       1
     rescue Kino::Error => e
       @stderr.puts "kino: #{e.message}"

@@ -10,3 +10,13 @@ rescue LoadError => e
     or `bundle exec rake compile`; as a gem, reinstall it so it compiles again.
   MSG
 end
+
+module Kino
+  # Sleeps `seconds` on the OS clock with the GVL released (in a worker
+  # ractor: only that ractor's lock), in short chunks so Thread#kill and
+  # shutdown interrupt it promptly. Unlike Kernel#sleep it wakes on time
+  # inside non-main ractors too.
+  def self.sleep(seconds)
+    Native.sleep(seconds)
+  end
+end
