@@ -1,0 +1,87 @@
+# frozen_string_literal: true
+
+require "kino"
+require "socket"
+
+# The canary: every function of the native seam, called from a non-main
+# ractor. If the extension stopped declaring itself ractor-safe, or a
+# function were defined outside Init_kino, these calls would raise
+# Ractor::UnsafeError.
+RSpec.describe "Kino::Native from a non-main ractor" do
+  let(:exercised) do
+    %i[
+      server_create server_addresses server_start server_stats server_drain_log
+      server_slot_busy_ms server_fail_slots server_close_queue server_stop server_release
+      take_one respond respond_start respond_write respond_finish respond_error sleep
+    ]
+  end
+
+  it "covers every function of Kino::Native" do
+    expect(Kino::Native.singleton_methods.sort).to eq(exercised.sort)
+  end
+
+  it "can call each of them inside a Ractor" do
+    Warning[:experimental] = false
+    ractor = Ractor.new do
+      native = Kino::Native
+      read_response = lambda do |socket|
+        data = +""
+        data << socket.readpartial(4096) until data.include?("\r\n\r\n") && data.bytesize > data.index("\r\n\r\n") + 3
+        data
+      end
+      results = {}
+      id = native.server_create({ listen: ["tcp://127.0.0.1:0"], io_threads: 1, worker_slots: 4 })
+      port = Integer(native.server_addresses(id).first[/\d+\z/])
+      native.server_start(id)
+      socket = TCPSocket.new("127.0.0.1", port)
+
+      socket.write("GET /one HTTP/1.1\r\nHost: x\r\n\r\n")
+      env = native.take_one(id, 0)
+      results[:path] = env["PATH_INFO"]
+      results[:busy] = native.server_slot_busy_ms(id, 0, 1).first
+      request = env["kino.request"]
+      results[:respond] = native.respond(request, 200, { "content-type" => "text/plain" }, ["one"])
+      results[:claimed] = request.claimed?
+      results[:first] = read_response.call(socket)
+
+      socket.write("GET /two HTTP/1.1\r\nHost: x\r\n\r\n")
+      request = native.take_one(id)["kino.request"]
+      native.respond_start(request, 200, { "content-type" => "text/plain" })
+      native.respond_write(request, "two")
+      native.respond_finish(request)
+      results[:second] = read_response.call(socket)
+
+      socket.write("GET /three HTTP/1.1\r\nHost: x\r\n\r\n")
+      request = native.take_one(id, 1)["kino.request"]
+      results[:error] = native.respond_error(request, 503, "busy\n")
+      results[:third] = read_response.call(socket)
+
+      results[:failed] = native.server_fail_slots(id, 0, 2)
+      native.sleep(0.01)
+      results[:stats] = native.server_stats(id)[:served]
+      results[:log] = native.server_drain_log(id).class
+      native.server_close_queue(id)
+      results[:after_close] = native.take_one(id)
+      results[:stragglers] = native.server_stop(id, 1.0)
+      results[:released] = native.server_release(id)
+      socket.close
+      results
+    end
+    results = ractor.take
+
+    expect(results[:path]).to eq("/one")
+    expect(results[:busy]).to be >= 0
+    expect(results[:respond]).to be(true)
+    expect(results[:claimed]).to be(true)
+    expect(results[:first]).to start_with("HTTP/1.1 200 OK").and end_with("one")
+    expect(results[:second]).to include("transfer-encoding: chunked").and include("two")
+    expect(results[:error]).to be(true)
+    expect(results[:third]).to start_with("HTTP/1.1 503")
+    expect(results[:failed]).to eq(0) # both slots' requests had been answered
+    expect(results[:stats]).to eq(3)
+    expect(results[:log]).to eq(Array)
+    expect(results[:after_close]).to be_nil
+    expect(results[:stragglers]).to eq(0)
+    expect(results[:released]).to be(true)
+  end
+end
