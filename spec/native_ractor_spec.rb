@@ -24,9 +24,10 @@ RSpec.describe "Kino::Native from a non-main ractor" do
     Warning[:experimental] = false
     ractor = Ractor.new do
       native = Kino::Native
-      read_response = lambda do |socket|
+      # Reads until the response's last bytes (`ending`) have arrived.
+      read_response = lambda do |socket, ending|
         data = +""
-        data << socket.readpartial(4096) until data.include?("\r\n\r\n") && data.bytesize > data.index("\r\n\r\n") + 3
+        data << socket.readpartial(4096) until data.end_with?(ending)
         data
       end
       results = {}
@@ -42,19 +43,19 @@ RSpec.describe "Kino::Native from a non-main ractor" do
       request = env["kino.request"]
       results[:respond] = native.respond(request, 200, { "content-type" => "text/plain" }, ["one"])
       results[:claimed] = request.claimed?
-      results[:first] = read_response.call(socket)
+      results[:first] = read_response.call(socket, "one")
 
       socket.write("GET /two HTTP/1.1\r\nHost: x\r\n\r\n")
       request = native.take_one(id)["kino.request"]
       native.respond_start(request, 200, { "content-type" => "text/plain" })
       native.respond_write(request, "two")
       native.respond_finish(request)
-      results[:second] = read_response.call(socket)
+      results[:second] = read_response.call(socket, "0\r\n\r\n")
 
       socket.write("GET /three HTTP/1.1\r\nHost: x\r\n\r\n")
       request = native.take_one(id, 1)["kino.request"]
       results[:error] = native.respond_error(request, 503, "busy\n")
-      results[:third] = read_response.call(socket)
+      results[:third] = read_response.call(socket, "busy\n")
 
       results[:failed] = native.server_fail_slots(id, 0, 2)
       native.sleep(0.01)
