@@ -220,6 +220,17 @@ VALUE native_server_slot_busy_ms(VALUE, VALUE id, VALUE first, VALUE count) {
   return out;
 }
 
+// Native.server_log(id, text): queues text for the server's log (app
+// errors from workers); never blocks, from any ractor.
+VALUE native_server_log(VALUE, VALUE id, VALUE text) {
+  uint64_t sid = NUM2ULL(id);
+  StringValue(text);
+  return protect([&]() -> VALUE {
+    find_server(sid)->log().push({RSTRING_PTR(text), static_cast<size_t>(RSTRING_LEN(text))});
+    return Qnil;
+  });
+}
+
 }  // namespace
 
 void init_native_server(VALUE mNative) {
@@ -246,6 +257,7 @@ void init_native_server(VALUE mNative) {
   rb_define_module_function(mNative, "server_stats", RUBY_METHOD_FUNC(native_server_stats), 1);
   rb_define_module_function(mNative, "server_fail_slots", RUBY_METHOD_FUNC(native_server_fail_slots), 3);
   rb_define_module_function(mNative, "server_slot_busy_ms", RUBY_METHOD_FUNC(native_server_slot_busy_ms), 3);
+  rb_define_module_function(mNative, "server_log", RUBY_METHOD_FUNC(native_server_log), 2);
   rb_define_module_function(mNative, "server_drain_log", RUBY_METHOD_FUNC(native_server_drain_log), 1);
 }
 

@@ -126,6 +126,16 @@ module Kino
     # --- preparation ------------------------------------------------------
 
     def prepare_environment
+      # Reading every constant also reads deprecated ones; their warnings
+      # would only confuse whoever reads the boot log.
+      deprecated = Warning[:deprecated]
+      Warning[:deprecated] = false
+      prepare_namespaces
+    ensure
+      Warning[:deprecated] = deprecated
+    end
+
+    def prepare_namespaces
       namespaces = app_namespaces
       load_autoloads([defined?(::Rack) ? ::Rack : nil, *namespaces].compact)
       warm_encodings

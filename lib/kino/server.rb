@@ -187,7 +187,11 @@ module Kino
     end
 
     def pump_log(server_id)
-      Native.server_drain_log(server_id).each { |line| @log.write("kino: #{line}\n") }
+      Native.server_drain_log(server_id).each do |line|
+        line = "kino: #{line}" unless line.start_with?("kino: ")
+        line += "\n" unless line.end_with?("\n")
+        @log.write(line)
+      end
     rescue Kino::Error
       nil
     end

@@ -86,11 +86,20 @@ module Kino
       report(e, env)
     end
 
+    # Errors go through the server's native log channel: it never blocks,
+    # works from any ractor, and ends up in the log the server was given
+    # (stderr for the CLI).
     def report(error, env)
-      $stderr.write(format_error(error, env))
+      log(format_error(error, env))
       @on_error&.call(error, env)
     rescue StandardError => e
-      $stderr.write("kino: on_error hook failed: #{e.class}: #{e.message}\n")
+      log("kino: on_error hook failed: #{e.class}: #{e.message}\n")
+    end
+
+    def log(text)
+      Native.server_log(@server_id, text)
+    rescue Kino::Error
+      $stderr.write(text) # the server is gone; say it somewhere
     end
 
     def format_error(error, env)
