@@ -151,6 +151,27 @@ void raise_bad_header(VALUE bad) {
            rb_inspect(bad));
 }
 
+// Reads the app's headers in place and runs `send` with them; true/false
+// from `send` becomes Qtrue/Qfalse. A header that is not a String (or Array
+// of Strings) raises TypeError, after every C++ object here is gone.
+template <class Send>
+VALUE with_headers(VALUE headers, Send&& send) {
+  VALUE bad = Qnil;
+  VALUE sent = protect([&]() -> VALUE {
+    NativeVector<HeaderView> hv;
+    hv.reserve(static_cast<size_t>(RHASH_SIZE(headers)) + 2);
+    HeaderScan scan{&hv};
+    rb_hash_foreach(headers, scan_header, reinterpret_cast<VALUE>(&scan));
+    if (!NIL_P(scan.bad)) {
+      bad = scan.bad;
+      return Qnil;
+    }
+    return send(std::span<const HeaderView>(hv)) ? Qtrue : Qfalse;
+  });
+  if (!NIL_P(bad)) raise_bad_header(bad);
+  return sent;
+}
+
 // Native.respond(req, status, headers, body_array) -> true, or false when
 // the request was already answered (a timeout, a supervisor).
 VALUE native_respond(VALUE, VALUE handle, VALUE status, VALUE headers, VALUE body) {
@@ -163,26 +184,15 @@ VALUE native_respond(VALUE, VALUE handle, VALUE status, VALUE headers, VALUE bod
     if (!RB_TYPE_P(RARRAY_AREF(body, i), T_STRING))
       rb_raise(rb_eTypeError, "response body must yield Strings, got %" PRIsVALUE,
                rb_obj_class(RARRAY_AREF(body, i)));
-  VALUE bad = Qnil;
-  VALUE sent = protect([&]() -> VALUE {
-    NativeVector<HeaderView> hv;
-    hv.reserve(static_cast<size_t>(RHASH_SIZE(headers)) + 2);
-    HeaderScan scan{&hv};
-    rb_hash_foreach(headers, scan_header, reinterpret_cast<VALUE>(&scan));
-    if (!NIL_P(scan.bad)) {
-      bad = scan.bad;
-      return Qnil;
-    }
+  return with_headers(headers, [&](std::span<const HeaderView> hv) {
     NativeVector<std::string_view> bv;
     bv.reserve(static_cast<size_t>(parts));
     for (long i = 0; i < parts; ++i) {
       VALUE s = RARRAY_AREF(body, i);
       bv.emplace_back(RSTRING_PTR(s), static_cast<size_t>(RSTRING_LEN(s)));
     }
-    return respond(*req, code, hv, bv) ? Qtrue : Qfalse;
+    return respond(*req, code, hv, bv);
   });
-  if (!NIL_P(bad)) raise_bad_header(bad);
-  return sent;
 }
 
 // Native.respond_start(req, status, headers) -> true/false (see respond).
@@ -190,20 +200,7 @@ VALUE native_respond_start(VALUE, VALUE handle, VALUE status, VALUE headers) {
   RequestCtx* req = unwrap(handle);
   int code = check_status(status);
   Check_Type(headers, T_HASH);
-  VALUE bad = Qnil;
-  VALUE sent = protect([&]() -> VALUE {
-    NativeVector<HeaderView> hv;
-    hv.reserve(static_cast<size_t>(RHASH_SIZE(headers)) + 2);
-    HeaderScan scan{&hv};
-    rb_hash_foreach(headers, scan_header, reinterpret_cast<VALUE>(&scan));
-    if (!NIL_P(scan.bad)) {
-      bad = scan.bad;
-      return Qnil;
-    }
-    return start_response(*req, code, hv) ? Qtrue : Qfalse;
-  });
-  if (!NIL_P(bad)) raise_bad_header(bad);
-  return sent;
+  return with_headers(headers, [&](std::span<const HeaderView> hv) { return start_response(*req, code, hv); });
 }
 
 struct WritableCall : Interruptible {

@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require_relative "worker_pool"
+
 module Kino
   # :ractor mode: each worker is a Ractor running a WorkerGroup, so workers
   # run Ruby in parallel. Only shareable values go in: the server id and
@@ -12,13 +14,9 @@ module Kino
   # worker ended and its watcher never woke). One thread therefore waits on
   # all workers with Ractor.select, and a small "waker" ractor lets the
   # supervisor interrupt that wait when it has started a new worker.
-  class RactorPool
-    def initialize(server_id, app, threads:, on_error: nil, after_worker_boot: nil)
-      @server_id = server_id
-      @app = app
-      @threads = threads
-      @on_error = on_error
-      @after_worker_boot = after_worker_boot
+  class RactorPool < WorkerPool
+    def initialize(...)
+      super
       @live = []
       @lock = Mutex.new
       @waker = Ractor.new(name: "kino-supervisor-waker") do
@@ -28,7 +26,7 @@ module Kino
     end
 
     def spawn(index, first_slot)
-      ractor = Ractor.new(@server_id, @app, @threads, first_slot, @on_error, @after_worker_boot,
+      ractor = Ractor.new(*worker_args(first_slot),
                           name: "kino-worker-#{index}") do |server_id, app, threads, slot, on_error, boot|
         # The supervisor logs a worker's death with its backtrace; Ruby's
         # own report would print it a second time.

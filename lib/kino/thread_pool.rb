@@ -1,23 +1,21 @@
 # frozen_string_literal: true
 
+require_relative "worker_pool"
+
 module Kino
   # :threaded mode: each worker is a Thread running a WorkerGroup (a group
   # of `threads` threads) on the main ractor. They share the GVL, so Ruby
   # code runs one thread at a time, but every wait (queue, socket
   # back-pressure, Kino.sleep) releases it. The Supervisor starts workers
   # with #spawn and learns of their end from #next_exit.
-  class ThreadPool
-    def initialize(server_id, app, threads:, on_error: nil, after_worker_boot: nil)
-      @server_id = server_id
-      @app = app
-      @threads = threads
-      @on_error = on_error
-      @after_worker_boot = after_worker_boot
+  class ThreadPool < WorkerPool
+    def initialize(...)
+      super
       @exits = Thread::Queue.new
     end
 
     def spawn(index, first_slot)
-      args = [@server_id, @app, @threads, first_slot, @on_error, @after_worker_boot]
+      args = worker_args(first_slot)
       exits = @exits
       Thread.new(index) do |i|
         Thread.current.report_on_exception = false
