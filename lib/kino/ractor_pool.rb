@@ -19,10 +19,7 @@ module Kino
       super
       @live = []
       @lock = Mutex.new
-      @waker = Ractor.new(name: "kino-supervisor-waker") do
-        Thread.current.report_on_exception = false
-        loop { Ractor.yield(Ractor.receive) }
-      end
+      @waker = build_waker
     end
 
     def spawn(index, first_slot)
@@ -59,12 +56,25 @@ module Kino
     end
 
     def close
-      @waker.close_incoming
+      @waker.respond_to?(:close_incoming) ? @waker.close_incoming : @waker.close
     rescue Ractor::ClosedError
       nil
     end
 
     private
+
+    # Something Ractor.select can wait on next to the workers, that another
+    # thread can make ready. Ruby 3.1-3.4: a ractor echoing what it receives
+    # (Ractor.yield). Ruby 4.0 removed Ractor.yield and added Ractor::Port,
+    # which select takes directly.
+    def build_waker
+      return Ractor::Port.new if defined?(Ractor::Port)
+
+      Ractor.new(name: "kino-supervisor-waker") do
+        Thread.current.report_on_exception = false
+        loop { Ractor.yield(Ractor.receive) }
+      end
+    end
 
     def forget(ractor)
       @lock.synchronize { @live.delete(ractor) }

@@ -142,6 +142,8 @@ module Kino
         max_uri_size: c[:max_uri_size],
         max_headers: c[:max_headers],
         max_body_size: c[:max_body_size] || 0,
+        first_data_timeout: c[:first_data_timeout],
+        persistent_timeout: c[:persistent_timeout],
         worker_slots: Supervisor.slot_count(workers: workers, threads: threads,
                                             quarantine_max: c[:quarantine_max])
       }

@@ -7,6 +7,13 @@ namespace kino {
 
 namespace {
 constexpr size_t kReadChunk = 16 * 1024;
+constexpr int64_t kNever = INT64_MAX;
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 constexpr size_t kMaxGather = 64;
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 }  // namespace
@@ -25,6 +32,8 @@ Connection::~Connection() {
 }
 
 void Connection::start() {
+  phase_start_ms_ = now_ms();
+  expect(Waiting::FirstByte);
   server_->track(shared_from_this());
   // The accept handler runs on the listener's strand; move onto ours.
   asio::dispatch(socket_.get_executor(), [self = shared_from_this()] { self->do_read(); });
@@ -57,7 +66,57 @@ void Connection::on_read(const error_code& ec, size_t n, size_t offset) {
     if (!awaiting_response_) close_socket();
     return;
   }
+  if (n > 0 && waiting_ == Waiting::FirstByte) expect(Waiting::Head);
   process_input();
+}
+
+// Deadlines, in the spirit of Puma's first_data_timeout and
+// persistent_timeout. A slow client must not hold a connection (and its
+// buffers) for ever: dribbling bytes never extends the time allowed for a
+// request head, and a body may stall only so long between reads.
+void Connection::expect(Waiting what) {
+  waiting_ = what;
+  const auto& cfg = server_->config();
+  int64_t first_data = cfg.first_data_timeout.count();
+  int64_t deadline = kNever;
+  switch (what) {
+    case Waiting::FirstByte:
+      deadline = phase_start_ms_ + (idle_keep_alive_ ? cfg.persistent_timeout.count() : first_data);
+      break;
+    case Waiting::Head:
+      deadline = phase_start_ms_ + first_data;
+      break;
+    case Waiting::Body:
+      deadline = now_ms() + first_data;
+      break;
+    case Waiting::Nothing:
+      break;
+  }
+  read_deadline_ms_.store(deadline, std::memory_order_relaxed);
+}
+
+void Connection::check_deadline() {
+  asio::post(socket_.get_executor(), [self = shared_from_this()] { self->on_deadline(); });
+}
+
+void Connection::on_deadline() {
+  if (closed_) return;
+  int64_t now = now_ms();
+  if (now >= write_deadline_ms_.load(std::memory_order_relaxed)) {
+    // The client stopped reading what we send: let its buffers go.
+    server_->counters().timeouts.fetch_add(1, std::memory_order_relaxed);
+    server_->log().push("closed a connection whose client stopped reading the response");
+    close_socket();
+    return;
+  }
+  if (now < read_deadline_ms_.load(std::memory_order_relaxed)) return;
+  server_->counters().timeouts.fetch_add(1, std::memory_order_relaxed);
+  if (waiting_ == Waiting::FirstByte) {
+    close_socket();  // nothing was asked: nothing to answer
+    return;
+  }
+  read_deadline_ms_.store(kNever, std::memory_order_relaxed);
+  reject(408, waiting_ == Waiting::Head ? "request head not received in time" : "request body stalled");
 }
 
 void Connection::process_input() {
@@ -71,10 +130,12 @@ void Connection::process_input() {
     }
     switch (r.state) {
       case RequestParser::State::NeedMore:
+        if (parser_.head_complete()) expect(Waiting::Body);  // each read of the body restarts it
         break;
       case RequestParser::State::Complete: {
         RequestRef req = parser_.take();
         req->sink = shared_from_this();
+        expect(Waiting::Nothing);
         awaiting_response_ = true;
         dispatched_ = true;
         server_->dispatch(std::move(req));
@@ -95,6 +156,7 @@ void Connection::reject(int status, std::string_view reason) {
   RequestRef req(new RequestCtx());
   req->sink = shared_from_this();
   req->keep_alive = false;
+  expect(Waiting::Nothing);
   awaiting_response_ = true;
   dispatched_ = false;
   Bytes text(reason.data(), reason.size());
@@ -133,6 +195,7 @@ void Connection::do_write() {
     ++gathered_;
   }
   writing_ = true;
+  write_deadline_ms_.store(now_ms() + server_->config().first_data_timeout.count(), std::memory_order_relaxed);
   asio::async_write(socket_, gather_, [self = shared_from_this()](const error_code& ec, size_t) {
     self->on_write(ec);
   });
@@ -153,6 +216,7 @@ void Connection::on_write(const error_code& ec) {
   }
   gathered_ = 0;
   pending_bytes_.fetch_sub(written, std::memory_order_relaxed);
+  write_deadline_ms_.store(kNever, std::memory_order_relaxed);  // do_write sets it again
   notify_writers();
   if (ec) {
     if (ec != asio::error::operation_aborted && ec != asio::error::broken_pipe &&
@@ -183,6 +247,10 @@ void Connection::response_done(bool keep_alive) {
     close_socket();
     return;
   }
+  idle_keep_alive_ = true;
+  phase_start_ms_ = now_ms();
+  // Pipelined bytes already here count as the next request's first data.
+  expect(in_start_ < inbuf_.size() ? Waiting::Head : Waiting::FirstByte);
   process_input();
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -36,6 +37,16 @@ class Connection : public ResponseSink,
   void close_if_idle();
   void close_now();
 
+  // The earliest time (steady clock, ms) something is due on this
+  // connection; the server's sweeper reads it from its own thread and
+  // calls check_deadline() once it has passed.
+  int64_t deadline_ms() const noexcept {
+    int64_t a = read_deadline_ms_.load(std::memory_order_relaxed);
+    int64_t b = write_deadline_ms_.load(std::memory_order_relaxed);
+    return a < b ? a : b;
+  }
+  void check_deadline();  // any thread: re-checks on the strand
+
   // ResponseSink, called from the thread that claimed the response.
   void send(Bytes bytes, bool last, bool keep_alive) override;
   bool wait_writable(std::chrono::steady_clock::time_point deadline) override;
@@ -60,6 +71,10 @@ class Connection : public ResponseSink,
   void on_write(const error_code& ec);
   void response_done(bool keep_alive);
   void close_socket();
+  void on_deadline();
+  // What the read side waits for, and until when.
+  enum class Waiting : uint8_t { FirstByte, Head, Body, Nothing };
+  void expect(Waiting what);
   bool discard_outbox();  // true if it held the end of a response
   void notify_writers();
 
@@ -80,6 +95,12 @@ class Connection : public ResponseSink,
   bool awaiting_response_ = false;  // a request is with the workers
   bool dispatched_ = false;         // ...and it counts as in flight
   bool closed_ = false;
+
+  Waiting waiting_ = Waiting::FirstByte;
+  bool idle_keep_alive_ = false;  // waiting for the next request on a reused connection
+  int64_t phase_start_ms_ = 0;    // accept, or the end of the previous response
+  std::atomic<int64_t> read_deadline_ms_{INT64_MAX};
+  std::atomic<int64_t> write_deadline_ms_{INT64_MAX};
 
   std::atomic<bool> open_{true};
   std::atomic<size_t> pending_bytes_{0};

@@ -55,6 +55,9 @@ class RequestParser {
   // Whether part of a request has been seen (so EOF now would cut it).
   bool in_message() const noexcept { return in_message_; }
 
+  // Whether the current request's head is complete (its body may not be).
+  bool head_complete() const noexcept { return in_message_ && headers_done_; }
+
   void set_peer(std::string_view peer, uint16_t local_port);
 
  private:

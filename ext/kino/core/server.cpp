@@ -35,6 +35,8 @@ void Server::start() {
   if (listeners_.empty()) throw std::runtime_error("bind before start");
   work_.emplace(io_.get_executor());
   for (auto& l : listeners_) l->start();
+  sweeper_ = std::make_unique<asio::steady_timer>(asio::make_strand(io_));
+  sweep();
   for (int i = 0; i < config_.io_threads; ++i) {
     threads_.emplace_back([this, i] {
       char name[16];
@@ -95,6 +97,23 @@ void Server::for_each_connection(F&& f) {
   for (auto& c : live) f(*c);
 }
 
+// One timer per server instead of one per connection: a request costs an
+// atomic store, and the sweeper reads every connection's deadline a few
+// times a second.
+void Server::sweep() {
+  constexpr auto kSweepInterval = std::chrono::milliseconds(250);
+  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now().time_since_epoch())
+                    .count();
+  for_each_connection([now](Connection& c) {
+    if (c.deadline_ms() <= now) c.check_deadline();
+  });
+  sweeper_->expires_after(kSweepInterval);
+  sweeper_->async_wait([this](const error_code& ec) {
+    if (!ec && !stopped_flag_.load(std::memory_order_acquire) && !draining()) sweep();
+  });
+}
+
 int64_t Server::stop(std::chrono::milliseconds timeout, const std::atomic<bool>* interrupted) {
   std::lock_guard<std::mutex> lock(lifecycle_mu_);
   if (stopped_) return 0;
@@ -118,6 +137,7 @@ int64_t Server::stop(std::chrono::milliseconds timeout, const std::atomic<bool>*
 
   queue_.close();
   for_each_connection([](Connection& c) { c.close_now(); });
+  if (sweeper_) asio::post(sweeper_->get_executor(), [this] { sweeper_->cancel(); });
   work_.reset();
   if (started_) {
     // Handlers finish quickly once every socket is closed; io_.stop() is the

@@ -79,9 +79,12 @@ class Server : public std::enable_shared_from_this<Server> {
  private:
   template <class F>
   void for_each_connection(F&& f);
+  void sweep();  // fires every kSweepInterval: connections past a deadline
 
   ServerConfig config_;
   asio::io_context io_;
+  // Declared after io_ so it is destroyed before it.
+  std::unique_ptr<asio::steady_timer> sweeper_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::vector<std::shared_ptr<Listener>> listeners_;
   std::vector<std::thread> threads_;

@@ -19,6 +19,12 @@ struct ServerConfig {
   // Pending response bytes per connection above which a streaming body
   // waits for the socket to drain.
   size_t write_high_water = 1u << 20;
+  // From accept, or from the end of the previous response, until the
+  // request head is complete; also the longest a body may stall between
+  // reads, and a response between write progress.
+  std::chrono::milliseconds first_data_timeout{30000};
+  // Idle keep-alive connections are closed after this.
+  std::chrono::milliseconds persistent_timeout{20000};
   // Worker threads whose current request is tracked (see WorkerSlots).
   size_t worker_slots = 1024;
 };
