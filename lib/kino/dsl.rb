@@ -428,8 +428,6 @@ module Kino
 
     # Seconds a new connection may stay silent before it is closed, so idle
     # sockets cannot pile up (slowloris).
-    # Not yet implemented in this version: accepted, checked, no effect.
-    #
     # The default is 30.
     #
     # @example
@@ -441,8 +439,6 @@ module Kino
 
     # Seconds a keep-alive connection may sit idle between requests before
     # it is closed.
-    # Not yet implemented in this version: accepted, checked, no effect.
-    #
     # The default is 20.
     #
     # @example

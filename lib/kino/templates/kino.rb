@@ -89,12 +89,13 @@
 # Most header fields in a request, 431 beyond it. Default: 100.
 # max_headers 100
 
-# Seconds a new connection may stay silent before it is closed. Default: 30.
-# Not yet implemented.
+# Seconds from accept (or from the end of the previous response) until the
+# request head is complete, however slowly its bytes dribble in; also the
+# longest a request body or a response may stall. Then 408 and close.
+# Default: 30.
 # first_data_timeout 30
 
 # Seconds an idle keep-alive connection stays open. Default: 20.
-# Not yet implemented.
 # persistent_timeout 20
 
 # Seconds a graceful shutdown waits for requests in flight. Default: 30.
