@@ -426,8 +426,11 @@ module Kino
       @settings[:max_headers] = positive_integer(:max_headers, count)
     end
 
-    # Seconds a new connection may stay silent before it is closed, so idle
-    # sockets cannot pile up (slowloris).
+    # Seconds from accept, or from the end of the previous response, until
+    # the request head is complete. Dribbling bytes does not extend it
+    # (slowloris). It is also the longest a request body may stall between
+    # reads, and a response between write progress. A late head or body gets
+    # 408 and the connection closes.
     # The default is 30.
     #
     # @example
