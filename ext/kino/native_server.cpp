@@ -15,7 +15,7 @@ namespace kino::binding {
 namespace {
 
 ID id_listen, id_io_threads, id_backlog, id_max_header_size, id_max_uri_size, id_max_headers,
-    id_max_body_size, id_write_high_water, id_worker_slots, id_first_data_timeout, id_persistent_timeout;
+    id_max_body_size, id_write_high_water, id_worker_slots, id_first_data_timeout, id_persistent_timeout, id_request_timeout;
 
 std::shared_ptr<Server> find_server(uint64_t id) {
   auto s = Registry::instance().find(id);
@@ -55,6 +55,9 @@ VALUE native_server_create(VALUE, VALUE options) {
   double first_data_s = NIL_P(first_data) ? 30.0 : NUM2DBL(first_data);
   double persistent_s = NIL_P(persistent) ? 20.0 : NUM2DBL(persistent);
   if (!(first_data_s > 0) || !(persistent_s > 0)) rb_raise(rb_eArgError, "timeouts must be positive");
+  VALUE request_timeout = opt(options, id_request_timeout);
+  double request_timeout_s = NIL_P(request_timeout) ? 0.0 : NUM2DBL(request_timeout);
+  if (request_timeout_s < 0) rb_raise(rb_eArgError, "request_timeout must not be negative");
   if (io_threads < 1 || backlog < 1 || max_header < 1 || max_uri < 1 || max_headers < 1 ||
       max_body < 0 || high_water < 1 || worker_slots < 0 || worker_slots > (1 << 20))
     rb_raise(rb_eArgError, "server options must be positive");
@@ -75,6 +78,7 @@ VALUE native_server_create(VALUE, VALUE options) {
     config.worker_slots = static_cast<size_t>(worker_slots);
     config.first_data_timeout = std::chrono::milliseconds(static_cast<long long>(first_data_s * 1000));
     config.persistent_timeout = std::chrono::milliseconds(static_cast<long long>(persistent_s * 1000));
+    config.request_timeout = std::chrono::milliseconds(static_cast<long long>(request_timeout_s * 1000));
     auto server = std::make_shared<Server>(std::move(config));
     server->bind();
     return ULL2NUM(Registry::instance().add(std::move(server)));
@@ -252,6 +256,7 @@ void init_native_server(VALUE mNative) {
   id_worker_slots = rb_intern("worker_slots");
   id_first_data_timeout = rb_intern("first_data_timeout");
   id_persistent_timeout = rb_intern("persistent_timeout");
+  id_request_timeout = rb_intern("request_timeout");
   // Interned here, on the main ractor, so stats never interns in a worker.
   for (const char* name : {"connections_accepted", "connections_open", "requests_received", "in_flight",
                            "queued", "served", "rejected", "timeouts", "parse_errors", "log_dropped"})

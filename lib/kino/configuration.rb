@@ -59,7 +59,7 @@ module Kino
     # version, so a config written for the earlier Kino still loads. The
     # launcher warns about the ones a config sets.
     NOT_YET_IMPLEMENTED = %i[
-      lanes batch tls control_bind control_token request_timeout log_requests
+      lanes batch tls control_bind control_token log_requests
       after_request_complete queue_timeout max_connections queue_depth
     ].freeze
 

@@ -352,8 +352,6 @@ module Kino
     # Seconds the app may take on a request before the client gets 504
     # Gateway Timeout. The handler itself runs on (Ruby cannot safely stop
     # it); only the client stops waiting.
-    # Not yet implemented in this version: accepted, checked, no effect.
-    #
     # The default is nil (no limit).
     #
     # @example

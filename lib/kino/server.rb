@@ -144,6 +144,7 @@ module Kino
         max_body_size: c[:max_body_size] || 0,
         first_data_timeout: c[:first_data_timeout],
         persistent_timeout: c[:persistent_timeout],
+        request_timeout: c[:request_timeout],
         worker_slots: Supervisor.slot_count(workers: workers, threads: threads,
                                             quarantine_max: c[:quarantine_max])
       }

@@ -89,6 +89,9 @@ void Connection::expect(Waiting what) {
     case Waiting::Body:
       deadline = now_ms() + first_data;
       break;
+    case Waiting::App:
+      if (cfg.request_timeout.count() > 0) deadline = now_ms() + cfg.request_timeout.count();
+      break;
     case Waiting::Nothing:
       break;
   }
@@ -111,11 +114,18 @@ void Connection::on_deadline() {
   }
   if (now < read_deadline_ms_.load(std::memory_order_relaxed)) return;
   server_->counters().timeouts.fetch_add(1, std::memory_order_relaxed);
+  read_deadline_ms_.store(kNever, std::memory_order_relaxed);
+  if (waiting_ == Waiting::App) {
+    // The client gets its answer now; the handler runs on, and whatever it
+    // sends later loses the claim and is dropped.
+    RequestRef req = std::move(in_flight_);
+    if (req) respond_plain(*req, 504, "Gateway Timeout: the application took too long\n", false);
+    return;
+  }
   if (waiting_ == Waiting::FirstByte) {
     close_socket();  // nothing was asked: nothing to answer
     return;
   }
-  read_deadline_ms_.store(kNever, std::memory_order_relaxed);
   reject(408, waiting_ == Waiting::Head ? "request head not received in time" : "request body stalled");
 }
 
@@ -135,9 +145,14 @@ void Connection::process_input() {
       case RequestParser::State::Complete: {
         RequestRef req = parser_.take();
         req->sink = shared_from_this();
-        expect(Waiting::Nothing);
         awaiting_response_ = true;
         dispatched_ = true;
+        if (server_->config().request_timeout.count() > 0) {
+          in_flight_ = req;  // released by response_done: no cycle outlives it
+          expect(Waiting::App);
+        } else {
+          expect(Waiting::Nothing);
+        }
         server_->dispatch(std::move(req));
         return;
       }
@@ -232,6 +247,7 @@ void Connection::on_write(const error_code& ec) {
 }
 
 void Connection::response_done(bool keep_alive) {
+  in_flight_.reset();
   if (dispatched_) {
     dispatched_ = false;
     server_->counters().in_flight.fetch_sub(1, std::memory_order_relaxed);
@@ -257,6 +273,7 @@ void Connection::response_done(bool keep_alive) {
 void Connection::close_socket() {
   if (closed_) return;
   closed_ = true;
+  in_flight_.reset();  // nobody to answer with a 504 any more
   server_->counters().connections_open.fetch_sub(1, std::memory_order_relaxed);
   open_.store(false, std::memory_order_release);
   error_code ignored;

@@ -73,7 +73,7 @@ class Connection : public ResponseSink,
   void close_socket();
   void on_deadline();
   // What the read side waits for, and until when.
-  enum class Waiting : uint8_t { FirstByte, Head, Body, Nothing };
+  enum class Waiting : uint8_t { FirstByte, Head, Body, Nothing, App };
   void expect(Waiting what);
   bool discard_outbox();  // true if it held the end of a response
   void notify_writers();
@@ -94,6 +94,7 @@ class Connection : public ResponseSink,
   bool writing_ = false;
   bool awaiting_response_ = false;  // a request is with the workers
   bool dispatched_ = false;         // ...and it counts as in flight
+  RequestRef in_flight_;            // that request, while request_timeout may answer it
   bool closed_ = false;
 
   Waiting waiting_ = Waiting::FirstByte;

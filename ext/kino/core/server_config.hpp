@@ -23,6 +23,9 @@ struct ServerConfig {
   // request head is complete; also the longest a body may stall between
   // reads, and a response between write progress.
   std::chrono::milliseconds first_data_timeout{30000};
+  // Past this, a request still with the app is answered 504 (the handler
+  // runs on; its late answer is dropped). Zero: no limit.
+  std::chrono::milliseconds request_timeout{0};
   // Idle keep-alive connections are closed after this.
   std::chrono::milliseconds persistent_timeout{20000};
   // Worker threads whose current request is tracked (see WorkerSlots).

@@ -68,7 +68,7 @@
 # queue_timeout 5.0
 
 # Seconds before the client gets 504 while the app runs on. Default: nil (off).
-# Not yet implemented.
+#
 # request_timeout 30
 
 # Open connections at most; more wait in the kernel backlog.
