@@ -325,8 +325,6 @@ module Kino
     # then gets 503 Service Unavailable: a bounded queue turns overload into
     # quick refusals instead of ever-growing latency.
     #
-    # Not yet implemented in this version: accepted, checked, no effect.
-    #
     # The default is 1024.
     #
     # @example
@@ -338,8 +336,6 @@ module Kino
 
     # Seconds a request may wait for space in a full queue before it gets
     # 503. 0 refuses at once.
-    # Not yet implemented in this version: accepted, checked, no effect.
-    #
     # The default is 5.0.
     #
     # @example

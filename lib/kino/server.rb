@@ -145,6 +145,8 @@ module Kino
         first_data_timeout: c[:first_data_timeout],
         persistent_timeout: c[:persistent_timeout],
         request_timeout: c[:request_timeout],
+        queue_depth: c[:queue_depth],
+        queue_timeout: c[:queue_timeout],
         worker_slots: Supervisor.slot_count(workers: workers, threads: threads,
                                             quarantine_max: c[:quarantine_max])
       }

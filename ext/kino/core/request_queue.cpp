@@ -9,20 +9,54 @@ namespace {
 constexpr int kWakeTokens = 64;
 }  // namespace
 
-bool RequestQueue::push(RequestRef& req) {
-  if (closed()) return false;
+void RequestQueue::enqueue(RequestCtx* raw) {
   depth_.fetch_add(1, std::memory_order_relaxed);
-  RequestCtx* raw = req.detach();
-  if (!queue_.enqueue(raw)) {
-    depth_.fetch_sub(1, std::memory_order_relaxed);
-    req = RequestRef(raw, false);
-    return false;
+  queue_.enqueue(raw);  // allocates; throws std::bad_alloc only when memory is gone
+}
+
+RequestQueue::Admission RequestQueue::admit(RequestRef& req, int64_t wait_until_ms) {
+  if (closed()) return Admission::Refused;
+  // Nobody overtakes a request already waiting for a place.
+  if (capacity_ == 0 || (depth() < capacity_ && waiting() == 0)) {
+    enqueue(req.detach());
+    return Admission::Queued;
   }
-  return true;
+  {
+    std::lock_guard<std::mutex> lock(waiting_mu_);
+    waiting_.push_back(Waiting{req.detach(), wait_until_ms});
+    waiting_count_.fetch_add(1, std::memory_order_relaxed);
+  }
+  // A place may have freed up while we decided.
+  admit_waiting();
+  return Admission::Waiting;
+}
+
+void RequestQueue::admit_waiting() {
+  if (waiting() == 0) return;
+  std::lock_guard<std::mutex> lock(waiting_mu_);
+  while (!waiting_.empty() && depth() < capacity_) {
+    enqueue(waiting_.front().request);
+    waiting_.pop_front();
+    waiting_count_.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+std::vector<RequestRef> RequestQueue::expire_waiting(int64_t now_ms) {
+  std::vector<RequestRef> expired;
+  if (waiting() == 0) return expired;
+  std::lock_guard<std::mutex> lock(waiting_mu_);
+  // Deadlines grow with arrival, so the expired ones are at the front.
+  while (!waiting_.empty() && waiting_.front().until_ms <= now_ms) {
+    expired.emplace_back(waiting_.front().request, false);
+    waiting_.pop_front();
+    waiting_count_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  return expired;
 }
 
 RequestRef RequestQueue::adopt(RequestCtx* raw) {
   depth_.fetch_sub(1, std::memory_order_relaxed);
+  admit_waiting();  // a place just freed up
   return RequestRef(raw, false);
 }
 
@@ -62,6 +96,7 @@ void RequestQueue::close() {
 }
 
 RequestQueue::~RequestQueue() {
+  for (auto& w : waiting_) RequestRef(w.request, false);
   RequestCtx* raw = nullptr;
   while (queue_.try_dequeue(raw))
     if (raw) RequestRef(raw, false);  // answers 500 through the destructor if unclaimed

@@ -6,6 +6,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <vector>
 
 #include <concurrentqueue/blockingconcurrentqueue.h>
 
@@ -15,9 +19,25 @@ namespace kino {
 
 class RequestQueue {
  public:
-  // Adds a request unless the queue is closed. On success the queue holds
-  // the reference that was in `req`.
-  bool push(RequestRef& req);
+  // `capacity`: most requests queued at once; 0 for no limit. Beyond it a
+  // request waits in line (in arrival order) for a place, until a deadline.
+  explicit RequestQueue(size_t capacity = 0) : capacity_(capacity) {}
+
+  enum class Admission { Queued, Waiting, Refused };
+
+  // Adds a request unless the queue is closed: into the queue, or, when the
+  // queue is at capacity (or others already wait), into the line of
+  // requests waiting for a place until `wait_until_ms` (steady clock). The
+  // queue then holds the reference that was in `req`.
+  Admission admit(RequestRef& req, int64_t wait_until_ms);
+
+  // admit() with no deadline; false when refused.
+  bool push(RequestRef& req) { return admit(req, INT64_MAX) != Admission::Refused; }
+
+  // Removes and returns the waiting requests whose deadline has passed, for
+  // the server to answer 503.
+  std::vector<RequestRef> expire_waiting(int64_t now_ms);
+  size_t waiting() const noexcept { return waiting_count_.load(std::memory_order_relaxed); }
 
   // Non-blocking: a request, or null when none is queued right now.
   RequestRef try_pop();
@@ -31,7 +51,7 @@ class RequestQueue {
   // queued can still be taken, so a drain finishes them.
   void close();
   bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
-  bool drained() const noexcept { return closed() && depth() == 0; }
+  bool drained() const noexcept { return closed() && depth() == 0 && waiting() == 0; }
 
   // Requests queued and not yet taken.
   size_t depth() const noexcept {
@@ -44,11 +64,22 @@ class RequestQueue {
  private:
   RequestRef adopt(RequestCtx* raw);
   bool pass_token();
+  void enqueue(RequestCtx* raw);
+  void admit_waiting();  // moves waiting requests into free places
 
   // Null pointers in the queue are wake-up tokens, never requests.
   moodycamel::BlockingConcurrentQueue<RequestCtx*> queue_;
   std::atomic<bool> closed_{false};
   std::atomic<long> depth_{0};
+
+  size_t capacity_;
+  struct Waiting {
+    RequestCtx* request;
+    int64_t until_ms;
+  };
+  std::mutex waiting_mu_;
+  std::deque<Waiting> waiting_;
+  std::atomic<size_t> waiting_count_{0};
 };
 
 }  // namespace kino

@@ -10,7 +10,16 @@
 
 namespace kino {
 
-Server::Server(ServerConfig config) : config_(std::move(config)), slots_(config_.worker_slots) {
+namespace {
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+Server::Server(ServerConfig config)
+    : config_(std::move(config)), queue_(config_.queue_depth), slots_(config_.worker_slots) {
   if (config_.io_threads < 1) config_.io_threads = 1;
 }
 
@@ -65,9 +74,22 @@ std::vector<std::string> Server::addresses() const {
 void Server::dispatch(RequestRef req) {
   counters_.requests_received.fetch_add(1, std::memory_order_relaxed);
   counters_.in_flight.fetch_add(1, std::memory_order_relaxed);
-  if (!queue_.push(req)) {
+  int64_t until = now_ms() + config_.queue_timeout.count();
+  if (queue_.admit(req, until) == RequestQueue::Admission::Refused) {
     counters_.rejected.fetch_add(1, std::memory_order_relaxed);
     respond_plain(*req, 503, "Service Unavailable: the server is shutting down\n", true);
+  }
+}
+
+// Overload is answered here, natively, without touching Ruby: a request
+// that found no place in the queue within queue_timeout gets 503 and a hint
+// of when to retry.
+void Server::refuse_overdue(int64_t now) {
+  for (auto& req : queue_.expire_waiting(now)) {
+    counters_.rejected.fetch_add(1, std::memory_order_relaxed);
+    HeaderView headers[] = {{"content-type", "text/plain"}, {"retry-after", "1"}};
+    std::string_view body[] = {"Service Unavailable: the server is overloaded\n"};
+    respond(*req, 503, headers, body);
   }
 }
 
@@ -102,9 +124,8 @@ void Server::for_each_connection(F&& f) {
 // times a second.
 void Server::sweep() {
   constexpr auto kSweepInterval = std::chrono::milliseconds(250);
-  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::steady_clock::now().time_since_epoch())
-                    .count();
+  int64_t now = now_ms();
+  refuse_overdue(now);
   for_each_connection([now](Connection& c) {
     if (c.deadline_ms() <= now) c.check_deadline();
   });

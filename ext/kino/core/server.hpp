@@ -80,6 +80,7 @@ class Server : public std::enable_shared_from_this<Server> {
   template <class F>
   void for_each_connection(F&& f);
   void sweep();  // fires every kSweepInterval: connections past a deadline
+  void refuse_overdue(int64_t now_ms);
 
   ServerConfig config_;
   asio::io_context io_;

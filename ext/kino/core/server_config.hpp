@@ -23,6 +23,10 @@ struct ServerConfig {
   // request head is complete; also the longest a body may stall between
   // reads, and a response between write progress.
   std::chrono::milliseconds first_data_timeout{30000};
+  // Requests queued for the workers at most (0: no limit); beyond it a
+  // request waits up to queue_timeout for a place, then gets 503.
+  size_t queue_depth = 1024;
+  std::chrono::milliseconds queue_timeout{5000};
   // Past this, a request still with the app is answered 504 (the handler
   // runs on; its late answer is dropped). Zero: no limit.
   std::chrono::milliseconds request_timeout{0};

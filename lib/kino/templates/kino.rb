@@ -60,11 +60,11 @@
 # == Load and limits
 
 # Requests waiting for a worker at most; beyond it, 503. Default: 1024.
-# Not yet implemented.
+#
 # queue_depth 1024
 
 # Seconds a request waits for queue space before its 503. Default: 5.0.
-# Not yet implemented.
+#
 # queue_timeout 5.0
 
 # Seconds before the client gets 504 while the app runs on. Default: nil (off).
