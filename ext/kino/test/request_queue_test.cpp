@@ -285,3 +285,55 @@ TEST(RequestQueue, MpmcStressEveryItemTakenExactlyOnce) {
   EXPECT_TRUE(q.drained());
   EXPECT_LT(elapsed, 20s);
 }
+
+TEST(RequestQueue, BeyondCapacityRequestsWaitInArrivalOrder) {
+  RequestQueue q(2);
+  std::vector<RequestRef> reqs;
+  for (uint64_t i = 1; i <= 4; ++i) {
+    RequestRef r = make_request(i);
+    auto admission = q.admit(r, INT64_MAX);
+    EXPECT_EQ(admission, i <= 2 ? RequestQueue::Admission::Queued : RequestQueue::Admission::Waiting) << i;
+  }
+  EXPECT_EQ(q.depth(), 2u);
+  EXPECT_EQ(q.waiting(), 2u);
+  // Each pop frees a place for the oldest waiting request.
+  EXPECT_EQ(drain(q, 4), (std::vector<uint64_t>{1, 2, 3, 4}));
+  EXPECT_EQ(q.waiting(), 0u);
+}
+
+TEST(RequestQueue, NewRequestsDoNotOvertakeWaitingOnes) {
+  RequestQueue q(1);
+  RequestRef a = make_request(1), b = make_request(2), c = make_request(3);
+  q.admit(a, INT64_MAX);
+  EXPECT_EQ(q.admit(b, INT64_MAX), RequestQueue::Admission::Waiting);
+  ASSERT_EQ(q.try_pop()->sequence, 1u);  // b moves into the queue
+  EXPECT_EQ(q.admit(c, INT64_MAX), RequestQueue::Admission::Waiting);
+  EXPECT_EQ(q.try_pop()->sequence, 2u);
+  EXPECT_EQ(q.try_pop()->sequence, 3u);
+}
+
+TEST(RequestQueue, ExpireWaitingReturnsOnlyOverdueRequests) {
+  RequestQueue q(1);
+  RequestRef a = make_request(1), b = make_request(2), c = make_request(3);
+  q.admit(a, INT64_MAX);
+  q.admit(b, 100);
+  q.admit(c, 200);
+  EXPECT_TRUE(q.expire_waiting(99).empty());
+  auto expired = q.expire_waiting(150);
+  ASSERT_EQ(expired.size(), 1u);
+  EXPECT_EQ(expired[0]->sequence, 2u);
+  EXPECT_EQ(q.waiting(), 1u);
+  EXPECT_FALSE(q.drained());
+}
+
+TEST(RequestQueue, ClosedQueueStillAdmitsWaitingRequestsAsPlacesFree) {
+  RequestQueue q(1);
+  RequestRef a = make_request(1), b = make_request(2), c = make_request(3);
+  q.admit(a, INT64_MAX);
+  q.admit(b, INT64_MAX);
+  q.close();
+  EXPECT_EQ(q.admit(c, INT64_MAX), RequestQueue::Admission::Refused);
+  EXPECT_FALSE(q.drained());
+  EXPECT_EQ(drain(q, 2), (std::vector<uint64_t>{1, 2}));
+  EXPECT_TRUE(q.drained());
+}

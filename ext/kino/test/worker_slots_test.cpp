@@ -1,0 +1,83 @@
+#include "worker_slots.hpp"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "responder.hpp"
+#include "test_sink.hpp"
+
+using namespace kino;
+using namespace std::chrono_literals;
+
+namespace {
+RequestRef make_request(uint64_t seq) {
+  RequestRef r(new RequestCtx());
+  r->sequence = seq;
+  return r;
+}
+}  // namespace
+
+TEST(WorkerSlots, HoldKeepsAReferenceUntilReplaced) {
+  WorkerSlots slots(2);
+  RequestRef a = make_request(1);
+  slots.hold(0, a.get());
+  EXPECT_EQ(a->use_count(), 2u);
+  RequestRef b = make_request(2);
+  slots.hold(0, b.get());
+  EXPECT_EQ(a->use_count(), 1u) << "the previous request is released";
+  EXPECT_EQ(b->use_count(), 2u);
+}
+
+TEST(WorkerSlots, TakeEmptiesTheRangeAndReturnsWhatItHeld) {
+  WorkerSlots slots(4);
+  RequestRef a = make_request(1), b = make_request(2), c = make_request(3);
+  slots.hold(0, a.get());
+  slots.hold(1, b.get());
+  slots.hold(3, c.get());
+  auto taken = slots.take(0, 2);
+  ASSERT_EQ(taken.size(), 2u);
+  EXPECT_EQ(taken[0]->sequence, 1u);
+  EXPECT_EQ(taken[1]->sequence, 2u);
+  EXPECT_TRUE(slots.take(0, 2).empty()) << "taken once";
+  EXPECT_EQ(slots.take(3, 1).size(), 1u);
+}
+
+TEST(WorkerSlots, OutOfRangeSlotsAreIgnored) {
+  WorkerSlots slots(1);
+  RequestRef a = make_request(1);
+  slots.hold(5, a.get());
+  EXPECT_EQ(a->use_count(), 1u);
+  EXPECT_TRUE(slots.take(1, 10).empty());
+  EXPECT_EQ(slots.busy_ms(7), -1);
+}
+
+TEST(WorkerSlots, BusyMsCountsOnlyUnansweredRequests) {
+  WorkerSlots slots(1);
+  EXPECT_EQ(slots.busy_ms(0), -1) << "idle";
+  RequestRef a = make_request(1);
+  slots.hold(0, a.get());
+  std::this_thread::sleep_for(30ms);
+  EXPECT_GE(slots.busy_ms(0), 25);
+  ASSERT_TRUE(a->claim());
+  EXPECT_EQ(slots.busy_ms(0), -1) << "answered";
+}
+
+TEST(WorkerSlots, ConcurrentHoldAndTakeReleaseEveryRequestOnce) {
+  WorkerSlots slots(1);
+  std::atomic<bool> stop{false};
+  std::thread taker([&] {
+    while (!stop) slots.take(0, 1);
+  });
+  std::vector<RequestRef> all;
+  for (uint64_t i = 0; i < 20000; ++i) {
+    all.push_back(make_request(i));
+    slots.hold(0, all.back().get());
+    (void)slots.busy_ms(0);
+  }
+  stop = true;
+  taker.join();
+  slots.take(0, 1);
+  // Whichever thread let go of each request, it let go exactly once.
+  for (auto& r : all) ASSERT_EQ(r->use_count(), 1u) << r->sequence;
+}
