@@ -18,6 +18,7 @@ module Kino
     def initialize(...)
       super
       @live = []
+      @closed = false
       @lock = Mutex.new
       @waker = build_waker
     end
@@ -34,10 +35,14 @@ module Kino
       ractor
     end
 
-    # Blocks until a worker ends: [handle, error or nil], or :wake.
+    # Blocks until a worker ends: [handle, error or nil]; :wake when #wake
+    # was called; nil once closed with no worker left to wait for.
     def next_exit
-      ractors = @lock.synchronize { @live.dup }
-      ractor, = Ractor.select(@waker, *ractors)
+      ractors, closed = @lock.synchronize { [@live.dup, @closed] }
+      return nil if closed && ractors.empty?
+
+      # A closed waker would make select return at once, forever.
+      ractor, = closed ? Ractor.select(*ractors) : Ractor.select(@waker, *ractors)
       return :wake if ractor == @waker
 
       forget(ractor)
@@ -46,6 +51,7 @@ module Kino
       forget(e.ractor)
       [e.ractor, e.cause || e]
     rescue Ractor::ClosedError
+      @lock.synchronize { @closed = true }
       :wake
     end
 
@@ -55,8 +61,16 @@ module Kino
       nil
     end
 
+    # Ends the waker: closing both of its ports ends it whether it waits to
+    # receive or is stuck offering a wake-up nobody took.
     def close
-      @waker.respond_to?(:close_incoming) ? @waker.close_incoming : @waker.close
+      @lock.synchronize { @closed = true }
+      if @waker.respond_to?(:close_incoming)
+        @waker.close_incoming
+        @waker.close_outgoing
+      else
+        @waker.close
+      end
     rescue Ractor::ClosedError
       nil
     end

@@ -95,6 +95,8 @@ module Kino
     def monitor
       loop do
         event = @pool.next_exit
+        break if event.nil? # the pool is closed and nothing is left to watch
+
         if event == :wake
           break if stopping? && running_workers.zero?
 

@@ -31,7 +31,8 @@ module Kino
       end
     end
 
-    # Blocks until a worker ends: [handle, error or nil], or :wake.
+    # Blocks until a worker ends: [handle, error or nil]; :wake when #wake
+    # was called; nil once closed (a closed queue pops nil).
     def next_exit
       @exits.pop
     end
@@ -41,6 +42,8 @@ module Kino
       @exits << :wake
     end
 
-    def close; end
+    def close
+      @exits.close
+    end
   end
 end
