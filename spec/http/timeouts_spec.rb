@@ -22,17 +22,17 @@ RSpec.describe "Timeouts" do
     it "answers 408 and closes when the head dribbles in too slowly (slowloris)" do
       socket = connect
       started = monotonic
-      "GET / HTTP/1.1\r\nHost: x\r\n".each_char do |c|
-        socket.write(c)
-        sleep 0.05
-      end
       begin
-        8.times do
+        "GET / HTTP/1.1\r\nHost: x\r\n".each_char do |c|
+          socket.write(c)
+          sleep 0.02
+        end
+        12.times do
           socket.write("X-Slow: 1\r\n")
           sleep 0.2
         end
       rescue Errno::EPIPE, Errno::ECONNRESET
-        nil # the server closed while we were still writing
+        nil # the server gave up on us while we were still writing
       end
       response = read_response(socket)
       expect(response.status).to eq(408)

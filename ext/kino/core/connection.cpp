@@ -93,6 +93,7 @@ void Connection::expect(Waiting what) {
       if (cfg.request_timeout.count() > 0) deadline = now_ms() + cfg.request_timeout.count();
       break;
     case Waiting::Nothing:
+    case Waiting::Linger:
       break;
   }
   read_deadline_ms_.store(deadline, std::memory_order_relaxed);
@@ -113,6 +114,10 @@ void Connection::on_deadline() {
     return;
   }
   if (now < read_deadline_ms_.load(std::memory_order_relaxed)) return;
+  if (waiting_ == Waiting::Linger) {
+    close_socket();  // the client never closed its side: enough
+    return;
+  }
   server_->counters().timeouts.fetch_add(1, std::memory_order_relaxed);
   read_deadline_ms_.store(kNever, std::memory_order_relaxed);
   if (waiting_ == Waiting::App) {
@@ -258,9 +263,7 @@ void Connection::response_done(bool keep_alive) {
   if (!keep_alive || server_->draining()) {
     // Responses queued behind this one belong to nobody; close after the
     // last byte so the client sees a clean end.
-    error_code ignored;
-    socket_.shutdown(Socket::shutdown_send, ignored);
-    close_socket();
+    linger();
     return;
   }
   idle_keep_alive_ = true;
@@ -268,6 +271,40 @@ void Connection::response_done(bool keep_alive) {
   // Pipelined bytes already here count as the next request's first data.
   expect(in_start_ < inbuf_.size() ? Waiting::Head : Waiting::FirstByte);
   process_input();
+}
+
+// Closing right after the last byte would make the kernel answer anything
+// the client still sends (the rest of a rejected request) with a reset,
+// which can destroy our response before the client has read it. So the
+// send side is shut, and what still arrives is read and dropped for a
+// short while, until the client closes too (nginx's lingering close).
+void Connection::linger() {
+  error_code ignored;
+  socket_.shutdown(Socket::shutdown_send, ignored);
+  if (reading_) {  // a read is still using inbuf_: no second one
+    close_socket();
+    return;
+  }
+  waiting_ = Waiting::Linger;
+  read_deadline_ms_.store(now_ms() + 2000, std::memory_order_relaxed);
+  in_start_ = 0;
+  inbuf_.resize(kReadChunk);
+  socket_.async_read_some(asio::buffer(inbuf_.data(), kReadChunk),
+                          [self = shared_from_this()](const error_code& ec, size_t n) {
+                            self->on_linger_read(ec, n);
+                          });
+}
+
+void Connection::on_linger_read(const error_code& ec, size_t) {
+  if (closed_) return;
+  if (ec) {
+    close_socket();
+    return;
+  }
+  socket_.async_read_some(asio::buffer(inbuf_.data(), kReadChunk),
+                          [self = shared_from_this()](const error_code& ec2, size_t n) {
+                            self->on_linger_read(ec2, n);
+                          });
 }
 
 void Connection::close_socket() {

@@ -73,7 +73,9 @@ class Connection : public ResponseSink,
   void close_socket();
   void on_deadline();
   // What the read side waits for, and until when.
-  enum class Waiting : uint8_t { FirstByte, Head, Body, Nothing, App };
+  enum class Waiting : uint8_t { FirstByte, Head, Body, Nothing, App, Linger };
+  void linger();
+  void on_linger_read(const error_code& ec, size_t n);
   void expect(Waiting what);
   bool discard_outbox();  // true if it held the end of a response
   void notify_writers();
