@@ -8,6 +8,7 @@
 #   bundle exec ruby bench/compare.rb                       # defaults
 #   bundle exec ruby bench/compare.rb --rounds 3 --duration 10 --endpoints plaintext,cpu,io
 #   bundle exec ruby bench/compare.rb --yjit                # every server with --yjit
+#   bundle exec ruby bench/compare.rb --targets kino-threaded,kino-ractor,puma --ratio kino-ractor:kino-threaded
 #   bundle exec ruby bench/compare.rb --check-app           # only the app's Ractor check
 #
 # Exit status: 0 when every measurement was clean; 1 when any had socket
@@ -17,6 +18,7 @@
 
 require "etc"
 require "fileutils"
+require "digest"
 require "json"
 require "net/http"
 require "optparse"
@@ -50,8 +52,22 @@ module BenchCompare
   # ------------------------------------------------------------------ options
 
   Options = Struct.new(:rounds, :duration, :warmup, :connections, :wrk_threads, :endpoints,
-                       :targets, :workers, :threads, :yjit, :output, :pause, :boot_timeout,
+                       :targets, :workers, :threads, :ratios, :yjit, :output, :pause, :wait_idle, :boot_timeout,
                        :stop_timeout, :check_app, :kino_root, keyword_init: true)
+
+  # Threads per worker when --threads is not given: each server's own
+  # default. Kino's mirror Kino::Configuration::THREADS_PER_WORKER (1 in
+  # :ractor, 3 in :threaded); :auto picks :ractor for this app, which is
+  # shareable. Every Kino run's boot line ("Mode: ractor, 2 workers x 1
+  # threads") is checked against what was asked for, so a drift shows up as
+  # a problem rather than as a silently different topology.
+  KINO_DEFAULT_THREADS = { "ractor" => 1, "threaded" => 3, "auto" => 1 }.freeze
+  PUMA_DEFAULT_THREADS = 3
+
+  # --wait-idle: the machine counts as idle when, over one probe, everything
+  # running on it used fewer cores than this.
+  IDLE_CORES = 0.25
+  IDLE_PROBE = 1.0
 
   def self.env_int(name, default)
     ENV[name] && !ENV[name].empty? ? Integer(ENV[name]) : default
@@ -71,10 +87,12 @@ module BenchCompare
       endpoints: env_list("BENCH_ENDPOINTS", ENDPOINTS.keys),
       targets: env_list("BENCH_TARGETS", %w[kino-threaded puma]),
       workers: env_int("BENCH_WORKERS", Etc.nprocessors),
-      threads: env_int("BENCH_THREADS", 3),
+      threads: env_int("BENCH_THREADS", nil), # nil: each target's own default
+      ratios: env_list("BENCH_RATIO", []).map { |spec| parse_ratio(spec) },
       yjit: %w[1 true yes on].include?(ENV["BENCH_YJIT"].to_s.downcase),
       output: File.join(RESULTS_DIR, "latest.md"),
       pause: 1.0,
+      wait_idle: Float(ENV["BENCH_WAIT_IDLE"] || 0),
       boot_timeout: 60.0,
       stop_timeout: 20.0,
       check_app: false,
@@ -91,10 +109,16 @@ module BenchCompare
       opts.on("-e", "--endpoints LIST", Array, "Comma-separated, from #{ENDPOINTS.keys.join(',')} (BENCH_ENDPOINTS)") { |v| o.endpoints = v }
       opts.on("--targets LIST", Array, "Comma-separated: puma, kino-MODE (kino-threaded, kino-ractor, ...) (BENCH_TARGETS, default #{o.targets.join(',')})") { |v| o.targets = v }
       opts.on("-w", "--workers N", Integer, "Workers for every server (BENCH_WORKERS, default nproc = #{o.workers})") { |v| o.workers = v }
-      opts.on("-t", "--threads N", Integer, "Threads per worker for every server (BENCH_THREADS, default #{o.threads})") { |v| o.threads = v }
+      opts.on("-t", "--threads N", Integer, "Threads per worker for every server (BENCH_THREADS; default: each server's own,",
+              "kino-ractor #{KINO_DEFAULT_THREADS['ractor']}, kino-threaded #{KINO_DEFAULT_THREADS['threaded']}, " \
+              "puma #{PUMA_DEFAULT_THREADS})") { |v| o.threads = v }
+      opts.on("--ratio A:B", "Add a column with A's median req/s divided by B's (repeatable; BENCH_RATIO=A:B,C:D).",
+              "Every target is always compared with puma when puma runs") { |v| o.ratios << parse_ratio(v) }
       opts.on("--[no-]yjit", "Run every server with ruby --yjit (BENCH_YJIT=1; default off)") { |v| o.yjit = v }
       opts.on("-o", "--output FILE", "Markdown report (default bench/results/latest.md)") { |v| o.output = File.expand_path(v) }
       opts.on("--pause SECONDS", Float, "Idle time between runs (default #{o.pause})") { |v| o.pause = v }
+      opts.on("--wait-idle SECONDS", Float, "Before each run, wait up to SECONDS for the machine to be idle",
+              "(under #{IDLE_CORES} cores busy over #{IDLE_PROBE}s) (BENCH_WAIT_IDLE, default 0: don't wait)") { |v| o.wait_idle = v }
       opts.on("--boot-timeout SECONDS", Float, "How long a server may take to answer (default #{o.boot_timeout})") { |v| o.boot_timeout = v }
       opts.on("--stop-timeout SECONDS", Float, "How long a server may take to exit after SIGTERM (default #{o.stop_timeout})") { |v| o.stop_timeout = v }
       opts.on("--kino-root DIR", "Kino checkout to run, with its own compiled extension (BENCH_KINO_ROOT,",
@@ -108,17 +132,45 @@ module BenchCompare
       end
     end.parse!(argv)
 
+    validate!(o)
+    o
+  end
+
+  def self.parse_ratio(spec)
+    parts = spec.to_s.split(":").map(&:strip)
+    raise OptionParser::InvalidArgument, "#{spec.inspect}: expected A:B (two target names)" unless
+      parts.size == 2 && parts.none?(&:empty?)
+
+    parts
+  end
+
+  # Checks that do not depend on how the options were given (compare.rb's
+  # flags, or bench/modes.rb building its own).
+  def self.validate!(o)
     unknown = o.endpoints - ENDPOINTS.keys
     raise OptionParser::InvalidArgument, "unknown endpoint(s): #{unknown.join(', ')}" unless unknown.empty?
 
     o.targets.each { |t| Target.build(t, o) } # validates the names
+    o.ratios.each do |a, b|
+      missing = [a, b] - o.targets
+      raise OptionParser::InvalidArgument, "--ratio #{a}:#{b}: #{missing.join(', ')} not among --targets" unless missing.empty?
+      raise OptionParser::InvalidArgument, "--ratio #{a}:#{b}: a target against itself" if a == b
+    end
     unless File.file?(File.join(o.kino_root, "exe", "kino")) && File.file?(File.join(o.kino_root, "Gemfile"))
       raise OptionParser::InvalidArgument, "--kino-root #{o.kino_root} has no exe/kino and Gemfile"
     end
-    raise OptionParser::InvalidArgument, "rounds, duration, connections must be positive" unless
-      [o.rounds, o.duration, o.connections, o.wrk_threads, o.workers, o.threads].all?(&:positive?)
+    raise OptionParser::InvalidArgument, "rounds, duration, connections, workers, threads must be positive" unless
+      [o.rounds, o.duration, o.connections, o.wrk_threads, o.workers, o.threads || 1].all?(&:positive?)
 
     o
+  end
+
+  # [numerator, denominator] pairs to show as ratio columns: every target
+  # against puma when puma runs (the original "vs puma" column), then those
+  # asked for with --ratio, without repeats.
+  def self.ratio_pairs(options)
+    default = options.targets.include?("puma") ? (options.targets - ["puma"]).map { |t| [t, "puma"] } : []
+    (default + options.ratios).uniq
   end
 
   # ------------------------------------------------------------------ targets
@@ -142,6 +194,21 @@ module BenchCompare
 
     def kino?
       false
+    end
+
+    # Threads per worker for this target: --threads when given, else the
+    # server's own default for this mode.
+    def threads
+      @options.threads || default_threads
+    end
+
+    def topology
+      "#{@options.workers} x #{threads}"
+    end
+
+    # A problem with how the server says it booted (see KinoTarget), or nil.
+    def boot_line_problem(_log_path)
+      nil
     end
 
     def ruby_command
@@ -169,8 +236,26 @@ module BenchCompare
       true
     end
 
+    def default_threads
+      KINO_DEFAULT_THREADS.fetch(@mode, KINO_DEFAULT_THREADS["threaded"])
+    end
+
     def describe
-      "Kino :#{@mode}, #{@options.workers} workers x #{@options.threads} threads, one process"
+      "Kino :#{@mode}, #{@options.workers} workers x #{threads} thread#{threads == 1 ? '' : 's'}, one process"
+    end
+
+    # Kino prints "* Mode: ractor, 2 workers x 1 threads" at boot. It must
+    # match what this target asked for (for kino-auto: any mode, the same
+    # counts), or the numbers belong to another topology.
+    def boot_line_problem(log_path)
+      line = File.exist?(log_path) && File.foreach(log_path).find { |l| l.include?("Mode: ") }
+      return "no \"Mode:\" line in Kino's boot output" unless line
+
+      m = line.match(/Mode: (\w+), (\d+) workers? x (\d+) threads?/)
+      return "unexpected boot line #{line.strip.inspect}" unless m
+
+      ok = (@mode == "auto" || m[1] == @mode) && m[2].to_i == @options.workers && m[3].to_i == threads
+      ok ? nil : "Kino booted as #{line.strip.delete_prefix('* ').inspect}, expected :#{@mode}, #{topology}"
     end
 
     # Kino runs from --kino-root with that checkout's Gemfile, so Bundler
@@ -181,20 +266,24 @@ module BenchCompare
 
     def command(port)
       [*ruby_command, File.join(@options.kino_root, "exe", "kino"),
-       "-b", "tcp://#{HOST}:#{port}", "-w", @options.workers.to_s, "-t", @options.threads.to_s,
+       "-b", "tcp://#{HOST}:#{port}", "-w", @options.workers.to_s, "-t", threads.to_s,
        "-m", @mode, "-e", "production", APP_FILE]
     end
   end
 
   class PumaTarget < Target
+    def default_threads
+      PUMA_DEFAULT_THREADS
+    end
+
     def describe
-      "Puma cluster, #{@options.workers} forked workers x #{@options.threads} threads"
+      "Puma cluster, #{@options.workers} forked workers x #{threads} thread#{threads == 1 ? '' : 's'}"
     end
 
     def command(port)
       [*ruby_command, Gem.bin_path("puma", "puma"),
        "-b", "tcp://#{HOST}:#{port}", "-w", @options.workers.to_s,
-       "-t", "#{@options.threads}:#{@options.threads}", "-e", "production", APP_FILE]
+       "-t", "#{threads}:#{threads}", "-e", "production", APP_FILE]
     end
 
     # Puma's master re-raises SIGTERM after a graceful stop, so it exits
@@ -702,7 +791,7 @@ module BenchCompare
 
   # ------------------------------------------------------------ the runner
 
-  Cell = Struct.new(:round, :endpoint, :target, :rps, :requests, :p50_ms, :p99_ms, :socket_errors,
+  Cell = Struct.new(:round, :endpoint, :target, :threads, :rps, :requests, :p50_ms, :p99_ms, :socket_errors,
                     :non_2xx, :peak_rss_kb, :peak_pss_kb, :processes, :boot_seconds, :stop_seconds, :cpu,
                     :problems, :note, :log, keyword_init: true) do
     def errors?
@@ -713,23 +802,28 @@ module BenchCompare
   class Runner
     attr_reader :cells, :skipped, :alerts, :notes
 
-    def initialize(options)
+    def initialize(options, logs_dir: File.join(RESULTS_DIR, "logs"))
       @options = options
       @targets = options.targets.map { |name| Target.build(name, options) }
       @cells = []
       @skipped = {}
       @alerts = []
       @notes = []
-      @logs_dir = File.join(RESULTS_DIR, "logs")
+      @logs_dir = logs_dir
       FileUtils.mkdir_p(@logs_dir)
     end
 
+    # Round 1 runs the targets in the given order, round 2 in reverse, and so
+    # on (A B, B A, A B, ...): a steady drift of the machine's speed then
+    # favours neither the first nor the last target.
     def run
       @options.rounds.times do |r|
+        order = r.even? ? @targets : @targets.reverse
         @options.endpoints.each do |endpoint|
-          @targets.each do |target|
+          order.each do |target|
             next if @skipped.key?(target.name)
 
+            wait_for_idle if @options.wait_idle.positive?
             measure(r + 1, endpoint, target)
             sleep @options.pause
           end
@@ -742,6 +836,31 @@ module BenchCompare
     def log(line)
       puts line
       $stdout.flush
+    end
+
+    # Other work on the machine (another build, another benchmark) takes CPU
+    # from the server under test; on 2 cores it takes more from a server that
+    # needs both. Waiting for a quiet moment before a run does not make the
+    # run itself quiet (its "other" CPU column still says), but it avoids
+    # starting in the middle of someone else's burst.
+    def wait_for_idle
+      started = BenchCompare.now
+      busy = nil
+      loop do
+        before = CpuWindow.machine_busy_ticks
+        sleep IDLE_PROBE
+        busy = (CpuWindow.machine_busy_ticks - before) / CpuWindow::HZ / IDLE_PROBE
+        return if busy < IDLE_CORES && BenchCompare.now - started <= IDLE_PROBE * 1.5
+
+        if busy < IDLE_CORES
+          log(format("... waited %.0fs for the machine to be idle", BenchCompare.now - started))
+          return
+        end
+        break if BenchCompare.now - started >= @options.wait_idle
+      end
+      @notes << format("a run started on a busy machine (%.2f cores in use) after waiting %.0fs", busy,
+                       BenchCompare.now - started)
+      log("... machine still busy (#{format('%.2f', busy)} cores) after #{@options.wait_idle.round}s; measuring anyway")
     end
 
     def alert(line)
@@ -780,7 +899,8 @@ module BenchCompare
         end
         cpu_used = cpu.finish
         parsed = Wrk.parse(output)
-        cell = Cell.new(round: round, endpoint: endpoint, target: target.name, **parsed, cpu: cpu_used,
+        cell = Cell.new(round: round, endpoint: endpoint, target: target.name, threads: target.threads,
+                        **parsed, cpu: cpu_used,
                         peak_rss_kb: sampler.peak_rss_kb, peak_pss_kb: sampler.peak_pss_kb,
                         processes: sampler.max_processes, boot_seconds: server.boot_seconds,
                         problems: [], log: log_path)
@@ -791,6 +911,9 @@ module BenchCompare
       end
       cell.stop_seconds = server.stop_seconds
       cell.problems.concat(server.problems)
+      # Read after the stop: the server's stdout is a file, flushed at exit.
+      boot_problem = target.boot_line_problem(log_path)
+      cell.problems << boot_problem if boot_problem
       suspicious = server.suspicious_log_lines
       cell.problems << "server log: #{suspicious.first(3).join(' | ')}#{suspicious.size > 3 ? " (+#{suspicious.size - 3} more)" : ''}" unless suspicious.empty?
       @cells << cell
@@ -875,6 +998,22 @@ module BenchCompare
       }
     end
 
+    # A digest of the Kino code a run loads: lib/ (with the compiled
+    # extension) and ext/ sources of the checkout. Compared before and after
+    # a session, it shows when someone rebuilt or edited Kino mid-run, which
+    # would make the rounds measure different code.
+    def kino_fingerprint(root)
+      files = Dir.glob(File.join(root, "{lib,ext}", "**", "*")).select { |f| File.file?(f) }
+                 .reject { |f| f.end_with?(".o") || f.include?("/ext/kino/test/") }.sort
+      digest = Digest::SHA256.new
+      files.each do |f|
+        digest << f.delete_prefix(root) << "\0" << File.binread(f)
+      rescue SystemCallError
+        digest << f << "\0(unreadable)"
+      end
+      digest.hexdigest[0, 12]
+    end
+
     def versions(options)
       wrk = `wrk --version 2>&1`[/wrk \S+/] || "wrk ?"
       root = options.kino_root
@@ -886,48 +1025,84 @@ module BenchCompare
                 dirty = `git -C #{root.shellescape} status --porcelain 2>/dev/null`.strip.empty? ? "" : ", uncommitted changes"
                 "@ #{commit}#{dirty}#{root == ROOT ? '' : " in #{root}"}"
               end
-      "kino #{kino} #{where}, puma #{Gem.loaded_specs['puma']&.version || '?'}, #{wrk}"
+      "kino #{kino} #{where} (code digest #{kino_fingerprint(root)}), " \
+        "puma #{Gem.loaded_specs['puma']&.version || '?'}, #{wrk}"
     end
 
-    # Rows of the per-endpoint table: [headers, rows, flagged?].
+    # Median req/s per target for one endpoint, over the rounds measured.
+    def medians(endpoint, cells)
+      cells.select { |c| c.endpoint == endpoint }.group_by(&:target)
+           .transform_values { |runs| median(runs.map(&:rps)) }
+    end
+
+    # A's median divided by B's, or nil when either is missing.
+    def ratio(medians, numerator, denominator)
+      a = medians[numerator]
+      b = medians[denominator]
+      a && b&.positive? ? a / b : nil
+    end
+
+    # One column per denominator: "vs puma" holds every target's median over
+    # Puma's; "vs kino-threaded" (from --ratio kino-ractor:kino-threaded) holds
+    # kino-ractor's over kino-threaded's, in kino-ractor's row. Other cells: "-".
+    def ratio_columns(options)
+      BenchCompare.ratio_pairs(options).group_by(&:last).map do |denominator, pairs|
+        [denominator, pairs.map(&:first)]
+      end
+    end
+
+    # The per-endpoint table: [headers, rows, indexes of right-aligned columns].
     def table(endpoint, cells, options, skipped)
       targets = options.targets
       by_target = cells.select { |c| c.endpoint == endpoint }.group_by(&:target)
-      puma_median = median((by_target["puma"] || []).map(&:rps))
-      headers = ["target", "req/s (median)", "per round", "vs puma", "p50", "p99", "errors (all rounds)",
-                 "peak RSS MiB", "peak PSS MiB", "procs", "CPU srv/wrk/other"]
+      meds = medians(endpoint, cells)
+      columns = ratio_columns(options)
+      headers = ["target", "workers x threads", "req/s (median)", "per round",
+                 *columns.map { |denominator, _| "vs #{denominator}" },
+                 "p50", "p99", "errors (all rounds)", "peak RSS MiB", "peak PSS MiB", "procs", "CPU srv/wrk/other"]
+      numeric = headers.each_index.reject { |i| ["target", "per round", "errors (all rounds)"].include?(headers[i]) }
       rows = targets.map do |name|
+        target = Target.build(name, options)
+        ratios = columns.map do |denominator, numerators|
+          value = numerators.include?(name) ? ratio(meds, name, denominator) : nil
+          value ? format("%.2fx", value) : "-"
+        end
         runs = by_target[name] || []
         if runs.empty?
-          next [name, skipped[name] ? "did not boot" : "no data", "-", "-", "-", "-", "-", "-", "-", "-", "-"]
+          next [name, target.topology, skipped[name] ? "did not boot" : "no data", "-", *ratios,
+                "-", "-", "-", "-", "-", "-", "-"]
         end
 
-        rps = median(runs.map(&:rps))
+        rps = meds[name]
         socket = runs.map(&:socket_errors).each_with_object(Hash.new(0)) { |h, acc| h.each { |k, v| acc[k] += v } }
         err = errors_text(socket_errors: socket, non_2xx: runs.sum(&:non_2xx))
         err = "!! #{err} !!" unless err == "none"
         err += " !! problems" if runs.any? { |c| c.problems.any? }
-        ratio = name != "puma" && rps && puma_median&.positive? ? format("%.2fx", rps / puma_median) : "-"
-        [name, rps ? number(rps) : "-", runs.map { |c| c.rps ? number(c.rps) : "-" }.join(" / "), ratio,
-         ms(median(runs.map(&:p50_ms))), ms(median(runs.map(&:p99_ms))), err,
+        [name, target.topology, rps ? number(rps) : "-", runs.map { |c| c.rps ? number(c.rps) : "-" }.join(" / "),
+         *ratios, ms(median(runs.map(&:p50_ms))), ms(median(runs.map(&:p99_ms))), err,
          format("%.1f", runs.map(&:peak_rss_kb).max / 1024.0), format("%.1f", runs.map(&:peak_pss_kb).max / 1024.0),
          runs.map(&:processes).max.to_s,
          cpu_text(%i[server wrk other].to_h { |k| [k, median(runs.map { |c| c.cpu && c.cpu[k] })] })]
       end
-      [headers, rows]
+      [headers, rows, numeric]
     end
 
-    def text_table(headers, rows)
+    # { "A:B" => { endpoint => ratio of medians } } for the JSON file.
+    def ratio_summary(cells, options)
+      BenchCompare.ratio_pairs(options).to_h do |a, b|
+        ["#{a}:#{b}", options.endpoints.to_h { |e| [e, ratio(medians(e, cells), a, b)&.round(4)] }]
+      end
+    end
+
+    def text_table(headers, rows, numeric)
       widths = headers.each_index.map { |i| ([headers[i]] + rows.map { |r| r[i] }).map(&:length).max }
-      numeric = NUMERIC_COLUMNS
       fmt = lambda do |cells|
         cells.each_with_index.map { |c, i| numeric.include?(i) ? c.rjust(widths[i]) : c.ljust(widths[i]) }.join("  ").rstrip
       end
       [fmt.call(headers), widths.map { |w| "-" * w }.join("  "), *rows.map { |r| fmt.call(r) }].join("\n")
     end
 
-    def markdown_table(headers, rows)
-      numeric = NUMERIC_COLUMNS
+    def markdown_table(headers, rows, numeric)
       align = headers.each_index.map { |i| numeric.include?(i) ? "---:" : "---" }
       ["| #{headers.join(' | ')} |", "| #{align.join(' | ')} |",
        *rows.map { |r| "| #{r.map { |c| c.gsub('|', '\\|') }.join(' | ')} |" }].join("\n")
@@ -944,14 +1119,15 @@ module BenchCompare
         "Targets: #{targets.join('; ')}",
         "Load: `#{Wrk.command(options, 'http://127.0.0.1:PORT/ENDPOINT', duration: options.duration, latency: true).join(' ')}` " \
         "after a #{options.warmup}s warm-up burst with the same settings; #{options.rounds} round(s), " \
-        "targets interleaved per endpoint, a fresh server for every run",
+        "targets interleaved per endpoint (order reversed every other round), a fresh server for every run" \
+        "#{options.wait_idle.positive? ? "; before each run, up to #{options.wait_idle.round}s waiting for an idle machine" : ''}",
         "Started: #{started_at.utc.iso8601}"
       ]
     end
 
-    NUMERIC_COLUMNS = [1, 3, 4, 5, 7, 8, 9, 10].freeze
-
-    FOOTNOTE = "req/s: median over rounds (per-round values follow). vs puma: ratio of medians. " \
+    FOOTNOTE = "workers x threads: the topology each target ran (threads default to each server's own: " \
+               "Kino :ractor 1, Kino :threaded 3, Puma 3). req/s: median over rounds (per-round values " \
+               "follow). vs X: this row's median req/s divided by X's (ratio of medians). " \
                "p50/p99: median over rounds of wrk's latency percentiles. errors: wrk socket errors and " \
                "non-2xx/3xx answers, summed over rounds (every endpoint should answer 200). peak RSS: the " \
                "largest sum of VmRSS over the server's process tree seen during the measured windows " \
@@ -960,11 +1136,15 @@ module BenchCompare
                "during the window (median over rounds) by the server's tree, by wrk, and by everything else " \
                "on the machine; a large \"other\" means the window was measured on a busy machine."
 
-    def render(runner, options, command_line, machine, started_at, interrupted:)
+    # The whole report as [text for the terminal, Markdown for the file].
+    # `extra` ([text lines, Markdown lines]) goes at the end (bench/modes.rb's
+    # verdict).
+    def render(runner, options, command_line, machine, started_at, interrupted:, title: "Kino vs Puma", extra: nil,
+               header: nil)
       text = []
-      md = ["# Kino vs Puma: #{started_at.utc.iso8601}", ""]
+      md = ["# #{title}: #{started_at.utc.iso8601}", ""]
       text << "" << "=" * 100
-      header_lines(options, command_line, machine, started_at).each do |line|
+      (header || header_lines(options, command_line, machine, started_at)).each do |line|
         text << line
         md << "- #{line}"
       end
@@ -974,11 +1154,11 @@ module BenchCompare
       end
       text << "=" * 100
       options.endpoints.each do |endpoint|
-        headers, rows = table(endpoint, runner.cells, options, runner.skipped)
+        headers, rows, numeric = table(endpoint, runner.cells, options, runner.skipped)
         title = "#{ENDPOINTS[endpoint][:path]}  (wrk -t#{options.wrk_threads} -c#{options.connections} " \
                 "-d#{options.duration}s, YJIT #{options.yjit ? 'on' : 'off'})"
-        text << "" << title << text_table(headers, rows)
-        md << "" << "## #{title}" << "" << markdown_table(headers, rows)
+        text << "" << title << text_table(headers, rows, numeric)
+        md << "" << "## #{title}" << "" << markdown_table(headers, rows, numeric)
       end
       text << "" << FOOTNOTE.scan(/.{1,100}(?:\s|\z)/).map(&:strip).join("\n")
       md << "" << FOOTNOTE
@@ -1010,51 +1190,105 @@ module BenchCompare
         end
         text << "!" * 100
       end
+      if extra
+        text << "" << "=" * 100 << "" << extra[0]
+        md << "" << extra[1]
+      end
       [text.join("\n"), "#{md.join("\n")}\n"]
     end
   end
 
   # ----------------------------------------------------------------- main
 
+  # How this script was invoked, for the report header.
+  def self.command_line(argv)
+    "#{ENV['BUNDLE_BIN_PATH'] ? 'bundle exec ruby' : 'ruby'} " \
+      "#{[$PROGRAM_NAME.delete_prefix("#{ROOT}/"), *argv].shelljoin}"
+  end
+
+  # One measuring session: the checks before it, the interleaved runs, and
+  # the report (printed and written). bench/modes.rb runs one too.
+  class Session
+    attr_reader :options, :runner, :machine, :started_at, :command_line
+
+    def initialize(options, command_line, title: "Kino vs Puma", logs_dir: File.join(RESULTS_DIR, "logs"))
+      @options = options
+      @command_line = command_line
+      @title = title
+      @logs_dir = logs_dir
+      @interrupted = false
+    end
+
+    def interrupted?
+      @interrupted
+    end
+
+    # Checks wrk and YJIT, prints the header, runs every measurement.
+    # Ctrl-C/SIGTERM stop it early, keeping what was measured.
+    def measure
+      abort "bench: wrk is not installed" unless system("wrk --version > /dev/null 2>&1") || $?.exitstatus == 1
+      if @options.yjit && !system(RbConfig.ruby, "--yjit", "-e", "exit(RubyVM::YJIT.enabled? ? 0 : 1)")
+        abort "bench: this Ruby cannot run with --yjit"
+      end
+
+      @started_at = Time.now
+      @machine = Report.machine
+      @runner = Runner.new(@options, logs_dir: @logs_dir)
+      @header = Report.header_lines(@options, @command_line, @machine, @started_at)
+      @header.each { |l| puts l }
+      puts
+      fingerprint = Report.kino_fingerprint(@options.kino_root)
+      begin
+        @runner.run
+      rescue Interrupt, SignalException
+        @interrupted = true
+        puts "\n!!! interrupted: stopping every server and wrk this script started"
+      ensure
+        Processes.cleanup!
+      end
+      after = Report.kino_fingerprint(@options.kino_root)
+      unless after == fingerprint
+        @runner.alerts << "Kino's code in #{@options.kino_root} changed during the run (digest #{fingerprint} -> " \
+                          "#{after}): rounds may have measured different builds. Benchmark an exported commit " \
+                          "with --kino-root (see bench/README.md)."
+        puts "!!! #{@runner.alerts.last}"
+      end
+      self
+    end
+
+    # Prints the report and writes it (Markdown, plus JSON with every run's
+    # raw numbers). `extra_json` is merged into the JSON.
+    def report(extra: nil, extra_json: {})
+      text, markdown = Report.render(@runner, @options, @command_line, @machine, @started_at,
+                                     interrupted: @interrupted, title: @title, extra: extra, header: @header)
+      puts text
+      FileUtils.mkdir_p(File.dirname(@options.output))
+      File.write(@options.output, markdown)
+      json = { options: @options.to_h, machine: @machine, command: @command_line,
+               ratios: Report.ratio_summary(@runner.cells, @options), cells: @runner.cells.map(&:to_h),
+               skipped: @runner.skipped, alerts: @runner.alerts }.merge(extra_json)
+      File.write("#{@options.output.sub(/\.md\z/, '')}.json", JSON.pretty_generate(json))
+      puts "", "Written: #{@options.output.delete_prefix("#{ROOT}/")} (and .json; server logs in " \
+               "#{@logs_dir.delete_prefix("#{ROOT}/")}/)"
+      self
+    end
+
+    # 130 when interrupted, 1 when any measurement had a problem, else 0.
+    def exit_status
+      return 130 if @interrupted
+
+      @runner.alerts.empty? ? 0 : 1
+    end
+  end
+
   def self.main(argv)
-    command_line = "#{ENV['BUNDLE_BIN_PATH'] ? 'bundle exec ruby' : 'ruby'} " \
-                   "#{[$PROGRAM_NAME.delete_prefix("#{ROOT}/"), *argv].shelljoin}"
+    command_line = command_line(argv)
     options = parse_options(argv.dup)
 
     puts "App check: #{check_app!}"
     return 0 if options.check_app
 
-    abort "compare.rb: wrk is not installed" unless system("wrk --version > /dev/null 2>&1") || $?.exitstatus == 1
-    if options.yjit && !system(RbConfig.ruby, "--yjit", "-e", "exit(RubyVM::YJIT.enabled? ? 0 : 1)")
-      abort "compare.rb: this Ruby cannot run with --yjit"
-    end
-
-    started_at = Time.now
-    machine = Report.machine
-    runner = Runner.new(options)
-    Report.header_lines(options, command_line, machine, started_at).each { |l| puts l }
-    puts
-    interrupted = false
-    begin
-      runner.run
-    rescue Interrupt, SignalException
-      interrupted = true
-      puts "\n!!! interrupted: stopping every server and wrk this script started"
-    ensure
-      Processes.cleanup!
-    end
-
-    text, markdown = Report.render(runner, options, command_line, machine, started_at, interrupted: interrupted)
-    puts text
-    FileUtils.mkdir_p(File.dirname(options.output))
-    File.write(options.output, markdown)
-    File.write(options.output.sub(/\.md\z/, "") + ".json",
-               JSON.pretty_generate(options: options.to_h, machine: machine, command: command_line,
-                                    cells: runner.cells.map(&:to_h), skipped: runner.skipped, alerts: runner.alerts))
-    puts "", "Written: #{options.output.delete_prefix("#{ROOT}/")} (and .json; server logs in bench/results/logs/)"
-    return 130 if interrupted
-
-    runner.alerts.empty? ? 0 : 1
+    Session.new(options, command_line).measure.report.exit_status
   ensure
     Processes.cleanup!
   end

@@ -1,15 +1,20 @@
 # frozen_string_literal: true
 
-# Kino vs Puma benchmarks (bench/compare.rb; see bench/README.md).
+# Benchmarks (bench/compare.rb, bench/modes.rb, bench/allocations.rb; see
+# bench/README.md).
 #
-#   rake bench                                   # 3 rounds x 10 s, every endpoint
+#   rake bench                                   # Kino vs Puma: 3 rounds x 10 s, every endpoint
 #   rake bench:quick                             # 1 round x 3 s, plaintext, cpu, io
 #   BENCH_YJIT=1 rake bench                      # both servers with --yjit
 #   BENCH_ENDPOINTS=cpu,io BENCH_ROUNDS=5 rake bench
-#   BENCH_ARGS="--targets kino-threaded,kino-ractor,puma" rake bench
+#   BENCH_ARGS="--targets kino-threaded,kino-ractor,puma --ratio kino-ractor:kino-threaded" rake bench
+#   rake bench:modes                             # :ractor vs :threaded acceptance check (5 x 8 s)
+#   BENCH_ARGS="--all --yjit" rake bench:modes
+#   rake bench:allocations                       # objects allocated per request, per mode
 #
-# Every setting has a BENCH_* variable (listed by `ruby bench/compare.rb
-# --help`); BENCH_ARGS is passed on as extra flags.
+# For `rake bench`, every setting has a BENCH_* variable (listed by `ruby
+# bench/compare.rb --help`). For every task, BENCH_ARGS is passed on as
+# extra flags (bench:modes and bench:allocations take flags only).
 
 # Rake loads rakelib/ by itself; a Rakefile that also imports it must not
 # define the tasks (and their actions) twice.
@@ -40,6 +45,18 @@ namespace :bench do
       "BENCH_WARMUP" => %w[--warmup 1],
       "BENCH_ENDPOINTS" => %w[--endpoints plaintext,cpu,io]
     )
+  end
+
+  extra_args = -> { Shellwords.split(ENV.fetch("BENCH_ARGS", "")) }
+
+  desc "Kino :ractor vs :threaded acceptance check: /cpu >= 1.7x, /plaintext >= 0.9x (BENCH_ARGS adds flags)"
+  task modes: :compile do
+    ruby File.expand_path("../bench/modes.rb", __dir__), *extra_args.call
+  end
+
+  desc "Ruby objects allocated per request by Kino in each mode (BENCH_ARGS adds flags)"
+  task allocations: :compile do
+    ruby File.expand_path("../bench/allocations.rb", __dir__), *extra_args.call
   end
 
   desc "Check that bench/bench_app.ru is Ractor-shareable and answers from inside a Ractor"

@@ -75,6 +75,88 @@ RSpec.describe "exe/kino" do
     end
   end
 
+  describe "--check" do
+    def check(rackup)
+      kino = spawn_kino("--check", rackup, wait: false)
+      status = kino.wait(timeout: ServerHelper::BOOT_TIMEOUT)
+      [status&.exitstatus, kino.stdout.lines(chomp: true), kino.stderr]
+    end
+
+    it "exits 1 for a lambda capturing a Hash, naming the variable, where it is, and a fix" do
+      code, lines, err = check("spec/fixtures/capture.ru")
+      expect(code).to eq(1)
+      expect(err).to eq("")
+      expect(lines.size).to eq(4)
+      expect(lines[0]).to eq("kino --check: spec/fixtures/capture.ru cannot run in :ractor mode (1 blocker):")
+      expect(lines[1]).to eq("  - app (captured variable `counts`): holds a Hash, which is not shareable " \
+                             "(spec/fixtures/capture.ru:7)")
+      expect(lines[2]).to start_with("    hint: freeze it where it is defined (`counts = Ractor.make_shareable(...)`)")
+      expect(lines[3]).to eq("With `mode :auto` (the default) it runs in :threaded mode instead.")
+    end
+
+    it "exits 1 for an app with a class-level instance variable holding a Hash, naming it" do
+      code, lines, err = check("spec/fixtures/class_ivar.ru")
+      expect(code).to eq(1)
+      expect(err).to eq("")
+      expect(lines.size).to eq(4)
+      expect(lines[0]).to eq("kino --check: spec/fixtures/class_ivar.ru cannot run in :ractor mode (1 blocker):")
+      expect(lines[1]).to eq("  - KinoFixtureClassIvarApp.@cache: holds a Hash; worker ractors cannot read it " \
+                             "(spec/fixtures/class_ivar.ru:6)")
+      expect(lines[2]).to start_with("    hint: make it shareable (Ractor.make_shareable)")
+      expect(lines[3]).to eq("With `mode :auto` (the default) it runs in :threaded mode instead.")
+    end
+
+    it "exits 0 for a middleware stack frozen with freeze_app, which :ractor mode then serves" do
+      code, lines, err = check("spec/fixtures/stack.ru")
+      expect([code, lines, err]).to eq([0, ["kino --check: spec/fixtures/stack.ru can run in :ractor mode"], ""])
+
+      kino = spawn_kino("-m", "ractor", "-w", "1", "spec/fixtures/stack.ru", port: port)
+      expect(kino.stdout).to include("* Mode: ractor, 1 workers x 1 threads")
+      response = http_get("/page", port: port)
+      expect([response.code, response.body, response["content-length"]]).to eq(["200", "stacked\n", "8"])
+      expect(response["etag"]).to match(%r{\AW/"\h{32}"\z})
+    end
+  end
+
+  describe "mode choice at boot" do
+    it "falls back from :auto to :threaded with a one-line warning naming the reason" do
+      kino = spawn_kino("-w", "1", "spec/fixtures/capture.ru", port: port)
+      expect(kino.stdout).to include("* Mode: threaded, 1 workers x 3 threads")
+      # Written before the banner, but read from its own pipe.
+      wait_until(message: -> { "no warning on stderr: #{kino.stderr.inspect}" }) { kino.stderr.end_with?("\n") }
+      expect(kino.stderr).to eq("kino: running in :threaded mode: app (captured variable `counts`): holds a Hash, " \
+                                "which is not shareable (`kino --check` lists every blocker)\n")
+      expect(Array.new(2) { http_get("/", port: port).body }).to eq(["hit 1\n", "hit 2\n"])
+    end
+
+    it "refuses to start :ractor mode for an app that cannot be shared, before listening, and exits 1" do
+      kino = spawn_kino("-m", "ractor", "spec/fixtures/class_ivar.ru", port: port, wait: false)
+      status = kino.wait(timeout: ServerHelper::BOOT_TIMEOUT)
+      expect(status&.exitstatus).to eq(1)
+      expect(kino.stderr.lines.first).to eq("kino: the app cannot run in :ractor mode (1 blocker):\n")
+      expect(kino.stderr).to include("  - KinoFixtureClassIvarApp.@cache: holds a Hash; worker ractors cannot read it")
+      expect(kino.stdout).not_to include("Listening")
+    end
+  end
+
+  it "exits 0 within a second of SIGTERM with ractor workers parked and nothing in flight" do
+    kino = spawn_kino("-m", "ractor", "-w", "2", "spec/fixtures/hello.ru", port: port)
+    expect(kino.stdout).to include("* Mode: ractor, 2 workers x 1 threads")
+    # The workers are up: they answer, then park in the native queue again.
+    http(port) { |h| 4.times { expect(h.get("/").body).to eq("Hello from Kino\n") } }
+
+    waiter = Thread.new do
+      _, status = Process.wait2(kino.pid)
+      [status, monotonic]
+    end
+    signalled = monotonic
+    kino.signal("TERM")
+    expect(waiter.join(10)).not_to be_nil, "kino did not exit within 10 s of SIGTERM:\n#{kino.stdout}\n#{kino.stderr}"
+    status, exited_at = waiter.value
+    expect(status.exitstatus).to eq(0)
+    expect(exited_at - signalled).to be < 1.0
+  end
+
   it "honours port, workers and threads from a -C config file, and writes and removes its pidfile" do
     pidfile = File.join(@dir, "kino.pid")
     kino = spawn_kino("-C", "spec/fixtures/config/custom.rb", "spec/fixtures/hello.ru",

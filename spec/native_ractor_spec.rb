@@ -59,6 +59,7 @@ RSpec.describe "Kino::Native from a non-main ractor" do
 
       results[:failed] = native.server_fail_slots(id, 0, 2)
       native.sleep(0.01)
+      native.sleep(0.01, id)
       results[:stats] = native.server_stats(id)[:served]
       native.server_log(id, "from a ractor")
       results[:log] = native.server_drain_log(id)

@@ -1,12 +1,16 @@
 // Kino::Native.sleep: waits on the OS clock with the GVL (in a worker
 // ractor: that ractor's lock) released, so other threads and ractors run
 // meanwhile. It sleeps in short chunks and checks Ruby interrupts between
-// them, so Thread#kill and shutdown end it promptly.
+// them, so Thread#kill ends it promptly. Given the id of the server whose
+// request the thread is serving, it also ends when that server's stop gives
+// up on requests in flight, and raises Kino::Error: a handler asleep past
+// the shutdown deadline is aborted instead of holding the worker.
 #include <chrono>
 #include <cmath>
 #include <thread>
 
 #include "binding.hpp"
+#include "core/registry.hpp"
 
 namespace kino::binding {
 
@@ -16,9 +20,15 @@ constexpr auto kChunk = std::chrono::milliseconds(20);
 
 struct SleepCall : Interruptible {
   std::chrono::steady_clock::time_point until;
+  const Server* server = nullptr;  // kept alive by the caller
+  bool aborted = false;
   void run() {
     // Short chunks, so the interrupt flag is seen soon after it is raised.
     while (!interrupted.load(std::memory_order_acquire)) {
+      if (server && server->aborting()) {
+        aborted = true;
+        return;
+      }
       auto now = std::chrono::steady_clock::now();
       if (now >= until) return;
       std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(until - now, kChunk));
@@ -26,15 +36,26 @@ struct SleepCall : Interruptible {
   }
 };
 
-VALUE native_sleep(VALUE, VALUE seconds) {
+// Native.sleep(seconds, server_id = nil)
+VALUE native_sleep(int argc, VALUE* argv, VALUE) {
+  VALUE seconds, rb_server;
+  rb_scan_args(argc, argv, "11", &seconds, &rb_server);
   double s = NUM2DBL(seconds);
   if (std::isnan(s) || s < 0) rb_raise(rb_eArgError, "sleep time must be a non-negative number");
+  uint64_t server_id = NIL_P(rb_server) ? 0 : NUM2ULL(rb_server);
   auto until = std::chrono::steady_clock::now() +
                std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(s));
   while (std::chrono::steady_clock::now() < until) {
-    SleepCall call;  // trivially destructible members only
-    call.until = until;
-    without_gvl(call);
+    bool aborted = false;
+    {
+      std::shared_ptr<Server> server = server_id ? Registry::instance().find(server_id) : nullptr;
+      SleepCall call;
+      call.until = until;
+      call.server = server.get();
+      without_gvl(call);
+      aborted = call.aborted;
+    }
+    if (aborted) rb_raise(eKinoError, "Kino.sleep aborted: the server stopped waiting for this request");
     // Raises here for Thread#kill or a pending exception; nothing with a
     // destructor is alive.
     rb_thread_check_ints();
@@ -45,7 +66,7 @@ VALUE native_sleep(VALUE, VALUE seconds) {
 }  // namespace
 
 void init_native_sleep(VALUE mNative) {
-  rb_define_module_function(mNative, "sleep", RUBY_METHOD_FUNC(native_sleep), 1);
+  rb_define_module_function(mNative, "sleep", RUBY_METHOD_FUNC(native_sleep), -1);
 }
 
 }  // namespace kino::binding

@@ -14,9 +14,11 @@ end
 module Kino
   # Sleeps `seconds` on the OS clock with the GVL released (in a worker
   # ractor: only that ractor's lock), in short chunks so Thread#kill and
-  # shutdown interrupt it promptly. Unlike Kernel#sleep it wakes on time
-  # inside non-main ractors too.
+  # shutdown interrupt it promptly: in a request handler, when the server's
+  # graceful stop gives up waiting (shutdown_timeout), it raises Kino::Error
+  # so the handler ends. Unlike Kernel#sleep it wakes on time inside
+  # non-main ractors too.
   def self.sleep(seconds)
-    Native.sleep(seconds)
+    Native.sleep(seconds, Thread.current[:kino_server_id])
   end
 end

@@ -22,6 +22,7 @@ module Kino
   class Server
     MODES = %i[auto ractor threaded].freeze
     LOG_PUMP_INTERVAL = 0.1
+    WORKER_EXIT_GRACE = 2.0
 
     attr_reader :configuration, :mode, :addresses, :server_id
 
@@ -99,7 +100,9 @@ module Kino
       stragglers = Native.server_stop(@server_id, timeout.to_f)
       @log.write("kino: shutdown timeout reached; #{stragglers} request(s) cut off\n") if stragglers.positive?
       Native.server_close_queue(@server_id)
-      @supervisor&.stop(5)
+      # Workers return once they finish what they hold; a handler still
+      # busy (not in Kino.sleep, which aborted) gets a little longer.
+      @supervisor&.stop(stragglers.positive? ? WORKER_EXIT_GRACE : timeout.to_f + WORKER_EXIT_GRACE)
       stop_log_pump
       Native.server_release(@server_id)
       stragglers

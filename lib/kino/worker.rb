@@ -28,6 +28,8 @@ module Kino
     def run
       server_id = @server_id
       slot = @slot
+      # Kino.sleep in the app learns from this which server to listen to.
+      Thread.current[:kino_server_id] = server_id
       while (env = Native.take_one(server_id, slot))
         serve(env)
       end

@@ -4,6 +4,7 @@ require "io/wait"
 require "net/http"
 require "rack"
 require "rack/lint"
+require "fileutils"
 require "rbconfig"
 require "socket"
 require "stringio"
@@ -126,6 +127,34 @@ module ServerHelper
 
   def monotonic
     Process.clock_gettime(Process::CLOCK_MONOTONIC)
+  end
+
+  # ---------------------------------------------------------------------
+  # Signals through files, for apps in worker ractors: they share no Queue
+  # with the spec, but see the same file system (HttpApps::Gate is the app
+  # side).
+
+  # A path (not yet created) in a directory of this example's own, removed
+  # after the example.
+  def signal_path(name)
+    @signal_dir ||= Dir.mktmpdir("kino-spec")
+    File.join(@signal_dir, name)
+  end
+
+  def open_gate(path)
+    File.write(path, "")
+  end
+
+  # Waits until the file at +path+ exists; fails the example after +timeout+.
+  def wait_for_file(path, timeout: IO_TIMEOUT, message: "#{path} never appeared")
+    wait_until(timeout: timeout, message: message) { File.exist?(path) }
+  end
+
+  # Requests the server's workers hold right now: taken from the queue
+  # and not yet answered (the in_flight count includes queued ones).
+  def requests_in_app(server = self.server)
+    stats = server.stats
+    stats[:in_flight] - stats[:queued]
   end
 
   # A port nobody listens on right now.
@@ -453,6 +482,8 @@ module ServerHelper
     restore_stderr
     (@kino_processes || []).each(&:stop)
     @kino_processes = nil
+    FileUtils.rm_rf(@signal_dir) if @signal_dir
+    @signal_dir = nil
   end
 end
 

@@ -155,6 +155,7 @@ int64_t Server::stop(std::chrono::milliseconds timeout, const std::atomic<bool>*
   }
   int64_t stragglers = counters_.in_flight.load();
   if (stragglers < 0) stragglers = 0;
+  if (stragglers > 0) aborting_.store(true, std::memory_order_release);
 
   queue_.close();
   for_each_connection([](Connection& c) { c.close_now(); });

@@ -52,6 +52,10 @@ class Server : public std::enable_shared_from_this<Server> {
   int64_t stop(std::chrono::milliseconds timeout, const std::atomic<bool>* interrupted = nullptr);
 
   bool draining() const noexcept { return draining_.load(std::memory_order_acquire); }
+
+  // True once a stop gave up waiting for requests in flight: handlers
+  // still sleeping through Kino.sleep are woken (and abort) then.
+  bool aborting() const noexcept { return aborting_.load(std::memory_order_acquire); }
   bool running() const noexcept { return started_ && !stopped_; }
 
   // True once stop() has joined the I/O threads: nothing runs handlers any
@@ -99,6 +103,7 @@ class Server : public std::enable_shared_from_this<Server> {
 
   std::atomic<bool> draining_{false};
   std::atomic<bool> stopped_flag_{false};
+  std::atomic<bool> aborting_{false};
   bool started_ = false;
   bool stopped_ = false;
   std::mutex lifecycle_mu_;

@@ -1,0 +1,176 @@
+# frozen_string_literal: true
+
+require "kino"
+
+# Apps that cannot run in worker ractors, each for its own reason, and one
+# that can once prepared. Lambdas are made by module methods, so their self
+# (the module) is shareable and only what they capture is in the way.
+module PreparationSpecApps
+  def self.capturing_two
+    hits = {}
+    seen = []
+    lambda do |_env|
+      hits[:n] = seen.push(1).size
+      [200, { "content-type" => "text/plain" }, ["#{hits[:n]}\n"]]
+    end
+  end
+
+  class HoldsMutex
+    def initialize
+      @lock = Mutex.new
+    end
+
+    def call(_env)
+      @lock.synchronize { [200, { "content-type" => "text/plain" }, ["locked\n"]] }
+    end
+  end
+
+  class ClassVariable
+    @@served = 0 # rubocop:disable Style/ClassVars
+
+    def self.call(_env)
+      @@served += 1 # rubocop:disable Style/ClassVars
+      [200, { "content-type" => "text/plain" }, ["#{@@served}\n"]]
+    end
+  end
+
+  # Frozen at the top only: the author meant a constant, but the Array
+  # inside is not frozen, so workers could not read it as it stands.
+  SETTINGS = { "greeting" => ["hello", "from", "settings"] }.freeze
+
+  module ReadsSettings
+    def self.call(_env)
+      [200, { "content-type" => "text/plain" }, ["#{SETTINGS['greeting'].join(' ')}\n"]]
+    end
+  end
+end
+
+# The same kind of app, for #prepare!, which changes the app's namespace in
+# this process (PreparationSpecApps is only ever probed, in a child).
+module PreparedSpecApps
+  # A hook as a config would give it: a plain lambda, not yet shareable.
+  def self.boot_hook
+    -> { :booted }
+  end
+
+  SETTINGS = { "greeting" => ["hello", "from", "settings"] }.freeze
+
+  module ReadsSettings
+    def self.call(_env)
+      [200, { "content-type" => "text/plain" }, ["#{SETTINGS['greeting'].join(' ')}\n"]]
+    end
+  end
+
+  class HoldsMutex
+    def initialize
+      @lock = Mutex.new
+    end
+
+    def call(_env)
+      @lock.synchronize { [200, { "content-type" => "text/plain" }, ["locked\n"]] }
+    end
+  end
+end
+
+RSpec.describe Kino::RactorPreparation do
+  def fixture_app(name)
+    app = Rack::Builder.parse_file(File.join(ServerHelper::FIXTURES, name))
+    app.is_a?(Array) ? app.first : app
+  end
+
+  def blockers_of(app, hooks = {})
+    described_class.new(app, hooks).blockers
+  end
+
+  describe "#blockers" do
+    it "names a Hash that a config.ru lambda captures, where the lambda is, and how to fix it" do
+      blockers = blockers_of(fixture_app("capture.ru"))
+      expect(blockers.map(&:to_h)).to match(
+        [{ path: "app (captured variable `counts`)", problem: "holds a Hash, which is not shareable",
+           hint: a_string_including("counts = Ractor.make_shareable(...)"),
+           location: a_string_ending_with("spec/fixtures/capture.ru:7") }]
+      )
+    end
+
+    it "names every captured variable in the way, not only the first" do
+      blockers = blockers_of(PreparationSpecApps.capturing_two)
+      expect(blockers.map(&:path)).to contain_exactly("app (captured variable `hits`)",
+                                                      "app (captured variable `seen`)")
+    end
+
+    it "names a class-level instance variable holding a mutable Hash" do
+      blockers = blockers_of(fixture_app("class_ivar.ru"))
+      expect(blockers.map(&:summary)).to eq(["KinoFixtureClassIvarApp.@cache: holds a Hash; worker ractors cannot read it"])
+      expect(blockers.first.location).to end_with("spec/fixtures/class_ivar.ru:6")
+    end
+
+    it "names a Mutex held by the app, which can never be shared" do
+      expect(blockers_of(PreparationSpecApps::HoldsMutex.new).map(&:summary))
+        .to eq(["app.@lock: Thread::Mutex can never be shared between ractors"])
+    end
+
+    it "names a class variable" do
+      expect(blockers_of(PreparationSpecApps::ClassVariable).map(&:summary))
+        .to eq(["PreparationSpecApps::ClassVariable@@served: is a class variable; worker ractors cannot read or write it"])
+    end
+
+    it "names a lambda whose self cannot be shared" do
+      app = ->(_env) { [200, {}, []] } # self: this example
+      blockers = blockers_of(app)
+      expect(blockers.map(&:path)).to eq(["app"])
+      expect(blockers.first.problem).to start_with("a lambda whose self is a ")
+      expect(blockers.first.location).to eq("#{__FILE__}:#{__LINE__ - 4}")
+    end
+
+    it "checks the hooks that run inside workers, by name" do
+      queue = Queue.new
+      blockers = blockers_of(PreparationSpecApps::ReadsSettings, after_worker_boot: -> { queue.clear })
+      expect(blockers.map(&:path)).to eq(["after_worker_boot"])
+    end
+
+    it "finds nothing in the way of a middleware stack frozen with freeze_app" do
+      expect(blockers_of(fixture_app("stack.ru"))).to eq([])
+    end
+
+    it "changes nothing in this process: the probing happens in a forked child" do
+      app = fixture_app("capture.ru")
+      expect(blockers_of(app)).not_to be_empty
+      expect(blockers_of(PreparationSpecApps::ReadsSettings)).to eq([])
+      expect(Ractor.shareable?(app)).to be(false)
+      expect(PreparationSpecApps::SETTINGS["greeting"]).not_to be_frozen
+      # The app still works, with its captured Hash still writable.
+      expect(app.call({})[2]).to eq(["hit 1\n"])
+      expect(app.call({})[2]).to eq(["hit 2\n"])
+    end
+  end
+
+  describe "#explain" do
+    it "lists every blocker with its hint, and says what to do" do
+      preparation = described_class.new(PreparationSpecApps.capturing_two)
+      lines = preparation.explain(preparation.blockers).lines(chomp: true)
+      expect(lines.first).to eq("the app cannot run in :ractor mode (2 blockers):")
+      expect(lines.grep(/^  - app \(captured variable `(hits|seen)`\): holds a (Hash|Array)/).size).to eq(2)
+      expect(lines.grep(/^    hint: /).size).to eq(2)
+      expect(lines.last).to eq("Run it with `mode :threaded`, or fix the above (kino --check re-checks).")
+    end
+  end
+
+  describe "#prepare!" do
+    it "deep-freezes a constant frozen at the top in the app's namespace, and shares app and hooks" do
+      boot = PreparedSpecApps.boot_hook
+      expect(Ractor.shareable?(boot)).to be(false)
+      app, hooks = described_class.new(PreparedSpecApps::ReadsSettings, after_worker_boot: boot).prepare!
+      expect(app).to be(PreparedSpecApps::ReadsSettings)
+      expect(hooks.keys).to eq([:after_worker_boot])
+      expect(Ractor.shareable?(hooks[:after_worker_boot])).to be(true)
+      expect(hooks[:after_worker_boot].call).to eq(:booted)
+      expect(Ractor.shareable?(PreparedSpecApps::SETTINGS)).to be(true)
+      expect(PreparedSpecApps::SETTINGS["greeting"]).to be_frozen
+    end
+
+    it "raises UnshareableAppError for an app that cannot be shared" do
+      expect { described_class.new(PreparedSpecApps::HoldsMutex.new).prepare! }
+        .to raise_error(Kino::UnshareableAppError, /cannot be shared between ractors/)
+    end
+  end
+end

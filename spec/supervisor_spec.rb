@@ -1,0 +1,237 @@
+# frozen_string_literal: true
+
+require "etc"
+require "kino"
+
+# Apps for the supervisor examples, shareable so they run in both modes.
+# Requests are held at a gate file (HttpApps::Gate) rather than for a
+# fixed time: a held request can only end because the server ended it, or
+# because the spec opened its gate.
+module SupervisorApps
+  # How long a held request's client waits: longer than the app waits at
+  # its gate (HttpApps::Gate::TIMEOUT), so a forgotten gate fails the
+  # example from the app's side first.
+  HELD_TIMEOUT = 20
+
+  # /crash raises an Exception that is not a StandardError, which ends the
+  # worker; /hold waits at the X-Gate file; anything else answers at once.
+  module Crashy
+    def self.call(env)
+      case env["PATH_INFO"]
+      when "/crash" then raise Exception, "worker down on purpose" # rubocop:disable Lint/RaiseException
+      when "/hold" then HttpApps::Gate.wait(env["HTTP_X_GATE"])
+      end
+      [200, { "content-type" => "text/plain" }, ["#{env['PATH_INFO']}\n"]]
+    end
+  end
+
+  # An after_worker_boot hook that fails every boot. Its self is this
+  # module, so it can be made shareable for :ractor mode.
+  FAILING_BOOT = Ractor.make_shareable(-> { raise Exception, "boot failed on purpose" }) # rubocop:disable Lint/RaiseException
+
+  module Hello
+    def self.call(_env)
+      [200, { "content-type" => "text/plain" }, ["hello\n"]]
+    end
+  end
+end
+
+RSpec.describe Kino::Supervisor do
+  # Sends GET +path+ (held at +gate+) on a connection of its own; returns
+  # a thread whose value is [status, body] once the response is in.
+  def request_in_background(path, gate)
+    socket = connect
+    wire_buffer(socket) # created here, not concurrently in the threads
+    socket.write("GET #{path} HTTP/1.1\r\nHost: x\r\nX-Gate: #{gate}\r\nConnection: close\r\n\r\n")
+    Thread.new do
+      response = read_response(socket, timeout: SupervisorApps::HELD_TIMEOUT)
+      [response.status.to_s, response.body]
+    end
+  end
+
+  # The [index, error] pairs on_worker_exit was called with so far.
+  def drain(queue)
+    Array.new(queue.size) { queue.pop }
+  end
+
+  %i[threaded ractor].each do |mode|
+    context "in :#{mode} mode" do
+      let(:exits) { Queue.new }
+      # on_worker_exit runs on the main ractor (in the supervisor's thread),
+      # in both modes, so it may close over a Queue.
+      let(:on_worker_exit) { ->(index, error) { exits << [index, error] } }
+
+      describe "a worker that dies while requests are in flight" do
+        it "answers its in-flight requests 500 at once, keeps serving, replaces it and calls on_worker_exit" do
+          gate = signal_path("gate")
+          start_server(SupervisorApps::Crashy, mode: mode, workers: 2, threads: 2, on_worker_exit: on_worker_exit)
+          expect(server.mode).to eq(mode)
+          begin
+            held = Array.new(3) { request_in_background("/hold", gate) }
+            wait_until(message: -> { "the held requests never all reached the app: #{server.stats}" }) do
+              requests_in_app == 3
+            end
+            # One thread is free, in the worker that holds one request:
+            # the crash lands there and takes that request down with it.
+            expect(http_get("/crash").code).to eq("500")
+            wait_until(message: "no held request was answered while the gate was closed") { held.any? { |t| !t.alive? } }
+            cut, *survivors = held.partition { |t| !t.alive? }.flatten
+            expect(cut.value).to eq(["500", "Internal Server Error\n"])
+            expect(survivors.map(&:alive?)).to eq([true, true]) # still held: the other worker lives
+
+            wait_until(message: -> { "no on_worker_exit call\n#{server_log}" }) { exits.size == 1 }
+            index, error = exits.pop
+            expect(index).to be_between(0, 1)
+            expect(error).to be_an(Exception)
+            expect([error.class, error.message]).to eq([Exception, "worker down on purpose"])
+
+            log = wait_for_log(/restarting worker #{index}/)
+            expect(log).to include("kino: worker #{index} died: Exception: worker down on purpose\n",
+                                   "kino: answered 1 in-flight request(s) of worker #{index} with 500\n")
+            wait_until(message: -> { "no replacement was started: #{server.stats}\n#{server_log}" }) do
+              server.stats[:respawns] == 1
+            end
+            expect(http_get("/after").body).to eq("/after\n")
+          ensure
+            open_gate(gate)
+          end
+          expect(survivors.map { |t| t.join(SupervisorApps::HELD_TIMEOUT)&.value }).to eq([["200", "/hold\n"]] * 2)
+        end
+
+        it "has its replacement serve: four requests can be held at once again" do
+          gate = signal_path("gate")
+          start_server(SupervisorApps::Crashy, mode: mode, workers: 2, threads: 2, on_worker_exit: on_worker_exit)
+          expect(http_get("/crash").code).to eq("500")
+          wait_until(message: -> { "no replacement was started\n#{server_log}" }) { server.stats[:respawns] == 1 }
+          begin
+            held = Array.new(3) { request_in_background("/hold", gate) }
+            # Three requests in the app at once need more than the two
+            # threads of the surviving worker; a fourth is answered too.
+            wait_until(message: -> { "only #{requests_in_app} of 3 requests reached the app" }) do
+              requests_in_app == 3
+            end
+            expect(http_get("/fourth").body).to eq("/fourth\n")
+          ensure
+            open_gate(gate)
+          end
+          expect(held.map { |t| t.join(SupervisorApps::HELD_TIMEOUT)&.value }).to eq([["200", "/hold\n"]] * 3)
+        end
+      end
+
+      describe "a worker that dies at boot" do
+        it "is restarted after a back-off that doubles with each quick crash, and reported each time" do
+          start_server(SupervisorApps::Hello, mode: mode, workers: 1, threads: 1,
+                                              after_worker_boot: SupervisorApps::FAILING_BOOT,
+                                              on_worker_exit: on_worker_exit)
+          log = wait_for_log(/restarting worker 0 in 0\.20s/)
+          expect(log.scan(/^kino: restarting worker 0 in (\d\.\d\d)s$/).flatten.first(3)).to eq(%w[0.05 0.10 0.20])
+          expect(log).to include("kino: worker 0 died: Exception: boot failed on purpose\n")
+          calls = drain(exits)
+          expect(calls.size).to be >= 3
+          expect(calls.map { |index, error| [index, error.message] }.uniq).to eq([[0, "boot failed on purpose"]])
+        end
+      end
+
+      describe "a clean stop" do
+        it "calls on_worker_exit with no error for each worker" do
+          start_server(SupervisorApps::Hello, mode: mode, workers: 2, threads: 1, on_worker_exit: on_worker_exit)
+          expect(http_get("/").body).to eq("hello\n")
+          expect(server.shutdown(5)).to eq(0)
+          # Reported before shutdown returns: the supervisor waits for them.
+          expect(drain(exits).sort_by(&:first)).to eq([[0, nil], [1, nil]])
+        end
+      end
+
+      describe "quarantine" do
+        it "sets a stuck worker aside without killing it, starts a replacement, and stops at quarantine_max" do
+          first_gate = signal_path("first")
+          second_gate = signal_path("second")
+          start_server(SupervisorApps::Crashy, mode: mode, workers: 2, threads: 1,
+                                               quarantine_timeout: 0.3, quarantine_max: 1,
+                                               on_worker_exit: on_worker_exit)
+          begin
+            first = request_in_background("/hold", first_gate)
+            log = wait_for_log(/set aside/)
+            expect(log).to match(/^kino: worker [01] set aside: a request has run \d+ ms \(quarantine_timeout 0\.3s\); started worker 2$/)
+            expect(server.stats).to include(quarantined: 1, respawns: 0)
+            # The stuck request goes on; others are served meanwhile.
+            5.times { |i| expect(http_get("/during/#{i}").body).to eq("/during/#{i}\n") }
+            expect(first).to be_alive
+
+            second = request_in_background("/hold", second_gate)
+            log = wait_for_log(/quarantine_max/)
+            expect(log).to match(/^kino: worker [0-2] is stuck \(\d+ ms\) but quarantine_max \(1\) is reached; no more replacements will be started$/)
+            expect(log.scan("set aside").size).to eq(1)
+            expect(server.stats).to include(quarantined: 1)
+            expect(http_get("/still").body).to eq("/still\n")
+          ensure
+            open_gate(first_gate)
+            open_gate(second_gate)
+          end
+          # Set aside, never killed: both stuck requests finish normally.
+          expect(first.join(SupervisorApps::HELD_TIMEOUT)&.value).to eq(["200", "/hold\n"])
+          expect(second.join(SupervisorApps::HELD_TIMEOUT)&.value).to eq(["200", "/hold\n"])
+          expect(drain(exits)).to eq([])
+          expect(server.stats).to include(respawns: 0)
+        end
+      end
+    end
+  end
+
+  # How RactorPool lets the supervisor's one Ractor.select be interrupted:
+  # a small "waker" ractor. What is left of it after a shutdown.
+  context "in :ractor mode, after shutdown" do
+    # Kino's ractors (workers and wakers) that have not terminated.
+    def live_kino_ractors
+      ObjectSpace.each_object(Ractor).count do |r|
+        r.inspect.match?(/ kino-(worker-\d+|supervisor-waker) /) && !r.inspect.include?("terminated")
+      end
+    end
+
+    # CPU seconds the named thread of this process has used (Linux: from
+    # /proc, in clock ticks), or 0 when it is gone.
+    def thread_cpu(name)
+      thread = Thread.list.find { |t| t.name == name }
+      return 0.0 unless thread
+
+      fields = File.read("/proc/self/task/#{thread.native_thread_id}/stat").split(") ", 2).last.split
+      (Integer(fields[11]) + Integer(fields[12])) / Float(Etc.sysconf(Etc::SC_CLK_TCK))
+    rescue Errno::ENOENT
+      0.0
+    end
+
+    it "leaves no ractor behind" do
+      before = live_kino_ractors
+      40.times do
+        start_server(SupervisorApps::Hello, mode: :ractor, workers: 1, threads: 1)
+        expect(server.shutdown(1)).to eq(0)
+      end
+      deadline = monotonic + 2
+      sleep 0.05 until live_kino_ractors <= before || monotonic > deadline
+      # A waker left blocked offering a wake-up nobody took would stay
+      # alive (and keep the whole VM in multi-ractor mode); it used to
+      # happen in about one shutdown in five.
+      expect(live_kino_ractors - before).to eq(0)
+    end
+
+    it "does not spin the supervisor once shutdown has stopped waiting for a busy worker" do
+      gate = signal_path("gate")
+      start_server(SupervisorApps::Crashy, mode: :ractor, workers: 1, threads: 1)
+      held = request_in_background("/hold", gate)
+      wait_until(message: "the request never reached the app") { requests_in_app == 1 }
+      # The worker stays at the gate: shutdown cuts the request off, waits
+      # its 5 s for the worker, and returns with the worker still running.
+      expect(server.shutdown(0.2)).to eq(1)
+      expect { held.join(SupervisorApps::HELD_TIMEOUT).value }.to raise_error(EOFError)
+
+      cpu = thread_cpu("kino-supervisor")
+      sleep 1
+      # A monitor looping on the closed waker burns a whole core (it did,
+      # until the busy worker ended); a waiting one, next to nothing.
+      expect(thread_cpu("kino-supervisor") - cpu).to be < 0.5
+    ensure
+      open_gate(gate) if gate
+      Thread.list.find { |t| t.name == "kino-supervisor" }&.join(SupervisorApps::HELD_TIMEOUT)
+    end
+  end
+end
