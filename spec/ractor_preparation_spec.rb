@@ -149,7 +149,7 @@ RSpec.describe Kino::RactorPreparation do
       preparation = described_class.new(PreparationSpecApps.capturing_two)
       lines = preparation.explain(preparation.blockers).lines(chomp: true)
       expect(lines.first).to eq("the app cannot run in :ractor mode (2 blockers):")
-      expect(lines.grep(/^  - app \(captured variable `(hits|seen)`\): holds a (Hash|Array)/).size).to eq(2)
+      expect(lines.grep(/^  - app \(captured variable `(hits|seen)`\): holds an? (Hash|Array)/).size).to eq(2)
       expect(lines.grep(/^    hint: /).size).to eq(2)
       expect(lines.last).to eq("Run it with `mode :threaded`, or fix the above (kino --check re-checks).")
     end

@@ -348,14 +348,25 @@ module Kino
       children(obj).each { |suffix, child| walk(child, "#{path}#{suffix}", seen, out, depth + 1, probe: probe) }
     end
 
+    def article(klass)
+      name = klass.name || klass.inspect
+      "#{name.match?(/\A[AEIOU]/) ? 'an' : 'a'} #{name}"
+    end
+
     def walk_proc(proc, path, seen, out, depth, probe:)
       location = proc.source_location&.join(":")
       kind = proc.lambda? ? "lambda" : "proc"
       recv = proc_receiver(proc)
       unless recv.nil? || Ractor.shareable?(recv)
-        out << Blocker.new(path, "a #{kind} whose self is a #{recv.class}, which cannot be shared",
-                           "define the app as a class or module with a `call` method, " \
-                           "or create the #{kind} where self is shareable", location)
+        hint = if path == "app"
+                 "define the app as a class or module with a `call` method, " \
+                 "or create the #{kind} where self is shareable"
+               else
+                 "create the #{kind} where self is shareable (in a module body, say), " \
+                 "or pass a method of a shareable module"
+               end
+        out << Blocker.new(path, "a #{kind} whose self is #{article(recv.class)}, which cannot be shared", hint,
+                           location)
         return
       end
       return unless probe
@@ -370,7 +381,7 @@ module Kino
         if (name = e.message[/from variable [`']([^'`]+)'/, 1])
           value = proc.binding.local_variable_get(name.to_sym)
           out << Blocker.new("#{path} (captured variable `#{name}`)",
-                             "holds a #{value.class}, which is not shareable",
+                             "holds #{article(value.class)}, which is not shareable",
                              "freeze it where it is defined (`#{name} = Ractor.make_shareable(...)`) " \
                              "if it never changes, or keep that state out of the #{kind}", location)
           proc.binding.local_variable_set(name.to_sym, nil)
@@ -397,7 +408,7 @@ module Kino
         value = mod.instance_variable_get(iv)
         next if Ractor.shareable?(value)
 
-        out << Blocker.new("#{mod}.#{iv}", "holds a #{value.class}; worker ractors cannot read it",
+        out << Blocker.new("#{mod}.#{iv}", "holds #{article(value.class)}; worker ractors cannot read it",
                            "make it shareable (Ractor.make_shareable) if it never changes; " \
                            "mutable class-level state cannot work across ractors", location)
       end

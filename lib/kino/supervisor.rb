@@ -166,10 +166,12 @@ module Kino
     def check_quarantine(limit_ms)
       indexes = @lock.synchronize { @running.values.map(&:first) }
       indexes.each do |index|
-        next if @set_aside[index]
-
         busy = Native.server_slot_busy_ms(@server_id, index * @threads, @threads).max
-        next unless busy && busy > limit_ms
+        stuck = busy && busy > limit_ms
+        # A worker set aside that finished its stuck request serves again,
+        # and may be set aside again if it gets stuck again.
+        @set_aside.delete(index) unless stuck
+        next if !stuck || @set_aside[index]
 
         quarantine(index, busy)
       end
