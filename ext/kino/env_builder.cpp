@@ -122,7 +122,12 @@ VALUE build_env(const RequestCtx& req, VALUE handle) {
                req.server_name.empty() ? s.localhost : cached(host_cache, view(req.server_name)));
   if (!req.server_port.empty()) {
     rb_hash_aset(env, s.server_port, cached(port_cache, view(req.server_port)));
+  } else if (!req.server_name.empty()) {
+    // A Host without a port means the scheme's default port (RFC 9110
+    // 4.2.1); the port we accepted on may be behind a proxy's.
+    rb_hash_aset(env, s.server_port, cached(port_cache, "80"));
   } else {
+    // No Host at all (HTTP/1.0): the port the client connected to.
     char buf[8];
     int n = snprintf(buf, sizeof buf, "%u", static_cast<unsigned>(req.local_port ? req.local_port : 80));
     rb_hash_aset(env, s.server_port, cached(port_cache, std::string_view(buf, static_cast<size_t>(n))));

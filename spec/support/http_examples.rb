@@ -344,10 +344,19 @@ RSpec.shared_examples "a Kino HTTP server" do |mode|
       expect(env["rack.input"]).to eq("")
     end
 
-    it "uses the listening port as SERVER_PORT when Host has none" do
+    it "uses the scheme's default port as SERVER_PORT when Host has none (as Puma does)" do
       serve(HttpApps::Echo)
       env = env_of(http_get("/", { "Host" => "example.test" }))
       expect(env["SERVER_NAME"]).to eq("example.test")
+      expect(env["SERVER_PORT"]).to eq("80")
+    end
+
+    it "uses the listening port as SERVER_PORT when there is no Host at all (HTTP/1.0)" do
+      serve(HttpApps::Echo)
+      socket = connect
+      socket.write("GET / HTTP/1.0\r\n\r\n")
+      env = env_of(read_response(socket))
+      expect(env["SERVER_NAME"]).to eq("localhost")
       expect(env["SERVER_PORT"]).to eq(server.port.to_s)
     end
 

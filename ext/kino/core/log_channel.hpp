@@ -11,6 +11,8 @@
 
 #include <concurrentqueue/concurrentqueue.h>
 
+#include "memory.hpp"
+
 namespace kino {
 
 class LogChannel {
@@ -39,7 +41,11 @@ class LogChannel {
 
  private:
   size_t capacity_;
-  moodycamel::ConcurrentQueue<std::string> lines_;
+  struct Traits : moodycamel::ConcurrentQueueDefaultTraits, NativeQueueTraits {
+    using NativeQueueTraits::free;
+    using NativeQueueTraits::malloc;
+  };
+  moodycamel::ConcurrentQueue<std::string, Traits> lines_;
   std::atomic<size_t> size_{0};
   std::atomic<uint64_t> dropped_{0};
 };

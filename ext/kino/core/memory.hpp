@@ -6,6 +6,7 @@
 
 #include <mimalloc.h>
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -33,6 +34,18 @@ using NativeVector = std::vector<T, NativeAllocator<T>>;
 inline void append(Bytes& out, std::string_view s) { out.append(s.data(), s.size()); }
 
 inline std::string_view view(const Bytes& b) { return {b.data(), b.size()}; }
+
+// moodycamel queues allocate their blocks through their traits: the
+// request queue's and the log channel's come from mimalloc too.
+struct NativeQueueTraits {
+#ifndef KINO_SYSTEM_ALLOCATOR
+  static void* malloc(std::size_t n) { return mi_malloc(n); }
+  static void free(void* p) { mi_free(p); }
+#else
+  static void* malloc(std::size_t n) { return std::malloc(n); }
+  static void free(void* p) { std::free(p); }
+#endif
+};
 
 // Base for objects created once per request or connection: their own
 // storage comes from mimalloc too.

@@ -13,6 +13,7 @@
 
 #include <concurrentqueue/blockingconcurrentqueue.h>
 
+#include "memory.hpp"
 #include "request_ctx.hpp"
 
 namespace kino {
@@ -68,7 +69,11 @@ class RequestQueue {
   void admit_waiting();  // moves waiting requests into free places
 
   // Null pointers in the queue are wake-up tokens, never requests.
-  moodycamel::BlockingConcurrentQueue<RequestCtx*> queue_;
+  struct Traits : moodycamel::ConcurrentQueueDefaultTraits, NativeQueueTraits {
+    using NativeQueueTraits::free;
+    using NativeQueueTraits::malloc;
+  };
+  moodycamel::BlockingConcurrentQueue<RequestCtx*, Traits> queue_;
   std::atomic<bool> closed_{false};
   std::atomic<long> depth_{0};
 
