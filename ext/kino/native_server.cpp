@@ -15,7 +15,7 @@ namespace kino::binding {
 namespace {
 
 ID id_listen, id_io_threads, id_backlog, id_max_header_size, id_max_uri_size, id_max_headers,
-    id_max_body_size, id_write_high_water, id_worker_slots, id_first_data_timeout, id_persistent_timeout, id_request_timeout, id_queue_depth, id_queue_timeout;
+    id_max_body_size, id_write_high_water, id_worker_slots, id_first_data_timeout, id_persistent_timeout, id_request_timeout, id_queue_depth, id_queue_timeout, id_max_connections;
 
 std::shared_ptr<Server> find_server(uint64_t id) {
   auto s = Registry::instance().find(id);
@@ -59,6 +59,8 @@ VALUE native_server_create(VALUE, VALUE options) {
   double request_timeout_s = NIL_P(request_timeout) ? 0.0 : NUM2DBL(request_timeout);
   if (request_timeout_s < 0) rb_raise(rb_eArgError, "request_timeout must not be negative");
   long long queue_depth = opt_int(options, id_queue_depth, 1024);
+  long long max_connections = opt_int(options, id_max_connections, 0);
+  if (max_connections < 0) rb_raise(rb_eArgError, "max_connections must not be negative");
   VALUE queue_timeout = opt(options, id_queue_timeout);
   double queue_timeout_s = NIL_P(queue_timeout) ? 5.0 : NUM2DBL(queue_timeout);
   if (queue_depth < 0 || queue_timeout_s < 0) rb_raise(rb_eArgError, "queue_depth and queue_timeout must not be negative");
@@ -84,6 +86,7 @@ VALUE native_server_create(VALUE, VALUE options) {
     config.persistent_timeout = std::chrono::milliseconds(static_cast<long long>(persistent_s * 1000));
     config.request_timeout = std::chrono::milliseconds(static_cast<long long>(request_timeout_s * 1000));
     config.queue_depth = static_cast<size_t>(queue_depth);
+    config.max_connections = static_cast<size_t>(max_connections);
     config.queue_timeout = std::chrono::milliseconds(static_cast<long long>(queue_timeout_s * 1000));
     auto server = std::make_shared<Server>(std::move(config));
     server->bind();
@@ -265,6 +268,7 @@ void init_native_server(VALUE mNative) {
   id_request_timeout = rb_intern("request_timeout");
   id_queue_depth = rb_intern("queue_depth");
   id_queue_timeout = rb_intern("queue_timeout");
+  id_max_connections = rb_intern("max_connections");
   // Interned here, on the main ractor, so stats never interns in a worker.
   for (const char* name : {"connections_accepted", "connections_open", "requests_received", "in_flight",
                            "queued", "served", "rejected", "timeouts", "parse_errors", "log_dropped"})

@@ -60,7 +60,7 @@ module Kino
     # launcher warns about the ones a config sets.
     NOT_YET_IMPLEMENTED = %i[
       lanes batch tls control_bind control_token log_requests
-      after_request_complete max_connections
+      after_request_complete
     ].freeze
 
     # Searched in this order, relative to the current directory, when no

@@ -359,8 +359,6 @@ module Kino
 
     # Open client connections at most. Beyond it, new connections wait in
     # the kernel's listen backlog instead of costing memory here.
-    # Not yet implemented in this version: accepted, checked, no effect.
-    #
     # The default is nil: derived from the open-file limit (ulimit -n).
     #
     # @example

@@ -150,9 +150,20 @@ module Kino
         request_timeout: c[:request_timeout],
         queue_depth: c[:queue_depth],
         queue_timeout: c[:queue_timeout],
+        max_connections: c[:max_connections] || default_max_connections,
         worker_slots: Supervisor.slot_count(workers: workers, threads: threads,
                                             quarantine_max: c[:quarantine_max])
       }
+    end
+
+    # From the open-file limit, keeping a tenth of it (at least 64
+    # descriptors) for everything else the process opens: logs, database
+    # connections, the app's files. 0 means no limit.
+    def default_max_connections
+      soft, = Process.getrlimit(:NOFILE)
+      return 0 if soft == Process::RLIM_INFINITY
+
+      [soft - [soft / 10, 64].max, 16].max
     end
 
     def build_supervisor(hooks)

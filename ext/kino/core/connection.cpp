@@ -27,7 +27,7 @@ Connection::Connection(std::shared_ptr<Server> server, Socket socket, std::strin
 }
 
 Connection::~Connection() {
-  if (!closed_) server_->counters().connections_open.fetch_sub(1, std::memory_order_relaxed);
+  if (!closed_) server_->connection_closed();
   server_->untrack(this);
 }
 
@@ -311,7 +311,7 @@ void Connection::close_socket() {
   if (closed_) return;
   closed_ = true;
   in_flight_.reset();  // nobody to answer with a 504 any more
-  server_->counters().connections_open.fetch_sub(1, std::memory_order_relaxed);
+  server_->connection_closed();
   open_.store(false, std::memory_order_release);
   error_code ignored;
   socket_.close(ignored);

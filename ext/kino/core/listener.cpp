@@ -155,8 +155,25 @@ void Listener::close() {
   });
 }
 
+void Listener::resume() {
+  asio::post(strand_, [self = shared_from_this()] {
+    if (!self->paused_) return;
+    self->paused_ = false;
+    self->do_accept();
+  });
+}
+
 void Listener::do_accept() {
   if (!acceptor_.is_open()) return;
+  if (server_.at_capacity()) {
+    // Leave new clients in the kernel backlog until a connection closes.
+    // The flag is raised before the count is checked again, so a close in
+    // between cannot be missed.
+    paused_ = true;
+    server_.accept_paused();
+    if (server_.at_capacity()) return;
+    paused_ = false;
+  }
   // Each connection gets its own strand: handlers of one connection never
   // run concurrently, different connections run on all I/O threads.
   acceptor_.async_accept(

@@ -21,7 +21,8 @@ class Listener : public std::enable_shared_from_this<Listener> {
   ~Listener();
 
   void start();
-  void close();  // any thread
+  void close();   // any thread
+  void resume();  // any thread: accept again after max_connections paused us
 
   const std::string& address() const noexcept { return bound_; }
 
@@ -34,6 +35,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
   std::string bound_;
   std::string unix_path_;  // removed again on close
   bool tcp_ = true;
+  bool paused_ = false;  // strand-confined
 };
 
 }  // namespace kino

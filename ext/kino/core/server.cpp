@@ -97,6 +97,22 @@ void Server::report(const error_code& ec, const char* what) {
   log_.push(std::string(what) + ": " + ec.message());
 }
 
+bool Server::at_capacity() const noexcept {
+  return config_.max_connections > 0 &&
+         counters_.connections_open.load(std::memory_order_relaxed) >=
+             static_cast<int64_t>(config_.max_connections);
+}
+
+void Server::connection_closed() {
+  counters_.connections_open.fetch_sub(1, std::memory_order_relaxed);
+  if (!accept_paused_.load(std::memory_order_acquire) || at_capacity() || draining()) return;
+  if (accept_paused_.exchange(false, std::memory_order_acq_rel)) {
+    // Connections close on any thread; stop() may be dropping the listeners.
+    std::lock_guard<std::mutex> lock(listeners_mu_);
+    for (auto& l : listeners_) l->resume();
+  }
+}
+
 void Server::track(const std::shared_ptr<Connection>& c) {
   std::lock_guard<std::mutex> lock(connections_mu_);
   connections_.emplace(c.get(), c);
@@ -178,7 +194,10 @@ int64_t Server::stop(std::chrono::milliseconds timeout, const std::atomic<bool>*
     }
   }
   stopped_flag_.store(true, std::memory_order_release);
-  listeners_.clear();
+  {
+    std::lock_guard<std::mutex> lock(listeners_mu_);
+    listeners_.clear();
+  }
   stopped_ = true;
   return stragglers;
 }

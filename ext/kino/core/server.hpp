@@ -77,6 +77,12 @@ class Server : public std::enable_shared_from_this<Server> {
   // log channel, never a write to stderr from an I/O thread.
   void report(const error_code& ec, const char* what);
 
+  // Connection accounting for max_connections: a listener asks before it
+  // accepts, a connection says when it is gone.
+  bool at_capacity() const noexcept;
+  void accept_paused() noexcept { accept_paused_.store(true, std::memory_order_release); }
+  void connection_closed();
+
   void track(const std::shared_ptr<Connection>& c);
   void untrack(Connection* c);
 
@@ -91,7 +97,8 @@ class Server : public std::enable_shared_from_this<Server> {
   // Declared after io_ so it is destroyed before it.
   std::unique_ptr<asio::steady_timer> sweeper_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
-  std::vector<std::shared_ptr<Listener>> listeners_;
+  std::vector<std::shared_ptr<Listener>> listeners_;  // written in bind() and stop() only
+  std::mutex listeners_mu_;
   std::vector<std::thread> threads_;
   RequestQueue queue_;
   WorkerSlots slots_;
@@ -104,6 +111,7 @@ class Server : public std::enable_shared_from_this<Server> {
   std::atomic<bool> draining_{false};
   std::atomic<bool> stopped_flag_{false};
   std::atomic<bool> aborting_{false};
+  std::atomic<bool> accept_paused_{false};
   bool started_ = false;
   bool stopped_ = false;
   std::mutex lifecycle_mu_;

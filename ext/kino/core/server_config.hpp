@@ -23,6 +23,9 @@ struct ServerConfig {
   // request head is complete; also the longest a body may stall between
   // reads, and a response between write progress.
   std::chrono::milliseconds first_data_timeout{30000};
+  // Open connections at most (0: no limit). At the limit the listeners
+  // stop accepting; new clients wait in the kernel's backlog.
+  size_t max_connections = 0;
   // Requests queued for the workers at most (0: no limit); beyond it a
   // request waits up to queue_timeout for a place, then gets 503.
   size_t queue_depth = 1024;

@@ -72,7 +72,7 @@
 # request_timeout 30
 
 # Open connections at most; more wait in the kernel backlog.
-# Default: nil, derived from the open-file limit. Not yet implemented.
+# Default: nil, derived from the open-file limit.
 # max_connections 4096
 
 # Largest request body in bytes, 413 beyond it; nil or 0 for no limit.
