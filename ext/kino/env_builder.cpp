@@ -72,13 +72,17 @@ class ValueCache {
       if (it != values_.end()) return it->second;
       if (values_.size() >= kLimit) return Qnil;
     }
-    // Allocating with the lock released: Ruby may run GC here.
+    // Everything that may call into the VM (allocate, run GC, take the VM
+    // lock) happens with our lock released: a GC waits for every ractor to
+    // reach a safe point, and one blocked on this mutex never would. A
+    // string made by the loser of a race stays registered: at most one
+    // per race, bounded by kLimit.
     VALUE v = rb_str_new(bytes.data(), static_cast<long>(bytes.size()));
     rb_obj_freeze(v);
     rb_ractor_make_shareable(v);
+    rb_gc_register_mark_object(v);
     std::lock_guard<std::mutex> lock(mu_);
     auto [it, inserted] = values_.emplace(std::string(bytes), v);
-    if (inserted) rb_gc_register_mark_object(v);
     return it->second;
   }
 

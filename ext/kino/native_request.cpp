@@ -98,7 +98,11 @@ VALUE native_take_one(int argc, VALUE* argv, VALUE) {
     if (missing) rb_raise(eKinoError, "no server with id %llu", static_cast<unsigned long long>(sid));
     if (taken) {
       VALUE handle = TypedData_Wrap_Struct(cRequest, &request_type, taken);
-      return build_env(*taken, handle);
+      VALUE env = build_env(*taken, handle);
+      // rack.input has its own copy now; the worker slot keeps this request
+      // until the next one, and must not keep a large body with it.
+      Bytes().swap(taken->body);
+      return env;
     }
     if (closed) return Qnil;
     rb_thread_check_ints();  // Thread#kill, Ractor shutdown: raises or returns
@@ -224,7 +228,9 @@ VALUE native_respond_write(VALUE, VALUE handle, VALUE chunk) {
     call.sink = req->sink.get();
     without_gvl(call);
     ok = call.open;
-    if (call.interrupted.load()) rb_thread_check_ints();
+    // Always: with an interrupt already pending (a time slice ending, say)
+    // the wait never ran, and only handling it lets the next one run.
+    rb_thread_check_ints();
   }
   return ok ? Qtrue : Qfalse;
 }
@@ -247,7 +253,9 @@ VALUE native_respond_error(VALUE, VALUE handle, VALUE status, VALUE text) {
   return protect([&]() -> VALUE {
     if (respond_plain(*req, code, {RSTRING_PTR(text), static_cast<size_t>(RSTRING_LEN(text))}, false))
       return Qtrue;
-    abort_response(*req);
+    // Cut the response short only if this thread is the one that started
+    // it; if a timeout answered first, the response is not ours to touch.
+    if (req->streaming_started()) abort_response(*req);
     return Qfalse;
   });
 }

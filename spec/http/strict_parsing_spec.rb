@@ -108,6 +108,9 @@ RSpec.describe "Strict request parsing" do
       "Content-Length overflowing 64 bits" => "Content-Length: 99999999999999999999999\r\n\r\n",
       "Transfer-Encoding gzip (not chunked last)" => "Transfer-Encoding: gzip\r\n\r\nabc",
       "Transfer-Encoding chunked, gzip" => "Transfer-Encoding: chunked, gzip\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+      # llhttp accepts codings before a final chunked; we would hand the
+      # app a body still gzip-coded, so Kino refuses them itself.
+      "Transfer-Encoding gzip, chunked" => "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
       "Transfer-Encoding identity" => "Transfer-Encoding: identity\r\n\r\nabc",
       "chunked applied twice" => "Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
       "an invalid chunk size (zz)" => "Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
@@ -119,7 +122,7 @@ RSpec.describe "Strict request parsing" do
       # 2.2: a bare LF MAY be taken as a line end; strict mode rejects it.
       "bare LF in the chunk lines" => "Transfer-Encoding: chunked\r\n\r\n3\nabc\n0\n\n"
     }.each do |what, rest|
-      statuses = what.start_with?("Transfer-Encoding gzip", "Transfer-Encoding chunked,") ? [400, 501] : [400]
+      statuses = what.start_with?("Transfer-Encoding gzip", "Transfer-Encoding chunked,", "Transfer-Encoding identity") ? [400, 501] : [400]
       it "rejects #{what}" do
         expect_rejection("POST /probe HTTP/1.1\r\nHost: x\r\n#{rest}#{smuggled}", *statuses)
       end

@@ -15,6 +15,7 @@ int64_t now_ms() {
       .count();
 }
 constexpr size_t kMaxGather = 64;
+constexpr size_t kMaxWriteBytes = 256 * 1024;
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 }  // namespace
 
@@ -206,13 +207,23 @@ void Connection::enqueue(OutItem item) {
   if (!writing_) do_write();
 }
 
+// Writes go out in slices of at most kMaxWriteBytes, so the write deadline
+// measures progress, not the size of a response: a slow but steady reader
+// of a large body is never cut off, one that stops reading is.
 void Connection::do_write() {
   gather_.clear();
-  gathered_ = 0;
+  gather_take_.clear();
+  size_t budget = kMaxWriteBytes;
+  size_t offset = front_offset_;
   for (auto& item : outbox_) {
-    if (gathered_ == kMaxGather) break;
-    if (!item.bytes.empty()) gather_.emplace_back(item.bytes.data(), item.bytes.size());
-    ++gathered_;
+    if (gather_take_.size() == kMaxGather || budget == 0) break;
+    size_t left = item.bytes.size() - offset;
+    size_t take = left < budget ? left : budget;
+    if (take > 0) gather_.emplace_back(item.bytes.data() + offset, take);
+    gather_take_.push_back(take);
+    budget -= take;
+    offset = 0;
+    if (take < left) break;  // this item continues in the next slice
   }
   writing_ = true;
   write_deadline_ms_.store(now_ms() + server_->config().first_data_timeout.count(), std::memory_order_relaxed);
@@ -225,16 +236,21 @@ void Connection::on_write(const error_code& ec) {
   writing_ = false;
   bool done = false, keep_alive = false;
   size_t written = 0;
-  for (size_t i = 0; i < gathered_; ++i) {
+  for (size_t take : gather_take_) {
     OutItem& item = outbox_.front();
-    written += item.bytes.size();
+    written += take;
+    if (front_offset_ + take < item.bytes.size()) {
+      front_offset_ += take;  // a slice of a large item: the rest goes next
+      break;
+    }
+    front_offset_ = 0;
     if (item.last) {
       done = true;
       keep_alive = item.keep_alive;
     }
     outbox_.pop_front();
   }
-  gathered_ = 0;
+  gather_take_.clear();
   pending_bytes_.fetch_sub(written, std::memory_order_relaxed);
   write_deadline_ms_.store(kNever, std::memory_order_relaxed);  // do_write sets it again
   notify_writers();
@@ -248,7 +264,8 @@ void Connection::on_write(const error_code& ec) {
     return;
   }
   if (done) response_done(keep_alive);
-  if (!closed_ && !outbox_.empty()) do_write();
+  // response_done may have queued (100 Continue) and started a write itself.
+  if (!closed_ && !writing_ && !outbox_.empty()) do_write();
 }
 
 void Connection::response_done(bool keep_alive) {
@@ -328,6 +345,8 @@ bool Connection::discard_outbox() {
     dropped += item.bytes.size();
     had_last = had_last || item.last;
   }
+  dropped -= front_offset_;  // already written, already uncounted
+  front_offset_ = 0;
   outbox_.clear();
   pending_bytes_.fetch_sub(dropped, std::memory_order_relaxed);
   return had_last;

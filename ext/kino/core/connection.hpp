@@ -90,7 +90,8 @@ class Connection : public ResponseSink,
 
   std::deque<OutItem> outbox_;
   std::vector<asio::const_buffer> gather_;
-  size_t gathered_ = 0;
+  std::vector<size_t> gather_take_;  // bytes of each front item in the write under way
+  size_t front_offset_ = 0;          // bytes of outbox_.front() already written
 
   bool reading_ = false;
   bool writing_ = false;

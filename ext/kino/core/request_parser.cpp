@@ -242,6 +242,24 @@ int RequestParser::on_headers_complete(llhttp_t* p) {
 
   bool chunked = (p->flags & F_CHUNKED) != 0;
   bool has_length = (p->flags & F_CONTENT_LENGTH) != 0;
+  // llhttp accepts any codings before a final "chunked"; we decode only
+  // chunked, and handing the app a body still gzip-coded (say) would be
+  // wrong, so other codings are refused (RFC 9112 6.1: 501). Without a
+  // final chunked llhttp itself answers 400, as the RFC requires.
+  for (const auto& h : req.headers) {
+    if (!chunked || h.key != "HTTP_TRANSFER_ENCODING") continue;
+    std::string_view codings = view(h.value);
+    size_t pos = 0;
+    while (pos <= codings.size()) {
+      size_t comma = codings.find(',', pos);
+      std::string_view coding = codings.substr(pos, comma == std::string_view::npos ? codings.npos : comma - pos);
+      while (!coding.empty() && (coding.front() == ' ' || coding.front() == '\t')) coding.remove_prefix(1);
+      while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t')) coding.remove_suffix(1);
+      if (!iequals(coding, "chunked")) return s->fail(501, "unsupported transfer coding");
+      if (comma == std::string_view::npos) break;
+      pos = comma + 1;
+    }
+  }
   if (has_length && s->limits_.max_body_size && p->content_length > s->limits_.max_body_size)
     return s->fail(413, "request body too large");
   if (s->expect_continue_ && req.http_minor == 1 && (chunked || (has_length && p->content_length > 0)))

@@ -75,6 +75,7 @@ bool start_response(RequestCtx& req, int status, std::span<const HeaderView> hea
   st.send_body = plan.send_body;
   st.declared_length = plan.content_length;
   st.started = true;
+  req.mark_streaming();
   report_dropped(req, dropped);
   deliver(req, std::move(out), false);
   return true;

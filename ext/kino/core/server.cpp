@@ -147,7 +147,9 @@ void Server::sweep() {
   });
   sweeper_->expires_after(kSweepInterval);
   sweeper_->async_wait([this](const error_code& ec) {
-    if (!ec && !stopped_flag_.load(std::memory_order_acquire) && !draining()) sweep();
+    // Deadlines keep running during a drain: a slow client or app is cut
+    // off on time then too.
+    if (!ec && !stopped_flag_.load(std::memory_order_acquire)) sweep();
   });
 }
 
@@ -194,6 +196,13 @@ int64_t Server::stop(std::chrono::milliseconds timeout, const std::atomic<bool>*
     }
   }
   stopped_flag_.store(true, std::memory_order_release);
+  // Requests still queued, waiting or held by a worker slot each hold their
+  // connection, which holds this server: let them go so a released server
+  // is freed. Unanswered ones get their 500 (sent nowhere: we stopped).
+  while (queue_.try_pop()) {
+  }
+  for (auto& req : queue_.expire_waiting(INT64_MAX)) req.reset();
+  slots_.take(0, slots_.size());
   {
     std::lock_guard<std::mutex> lock(listeners_mu_);
     listeners_.clear();

@@ -804,3 +804,12 @@ TEST(RequestParser, UpgradeRequestIsAnsweredAsPlainRequest) {
   EXPECT_EQ(str(next->path), "/next");
   EXPECT_EQ(at, all.size());
 }
+
+TEST(RequestParser, TransferCodingsOtherThanChunkedGet501) {
+  ParserLimits limits;
+  RequestParser parser(limits);
+  std::string raw = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n";
+  auto r = parser.feed(raw.data(), raw.size());
+  EXPECT_EQ(r.state, RequestParser::State::Error);
+  EXPECT_EQ(parser.error_status(), 501);
+}
