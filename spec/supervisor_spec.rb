@@ -234,4 +234,22 @@ RSpec.describe Kino::Supervisor do
       Thread.list.find { |t| t.name == "kino-supervisor" }&.join(SupervisorApps::HELD_TIMEOUT)
     end
   end
+
+  context "in :threaded mode, when a worker thread is killed" do
+    it "treats the worker as dead and starts a replacement" do
+      exits = Queue.new
+      app = ->(_env) { [200, { "content-type" => "text/plain" }, ["ok\n"]] }
+      start_server(app, mode: :threaded, workers: 1, threads: 2,
+                        on_worker_exit: ->(index, error) { exits << [index, error&.message] })
+      member = nil
+      wait_until(message: "no worker thread") { member = Thread.list.find { |t| t.name == "kino-worker-slot-1" } }
+      member.kill
+      wait_until(message: "on_worker_exit never ran") { !exits.empty? }
+      index, message = exits.pop
+      expect(index).to eq(0)
+      expect(message).to eq("a worker thread was killed")
+      wait_until(message: "no replacement") { server.stats[:respawns] == 1 }
+      expect(http_get("/").body).to eq("ok\n")
+    end
+  end
 end

@@ -13,6 +13,9 @@ module Kino
   module WorkerGroup
     module_function
 
+    # Marks a member thread ended by Thread#kill (not by an exception).
+    KILLED = :killed
+
     def run(server_id, app, threads, first_slot, on_error, after_worker_boot)
       after_worker_boot&.call
       done = Thread::Queue.new
@@ -20,11 +23,14 @@ module Kino
         Thread.new(t) do |thread_index|
           Thread.current.report_on_exception = false
           Thread.current.name = "kino-worker-slot-#{first_slot + thread_index}"
+          outcome = KILLED # what is left if Thread#kill ends us: only ensure runs then
           begin
             Worker.new(server_id, app, slot: first_slot + thread_index, on_error: on_error).run
-            done << nil
+            outcome = nil
           rescue Exception => e # rubocop:disable Lint/RescueException
-            done << e
+            outcome = e
+          ensure
+            done << outcome
           end
         end
       end
@@ -32,8 +38,11 @@ module Kino
         error = done.pop
         next unless error
 
-        members.each { |m| m.kill unless m == Thread.current }
-        raise error
+        # The others stop before the group reports, so nothing of this
+        # worker still runs when the supervisor answers what it held.
+        members.each(&:kill)
+        members.each { |m| m.join(1) }
+        raise error == KILLED ? Kino::Error.new("a worker thread was killed") : error
       end
       :stopped
     end
