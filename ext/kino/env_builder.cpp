@@ -12,6 +12,7 @@
 #include <ruby/ractor.h>
 
 #include <mutex>
+#include <new>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -66,11 +67,13 @@ constexpr std::string_view kMethods[] = {"GET",     "HEAD",  "POST",  "PUT",  "D
 class ValueCache {
  public:
   VALUE get(std::string_view bytes) {
-    {
+    try {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = values_.find(std::string(bytes));
       if (it != values_.end()) return it->second;
       if (values_.size() >= kLimit) return Qnil;
+    } catch (const std::bad_alloc&) {
+      return Qnil;  // the caller allocates a fresh String instead
     }
     // Everything that may call into the VM (allocate, run GC, take the VM
     // lock) happens with our lock released: a GC waits for every ractor to
@@ -81,9 +84,12 @@ class ValueCache {
     rb_obj_freeze(v);
     rb_ractor_make_shareable(v);
     rb_gc_register_mark_object(v);
-    std::lock_guard<std::mutex> lock(mu_);
-    auto [it, inserted] = values_.emplace(std::string(bytes), v);
-    return it->second;
+    try {
+      std::lock_guard<std::mutex> lock(mu_);
+      return values_.emplace(std::string(bytes), v).first->second;
+    } catch (const std::bad_alloc&) {
+      return v;  // not cached, still correct; and no C++ exception into Ruby
+    }
   }
 
  private:
