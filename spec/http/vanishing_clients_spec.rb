@@ -1,0 +1,53 @@
+# frozen_string_literal: true
+
+require "kino"
+
+# Clients that vanish mid-request and mid-response, many times over: the
+# server must neither crash nor keep what they left behind.
+RSpec.describe "Vanishing clients" do
+  include ServerHelper
+
+  def rss_kib
+    File.read("/proc/self/status")[/^VmRSS:\s+(\d+)/, 1].to_i
+  end
+
+  let(:app) do
+    big = ("z" * (256 * 1024)).freeze
+    lambda do |env|
+      env["rack.input"].read
+      [200, { "content-type" => "application/octet-stream" }, [big]]
+    end
+  end
+
+  def vanish(times, port)
+    times.times do |i|
+      socket = Socket.tcp("127.0.0.1", port, connect_timeout: ServerHelper::IO_TIMEOUT)
+      if i.even?
+        # mid-body: the head promises more than ever comes
+        socket.write("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\npartial")
+      else
+        # mid-response: ask for 256 KiB, read a little, leave
+        socket.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        socket.wait_readable(ServerHelper::IO_TIMEOUT)
+        socket.read_nonblock(1024, exception: false)
+      end
+      socket.close
+    end
+  end
+
+  it "survives 10,000 of them with memory flat and the server still answering" do
+    skip "needs /proc" unless File.exist?("/proc/self/status")
+    start_server(app, workers: 1, threads: 4, lint: false)
+    vanish(1000, server.port) # warm up: buffers, caches, the heap
+    GC.start
+    wait_until(message: "connections never closed") { server.stats[:connections_open].zero? }
+    before = rss_kib
+    vanish(10_000, server.port)
+    GC.start
+    wait_until(timeout: 10, message: "connections never closed") { server.stats[:connections_open].zero? }
+    growth_mib = (rss_kib - before) / 1024.0
+    expect(server.stats[:served]).to be >= 5000 # the mid-response half reached the app
+    expect(growth_mib).to be < 24
+    expect(http_get("/").code).to eq("200")
+  end
+end
