@@ -1,0 +1,47 @@
+# frozen_string_literal: true
+
+require "kino"
+
+# A 1 GiB streamed response goes out chunk by chunk with write
+# back-pressure: the process never holds more than a little of it.
+module LargeStream
+  CHUNK = ("s" * (64 * 1024)).freeze
+  GIB = 1 << 30
+end
+
+RSpec.describe "A 1 GiB streamed response" do
+  include ServerHelper
+
+  def rss_kib
+    File.read("/proc/self/status")[/^VmRSS:\s+(\d+)/, 1].to_i
+  end
+
+  it "reaches the client whole while RSS grows by a few MiB at most" do
+    skip "needs /proc" unless File.exist?("/proc/self/status")
+    app = lambda do |_env|
+      body = Enumerator.new { |y| (LargeStream::GIB / LargeStream::CHUNK.bytesize).times { y << LargeStream::CHUNK } }
+      [200, { "content-type" => "application/octet-stream" }, body]
+    end
+    start_server(app, workers: 1, threads: 1, lint: false)
+    GC.start
+    before = rss_kib
+    peak = before
+    socket = connect
+    socket.write("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    buffer = String.new(capacity: 1 << 20)
+    received = 0
+    deadline = monotonic + 120
+    while monotonic < deadline
+      break unless socket.wait_readable(5)
+
+      data = socket.read_nonblock(1 << 20, buffer, exception: false)
+      break if data.nil?
+      next if data == :wait_readable
+
+      received += data.bytesize
+      peak = [peak, rss_kib].max if (received % (64 << 20)) < (1 << 20)
+    end
+    expect(received).to be > LargeStream::GIB # the body, plus chunk framing and the head
+    expect((peak - before) / 1024.0).to be < 16
+  end
+end
