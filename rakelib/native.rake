@@ -83,3 +83,28 @@ namespace :test do
     end
   end
 end
+
+desc "Fuzz the request parser with libFuzzer (FUZZ_SECONDS, default 30; needs clang-14)"
+task :fuzz do
+  build = File.expand_path("tmp/native/fuzz", __dir__ + "/..")
+  seconds = Integer(ENV.fetch("FUZZ_SECONDS", "30"))
+  compiler = %w[clang++-14 clang++].find { |c| system("command -v #{c} > /dev/null 2>&1") }
+  abort "rake fuzz: clang++ not found (bin/setup installs clang-14 and libclang-rt-14-dev)" unless compiler
+  sh "cmake", "-S", "ext/kino/core", "-B", build, "-DKINO_FUZZ=ON", "-DCMAKE_BUILD_TYPE=RelWithDebInfo",
+     "-DCMAKE_CXX_COMPILER=#{compiler}"
+  sh "cmake", "--build", build, "-j2", "--target", "kino_fuzz_request_parser"
+  corpus = File.join(build, "corpus")
+  mkdir_p corpus
+  cp Dir["ext/kino/fuzz/corpus/*"], corpus
+  sh({ "ASAN_OPTIONS" => "detect_leaks=1", "UBSAN_OPTIONS" => "print_stacktrace=1:halt_on_error=1" },
+     File.join(build, "kino_fuzz_request_parser"), corpus, "-max_total_time=#{seconds}",
+     "-rss_limit_mb=2048", "-timeout=10", "-print_final_stats=1")
+end
+
+namespace :fuzz do
+  desc "A short fuzzing run, as the default task does (15 s)"
+  task :short do
+    ENV["FUZZ_SECONDS"] ||= "15"
+    Rake::Task[:fuzz].invoke
+  end
+end
