@@ -233,14 +233,15 @@ VALUE native_server_slot_busy_ms(VALUE, VALUE id, VALUE first, VALUE count) {
   long f = NUM2LONG(first), n = NUM2LONG(count);
   if (f < 0 || n < 0 || n > (1 << 20)) rb_raise(rb_eArgError, "invalid slot range");
   VALUE out = rb_ary_new_capa(n);
-  for (long i = 0; i < n; ++i) {
-    int64_t ms = -1;
-    protect([&]() -> VALUE {
-      ms = find_server(sid)->slots().busy_ms(static_cast<size_t>(f + i));
-      return Qnil;
-    });
-    rb_ary_push(out, LL2NUM(ms));
-  }
+  // One registry lookup for the whole range. Milliseconds are Fixnums and
+  // the Array has the capacity: storing them allocates nothing and cannot
+  // raise while the server reference is alive.
+  protect([&]() -> VALUE {
+    auto server = find_server(sid);
+    for (long i = 0; i < n; ++i)
+      rb_ary_store(out, i, LONG2FIX(static_cast<long>(server->slots().busy_ms(static_cast<size_t>(f + i)))));
+    return Qnil;
+  });
   return out;
 }
 
