@@ -13,6 +13,7 @@ RSpec.describe "Kino::Native from a non-main ractor" do
       server_create server_addresses server_start server_stats server_log server_drain_log
       server_slot_busy_ms server_fail_slots server_close_queue server_stop server_release
       take_one respond respond_start respond_write respond_finish respond_error sleep
+      input_read input_rewind
     ]
   end
 
@@ -45,8 +46,19 @@ RSpec.describe "Kino::Native from a non-main ractor" do
       results[:claimed] = request.claimed?
       results[:first] = read_response.call(socket, "one")
 
-      socket.write("GET /two HTTP/1.1\r\nHost: x\r\n\r\n")
-      request = native.take_one(id)["kino.request"]
+      # A body behind Expect: 100-continue reaches the app before it is
+      # sent, through Kino::Input.
+      socket.write("POST /two HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n")
+      env = native.take_one(id)
+      request = env["kino.request"]
+      socket.write("abc")
+      results[:input_class] = env["rack.input"].class
+      body = +""
+      nil while native.input_read(request, 2, body)
+      native.input_rewind(request)
+      again = +""
+      nil while native.input_read(request, 64, again)
+      results[:body] = [body, again]
       native.respond_start(request, 200, { "content-type" => "text/plain" })
       native.respond_write(request, "two")
       native.respond_finish(request)
@@ -77,6 +89,8 @@ RSpec.describe "Kino::Native from a non-main ractor" do
     expect(results[:respond]).to be(true)
     expect(results[:claimed]).to be(true)
     expect(results[:first]).to start_with("HTTP/1.1 200 OK").and end_with("one")
+    expect(results[:input_class]).to eq(Kino::Input)
+    expect(results[:body]).to eq(%w[abc abc])
     expect(results[:second]).to include("transfer-encoding: chunked").and include("two")
     expect(results[:error]).to be(true)
     expect(results[:third]).to start_with("HTTP/1.1 503")

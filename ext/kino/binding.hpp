@@ -23,6 +23,8 @@ namespace kino::binding {
 
 // Kino::Error, defined in Init_kino (lib/kino/errors.rb reopens it).
 extern VALUE eKinoError;
+// Kino::InputError < EOFError: the request body will not arrive whole.
+extern VALUE eInputError;
 extern VALUE mNative;
 
 // Runs `f`, mapping C++ exceptions to Ruby exceptions. The exception is

@@ -33,7 +33,7 @@ struct EnvStrings {
       server_protocol, remote_addr, rack_url_scheme, rack_input, rack_errors,
       rack_multithread, rack_multiprocess, rack_run_once, rack_hijack_p, kino_request;
   VALUE http, http_1_1, http_1_0, empty, localhost, empty_binary;
-  VALUE cStringIO;
+  VALUE cStringIO, cInput;
   std::unordered_map<std::string_view, VALUE> headers;  // "HTTP_ACCEPT" -> frozen key
   std::unordered_map<std::string_view, VALUE> methods;  // "GET" -> frozen value
 };
@@ -119,6 +119,21 @@ VALUE new_hash() {
 
 }  // namespace
 
+// A body that is here whole and fits in memory becomes a StringIO, as with
+// Puma; one still arriving, or spooled to disk, is read through Kino::Input
+// as the app asks for it.
+static VALUE rack_input(const RequestCtx& req, VALUE handle) {
+  const EnvStrings& s = *strings;
+  VALUE bytes = s.empty_binary;
+  if (req.body) {
+    if (!req.body->complete() || req.body->spooled()) return rb_class_new_instance(1, &handle, s.cInput);
+    std::string_view whole = req.body->in_memory();
+    if (!whole.empty()) bytes = rb_str_new(whole.data(), static_cast<long>(whole.size()));
+    req.body->discard();  // the StringIO has its own copy
+  }
+  return rb_class_new_instance(1, &bytes, s.cStringIO);
+}
+
 VALUE build_env(const RequestCtx& req, VALUE handle) {
   const EnvStrings& s = *strings;
   VALUE env = new_hash();
@@ -150,8 +165,7 @@ VALUE build_env(const RequestCtx& req, VALUE handle) {
     rb_hash_aset(env, key, str(h.value));
   }
   rb_hash_aset(env, s.rack_url_scheme, s.http);
-  VALUE body = req.body.empty() ? s.empty_binary : str(req.body);
-  rb_hash_aset(env, s.rack_input, rb_class_new_instance(1, &body, s.cStringIO));
+  rb_hash_aset(env, s.rack_input, rack_input(req, handle));
   rb_hash_aset(env, s.rack_errors, rb_gv_get("$stderr"));
   rb_hash_aset(env, s.rack_multithread, Qtrue);
   rb_hash_aset(env, s.rack_multiprocess, Qfalse);
@@ -161,7 +175,7 @@ VALUE build_env(const RequestCtx& req, VALUE handle) {
   return env;
 }
 
-void init_env_builder(VALUE) {
+void init_env_builder(VALUE mKino) {
   rb_require("stringio");
   auto* s = new EnvStrings();
   s->request_method = frozen("REQUEST_METHOD");
@@ -187,6 +201,9 @@ void init_env_builder(VALUE) {
   s->localhost = frozen("localhost");
   s->empty_binary = frozen("");  // rb_str_new gives ASCII-8BIT, as rack.input wants
   s->cStringIO = rb_path2class("StringIO");
+  // Its methods are Ruby (lib/kino/input.rb); defined here so the class
+  // exists whichever file loads first.
+  s->cInput = rb_define_class_under(mKino, "Input", rb_cObject);
   for (auto name : kCommonHeaders) s->headers.emplace(name, frozen(name));
   for (auto name : kMethods) s->methods.emplace(name, frozen(name));
   strings = s;

@@ -3,6 +3,7 @@
 
 namespace kino::binding {
 VALUE eKinoError = Qnil;
+VALUE eInputError = Qnil;
 VALUE mNative = Qnil;
 }  // namespace kino::binding
 
@@ -14,6 +15,7 @@ extern "C" __attribute__((visibility("default"))) void Init_kino() {
   using namespace kino::binding;
   VALUE mKino = rb_define_module("Kino");
   eKinoError = rb_define_class_under(mKino, "Error", rb_eStandardError);
+  eInputError = rb_define_class_under(mKino, "InputError", rb_eEOFError);
   mNative = rb_define_module_under(mKino, "Native");
 
   init_env_builder(mKino);

@@ -23,7 +23,7 @@ void request_free(void* p) {
 
 size_t request_size(const void* p) {
   auto* r = static_cast<const RequestCtx*>(p);
-  return sizeof(RequestCtx) + r->body.capacity() + r->headers.capacity() * sizeof(EnvHeader);
+  return sizeof(RequestCtx) + (r->body ? sizeof(RequestBody) : 0) + r->headers.capacity() * sizeof(EnvHeader);
 }
 
 // The handle is created in the worker that took the request and never
@@ -43,7 +43,30 @@ RequestCtx* unwrap(VALUE handle) {
   return r;
 }
 
+// A read that does not wait: the bytes already here, or Waiting.
+RequestBody::ReadResult protect_read(RequestCtx& req, char* out, size_t max) {
+  try {
+    return req.read_body(out, max, std::chrono::steady_clock::now());
+  } catch (...) {
+    return {RequestBody::ReadStatus::Failed, 0};
+  }
+}
+
+[[noreturn]] void raise_input_error(RequestCtx& req) {
+  char message[512];
+  int status = req.body ? req.body->failure_status() : 500;
+  snprintf(message, sizeof message, "%s (%d)", req.body ? req.body->failure_reason() : "no request body", status);
+  rb_raise(eInputError, "%s", message);
+}
+
 constexpr auto kTick = std::chrono::milliseconds(50);
+
+// Once the response is out nobody reads the body again: its memory and
+// spool file go now, not when the handle is collected (the worker slot
+// keeps the request until its next one).
+void release_body(RequestCtx& req) {
+  if (req.body) req.body->discard();
+}
 
 struct TakeCall : Interruptible {
   RequestQueue* queue;
@@ -98,11 +121,7 @@ VALUE native_take_one(int argc, VALUE* argv, VALUE) {
     if (missing) rb_raise(eKinoError, "no server with id %llu", static_cast<unsigned long long>(sid));
     if (taken) {
       VALUE handle = TypedData_Wrap_Struct(cRequest, &request_type, taken);
-      VALUE env = build_env(*taken, handle);
-      // rack.input has its own copy now; the worker slot keeps this request
-      // until the next one, and must not keep a large body with it.
-      Bytes().swap(taken->body);
-      return env;
+      return build_env(*taken, handle);
     }
     if (closed) return Qnil;
     rb_thread_check_ints();  // Thread#kill, Ractor shutdown: raises or returns
@@ -195,7 +214,9 @@ VALUE native_respond(VALUE, VALUE handle, VALUE status, VALUE headers, VALUE bod
       VALUE s = RARRAY_AREF(body, i);
       bv.emplace_back(RSTRING_PTR(s), static_cast<size_t>(RSTRING_LEN(s)));
     }
-    return respond(*req, code, hv, bv);
+    bool sent = respond(*req, code, hv, bv);
+    release_body(*req);
+    return sent;
   });
 }
 
@@ -239,6 +260,7 @@ VALUE native_respond_finish(VALUE, VALUE handle) {
   RequestCtx* req = unwrap(handle);
   return protect([&]() -> VALUE {
     finish_response(*req);
+    release_body(*req);
     return Qnil;
   });
 }
@@ -251,6 +273,7 @@ VALUE native_respond_error(VALUE, VALUE handle, VALUE status, VALUE text) {
   int code = check_status(status);
   StringValue(text);
   return protect([&]() -> VALUE {
+    release_body(*req);
     if (respond_plain(*req, code, {RSTRING_PTR(text), static_cast<size_t>(RSTRING_LEN(text))}, false))
       return Qtrue;
     // Cut the response short only if this thread is the one that started
@@ -258,6 +281,72 @@ VALUE native_respond_error(VALUE, VALUE handle, VALUE status, VALUE text) {
     if (req->streaming_started()) abort_response(*req);
     return Qfalse;
   });
+}
+
+struct BodyReadCall : Interruptible {
+  RequestCtx* req;
+  char* out;
+  size_t max;
+  RequestBody::ReadResult result{RequestBody::ReadStatus::Waiting, 0};
+  void run() noexcept {
+    try {
+      while (result.status == RequestBody::ReadStatus::Waiting && !interrupted.load(std::memory_order_acquire))
+        result = req->read_body(out, max, std::chrono::steady_clock::now() + kTick);
+    } catch (...) {
+      result = {RequestBody::ReadStatus::Failed, 0};
+    }
+  }
+};
+
+constexpr long kMaxRead = 1L << 20;
+
+// Native.input_read(req, max, buffer) -> buffer with 1..max more bytes
+// appended, or nil once the body has been read to its end. Waits, without
+// the GVL, for bytes that have not arrived yet; raises Kino::InputError
+// when the body will not arrive whole (client gone, stalled, too large).
+// The first read sends the `100 Continue` an expecting client waits for.
+// Appending in place lets Kino::Input fill one String instead of making
+// a new one per piece.
+VALUE native_input_read(VALUE, VALUE handle, VALUE rb_max, VALUE buf) {
+  RequestCtx* req = unwrap(handle);
+  long max = NUM2LONG(rb_max);
+  if (max <= 0) rb_raise(rb_eArgError, "read size must be positive, got %ld", max);
+  if (max > kMaxRead) max = kMaxRead;
+  StringValue(buf);
+  for (;;) {
+    long len = RSTRING_LEN(buf);
+    rb_str_modify_expand(buf, max);  // raises for a frozen buffer
+    BodyReadCall call;
+    call.req = req;
+    call.out = RSTRING_PTR(buf) + len;
+    call.max = static_cast<size_t>(max);
+    // Bytes already here are taken with the GVL held.
+    call.result = protect_read(*req, call.out, call.max);
+    if (call.result.status == RequestBody::ReadStatus::Waiting) {
+      rb_str_locktmp(buf);  // written without the GVL: nobody may resize it
+      without_gvl(call);
+      rb_str_unlocktmp(buf);
+    }
+    switch (call.result.status) {
+      case RequestBody::ReadStatus::Data:
+        rb_str_set_len(buf, len + static_cast<long>(call.result.bytes));
+        return buf;
+      case RequestBody::ReadStatus::End:
+        return Qnil;
+      case RequestBody::ReadStatus::Failed:
+        raise_input_error(*req);
+      case RequestBody::ReadStatus::Waiting:
+        break;
+    }
+    rb_thread_check_ints();  // Thread#kill, Ractor shutdown: raises or returns
+  }
+}
+
+// Native.input_rewind(req) -> nil: the next read starts at the first byte.
+VALUE native_input_rewind(VALUE, VALUE handle) {
+  RequestCtx* req = unwrap(handle);
+  if (req->body) req->body->rewind();
+  return Qnil;
 }
 
 // Request#claimed? — whether some response has been started.
@@ -276,6 +365,8 @@ void init_native_request(VALUE mNative) {
   rb_define_module_function(mNative, "respond_write", RUBY_METHOD_FUNC(native_respond_write), 2);
   rb_define_module_function(mNative, "respond_finish", RUBY_METHOD_FUNC(native_respond_finish), 1);
   rb_define_module_function(mNative, "respond_error", RUBY_METHOD_FUNC(native_respond_error), 3);
+  rb_define_module_function(mNative, "input_read", RUBY_METHOD_FUNC(native_input_read), 3);
+  rb_define_module_function(mNative, "input_rewind", RUBY_METHOD_FUNC(native_input_rewind), 1);
 }
 
 }  // namespace kino::binding

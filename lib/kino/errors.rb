@@ -15,4 +15,11 @@ module Kino
   # The application cannot run in :ractor mode (it holds state that cannot
   # be shared between ractors), and :ractor mode was asked for explicitly.
   class UnshareableAppError < Error; end
+
+  # Raised by a rack.input read when the request body will not arrive
+  # whole: the client went away, stalled past first_data_timeout, or sent
+  # more than max_body_size. The client has been answered (or is gone);
+  # the message ends with that status, e.g. "request body stalled (408)".
+  # An EOFError, like the errors other servers raise for a cut-off body.
+  class InputError < EOFError; end
 end

@@ -22,3 +22,6 @@ module Kino
     Native.sleep(seconds, Thread.current[:kino_server_id])
   end
 end
+
+# Methods of Kino::Input, the class the extension hands out as rack.input.
+require_relative "input"

@@ -45,7 +45,7 @@ module Kino
       request = env[REQUEST_KEY]
       body = nil
       status, headers, body = @app.call(env)
-      write_response(request, status, headers, body)
+      write_response(request, status, headers, body, env)
     rescue Exception => e # rubocop:disable Lint/RescueException
       report(e, env)
       Native.respond_error(request, 500, ERROR_BODY) if request
@@ -56,7 +56,7 @@ module Kino
 
     private
 
-    def write_response(request, status, headers, body)
+    def write_response(request, status, headers, body, env)
       unless status.is_a?(Integer) && status >= 100 && status <= 999
         raise InvalidResponse, "status must be an Integer from 100 to 999, got #{status.inspect}"
       end
@@ -74,7 +74,7 @@ module Kino
       elsif body.respond_to?(:call)
         return unless Native.respond_start(request, status, headers)
 
-        stream = ResponseStream.new(request)
+        stream = ResponseStream.new(request, env["rack.input"])
         body.call(stream)
         stream.close
       else
@@ -106,6 +106,10 @@ module Kino
 
     def format_error(error, env)
       where = "#{env['REQUEST_METHOD']} #{env['PATH_INFO']}"
+      # A body cut off by its client is the client's doing, already
+      # answered natively: one line, no backtrace.
+      return "kino: request body of #{where} cut off: #{error.message}\n" if error.is_a?(InputError)
+
       lines = ["kino: error while serving #{where}: #{error.class}: #{error.message}\n"]
       (error.backtrace || []).first(30).each { |line| lines << "    #{line}\n" }
       lines.join
@@ -115,8 +119,9 @@ module Kino
   # The stream a Rack 3 streaming body (one that responds to `call`) writes
   # to, after the response head has been sent.
   class ResponseStream
-    def initialize(request)
+    def initialize(request, input)
       @request = request
+      @input = input
       @closed = false
     end
 
@@ -138,9 +143,9 @@ module Kino
       self
     end
 
-    # Requests are fully read before the app runs: there is nothing to read.
-    def read(_length = nil, _buffer = nil)
-      nil
+    # The request body, for full-duplex apps that read while they write.
+    def read(length = nil, buffer = nil)
+      @input.read(length, buffer)
     end
 
     def close_write

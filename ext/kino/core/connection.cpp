@@ -21,7 +21,9 @@ constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 Connection::Connection(std::shared_ptr<Server> server, Socket socket, std::string_view peer,
                        uint16_t local_port)
-    : server_(std::move(server)), socket_(std::move(socket)), parser_(server_->config().limits) {
+    : server_(std::move(server)),
+      socket_(std::move(socket)),
+      parser_(server_->config().limits, server_->config().body_storage) {
   parser_.set_peer(peer, local_port);
   server_->counters().connections_accepted.fetch_add(1, std::memory_order_relaxed);
   server_->counters().connections_open.fetch_add(1, std::memory_order_relaxed);
@@ -41,7 +43,7 @@ void Connection::start() {
 }
 
 void Connection::do_read() {
-  if (closed_ || reading_ || awaiting_response_) return;
+  if (closed_ || reading_ || (awaiting_response_ && !streaming_)) return;
   if (in_start_ > 0) {
     inbuf_.erase(0, in_start_);
     in_start_ = 0;
@@ -57,11 +59,23 @@ void Connection::do_read() {
 
 void Connection::on_read(const error_code& ec, size_t n, size_t offset) {
   reading_ = false;
+  if (waiting_ == Waiting::Linger) {
+    // The response ended while this read (of a body nobody wants now) was
+    // under way: it becomes the first read of the lingering close.
+    inbuf_.resize(kReadChunk);
+    in_start_ = 0;
+    on_linger_read(ec, n);
+    return;
+  }
   inbuf_.resize(offset + n);
   if (ec) {
     if (ec != asio::error::eof && ec != asio::error::operation_aborted &&
         ec != asio::error::connection_reset)
       server_->report(ec, "read");
+    if (streaming_) {
+      fail_streaming(400, "connection closed mid-body");
+      return;
+    }
     // The client closed its side. A response for a request already with
     // the workers may still be written if only the read half was shut.
     if (!awaiting_response_) close_socket();
@@ -90,9 +104,7 @@ void Connection::expect(Waiting what) {
     case Waiting::Body:
       deadline = now_ms() + first_data;
       break;
-    case Waiting::App:
-      if (cfg.request_timeout.count() > 0) deadline = now_ms() + cfg.request_timeout.count();
-      break;
+    case Waiting::Continue:
     case Waiting::Nothing:
     case Waiting::Linger:
       break;
@@ -114,6 +126,17 @@ void Connection::on_deadline() {
     close_socket();
     return;
   }
+  if (now >= app_deadline_ms_.load(std::memory_order_relaxed)) {
+    app_deadline_ms_.store(kNever, std::memory_order_relaxed);
+    // The client gets its answer now; the handler runs on, and whatever it
+    // sends later loses the claim and is dropped.
+    RequestRef req = std::move(in_flight_);
+    if (req) {
+      server_->counters().timeouts.fetch_add(1, std::memory_order_relaxed);
+      respond_plain(*req, 504, "Gateway Timeout: the application took too long\n", false);
+    }
+    return;
+  }
   if (now < read_deadline_ms_.load(std::memory_order_relaxed)) return;
   if (waiting_ == Waiting::Linger) {
     close_socket();  // the client never closed its side: enough
@@ -121,53 +144,109 @@ void Connection::on_deadline() {
   }
   server_->counters().timeouts.fetch_add(1, std::memory_order_relaxed);
   read_deadline_ms_.store(kNever, std::memory_order_relaxed);
-  if (waiting_ == Waiting::App) {
-    // The client gets its answer now; the handler runs on, and whatever it
-    // sends later loses the claim and is dropped.
-    RequestRef req = std::move(in_flight_);
-    if (req) respond_plain(*req, 504, "Gateway Timeout: the application took too long\n", false);
-    return;
-  }
   if (waiting_ == Waiting::FirstByte) {
     close_socket();  // nothing was asked: nothing to answer
+    return;
+  }
+  if (streaming_) {
+    fail_streaming(408, "request body stalled");
     return;
   }
   reject(408, waiting_ == Waiting::Head ? "request head not received in time" : "request body stalled");
 }
 
 void Connection::process_input() {
-  while (!closed_ && !awaiting_response_ && in_start_ < inbuf_.size()) {
+  // While a streamed body arrives its bytes are parsed even though the
+  // request is with the workers; anything after it waits for the response.
+  while (!closed_ && (!awaiting_response_ || streaming_) && in_start_ < inbuf_.size()) {
     auto r = parser_.feed(inbuf_.data() + in_start_, inbuf_.size() - in_start_);
     in_start_ += r.consumed;
-    if (parser_.take_continue_needed()) {
-      // The client waits for this before sending the body it announced.
-      pending_bytes_.fetch_add(kContinue.size(), std::memory_order_relaxed);
-      enqueue(OutItem{Bytes(kContinue), false, true});
-    }
     switch (r.state) {
       case RequestParser::State::NeedMore:
-        if (parser_.head_complete()) expect(Waiting::Body);  // each read of the body restarts it
+        if (streaming_) {
+          // Body bytes came without waiting for a 100: none is owed now.
+          if (streaming_->body->received() > 0) {
+            streaming_->body->take_continue();
+            expect(Waiting::Body);  // each read of the body restarts it
+          }
+        } else if (parser_.head_complete()) {
+          RequestRef req = parser_.streaming();
+          if (should_stream(*req))
+            start_streaming(std::move(req));
+          else
+            expect(Waiting::Body);
+        }
         break;
       case RequestParser::State::Complete: {
         RequestRef req = parser_.take();
-        req->sink = shared_from_this();
-        awaiting_response_ = true;
-        dispatched_ = true;
-        if (server_->config().request_timeout.count() > 0) {
-          in_flight_ = req;  // released by response_done: no cycle outlives it
-          expect(Waiting::App);
-        } else {
+        if (streaming_) {
+          // The end of a body already being read by the app.
+          streaming_.reset();
           expect(Waiting::Nothing);
+          return;
         }
-        server_->dispatch(std::move(req));
+        expect(Waiting::Nothing);
+        dispatch(std::move(req));
         return;
       }
       case RequestParser::State::Error:
-        reject(parser_.error_status(), parser_.error_reason());
+        if (streaming_)
+          fail_streaming(parser_.error_status(), parser_.error_reason());
+        else
+          reject(parser_.error_status(), parser_.error_reason());
         return;
     }
   }
-  if (!closed_ && !awaiting_response_) do_read();
+  if (!closed_ && (!awaiting_response_ || streaming_)) do_read();
+}
+
+// Bodies that fit in memory are read whole before the app runs, as Puma
+// does: the app gets them in one piece, and an app that answers without
+// reading them does not cost the connection. Longer bodies, bodies of
+// unknown length, and bodies behind `Expect: 100-continue` go to the app
+// as they arrive.
+bool Connection::should_stream(const RequestCtx& req) const {
+  if (req.expect_continue) return true;
+  uint64_t expected = req.body->expected_length();
+  return expected == 0 || expected > server_->config().body_storage.memory_limit;
+}
+
+void Connection::dispatch(RequestRef req) {
+  req->sink = shared_from_this();
+  awaiting_response_ = true;
+  dispatched_ = true;
+  response_begun_ = false;
+  auto timeout = server_->config().request_timeout.count();
+  if (timeout > 0) {
+    in_flight_ = req;  // released by response_done: no cycle outlives it
+    app_deadline_ms_.store(now_ms() + timeout, std::memory_order_relaxed);
+  }
+  server_->dispatch(std::move(req));
+}
+
+void Connection::start_streaming(RequestRef req) {
+  streaming_ = req;  // released when the body ends or fails: no cycle outlives it
+  if (req->expect_continue && req->body->received() == 0) {
+    req->body->owe_continue();
+    expect(Waiting::Continue);
+  } else {
+    expect(Waiting::Body);
+  }
+  dispatch(std::move(req));
+}
+
+// The body of the request with the workers will not arrive whole. Its
+// reader gets the error; the client gets `status` if the app has not
+// answered yet, and otherwise a cut connection (its request was broken).
+void Connection::fail_streaming(int status, const char* reason) {
+  RequestRef req = std::move(streaming_);
+  req->body->fail(status, reason);
+  server_->counters().parse_errors.fetch_add(1, std::memory_order_relaxed);
+  server_->counters().rejected.fetch_add(1, std::memory_order_relaxed);
+  expect(Waiting::Nothing);
+  Bytes text(reason);
+  text.push_back('\n');
+  if (!respond_plain(*req, status, view(text), true)) close_socket();
 }
 
 void Connection::reject(int status, std::string_view reason) {
@@ -193,8 +272,21 @@ void Connection::send(Bytes bytes, bool last, bool keep_alive) {
   pending_bytes_.fetch_add(bytes.size(), std::memory_order_relaxed);
   asio::post(socket_.get_executor(),
              [self = shared_from_this(), item = OutItem{std::move(bytes), last, keep_alive}]() mutable {
+               self->response_begun_ = true;
                self->enqueue(std::move(item));
              });
+}
+
+void Connection::send_continue(const RequestCtx& req) {
+  if (server_->stopped()) return;
+  // The caller holds a reference to `req`, so its address cannot have been
+  // reused by a later request of this connection.
+  asio::post(socket_.get_executor(), [self = shared_from_this(), which = &req] {
+    if (self->closed_ || self->streaming_.get() != which || self->response_begun_) return;
+    self->pending_bytes_.fetch_add(kContinue.size(), std::memory_order_relaxed);
+    self->enqueue(OutItem{Bytes(kContinue), false, true});
+    if (self->waiting_ == Waiting::Continue) self->expect(Waiting::Body);
+  });
 }
 
 void Connection::enqueue(OutItem item) {
@@ -270,6 +362,15 @@ void Connection::on_write(const error_code& ec) {
 
 void Connection::response_done(bool keep_alive) {
   in_flight_.reset();
+  app_deadline_ms_.store(kNever, std::memory_order_relaxed);
+  response_begun_ = false;
+  if (streaming_) {
+    // Answered before its body arrived (the plan said close): the rest of
+    // the body is read and dropped by the lingering close.
+    RequestRef req = std::move(streaming_);
+    req->body->fail(400, "the response was sent before the request body arrived");
+    keep_alive = false;
+  }
   if (dispatched_) {
     dispatched_ = false;
     server_->counters().in_flight.fetch_sub(1, std::memory_order_relaxed);
@@ -298,12 +399,9 @@ void Connection::response_done(bool keep_alive) {
 void Connection::linger() {
   error_code ignored;
   socket_.shutdown(Socket::shutdown_send, ignored);
-  if (reading_) {  // a read is still using inbuf_: no second one
-    close_socket();
-    return;
-  }
   waiting_ = Waiting::Linger;
   read_deadline_ms_.store(now_ms() + 2000, std::memory_order_relaxed);
+  if (reading_) return;  // that read's completion carries on (see on_read)
   in_start_ = 0;
   inbuf_.resize(kReadChunk);
   socket_.async_read_some(asio::buffer(inbuf_.data(), kReadChunk),
@@ -328,6 +426,11 @@ void Connection::close_socket() {
   if (closed_) return;
   closed_ = true;
   in_flight_.reset();  // nobody to answer with a 504 any more
+  app_deadline_ms_.store(kNever, std::memory_order_relaxed);
+  if (streaming_) {
+    RequestRef req = std::move(streaming_);
+    req->body->fail(400, "the connection closed before the request body arrived");
+  }
   server_->connection_closed();
   open_.store(false, std::memory_order_release);
   error_code ignored;

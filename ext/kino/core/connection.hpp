@@ -43,13 +43,16 @@ class Connection : public ResponseSink,
   int64_t deadline_ms() const noexcept {
     int64_t a = read_deadline_ms_.load(std::memory_order_relaxed);
     int64_t b = write_deadline_ms_.load(std::memory_order_relaxed);
-    return a < b ? a : b;
+    int64_t c = app_deadline_ms_.load(std::memory_order_relaxed);
+    int64_t ab = a < b ? a : b;
+    return ab < c ? ab : c;
   }
   void check_deadline();  // any thread: re-checks on the strand
 
   // ResponseSink, called from the thread that claimed the response.
   void send(Bytes bytes, bool last, bool keep_alive) override;
   bool wait_writable(std::chrono::steady_clock::time_point deadline) override;
+  void send_continue(const RequestCtx& req) override;
   bool open() const override { return open_.load(std::memory_order_acquire); }
   bool closing() const override;
   bool backlogged() const override;
@@ -65,6 +68,11 @@ class Connection : public ResponseSink,
   void do_read();
   void on_read(const error_code& ec, size_t n, size_t offset);
   void process_input();
+  bool should_stream(const RequestCtx& req) const;
+  void dispatch(RequestRef req);
+  void start_streaming(RequestRef req);
+  void end_streaming(int status, const char* reason);
+  void fail_streaming(int status, const char* reason);
   void reject(int status, std::string_view reason);
   void enqueue(OutItem item);
   void do_write();
@@ -73,7 +81,9 @@ class Connection : public ResponseSink,
   void close_socket();
   void on_deadline();
   // What the read side waits for, and until when.
-  enum class Waiting : uint8_t { FirstByte, Head, Body, Nothing, App, Linger };
+  // Continue: a body that will come only once the app asks for it (and we
+  // send `100 Continue`); nothing is due from the client until then.
+  enum class Waiting : uint8_t { FirstByte, Head, Body, Continue, Nothing, Linger };
   void linger();
   void on_linger_read(const error_code& ec, size_t n);
   void expect(Waiting what);
@@ -98,6 +108,11 @@ class Connection : public ResponseSink,
   bool awaiting_response_ = false;  // a request is with the workers
   bool dispatched_ = false;         // ...and it counts as in flight
   RequestRef in_flight_;            // that request, while request_timeout may answer it
+  // A request already with the workers whose body is still arriving: the
+  // connection goes on reading for it, and answers it itself (408, 413,
+  // 400) if the body goes wrong.
+  RequestRef streaming_;
+  bool response_begun_ = false;  // bytes of the current response were queued
   bool closed_ = false;
 
   Waiting waiting_ = Waiting::FirstByte;
@@ -105,6 +120,7 @@ class Connection : public ResponseSink,
   int64_t phase_start_ms_ = 0;    // accept, or the end of the previous response
   std::atomic<int64_t> read_deadline_ms_{INT64_MAX};
   std::atomic<int64_t> write_deadline_ms_{INT64_MAX};
+  std::atomic<int64_t> app_deadline_ms_{INT64_MAX};  // request_timeout
 
   std::atomic<bool> open_{true};
   std::atomic<size_t> pending_bytes_{0};

@@ -22,4 +22,13 @@ RequestCtx::~RequestCtx() {
   }
 }
 
+RequestBody::ReadResult RequestCtx::read_body(char* out, size_t max,
+                                             std::chrono::steady_clock::time_point deadline) {
+  if (!body) return {RequestBody::ReadStatus::End, 0};
+  // Reading is how the app says it wants the body: the client that asked
+  // before sending it hears `100 Continue` now, and only now.
+  if (body->take_continue() && sink) sink->send_continue(*this);
+  return body->read(out, max, deadline);
+}
+
 }  // namespace kino

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string_view>
@@ -14,6 +15,7 @@
 #include <boost/smart_ptr/intrusive_ptr.hpp>
 
 #include "memory.hpp"
+#include "request_body.hpp"
 
 namespace kino {
 
@@ -56,7 +58,9 @@ class RequestCtx : public NativeAllocated {
   uint8_t http_minor = 1;
 
   NativeVector<EnvHeader> headers;
-  Bytes body;
+  // Null when the request has no body. Otherwise it may still be arriving
+  // when the request reaches a worker (see RequestBody).
+  BodyRef body;
 
   // Where the request was addressed: the absolute-form target's authority
   // wins over Host; both empty when neither was sent.
@@ -67,6 +71,9 @@ class RequestCtx : public NativeAllocated {
   uint16_t local_port = 0;  // the port the connection was accepted on
   bool keep_alive = false;  // what the request itself allows
   bool head = false;        // HEAD: the response carries no body
+  // `Expect: 100-continue` with a body: the client waits for our interim
+  // answer before sending it, and gets it only if the app reads the body.
+  bool expect_continue = false;
 
   uint64_t sequence = 0;  // per-server request number, for logs
 
@@ -80,6 +87,11 @@ class RequestCtx : public NativeAllocated {
   bool claimed() const noexcept { return claimed_.load(std::memory_order_acquire); }
 
   ResponseState response;
+
+  // The consumer's read of the body (see RequestBody::read); the first one
+  // sends the `100 Continue` the client may be waiting for. End at once
+  // for a request without a body.
+  RequestBody::ReadResult read_body(char* out, size_t max, std::chrono::steady_clock::time_point deadline);
 
   // Set by the claimant when it sends a streamed head; any thread may read
   // it to learn that the response in progress belongs to a streaming

@@ -27,7 +27,10 @@ RequestParser* self(llhttp_t* p) { return static_cast<RequestParser*>(p->data); 
 
 }  // namespace
 
-RequestParser::RequestParser(const ParserLimits& limits) : limits_(limits) {
+const BodyStorage RequestParser::kDefaultStorage{};
+
+RequestParser::RequestParser(const ParserLimits& limits, const BodyStorage& storage)
+    : limits_(limits), storage_(storage) {
   llhttp_settings_init(&settings_);
   settings_.on_message_begin = &RequestParser::on_message_begin;
   settings_.on_url = &RequestParser::on_url;
@@ -74,7 +77,6 @@ int RequestParser::on_message_begin(llhttp_t* p) {
   s->headers_done_ = false;
   s->host_from_target_ = false;
   s->expect_continue_ = false;
-  s->continue_needed_ = false;
   s->head_bytes_ = 0;
   s->head_wire_ = 0;
   s->header_count_ = 0;
@@ -262,10 +264,15 @@ int RequestParser::on_headers_complete(llhttp_t* p) {
   }
   if (has_length && s->limits_.max_body_size && p->content_length > s->limits_.max_body_size)
     return s->fail(413, "request body too large");
-  if (s->expect_continue_ && req.http_minor == 1 && (chunked || (has_length && p->content_length > 0)))
-    s->continue_needed_ = true;
-  if (has_length && p->content_length > 0 && p->content_length <= (1u << 20))
-    req.body.reserve(static_cast<size_t>(p->content_length));
+  bool has_body = chunked || (has_length && p->content_length > 0);
+  if (has_body) req.body = BodyRef(new RequestBody(s->storage_, has_length ? p->content_length : 0));
+  req.expect_continue = s->expect_continue_ && req.http_minor == 1 && has_body;
+  // Decided now, not at the end of the message: the request may reach a
+  // worker while its body is still arriving, and trailers (which could
+  // say `Connection: close`) are ignored anyway. A Transfer-Encoding on
+  // HTTP/1.0 means the framing cannot be trusted (RFC 9112 6.1): close.
+  req.keep_alive = llhttp_should_keep_alive(p) != 0 && !(chunked && req.http_minor == 0);
+  s->body_bytes_ = 0;
   // From here on header callbacks carry trailers.
   s->headers_done_ = true;
   return 0;
@@ -274,19 +281,19 @@ int RequestParser::on_headers_complete(llhttp_t* p) {
 int RequestParser::on_body(llhttp_t* p, const char* at, size_t len) {
   auto* s = self(p);
   RequestCtx& req = *s->current_;
-  if (s->limits_.max_body_size && req.body.size() + len > s->limits_.max_body_size)
+  s->body_bytes_ += len;
+  if (s->limits_.max_body_size && s->body_bytes_ > s->limits_.max_body_size)
     return s->fail(413, "request body too large");
-  req.body.append(at, len);
+  if (!req.body->append({at, len})) return s->fail(req.body->failure_status(), req.body->failure_reason());
   return 0;
 }
 
 int RequestParser::on_message_complete(llhttp_t* p) {
   auto* s = self(p);
   RequestCtx& req = *s->current_;
-  req.keep_alive = llhttp_should_keep_alive(p) != 0;
+  if (req.body) req.body->finish();
   s->complete_ = std::move(s->current_);
   s->in_message_ = false;
-  s->continue_needed_ = false;
   return HPE_PAUSED;
 }
 
@@ -354,10 +361,6 @@ RequestParser::Result RequestParser::finish() {
 
 RequestRef RequestParser::take() { return std::move(complete_); }
 
-bool RequestParser::take_continue_needed() noexcept {
-  bool v = continue_needed_;
-  continue_needed_ = false;
-  return v;
-}
+RequestRef RequestParser::streaming() const { return headers_done_ && in_message_ ? current_ : RequestRef(); }
 
 }  // namespace kino

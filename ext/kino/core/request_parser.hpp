@@ -29,7 +29,9 @@ class RequestParser {
     size_t consumed;  // bytes of the input used; the rest belongs to the next request
   };
 
-  explicit RequestParser(const ParserLimits& limits);
+  // `storage` must outlive the parser and every body it creates is
+  // written through it only while the parser feeds it.
+  explicit RequestParser(const ParserLimits& limits, const BodyStorage& storage = kDefaultStorage);
   RequestParser(const RequestParser&) = delete;
   RequestParser& operator=(const RequestParser&) = delete;
 
@@ -46,11 +48,12 @@ class RequestParser {
 
   // After Error: the status to answer with and a short reason for the body.
   int error_status() const noexcept { return error_status_; }
-  std::string_view error_reason() const noexcept { return error_reason_; }
+  const char* error_reason() const noexcept { return error_reason_; }  // a static string
 
-  // True once the head of a request with `Expect: 100-continue` and a body
-  // has been parsed and nobody has answered the expectation yet.
-  bool take_continue_needed() noexcept;
+  // The request whose head is complete and whose body is still being
+  // parsed (null otherwise). It may go to a worker at once: from here on
+  // the parser touches only its RequestBody, which is made for that.
+  RequestRef streaming() const;
 
   // Whether part of a request has been seen (so EOF now would cut it).
   bool in_message() const noexcept { return in_message_; }
@@ -77,16 +80,18 @@ class RequestParser {
   int analyse_target();
   int analyse_host(std::string_view host, bool from_target);
 
+  static const BodyStorage kDefaultStorage;
+
   llhttp_t parser_;
   llhttp_settings_t settings_;
   ParserLimits limits_;
+  const BodyStorage& storage_;
   RequestRef current_;
   RequestRef complete_;
   Bytes field_;
   Bytes value_;
   bool value_started_ = false;
   bool in_message_ = false;
-  bool continue_needed_ = false;
   bool saw_host_ = false;
   bool headers_done_ = false;
   bool host_from_target_ = false;
@@ -94,6 +99,7 @@ class RequestParser {
   size_t head_bytes_ = 0;  // head bytes seen by callbacks
   size_t head_wire_ = 0;   // bytes of feed() calls that ended inside the head
   size_t header_count_ = 0;
+  uint64_t body_bytes_ = 0;
   int error_status_ = 0;
   const char* error_reason_ = "";
   Bytes peer_;

@@ -10,6 +10,8 @@
 
 namespace kino {
 
+class RequestCtx;
+
 class ResponseSink {
  public:
   virtual ~ResponseSink() = default;
@@ -26,6 +28,11 @@ class ResponseSink {
   // Whether more bytes wait for the socket than the high-water mark allows:
   // a producer should wait_writable before sending more.
   virtual bool backlogged() const = 0;
+
+  // The app started reading the body of `req`, whose client waits for
+  // `100 Continue` before sending it: send that, unless the response to
+  // `req` has begun (or `req` is no longer the connection's request).
+  virtual void send_continue(const RequestCtx& req) = 0;
 
   // Whether the peer is still there to receive a response.
   virtual bool open() const = 0;

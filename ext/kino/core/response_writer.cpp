@@ -151,7 +151,10 @@ AppFraming read_app_framing(std::span<const HeaderView> headers) noexcept {
 ResponsePlan plan_response(const RequestCtx& req, int status, const AppFraming& app,
                            std::optional<uint64_t> known_length, bool server_closing) noexcept {
   ResponsePlan p;
-  p.keep_alive = req.keep_alive && !app.connection_close && !server_closing;
+  // A body not yet read to its end stands between this response and the
+  // next request: the connection closes instead of reading it.
+  p.keep_alive = req.keep_alive && !app.connection_close && !server_closing &&
+                 !(req.body && !req.body->complete());
   p.announce_keep_alive = req.http_major == 1 && req.http_minor == 0;
   if (status_forbids_body(status)) {
     p.framing = BodyFraming::None;

@@ -16,6 +16,8 @@ struct ServerConfig {
   int io_threads = 2;
   int backlog = 1024;
   ParserLimits limits;
+  // Where request bodies are kept: memory up to a limit, then a spool file.
+  BodyStorage body_storage;
   // Pending response bytes per connection above which a streaming body
   // waits for the socket to drain.
   size_t write_high_water = 1u << 20;

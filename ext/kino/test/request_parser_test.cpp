@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -24,6 +25,21 @@ inline void PrintTo(RequestParser::State s, std::ostream* os) {
 namespace {
 
 std::string str(const Bytes& b) { return std::string(b.data(), b.size()); }
+
+// The whole body, read from its start (empty without one).
+std::string str(const BodyRef& body) {
+  if (!body) return {};
+  body->rewind();
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    auto r = body->read(buf, sizeof buf, std::chrono::steady_clock::now());
+    if (r.status != RequestBody::ReadStatus::Data) break;
+    out.append(buf, r.bytes);
+  }
+  body->rewind();
+  return out;
+}
 
 std::optional<std::string> env(const RequestCtx& req, std::string_view key) {
   for (const auto& h : req.headers)
@@ -111,7 +127,7 @@ TEST(RequestParser, SimpleGet) {
   EXPECT_EQ(env(*req, "HTTP_ACCEPT"), "*/*");
   EXPECT_EQ(str(req->server_name), "example.com");
   EXPECT_EQ(str(req->server_port), "");
-  EXPECT_TRUE(req->body.empty());
+  EXPECT_FALSE(req->body);
   EXPECT_TRUE(req->keep_alive);
   EXPECT_FALSE(req->head);
   EXPECT_FALSE(req->sink);
@@ -281,7 +297,7 @@ TEST(RequestParser, BodyByContentLength) {
 
 TEST(RequestParser, ContentLengthZero) {
   auto req = expect_complete("POST /u HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n");
-  EXPECT_TRUE(req->body.empty());
+  EXPECT_FALSE(req->body);
   EXPECT_EQ(env(*req, "CONTENT_LENGTH"), "0");
 }
 
@@ -548,7 +564,7 @@ TEST(RequestParser, UnlimitedBodyWhenMaxIsZero) {
   auto req = expect_complete(
       "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body,
       limits);
-  EXPECT_EQ(req->body.size(), body.size());
+  EXPECT_EQ(str(req->body).size(), body.size());
 }
 
 TEST(RequestParser, PipelinedRequestsAreSplitExactly) {
@@ -573,7 +589,7 @@ TEST(RequestParser, PipelinedRequestsAreSplitExactly) {
   auto two = p.take();
   EXPECT_EQ(str(two->path), "/two");
   EXPECT_EQ(str(two->query), "x");
-  EXPECT_TRUE(two->body.empty());
+  EXPECT_FALSE(two->body);
   EXPECT_TRUE(two->keep_alive);
 
   at += r.consumed;
@@ -664,51 +680,79 @@ TEST(RequestParser, KeepAliveHttp11) {
   EXPECT_TRUE(expect_complete("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\n\r\n")->keep_alive);
 }
 
-TEST(RequestParser, ExpectContinueOnce) {
+TEST(RequestParser, ExpectContinueIsMarkedOnTheRequest) {
   RequestParser p(ParserLimits{});
   std::string head = "POST /up HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n";
-  EXPECT_FALSE(p.take_continue_needed());
   auto r = p.feed(head.data(), head.size());
   EXPECT_EQ(r.state, State::NeedMore);
-  EXPECT_TRUE(p.take_continue_needed());
-  EXPECT_FALSE(p.take_continue_needed()) << "reported once";
+  ASSERT_TRUE(p.streaming()) << "the head is complete: the request can go to a worker";
+  EXPECT_TRUE(p.streaming()->expect_continue);
+  EXPECT_FALSE(p.streaming()->body->complete());
   r = p.feed("data", 4);
   ASSERT_EQ(r.state, State::Complete);
-  EXPECT_FALSE(p.take_continue_needed());
+  EXPECT_FALSE(p.streaming()) << "nothing is streaming between requests";
   auto req = p.take();
+  EXPECT_TRUE(req->body->complete());
   EXPECT_EQ(str(req->body), "data");
   EXPECT_EQ(env(*req, "HTTP_EXPECT"), "100-continue");
 }
 
-TEST(RequestParser, ExpectContinueWithBodyAlreadySentIsNotNeeded) {
-  // The whole body arrived with the head: nothing is waiting for a 100.
-  RequestParser p(ParserLimits{});
-  std::string in = "POST /up HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nContent-Length: 4\r\n\r\ndata";
-  auto r = p.feed(in.data(), in.size());
-  ASSERT_EQ(r.state, State::Complete);
-  EXPECT_FALSE(p.take_continue_needed());
-}
-
-TEST(RequestParser, ExpectContinueWithoutBodyOrOnHttp10) {
-  {
-    RequestParser p(ParserLimits{});
-    std::string in = "GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n";
-    EXPECT_EQ(p.feed(in.data(), in.size()).state, State::Complete);
-    EXPECT_FALSE(p.take_continue_needed());
-  }
+TEST(RequestParser, ExpectContinueNeedsABodyAndHttp11) {
+  EXPECT_FALSE(expect_complete("GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n")->expect_continue);
   {
     RequestParser p(ParserLimits{});
     std::string in = "POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n";
     EXPECT_EQ(p.feed(in.data(), in.size()).state, State::NeedMore);
-    EXPECT_FALSE(p.take_continue_needed());
+    EXPECT_FALSE(p.streaming()->expect_continue);
   }
   {
     RequestParser p(ParserLimits{});
     std::string in =
         "POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n";
     EXPECT_EQ(p.feed(in.data(), in.size()).state, State::NeedMore);
-    EXPECT_TRUE(p.take_continue_needed());
+    EXPECT_TRUE(p.streaming()->expect_continue);
+    EXPECT_EQ(p.streaming()->body->expected_length(), 0u);
   }
+}
+
+TEST(RequestParser, StreamingBodyGrowsWhileTheRequestIsOut) {
+  RequestParser p(ParserLimits{});
+  std::string head = "POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 6\r\n\r\nab";
+  ASSERT_EQ(p.feed(head.data(), head.size()).state, State::NeedMore);
+  RequestRef out = p.streaming();
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->body->expected_length(), 6u);
+  char buf[16];
+  auto r = out->body->read(buf, sizeof buf, std::chrono::steady_clock::now());
+  ASSERT_EQ(r.status, RequestBody::ReadStatus::Data);
+  EXPECT_EQ(std::string(buf, r.bytes), "ab");
+  EXPECT_EQ(out->body->read(buf, sizeof buf, std::chrono::steady_clock::now()).status,
+            RequestBody::ReadStatus::Waiting);
+  ASSERT_EQ(p.feed("cdef", 4).state, State::Complete);
+  EXPECT_EQ(p.take().get(), out.get()) << "the same record completes";
+  r = out->body->read(buf, sizeof buf, std::chrono::steady_clock::now());
+  ASSERT_EQ(r.status, RequestBody::ReadStatus::Data);
+  EXPECT_EQ(std::string(buf, r.bytes), "cdef");
+  EXPECT_EQ(out->body->read(buf, sizeof buf, std::chrono::steady_clock::now()).status,
+            RequestBody::ReadStatus::End);
+  EXPECT_TRUE(out->keep_alive) << "decided from the head";
+}
+
+TEST(RequestParser, ChunkedOnHttp10IsNeverKeptAlive) {
+  auto req = expect_complete(
+      "POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+  EXPECT_FALSE(req->keep_alive);
+  EXPECT_EQ(str(req->body), "abc");
+}
+
+TEST(RequestParser, LargeBodySpoolsThroughTheGivenStorage) {
+  BodyStorage storage{8, "/tmp"};
+  RequestParser p(ParserLimits{}, storage);
+  std::string in = "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 20\r\n\r\n0123456789abcdefghij";
+  ASSERT_EQ(p.feed(in.data(), in.size()).state, State::Complete);
+  auto req = p.take();
+  EXPECT_TRUE(req->body->spooled());
+  EXPECT_EQ(str(req->body), "0123456789abcdefghij");
 }
 
 TEST(RequestParser, HeadSetsHeadFlag) {

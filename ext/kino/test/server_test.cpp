@@ -498,22 +498,198 @@ TEST(Server, PipelinedRequestsAnsweredInOrder) {
   stop(*server, 1000ms);
 }
 
-TEST(Server, ExpectContinue) {
+// What a worker reads of a request body, as the binding reads it:
+// read_body until it ends, fails, or `timeout` passes.
+struct BodyRead {
+  std::string bytes;
+  RequestBody::ReadStatus last = RequestBody::ReadStatus::Waiting;
+};
+
+BodyRead read_body(RequestCtx& req, std::chrono::milliseconds timeout = 5000ms) {
+  BodyRead out;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  char buf[64 * 1024];
+  for (;;) {
+    auto r = req.read_body(buf, sizeof buf, deadline);
+    out.last = r.status;
+    if (r.status != RequestBody::ReadStatus::Data) return out;
+    out.bytes.append(buf, r.bytes);
+  }
+}
+
+std::shared_ptr<Server> start_server(ServerConfig config) {
+  auto server = std::make_shared<Server>(config);
+  server->bind();
+  server->start();
+  return server;
+}
+
+ServerConfig small_bodies_config() {
+  ServerConfig config;
+  config.listen = {"tcp://127.0.0.1:0"};
+  config.body_storage.memory_limit = 64;  // anything longer streams and spools
+  return config;
+}
+
+TEST(Server, ExpectContinueIsSentWhenTheAppReads) {
   auto server = start_server("tcp://127.0.0.1:0");
   auto client = Client::tcp(port_of(server->addresses().at(0)));
   ASSERT_TRUE(client);
   ASSERT_TRUE(
       client->send("POST /up HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"));
+  RequestRef req = pop(*server);
+  ASSERT_TRUE(req) << "the request goes to a worker before its body";
+  EXPECT_FALSE(req->body->complete());
+  EXPECT_FALSE(client->closed_by_peer(200ms));
+  EXPECT_EQ(client->pending(), "") << "nothing is sent before the app reads";
+  std::thread app([&] {
+    BodyRead got = read_body(*req);
+    EXPECT_EQ(got.bytes, "hello");
+    EXPECT_EQ(got.last, RequestBody::ReadStatus::End);
+    reply(*req, 200, "got it");
+  });
   while (client->pending().find("\r\n\r\n") == std::string::npos)
     ASSERT_GT(client->read_some(), 0) << "no 100 Continue";
   EXPECT_EQ(client->pending(), "HTTP/1.1 100 Continue\r\n\r\n");
   client->pending().clear();
   ASSERT_TRUE(client->send("hello"));
+  app.join();
+  auto r = parse_response(client->read_response());
+  EXPECT_EQ(r.body, "got it");
+  EXPECT_FALSE(r.get("connection")) << "the body was read whole: the connection stays";
+  ASSERT_TRUE(client->send("GET /again HTTP/1.1\r\nHost: h\r\n\r\n"));
+  RequestRef again = pop(*server);
+  ASSERT_TRUE(again);
+  reply(*again, 200, "again");
+  EXPECT_EQ(parse_response(client->read_response()).body, "again");
+  stop(*server, 1000ms);
+}
+
+TEST(Server, ExpectContinueIsNeverSentWhenTheAppAnswersWithoutReading) {
+  auto server = start_server("tcp://127.0.0.1:0");
+  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(
+      client->send("POST /up HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"));
   RequestRef req = pop(*server);
   ASSERT_TRUE(req);
-  EXPECT_EQ(str(req->body), "hello");
-  reply(*req, 200, "got it");
-  EXPECT_EQ(parse_response(client->read_response()).body, "got it");
+  reply(*req, 403, "no");
+  std::string wire;
+  ASSERT_TRUE(client->read_to_eof(wire)) << "the unread body ends the connection";
+  EXPECT_EQ(wire.find("100 Continue"), std::string::npos) << wire;
+  auto r = parse_response(wire);
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.get("connection"), "close");
+  // A read after the answer finds the body cut off, not a hang.
+  EXPECT_EQ(read_body(*req, 1000ms).last, RequestBody::ReadStatus::Failed);
+  stop(*server, 1000ms);
+}
+
+TEST(Server, LargeBodyReachesTheAppBeforeItsLastByte) {
+  auto server = start_server(small_bodies_config());
+  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  ASSERT_TRUE(client);
+  std::string first(1000, 'a');
+  ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 2000\r\n\r\n" + first));
+  RequestRef req = pop(*server);
+  ASSERT_TRUE(req) << "dispatched with half its body";
+  char buf[4096];
+  size_t got = 0;
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (got < first.size()) {
+    auto r = req->read_body(buf, sizeof buf, deadline);
+    ASSERT_EQ(r.status, RequestBody::ReadStatus::Data);
+    got += r.bytes;
+  }
+  EXPECT_FALSE(req->body->complete());
+  EXPECT_TRUE(req->body->spooled()) << "past the memory limit the body is on disk";
+  ASSERT_TRUE(client->send(std::string(1000, 'b')));
+  BodyRead rest = read_body(*req);
+  EXPECT_EQ(rest.bytes, std::string(1000, 'b'));
+  EXPECT_EQ(rest.last, RequestBody::ReadStatus::End);
+  req->body->rewind();
+  EXPECT_EQ(read_body(*req).bytes, first + std::string(1000, 'b')) << "rewind reads it all again";
+  reply(*req, 200, "stored");
+  auto r = parse_response(client->read_response());
+  EXPECT_EQ(r.body, "stored");
+  EXPECT_FALSE(r.get("connection"));
+  stop(*server, 1000ms);
+}
+
+TEST(Server, ChunkedBodyStreamsAndThePipelinedRequestWaits) {
+  auto server = start_server(small_bodies_config());
+  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"));
+  RequestRef req = pop(*server);
+  ASSERT_TRUE(req);
+  ASSERT_TRUE(client->send("2\r\nde\r\n0\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n"));
+  BodyRead got = read_body(*req);
+  EXPECT_EQ(got.bytes, "abcde");
+  EXPECT_EQ(got.last, RequestBody::ReadStatus::End);
+  EXPECT_FALSE(pop(*server, 100ms)) << "the next request waits for this response";
+  reply(*req, 200, "one");
+  RequestRef next = pop(*server);
+  ASSERT_TRUE(next);
+  EXPECT_EQ(str(next->path), "/next");
+  reply(*next, 200, "two");
+  EXPECT_EQ(parse_response(client->read_response()).body, "one");
+  EXPECT_EQ(parse_response(client->read_response()).body, "two");
+  stop(*server, 1000ms);
+}
+
+TEST(Server, StalledStreamingBodyGets408AndTheReaderAnError) {
+  auto config = small_bodies_config();
+  config.first_data_timeout = 300ms;
+  auto server = start_server(config);
+  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\n" + std::string(100, 'x')));
+  RequestRef req = pop(*server);
+  ASSERT_TRUE(req);
+  BodyRead got = read_body(*req);
+  EXPECT_EQ(got.bytes.size(), 100u) << "what arrived is readable";
+  EXPECT_EQ(got.last, RequestBody::ReadStatus::Failed);
+  EXPECT_EQ(req->body->failure_status(), 408);
+  std::string wire;
+  ASSERT_TRUE(client->read_to_eof(wire));
+  EXPECT_EQ(parse_response(wire).status, 408);
+  EXPECT_FALSE(reply(*req, 200, "late")) << "the connection answered first";
+  stop(*server, 1000ms);
+}
+
+TEST(Server, ChunkedBodyOverTheLimitGets413WhileStreaming) {
+  auto config = small_bodies_config();
+  config.limits.max_body_size = 100;
+  auto server = start_server(config);
+  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  RequestRef req = pop(*server);
+  ASSERT_TRUE(req);
+  ASSERT_TRUE(client->send("64\r\n" + std::string(100, 'x') + "\r\n1\r\ny\r\n0\r\n\r\n"));
+  BodyRead got = read_body(*req);
+  EXPECT_EQ(got.last, RequestBody::ReadStatus::Failed);
+  EXPECT_EQ(req->body->failure_status(), 413);
+  std::string wire;
+  ASSERT_TRUE(client->read_to_eof(wire));
+  auto r = parse_response(wire);
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(r.get("connection"), "close");
+  stop(*server, 1000ms);
+}
+
+TEST(Server, ClientVanishingMidBodyFailsTheReader) {
+  auto server = start_server(small_bodies_config());
+  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\n" + std::string(100, 'x')));
+  RequestRef req = pop(*server);
+  ASSERT_TRUE(req);
+  client.reset();
+  BodyRead got = read_body(*req);
+  EXPECT_EQ(got.last, RequestBody::ReadStatus::Failed);
+  EXPECT_EQ(got.bytes.size(), 100u);
   stop(*server, 1000ms);
 }
 

@@ -2,6 +2,7 @@
 // of writing to a socket, plus small helpers to read an HTTP response back.
 #pragma once
 
+#include <atomic>
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
@@ -30,6 +31,7 @@ class RecordingSink : public ResponseSink {
     sent_.push_back(Sent{std::string(bytes.data(), bytes.size()), last, keep_alive});
   }
   bool wait_writable(std::chrono::steady_clock::time_point) override { return open_; }
+  void send_continue(const RequestCtx&) override { continues_.fetch_add(1); }
   bool backlogged() const override { return false; }
   bool open() const override { return open_; }
   bool closing() const override { return closing_; }
@@ -62,6 +64,7 @@ class RecordingSink : public ResponseSink {
 
   bool open_ = true;
   bool closing_ = false;
+  std::atomic<int> continues_{0};  // send_continue calls
 
  private:
   mutable std::mutex mu_;

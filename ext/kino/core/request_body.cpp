@@ -1,0 +1,176 @@
+#include "request_body.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace kino {
+
+namespace {
+
+// An unlinked file: nothing to clean up if the process dies, and no other
+// process can open it by name. O_TMPFILE where the filesystem has it.
+int open_spool(const std::string& dir) {
+  int fd = -1;
+#ifdef O_TMPFILE
+  fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd >= 0) return fd;
+#endif
+  std::string path = dir + "/kino-body-XXXXXX";
+  fd = ::mkostemp(path.data(), O_CLOEXEC);
+  if (fd >= 0) ::unlink(path.c_str());
+  return fd;
+}
+
+}  // namespace
+
+RequestBody::RequestBody(const BodyStorage& storage, uint64_t expected_length) : storage_(storage), expected_(expected_length) {
+  if (expected_length > 0 && expected_length <= storage_.memory_limit)
+    memory_.reserve(static_cast<size_t>(expected_length));
+}
+
+RequestBody::~RequestBody() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool RequestBody::write_all(std::string_view bytes, uint64_t offset) {
+  while (!bytes.empty()) {
+    ssize_t n = ::pwrite(fd_, bytes.data(), bytes.size(), static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    bytes.remove_prefix(static_cast<size_t>(n));
+    offset += static_cast<uint64_t>(n);
+  }
+  return true;
+}
+
+// Past the memory limit the bytes so far move to the spool file, and from
+// then on every byte goes there.
+bool RequestBody::spool_locked(std::string_view more) {
+  if (fd_ < 0) {
+    fd_ = open_spool(storage_.spool_dir);
+    if (fd_ < 0 || !write_all(view(memory_), 0)) return false;
+    Bytes().swap(memory_);
+  }
+  return write_all(more, size_);
+}
+
+bool RequestBody::append(std::string_view bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (discarded_ || failure_status_) return !failure_status_;
+  bool in_memory = fd_ < 0 && size_ + bytes.size() <= storage_.memory_limit;
+  if (in_memory) {
+    memory_.append(bytes.data(), bytes.size());
+  } else if (!spool_locked(bytes)) {
+    spool_error_ = "could not spool the request body to ";
+    spool_error_ += storage_.spool_dir;
+    spool_error_ += ": ";
+    spool_error_ += std::strerror(errno);
+    fail_locked(500, spool_error_.c_str());
+    return false;
+  }
+  size_ += bytes.size();
+  arrived_.notify_all();
+  return true;
+}
+
+void RequestBody::finish() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (failure_status_) return;
+  complete_.store(true, std::memory_order_release);
+  arrived_.notify_all();
+}
+
+void RequestBody::fail(int status, const char* reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  fail_locked(status, reason);
+}
+
+void RequestBody::fail_locked(int status, const char* reason) {
+  if (failure_status_ || complete_.load(std::memory_order_relaxed)) return;
+  failure_status_ = status;
+  failure_reason_ = reason;
+  failed_.store(true, std::memory_order_release);
+  arrived_.notify_all();
+}
+
+uint64_t RequestBody::received() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return size_;
+}
+
+bool RequestBody::spooled() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return fd_ >= 0;
+}
+
+void RequestBody::discard() {
+  std::lock_guard<std::mutex> lock(mu_);
+  discarded_ = true;
+  Bytes().swap(memory_);
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+  arrived_.notify_all();
+}
+
+RequestBody::ReadResult RequestBody::read(char* out, size_t max,
+                                          std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto ready = [&] {
+    return discarded_ || read_pos_ < size_ || failure_status_ || complete_.load(std::memory_order_relaxed);
+  };
+  if (!arrived_.wait_until(lock, deadline, ready)) return {ReadStatus::Waiting, 0};
+  if (discarded_) return {ReadStatus::End, 0};
+  if (read_pos_ == size_) return {failure_status_ ? ReadStatus::Failed : ReadStatus::End, 0};
+  size_t n = static_cast<size_t>(size_ - read_pos_ < max ? size_ - read_pos_ : max);
+  if (fd_ < 0) {
+    std::memcpy(out, memory_.data() + read_pos_, n);
+  } else {
+    size_t done = 0;
+    while (done < n) {
+      ssize_t got = ::pread(fd_, out + done, n - done, static_cast<off_t>(read_pos_ + done));
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) {
+        if (failure_status_) return {ReadStatus::Failed, 0};
+        spool_error_ = "could not read the spooled request body: ";
+        spool_error_ += got < 0 ? std::strerror(errno) : "file truncated";
+        failure_status_ = 500;
+        failure_reason_ = spool_error_.c_str();
+        failed_.store(true, std::memory_order_release);
+        return {ReadStatus::Failed, 0};
+      }
+      done += static_cast<size_t>(got);
+    }
+  }
+  read_pos_ += n;
+  return {ReadStatus::Data, n};
+}
+
+void RequestBody::rewind() {
+  std::lock_guard<std::mutex> lock(mu_);
+  read_pos_ = 0;
+}
+
+int RequestBody::failure_status() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return failure_status_;
+}
+
+const char* RequestBody::failure_reason() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return failure_reason_;
+}
+
+std::string_view RequestBody::in_memory() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!complete_.load(std::memory_order_relaxed) || fd_ >= 0 || discarded_) return {};
+  return view(memory_);
+}
+
+}  // namespace kino

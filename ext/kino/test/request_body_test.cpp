@@ -1,0 +1,204 @@
+#include "request_body.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+namespace kino {
+namespace {
+
+using namespace std::chrono_literals;
+using Status = RequestBody::ReadStatus;
+
+std::chrono::steady_clock::time_point now() { return std::chrono::steady_clock::now(); }
+
+// Reads until the body ends, fails or stops arriving for `wait`.
+std::string drain(RequestBody& body, Status* last = nullptr, std::chrono::milliseconds wait = 0ms) {
+  std::string out;
+  char buf[1000];
+  for (;;) {
+    auto r = body.read(buf, sizeof buf, now() + wait);
+    if (last) *last = r.status;
+    if (r.status != Status::Data) return out;
+    out.append(buf, r.bytes);
+  }
+}
+
+// The targets of this process's open descriptors: a spool file shows up
+// as "/tmp/#123 (deleted)" or "/tmp/kino-body-XXXXXX (deleted)".
+int open_deleted_files() {
+  int count = 0;
+  for (int fd = 0; fd < 1024; ++fd) {
+    char link[64], target[512];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = ::readlink(link, target, sizeof target - 1);
+    if (n <= 0) continue;
+    target[n] = '\0';
+    if (std::string(target).find("(deleted)") != std::string::npos) ++count;
+  }
+  return count;
+}
+
+TEST(RequestBody, SmallBodyStaysInMemory) {
+  BodyStorage storage{16, "/tmp"};
+  RequestBody body(storage, 10);
+  ASSERT_TRUE(body.append("0123456789"));
+  body.finish();
+  EXPECT_FALSE(body.spooled());
+  EXPECT_EQ(body.in_memory(), "0123456789");
+  Status last;
+  EXPECT_EQ(drain(body, &last), "0123456789");
+  EXPECT_EQ(last, Status::End);
+}
+
+TEST(RequestBody, PastTheLimitEveryByteMovesToAnUnlinkedFile) {
+  BodyStorage storage{16, "/tmp"};
+  int before = open_deleted_files();
+  {
+    RequestBody body(storage, 0);
+    ASSERT_TRUE(body.append("0123456789"));
+    EXPECT_FALSE(body.spooled());
+    ASSERT_TRUE(body.append("abcdefghij"));
+    EXPECT_TRUE(body.spooled());
+    EXPECT_EQ(open_deleted_files(), before + 1) << "the spool file has no name";
+    ASSERT_TRUE(body.append("KLMNO"));
+    body.finish();
+    EXPECT_EQ(body.in_memory(), "") << "a spooled body is never handed over whole";
+    EXPECT_EQ(body.received(), 25u);
+    EXPECT_EQ(drain(body), "0123456789abcdefghijKLMNO");
+  }
+  EXPECT_EQ(open_deleted_files(), before) << "the file goes with the body";
+}
+
+TEST(RequestBody, ReadsWhatArrivedAndWaitsForTheRest) {
+  BodyStorage storage{1024, "/tmp"};
+  RequestBody body(storage, 0);
+  ASSERT_TRUE(body.append("abc"));
+  char buf[2];
+  auto r = body.read(buf, sizeof buf, now());
+  ASSERT_EQ(r.status, Status::Data);
+  EXPECT_EQ(std::string(buf, r.bytes), "ab");
+  r = body.read(buf, sizeof buf, now());
+  ASSERT_EQ(r.status, Status::Data);
+  EXPECT_EQ(std::string(buf, r.bytes), "c");
+  EXPECT_EQ(body.read(buf, sizeof buf, now() + 20ms).status, Status::Waiting);
+  std::thread producer([&] {
+    std::this_thread::sleep_for(50ms);
+    body.append("d");
+    body.finish();
+  });
+  Status last;
+  EXPECT_EQ(drain(body, &last, 5000ms), "d") << "a blocked reader wakes for new bytes";
+  EXPECT_EQ(last, Status::End);
+  producer.join();
+}
+
+TEST(RequestBody, FailureReachesTheReaderAfterTheBytesThatCame) {
+  BodyStorage storage{1024, "/tmp"};
+  RequestBody body(storage, 100);
+  ASSERT_TRUE(body.append("part"));
+  std::thread producer([&] {
+    std::this_thread::sleep_for(50ms);
+    body.fail(408, "request body stalled");
+  });
+  Status last;
+  EXPECT_EQ(drain(body, &last, 5000ms), "part");
+  EXPECT_EQ(last, Status::Failed);
+  EXPECT_EQ(body.failure_status(), 408);
+  EXPECT_STREQ(body.failure_reason(), "request body stalled");
+  producer.join();
+  EXPECT_FALSE(body.append("more")) << "a failed body takes no more bytes";
+}
+
+TEST(RequestBody, CompleteBodyCannotFailAfterwards) {
+  BodyStorage storage{1024, "/tmp"};
+  RequestBody body(storage, 2);
+  ASSERT_TRUE(body.append("ok"));
+  body.finish();
+  body.fail(400, "too late");
+  EXPECT_FALSE(body.failed());
+  Status last;
+  EXPECT_EQ(drain(body, &last), "ok");
+  EXPECT_EQ(last, Status::End);
+}
+
+TEST(RequestBody, RewindStartsOverAcrossTheSpoolBoundary) {
+  BodyStorage storage{4, "/tmp"};
+  RequestBody body(storage, 0);
+  ASSERT_TRUE(body.append("abc"));
+  EXPECT_EQ(drain(body), "abc");
+  ASSERT_TRUE(body.append("defgh"));
+  body.finish();
+  EXPECT_EQ(drain(body), "defgh");
+  body.rewind();
+  EXPECT_EQ(drain(body), "abcdefgh");
+}
+
+TEST(RequestBody, DiscardLetsGoOfTheBytesAndEndsReads) {
+  BodyStorage storage{4, "/tmp"};
+  int before = open_deleted_files();
+  RequestBody body(storage, 0);
+  ASSERT_TRUE(body.append("abcdefgh"));
+  EXPECT_EQ(open_deleted_files(), before + 1);
+  body.discard();
+  EXPECT_EQ(open_deleted_files(), before);
+  Status last;
+  EXPECT_EQ(drain(body, &last, 1000ms), "");
+  EXPECT_EQ(last, Status::End);
+}
+
+TEST(RequestBody, UnwritableSpoolDirectoryFailsWithItsName) {
+  BodyStorage storage{4, "/nonexistent-kino-dir"};
+  RequestBody body(storage, 0);
+  ASSERT_TRUE(body.append("abc"));
+  EXPECT_FALSE(body.append("defgh"));
+  EXPECT_TRUE(body.failed());
+  EXPECT_EQ(body.failure_status(), 500);
+  EXPECT_NE(std::string(body.failure_reason()).find("/nonexistent-kino-dir"), std::string::npos)
+      << body.failure_reason();
+  Status last;
+  EXPECT_EQ(drain(body, &last), "abc");
+  EXPECT_EQ(last, Status::Failed);
+}
+
+TEST(RequestBody, ContinueIsOwedToOneReaderOnce) {
+  BodyStorage storage;
+  RequestBody body(storage, 5);
+  EXPECT_FALSE(body.take_continue());
+  body.owe_continue();
+  EXPECT_TRUE(body.continue_owed());
+  EXPECT_TRUE(body.take_continue());
+  EXPECT_FALSE(body.take_continue());
+}
+
+// A producer and a reader racing over a body ten times the memory limit:
+// every byte arrives once, in order.
+TEST(RequestBody, ConcurrentProducerAndReaderAgree) {
+  BodyStorage storage{64 * 1024, "/tmp"};
+  RequestBody body(storage, 0);
+  constexpr size_t kTotal = 640 * 1024;
+  std::thread producer([&] {
+    std::string piece;
+    for (size_t sent = 0; sent < kTotal;) {
+      size_t n = std::min<size_t>(1 + (sent * 7) % 5000, kTotal - sent);
+      piece.clear();
+      for (size_t i = 0; i < n; ++i) piece.push_back(static_cast<char>('a' + (sent + i) % 23));
+      ASSERT_TRUE(body.append(piece));
+      sent += n;
+    }
+    body.finish();
+  });
+  Status last;
+  std::string got = drain(body, &last, 10000ms);
+  producer.join();
+  EXPECT_EQ(last, Status::End);
+  ASSERT_EQ(got.size(), kTotal);
+  for (size_t i = 0; i < kTotal; ++i)
+    ASSERT_EQ(got[i], static_cast<char>('a' + i % 23)) << "at byte " << i;
+}
+
+}  // namespace
+}  // namespace kino
