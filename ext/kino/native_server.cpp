@@ -15,7 +15,8 @@ namespace kino::binding {
 namespace {
 
 ID id_listen, id_io_threads, id_backlog, id_max_header_size, id_max_uri_size, id_max_headers,
-    id_max_body_size, id_write_high_water, id_worker_slots, id_first_data_timeout, id_persistent_timeout, id_request_timeout, id_queue_depth, id_queue_timeout, id_max_connections;
+    id_max_body_size, id_write_high_water, id_worker_slots, id_first_data_timeout, id_persistent_timeout, id_request_timeout, id_queue_depth, id_queue_timeout, id_max_connections,
+    id_body_memory_limit, id_spool_dir;
 
 std::shared_ptr<Server> find_server(uint64_t id) {
   auto s = Registry::instance().find(id);
@@ -42,6 +43,9 @@ VALUE native_server_create(VALUE, VALUE options) {
     VALUE a = RARRAY_AREF(listen, i);
     StringValue(a);
   }
+  VALUE spool_dir = opt(options, id_spool_dir);
+  if (!NIL_P(spool_dir)) StringValue(spool_dir);
+  long long body_memory = opt_int(options, id_body_memory_limit, 1 << 20);
   long long io_threads = opt_int(options, id_io_threads, 2);
   long long backlog = opt_int(options, id_backlog, 1024);
   long long max_header = opt_int(options, id_max_header_size, 64 * 1024);
@@ -65,7 +69,7 @@ VALUE native_server_create(VALUE, VALUE options) {
   double queue_timeout_s = NIL_P(queue_timeout) ? 5.0 : NUM2DBL(queue_timeout);
   if (queue_depth < 0 || queue_timeout_s < 0) rb_raise(rb_eArgError, "queue_depth and queue_timeout must not be negative");
   if (io_threads < 1 || backlog < 1 || max_header < 1 || max_uri < 1 || max_headers < 1 ||
-      max_body < 0 || high_water < 1 || worker_slots < 0 || worker_slots > (1 << 20))
+      max_body < 0 || body_memory < 0 || high_water < 1 || worker_slots < 0 || worker_slots > (1 << 20))
     rb_raise(rb_eArgError, "server options must be positive");
 
   return protect([&]() -> VALUE {
@@ -80,6 +84,8 @@ VALUE native_server_create(VALUE, VALUE options) {
     config.limits.max_uri_size = static_cast<size_t>(max_uri);
     config.limits.max_headers = static_cast<size_t>(max_headers);
     config.limits.max_body_size = static_cast<uint64_t>(max_body);
+    config.body_storage.memory_limit = static_cast<size_t>(body_memory);
+    if (!NIL_P(spool_dir)) config.body_storage.spool_dir.assign(RSTRING_PTR(spool_dir), RSTRING_LEN(spool_dir));
     config.write_high_water = static_cast<size_t>(high_water);
     config.worker_slots = static_cast<size_t>(worker_slots);
     config.first_data_timeout = std::chrono::milliseconds(static_cast<long long>(first_data_s * 1000));
@@ -274,6 +280,8 @@ void init_native_server(VALUE mNative) {
   id_queue_depth = rb_intern("queue_depth");
   id_queue_timeout = rb_intern("queue_timeout");
   id_max_connections = rb_intern("max_connections");
+  id_body_memory_limit = rb_intern("body_memory_limit");
+  id_spool_dir = rb_intern("spool_dir");
   // Interned here, on the main ractor, so stats never interns in a worker.
   for (const char* name : {"connections_accepted", "connections_open", "requests_received", "in_flight",
                            "queued", "served", "rejected", "timeouts", "parse_errors", "log_dropped"})

@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require "tmpdir"
 require_relative "errors"
 require_relative "configuration"
 require_relative "native"
@@ -145,6 +146,8 @@ module Kino
         max_uri_size: c[:max_uri_size],
         max_headers: c[:max_headers],
         max_body_size: c[:max_body_size] || 0,
+        # Bodies past 1 MiB go to an unlinked file here ($TMPDIR or /tmp).
+        spool_dir: Dir.tmpdir,
         first_data_timeout: c[:first_data_timeout],
         persistent_timeout: c[:persistent_timeout],
         request_timeout: c[:request_timeout],

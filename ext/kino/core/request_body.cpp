@@ -62,7 +62,10 @@ bool RequestBody::spool_locked(std::string_view more) {
 bool RequestBody::append(std::string_view bytes) {
   std::lock_guard<std::mutex> lock(mu_);
   if (discarded_ || failure_status_) return !failure_status_;
-  bool in_memory = fd_ < 0 && size_ + bytes.size() <= storage_.memory_limit;
+  // A body announced as longer than the limit goes to the file from its
+  // first byte: buffering a mebibyte only to copy it out would make every
+  // large upload cost that much memory while it starts.
+  bool in_memory = fd_ < 0 && expected_ <= storage_.memory_limit && size_ + bytes.size() <= storage_.memory_limit;
   if (in_memory) {
     memory_.append(bytes.data(), bytes.size());
   } else if (!spool_locked(bytes)) {

@@ -73,6 +73,16 @@ TEST(RequestBody, PastTheLimitEveryByteMovesToAnUnlinkedFile) {
   EXPECT_EQ(open_deleted_files(), before) << "the file goes with the body";
 }
 
+TEST(RequestBody, AnnouncedLongBodyGoesToTheFileFromItsFirstByte) {
+  BodyStorage storage{16, "/tmp"};
+  RequestBody body(storage, 17);
+  ASSERT_TRUE(body.append("a"));
+  EXPECT_TRUE(body.spooled()) << "no memory stage for a body known to be too long";
+  ASSERT_TRUE(body.append("bcdefghijklmnopq"));
+  body.finish();
+  EXPECT_EQ(drain(body), "abcdefghijklmnopq");
+}
+
 TEST(RequestBody, ReadsWhatArrivedAndWaitsForTheRest) {
   BodyStorage storage{1024, "/tmp"};
   RequestBody body(storage, 0);
