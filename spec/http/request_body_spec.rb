@@ -85,7 +85,9 @@ end
 RSpec.describe "Request bodies" do
   include ServerHelper
 
-  MIB = 1024 * 1024
+  def mib
+    1024 * 1024
+  end
 
   def rss_kib
     File.read("/proc/self/status")[/^VmRSS:\s+(\d+)/, 1].to_i
@@ -135,12 +137,12 @@ RSpec.describe "Request bodies" do
       it "lets the app read a long body before its last byte is sent" do
         boot(BodyApps::Peek)
         socket = connect
-        socket.write(post_head("/?100", length: 3 * MIB))
-        socket.write("a" * (2 * MIB))
+        socket.write(post_head("/?100", length: 3 * mib))
+        socket.write("a" * (2 * mib))
         # The client still owes a mebibyte, and the answer is already here.
         response = read_response(socket)
         expect(response.status).to eq(200)
-        expect(response.body).to eq("peeked 100 of #{3 * MIB}")
+        expect(response.body).to eq("peeked 100 of #{3 * mib}")
         # The unread rest stands between this response and the next: close.
         expect(response["connection"]).to eq("close")
         expect(http_get("/?0").code).to eq("200")
@@ -149,7 +151,7 @@ RSpec.describe "Request bodies" do
       it "streams a body spooled past 1 MiB to the app intact, keeping the connection" do
         boot(BodyApps::Digest)
         socket = connect
-        body = Random.new(42).bytes(3 * MIB + 17)
+        body = Random.new(42).bytes(3 * mib + 17)
         socket.write(post_head("/", length: body.bytesize))
         socket.write(body)
         response = read_response(socket)
@@ -198,7 +200,7 @@ RSpec.describe "Request bodies" do
         boot(BodyApps::Lines, lint: false)
         socket = connect
         body = (1..200_000).map { |i| "line #{i}\n" }.join
-        expect(body.bytesize).to be > MIB
+        expect(body.bytesize).to be > mib
         socket.write(post_head("/", length: body.bytesize))
         socket.write(body)
         expect(json(read_response(socket))).to eq("first" => "line 1\n", "rest" => 199_999,
@@ -220,7 +222,7 @@ RSpec.describe "Request bodies" do
       it "never sends 100 Continue when the app answers without reading, and closes" do
         boot(BodyApps::Refuse)
         socket = connect
-        socket.write(post_head("/", length: 10 * MIB, expect: true))
+        socket.write(post_head("/", length: 10 * mib, expect: true))
         response = read_response(socket)
         expect(response.status).to eq(403)
         expect(response["connection"]).to eq("close")
@@ -231,8 +233,8 @@ RSpec.describe "Request bodies" do
       it "answers 408 to a body that stalls while the app reads it, and the app's read fails" do
         boot(BodyApps::Digest, first_data_timeout: 0.5)
         socket = connect
-        socket.write(post_head("/", length: 2 * MIB))
-        socket.write("a" * (MIB + 10))
+        socket.write(post_head("/", length: 2 * mib))
+        socket.write("a" * (mib + 10))
         response = read_response(socket)
         expect(response.status).to eq(408)
         expect(response["connection"]).to eq("close")
@@ -262,17 +264,17 @@ RSpec.describe "Request bodies" do
 
       it "takes a 1 GiB upload with RSS growth under 16 MiB" do
         skip "needs /proc" unless File.exist?("/proc/self/status")
-        boot(BodyApps::Digest, max_body_size: 2 * 1024 * MIB)
+        boot(BodyApps::Digest, max_body_size: 2 * 1024 * mib)
         warm = connect
-        warm.write(post_head("/", length: 4 * MIB))
-        warm.write("w" * (4 * MIB))
+        warm.write(post_head("/", length: 4 * mib))
+        warm.write("w" * (4 * mib))
         expect(read_response(warm).status).to eq(200)
         GC.start
         before = rss_kib
         socket = connect
-        size = 1024 * MIB
+        size = 1024 * mib
         socket.write(post_head("/", length: size))
-        piece = ("u" * MIB).freeze
+        piece = ("u" * mib).freeze
         1024.times { socket.write(piece) }
         response = read_response(socket, timeout: 60)
         growth_mib = (rss_kib - before) / 1024.0
@@ -282,10 +284,10 @@ RSpec.describe "Request bodies" do
 
       it "lets go of the spool files and memory of 300 clients vanishing mid-upload" do
         skip "needs /proc" unless File.exist?("/proc/self/status")
-        boot(BodyApps::Digest, max_body_size: 64 * MIB)
+        boot(BodyApps::Digest, max_body_size: 64 * mib)
         files_before = spool_files
-        head = post_head("/", length: 8 * MIB).freeze
-        part = ("v" * (MIB + MIB / 2)).freeze # past the memory limit: spooled
+        head = post_head("/", length: 8 * mib).freeze
+        part = ("v" * (mib + mib / 2)).freeze # past the memory limit: spooled
         vanish = lambda do |times|
           times.times do
             socket = Socket.tcp("127.0.0.1", server.port, connect_timeout: ServerHelper::IO_TIMEOUT)
