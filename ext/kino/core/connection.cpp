@@ -164,11 +164,10 @@ void Connection::process_input() {
     switch (r.state) {
       case RequestParser::State::NeedMore:
         if (streaming_) {
-          // Body bytes came without waiting for a 100: none is owed now.
-          if (streaming_->body->received() > 0) {
-            streaming_->body->take_continue();
-            expect(Waiting::Body);  // each read of the body restarts it
-          }
+          // Body bytes came (perhaps without waiting for a 100, which is
+          // then owed no more); each read of the body restarts the clock.
+          streaming_->body->take_continue();
+          expect(Waiting::Body);
         } else if (parser_.head_complete()) {
           RequestRef req = parser_.streaming();
           if (should_stream(*req))

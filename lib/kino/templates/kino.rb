@@ -77,6 +77,7 @@
 
 # Largest request body in bytes, 413 beyond it; nil or 0 for no limit.
 # Default: 52428800 (50 MiB).
+# Bodies past 1 MiB are spooled to an unlinked file in $TMPDIR (or /tmp).
 # max_body_size 50 * 1024 * 1024
 
 # Largest request head (request line and headers) in bytes, 431 beyond it.
