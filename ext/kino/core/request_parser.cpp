@@ -331,7 +331,13 @@ RequestParser::Result RequestParser::feed(const char* data, size_t len) {
         fail(400, "invalid method");
         break;
       case HPE_INVALID_VERSION:
-        fail(400, "invalid HTTP version");
+        // llhttp says "Invalid HTTP version" when it read two digits and
+        // refuses their combination: HTTP/1.2 or HTTP/3.0 is well formed,
+        // just not spoken here. Other reasons mean a malformed token.
+        if (const char* why = llhttp_get_error_reason(&parser_); why && std::strcmp(why, "Invalid HTTP version") == 0)
+          fail(505, "HTTP version not supported");
+        else
+          fail(400, "invalid HTTP version");
         break;
       case HPE_UNEXPECTED_CONTENT_LENGTH:
         // llhttp reports a repeated Content-Length with the same code.
@@ -341,9 +347,13 @@ RequestParser::Result RequestParser::feed(const char* data, size_t len) {
       case HPE_INVALID_TRANSFER_ENCODING:
         fail(400, "invalid Transfer-Encoding");
         break;
-      default:
-        fail(400, llhttp_errno_name(err));
+      default: {
+        // llhttp's reasons are static strings ("Invalid header value
+        // char"): they name the fault for the client better than a code.
+        const char* reason = llhttp_get_error_reason(&parser_);
+        fail(400, reason && *reason ? reason : llhttp_errno_name(err));
         break;
+      }
     }
   }
   const char* pos = llhttp_get_error_pos(&parser_);

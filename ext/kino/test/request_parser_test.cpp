@@ -442,19 +442,24 @@ TEST(RequestParser, TabAndObsTextInHeaderValueAreAllowed) {
 }
 
 TEST(RequestParser, UnsupportedHttpVersions) {
-  // RFC 9110 allows 505 for a major version we do not speak; a strict
-  // parser may also refuse the version token as malformed (400).
-  for (const char* version : {"HTTP/2.0", "HTTP/1.2", "HTTP/3.0", "HTTP/0.9"}) {
+  // A well-formed version we do not speak is 505 (RFC 9110 15.6.6), not a
+  // syntax error.
+  for (const char* version : {"HTTP/2.0", "HTTP/1.2", "HTTP/3.0", "HTTP/0.9", "HTTP/1.9"}) {
     std::string in = std::string("GET / ") + version + "\r\nHost: h\r\n\r\n";
     Parsed r = parse(in);
     EXPECT_EQ(r.result.state, State::Error) << version;
-    EXPECT_TRUE(r.status == 505 || r.status == 400) << version << " gave " << r.status;
+    EXPECT_EQ(r.status, 505) << version << " gave " << r.status << " " << r.reason;
   }
-  // The major version 2 is not a syntax error: it must be 505.
-  Parsed two = parse("GET / HTTP/2.0\r\nHost: h\r\n\r\n");
-  EXPECT_EQ(two.status, 505) << two.reason;
   expect_error("GET / HTTP/1.x\r\nHost: h\r\n\r\n", 400);
   expect_error("GET / http/1.1\r\nHost: h\r\n\r\n", 400);
+  expect_error("GET / HTTP/11.1\r\nHost: h\r\n\r\n", 400);
+}
+
+TEST(RequestParser, RejectionReasonsAreWordsNotErrorCodes) {
+  Parsed r = parse("GET / HTTP/1.1\r\nHost: h\r\nBad Header: x\r\n\r\n");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(std::string(r.reason).find("HPE_"), std::string::npos) << r.reason;
+  EXPECT_FALSE(std::string(r.reason).empty());
 }
 
 TEST(RequestParser, ConnectIsRefused) {
