@@ -225,7 +225,11 @@ VALUE native_respond_start(VALUE, VALUE handle, VALUE status, VALUE headers) {
   RequestCtx* req = unwrap(handle);
   int code = check_status(status);
   Check_Type(headers, T_HASH);
-  return with_headers(headers, [&](std::span<const HeaderView> hv) { return start_response(*req, code, hv); });
+  return with_headers(headers, [&](std::span<const HeaderView> hv) {
+    bool started = start_response(*req, code, hv);
+    if (!started) release_body(*req);  // answered already: nobody reads on
+    return started;
+  });
 }
 
 struct WritableCall : Interruptible {

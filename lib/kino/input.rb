@@ -82,7 +82,9 @@ module Kino
       raise ArgumentError, "negative length #{length} given" if length.negative?
       return String.new(encoding: Encoding::BINARY) if length.zero?
 
-      @buffer ||= String.new(capacity: length, encoding: Encoding::BINARY)
+      # The String grows with what arrives: read(huge) must not allocate
+      # huge before the client has sent a byte.
+      @buffer ||= String.new(capacity: length < CHUNK ? length : CHUNK, encoding: Encoding::BINARY)
       while buffered < length
         break unless fill(length - buffered)
       end
@@ -111,7 +113,7 @@ module Kino
     # Appends up to `wanted` more bytes of the body to the buffer; false at
     # the end.
     def fill(wanted)
-      @buffer ||= String.new(capacity: wanted, encoding: Encoding::BINARY)
+      @buffer ||= String.new(capacity: wanted < CHUNK ? wanted : CHUNK, encoding: Encoding::BINARY)
       !Native.input_read(@request, wanted, @buffer).nil?
     end
 

@@ -165,8 +165,10 @@ void Connection::process_input() {
       case RequestParser::State::NeedMore:
         if (streaming_) {
           // Body bytes came (perhaps without waiting for a 100, which is
-          // then owed no more); each read of the body restarts the clock.
+          // then owed no more); each read of the body restarts the clock,
+          // and the app's clock waits for the body's end.
           streaming_->body->take_continue();
+          if (waiting_ == Waiting::Continue) app_deadline_ms_.store(kNever, std::memory_order_relaxed);
           expect(Waiting::Body);
         } else if (parser_.head_complete()) {
           RequestRef req = parser_.streaming();
@@ -179,13 +181,16 @@ void Connection::process_input() {
       case RequestParser::State::Complete: {
         RequestRef req = parser_.take();
         if (streaming_) {
-          // The end of a body already being read by the app.
+          // The end of a body already being read by the app; from now on
+          // the app alone is what the client waits for.
           streaming_.reset();
           expect(Waiting::Nothing);
+          arm_app_deadline();
           return;
         }
         expect(Waiting::Nothing);
         dispatch(std::move(req));
+        arm_app_deadline();
         return;
       }
       case RequestParser::State::Error:
@@ -200,14 +205,16 @@ void Connection::process_input() {
 }
 
 // Bodies that fit in memory are read whole before the app runs, as Puma
-// does: the app gets them in one piece, and an app that answers without
-// reading them does not cost the connection. Longer bodies, bodies of
-// unknown length, and bodies behind `Expect: 100-continue` go to the app
-// as they arrive.
+// does: the app gets them in one piece, an app that answers without
+// reading them does not cost the connection, and a client trickling a
+// small body ties up no worker. Longer bodies (by Content-Length, or a
+// chunked one once it has passed the memory limit) and bodies behind
+// `Expect: 100-continue` go to the app as they arrive.
 bool Connection::should_stream(const RequestCtx& req) const {
   if (req.expect_continue) return true;
+  size_t limit = server_->config().body_storage.memory_limit;
   uint64_t expected = req.body->expected_length();
-  return expected == 0 || expected > server_->config().body_storage.memory_limit;
+  return expected == 0 ? req.body->received() > limit : expected > limit;
 }
 
 void Connection::dispatch(RequestRef req) {
@@ -215,23 +222,29 @@ void Connection::dispatch(RequestRef req) {
   awaiting_response_ = true;
   dispatched_ = true;
   response_begun_ = false;
-  auto timeout = server_->config().request_timeout.count();
-  if (timeout > 0) {
+  if (server_->config().request_timeout.count() > 0)
     in_flight_ = req;  // released by response_done: no cycle outlives it
-    app_deadline_ms_.store(now_ms() + timeout, std::memory_order_relaxed);
-  }
   server_->dispatch(std::move(req));
+}
+
+// request_timeout measures the app, not the client: for a streamed body
+// it runs while the app has the client's attention (before it asks for a
+// body behind `Expect: 100-continue`, and once the body is complete), not
+// while the upload is under way (the body's own stall deadline rules
+// then).
+void Connection::arm_app_deadline() {
+  auto timeout = server_->config().request_timeout.count();
+  if (timeout > 0 && in_flight_)
+    app_deadline_ms_.store(now_ms() + timeout, std::memory_order_relaxed);
 }
 
 void Connection::start_streaming(RequestRef req) {
   streaming_ = req;  // released when the body ends or fails: no cycle outlives it
-  if (req->expect_continue && req->body->received() == 0) {
-    req->body->owe_continue();
-    expect(Waiting::Continue);
-  } else {
-    expect(Waiting::Body);
-  }
+  bool owe = req->expect_continue && req->body->received() == 0;
+  if (owe) req->body->owe_continue(std::weak_ptr<ResponseSink>(shared_from_this()));
+  expect(owe ? Waiting::Continue : Waiting::Body);
   dispatch(std::move(req));
+  if (owe) arm_app_deadline();
 }
 
 // The body of the request with the workers will not arrive whole. Its
@@ -245,7 +258,10 @@ void Connection::fail_streaming(int status, const char* reason) {
   expect(Waiting::Nothing);
   Bytes text(reason);
   text.push_back('\n');
-  if (!respond_plain(*req, status, view(text), true)) close_socket();
+  // The app's response is under way: it may finish (the client may well
+  // have stopped sending because it saw that response begin). Nothing
+  // more is read; the lingering close after it drops what still comes.
+  respond_plain(*req, status, view(text), true);
 }
 
 void Connection::reject(int status, std::string_view reason) {
@@ -281,10 +297,18 @@ void Connection::send_continue(const RequestCtx& req) {
   // The caller holds a reference to `req`, so its address cannot have been
   // reused by a later request of this connection.
   asio::post(socket_.get_executor(), [self = shared_from_this(), which = &req] {
-    if (self->closed_ || self->streaming_.get() != which || self->response_begun_) return;
+    if (self->closed_ || self->streaming_.get() != which) return;
+    // The app wants the body: from now on it waits for the client, and a
+    // client that never sends is cut off by the body's stall deadline.
+    if (self->waiting_ == Waiting::Continue) {
+      self->expect(Waiting::Body);
+      self->app_deadline_ms_.store(kNever, std::memory_order_relaxed);
+    }
+    // A final response has begun: a 100 may not follow it. The client
+    // sends the body anyway or the stall deadline ends the wait.
+    if (self->response_begun_) return;
     self->pending_bytes_.fetch_add(kContinue.size(), std::memory_order_relaxed);
     self->enqueue(OutItem{Bytes(kContinue), false, true});
-    if (self->waiting_ == Waiting::Continue) self->expect(Waiting::Body);
   });
 }
 

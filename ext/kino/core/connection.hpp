@@ -71,8 +71,8 @@ class Connection : public ResponseSink,
   bool should_stream(const RequestCtx& req) const;
   void dispatch(RequestRef req);
   void start_streaming(RequestRef req);
-  void end_streaming(int status, const char* reason);
   void fail_streaming(int status, const char* reason);
+  void arm_app_deadline();
   void reject(int status, std::string_view reason);
   void enqueue(OutItem item);
   void do_write();

@@ -84,6 +84,10 @@ bool RequestBody::append(std::string_view bytes) {
 void RequestBody::finish() {
   std::lock_guard<std::mutex> lock(mu_);
   if (failure_status_) return;
+  completed_ms_.store(std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count(),
+                      std::memory_order_release);
   complete_.store(true, std::memory_order_release);
   arrived_.notify_all();
 }
@@ -112,7 +116,9 @@ bool RequestBody::spooled() const {
 }
 
 void RequestBody::discard() {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
+  // Another thread of the app may be in a read of the file right now.
+  arrived_.wait(lock, [&] { return !reading_; });
   discarded_ = true;
   Bytes().swap(memory_);
   if (fd_ >= 0) {
@@ -120,6 +126,21 @@ void RequestBody::discard() {
     fd_ = -1;
   }
   arrived_.notify_all();
+}
+
+void RequestBody::owe_continue(std::weak_ptr<ResponseSink> sink) {
+  std::lock_guard<std::mutex> lock(mu_);
+  continue_sink_ = std::move(sink);
+  continue_owed_.store(true, std::memory_order_release);
+}
+
+std::shared_ptr<ResponseSink> RequestBody::take_continue() {
+  if (!continue_owed_.load(std::memory_order_acquire)) return nullptr;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!continue_owed_.exchange(false, std::memory_order_acq_rel)) return nullptr;
+  std::shared_ptr<ResponseSink> sink = continue_sink_.lock();
+  continue_sink_.reset();
+  return sink;
 }
 
 RequestBody::ReadResult RequestBody::read(char* out, size_t max,
@@ -134,22 +155,39 @@ RequestBody::ReadResult RequestBody::read(char* out, size_t max,
   size_t n = static_cast<size_t>(size_ - read_pos_ < max ? size_ - read_pos_ : max);
   if (fd_ < 0) {
     std::memcpy(out, memory_.data() + read_pos_, n);
-  } else {
-    size_t done = 0;
-    while (done < n) {
-      ssize_t got = ::pread(fd_, out + done, n - done, static_cast<off_t>(read_pos_ + done));
-      if (got < 0 && errno == EINTR) continue;
-      if (got <= 0) {
-        if (failure_status_) return {ReadStatus::Failed, 0};
-        spool_error_ = "could not read the spooled request body: ";
-        spool_error_ += got < 0 ? std::strerror(errno) : "file truncated";
-        failure_status_ = 500;
-        failure_reason_ = spool_error_.c_str();
-        failed_.store(true, std::memory_order_release);
-        return {ReadStatus::Failed, 0};
-      }
-      done += static_cast<size_t>(got);
+    read_pos_ += n;
+    return {ReadStatus::Data, n};
+  }
+  // The disk read happens outside the lock, so the connection appending
+  // more is never held up by it. That is safe: the bytes below size_ never
+  // change, and only the reader's own thread discards (closes the file).
+  int fd = fd_;
+  uint64_t pos = read_pos_;
+  reading_ = true;  // discard() waits for this read before closing the file
+  lock.unlock();
+  size_t done = 0;
+  int error = 0;
+  while (done < n) {
+    ssize_t got = ::pread(fd, out + done, n - done, static_cast<off_t>(pos + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      error = got < 0 ? errno : EIO;
+      break;
     }
+    done += static_cast<size_t>(got);
+  }
+  lock.lock();
+  reading_ = false;
+  arrived_.notify_all();
+  if (error) {
+    if (!failure_status_) {
+      spool_error_ = "could not read the spooled request body: ";
+      spool_error_ += std::strerror(error);
+      failure_status_ = 500;
+      failure_reason_ = spool_error_.c_str();
+      failed_.store(true, std::memory_order_release);
+    }
+    return {ReadStatus::Failed, 0};
   }
   read_pos_ += n;
   return {ReadStatus::Data, n};

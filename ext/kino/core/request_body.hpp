@@ -19,6 +19,7 @@
 #include <boost/smart_ptr/intrusive_ptr.hpp>
 
 #include "memory.hpp"
+#include "response_sink.hpp"
 
 namespace kino {
 
@@ -57,11 +58,17 @@ class RequestBody : public NativeAllocated {
   // them; later reads end at once.
   void discard();
 
-  // The sender waits for `100 Continue` before sending the body; the first
-  // reader to ask takes that duty (true exactly once).
-  void owe_continue() noexcept { continue_owed_.store(true, std::memory_order_release); }
-  bool take_continue() noexcept { return continue_owed_.exchange(false, std::memory_order_acq_rel); }
+  // The sender waits for `100 Continue` before sending the body, which
+  // `sink` (the connection, held weakly) will send when asked. The first
+  // reader to ask takes that duty: take_continue returns the sink exactly
+  // once, and null if nothing is owed or the connection is gone. The
+  // connection takes it back when body bytes come anyway.
+  void owe_continue(std::weak_ptr<ResponseSink> sink);
+  std::shared_ptr<ResponseSink> take_continue();
   bool continue_owed() const noexcept { return continue_owed_.load(std::memory_order_acquire); }
+
+  // When the last byte arrived (steady clock, ms); 0 while incomplete.
+  int64_t completed_ms() const noexcept { return completed_ms_.load(std::memory_order_acquire); }
 
   // --- The consumer: one reader at a time. ---
 
@@ -104,12 +111,15 @@ class RequestBody : public NativeAllocated {
   uint64_t size_ = 0;       // bytes stored
   uint64_t read_pos_ = 0;   // the consumer's position
   bool discarded_ = false;
+  bool reading_ = false;  // a read of the spool file is under way, unlocked
   int failure_status_ = 0;
   const char* failure_reason_ = "";
   std::string spool_error_;  // keeps the text failure_reason_ points to
   std::atomic<bool> complete_{false};
   std::atomic<bool> failed_{false};
   std::atomic<bool> continue_owed_{false};
+  std::weak_ptr<ResponseSink> continue_sink_;  // under mu_
+  std::atomic<int64_t> completed_ms_{0};
   std::atomic<uint32_t> refs_{0};
 };
 

@@ -27,7 +27,7 @@ RequestBody::ReadResult RequestCtx::read_body(char* out, size_t max,
   if (!body) return {RequestBody::ReadStatus::End, 0};
   // Reading is how the app says it wants the body: the client that asked
   // before sending it hears `100 Continue` now, and only now.
-  if (body->take_continue() && sink) sink->send_continue(*this);
+  if (auto owed = body->take_continue()) owed->send_continue(*this);
   return body->read(out, max, deadline);
 }
 

@@ -187,7 +187,15 @@ int64_t Server::stop(std::chrono::milliseconds timeout, const std::atomic<bool>*
            std::chrono::steady_clock::now() < join_deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     io_.stop();
-    for (auto& t : threads_) t.join();
+    // A server whose last owner was one of its own handlers (possible only
+    // when nobody called stop first) is destroyed on an I/O thread, which
+    // cannot join itself.
+    for (auto& t : threads_) {
+      if (t.get_id() == std::this_thread::get_id())
+        t.detach();
+      else
+        t.join();
+    }
     threads_.clear();
     // Handlers still queued (aborted reads, closes) each hold a connection,
     // which holds this server: run them here so nothing is left behind.

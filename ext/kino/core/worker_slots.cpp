@@ -1,5 +1,7 @@
 #include "worker_slots.hpp"
 
+#include <algorithm>
+
 namespace kino {
 
 int64_t WorkerSlots::now_ms() noexcept {
@@ -36,7 +38,15 @@ int64_t WorkerSlots::busy_ms(size_t slot) const noexcept {
   const Slot& s = slots_[slot];
   std::lock_guard<std::mutex> lock(s.mu);
   if (!s.request || s.request->claimed()) return -1;
-  return now_ms() - s.since_ms;
+  // Time spent waiting for the client's body is not the app being stuck:
+  // count from the body's last byte, and not at all while the app may be
+  // waiting for more of it.
+  int64_t since = s.since_ms;
+  if (const RequestBody* body = s.request->body.get()) {
+    if (!body->complete()) return body->continue_owed() ? now_ms() - since : 0;
+    since = std::max(since, body->completed_ms());
+  }
+  return now_ms() - since;
 }
 
 }  // namespace kino

@@ -1,5 +1,7 @@
 #include "request_body.hpp"
 
+#include "test_sink.hpp"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -178,10 +180,43 @@ TEST(RequestBody, ContinueIsOwedToOneReaderOnce) {
   BodyStorage storage;
   RequestBody body(storage, 5);
   EXPECT_FALSE(body.take_continue());
-  body.owe_continue();
+  auto sink = std::make_shared<test::RecordingSink>();
+  body.owe_continue(sink);
   EXPECT_TRUE(body.continue_owed());
-  EXPECT_TRUE(body.take_continue());
+  EXPECT_EQ(body.take_continue(), sink);
+  EXPECT_FALSE(body.continue_owed());
+  EXPECT_FALSE(body.take_continue()) << "once";
+}
+
+TEST(RequestBody, ContinueOwedToAConnectionThatIsGoneIsNobodysDuty) {
+  BodyStorage storage;
+  RequestBody body(storage, 5);
+  {
+    auto sink = std::make_shared<test::RecordingSink>();
+    body.owe_continue(sink);
+  }
   EXPECT_FALSE(body.take_continue());
+}
+
+TEST(RequestBody, DiscardWaitsForAReadOfTheFileInProgress) {
+  // Another app thread reading while the worker discards: the file must
+  // not close under the read. Many rounds give the race a chance.
+  BodyStorage storage{4, "/tmp"};
+  for (int round = 0; round < 200; ++round) {
+    RequestBody body(storage, 0);
+    ASSERT_TRUE(body.append(std::string(64 * 1024, 'r')));
+    body.finish();
+    std::thread reader([&] {
+      char buf[4096];
+      for (;;) {
+        auto r = body.read(buf, sizeof buf, now());
+        if (r.status != Status::Data) break;
+        for (size_t i = 0; i < r.bytes; ++i) ASSERT_EQ(buf[i], 'r');
+      }
+    });
+    body.discard();
+    reader.join();
+  }
 }
 
 // A producer and a reader racing over a body ten times the memory limit:

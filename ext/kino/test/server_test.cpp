@@ -620,12 +620,13 @@ TEST(Server, ChunkedBodyStreamsAndThePipelinedRequestWaits) {
   auto server = start_server(small_bodies_config());
   auto client = Client::tcp(port_of(server->addresses().at(0)));
   ASSERT_TRUE(client);
-  ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"));
+  std::string first(80, 'a');  // past the 64-byte limit: dispatched while arriving
+  ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n50\r\n" + first + "\r\n"));
   RequestRef req = pop(*server);
   ASSERT_TRUE(req);
   ASSERT_TRUE(client->send("2\r\nde\r\n0\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n"));
   BodyRead got = read_body(*req);
-  EXPECT_EQ(got.bytes, "abcde");
+  EXPECT_EQ(got.bytes, first + "de");
   EXPECT_EQ(got.last, RequestBody::ReadStatus::End);
   EXPECT_FALSE(pop(*server, 100ms)) << "the next request waits for this response";
   reply(*req, 200, "one");
@@ -664,10 +665,11 @@ TEST(Server, ChunkedBodyOverTheLimitGets413WhileStreaming) {
   auto server = start_server(config);
   auto client = Client::tcp(port_of(server->addresses().at(0)));
   ASSERT_TRUE(client);
-  ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n50\r\n" +
+                           std::string(80, 'x') + "\r\n"));
   RequestRef req = pop(*server);
-  ASSERT_TRUE(req);
-  ASSERT_TRUE(client->send("64\r\n" + std::string(100, 'x') + "\r\n1\r\ny\r\n0\r\n\r\n"));
+  ASSERT_TRUE(req) << "past the 64-byte memory limit: dispatched";
+  ASSERT_TRUE(client->send("28\r\n" + std::string(40, 'y') + "\r\n0\r\n\r\n"));
   BodyRead got = read_body(*req);
   EXPECT_EQ(got.last, RequestBody::ReadStatus::Failed);
   EXPECT_EQ(req->body->failure_status(), 413);
@@ -690,6 +692,133 @@ TEST(Server, ClientVanishingMidBodyFailsTheReader) {
   BodyRead got = read_body(*req);
   EXPECT_EQ(got.last, RequestBody::ReadStatus::Failed);
   EXPECT_EQ(got.bytes.size(), 100u);
+  stop(*server, 1000ms);
+}
+
+TEST(Server, SmallChunkedBodyIsReadWholeBeforeDispatch) {
+  auto config = small_bodies_config();
+  config.body_storage.memory_limit = 1024;
+  auto server = start_server(config);
+  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"));
+  EXPECT_FALSE(pop(*server, 200ms)) << "a trickling small body ties up no worker";
+  ASSERT_TRUE(client->send("0\r\n\r\n"));
+  RequestRef req = pop(*server);
+  ASSERT_TRUE(req);
+  EXPECT_TRUE(req->body->complete());
+  EXPECT_EQ(req->body->in_memory(), "abc");
+  reply(*req, 200, "ok");
+  EXPECT_EQ(parse_response(client->read_response()).body, "ok");
+  stop(*server, 1000ms);
+}
+
+TEST(Server, ChunkedBodyPastTheMemoryLimitIsDispatchedWhileArriving) {
+  auto server = start_server(small_bodies_config());  // 64-byte limit
+  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n50\r\n" +
+                           std::string(80, 'c') + "\r\n"));
+  RequestRef req = pop(*server);
+  ASSERT_TRUE(req);
+  EXPECT_FALSE(req->body->complete());
+  ASSERT_TRUE(client->send("0\r\n\r\n"));
+  EXPECT_EQ(read_body(*req).bytes, std::string(80, 'c'));
+  reply(*req, 200, "ok");
+  EXPECT_EQ(parse_response(client->read_response()).body, "ok");
+  stop(*server, 1000ms);
+}
+
+// An app that begins its response and then reads a body behind
+// `Expect: 100-continue`: the 100 may not follow the response head, so a
+// strict client never sends; the body's stall deadline ends the wait, the
+// read fails, and the response already under way still completes.
+TEST(Server, ContinueAfterTheResponseBeganFallsToTheStallDeadline) {
+  auto config = small_bodies_config();
+  config.first_data_timeout = 300ms;
+  auto server = start_server(config);
+  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"));
+  RequestRef req = pop(*server);
+  ASSERT_TRUE(req);
+  HeaderView headers[] = {{"content-type", "text/plain"}};
+  ASSERT_TRUE(start_response(*req, 200, headers));
+  ASSERT_TRUE(write_body(*req, "head start"));
+  BodyRead got = read_body(*req, 3000ms);
+  EXPECT_EQ(got.last, RequestBody::ReadStatus::Failed) << "no hang";
+  EXPECT_EQ(req->body->failure_status(), 408);
+  ASSERT_TRUE(write_body(*req, ", then the end"));
+  finish_response(*req);
+  std::string wire;
+  ASSERT_TRUE(client->read_to_eof(wire));
+  EXPECT_EQ(wire.find("100 Continue"), std::string::npos) << wire;
+  auto r = parse_response(wire);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.get("connection"), "close");
+  EXPECT_NE(r.body.find("0\r\n\r\n"), std::string::npos) << "the response was not cut: " << r.body;
+  stop(*server, 1000ms);
+}
+
+TEST(Server, BodyStallingAfterTheResponseBeganDoesNotCutTheResponse) {
+  auto config = small_bodies_config();
+  config.first_data_timeout = 300ms;
+  auto server = start_server(config);
+  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\n" + std::string(100, 'x')));
+  RequestRef req = pop(*server);
+  ASSERT_TRUE(req);
+  HeaderView headers[] = {{"content-type", "text/plain"}};
+  ASSERT_TRUE(start_response(*req, 200, headers));
+  ASSERT_TRUE(write_body(*req, "part 1;"));
+  std::this_thread::sleep_for(700ms);  // the client stopped sending: 408 is too late to send
+  ASSERT_TRUE(write_body(*req, "part 2"));
+  finish_response(*req);
+  std::string wire;
+  ASSERT_TRUE(client->read_to_eof(wire));
+  auto r = parse_response(wire);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("part 2"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("0\r\n\r\n"), std::string::npos) << "complete: " << r.body;
+  stop(*server, 1000ms);
+}
+
+TEST(Server, RequestTimeoutDoesNotCountTheUpload) {
+  auto config = small_bodies_config();
+  config.request_timeout = 300ms;
+  auto server = start_server(config);
+  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 700\r\n\r\n"));
+  RequestRef req = pop(*server);
+  ASSERT_TRUE(req);
+  std::thread app([&] {
+    EXPECT_EQ(read_body(*req).bytes.size(), 700u);
+    reply(*req, 200, "uploaded");
+  });
+  for (int i = 0; i < 7; ++i) {  // 700 ms of steady upload
+    std::this_thread::sleep_for(100ms);
+    ASSERT_TRUE(client->send(std::string(100, 'u')));
+  }
+  app.join();
+  auto r = parse_response(client->read_response());
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body, "uploaded");
+  stop(*server, 1000ms);
+}
+
+TEST(Server, RequestTimeoutStillCountsAnAppThatNeverAsksForTheBody) {
+  auto config = small_bodies_config();
+  config.request_timeout = 300ms;
+  auto server = start_server(config);
+  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"));
+  RequestRef req = pop(*server);
+  ASSERT_TRUE(req);
+  auto r = parse_response(client->read_response());
+  EXPECT_EQ(r.status, 504);
   stop(*server, 1000ms);
 }
 

@@ -63,6 +63,24 @@ TEST(WorkerSlots, BusyMsCountsOnlyUnansweredRequests) {
   EXPECT_EQ(slots.busy_ms(0), -1) << "answered";
 }
 
+TEST(WorkerSlots, BusyMsLeavesOutTheWaitForTheClientsBody) {
+  BodyStorage storage;
+  WorkerSlots slots(1);
+  RequestRef r = make_request(1);
+  r->body = BodyRef(new RequestBody(storage, 10));
+  slots.hold(0, r.get());
+  std::this_thread::sleep_for(30ms);
+  EXPECT_EQ(slots.busy_ms(0), 0) << "the upload is the client's time";
+  r->body->owe_continue(std::make_shared<test::RecordingSink>());
+  EXPECT_GE(slots.busy_ms(0), 25) << "the app has not asked for the body: its time";
+  r->body->take_continue();
+  r->body->append("0123456789");
+  r->body->finish();
+  EXPECT_LT(slots.busy_ms(0), 25) << "counted from the body's last byte";
+  std::this_thread::sleep_for(30ms);
+  EXPECT_GE(slots.busy_ms(0), 25);
+}
+
 TEST(WorkerSlots, ConcurrentHoldAndTakeReleaseEveryRequestOnce) {
   WorkerSlots slots(1);
   std::atomic<bool> stop{false};
