@@ -3,10 +3,17 @@
 require "kino"
 
 # A 1 GiB streamed response goes out chunk by chunk with write
-# back-pressure: the process never holds more than a little of it.
+# back-pressure: the process never holds more than a little of it. The app
+# is this module, shareable, so the example runs in :threaded and in
+# :ractor mode.
 module LargeStream
   CHUNK = ("s" * (64 * 1024)).freeze
   GIB = 1 << 30
+
+  def self.call(_env)
+    body = Enumerator.new { |y| (GIB / CHUNK.bytesize).times { y << CHUNK } }
+    [200, { "content-type" => "application/octet-stream" }, body]
+  end
 end
 
 RSpec.describe "A 1 GiB streamed response" do
@@ -16,32 +23,34 @@ RSpec.describe "A 1 GiB streamed response" do
     File.read("/proc/self/status")[/^VmRSS:\s+(\d+)/, 1].to_i
   end
 
-  it "reaches the client whole while RSS grows by a few MiB at most" do
-    skip "needs /proc" unless File.exist?("/proc/self/status")
-    app = lambda do |_env|
-      body = Enumerator.new { |y| (LargeStream::GIB / LargeStream::CHUNK.bytesize).times { y << LargeStream::CHUNK } }
-      [200, { "content-type" => "application/octet-stream" }, body]
-    end
-    start_server(app, workers: 1, threads: 1, lint: false)
-    GC.start
-    before = rss_kib
-    peak = before
-    socket = connect
-    socket.write("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    buffer = String.new(capacity: 1 << 20)
-    received = 0
-    deadline = monotonic + 120
-    while monotonic < deadline
-      break unless socket.wait_readable(5)
+  %i[threaded ractor].each do |mode|
+    context "in :#{mode} mode" do
+      include_context "served in a mode", mode
 
-      data = socket.read_nonblock(1 << 20, buffer, exception: false)
-      break if data.nil?
-      next if data == :wait_readable
+      it "reaches the client whole while RSS grows by a few MiB at most" do
+        skip "needs /proc" unless File.exist?("/proc/self/status")
+        serve(LargeStream, workers: 1, threads: 1, lint: false)
+        GC.start
+        before = rss_kib
+        peak = before
+        socket = connect
+        socket.write("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        buffer = String.new(capacity: 1 << 20)
+        received = 0
+        deadline = monotonic + 120
+        while monotonic < deadline
+          break unless socket.wait_readable(5)
 
-      received += data.bytesize
-      peak = [peak, rss_kib].max if (received % (64 << 20)) < (1 << 20)
+          data = socket.read_nonblock(1 << 20, buffer, exception: false)
+          break if data.nil?
+          next if data == :wait_readable
+
+          received += data.bytesize
+          peak = [peak, rss_kib].max if (received % (64 << 20)) < (1 << 20)
+        end
+        expect(received).to be > LargeStream::GIB # the body, plus chunk framing and the head
+        expect((peak - before) / 1024.0).to be < 16
+      end
     end
-    expect(received).to be > LargeStream::GIB # the body, plus chunk framing and the head
-    expect((peak - before) / 1024.0).to be < 16
   end
 end

@@ -2,21 +2,28 @@
 
 require "kino"
 
+# The app is a module, shareable, so the example runs in :threaded and
+# :ractor mode alike.
+module VanishingClientsApps
+  BIG = ("z" * (256 * 1024)).freeze
+
+  # Reads the whole request body, then answers 256 KiB.
+  module Big
+    def self.call(env)
+      env["rack.input"].read
+      [200, { "content-type" => "application/octet-stream" }, [BIG]]
+    end
+  end
+end
+
 # Clients that vanish mid-request and mid-response, many times over: the
-# server must neither crash nor keep what they left behind.
+# server must neither crash nor keep what they left behind. Runs in
+# :threaded and in :ractor mode.
 RSpec.describe "Vanishing clients" do
   include ServerHelper
 
   def rss_kib
     File.read("/proc/self/status")[/^VmRSS:\s+(\d+)/, 1].to_i
-  end
-
-  let(:app) do
-    big = ("z" * (256 * 1024)).freeze
-    lambda do |env|
-      env["rack.input"].read
-      [200, { "content-type" => "application/octet-stream" }, [big]]
-    end
   end
 
   def vanish(times, port)
@@ -35,19 +42,25 @@ RSpec.describe "Vanishing clients" do
     end
   end
 
-  it "survives 10,000 of them with memory flat and the server still answering" do
-    skip "needs /proc" unless File.exist?("/proc/self/status")
-    start_server(app, workers: 1, threads: 4, lint: false)
-    vanish(1000, server.port) # warm up: buffers, caches, the heap
-    GC.start
-    wait_until(message: "connections never closed") { server.stats[:connections_open].zero? }
-    before = rss_kib
-    vanish(10_000, server.port)
-    GC.start
-    wait_until(timeout: 10, message: "connections never closed") { server.stats[:connections_open].zero? }
-    growth_mib = (rss_kib - before) / 1024.0
-    expect(server.stats[:served]).to be >= 5000 # the mid-response half reached the app
-    expect(growth_mib).to be < 24
-    expect(http_get("/").code).to eq("200")
+  %i[threaded ractor].each do |mode|
+    context "in :#{mode} mode" do
+      include_context "served in a mode", mode
+
+      it "survives 10,000 of them with memory flat and the server still answering" do
+        skip "needs /proc" unless File.exist?("/proc/self/status")
+        serve(VanishingClientsApps::Big, workers: 1, threads: 4, lint: false)
+        vanish(1000, server.port) # warm up: buffers, caches, the heap
+        GC.start
+        wait_until(message: "connections never closed") { server.stats[:connections_open].zero? }
+        before = rss_kib
+        vanish(10_000, server.port)
+        GC.start
+        wait_until(timeout: 10, message: "connections never closed") { server.stats[:connections_open].zero? }
+        growth_mib = (rss_kib - before) / 1024.0
+        expect(server.stats[:served]).to be >= 5000 # the mid-response half reached the app
+        expect(growth_mib).to be < 24
+        expect(http_get("/").code).to eq("200")
+      end
+    end
   end
 end
