@@ -13,7 +13,7 @@ RSpec.describe "Kino::Native from a non-main ractor" do
       server_create server_addresses server_start server_stats server_log server_drain_log
       server_slot_busy_ms server_fail_slots server_close_queue server_stop server_release
       take_one respond respond_start respond_write respond_finish respond_error sleep
-      input_read input_rewind
+      input_read input_rewind server_worker_exited server_next_worker_exit server_wake_worker_exits
     ]
   end
 
@@ -69,6 +69,11 @@ RSpec.describe "Kino::Native from a non-main ractor" do
       results[:error] = native.respond_error(request, 503, "busy\n")
       results[:third] = read_response.call(socket, "busy\n")
 
+      native.server_worker_exited(id, 7, ["RuntimeError", "boom", ["app.rb:1"]])
+      native.server_worker_exited(id, 8, nil)
+      native.server_wake_worker_exits(id)
+      results[:exits] = Array.new(3) { native.server_next_worker_exit(id) }
+
       results[:failed] = native.server_fail_slots(id, 0, 2)
       native.sleep(0.01)
       native.sleep(0.01, id)
@@ -94,6 +99,7 @@ RSpec.describe "Kino::Native from a non-main ractor" do
     expect(results[:second]).to include("transfer-encoding: chunked").and include("two")
     expect(results[:error]).to be(true)
     expect(results[:third]).to start_with("HTTP/1.1 503")
+    expect(results[:exits]).to eq([[7, ["RuntimeError", "boom", ["app.rb:1"]]], [8, nil], :wake])
     expect(results[:failed]).to eq(0) # both slots' requests had been answered
     expect(results[:stats]).to eq(3)
     expect(results[:log]).to include("from a ractor")

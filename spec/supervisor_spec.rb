@@ -178,8 +178,9 @@ RSpec.describe Kino::Supervisor do
     end
   end
 
-  # How RactorPool lets the supervisor's one Ractor.select be interrupted:
-  # a small "waker" ractor. What is left of it after a shutdown.
+  # What :ractor mode leaves behind after a shutdown. (Until the native exit
+  # board, a "waker" ractor interrupted the supervisor's Ractor.select and
+  # could be left blocked; the name is still matched, to catch any.)
   context "in :ractor mode, after shutdown" do
     # Kino's ractors (workers and wakers) that have not terminated.
     def live_kino_ractors
@@ -226,8 +227,9 @@ RSpec.describe Kino::Supervisor do
 
       cpu = thread_cpu("kino-supervisor")
       sleep 1
-      # A monitor looping on the closed waker burns a whole core (it did,
-      # until the busy worker ended); a waiting one, next to nothing.
+      # A monitor looping instead of waiting burns a whole core (one did,
+      # on a closed waker, until the busy worker ended); a waiting one,
+      # next to nothing.
       expect(thread_cpu("kino-supervisor") - cpu).to be < 0.5
     ensure
       open_gate(gate) if gate

@@ -16,7 +16,7 @@ namespace {
 
 ID id_listen, id_io_threads, id_backlog, id_max_header_size, id_max_uri_size, id_max_headers,
     id_max_body_size, id_write_high_water, id_worker_slots, id_first_data_timeout, id_persistent_timeout, id_request_timeout, id_queue_depth, id_queue_timeout, id_max_connections,
-    id_body_memory_limit, id_spool_dir;
+    id_body_memory_limit, id_spool_dir, id_wake;
 
 std::shared_ptr<Server> find_server(uint64_t id) {
   auto s = Registry::instance().find(id);
@@ -232,6 +232,122 @@ VALUE native_server_fail_slots(VALUE, VALUE id, VALUE first, VALUE count) {
   return LONG2NUM(answered);
 }
 
+// Native.server_worker_exited(id, token, report) -> nil. A worker says,
+// from inside its own ractor or thread, that it ends: report is nil for a
+// clean end, or [class name, message, [backtrace lines]] for a crash.
+VALUE native_server_worker_exited(VALUE, VALUE id, VALUE token, VALUE report) {
+  uint64_t sid = NUM2ULL(id);
+  uint64_t tok = NUM2ULL(token);
+  VALUE error_class = Qnil, message = Qnil, backtrace = Qnil;
+  if (!NIL_P(report)) {
+    Check_Type(report, T_ARRAY);
+    error_class = rb_ary_entry(report, 0);
+    message = rb_ary_entry(report, 1);
+    backtrace = rb_ary_entry(report, 2);
+    StringValue(error_class);
+    StringValue(message);
+    Check_Type(backtrace, T_ARRAY);
+    for (long i = 0; i < RARRAY_LEN(backtrace); ++i) {
+      VALUE line = RARRAY_AREF(backtrace, i);
+      StringValue(line);
+    }
+  }
+  return protect([&]() -> VALUE {
+    WorkerExit exit;
+    exit.token = tok;
+    exit.crashed = !NIL_P(report);
+    if (exit.crashed) {
+      exit.error_class.assign(RSTRING_PTR(error_class), static_cast<size_t>(RSTRING_LEN(error_class)));
+      exit.message.assign(RSTRING_PTR(message), static_cast<size_t>(RSTRING_LEN(message)));
+      for (long i = 0; i < RARRAY_LEN(backtrace); ++i) {
+        VALUE line = RARRAY_AREF(backtrace, i);
+        exit.backtrace.emplace_back(RSTRING_PTR(line), static_cast<size_t>(RSTRING_LEN(line)));
+      }
+    }
+    find_server(sid)->worker_exits().post(std::move(exit));
+    return Qnil;
+  });
+}
+
+struct ExitWaitCall : Interruptible {
+  WorkerExits* exits;
+  WorkerExit exit;
+  WorkerExits::Outcome outcome = WorkerExits::Outcome::Timeout;
+  void run() noexcept {
+    try {
+      outcome = exits->next(exit, std::chrono::steady_clock::now() + std::chrono::milliseconds(50));
+    } catch (...) {
+      outcome = WorkerExits::Outcome::Timeout;
+    }
+  }
+};
+
+// Native.server_next_worker_exit(id) -> [token, report or nil], or :wake.
+// Waits, without the GVL, for the next worker to report its end (see
+// WorkerExits) or for server_wake_worker_exits. Raises Kino::Error once
+// the server has been released.
+VALUE native_server_next_worker_exit(VALUE, VALUE id) {
+  uint64_t sid = NUM2ULL(id);
+  for (;;) {
+    // Heap-held so that no C++ destructor is skipped if a Ruby call below
+    // raises; freed on every path before one does.
+    auto* call = new (std::nothrow) ExitWaitCall();
+    if (!call) rb_raise(rb_eNoMemError, "kino: native allocation failed");
+    bool missing = false;
+    {
+      auto server = Registry::instance().find(sid);
+      if (!server) {
+        missing = true;
+      } else {
+        call->exits = &server->worker_exits();
+        without_gvl(*call);
+      }
+    }
+    if (missing) {
+      delete call;
+      rb_raise(eKinoError, "no server with id %llu", static_cast<unsigned long long>(sid));
+    }
+    if (call->outcome == WorkerExits::Outcome::Wake) {
+      delete call;
+      return ID2SYM(id_wake);
+    }
+    if (call->outcome == WorkerExits::Outcome::Exit) {
+      int state = 0;
+      VALUE result = rb_protect(
+          [](VALUE arg) -> VALUE {
+            auto* c = reinterpret_cast<ExitWaitCall*>(arg);
+            const WorkerExit& e = c->exit;
+            VALUE report = Qnil;
+            if (e.crashed) {
+              VALUE lines = rb_ary_new_capa(static_cast<long>(e.backtrace.size()));
+              for (const auto& line : e.backtrace)
+                rb_ary_push(lines, rb_utf8_str_new(line.data(), static_cast<long>(line.size())));
+              report = rb_ary_new_from_args(
+                  3, rb_utf8_str_new(e.error_class.data(), static_cast<long>(e.error_class.size())),
+                  rb_utf8_str_new(e.message.data(), static_cast<long>(e.message.size())), lines);
+            }
+            return rb_ary_new_from_args(2, ULL2NUM(e.token), report);
+          },
+          reinterpret_cast<VALUE>(call), &state);
+      delete call;
+      if (state) rb_jump_tag(state);
+      return result;
+    }
+    delete call;
+    rb_thread_check_ints();  // Thread#kill, shutdown: raises or returns
+  }
+}
+
+// Native.server_wake_worker_exits(id) -> nil: one server_next_worker_exit
+// returns :wake.
+VALUE native_server_wake_worker_exits(VALUE, VALUE id) {
+  uint64_t sid = NUM2ULL(id);
+  return protect([&]() -> VALUE {
+    find_server(sid)->worker_exits().wake();
+    return Qnil;
+  });
+}
+
 // Native.server_slot_busy_ms(id, first, count) -> [Integer]: how long each
 // slot's current request has run unanswered (-1 when idle), for quarantine.
 VALUE native_server_slot_busy_ms(VALUE, VALUE id, VALUE first, VALUE count) {
@@ -282,6 +398,7 @@ void init_native_server(VALUE mNative) {
   id_max_connections = rb_intern("max_connections");
   id_body_memory_limit = rb_intern("body_memory_limit");
   id_spool_dir = rb_intern("spool_dir");
+  id_wake = rb_intern("wake");
   // Interned here, on the main ractor, so stats never interns in a worker.
   for (const char* name : {"connections_accepted", "connections_open", "requests_received", "in_flight",
                            "queued", "served", "rejected", "timeouts", "parse_errors", "log_dropped"})
@@ -296,6 +413,11 @@ void init_native_server(VALUE mNative) {
   rb_define_module_function(mNative, "server_stats", RUBY_METHOD_FUNC(native_server_stats), 1);
   rb_define_module_function(mNative, "server_fail_slots", RUBY_METHOD_FUNC(native_server_fail_slots), 3);
   rb_define_module_function(mNative, "server_slot_busy_ms", RUBY_METHOD_FUNC(native_server_slot_busy_ms), 3);
+  rb_define_module_function(mNative, "server_worker_exited", RUBY_METHOD_FUNC(native_server_worker_exited), 3);
+  rb_define_module_function(mNative, "server_next_worker_exit",
+                            RUBY_METHOD_FUNC(native_server_next_worker_exit), 1);
+  rb_define_module_function(mNative, "server_wake_worker_exits",
+                            RUBY_METHOD_FUNC(native_server_wake_worker_exits), 1);
   rb_define_module_function(mNative, "server_log", RUBY_METHOD_FUNC(native_server_log), 2);
   rb_define_module_function(mNative, "server_drain_log", RUBY_METHOD_FUNC(native_server_drain_log), 1);
 }

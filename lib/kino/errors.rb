@@ -22,4 +22,15 @@ module Kino
   # the message ends with that status, e.g. "request body stalled (408)".
   # An EOFError, like the errors other servers raise for a cut-off body.
   class InputError < EOFError; end
+
+  # A worker ractor died of an exception whose class cannot be rebuilt on
+  # the main ractor from its message alone; `error_class` names it.
+  class WorkerCrash < Error
+    attr_reader :error_class
+
+    def initialize(error_class, message)
+      @error_class = error_class
+      super("#{error_class}: #{message}")
+    end
+  end
 end

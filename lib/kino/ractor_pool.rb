@@ -4,94 +4,104 @@ require_relative "worker_pool"
 
 module Kino
   # :ractor mode: each worker is a Ractor running a WorkerGroup, so workers
-  # run Ruby in parallel. Only shareable values go in: the server id and
-  # slot numbers (Integers), the app and hooks (made shareable before the
-  # pool starts). Requests never cross: each worker takes them from the
-  # native queue itself and builds their env in its own ractor.
+  # run Ruby in parallel. Only shareable values go in: the server id, slot
+  # numbers and the worker's token (Integers), the app and hooks (made
+  # shareable before the pool starts). Requests never cross: each worker
+  # takes them from the native queue itself and builds their env in its own
+  # ractor.
   #
   # Ruby 3.1 keeps one wait state per ractor, so two threads of the main
-  # ractor blocked in Ractor#take at once can lose a wake-up (measured: a
-  # worker ended and its watcher never woke). One thread therefore waits on
-  # all workers with Ractor.select, and a small "waker" ractor lets the
-  # supervisor interrupt that wait when it has started a new worker.
+  # ractor blocked in Ractor.select or Ractor#take at once can lose a
+  # wake-up and wait forever (measured: two servers' supervisors in one
+  # process never woke). So nothing here waits on a ractor. A worker
+  # reports its own end to the server's native exit board, from an ensure
+  # inside its ractor, with its exception as text; the supervisor waits on
+  # that board with the GVL released. The exception is rebuilt on this side
+  # (same class where it can be, with its message and backtrace).
   class RactorPool < WorkerPool
     def initialize(...)
       super
-      @live = []
+      @live = {} # token => Ractor, for the workers that have not reported their end
+      @tokens = 0
       @closed = false
       @lock = Mutex.new
-      @waker = build_waker
     end
 
+    # Returns the worker's handle: its token.
     def spawn(index, first_slot)
-      ractor = Ractor.new(*worker_args(first_slot),
-                          name: "kino-worker-#{index}") do |server_id, app, threads, slot, on_error, boot|
+      token = @lock.synchronize { @tokens += 1 }
+      ractor = Ractor.new(*worker_args(first_slot), token,
+                          name: "kino-worker-#{index}") do |server_id, app, threads, slot, on_error, boot, me|
         # The supervisor logs a worker's death with its backtrace; Ruby's
         # own report would print it a second time.
         Thread.current.report_on_exception = false
-        Kino::WorkerGroup.run(server_id, app, threads, slot, on_error, boot)
+        report = nil
+        begin
+          Kino::WorkerGroup.run(server_id, app, threads, slot, on_error, boot)
+        rescue Exception => e # rubocop:disable Lint/RescueException
+          report = Kino::RactorPool.report(e)
+        ensure
+          begin
+            Kino::Native.server_worker_exited(server_id, me, report)
+          rescue Kino::Error
+            nil # the server is gone: nobody is waiting for the news
+          end
+        end
       end
-      @lock.synchronize { @live << ractor }
-      ractor
+      @lock.synchronize { @live[token] = ractor }
+      token
     end
 
-    # Blocks until a worker ends: [handle, error or nil]; :wake when #wake
+    # Blocks until a worker ends: [token, error or nil]; :wake when #wake
     # was called; nil once closed with no worker left to wait for.
     def next_exit
-      ractors, closed = @lock.synchronize { [@live.dup, @closed] }
-      return nil if closed && ractors.empty?
+      loop do
+        return nil if @lock.synchronize { @closed && @live.empty? }
 
-      # A closed waker would make select return at once, forever.
-      ractor, = closed ? Ractor.select(*ractors) : Ractor.select(@waker, *ractors)
-      return :wake if ractor == @waker
+        event = Native.server_next_worker_exit(@server_id)
+        return :wake if event == :wake
 
-      forget(ractor)
-      [ractor, nil]
-    rescue Ractor::RemoteError => e
-      forget(e.ractor)
-      [e.ractor, e.cause || e]
-    rescue Ractor::ClosedError
-      @lock.synchronize { @closed = true }
-      :wake
+        token, report = event
+        next unless @lock.synchronize { @live.delete(token) }
+
+        return [token, report && self.class.rebuild(report)]
+      end
     end
 
     def wake
-      @waker.send(:wake)
-    rescue Ractor::ClosedError
-      nil
+      Native.server_wake_worker_exits(@server_id)
+    rescue Kino::Error
+      nil # released: the monitor's next wait raises and ends it
     end
 
-    # Ends the waker: closing both of its ports ends it whether it waits to
-    # receive or is stuck offering a wake-up nobody took.
     def close
       @lock.synchronize { @closed = true }
-      if @waker.respond_to?(:close_incoming)
-        @waker.close_incoming
-        @waker.close_outgoing
-      else
-        @waker.close
-      end
-    rescue Ractor::ClosedError
-      nil
+      wake
     end
 
-    private
-
-    # Something Ractor.select can wait on next to the workers, that another
-    # thread can make ready. Ruby 3.1-3.4: a ractor echoing what it receives
-    # (Ractor.yield). Ruby 4.0 removed Ractor.yield and added Ractor::Port,
-    # which select takes directly.
-    def build_waker
-      return Ractor::Port.new if defined?(Ractor::Port)
-
-      Ractor.new(name: "kino-supervisor-waker") do
-        Thread.current.report_on_exception = false
-        loop { Ractor.yield(Ractor.receive) }
+    # An exception as plain strings, which can leave a ractor.
+    def self.report(error)
+      message = begin
+        error.message.to_s
+      rescue Exception # rubocop:disable Lint/RescueException
+        "(message unavailable)"
       end
+      [error.class.name.to_s, message, (error.backtrace || []).map(&:to_s)]
     end
 
-    def forget(ractor)
-      @lock.synchronize { @live.delete(ractor) }
+    # The exception a report describes: of its own class when that class
+    # can be made with just a message, otherwise a WorkerCrash naming it.
+    def self.rebuild(report)
+      class_name, message, backtrace = report
+      error = begin
+        klass = Object.const_get(class_name)
+        klass.is_a?(Class) && klass <= Exception ? klass.new(message) : nil
+      rescue StandardError
+        nil
+      end
+      error = WorkerCrash.new(class_name, message) unless error.is_a?(Exception) && error.message == message
+      error.set_backtrace(backtrace)
+      error
     end
   end
 end

@@ -145,7 +145,8 @@ module Kino
     end
 
     def log_crash(index, error, answered)
-      lines = ["kino: worker #{index} died: #{error.class}: #{error.message}\n"]
+      what = error.is_a?(WorkerCrash) ? error.message : "#{error.class}: #{error.message}"
+      lines = ["kino: worker #{index} died: #{what}\n"]
       (error.backtrace || []).first(30).each { |l| lines << "    #{l}\n" }
       lines << "kino: answered #{answered} in-flight request(s) of worker #{index} with 500\n" if answered.positive?
       @log.write(lines.join)

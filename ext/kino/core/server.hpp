@@ -18,6 +18,7 @@
 #include "log_channel.hpp"
 #include "request_queue.hpp"
 #include "server_config.hpp"
+#include "worker_exits.hpp"
 #include "worker_slots.hpp"
 
 namespace kino {
@@ -68,6 +69,7 @@ class Server : public std::enable_shared_from_this<Server> {
   const ServerConfig& config() const noexcept { return config_; }
   asio::io_context& io() noexcept { return io_; }
   WorkerSlots& slots() noexcept { return slots_; }
+  WorkerExits& worker_exits() noexcept { return worker_exits_; }
 
   // Hands a complete request to the workers; answers 503 itself when the
   // queue no longer takes requests.
@@ -102,6 +104,7 @@ class Server : public std::enable_shared_from_this<Server> {
   std::vector<std::thread> threads_;
   RequestQueue queue_;
   WorkerSlots slots_;
+  WorkerExits worker_exits_;
   Counters counters_;
   LogChannel log_;
 
