@@ -59,7 +59,11 @@ module Kino
 
     # The blockers, as Blocker structs. Changes nothing in this process.
     def blockers
-      return in_child { find_blockers } if Process.respond_to?(:fork)
+      # A child forked while other ractors run (another :ractor server in
+      # this process) inherits a VM whose next GC waits for ractors that do
+      # not exist in it, and hangs (seen: the parent then waited forever).
+      # Then the check runs here, walking without preparing or probing.
+      return in_child { find_blockers } if Process.respond_to?(:fork) && Ractor.count == 1
 
       find_blockers(prepared: false)
     end

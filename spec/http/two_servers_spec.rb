@@ -56,7 +56,7 @@ RSpec.describe "Two servers in one process" do
   def run_child(mode)
     reader, writer = IO.pipe
     pid = Process.spawn(RbConfig.ruby, "-I", File.join(ServerHelper::ROOT, "lib"), "-e", TwoServers::CHILD,
-                        mode.to_s, out: writer, err: writer, in: File::NULL)
+                        mode.to_s, out: writer, err: writer, in: File::NULL, pgroup: true)
     writer.close
     output = Thread.new { reader.read }
     deadline = monotonic + TwoServers::EXIT_DEADLINE
@@ -65,10 +65,16 @@ RSpec.describe "Two servers in one process" do
       sleep 0.05
     end
     unless status
-      Process.kill(:KILL, pid)
+      Process.kill(:KILL, -pid) # the whole group: a forked grandchild too
       Process.wait(pid)
     end
-    [!status.nil?, status, output.value]
+    # A process of the group still holding the pipe would keep the read
+    # from ending: bounded, then the group goes.
+    unless output.join(2)
+      Process.kill(:KILL, -pid) rescue Errno::ESRCH # rubocop:disable Style/RescueModifier
+      output.join(2)
+    end
+    [!status.nil?, status, output.alive? ? "(output never ended)" : output.value]
   ensure
     reader&.close
   end
