@@ -12,6 +12,16 @@ module BackpressureApps
       [200, { "content-type" => "text/plain" }, ["#{env['PATH_INFO']}\n"]]
     end
   end
+
+  # Like Path, and says when (monotonic ns, one clock for every ractor of
+  # the process) the request reached the app.
+  module Stamped
+    def self.call(env)
+      at = Process.clock_gettime(Process::CLOCK_MONOTONIC, :nanosecond)
+      Kino.sleep(0.8) if env["PATH_INFO"] == "/slow"
+      [200, { "content-type" => "text/plain" }, ["#{env['PATH_INFO']} #{at}"]]
+    end
+  end
 end
 
 # queue_depth and queue_timeout: past the depth a request waits in line for
@@ -49,7 +59,7 @@ RSpec.describe "Backpressure" do
       end
 
       it "serves waiting requests in arrival order when places free up in time" do
-        server_with_room = serve(app, workers: 1, threads: 1, queue_depth: 1, queue_timeout: 5)
+        server_with_room = serve(BackpressureApps::Stamped, workers: 1, threads: 1, queue_depth: 1, queue_timeout: 5)
         sockets = Array.new(3) { connect(server_with_room.port) }
         sockets[0].write("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
         wait_until { server_with_room.stats[:in_flight] == 1 && server_with_room.stats[:queued].zero? }
@@ -57,7 +67,13 @@ RSpec.describe "Backpressure" do
         wait_until { server_with_room.stats[:queued] == 1 }
         sockets[2].write("GET /third HTTP/1.1\r\nHost: x\r\n\r\n")
         wait_until { server_with_room.stats[:queued] == 2 }
-        expect(sockets.map { |s| read_response(s).status }).to eq([200, 200, 200])
+        responses = sockets.map { |s| read_response(s) }
+        expect(responses.map(&:status)).to eq([200, 200, 200])
+        served = responses.map { |r| r.body.split }
+        expect(served.map(&:first)).to eq(%w[/slow /second /third])
+        # One worker thread: the app saw them in the order they arrived.
+        stamps = served.map { |_, at| Integer(at) }
+        expect(stamps).to eq(stamps.sort)
         expect(server_with_room.stats[:rejected]).to eq(0)
       end
     end
