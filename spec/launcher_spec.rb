@@ -56,6 +56,29 @@ RSpec.describe "exe/kino" do
     end
   end
 
+  it "exits at once on a second SIGTERM while a graceful stop waits for a long request" do
+    started = File.join(@dir, "started")
+    kino = spawn_kino("-m", "threaded", "-w", "1", "-t", "1", "spec/fixtures/slow.ru",
+                      port: port, env: { "KINO_SPEC_STARTED_FILE" => started, "KINO_SPEC_SLOW_SECONDS" => "30" })
+    request = Thread.new do
+      http_get("/slow", port: port)
+    rescue EOFError, SystemCallError, Net::ReadTimeout => e
+      e
+    end
+    wait_until(message: -> { "/slow never started\nstderr:\n#{kino.stderr}" }) { File.exist?(started) }
+    kino.signal("TERM")
+    kino.wait_for_stdout(/Gracefully stopping/)
+    expect(kino.exited?).to be(false) # the drain waits for /slow (30 s)
+    second = monotonic
+    kino.signal("TERM")
+    status = kino.wait(timeout: 5)
+    expect(monotonic - second).to be < 3
+    expect(status&.exitstatus).to eq(1)
+    expect(request.join(ServerHelper::IO_TIMEOUT)&.value).not_to be_a(Net::HTTPResponse)
+  ensure
+    request&.join(ServerHelper::IO_TIMEOUT)
+  end
+
   it "gives the app Kino.sleep" do
     kino = spawn_kino("-w", "1", "-t", "1", "spec/fixtures/kino_sleep.ru", port: port)
     response = http_get("/", port: port)
