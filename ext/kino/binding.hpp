@@ -18,6 +18,9 @@
 #include <cstdio>
 #include <exception>
 #include <new>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace kino::binding {
 
@@ -68,6 +71,27 @@ void without_gvl(Call& call) {
         return nullptr;
       },
       &call, &Interruptible::ubf, static_cast<Interruptible*>(&call));
+}
+
+// Ruby Strings from native ones. Building them allocates and may raise
+// (NoMemoryError), unwinding with longjmp past the vector's destructor, so
+// the strings move to the heap and are freed on every path before a raise
+// goes on. The caller's vector is left empty: nothing of it can leak.
+inline VALUE string_array(std::vector<std::string>&& strings) {
+  auto* held = new (std::nothrow) std::vector<std::string>(std::move(strings));
+  if (!held) rb_raise(rb_eNoMemError, "kino: native allocation failed");
+  int state = 0;
+  VALUE out = rb_protect(
+      [](VALUE arg) -> VALUE {
+        const auto& v = *reinterpret_cast<const std::vector<std::string>*>(arg);
+        VALUE array = rb_ary_new_capa(static_cast<long>(v.size()));
+        for (const auto& s : v) rb_ary_push(array, rb_str_new(s.data(), static_cast<long>(s.size())));
+        return array;
+      },
+      reinterpret_cast<VALUE>(held), &state);
+  delete held;
+  if (state) rb_jump_tag(state);
+  return out;
 }
 
 void init_env_builder(VALUE mKino);

@@ -115,11 +115,7 @@ VALUE native_server_addresses(VALUE, VALUE id) {
     addresses = find_server(sid)->addresses();
     return Qnil;
   });
-  // `addresses` is destroyed by the caller's frame only if nothing below
-  // raises; a NoMemoryError here would leak a few bytes, nothing worse.
-  VALUE out = rb_ary_new_capa(static_cast<long>(addresses.size()));
-  for (const auto& a : addresses) rb_ary_push(out, rb_str_new(a.data(), static_cast<long>(a.size())));
-  return out;
+  return string_array(std::move(addresses));
 }
 
 struct StopCall : Interruptible {
@@ -207,9 +203,7 @@ VALUE native_server_drain_log(VALUE, VALUE id) {
     lines = find_server(sid)->log().drain();
     return Qnil;
   });
-  VALUE out = rb_ary_new_capa(static_cast<long>(lines.size()));
-  for (const auto& l : lines) rb_ary_push(out, rb_str_new(l.data(), static_cast<long>(l.size())));
-  return out;
+  return string_array(std::move(lines));
 }
 
 // Native.server_fail_slots(id, first, count) -> Integer: answers 500 to
