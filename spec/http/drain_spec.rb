@@ -55,7 +55,8 @@ RSpec.describe "Graceful drain under load" do
 
   [:threaded, :ractor].each do |mode|
     it "answers every request in flight when shutdown begins (#{mode} mode)" do
-      log_path = File.join(Dir.mktmpdir("kino-drain"), "seen")
+      @drain_dir = Dir.mktmpdir("kino-drain")
+      log_path = File.join(@drain_dir, "seen")
       File.write(log_path, "")
       start_server(DrainApps::Slow, mode: mode, workers: 2, threads: 4)
       port = server.port
@@ -84,6 +85,8 @@ RSpec.describe "Graceful drain under load" do
         end
       end
       expect(server_log).not_to match(/cut off|error while serving/)
+    ensure
+      FileUtils.rm_rf(@drain_dir) if @drain_dir
     end
   end
 end
