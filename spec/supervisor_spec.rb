@@ -34,6 +34,28 @@ module SupervisorApps
       [200, { "content-type" => "text/plain" }, ["hello\n"]]
     end
   end
+
+  # An app exception with its own initialize and message: nothing of it may
+  # run on the supervisor's side (in :ractor mode the supervisor only gets
+  # its class name, message and backtrace).
+  class Fatal < Exception # rubocop:disable Lint/InheritException
+    def initialize(parts)
+      @parts = parts
+      super()
+    end
+
+    def message
+      @parts.join(", ")
+    end
+  end
+
+  module RaisesFatal
+    def self.call(env)
+      raise Fatal, %w[disk full retry later] if env["PATH_INFO"] == "/fatal"
+
+      [200, { "content-type" => "text/plain" }, ["alive\n"]]
+    end
+  end
 end
 
 RSpec.describe Kino::Supervisor do
@@ -175,6 +197,25 @@ RSpec.describe Kino::Supervisor do
           expect(server.stats).to include(respawns: 0)
         end
       end
+    end
+  end
+
+  context "in :ractor mode, when a worker dies of an exception with its own initialize and message" do
+    it "logs it, hands on_worker_exit a Kino::WorkerCrash naming it, and replaces the worker" do
+      exits = Queue.new
+      start_server(SupervisorApps::RaisesFatal, mode: :ractor, workers: 1, threads: 1,
+                                                on_worker_exit: ->(index, error) { exits << [index, error] })
+      expect(http_get("/fatal").code).to eq("500")
+      wait_until(message: -> { "no on_worker_exit call\n#{server_log}" }) { exits.size == 1 }
+      index, error = exits.pop
+      expect(index).to eq(0)
+      expect(error).to be_a(Kino::WorkerCrash)
+      expect([error.error_class, error.message]).to eq(["SupervisorApps::Fatal", "SupervisorApps::Fatal: disk, full, retry, later"])
+      expect(error.backtrace.first).to include("supervisor_spec.rb")
+      expect(server_log).to include("kino: worker 0 died: SupervisorApps::Fatal: disk, full, retry, later\n")
+      wait_until(message: -> { "no replacement\n#{server_log}" }) { server.stats[:respawns] == 1 }
+      expect(http_get("/").body).to eq("alive\n")
+      expect(server.shutdown(2)).to eq(0)
     end
   end
 

@@ -27,29 +27,15 @@ module Kino
       @lock = Mutex.new
     end
 
-    # Returns the worker's handle: its token.
+    # Returns the worker's handle: its token. The lock is held until the
+    # worker is registered: one that ends at once (its after_worker_boot
+    # raised) is already reporting, and #next_exit must find its token.
     def spawn(index, first_slot)
-      token = @lock.synchronize { @tokens += 1 }
-      ractor = Ractor.new(*worker_args(first_slot), token,
-                          name: "kino-worker-#{index}") do |server_id, app, threads, slot, on_error, boot, me|
-        # The supervisor logs a worker's death with its backtrace; Ruby's
-        # own report would print it a second time.
-        Thread.current.report_on_exception = false
-        report = nil
-        begin
-          Kino::WorkerGroup.run(server_id, app, threads, slot, on_error, boot)
-        rescue Exception => e # rubocop:disable Lint/RescueException
-          report = Kino::RactorPool.report(e)
-        ensure
-          begin
-            Kino::Native.server_worker_exited(server_id, me, report)
-          rescue Kino::Error
-            nil # the server is gone: nobody is waiting for the news
-          end
-        end
+      @lock.synchronize do
+        token = @tokens += 1
+        @live[token] = start_ractor(index, first_slot, token)
+        token
       end
-      @lock.synchronize { @live[token] = ractor }
-      token
     end
 
     # Blocks until a worker ends: [token, error or nil]; :wake when #wake
@@ -79,29 +65,64 @@ module Kino
       wake
     end
 
-    # An exception as plain strings, which can leave a ractor.
+    # An exception as plain strings, which can leave a ractor. Whatever the
+    # exception's own methods do (raise, even), a report comes out.
     def self.report(error)
-      message = begin
-        error.message.to_s
-      rescue Exception # rubocop:disable Lint/RescueException
-        "(message unavailable)"
-      end
-      [error.class.name.to_s, message, (error.backtrace || []).map(&:to_s)]
+      [safely { error.class.name || error.class.inspect } || "(an exception)",
+       safely { error.message.to_s } || "(message unavailable)",
+       safely { Array(error.backtrace).map(&:to_s) } || []]
     end
 
-    # The exception a report describes: of its own class when that class
-    # can be made with just a message, otherwise a WorkerCrash naming it.
+    # The exception a report describes, without running any of the app's
+    # code here (a user class's initialize or message could block, raise or
+    # touch app state on the supervisor's thread): an instance of its class
+    # made with Exception's own initialize when that class is a plain
+    # exception (its message is Exception's), otherwise a WorkerCrash
+    # naming the class.
     def self.rebuild(report)
       class_name, message, backtrace = report
-      error = begin
+      error = safely do
         klass = Object.const_get(class_name)
-        klass.is_a?(Class) && klass <= Exception ? klass.new(message) : nil
-      rescue StandardError
-        nil
+        if klass.is_a?(Class) && klass <= Exception && klass.instance_method(:message).owner == Exception &&
+           klass.instance_method(:to_s).owner == Exception
+          obj = klass.allocate
+          Exception.instance_method(:initialize).bind_call(obj, message)
+          obj if Exception.instance_method(:message).bind_call(obj) == message
+        end
       end
-      error = WorkerCrash.new(class_name, message) unless error.is_a?(Exception) && error.message == message
+      error ||= WorkerCrash.new(class_name, message)
       error.set_backtrace(backtrace)
       error
+    end
+
+    def self.safely
+      yield
+    rescue Exception # rubocop:disable Lint/RescueException
+      nil
+    end
+    private_class_method :safely
+
+    private
+
+    def start_ractor(index, first_slot, token)
+      Ractor.new(*worker_args(first_slot), token,
+                 name: "kino-worker-#{index}") do |server_id, app, threads, slot, on_error, boot, me|
+        # The supervisor logs a worker's death with its backtrace; Ruby's
+        # own report would print it a second time.
+        Thread.current.report_on_exception = false
+        report = nil
+        begin
+          Kino::WorkerGroup.run(server_id, app, threads, slot, on_error, boot)
+        rescue Exception => e # rubocop:disable Lint/RescueException
+          report = Kino::RactorPool.report(e)
+        ensure
+          begin
+            Kino::Native.server_worker_exited(server_id, me, report)
+          rescue Kino::Error
+            nil # the server is gone: nobody is waiting for the news
+          end
+        end
+      end
     end
   end
 end

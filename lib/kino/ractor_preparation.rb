@@ -62,10 +62,12 @@ module Kino
       # A child forked while other ractors run (another :ractor server in
       # this process) inherits a VM whose next GC waits for ractors that do
       # not exist in it, and hangs (seen: the parent then waited forever).
-      # Then the check runs here, walking without preparing or probing.
+      # Then the check runs here: the environment is prepared (as prepare!
+      # would do here anyway), the app walked, but nothing of the app is
+      # frozen to probe it, since the app may yet run :threaded.
       return in_child { find_blockers } if Process.respond_to?(:fork) && Ractor.count == 1
 
-      find_blockers(prepared: false)
+      find_blockers(probe: false)
     end
 
     # Makes the app and hooks shareable. Returns [app, hooks].
@@ -110,13 +112,13 @@ module Kino
       writer&.close unless writer&.closed?
     end
 
-    def find_blockers(prepared: true)
+    def find_blockers(prepared: true, probe: prepared)
       prepare_environment if prepared
       out = []
       seen = {}.compare_by_identity
-      walk(@app, "app", seen, out, 0, probe: prepared)
-      @hooks.each { |name, hook| walk(hook, name.to_s, seen, out, 0, probe: prepared) }
-      if prepared && out.empty?
+      walk(@app, "app", seen, out, 0, probe: probe)
+      @hooks.each { |name, hook| walk(hook, name.to_s, seen, out, 0, probe: probe) }
+      if probe && out.empty?
         begin
           Ractor.make_shareable(@app)
           @hooks.each_value { |h| Ractor.make_shareable(h) }

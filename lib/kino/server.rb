@@ -126,8 +126,16 @@ module Kino
       preparation = RactorPreparation.new(@app, hooks)
       blockers = preparation.blockers
       if blockers.empty?
-        shared_app, shared_hooks = preparation.prepare!
-        return [:ractor, shared_app, shared_hooks]
+        begin
+          shared_app, shared_hooks = preparation.prepare!
+          return [:ractor, shared_app, shared_hooks]
+        rescue UnshareableAppError => e
+          # Only when the check could not probe (see RactorPreparation#blockers).
+          raise if requested == :ractor
+
+          @log.write("kino: running in :threaded mode: #{e.message}\n")
+          return [:threaded, @app, hooks]
+        end
       end
       raise UnshareableAppError, preparation.explain(blockers) if requested == :ractor
 

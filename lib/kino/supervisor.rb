@@ -86,10 +86,14 @@ module Kino
 
     private
 
+    # Spawns and registers under the lock: a worker that ends at once is
+    # already reporting its end, and the monitor must find it registered.
     def start_worker(index)
-      handle = @pool.spawn(index, index * @threads)
-      @lock.synchronize { @running[handle] = [index, monotonic] }
-      handle
+      @lock.synchronize do
+        handle = @pool.spawn(index, index * @threads)
+        @running[handle] = [index, monotonic]
+        handle
+      end
     end
 
     def monitor
@@ -106,7 +110,15 @@ module Kino
         index, started = @lock.synchronize { @running.delete(handle) }
         next unless index
 
-        worker_ended(index, started, error)
+        begin
+          worker_ended(index, started, error)
+        rescue Kino::Error
+          raise
+        rescue StandardError => e
+          # The monitor must outlive anything one worker's end throws at it
+          # (a hook, a log IO): without it no worker is replaced again.
+          @log.write("kino: supervisor: handling worker #{index}'s end failed: #{e.class}: #{e.message}\n")
+        end
         break if stopping? && running_workers.zero?
       end
     rescue Kino::Error
@@ -145,7 +157,11 @@ module Kino
     end
 
     def log_crash(index, error, answered)
-      what = error.is_a?(WorkerCrash) ? error.message : "#{error.class}: #{error.message}"
+      what = begin
+        error.is_a?(WorkerCrash) ? error.message : "#{error.class}: #{error.message}"
+      rescue StandardError
+        error.class.to_s
+      end
       lines = ["kino: worker #{index} died: #{what}\n"]
       (error.backtrace || []).first(30).each { |l| lines << "    #{l}\n" }
       lines << "kino: answered #{answered} in-flight request(s) of worker #{index} with 500\n" if answered.positive?

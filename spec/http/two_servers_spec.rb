@@ -3,6 +3,14 @@
 require "kino"
 require "rbconfig"
 
+module TwoServersApps
+  module Hello
+    def self.call(_env)
+      [200, { "content-type" => "text/plain" }, ["hello\n"]]
+    end
+  end
+end
+
 module TwoServers
   # Run by a child Ruby with the mode as its argument: starts two servers
   # side by side, gets one answer from each over a raw socket, shuts both
@@ -93,5 +101,43 @@ RSpec.describe "Two servers in one process" do
         expect(shutdowns).to all(be < 0.5)
       end
     end
+  end
+end
+
+# A second :ractor server cannot fork its shareability check (other ractors
+# run), so it checks in place; that check must still prepare what
+# preparation fixes (a config.ru lambda's Rack::Builder self) and, in :auto
+# mode, still fall back to :threaded for an app it cannot share.
+RSpec.describe "A second :ractor server's shareability check" do
+  include ServerHelper
+
+  def second_server(app, mode)
+    server = Kino::Server.new(app, log: StringIO.new, port: 0, bind: "127.0.0.1", mode: mode, workers: 1, threads: 1)
+    (@servers ||= []) << server
+    server.start
+  end
+
+  before do
+    start_server(TwoServersApps::Hello, mode: :ractor, workers: 1, threads: 1)
+    expect(Ractor.count).to be > 1
+  end
+
+  it "serves a Rack::Builder-made lambda in :ractor mode" do
+    app = Rack::Builder.new { run ->(_env) { [200, { "content-type" => "text/plain" }, ["built\n"]] } }.to_app
+    second = second_server(app, :ractor)
+    expect(second.stats[:mode]).to eq(:ractor)
+    expect(http_get("/", port: second.port).body).to eq("built\n")
+  end
+
+  it "falls back to :threaded in :auto mode for an app that cannot be shared" do
+    counts = Hash.new(0)
+    app = lambda do |env|
+      counts[env["PATH_INFO"]] += 1
+      [200, { "content-type" => "text/plain" }, ["#{counts[env['PATH_INFO']]}\n"]]
+    end
+    second = second_server(app, :auto)
+    expect(second.stats[:mode]).to eq(:threaded)
+    expect(http_get("/", port: second.port).body).to eq("1\n")
+    expect(http_get("/", port: second.port).body).to eq("2\n")
   end
 end

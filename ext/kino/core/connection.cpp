@@ -74,6 +74,8 @@ void Connection::on_read(const error_code& ec, size_t n, size_t offset) {
       server_->report(ec, "read");
     if (streaming_) {
       fail_streaming(400, "connection closed mid-body");
+      // A reset leaves nothing to write to, whatever the app still sends.
+      if (ec != asio::error::eof) close_socket();
       return;
     }
     // The client closed its side. A response for a request already with

@@ -118,7 +118,7 @@ bool RequestBody::spooled() const {
 void RequestBody::discard() {
   std::unique_lock<std::mutex> lock(mu_);
   // Another thread of the app may be in a read of the file right now.
-  arrived_.wait(lock, [&] { return !reading_; });
+  arrived_.wait(lock, [&] { return reading_ == 0; });
   discarded_ = true;
   Bytes().swap(memory_);
   if (fd_ >= 0) {
@@ -161,9 +161,12 @@ RequestBody::ReadResult RequestBody::read(char* out, size_t max,
   // The disk read happens outside the lock, so the connection appending
   // more is never held up by it. That is safe: the bytes below size_ never
   // change, and only the reader's own thread discards (closes the file).
+  // The range is taken before the lock is let go, so two threads of an app
+  // reading the same input (misuse, but possible) never get the same bytes.
   int fd = fd_;
   uint64_t pos = read_pos_;
-  reading_ = true;  // discard() waits for this read before closing the file
+  read_pos_ += n;
+  ++reading_;  // discard() waits for every such read before closing the file
   lock.unlock();
   size_t done = 0;
   int error = 0;
@@ -177,7 +180,7 @@ RequestBody::ReadResult RequestBody::read(char* out, size_t max,
     done += static_cast<size_t>(got);
   }
   lock.lock();
-  reading_ = false;
+  --reading_;
   arrived_.notify_all();
   if (error) {
     if (!failure_status_) {
@@ -189,7 +192,6 @@ RequestBody::ReadResult RequestBody::read(char* out, size_t max,
     }
     return {ReadStatus::Failed, 0};
   }
-  read_pos_ += n;
   return {ReadStatus::Data, n};
 }
 

@@ -111,7 +111,7 @@ class RequestBody : public NativeAllocated {
   uint64_t size_ = 0;       // bytes stored
   uint64_t read_pos_ = 0;   // the consumer's position
   bool discarded_ = false;
-  bool reading_ = false;  // a read of the spool file is under way, unlocked
+  int reading_ = 0;  // reads of the spool file under way, unlocked
   int failure_status_ = 0;
   const char* failure_reason_ = "";
   std::string spool_error_;  // keeps the text failure_reason_ points to
