@@ -33,7 +33,7 @@ struct EnvStrings {
       server_protocol, remote_addr, rack_url_scheme, rack_input, rack_errors,
       rack_multithread, rack_multiprocess, rack_run_once, rack_hijack_p, kino_request;
   VALUE http, http_1_1, http_1_0, empty, localhost, empty_binary;
-  VALUE cStringIO, cInput;
+  VALUE cStringIO, cInput, empty_input;
   std::unordered_map<std::string_view, VALUE> headers;  // "HTTP_ACCEPT" -> frozen key
   std::unordered_map<std::string_view, VALUE> methods;  // "GET" -> frozen value
 };
@@ -124,13 +124,14 @@ VALUE new_hash() {
 // as the app asks for it.
 static VALUE rack_input(const RequestCtx& req, VALUE handle) {
   const EnvStrings& s = *strings;
-  VALUE bytes = s.empty_binary;
-  if (req.body) {
-    if (!req.body->complete() || req.body->spooled()) return rb_class_new_instance(1, &handle, s.cInput);
-    std::string_view whole = req.body->in_memory();
-    if (!whole.empty()) bytes = rb_str_new(whole.data(), static_cast<long>(whole.size()));
-    req.body->discard();  // the StringIO has its own copy
-  }
+  // No body: one frozen, stateless input shared by every request and
+  // ractor (Kino::Input::EMPTY), so a bodyless request allocates nothing
+  // for it.
+  if (!req.body) return s.empty_input;
+  if (!req.body->complete() || req.body->spooled()) return rb_class_new_instance(1, &handle, s.cInput);
+  std::string_view whole = req.body->in_memory();
+  VALUE bytes = whole.empty() ? s.empty_binary : rb_str_new(whole.data(), static_cast<long>(whole.size()));
+  req.body->discard();  // the StringIO has its own copy
   return rb_class_new_instance(1, &bytes, s.cStringIO);
 }
 
@@ -204,6 +205,13 @@ void init_env_builder(VALUE mKino) {
   // Its methods are Ruby (lib/kino/input.rb); defined here so the class
   // exists whichever file loads first.
   s->cInput = rb_define_class_under(mKino, "Input", rb_cObject);
+  // Its methods are Ruby too (lib/kino/input.rb). It holds no state, so
+  // one frozen instance is shareable.
+  VALUE cEmpty = rb_define_class_under(s->cInput, "Empty", rb_cObject);
+  s->empty_input = rb_obj_alloc(cEmpty);
+  rb_obj_freeze(s->empty_input);
+  rb_gc_register_mark_object(s->empty_input);
+  rb_define_const(s->cInput, "EMPTY", s->empty_input);
   for (auto name : kCommonHeaders) s->headers.emplace(name, frozen(name));
   for (auto name : kMethods) s->methods.emplace(name, frozen(name));
   strings = s;

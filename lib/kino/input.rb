@@ -68,6 +68,46 @@ module Kino
       nil
     end
 
+    # rack.input for a request without a body (Kino::Input::EMPTY, made
+    # and frozen by the extension): IO semantics of an empty stream, no
+    # state, so one instance serves every request in every ractor.
+    class Empty
+      def read(length = nil, outbuf = nil)
+        raise ArgumentError, "negative length #{length} given" if length&.negative?
+
+        outbuf&.clear
+        return nil if length&.positive?
+
+        outbuf || String.new(encoding: Encoding::BINARY)
+      end
+
+      def gets
+        nil
+      end
+
+      def each
+        return enum_for(:each) unless block_given?
+
+        self
+      end
+
+      def rewind
+        0
+      end
+
+      def size
+        0
+      end
+
+      def eof?
+        true
+      end
+
+      def close
+        nil
+      end
+    end
+
     private
 
     def read_all

@@ -77,6 +77,18 @@ module BodyApps
     end
   end
 
+  # What a request without a body gets as rack.input.
+  module EmptyProbe
+    def self.call(env)
+      raw = env["rack.input"]
+      raw = raw.instance_variable_get(:@input) while raw.class.name.start_with?("Rack::Lint")
+      input = env["rack.input"]
+      BodyApps.text(JSON.generate("shared" => raw.equal?(Kino::Input::EMPTY), "frozen" => raw.frozen?,
+                                  "read" => input.read, "read5" => input.read(5), "gets" => input.gets,
+                                  "encoding" => input.read.encoding.name))
+    end
+  end
+
   # gets, each and rewind over the same body.
   module Lines
     def self.call(env)
@@ -127,6 +139,14 @@ RSpec.describe "Request bodies" do
     context "in #{mode} mode" do
       define_method(:boot) do |app, **options|
         start_server(app, mode: mode, workers: 1, threads: 2, **options)
+      end
+
+      it "gives a request without a body the one shared, frozen empty input" do
+        boot(BodyApps::EmptyProbe)
+        2.times do
+          expect(JSON.parse(http_get("/").body)).to eq("shared" => true, "frozen" => true, "read" => "",
+                                                       "read5" => nil, "gets" => nil, "encoding" => "ASCII-8BIT")
+        end
       end
 
       it "hands a small body over whole, as a StringIO" do
