@@ -9,6 +9,7 @@
 #include "core/registry.hpp"
 #include "core/responder.hpp"
 #include "core/response_sink.hpp"
+#include "core/steady_clock.hpp"
 #include "env_builder.hpp"
 
 namespace kino::binding {
@@ -43,10 +44,12 @@ RequestCtx* unwrap(VALUE handle) {
   return r;
 }
 
-// A read that does not wait: the bytes already here, or Waiting.
-RequestBody::ReadResult protect_read(RequestCtx& req, char* out, size_t max) {
+// A read of the body that waits until `deadline` at most; an exception
+// (which cannot cross into Ruby) counts as a failed body.
+RequestBody::ReadResult read_body_until(RequestCtx& req, char* out, size_t max,
+                                        std::chrono::steady_clock::time_point deadline) noexcept {
   try {
-    return req.read_body(out, max, std::chrono::steady_clock::now());
+    return req.read_body(out, max, deadline);
   } catch (...) {
     return {RequestBody::ReadStatus::Failed, 0};
   }
@@ -91,21 +94,16 @@ struct TakeCall : Interruptible {
 // So a thread that has held the GVL for a few milliseconds offers it to the
 // others between requests. Not after every request: handing the GVL over
 // costs a thread switch, which would halve the rate of tiny requests.
-constexpr int64_t kYieldAfterNs = 10'000'000;
-thread_local int64_t gvl_since_ns = 0;  // when this thread last (re)took the GVL, roughly
-
-int64_t monotonic_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+constexpr int64_t kYieldAfterMs = 10;
+thread_local int64_t gvl_since_ms = 0;  // when this thread last (re)took the GVL, roughly
 
 void share_gvl_between_requests() {
-  int64_t now = monotonic_ns();
-  if (gvl_since_ns == 0) {
-    gvl_since_ns = now;
-  } else if (now - gvl_since_ns > kYieldAfterNs) {
+  int64_t now = steady_ms();
+  if (gvl_since_ms == 0) {
+    gvl_since_ms = now;
+  } else if (now - gvl_since_ms > kYieldAfterMs) {
     rb_thread_schedule();
-    gvl_since_ns = monotonic_ns();
+    gvl_since_ms = steady_ms();
   }
 }
 
@@ -139,7 +137,7 @@ VALUE native_take_one(int argc, VALUE* argv, VALUE) {
           // gvl2: a request dequeued while an interrupt arrives is kept,
           // not lost; the interrupt is handled by the next check below.
           without_gvl(call);
-          gvl_since_ns = monotonic_ns();
+          gvl_since_ms = steady_ms();
           taken = call.taken;
           closed = !taken && queue.drained();
         }
@@ -321,12 +319,8 @@ struct BodyReadCall : Interruptible {
   size_t max;
   RequestBody::ReadResult result{RequestBody::ReadStatus::Waiting, 0};
   void run() noexcept {
-    try {
-      while (result.status == RequestBody::ReadStatus::Waiting && !interrupted.load(std::memory_order_acquire))
-        result = req->read_body(out, max, std::chrono::steady_clock::now() + kTick);
-    } catch (...) {
-      result = {RequestBody::ReadStatus::Failed, 0};
-    }
+    while (result.status == RequestBody::ReadStatus::Waiting && !interrupted.load(std::memory_order_acquire))
+      result = read_body_until(*req, out, max, std::chrono::steady_clock::now() + kTick);
   }
 };
 
@@ -353,7 +347,7 @@ VALUE native_input_read(VALUE, VALUE handle, VALUE rb_max, VALUE buf) {
     call.out = RSTRING_PTR(buf) + len;
     call.max = static_cast<size_t>(max);
     // Bytes already here are taken with the GVL held.
-    call.result = protect_read(*req, call.out, call.max);
+    call.result = read_body_until(*req, call.out, call.max, std::chrono::steady_clock::now());
     if (call.result.status == RequestBody::ReadStatus::Waiting) {
       rb_str_locktmp(buf);  // written without the GVL: nobody may resize it
       without_gvl(call);

@@ -26,6 +26,7 @@ module Kino
     # IO#read semantics: all that is left (a String, "" at the end) without
     # a length; otherwise up to `length` bytes, nil at the end.
     def read(length = nil, outbuf = nil)
+      raise ArgumentError, "negative length #{length} given" if length&.negative?
       return read_into(length, outbuf) if outbuf && length && @buffer.nil?
 
       data = length.nil? ? read_all : read_up_to(length)
@@ -119,12 +120,8 @@ module Kino
     end
 
     def read_up_to(length)
-      raise ArgumentError, "negative length #{length} given" if length.negative?
       return String.new(encoding: Encoding::BINARY) if length.zero?
 
-      # The String grows with what arrives: read(huge) must not allocate
-      # huge before the client has sent a byte.
-      @buffer ||= String.new(capacity: length < CHUNK ? length : CHUNK, encoding: Encoding::BINARY)
       while buffered < length
         break unless fill(length - buffered)
       end
@@ -135,8 +132,6 @@ module Kino
     # into the caller's String, so a loop reading into one buffer
     # allocates nothing per read.
     def read_into(length, outbuf)
-      raise ArgumentError, "negative length #{length} given" if length.negative?
-
       outbuf.clear.force_encoding(Encoding::BINARY)
       return outbuf if length.zero?
 
@@ -151,7 +146,8 @@ module Kino
     end
 
     # Appends up to `wanted` more bytes of the body to the buffer; false at
-    # the end.
+    # the end. The buffer grows with what arrives: read(huge) must not
+    # allocate huge before the client has sent a byte.
     def fill(wanted)
       @buffer ||= String.new(capacity: wanted < CHUNK ? wanted : CHUNK, encoding: Encoding::BINARY)
       !Native.input_read(@request, wanted, @buffer).nil?

@@ -127,20 +127,19 @@ module Kino
       blockers = preparation.blockers
       if blockers.empty?
         begin
-          shared_app, shared_hooks = preparation.prepare!
-          return [:ractor, shared_app, shared_hooks]
+          return [:ractor, *preparation.prepare!]
         rescue UnshareableAppError => e
           # Only when the check could not probe (see RactorPreparation#blockers).
           raise if requested == :ractor
 
-          @log.write("kino: running in :threaded mode: #{e.message}\n")
-          return [:threaded, @app, hooks]
+          reason = e.message
         end
-      end
-      raise UnshareableAppError, preparation.explain(blockers) if requested == :ractor
+      else
+        raise UnshareableAppError, preparation.explain(blockers) if requested == :ractor
 
-      @log.write("kino: running in :threaded mode: #{blockers.first.summary} " \
-                 "(`kino --check` lists every blocker)\n")
+        reason = "#{blockers.first.summary} (`kino --check` lists every blocker)"
+      end
+      @log.write("kino: running in :threaded mode: #{reason}\n")
       [:threaded, @app, hooks]
     end
 

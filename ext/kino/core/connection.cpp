@@ -2,18 +2,13 @@
 
 #include "responder.hpp"
 #include "server.hpp"
+#include "steady_clock.hpp"
 
 namespace kino {
 
 namespace {
 constexpr size_t kReadChunk = 16 * 1024;
 constexpr int64_t kNever = INT64_MAX;
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 constexpr size_t kMaxGather = 64;
 constexpr size_t kMaxWriteBytes = 256 * 1024;
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -35,7 +30,7 @@ Connection::~Connection() {
 }
 
 void Connection::start() {
-  phase_start_ms_ = now_ms();
+  phase_start_ms_ = steady_ms();
   expect(Waiting::FirstByte);
   server_->track(shared_from_this());
   // The accept handler runs on the listener's strand; move onto ours.
@@ -104,7 +99,7 @@ void Connection::expect(Waiting what) {
       deadline = phase_start_ms_ + first_data;
       break;
     case Waiting::Body:
-      deadline = now_ms() + first_data;
+      deadline = steady_ms() + first_data;
       break;
     case Waiting::Continue:
     case Waiting::Nothing:
@@ -120,7 +115,7 @@ void Connection::check_deadline() {
 
 void Connection::on_deadline() {
   if (closed_) return;
-  int64_t now = now_ms();
+  int64_t now = steady_ms();
   if (now >= write_deadline_ms_.load(std::memory_order_relaxed)) {
     // The client stopped reading what we send: let its buffers go.
     server_->counters().timeouts.fetch_add(1, std::memory_order_relaxed);
@@ -237,7 +232,7 @@ void Connection::dispatch(RequestRef req) {
 void Connection::arm_app_deadline() {
   auto timeout = server_->config().request_timeout.count();
   if (timeout > 0 && in_flight_)
-    app_deadline_ms_.store(now_ms() + timeout, std::memory_order_relaxed);
+    app_deadline_ms_.store(steady_ms() + timeout, std::memory_order_relaxed);
 }
 
 void Connection::start_streaming(RequestRef req) {
@@ -255,27 +250,26 @@ void Connection::start_streaming(RequestRef req) {
 void Connection::fail_streaming(int status, const char* reason) {
   RequestRef req = std::move(streaming_);
   req->body->fail(status, reason);
-  server_->counters().parse_errors.fetch_add(1, std::memory_order_relaxed);
-  server_->counters().rejected.fetch_add(1, std::memory_order_relaxed);
-  expect(Waiting::Nothing);
-  Bytes text(reason);
-  text.push_back('\n');
-  // The app's response is under way: it may finish (the client may well
-  // have stopped sending because it saw that response begin). Nothing
-  // more is read; the lingering close after it drops what still comes.
-  respond_plain(*req, status, view(text), true);
+  // If the app's response is under way this answer loses the claim and
+  // that response may finish (the client may well have stopped sending
+  // because it saw it begin). Nothing more is read; the lingering close
+  // after it drops what still comes.
+  reject(status, reason, std::move(req));
 }
 
-void Connection::reject(int status, std::string_view reason) {
+// Whatever else the client sent is not trusted: answer and close. `req` is
+// the request already with the workers, or null for one never dispatched.
+void Connection::reject(int status, std::string_view reason, RequestRef req) {
   server_->counters().parse_errors.fetch_add(1, std::memory_order_relaxed);
   server_->counters().rejected.fetch_add(1, std::memory_order_relaxed);
-  // Whatever else the client sent is not trusted: answer and close.
-  RequestRef req(new RequestCtx());
-  req->sink = shared_from_this();
-  req->keep_alive = false;
   expect(Waiting::Nothing);
-  awaiting_response_ = true;
-  dispatched_ = false;
+  if (!req) {
+    req = RequestRef(new RequestCtx());
+    req->sink = shared_from_this();
+    req->keep_alive = false;
+    awaiting_response_ = true;
+    dispatched_ = false;
+  }
   Bytes text(reason.data(), reason.size());
   text.push_back('\n');
   respond_plain(*req, status, view(text), true);
@@ -343,7 +337,7 @@ void Connection::do_write() {
     if (take < left) break;  // this item continues in the next slice
   }
   writing_ = true;
-  write_deadline_ms_.store(now_ms() + server_->config().first_data_timeout.count(), std::memory_order_relaxed);
+  write_deadline_ms_.store(steady_ms() + server_->config().first_data_timeout.count(), std::memory_order_relaxed);
   asio::async_write(socket_, gather_, [self = shared_from_this()](const error_code& ec, size_t) {
     self->on_write(ec);
   });
@@ -410,7 +404,7 @@ void Connection::response_done(bool keep_alive) {
     return;
   }
   idle_keep_alive_ = true;
-  phase_start_ms_ = now_ms();
+  phase_start_ms_ = steady_ms();
   // Pipelined bytes already here count as the next request's first data.
   expect(in_start_ < inbuf_.size() ? Waiting::Head : Waiting::FirstByte);
   process_input();
@@ -425,7 +419,7 @@ void Connection::linger() {
   error_code ignored;
   socket_.shutdown(Socket::shutdown_send, ignored);
   waiting_ = Waiting::Linger;
-  read_deadline_ms_.store(now_ms() + 2000, std::memory_order_relaxed);
+  read_deadline_ms_.store(steady_ms() + 2000, std::memory_order_relaxed);
   if (reading_) return;  // that read's completion carries on (see on_read)
   in_start_ = 0;
   inbuf_.resize(kReadChunk);

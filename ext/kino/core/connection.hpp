@@ -73,7 +73,7 @@ class Connection : public ResponseSink,
   void start_streaming(RequestRef req);
   void fail_streaming(int status, const char* reason);
   void arm_app_deadline();
-  void reject(int status, std::string_view reason);
+  void reject(int status, std::string_view reason, RequestRef req = {});
   void enqueue(OutItem item);
   void do_write();
   void on_write(const error_code& ec);

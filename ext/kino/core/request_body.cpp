@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "steady_clock.hpp"
+
 namespace kino {
 
 namespace {
@@ -84,10 +86,7 @@ bool RequestBody::append(std::string_view bytes) {
 void RequestBody::finish() {
   std::lock_guard<std::mutex> lock(mu_);
   if (failure_status_) return;
-  completed_ms_.store(std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::steady_clock::now().time_since_epoch())
-                          .count(),
-                      std::memory_order_release);
+  completed_ms_.store(steady_ms(), std::memory_order_release);
   complete_.store(true, std::memory_order_release);
   arrived_.notify_all();
 }

@@ -7,16 +7,10 @@
 #include "connection.hpp"
 #include "listener.hpp"
 #include "responder.hpp"
+#include "steady_clock.hpp"
 
 namespace kino {
 
-namespace {
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-}  // namespace
 
 Server::Server(ServerConfig config)
     : config_(std::move(config)), queue_(config_.queue_depth), slots_(config_.worker_slots) {
@@ -74,7 +68,7 @@ std::vector<std::string> Server::addresses() const {
 void Server::dispatch(RequestRef req) {
   counters_.requests_received.fetch_add(1, std::memory_order_relaxed);
   counters_.in_flight.fetch_add(1, std::memory_order_relaxed);
-  int64_t until = now_ms() + config_.queue_timeout.count();
+  int64_t until = steady_ms() + config_.queue_timeout.count();
   if (queue_.admit(req, until) == RequestQueue::Admission::Refused) {
     counters_.rejected.fetch_add(1, std::memory_order_relaxed);
     respond_plain(*req, 503, "Service Unavailable: the server is shutting down\n", true);
@@ -140,7 +134,7 @@ void Server::for_each_connection(F&& f) {
 // times a second.
 void Server::sweep() {
   constexpr auto kSweepInterval = std::chrono::milliseconds(250);
-  int64_t now = now_ms();
+  int64_t now = steady_ms();
   refuse_overdue(now);
   for_each_connection([now](Connection& c) {
     if (c.deadline_ms() <= now) c.check_deadline();

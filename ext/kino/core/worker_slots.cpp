@@ -2,13 +2,10 @@
 
 #include <algorithm>
 
+#include "steady_clock.hpp"
+
 namespace kino {
 
-int64_t WorkerSlots::now_ms() noexcept {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 WorkerSlots::~WorkerSlots() = default;
 
@@ -20,7 +17,7 @@ void WorkerSlots::hold(size_t slot, RequestCtx* req) noexcept {
     std::lock_guard<std::mutex> lock(s.mu);
     previous = std::move(s.request);
     s.request = RequestRef(req);
-    s.since_ms = now_ms();
+    s.since_ms = steady_ms();
   }
 }
 
@@ -43,10 +40,10 @@ int64_t WorkerSlots::busy_ms(size_t slot) const noexcept {
   // waiting for more of it.
   int64_t since = s.since_ms;
   if (const RequestBody* body = s.request->body.get()) {
-    if (!body->complete()) return body->continue_owed() ? now_ms() - since : 0;
+    if (!body->complete()) return body->continue_owed() ? steady_ms() - since : 0;
     since = std::max(since, body->completed_ms());
   }
-  return now_ms() - since;
+  return steady_ms() - since;
 }
 
 }  // namespace kino

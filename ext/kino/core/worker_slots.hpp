@@ -44,7 +44,6 @@ class WorkerSlots {
     RequestRef request;
     int64_t since_ms = 0;
   };
-  static int64_t now_ms() noexcept;
 
   std::vector<Slot> slots_;
 };

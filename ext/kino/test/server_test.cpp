@@ -163,6 +163,9 @@ class Client {
   std::string in_;
 };
 
+// A client of the server's first address.
+std::unique_ptr<Client> client_of(Server& s) { return Client::tcp(port_of(s.addresses().at(0))); }
+
 RequestRef pop(Server& s, std::chrono::milliseconds timeout = 5000ms) {
   return s.queue().pop_for(std::chrono::duration_cast<std::chrono::microseconds>(timeout));
 }
@@ -380,7 +383,7 @@ TEST(Server, UnixSocketStaleFileIsReplacedButLiveOneIsNot) {
 
 TEST(Server, StopWithNothingInFlightIsQuick) {
   auto server = start_server("tcp://127.0.0.1:0");
-  auto idle = Client::tcp(port_of(server->addresses().at(0)));  // an idle keep-alive connection
+  auto idle = client_of(*server);  // an idle keep-alive connection
   ASSERT_TRUE(idle);
   std::this_thread::sleep_for(20ms);
   auto t0 = Clock::now();
@@ -393,7 +396,7 @@ TEST(Server, StopWithNothingInFlightIsQuick) {
 
 TEST(Server, StopReportsUnansweredRequests) {
   auto server = start_server("tcp://127.0.0.1:0");
-  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  auto client = client_of(*server);
   ASSERT_TRUE(client);
   ASSERT_TRUE(client->send("GET /slow HTTP/1.1\r\nHost: h\r\n\r\n"));
   RequestRef req = pop(*server);
@@ -414,8 +417,8 @@ TEST(Server, ServerIsFreedAfterStop) {
   {
     auto server = start_server("tcp://127.0.0.1:0");
     weak = server;
-    auto idle = Client::tcp(port_of(server->addresses().at(0)));
-    auto busy = Client::tcp(port_of(server->addresses().at(0)));
+    auto idle = client_of(*server);
+    auto busy = client_of(*server);
     ASSERT_TRUE(idle && busy);
     ASSERT_TRUE(busy->send("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
     RequestRef req = pop(*server);
@@ -428,7 +431,7 @@ TEST(Server, ServerIsFreedAfterStop) {
 
 TEST(Server, InFlightRequestFinishesDuringStop) {
   auto server = start_server("tcp://127.0.0.1:0");
-  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  auto client = client_of(*server);
   ASSERT_TRUE(client);
   ASSERT_TRUE(client->send("GET /work HTTP/1.1\r\nHost: h\r\n\r\n"));
   RequestRef req = pop(*server);
@@ -449,7 +452,7 @@ TEST(Server, InFlightRequestFinishesDuringStop) {
 
 TEST(Server, ParseErrorGets400AndClose) {
   auto server = start_server("tcp://127.0.0.1:0");
-  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  auto client = client_of(*server);
   ASSERT_TRUE(client);
   ASSERT_TRUE(client->send("GARBAGE\r\n\r\n"));
   std::string wire;
@@ -470,7 +473,7 @@ TEST(Server, LimitErrorsUseTheirStatus) {
   ParserLimits limits;
   limits.max_uri_size = 64;
   auto server = start_server("tcp://127.0.0.1:0", limits);
-  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  auto client = client_of(*server);
   ASSERT_TRUE(client);
   ASSERT_TRUE(client->send("GET /" + std::string(200, 'a') + " HTTP/1.1\r\nHost: h\r\n\r\n"));
   std::string wire;
@@ -481,7 +484,7 @@ TEST(Server, LimitErrorsUseTheirStatus) {
 
 TEST(Server, PipelinedRequestsAnsweredInOrder) {
   auto server = start_server("tcp://127.0.0.1:0");
-  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  auto client = client_of(*server);
   ASSERT_TRUE(client);
   ASSERT_TRUE(client->send("GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n"));
   RequestRef first = pop(*server);
@@ -533,7 +536,7 @@ ServerConfig small_bodies_config() {
 
 TEST(Server, ExpectContinueIsSentWhenTheAppReads) {
   auto server = start_server("tcp://127.0.0.1:0");
-  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  auto client = client_of(*server);
   ASSERT_TRUE(client);
   ASSERT_TRUE(
       client->send("POST /up HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"));
@@ -567,7 +570,7 @@ TEST(Server, ExpectContinueIsSentWhenTheAppReads) {
 
 TEST(Server, ExpectContinueIsNeverSentWhenTheAppAnswersWithoutReading) {
   auto server = start_server("tcp://127.0.0.1:0");
-  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  auto client = client_of(*server);
   ASSERT_TRUE(client);
   ASSERT_TRUE(
       client->send("POST /up HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"));
@@ -587,7 +590,7 @@ TEST(Server, ExpectContinueIsNeverSentWhenTheAppAnswersWithoutReading) {
 
 TEST(Server, LargeBodyReachesTheAppBeforeItsLastByte) {
   auto server = start_server(small_bodies_config());
-  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  auto client = client_of(*server);
   ASSERT_TRUE(client);
   std::string first(1000, 'a');
   ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 2000\r\n\r\n" + first));
@@ -618,7 +621,7 @@ TEST(Server, LargeBodyReachesTheAppBeforeItsLastByte) {
 
 TEST(Server, ChunkedBodyStreamsAndThePipelinedRequestWaits) {
   auto server = start_server(small_bodies_config());
-  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  auto client = client_of(*server);
   ASSERT_TRUE(client);
   std::string first(80, 'a');  // past the 64-byte limit: dispatched while arriving
   ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n50\r\n" + first + "\r\n"));
@@ -643,7 +646,7 @@ TEST(Server, StalledStreamingBodyGets408AndTheReaderAnError) {
   auto config = small_bodies_config();
   config.first_data_timeout = 300ms;
   auto server = start_server(config);
-  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  auto client = client_of(*server);
   ASSERT_TRUE(client);
   ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\n" + std::string(100, 'x')));
   RequestRef req = pop(*server);
@@ -663,7 +666,7 @@ TEST(Server, ChunkedBodyOverTheLimitGets413WhileStreaming) {
   auto config = small_bodies_config();
   config.limits.max_body_size = 100;
   auto server = start_server(config);
-  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  auto client = client_of(*server);
   ASSERT_TRUE(client);
   ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n50\r\n" +
                            std::string(80, 'x') + "\r\n"));
@@ -683,7 +686,7 @@ TEST(Server, ChunkedBodyOverTheLimitGets413WhileStreaming) {
 
 TEST(Server, ClientVanishingMidBodyFailsTheReader) {
   auto server = start_server(small_bodies_config());
-  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  auto client = client_of(*server);
   ASSERT_TRUE(client);
   ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\n" + std::string(100, 'x')));
   RequestRef req = pop(*server);
@@ -699,7 +702,7 @@ TEST(Server, SmallChunkedBodyIsReadWholeBeforeDispatch) {
   auto config = small_bodies_config();
   config.body_storage.memory_limit = 1024;
   auto server = start_server(config);
-  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  auto client = client_of(*server);
   ASSERT_TRUE(client);
   ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"));
   EXPECT_FALSE(pop(*server, 200ms)) << "a trickling small body ties up no worker";
@@ -715,7 +718,7 @@ TEST(Server, SmallChunkedBodyIsReadWholeBeforeDispatch) {
 
 TEST(Server, ChunkedBodyPastTheMemoryLimitIsDispatchedWhileArriving) {
   auto server = start_server(small_bodies_config());  // 64-byte limit
-  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  auto client = client_of(*server);
   ASSERT_TRUE(client);
   ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n50\r\n" +
                            std::string(80, 'c') + "\r\n"));
@@ -737,7 +740,7 @@ TEST(Server, ContinueAfterTheResponseBeganFallsToTheStallDeadline) {
   auto config = small_bodies_config();
   config.first_data_timeout = 300ms;
   auto server = start_server(config);
-  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  auto client = client_of(*server);
   ASSERT_TRUE(client);
   ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"));
   RequestRef req = pop(*server);
@@ -764,7 +767,7 @@ TEST(Server, BodyStallingAfterTheResponseBeganDoesNotCutTheResponse) {
   auto config = small_bodies_config();
   config.first_data_timeout = 300ms;
   auto server = start_server(config);
-  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  auto client = client_of(*server);
   ASSERT_TRUE(client);
   ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\n" + std::string(100, 'x')));
   RequestRef req = pop(*server);
@@ -788,7 +791,7 @@ TEST(Server, RequestTimeoutDoesNotCountTheUpload) {
   auto config = small_bodies_config();
   config.request_timeout = 300ms;
   auto server = start_server(config);
-  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  auto client = client_of(*server);
   ASSERT_TRUE(client);
   ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 700\r\n\r\n"));
   RequestRef req = pop(*server);
@@ -812,7 +815,7 @@ TEST(Server, RequestTimeoutStillCountsAnAppThatNeverAsksForTheBody) {
   auto config = small_bodies_config();
   config.request_timeout = 300ms;
   auto server = start_server(config);
-  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  auto client = client_of(*server);
   ASSERT_TRUE(client);
   ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"));
   RequestRef req = pop(*server);
@@ -824,7 +827,7 @@ TEST(Server, RequestTimeoutStillCountsAnAppThatNeverAsksForTheBody) {
 
 TEST(Server, StreamedResponseIsChunkedOnTheWire) {
   auto server = start_server("tcp://127.0.0.1:0");
-  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  auto client = client_of(*server);
   ASSERT_TRUE(client);
   ASSERT_TRUE(client->send("GET /stream HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"));
   RequestRef req = pop(*server);
@@ -844,7 +847,7 @@ TEST(Server, StreamedResponseIsChunkedOnTheWire) {
 
 TEST(Server, ClientGoneBeforeAnswerIsHarmless) {
   auto server = start_server("tcp://127.0.0.1:0");
-  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  auto client = client_of(*server);
   ASSERT_TRUE(client);
   ASSERT_TRUE(client->send("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
   RequestRef req = pop(*server);
@@ -858,7 +861,7 @@ TEST(Server, ClientGoneBeforeAnswerIsHarmless) {
 
 TEST(Server, ReleasedUnansweredRequestGets500) {
   auto server = start_server("tcp://127.0.0.1:0");
-  auto client = Client::tcp(port_of(server->addresses().at(0)));
+  auto client = client_of(*server);
   ASSERT_TRUE(client);
   ASSERT_TRUE(client->send("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
   RequestRef req = pop(*server);
