@@ -614,16 +614,21 @@ module Kino
       @settings[:after_boot] = hook(:after_boot, handler, block)
     end
 
-    # Runs inside each worker before it serves its first request: open
-    # per-worker connections here. In :ractor mode it runs in the worker's
-    # ractor, so it must be shareable (Ractor.make_shareable) and may only
-    # read shareable values; a block written in this file qualifies when the
-    # local variables it uses hold shareable values.
+    # Runs inside each worker before it serves its first request, with the
+    # worker's index (0 to workers - 1, then replacements), as Puma's
+    # on_worker_boot: open per-worker connections here. A hook that takes no
+    # argument is called without it. If it raises, the error is logged with
+    # its backtrace and the worker serves anyway. In :ractor mode it runs in
+    # the worker's ractor, so it must be shareable (Ractor.make_shareable)
+    # and may only read shareable values; a block written in this file
+    # qualifies when the local variables it uses hold shareable values.
     #
     # The default is nil.
     #
     # @example
     #   after_worker_boot { ActiveRecord::Base.establish_connection }
+    # @example
+    #   after_worker_boot { |index| warn "worker #{index} up" }
     #
     def after_worker_boot(handler = nil, &block)
       @settings[:after_worker_boot] = hook(:after_worker_boot, handler, block)

@@ -145,9 +145,10 @@
 # Runs on the main thread once the workers are up. Default: nil.
 # after_boot { puts "kino is up" }
 
-# Runs in each worker before it serves; in :ractor mode it must only use
-# shareable values. Default: nil.
-# after_worker_boot { warn "worker ready" }
+# Runs in each worker before it serves, with the worker's index; in
+# :ractor mode it must only use shareable values. If it raises, the error
+# is logged and the worker serves anyway. Default: nil.
+# after_worker_boot { |index| warn "worker #{index} ready" }
 
 # Runs in the worker after each response, with (env, status). Default: nil.
 # Not yet implemented.
