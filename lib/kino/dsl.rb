@@ -9,7 +9,7 @@ module Kino
   #   workers 4
   #   threads 2
   #   bind "tcp://0.0.0.0:8080"
-  #   on_error { |exception, env| warn "#{exception.class} on #{env&.fetch("PATH_INFO", nil)}" }
+  #   on_error { |exception, env| warn "#{exception.class} on #{env["PATH_INFO"]}" }
   #
   # Kino::Configuration evaluates the file with instance_eval on a fresh DSL
   # object. Each directive checks its value where it is written, because only
@@ -587,10 +587,12 @@ module Kino
       @settings[:quarantine_max] = count.nil? ? nil : non_negative_integer(:quarantine_max, count)
     end
 
-    # Called with (exception, env) when the app raises, or a response cannot
-    # be delivered (env is nil when there is no request to blame). Runs in
-    # the worker. Takes a block or any object that responds to #call; a
-    # second on_error replaces the first.
+    # Called with (exception, env) when the app raises or its answer breaks
+    # the Rack contract, after the client has its 500; env is the request's
+    # env. Runs in the worker. A request body cut off by its client is not
+    # the app's error: it is logged in one line and on_error is not called.
+    # Takes a block or any object that responds to #call; a second on_error
+    # replaces the first.
     #
     # The default is nil (errors are logged to stderr).
     #

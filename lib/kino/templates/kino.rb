@@ -138,8 +138,9 @@
 
 # == Hooks (a block, or any object that responds to #call)
 
-# Called with (exception, env) when the app raises or a response cannot be
-# delivered. Default: nil (logged to stderr).
+# Called with (exception, env) when the app raises or its answer breaks the
+# Rack contract, after the client has its 500. Default: nil (logged to
+# stderr).
 # on_error { |exception, _env| warn "#{exception.class}: #{exception.message}" }
 
 # Runs on the main thread once the workers are up. Default: nil.
