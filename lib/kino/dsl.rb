@@ -495,6 +495,60 @@ module Kino
       @settings[:lanes] = boolean(:lanes, enabled)
     end
 
+    # Runs each connection on one I/O thread for its whole life (I/O
+    # shards), instead of on whichever I/O thread is free.
+    # Not yet implemented in this version: accepted, checked, no effect.
+    #
+    # The default is false.
+    #
+    # @example
+    #   io_shards true
+    #
+    def io_shards(enabled = true)
+      @settings[:io_shards] = boolean(:io_shards, enabled)
+    end
+
+    # Serves HTTP/2 (prior-knowledge h2c on plain binds, ALPN h2 with TLS)
+    # besides HTTP/1.1.
+    # Not yet implemented in this version: accepted, checked, no effect
+    # (Kino speaks HTTP/1.1 only, which is what `http2 false` asks for).
+    #
+    # The default is false.
+    #
+    # @example
+    #   http2 true
+    #
+    def http2(enabled = true)
+      @settings[:http2] = boolean(:http2, enabled)
+    end
+
+    # Lets the pool grow past +workers+ while requests wait in the queue,
+    # up to this many workers; extra workers retire after
+    # +scale_down_after+ seconds idle. nil keeps the pool at +workers+.
+    # Not yet implemented in this version: accepted, checked, no effect.
+    #
+    # The default is nil.
+    #
+    # @example
+    #   max_workers 16
+    #
+    def max_workers(count)
+      @settings[:max_workers] = count.nil? ? nil : positive_integer(:max_workers, count)
+    end
+
+    # Seconds a worker beyond +workers+ (see +max_workers+) sits idle
+    # before it retires.
+    # Not yet implemented in this version: accepted, checked, no effect.
+    #
+    # The default is 30.
+    #
+    # @example
+    #   scale_down_after 60
+    #
+    def scale_down_after(seconds)
+      @settings[:scale_down_after] = positive_seconds(:scale_down_after, seconds)
+    end
+
     # Writes an access log line per request to stdout, from native code.
     # Not yet implemented in this version: accepted, checked, no effect.
     #
@@ -509,7 +563,9 @@ module Kino
 
     # Serves HTTPS with this certificate and private key, each a file path
     # or the PEM text itself.
-    # Not yet implemented in this version: accepted, checked, no effect.
+    # Not built yet: the config loads and is checked, but a server with
+    # +tls+ set refuses to start, so it never serves plain HTTP where HTTPS
+    # was asked for. Terminate TLS in a proxy in front of Kino meanwhile.
     #
     # The default is nil (plain HTTP).
     #

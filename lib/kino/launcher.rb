@@ -47,7 +47,6 @@ module Kino
     def run
       @configuration.apply_environment!
       app = load_app
-      warn_not_yet_implemented
       server = Server.new(app, @configuration, log: @stderr)
       previous = trap_signals
       server.start
@@ -108,15 +107,6 @@ module Kino
       where = (e.backtrace_locations || []).find { |l| l.path&.end_with?(File.basename(path)) }
       at = where ? "#{path}:#{where.lineno}" : path
       raise ConfigError, "#{at}: could not load the app: #{e.class}: #{e.message}"
-    end
-
-    def warn_not_yet_implemented
-      defaults = Configuration::DEFAULTS
-      Configuration::NOT_YET_IMPLEMENTED.each do |name|
-        next if @configuration[name] == defaults[name]
-
-        @stderr.puts "kino: warning: `#{name}` is not implemented in this version yet; it has no effect"
-      end
     end
 
     # A handler runs in trap context, where a Mutex cannot be taken (the

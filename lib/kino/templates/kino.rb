@@ -111,11 +111,26 @@
 # Not yet implemented.
 # lanes false
 
+# I/O shards: each I/O thread keeps the connections it was given.
+# Default: false. Not yet implemented.
+# io_shards true
+
+# HTTP/2 besides HTTP/1.1. Default: false. Not yet implemented.
+# http2 true
+
+# Grow the pool past workers while requests wait, up to this many.
+# Default: nil (a fixed pool). Not yet implemented.
+# max_workers 16
+
+# Seconds an extra worker sits idle before it retires. Default: 30.
+# Not yet implemented.
+# scale_down_after 30
+
 # Native access log to stdout. Default: false. Not yet implemented.
 # log_requests true
 
 # HTTPS with this certificate and key (paths or PEM text). Default: nil.
-# Not yet implemented.
+# Not built yet: with it set, kino refuses to start (never plain HTTP).
 # tls cert: "config/tls/cert.pem", key: "config/tls/key.pem"
 
 # Control endpoint with /stats, /metrics, /ready and /live. Default: nil.
