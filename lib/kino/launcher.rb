@@ -17,8 +17,7 @@ module Kino
   # - TERM, INT, QUIT: graceful stop; a second one exits at once.
   # - USR1: one stats line to the log (stderr); the server goes on.
   # - HUP: logged and otherwise ignored. Puma reopens its log files on HUP;
-  #   Kino writes to stdout and stderr and has none to reopen. A terminal
-  #   that closes no longer takes the server down with it.
+  #   Kino writes to stdout and stderr and has none to reopen.
   # - USR2: reserved for a zero-downtime restart, which is not built yet:
   #   logged, ignored.
   # - ALRM: logged, ignored (Ruby's default would end the process).
@@ -144,6 +143,8 @@ module Kino
       suffix = sig == "USR1" ? "" : "; still serving (TERM, INT or QUIT stop the server)"
       # One write per line: the native log pump writes to the same IO.
       @stderr.write("kino: #{text}#{suffix}\n")
+    rescue IOError, SystemCallError
+      nil # stderr is gone (a closed terminal sends HUP): serving matters more than the line
     end
 
     # The earlier Kino's `kill -USR1` line: key=value pairs, one line.
