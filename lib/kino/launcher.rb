@@ -12,7 +12,8 @@ module Kino
   # handlers on the main thread, and one blocked in a native wait or a
   # Ractor.take would never run them.
   #
-  # Signals (no signal but KILL ends the server without a drain):
+  # The signals Kino traps (Ruby's default would end the process on each
+  # but TTIN and TTOU, which would stop it):
   #
   # - TERM, INT, QUIT: graceful stop; a second one exits at once.
   # - USR1: one stats line to the log (stderr); the server goes on.

@@ -3,13 +3,15 @@
 module Kino
   # The body of one worker: run after_worker_boot, then `threads` threads
   # each running a Worker loop on its own slot, until the server's queue is
-  # closed. A hook that raises (a StandardError or ScriptError) is logged
-  # with its backtrace and the worker serves anyway: a replacement would run
-  # the same hook and fail the same way, over and over. An exception beyond
-  # those (Exception itself, NoMemoryError, SystemExit) ends the worker, as
-  # it does when the app raises one. The same body runs inside a Ractor (:ractor mode) or a Thread
+  # closed. The same body runs inside a Ractor (:ractor mode) or a Thread
   # (:threaded mode), so it takes only shareable arguments and keeps no
   # state outside its own frame.
+  #
+  # A hook that raises (a StandardError or ScriptError) is logged with its
+  # backtrace and the worker serves anyway: a replacement would run the same
+  # hook and fail the same way, over and over. An exception beyond those
+  # (Exception itself, NoMemoryError, SystemExit) ends the worker, as it
+  # does when the app raises one.
   #
   # If any of its threads dies of an exception, the group stops its other
   # threads and raises that exception, so the supervisor sees one failed
