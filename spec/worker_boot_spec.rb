@@ -20,15 +20,17 @@ module WorkerBootApps
 
   # A hook that writes "boot-<index>" into +dir+, as Puma's on_worker_boot
   # gets the index.
+  # (A fresh local, assigned once: Ruby 4.0 refuses to share a lambda over
+  # a variable that is assigned again.)
   def self.index_marker(dir)
-    dir = dir.dup.freeze
-    Ractor.make_shareable(->(index) { File.write(File.join(dir, "boot-#{index}"), "") })
+    frozen_dir = dir.dup.freeze
+    Ractor.make_shareable(->(index) { File.write(File.join(frozen_dir, "boot-#{index}"), "") })
   end
 
   # A hook written for no argument, as the earlier Kino called it.
   def self.plain_marker(dir)
-    dir = dir.dup.freeze
-    Ractor.make_shareable(-> { File.write(File.join(dir, "plain-#{Thread.current.name}"), "") })
+    frozen_dir = dir.dup.freeze
+    Ractor.make_shareable(-> { File.write(File.join(frozen_dir, "plain-#{Thread.current.name}"), "") })
   end
 end
 
