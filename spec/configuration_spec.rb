@@ -39,7 +39,7 @@ RSpec.describe Kino::Configuration do
         max_connections max_body_size batch lanes log_requests on_error after_boot
         after_worker_boot after_request_complete on_worker_exit shutdown_timeout
         io_threads tls environment pidfile control_bind control_token
-        quarantine_timeout quarantine_max rackup
+        quarantine_timeout quarantine_max rackup io_shards http2 max_workers scale_down_after
       ]
       hardening = %i[max_header_size max_uri_size max_headers first_data_timeout persistent_timeout backlog]
       expect(defaults.keys).to match_array(earlier + hardening)

@@ -195,7 +195,7 @@ RSpec.describe Kino::DSL do
     # Each directive's example is one commented line: "# <directive> ...".
     let(:example_lines) do
       template.lines.filter_map do |line|
-        code = line[/\A# (([a-z_]+)\b.*)/, 1]
+        code = line[/\A# (([a-z][a-z0-9_]*)\b.*)/, 1]
         code if code && Kino::DSL.directives.include?(Regexp.last_match(2).to_sym)
       end
     end
@@ -206,7 +206,7 @@ RSpec.describe Kino::DSL do
     end
 
     it "has an example for every directive" do
-      directives = example_lines.map { |code| code[/\A[a-z_]+/].to_sym }
+      directives = example_lines.map { |code| code[/\A[a-z][a-z0-9_]*/].to_sym }
       expect(directives).to match_array(Kino::DSL.directives - [:tokio_threads])
     end
 

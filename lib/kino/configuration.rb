@@ -43,6 +43,10 @@ module Kino
       batch: 1,
       lanes: false,
       log_requests: false,
+      io_shards: false,
+      http2: false, # HTTP/1.1 only until HTTP/2 is built (the earlier Kino's default was true)
+      max_workers: nil, # a fixed pool of `workers`
+      scale_down_after: 30,
       tls: nil,
       control_bind: nil,
       control_token: nil,
@@ -57,10 +61,12 @@ module Kino
 
     # Directives that load and are checked but do nothing yet in this
     # version, so a config written for the earlier Kino still loads. The
-    # launcher warns about the ones a config sets.
+    # server warns at start about each one set to anything but its default.
+    # (`tls` is not among them: a server with it set refuses to start,
+    # rather than serve plain HTTP where HTTPS was asked for.)
     NOT_YET_IMPLEMENTED = %i[
-      lanes batch tls control_bind control_token log_requests
-      after_request_complete
+      lanes batch control_bind control_token log_requests
+      after_request_complete io_shards http2 max_workers scale_down_after
     ].freeze
 
     # Searched in this order, relative to the current directory, when no

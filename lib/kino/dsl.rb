@@ -9,7 +9,7 @@ module Kino
   #   workers 4
   #   threads 2
   #   bind "tcp://0.0.0.0:8080"
-  #   on_error { |exception, env| warn "#{exception.class} on #{env&.fetch("PATH_INFO", nil)}" }
+  #   on_error { |exception, env| warn "#{exception.class} on #{env["PATH_INFO"]}" }
   #
   # Kino::Configuration evaluates the file with instance_eval on a fresh DSL
   # object. Each directive checks its value where it is written, because only
@@ -495,6 +495,60 @@ module Kino
       @settings[:lanes] = boolean(:lanes, enabled)
     end
 
+    # Runs each connection on one I/O thread for its whole life (I/O
+    # shards), instead of on whichever I/O thread is free.
+    # Not yet implemented in this version: accepted, checked, no effect.
+    #
+    # The default is false.
+    #
+    # @example
+    #   io_shards true
+    #
+    def io_shards(enabled = true)
+      @settings[:io_shards] = boolean(:io_shards, enabled)
+    end
+
+    # Serves HTTP/2 (prior-knowledge h2c on plain binds, ALPN h2 with TLS)
+    # besides HTTP/1.1.
+    # Not yet implemented in this version: accepted, checked, no effect
+    # (Kino speaks HTTP/1.1 only, which is what `http2 false` asks for).
+    #
+    # The default is false.
+    #
+    # @example
+    #   http2 true
+    #
+    def http2(enabled = true)
+      @settings[:http2] = boolean(:http2, enabled)
+    end
+
+    # Lets the pool grow past +workers+ while requests wait in the queue,
+    # up to this many workers; extra workers retire after
+    # +scale_down_after+ seconds idle. nil keeps the pool at +workers+.
+    # Not yet implemented in this version: accepted, checked, no effect.
+    #
+    # The default is nil.
+    #
+    # @example
+    #   max_workers 16
+    #
+    def max_workers(count)
+      @settings[:max_workers] = count.nil? ? nil : positive_integer(:max_workers, count)
+    end
+
+    # Seconds a worker beyond +workers+ (see +max_workers+) sits idle
+    # before it retires.
+    # Not yet implemented in this version: accepted, checked, no effect.
+    #
+    # The default is 30.
+    #
+    # @example
+    #   scale_down_after 60
+    #
+    def scale_down_after(seconds)
+      @settings[:scale_down_after] = positive_seconds(:scale_down_after, seconds)
+    end
+
     # Writes an access log line per request to stdout, from native code.
     # Not yet implemented in this version: accepted, checked, no effect.
     #
@@ -509,7 +563,9 @@ module Kino
 
     # Serves HTTPS with this certificate and private key, each a file path
     # or the PEM text itself.
-    # Not yet implemented in this version: accepted, checked, no effect.
+    # Not built yet: the config loads and is checked, but a server with
+    # +tls+ set refuses to start, so it never serves plain HTTP where HTTPS
+    # was asked for. Terminate TLS in a proxy in front of Kino meanwhile.
     #
     # The default is nil (plain HTTP).
     #
@@ -587,10 +643,12 @@ module Kino
       @settings[:quarantine_max] = count.nil? ? nil : non_negative_integer(:quarantine_max, count)
     end
 
-    # Called with (exception, env) when the app raises, or a response cannot
-    # be delivered (env is nil when there is no request to blame). Runs in
-    # the worker. Takes a block or any object that responds to #call; a
-    # second on_error replaces the first.
+    # Called with (exception, env) when the app raises or its answer breaks
+    # the Rack contract, after the client has its 500; env is the request's
+    # env. Runs in the worker. A request body cut off by its client is not
+    # the app's error: it is logged in one line and on_error is not called.
+    # Takes a block or any object that responds to #call; a second on_error
+    # replaces the first.
     #
     # The default is nil (errors are logged to stderr).
     #
@@ -614,16 +672,21 @@ module Kino
       @settings[:after_boot] = hook(:after_boot, handler, block)
     end
 
-    # Runs inside each worker before it serves its first request: open
-    # per-worker connections here. In :ractor mode it runs in the worker's
-    # ractor, so it must be shareable (Ractor.make_shareable) and may only
-    # read shareable values; a block written in this file qualifies when the
-    # local variables it uses hold shareable values.
+    # Runs inside each worker before it serves its first request, with the
+    # worker's index (0 to workers - 1, then replacements), as Puma's
+    # on_worker_boot: open per-worker connections here. A hook that takes no
+    # argument is called without it. If it raises, the error is logged with
+    # its backtrace and the worker serves anyway. In :ractor mode it runs in
+    # the worker's ractor, so it must be shareable (Ractor.make_shareable)
+    # and may only read shareable values; a block written in this file
+    # qualifies when the local variables it uses hold shareable values.
     #
     # The default is nil.
     #
     # @example
     #   after_worker_boot { ActiveRecord::Base.establish_connection }
+    # @example
+    #   after_worker_boot { |index| warn "worker #{index} up" }
     #
     def after_worker_boot(handler = nil, &block)
       @settings[:after_worker_boot] = hook(:after_worker_boot, handler, block)

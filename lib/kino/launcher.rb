@@ -11,29 +11,49 @@ module Kino
   # The main thread only ever sleeps in short slices here: Ruby runs signal
   # handlers on the main thread, and one blocked in a native wait or a
   # Ractor.take would never run them.
+  #
+  # The signals Kino traps (Ruby's default would end the process on each
+  # but TTIN and TTOU, which would stop it):
+  #
+  # - TERM, INT, QUIT: graceful stop; a second one exits at once.
+  # - USR1: one stats line to the log (stderr); the server goes on.
+  # - HUP: logged and otherwise ignored. Puma reopens its log files on HUP;
+  #   Kino writes to stdout and stderr and has none to reopen.
+  # - USR2: reserved for a zero-downtime restart, which is not built yet:
+  #   logged, ignored.
+  # - ALRM: logged, ignored (Ruby's default would end the process).
+  # - TTIN, TTOU: ignored without a handler. The kernel sends them itself to
+  #   a background process that touches its terminal; with a handler
+  #   installed it would send them again and again, and a handler that logs
+  #   would write to the terminal once more.
   class Launcher
-    SIGNALS = %w[INT TERM].freeze
+    STOP_SIGNALS = %w[TERM INT QUIT].freeze
+    # Signals that are answered in the log; the server keeps serving.
+    LOGGED_SIGNALS = %w[USR1 HUP USR2 ALRM].freeze
+    IGNORED_SIGNALS = %w[TTIN TTOU].freeze
     POLL_INTERVAL = 0.1
+    STATS_KEYS = %i[mode workers threads connections_open queued in_flight served rejected timeouts
+                    parse_errors respawns quarantined].freeze
 
     def initialize(configuration, stdout: $stdout, stderr: $stderr)
       @configuration = configuration
       @stdout = stdout
       @stderr = stderr
-      @signals = []
+      @signals = [] # pending signals that do not stop the server, oldest first
+      @stop_signal = nil
     end
 
-    # Serves until SIGINT or SIGTERM; returns the process exit status.
+    # Serves until SIGTERM, SIGINT or SIGQUIT; returns the process exit status.
     def run
       @configuration.apply_environment!
       app = load_app
-      warn_not_yet_implemented
       server = Server.new(app, @configuration, log: @stderr)
       previous = trap_signals
       server.start
       write_pidfile
       banner(server)
-      sleep POLL_INTERVAL while @signals.empty?
-      @stdout.puts "- Gracefully stopping (SIG#{@signals.first}), waiting for requests to finish"
+      serve_until_stopped(server)
+      @stdout.puts "- Gracefully stopping (SIG#{@stop_signal}), waiting for requests to finish"
       server.shutdown
       @stdout.puts "- Goodbye!"
       0
@@ -89,24 +109,52 @@ module Kino
       raise ConfigError, "#{at}: could not load the app: #{e.class}: #{e.message}"
     end
 
-    def warn_not_yet_implemented
-      defaults = Configuration::DEFAULTS
-      Configuration::NOT_YET_IMPLEMENTED.each do |name|
-        next if @configuration[name] == defaults[name]
+    # A handler runs in trap context, where a Mutex cannot be taken (the
+    # stats do), so it only records the signal; the main thread answers it
+    # between its short sleeps. A second stop signal exits at once.
+    def trap_signals
+      previous = (STOP_SIGNALS + LOGGED_SIGNALS).to_h do |sig|
+        [sig, Signal.trap(sig) do
+          if STOP_SIGNALS.include?(sig)
+            exit!(1) if @stop_signal
+            @stop_signal = sig
+          else
+            @signals << sig
+          end
+        end]
+      end
+      IGNORED_SIGNALS.each { |sig| previous[sig] = Signal.trap(sig, "IGNORE") }
+      previous
+    end
 
-        @stderr.puts "kino: warning: `#{name}` is not implemented in this version yet; it has no effect"
+    def serve_until_stopped(server)
+      until @stop_signal
+        answer_signal(@signals.shift, server) until @signals.empty?
+        sleep POLL_INTERVAL
       end
     end
 
-    # A first signal asks for a graceful stop; a second one while stopping
-    # exits at once.
-    def trap_signals
-      SIGNALS.to_h do |sig|
-        [sig, Signal.trap(sig) do
-          exit!(1) unless @signals.empty?
-          @signals << sig
-        end]
-      end
+    def answer_signal(sig, server)
+      text = case sig
+             when "USR1" then stats_line(server)
+             when "HUP" then "SIGHUP ignored: Kino has no log file to reopen (it writes to stdout and stderr)"
+             when "USR2" then "SIGUSR2 ignored: restarting in place is not supported yet"
+             else "SIG#{sig} ignored"
+             end
+      suffix = sig == "USR1" ? "" : "; still serving (TERM, INT or QUIT stop the server)"
+      # One write per line: the native log pump writes to the same IO.
+      @stderr.write("kino: #{text}#{suffix}\n")
+    rescue IOError, SystemCallError
+      nil # stderr is gone (a closed terminal sends HUP): serving matters more than the line
+    end
+
+    # The earlier Kino's `kill -USR1` line: key=value pairs, one line.
+    def stats_line(server)
+      stats = server.stats
+      pairs = STATS_KEYS.filter_map { |key| "#{key}=#{stats[key]}" if stats.key?(key) }
+      "stats pid=#{Process.pid} #{pairs.join(' ')}"
+    rescue Kino::Error => e
+      "stats unavailable: #{e.message}"
     end
 
     def restore_signals(previous)

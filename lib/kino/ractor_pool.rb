@@ -105,14 +105,14 @@ module Kino
     private
 
     def start_ractor(index, first_slot, token)
-      Ractor.new(*worker_args(first_slot), token,
-                 name: "kino-worker-#{index}") do |server_id, app, threads, slot, on_error, boot, me|
+      Ractor.new(*worker_args(index, first_slot), token,
+                 name: "kino-worker-#{index}") do |server_id, app, threads, slot, on_error, boot, worker_index, me|
         # The supervisor logs a worker's death with its backtrace; Ruby's
         # own report would print it a second time.
         Thread.current.report_on_exception = false
         report = nil
         begin
-          Kino::WorkerGroup.run(server_id, app, threads, slot, on_error, boot)
+          Kino::WorkerGroup.run(server_id, app, threads, slot, on_error, boot, worker_index)
         rescue Exception => e # rubocop:disable Lint/RescueException
           report = Kino::RactorPool.report(e)
         ensure

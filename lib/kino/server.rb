@@ -46,6 +46,8 @@ module Kino
     def start
       raise Error, "server already started" if @server_id
 
+      refuse_tls
+      warn_not_in_effect
       @mode, @app, hooks = choose_mode
       @server_id = Native.server_create(native_options)
       begin
@@ -223,6 +225,25 @@ module Kino
       end
     rescue Kino::Error
       nil
+    end
+
+    # Never plain HTTP where HTTPS was asked for: until TLS is built, a
+    # server with `tls` set does not start.
+    def refuse_tls
+      return unless @configuration[:tls]
+
+      raise ConfigError, "tls is set, but this version of Kino cannot serve TLS yet; it does not start rather " \
+                         "than serve plain HTTP where HTTPS was asked for (terminate TLS in a proxy in front " \
+                         "of Kino, and remove tls)"
+    end
+
+    # Here rather than in the CLI, so an embedding app hears of them too.
+    def warn_not_in_effect
+      Configuration::NOT_YET_IMPLEMENTED.each do |name|
+        next if @configuration[name] == Configuration::DEFAULTS[name]
+
+        @log.write("kino: warning: `#{name}` is not implemented in this version yet; it has no effect\n")
+      end
     end
   end
 end

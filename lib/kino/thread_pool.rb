@@ -15,7 +15,7 @@ module Kino
     end
 
     def spawn(index, first_slot)
-      args = worker_args(first_slot)
+      args = worker_args(index, first_slot)
       exits = @exits
       Thread.new(index) do |i|
         Thread.current.report_on_exception = false

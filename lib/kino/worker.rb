@@ -41,14 +41,20 @@ module Kino
     # that is not a StandardError (the app raised Exception, NoMemoryError,
     # SystemExit) is answered the same way and then ends the worker: the
     # supervisor replaces it.
+    #
+    # The 500 goes out before on_error runs: an error reporter's network
+    # call must not keep the client waiting.
     def serve(env)
       request = env[REQUEST_KEY]
       body = nil
       status, headers, body = @app.call(env)
       write_response(request, status, headers, body, env)
     rescue Exception => e # rubocop:disable Lint/RescueException
-      report(e, env)
-      Native.respond_error(request, 500, ERROR_BODY) if request
+      begin
+        Native.respond_error(request, 500, ERROR_BODY) if request
+      ensure
+        report(e, env)
+      end
       raise unless e.is_a?(StandardError) || e.is_a?(ScriptError)
     ensure
       close_body(body, env)
@@ -90,12 +96,32 @@ module Kino
 
     # Errors go through the server's native log channel: it never blocks,
     # works from any ractor, and ends up in the log the server was given
-    # (stderr for the CLI).
+    # (stderr for the CLI). on_error gets the request's own env.
+    #
+    # A body cut off by its client (gone, stalled, too large) is the
+    # client's doing and already answered natively: one line, no backtrace,
+    # and not an app error, so on_error does not hear of it. That holds too
+    # when the app wrapped the read's error in one of its own.
     def report(error, env)
-      log(format_error(error, env))
+      where = "#{env['REQUEST_METHOD']} #{env['PATH_INFO']}"
+      cut_off = input_error_of(error)
+      return log("kino: request body of #{where} cut off: #{cut_off.message}\n") if cut_off
+
+      log(format_error(error, where))
       @on_error&.call(error, env)
     rescue StandardError => e
       log("kino: on_error hook failed: #{e.class}: #{e.message}\n")
+    end
+
+    # The InputError that +error+ is, or was caused by (a few levels deep).
+    def input_error_of(error)
+      5.times do
+        return error if error.is_a?(InputError)
+
+        error = error.cause
+        return nil if error.nil?
+      end
+      nil
     end
 
     def log(text)
@@ -104,12 +130,7 @@ module Kino
       $stderr.write(text) # the server is gone; say it somewhere
     end
 
-    def format_error(error, env)
-      where = "#{env['REQUEST_METHOD']} #{env['PATH_INFO']}"
-      # A body cut off by its client is the client's doing, already
-      # answered natively: one line, no backtrace.
-      return "kino: request body of #{where} cut off: #{error.message}\n" if error.is_a?(InputError)
-
+    def format_error(error, where)
       lines = ["kino: error while serving #{where}: #{error.class}: #{error.message}\n"]
       (error.backtrace || []).first(30).each { |line| lines << "    #{line}\n" }
       lines.join

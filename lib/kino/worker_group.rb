@@ -7,6 +7,12 @@ module Kino
   # (:threaded mode), so it takes only shareable arguments and keeps no
   # state outside its own frame.
   #
+  # A hook that raises (a StandardError or ScriptError) is logged with its
+  # backtrace and the worker serves anyway: a replacement would run the same
+  # hook and fail the same way, over and over. An exception beyond those
+  # (Exception itself, NoMemoryError, SystemExit) ends the worker, as it
+  # does when the app raises one.
+  #
   # If any of its threads dies of an exception, the group stops its other
   # threads and raises that exception, so the supervisor sees one failed
   # worker (in :ractor mode the ractor ends, and its threads with it).
@@ -16,8 +22,8 @@ module Kino
     # Marks a member thread ended by Thread#kill (not by an exception).
     KILLED = :killed
 
-    def run(server_id, app, threads, first_slot, on_error, after_worker_boot)
-      after_worker_boot&.call
+    def run(server_id, app, threads, first_slot, on_error, after_worker_boot, index)
+      boot(server_id, after_worker_boot, index) if after_worker_boot
       done = Thread::Queue.new
       members = Array.new(threads) do |t|
         Thread.new(t) do |thread_index|
@@ -45,6 +51,26 @@ module Kino
         raise error == KILLED ? Kino::Error.new("a worker thread was killed") : error
       end
       :stopped
+    end
+
+    # Puma passes the worker's index to on_worker_boot; a hook that takes
+    # no argument (`-> { ... }`, `def self.call`) is called without it.
+    def boot(server_id, hook, index)
+      hook_arity(hook).zero? ? hook.call : hook.call(index)
+    rescue StandardError, ScriptError => e
+      lines = ["kino: after_worker_boot failed in worker #{index} (it serves anyway): #{e.class}: #{e.message}\n"]
+      (e.backtrace || []).first(30).each { |line| lines << "    #{line}\n" }
+      begin
+        Native.server_log(server_id, lines.join)
+      rescue Kino::Error
+        $stderr.write(lines.join) # the server is gone; say it somewhere
+      end
+    end
+
+    def hook_arity(hook)
+      hook.respond_to?(:arity) ? hook.arity : hook.method(:call).arity
+    rescue NameError
+      -1 # a call answered by method_missing: give it the index
     end
   end
 end

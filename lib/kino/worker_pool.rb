@@ -15,10 +15,11 @@ module Kino
 
     private
 
-    # WorkerGroup.run's arguments for a worker whose first slot is given;
-    # all of them shareable, so they can be handed to a Ractor as they are.
-    def worker_args(first_slot)
-      [@server_id, @app, @threads, first_slot, @on_error, @after_worker_boot]
+    # WorkerGroup.run's arguments for worker +index+ whose first slot is
+    # given; all of them shareable, so they can be handed to a Ractor as
+    # they are.
+    def worker_args(index, first_slot)
+      [@server_id, @app, @threads, first_slot, @on_error, @after_worker_boot, index]
     end
   end
 end

@@ -111,11 +111,26 @@
 # Not yet implemented.
 # lanes false
 
+# I/O shards: each I/O thread keeps the connections it was given.
+# Default: false. Not yet implemented.
+# io_shards true
+
+# HTTP/2 besides HTTP/1.1. Default: false. Not yet implemented.
+# http2 true
+
+# Grow the pool past workers while requests wait, up to this many.
+# Default: nil (a fixed pool). Not yet implemented.
+# max_workers 16
+
+# Seconds an extra worker sits idle before it retires. Default: 30.
+# Not yet implemented.
+# scale_down_after 30
+
 # Native access log to stdout. Default: false. Not yet implemented.
 # log_requests true
 
 # HTTPS with this certificate and key (paths or PEM text). Default: nil.
-# Not yet implemented.
+# Not built yet: with it set, kino refuses to start (never plain HTTP).
 # tls cert: "config/tls/cert.pem", key: "config/tls/key.pem"
 
 # Control endpoint with /stats, /metrics, /ready and /live. Default: nil.
@@ -138,16 +153,18 @@
 
 # == Hooks (a block, or any object that responds to #call)
 
-# Called with (exception, env) when the app raises or a response cannot be
-# delivered. Default: nil (logged to stderr).
+# Called with (exception, env) when the app raises or its answer breaks the
+# Rack contract, after the client has its 500. Default: nil (logged to
+# stderr).
 # on_error { |exception, _env| warn "#{exception.class}: #{exception.message}" }
 
 # Runs on the main thread once the workers are up. Default: nil.
 # after_boot { puts "kino is up" }
 
-# Runs in each worker before it serves; in :ractor mode it must only use
-# shareable values. Default: nil.
-# after_worker_boot { warn "worker ready" }
+# Runs in each worker before it serves, with the worker's index; in
+# :ractor mode it must only use shareable values. If it raises, the error
+# is logged and the worker serves anyway. Default: nil.
+# after_worker_boot { |index| warn "worker #{index} ready" }
 
 # Runs in the worker after each response, with (env, status). Default: nil.
 # Not yet implemented.
