@@ -54,6 +54,15 @@ module AutoModeApps
     end
   end
 
+  # Counts in a module-level instance variable, which a worker ractor may
+  # not set (Ractor::IsolationError).
+  module ClassLevelCounter
+    def self.call(_env)
+      @hits = (@hits || 0) + 1
+      [200, { "content-type" => "text/plain" }, ["#{@hits}\n"]]
+    end
+  end
+
   # Middleware of the app's own: Kino cannot know that it never changes.
   class Tagging
     def initialize(app)
@@ -149,6 +158,15 @@ RSpec.describe "mode :auto never freezes what the app made" do
     expect(server.mode).to eq(:threaded)
     expect(server_log).to start_with("kino: running in :threaded mode: :ractor mode would freeze app.@cache (a Hash);")
     expect(Array.new(2) { http_get("/a").body }).to eq(["cached /a\n"] * 2)
+  end
+
+  it "runs a module app that sets its own class-level ivar :threaded, naming it, and counts" do
+    start_default(AutoModeApps::ClassLevelCounter)
+    expect(server.mode).to eq(:threaded)
+    expect(server_log).to start_with("kino: running in :threaded mode: AutoModeApps::ClassLevelCounter: its " \
+                                     "class-level code sets @hits; worker ractors cannot set a class's or module's " \
+                                     "instance variables (`kino --check` lists every blocker)")
+    expect(Array.new(3) { http_get("/").body }).to eq(["1\n", "2\n", "3\n"])
   end
 
   {

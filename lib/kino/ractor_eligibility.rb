@@ -125,11 +125,20 @@ module Kino
       (cache[stop_at] ||= {}.compare_by_identity)[obj.class] ||= ivars_set_by_module_chain(obj.class, stop_at)
     end
 
+    # The instance variables a class's or module's own class methods set:
+    # worker ractors cannot set those at all.
+    def class_ivars_set_by(mod)
+      ivars_set_by_module_chain(mod.singleton_class, nil)
+    end
+
+    # Walks +start+'s ancestors up to +stop_at+ or to what every object or
+    # class has (Object, Kernel; Class and Module for a singleton class).
     def ivars_set_by_module_chain(start, stop_at)
       methods = 0
       found = []
+      common = Object.ancestors + Object.singleton_class.ancestors
       start.ancestors.each do |mod|
-        break if mod == stop_at || Object.ancestors.include?(mod)
+        break if mod == stop_at || common.include?(mod)
 
         (mod.instance_methods(false) + mod.private_instance_methods(false)).each do |name|
           next if CONSTRUCTORS.include?(name)

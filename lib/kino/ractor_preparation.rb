@@ -617,8 +617,25 @@ module Kino
                            "make it shareable (Ractor.make_shareable) if it never changes; " \
                            "mutable class-level state cannot work across ractors", location)
       end
+      check_class_level_assignments(mod, findings, location)
     rescue NameError
       nil
+    end
+
+    # `def self.call(env) = (@hits ||= 0) ...` works in threads, but a worker
+    # ractor raises Ractor::IsolationError there: it may not set a class's
+    # or module's instance variables.
+    def check_class_level_assignments(mod, findings, location)
+      return if mod.name&.start_with?("Rack::")
+
+      sets = RactorEligibility.class_ivars_set_by(mod)
+      return if sets.empty?
+
+      findings.blockers << Blocker.new(mod.name || mod.inspect,
+                                       "its class-level code sets #{sets.join(', ')}; worker ractors cannot " \
+                                       "set a class's or module's instance variables",
+                                       "keep that state in a constant made shareable when the file loads, " \
+                                       "or per request", location)
     end
   end
 end
