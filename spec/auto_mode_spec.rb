@@ -36,8 +36,10 @@ module AutoModeApps
   # A lambda made in a module method: its self (the module) and what it
   # captures are frozen.
   def self.lambda_greeter(greeting)
-    greeting = greeting.dup.freeze
-    ->(_env) { [200, { "content-type" => "text/plain" }, ["#{greeting} in #{AutoModeApps.where}\n"]] }
+    # A fresh local, assigned once: Ruby 4.0 refuses to share a lambda
+    # whose outer variable "may be reassigned".
+    frozen_greeting = greeting.dup.freeze
+    ->(_env) { [200, { "content-type" => "text/plain" }, ["#{frozen_greeting} in #{AutoModeApps.where}\n"]] }
   end
 
   # A frozen instance that holds a cache it fills: the Hash is the app's
