@@ -176,15 +176,14 @@ module Kino
 
     # What a walk of the app's graph finds, and the procs to probe after.
     class Findings
-      attr_reader :blockers, :app_state, :procs, :builders, :ivars_cache
-      attr_accessor :unlisted
+      attr_reader :blockers, :app_state, :unlisted, :procs, :builders, :ivars_cache
 
       def initialize(first_only)
         @first_only = first_only
         @blockers = []
         @app_state = []
         @unlisted = 0
-        @procs = [] # [proc, path] whose captured variables are probed
+        @procs = [] # [proc, path, location]: their captured variables are probed
         @builders = {}.compare_by_identity # builder => its AppState
         @ivars_cache = {}.compare_by_identity # for RactorEligibility.ivars_set_by
       end
