@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "kino"
+require "objspace"
 
 # Apps that cannot run in worker ractors, each for its own reason, and one
 # that can once prepared. Lambdas are made by module methods, so their self
@@ -45,6 +46,32 @@ module PreparationSpecApps
   end
 end
 
+# Objects under the :auto rule (RactorEligibility): which of them Kino may
+# freeze, and which are the app's own state.
+module EligibilitySpecApps
+  module Inner
+    def self.call(_env)
+      [200, {}, ["inner\n"]]
+    end
+  end
+
+  # Rack's ContentLength, but a class of the app's: it may have code of
+  # its own.
+  class OwnContentLength < Rack::ContentLength
+    def call(env)
+      @calls = (@calls || 0) + 1
+      super
+    end
+  end
+
+  class Visits
+    def call(_env)
+      @visits = (@visits || 0) + 1
+      [200, {}, ["#{@visits}\n"]]
+    end
+  end
+end
+
 # The same kind of app, for #prepare!, which changes the app's namespace in
 # this process (PreparationSpecApps is only ever probed, in a child).
 module PreparedSpecApps
@@ -78,11 +105,19 @@ RSpec.describe Kino::RactorPreparation do
     app.is_a?(Array) ? app.first : app
   end
 
-  def blockers_of(app, hooks = {})
-    described_class.new(app, hooks).blockers
+  def diagnosis_of(app, hooks = {})
+    described_class.new(app, hooks).diagnose
   end
 
-  describe "#blockers" do
+  def blockers_of(app, hooks = {})
+    diagnosis_of(app, hooks).blockers
+  end
+
+  def app_state_of(app)
+    diagnosis_of(app).app_state.map(&:to_s)
+  end
+
+  describe "#diagnose: blockers" do
     it "names a Hash that a config.ru lambda captures, where the lambda is, and how to fix it" do
       blockers = blockers_of(fixture_app("capture.ru"))
       expect(blockers.map(&:to_h)).to match(
@@ -144,10 +179,61 @@ RSpec.describe Kino::RactorPreparation do
     end
   end
 
+  describe "#diagnose: app state (what :ractor mode would freeze that the app made)" do
+    it "names an instance whose code sets an ivar, and nothing else in a stack of Rack's own middleware" do
+      app = Rack::Builder.new do
+        use Rack::Head
+        use Rack::ETag
+        use Rack::ContentLength
+        run EligibilitySpecApps::Visits.new
+      end.to_app
+      expect(app_state_of(app)).to eq(["app.@app.@app.@app (an EligibilitySpecApps::Visits), whose code sets @visits"])
+      expect(blockers_of(app)).to eq([])
+    end
+
+    it "lets Kino freeze URLMap's table, which Rack built, but not an app inside it" do
+      clean = Rack::URLMap.new("/a" => EligibilitySpecApps::Inner, "http://example.com/b" => EligibilitySpecApps::Inner)
+      expect(app_state_of(clean)).to eq([])
+      mixed = Rack::URLMap.new("/a" => EligibilitySpecApps::Visits.new)
+      expect(app_state_of(mixed)).to eq(["app.@mapping[0][3] (an EligibilitySpecApps::Visits), whose code sets @visits"])
+    end
+
+    it "counts a value the config passed to Rack's middleware as the app's, unless it is frozen" do
+      expect(app_state_of(Rack::ContentType.new(EligibilitySpecApps::Inner, +"text/plain")))
+        .to eq(["app.@content_type (a String)"])
+      expect(app_state_of(Rack::ContentType.new(EligibilitySpecApps::Inner, "text/plain"))).to eq([])
+    end
+
+    it "counts a subclass of Rack's middleware, and one given methods of its own, as the app's" do
+      expect(app_state_of(EligibilitySpecApps::OwnContentLength.new(EligibilitySpecApps::Inner)))
+        .to eq(["app (an EligibilitySpecApps::OwnContentLength), whose code sets @calls"])
+      patched = Rack::ContentLength.new(EligibilitySpecApps::Inner)
+      patched.define_singleton_method(:call) { |env| @app.call(env) }
+      expect(app_state_of(patched)).to eq(["app (a Rack::ContentLength), which holds @app"])
+    end
+
+    it "names an ivar config.ru gave its Rack::Builder, and says where an object was made when traced" do
+      app = ObjectSpace.trace_object_allocations { fixture_app("builder_greeting.ru") }
+      expect(app_state_of(app)).to eq([
+                                        "self of app (the Rack::Builder that ran " \
+                                        "#{File.join(ServerHelper::FIXTURES, 'builder_greeting.ru')}), which holds @greeting"
+                                      ])
+      counter = ObjectSpace.trace_object_allocations { EligibilitySpecApps::Visits.new }
+      expect(app_state_of(counter)).to eq(["app (an EligibilitySpecApps::Visits), whose code sets @visits " \
+                                           "(made at #{__FILE__}:#{__LINE__ - 2})"])
+    end
+
+    it "stops at the first finding with first_only" do
+      app = Rack::URLMap.new("/a" => EligibilitySpecApps::Visits.new, "/b" => EligibilitySpecApps::Visits.new)
+      expect(described_class.new(app).diagnose.app_state.size).to eq(2)
+      expect(described_class.new(app).diagnose(first_only: true).app_state.size).to eq(1)
+    end
+  end
+
   describe "#explain" do
     it "lists every blocker with its hint, and says what to do" do
       preparation = described_class.new(PreparationSpecApps.capturing_two)
-      lines = preparation.explain(preparation.blockers).lines(chomp: true)
+      lines = preparation.explain(preparation.diagnose.blockers).lines(chomp: true)
       expect(lines.first).to eq("the app cannot run in :ractor mode (2 blockers):")
       expect(lines.grep(/^  - app \(captured variable `(hits|seen)`\): holds an? (Hash|Array)/).size).to eq(2)
       expect(lines.grep(/^    hint: /).size).to eq(2)
@@ -166,6 +252,12 @@ RSpec.describe Kino::RactorPreparation do
       expect(hooks[:after_worker_boot].call).to eq(:booted)
       expect(Ractor.shareable?(PreparedSpecApps::SETTINGS)).to be(true)
       expect(PreparedSpecApps::SETTINGS["greeting"]).to be_frozen
+    end
+
+    it "keeps the ivars config.ru gave its Rack::Builder, frozen, and removes only Rack's building state" do
+      app, = described_class.new(fixture_app("builder_greeting.ru")).prepare!
+      expect(Ractor.shareable?(app)).to be(true)
+      expect(app.call({})[2]).to eq(["hello from the builder\n"])
     end
 
     it "raises UnshareableAppError for an app that cannot be shared" do

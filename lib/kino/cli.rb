@@ -101,7 +101,8 @@ module Kino
         opts.on("--init", "Write a commented sample #{INIT_TARGET} into the current directory") do
           request[:action] = :init
         end
-        opts.on("--check", "Say whether the app can run in ractor mode, and why not;", "exit 0 if it can, 1 if not") do
+        opts.on("--check", "Say whether mode auto runs the app in ractors, and if not, why:",
+                "what stands in the way, what it would freeze; exit 0 if so, 1 if not") do
           request[:action] = :check
         end
         opts.on("-v", "--version", "Print the version") { request[:action] = :version }

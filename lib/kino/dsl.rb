@@ -249,8 +249,9 @@ module Kino
     # How the app runs: :ractor (each worker in its own Ractor, Ruby runs in
     # parallel), :threaded (worker threads in the main ractor, one Ruby
     # thread at a time, like Puma without workers), or :auto (:ractor when
-    # the app can be shared between ractors, otherwise :threaded with a
-    # warning that says why; `kino --check` tells you in advance).
+    # sharing the app freezes nothing it made and may change, otherwise
+    # :threaded with a warning that says why; `kino --check` tells you in
+    # advance). :ractor freezes what the app holds, and says so at boot.
     #
     # The default is :auto.
     #

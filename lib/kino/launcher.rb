@@ -65,25 +65,27 @@ module Kino
       restore_signals(previous) if previous
     end
 
-    # `kino --check`: whether the app can run in :ractor mode, and if not,
-    # every reason, one per line with a hint. It changes nothing: the probing
+    # `kino --check`: whether `mode :auto` runs the app in ractors, and if
+    # not, every reason, one per line: what stands in the way (with a
+    # hint), and each object the app made that :ractor mode would freeze,
+    # with where it was made (allocations are traced while the rackup file
+    # loads, which only a check pays for). It changes nothing: the probing
     # (which freezes objects) happens in a forked child. Exit status 0 when
-    # the app can run in ractors, 1 when it cannot, so CI can run it.
+    # :auto takes :ractor, 1 when not, so CI can run it.
     def check
       @configuration.apply_environment!
-      app = load_app
+      require "objspace"
+      app = ObjectSpace.trace_object_allocations { load_app }
       hooks = { on_error: @configuration[:on_error], after_worker_boot: @configuration[:after_worker_boot] }
-      blockers = RactorPreparation.new(app, hooks).blockers
+      preparation = RactorPreparation.new(app, hooks)
+      diagnosis = preparation.diagnose
       rackup = @configuration.rackup
-      if blockers.empty?
+      if diagnosis.clean?
         @stdout.puts "kino --check: #{rackup} can run in :ractor mode"
         return 0
       end
 
-      @stdout.puts "kino --check: #{rackup} cannot run in :ractor mode " \
-                   "(#{blockers.size} blocker#{'s' unless blockers.size == 1}):"
-      blockers.each { |b| @stdout.puts "  - #{b}" }
-      @stdout.puts "With `mode :auto` (the default) it runs in :threaded mode instead."
+      report_check(rackup, diagnosis, preparation)
       1
     rescue Kino::Error => e
       @stderr.puts "kino: #{e.message}"
@@ -91,6 +93,23 @@ module Kino
     end
 
     private
+
+    def report_check(rackup, diagnosis, preparation)
+      blockers = diagnosis.blockers
+      frozen = diagnosis.app_state.size + diagnosis.unlisted
+      counts = []
+      counts << "#{blockers.size} blocker#{'s' unless blockers.size == 1}" unless blockers.empty?
+      counts << "#{frozen} object#{'s' unless frozen == 1} the app made would be frozen" if frozen.positive?
+      @stdout.puts "kino --check: #{rackup} cannot run in :ractor mode (#{counts.join(', ')}):"
+      blockers.each { |b| @stdout.puts "  - #{b}" }
+      preparation.app_state_lines(diagnosis).each { |line| @stdout.puts line }
+      if blockers.empty?
+        @stdout.puts "With `mode :auto` (the default) it runs in :threaded mode instead; " \
+                     "`mode :ractor` freezes these and runs it in ractors."
+      else
+        @stdout.puts "With `mode :auto` (the default) it runs in :threaded mode instead."
+      end
+    end
 
     def load_app
       path = @configuration.rackup

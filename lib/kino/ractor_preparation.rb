@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require_relative "ractor_eligibility"
+
 module Kino
   # Gets an app ready to run inside worker ractors, or says precisely why it
   # cannot.
@@ -19,13 +21,17 @@ module Kino
   #   changes them), and, in the app's namespaces, deep-freezes constants
   #   and class-level values that are already frozen at the top (their
   #   author declared them constant);
-  # - makes shareable the Rack::Builder that a config.ru lambda has as its
-  #   self;
-  # - finally Ractor.make_shareable(app) and the hooks that run in workers.
+  # - detaches the finished Rack::Builder that a config.ru lambda has as
+  #   its self from Rack's building state, and shares it;
+  # - finally Ractor.make_shareable(app) and the hooks that run in workers,
+  #   which freezes whatever they hold.
   #
-  # #blockers finds what would still stand in the way, without changing
-  # anything: it runs the same preparation and a walk of the app's object
-  # graph in a forked child process, which reports back and exits.
+  # #diagnose says beforehand what would stand in the way (blockers) and
+  # what the app made that the last step would freeze (app state, see
+  # RactorEligibility), without changing anything: it runs the same
+  # preparation, a walk of the app's object graph and a trial
+  # Ractor.make_shareable in a forked child process, which reports back
+  # and exits.
   class RactorPreparation
     # One reason the app cannot run in a ractor.
     Blocker = Struct.new(:path, :problem, :hint, :location) do
@@ -41,6 +47,17 @@ module Kino
       end
     end
 
+    # What stands between the app and worker ractors: +blockers+ make
+    # ractors impossible; +app_state+ (RactorEligibility::AppState) lists
+    # what the app made that :ractor mode would have to freeze.
+    # +unlisted+ counts app state past the first APP_STATE_LISTED.
+    Diagnosis = Struct.new(:blockers, :app_state, :unlisted) do
+      # Whether :auto runs the app in ractors.
+      def clean?
+        blockers.empty? && app_state.empty?
+      end
+    end
+
     # Objects that can never be shared between ractors, whatever is frozen.
     NEVER_SHAREABLE = [
       Thread, Thread::Mutex, Thread::Queue, Thread::ConditionVariable, IO, Method, UnboundMethod,
@@ -50,29 +67,41 @@ module Kino
     COMMON_ENCODINGS = %w[UTF-8 US-ASCII ASCII-8BIT ISO-8859-1 Windows-1252 UTF-16LE UTF-16BE
                           UTF-32LE Shift_JIS EUC-JP].freeze
 
-    MAX_DEPTH = 64
+    # Captured variables Ractor.make_shareable names one at a time; past
+    # this many in one proc the rest are not worth a separate line.
+    MAX_CAPTURES_NAMED = 20
+
+    # A big app (a Rails application object holds thousands) would fill
+    # screens; the first ones say what to fix.
+    APP_STATE_LISTED = 50
 
     def initialize(app, hooks = {})
       @app = app
       @hooks = hooks.compact
     end
 
-    # The blockers, as Blocker structs. Changes nothing in this process.
-    def blockers
+    # A Diagnosis. Changes nothing in this process. With +first_only+ it
+    # stops at the first finding (enough for :auto to decide, and quick for
+    # an app that holds many objects).
+    def diagnose(first_only: false)
       # A child forked while other ractors run (another :ractor server in
       # this process) inherits a VM whose next GC waits for ractors that do
       # not exist in it, and hangs (seen: the parent then waited forever).
       # Then the check runs here: the environment is prepared (as prepare!
       # would do here anyway), the app walked, but nothing of the app is
       # frozen to probe it, since the app may yet run :threaded.
-      return in_child { find_blockers } if Process.respond_to?(:fork) && Ractor.count == 1
+      if Process.respond_to?(:fork) && Ractor.count == 1
+        return in_child { survey(first_only: first_only, probe: true) }
+      end
 
-      find_blockers(probe: false)
+      survey(first_only: first_only, probe: false)
     end
 
-    # Makes the app and hooks shareable. Returns [app, hooks].
+    # Makes the app and hooks shareable, freezing whatever they hold.
+    # Returns [app, hooks].
     def prepare!
       prepare_environment
+      detach_builders
       [Ractor.make_shareable(@app), @hooks.transform_values { |h| Ractor.make_shareable(h) }]
     rescue Ractor::Error, Ractor::IsolationError, FrozenError => e
       raise UnshareableAppError, "the app cannot be shared between ractors: #{e.message}"
@@ -80,13 +109,44 @@ module Kino
 
     # A message listing every blocker, for UnshareableAppError and --check.
     def explain(blockers)
-      lines = ["the app cannot run in :ractor mode (#{blockers.size} blocker#{'s' unless blockers.size == 1}):"]
+      lines = ["the app cannot run in :ractor mode (#{count(blockers.size, 'blocker')}):"]
       blockers.each { |b| lines << "  - #{b}" }
       lines << "Run it with `mode :threaded`, or fix the above (kino --check re-checks)."
       lines.join("\n")
     end
 
+    # The :auto fallback's reason, in one line, from a diagnosis that is
+    # not clean.
+    def fallback_reason(diagnosis)
+      if (blocker = diagnosis.blockers.first)
+        return "#{blocker.summary} (`kino --check` lists every blocker)"
+      end
+
+      ":ractor mode would freeze #{diagnosis.app_state.first.describe}; `mode :ractor` freezes what the app " \
+        "made and runs it in ractors (`kino --check` lists each object and where it was made)"
+    end
+
+    # What `mode :ractor` froze of the app's own making, for the boot log.
+    def explain_frozen(diagnosis)
+      total = diagnosis.app_state.size + diagnosis.unlisted
+      lines = ["mode :ractor froze #{count(total, 'object')} that the app made " \
+               "(code that changes them now raises FrozenError):"]
+      lines.concat(app_state_lines(diagnosis))
+      lines.join("\n")
+    end
+
+    # One line per listed AppState, and one for those not listed.
+    def app_state_lines(diagnosis)
+      lines = diagnosis.app_state.map { |s| "  - #{s}" }
+      lines << "  - and #{diagnosis.unlisted} more" if diagnosis.unlisted.positive?
+      lines
+    end
+
     private
+
+    def count(number, noun)
+      "#{number} #{noun}#{'s' unless number == 1}"
+    end
 
     # Runs the block in a forked child and returns what it returned (via
     # Marshal), so that freezing and probing never touch this process.
@@ -97,7 +157,7 @@ module Kino
         result = begin
           yield
         rescue Exception => e # rubocop:disable Lint/RescueException
-          [Blocker.new("app", "checking it failed: #{e.class}: #{e.message}", nil, nil)]
+          Diagnosis.new([Blocker.new("app", "checking it failed: #{e.class}: #{e.message}", nil, nil)], [], 0)
         end
         writer.write(Marshal.dump(result))
         writer.close
@@ -112,21 +172,227 @@ module Kino
       writer&.close unless writer&.closed?
     end
 
-    def find_blockers(prepared: true, probe: prepared)
-      prepare_environment if prepared
-      out = []
-      seen = {}.compare_by_identity
-      walk(@app, "app", seen, out, 0, probe: probe)
-      @hooks.each { |name, hook| walk(hook, name.to_s, seen, out, 0, probe: probe) }
-      if probe && out.empty?
-        begin
-          Ractor.make_shareable(@app)
-          @hooks.each_value { |h| Ractor.make_shareable(h) }
-        rescue Ractor::Error, Ractor::IsolationError => e
-          out << Blocker.new("app", e.message, nil, nil)
+    # --- the survey -------------------------------------------------------
+
+    # What a walk of the app's graph finds, and the procs to probe after.
+    class Findings
+      attr_reader :blockers, :app_state, :unlisted, :procs, :builders, :ivars_cache
+
+      def initialize(first_only)
+        @first_only = first_only
+        @blockers = []
+        @app_state = []
+        @unlisted = 0
+        @procs = [] # [proc, path, location]: their captured variables are probed
+        @builders = {}.compare_by_identity # builder => its AppState
+        @ivars_cache = {}.compare_by_identity # for RactorEligibility.ivars_set_by
+      end
+
+      def done?
+        @first_only && !(@blockers.empty? && @app_state.empty?)
+      end
+
+      # Adds the AppState the block builds, or only counts it past the
+      # listing limit.
+      def add_app_state
+        if @app_state.size < APP_STATE_LISTED
+          @app_state << yield
+        else
+          @unlisted += 1
         end
       end
-      out
+    end
+
+    # One object on the walk; its path is built only when reported. A
+    # step is a String (a root's name), an instance variable's name, or
+    # [kind, key] from #children.
+    Node = Struct.new(:object, :parent, :step, :context) do
+      def path
+        steps = []
+        node = self
+        while node
+          steps << Node.step_text(node.step)
+          node = node.parent
+        end
+        steps.reverse.join
+      end
+
+      def self.step_text(step)
+        return step if step.is_a?(String)
+        return ".#{step}" if step.is_a?(Symbol)
+
+        kind, key = step
+        case kind
+        when :at then "[#{key}]"
+        when :value_of then "[#{key.inspect[0, 40]}]"
+        when :key then "{key #{key.inspect[0, 40]}}"
+        when :member then ".#{key}"
+        when :self then "(self)"
+        else ".#{kind}"
+        end
+      end
+    end
+    private_constant :Findings, :Node
+
+    def survey(first_only:, probe:)
+      prepare_environment
+      findings = Findings.new(first_only)
+      seen = {}.compare_by_identity
+      roots = [[@app, "app"], *@hooks.map { |name, hook| [hook, name.to_s] }]
+      roots.each do |root, name|
+        walk(Node.new(root, nil, name, :app), seen, findings)
+      end
+      probe(findings) if probe && !findings.done?
+      Diagnosis.new(findings.blockers, findings.app_state, findings.unlisted)
+    end
+
+    # Visits, depth first without recursion (an app's graph can be deep),
+    # what Ractor.make_shareable(root) would freeze or refuse.
+    def walk(root, seen, findings)
+      stack = [root]
+      until stack.empty? || findings.done?
+        node = stack.pop
+        children = visit(node, seen, findings)
+        stack.concat(children.reverse) if children
+      end
+    end
+
+    # Looks at one object; returns the nodes to visit next. An object seen
+    # first inside a Rack-built table is looked at again if the app holds
+    # it too.
+    def visit(node, seen, findings)
+      obj = node.object
+      if obj.is_a?(Module)
+        check_module(obj, findings, seen)
+        return nil
+      end
+      return nil if Ractor.shareable?(obj) || seen[obj] == :app || seen[obj] == node.context
+
+      seen[obj] = node.context
+      check_module(obj.class, findings, seen) unless obj.class.name&.start_with?("Rack::")
+      case obj
+      when *NEVER_SHAREABLE
+        findings.blockers << Blocker.new(node.path, "#{obj.class} can never be shared between ractors",
+                                         "create it per worker (after_worker_boot, or lazily in the worker) " \
+                                         "instead of holding it in the app", nil)
+        return nil
+      when Proc
+        return visit_proc(node, findings)
+      end
+
+      rack_ivars = RactorEligibility.rack_middleware_ivars(obj)
+      rack_data = node.context == :rack && RactorEligibility.rack_built_data?(obj)
+      unless obj.frozen? || rack_ivars || rack_data
+        findings.add_app_state { app_state_of(obj, node.path, article(obj.class), findings.ivars_cache) }
+      end
+      children(obj).map do |step, child|
+        context = if rack_ivars then rack_ivars.fetch(step, :app)
+                  elsif rack_data then :rack
+                  else :app
+                  end
+        Node.new(child, node, step, context)
+      end
+    end
+
+    def app_state_of(obj, path, what, cache)
+      RactorEligibility::AppState.new(path, what, RactorEligibility.ivars_set_by(obj, cache: cache),
+                                      obj.instance_variables.map(&:to_s), RactorEligibility.made_at(obj))
+    end
+
+    def visit_proc(node, findings)
+      proc = node.object
+      location = proc.source_location&.join(":")
+      recv = proc_receiver(proc)
+      next_nodes = []
+      if RactorEligibility.rack_builder?(recv) && !Ractor.shareable?(recv)
+        next_nodes = visit_builder(recv, node, findings)
+      elsif !recv.nil? && !Ractor.shareable?(recv)
+        kind = proc.lambda? ? "lambda" : "proc"
+        hint = if node.path == "app"
+                 "define the app as a class or module with a `call` method, " \
+                 "or create the #{kind} where self is shareable"
+               else
+                 "create the #{kind} where self is shareable (in a module body, say), " \
+                 "or pass a method of a shareable module"
+               end
+        findings.blockers << Blocker.new(node.path, "a #{kind} whose self is #{article(recv.class)}, " \
+                                                    "which cannot be shared", hint, location)
+        return nil
+      end
+      findings.procs << [proc, node.path, location]
+      next_nodes + proc.instance_variables.map { |iv| Node.new(proc.instance_variable_get(iv), node, iv, :app) }
+    end
+
+    # The builder that is a config.ru lambda's self. Kino may detach and
+    # share it unless config.ru gave it state: instance variables of its
+    # own, or code (its lambdas, the methods the file defined) that sets
+    # one. Each lambda with this self adds what its code sets.
+    def visit_builder(builder, proc_node, findings)
+      state = findings.builders[builder]
+      first = state.nil?
+      if first
+        file = proc_node.object.source_location&.first || "the rackup file"
+        state = RactorEligibility::AppState.new(
+          "self of #{proc_node.path}", "the Rack::Builder that ran #{file}",
+          RactorEligibility.ivars_set_by(builder, stop_at: ::Rack::Builder),
+          RactorEligibility.builder_own_ivars(builder).map(&:to_s), nil
+        )
+        findings.builders[builder] = state
+      end
+      state.sets |= RactorEligibility.ivars_assigned_in(proc_node.object)
+      has_state = !state.sets.empty? || !state.holds.empty?
+      findings.app_state << state if has_state && findings.app_state.none? { |s| s.equal?(state) }
+      return [] unless first
+
+      self_node = Node.new(builder, nil, state.path, :app)
+      RactorEligibility.builder_own_ivars(builder).map do |iv|
+        Node.new(builder.instance_variable_get(iv), self_node, iv, :app)
+      end
+    end
+
+    # In the child only: share what Kino may share, then let
+    # Ractor.make_shareable say what it still refuses. It names one
+    # unshareable captured variable at a time; each is set to nil in turn
+    # to let the next one show.
+    def probe(findings)
+      detach_builders
+      findings.procs.each do |proc, path, location|
+        probe_captures(proc, path, location, findings)
+        return if findings.done?
+      end
+      return unless findings.blockers.empty?
+
+      begin
+        Ractor.make_shareable(@app)
+        @hooks.each_value { |h| Ractor.make_shareable(h) }
+      rescue Ractor::Error, Ractor::IsolationError => e
+        findings.blockers << Blocker.new("app", e.message, nil, nil)
+      end
+    end
+
+    def probe_captures(proc, path, location, findings)
+      kind = proc.lambda? ? "lambda" : "proc"
+      MAX_CAPTURES_NAMED.times do
+        Ractor.make_shareable(proc)
+        return
+      rescue Ractor::IsolationError, Ractor::Error, ArgumentError => e
+        name = e.message[/from variable [`']([^'`]+)'/, 1]
+        unless name
+          findings.blockers << Blocker.new(path, "this #{kind} cannot be shared: #{e.message}", nil, location)
+          return
+        end
+        value = proc.binding.local_variable_get(name.to_sym)
+        findings.blockers << Blocker.new("#{path} (captured variable `#{name}`)",
+                                         "holds #{article(value.class)}, which is not shareable",
+                                         "freeze it where it is defined (`#{name} = Ractor.make_shareable(...)`) " \
+                                         "if it never changes, or keep that state out of the #{kind}", location)
+        proc.binding.local_variable_set(name.to_sym, nil)
+      end
+    end
+
+    def article(klass)
+      name = klass.name || klass.inspect
+      "#{name.match?(/\A[AEIOU]/) ? 'an' : 'a'} #{name}"
     end
 
     # --- preparation ------------------------------------------------------
@@ -147,7 +413,6 @@ module Kino
       warm_encodings
       share_rack_state
       namespaces.each { |ns| share_frozen_state(ns) }
-      share_builder_selves
     end
 
     # Modules the app's objects are instances of, and their enclosing
@@ -251,18 +516,19 @@ module Kino
     # was built (to_app) before we got it. It still refers to the lambda
     # (@run, @use), and the lambda needs a shareable self, a cycle that
     # Ractor.make_shareable cannot resolve; so the finished builder forgets
-    # its building state first, then is shared. Helper methods the file
-    # defined (singleton methods on the builder) keep working.
-    def share_builder_selves
-      return unless defined?(::Rack::Builder)
-
-      builders = []
+    # Rack's building state first, then is shared. What config.ru gave it
+    # (helper methods, instance variables of its own) stays; the diagnosis
+    # counts the latter as app state.
+    def detach_builders
+      builders = {}.compare_by_identity
       each_object(@app) do |obj|
         recv = obj.is_a?(Proc) && proc_receiver(obj)
-        builders << recv if recv.is_a?(::Rack::Builder) && !Ractor.shareable?(recv)
+        builders[recv] = true if RactorEligibility.rack_builder?(recv) && !Ractor.shareable?(recv)
       end
-      builders.uniq(&:__id__).each do |builder|
-        builder.instance_variables.each { |iv| builder.remove_instance_variable(iv) }
+      builders.each_key do |builder|
+        RactorEligibility::BUILDER_IVARS.each do |iv|
+          builder.remove_instance_variable(iv) if builder.instance_variable_defined?(iv)
+        end
         Ractor.make_shareable(builder)
       rescue Ractor::Error, Ractor::IsolationError, FrozenError
         next
@@ -306,19 +572,22 @@ module Kino
       end
     end
 
+    # [step, child] for what Ractor.make_shareable(obj) would look at (and
+    # a proc's self); steps as Node#path reads them.
     def children(obj)
       list = []
       case obj
-      when Array then obj.each_with_index { |v, i| list << ["[#{i}]", v] }
+      when Array then obj.each_with_index { |v, i| list << [[:at, i], v] }
       when Hash
-        obj.each { |k, v| list << ["[#{k.inspect[0, 40]}]", v] << ["{key #{k.inspect[0, 40]}}", k] }
-        list << [".default_proc", obj.default_proc] if obj.default_proc
-      when Struct then obj.each_pair { |k, v| list << [".#{k}", v] }
+        obj.each { |k, v| list << [[:value_of, k], v] << [[:key, k], k] }
+        list << [[:default_proc], obj.default_proc] if obj.default_proc
+        list << [[:default], obj.default] unless obj.default_proc || obj.default.nil?
+      when Struct then obj.each_pair { |k, v| list << [[:member, k], v] }
       when Proc
         recv = proc_receiver(obj)
-        list << ["(self)", recv] unless recv.nil?
+        list << [[:self], recv] unless recv.nil?
       end
-      obj.instance_variables.each { |iv| list << [".#{iv}", obj.instance_variable_get(iv)] }
+      obj.instance_variables.each { |iv| list << [iv, obj.instance_variable_get(iv)] }
       list
     end
 
@@ -328,99 +597,44 @@ module Kino
       nil # procs made from methods or C functions have no binding
     end
 
-    # --- the walk ---------------------------------------------------------
-
-    def walk(obj, path, seen, out, depth, probe:)
-      return if depth > MAX_DEPTH
-
-      if obj.is_a?(Module)
-        check_module(obj, path, seen, out)
-        return
-      end
-      return if Ractor.shareable?(obj) || seen[obj]
-
-      seen[obj] = true
-      check_module(obj.class, "#{path} (class #{obj.class})", seen, out) unless obj.class.name&.start_with?("Rack::")
-      case obj
-      when *NEVER_SHAREABLE
-        out << Blocker.new(path, "#{obj.class} can never be shared between ractors",
-                           "create it per worker (after_worker_boot, or lazily in the worker) " \
-                           "instead of holding it in the app", nil)
-        return
-      when Proc
-        walk_proc(obj, path, seen, out, depth, probe: probe)
-        return
-      end
-      children(obj).each { |suffix, child| walk(child, "#{path}#{suffix}", seen, out, depth + 1, probe: probe) }
-    end
-
-    def article(klass)
-      name = klass.name || klass.inspect
-      "#{name.match?(/\A[AEIOU]/) ? 'an' : 'a'} #{name}"
-    end
-
-    def walk_proc(proc, path, seen, out, depth, probe:)
-      location = proc.source_location&.join(":")
-      kind = proc.lambda? ? "lambda" : "proc"
-      recv = proc_receiver(proc)
-      unless recv.nil? || Ractor.shareable?(recv)
-        hint = if path == "app"
-                 "define the app as a class or module with a `call` method, " \
-                 "or create the #{kind} where self is shareable"
-               else
-                 "create the #{kind} where self is shareable (in a module body, say), " \
-                 "or pass a method of a shareable module"
-               end
-        out << Blocker.new(path, "a #{kind} whose self is #{article(recv.class)}, which cannot be shared", hint,
-                           location)
-        return
-      end
-      return unless probe
-
-      # Ractor.make_shareable names one unshareable captured variable at a
-      # time; we are in the child process, so each is set to nil in turn to
-      # let the next one show.
-      20.times do
-        Ractor.make_shareable(proc)
-        return
-      rescue Ractor::IsolationError, Ractor::Error, ArgumentError => e
-        if (name = e.message[/from variable [`']([^'`]+)'/, 1])
-          value = proc.binding.local_variable_get(name.to_sym)
-          out << Blocker.new("#{path} (captured variable `#{name}`)",
-                             "holds #{article(value.class)}, which is not shareable",
-                             "freeze it where it is defined (`#{name} = Ractor.make_shareable(...)`) " \
-                             "if it never changes, or keep that state out of the #{kind}", location)
-          proc.binding.local_variable_set(name.to_sym, nil)
-        else
-          out << Blocker.new(path, "this #{kind} cannot be shared: #{e.message}", nil, location)
-          return
-        end
-      end
-      _ = seen && depth
-    end
-
     # Class-level state: workers cannot touch class variables at all, nor
     # read a class-level instance variable holding an unshareable value.
-    def check_module(mod, path, seen, out)
+    def check_module(mod, findings, seen)
       return if seen[mod]
 
       seen[mod] = true
       location = mod.name && Object.const_source_location(mod.name)&.join(":")
       mod.class_variables.each do |cv|
-        out << Blocker.new("#{mod}#{cv}", "is a class variable; worker ractors cannot read or write it",
+        findings.blockers << Blocker.new("#{mod}#{cv}", "is a class variable; worker ractors cannot read or write it",
                            "use a constant made shareable, or per-worker state", location)
       end
       mod.instance_variables.each do |iv|
         value = mod.instance_variable_get(iv)
         next if Ractor.shareable?(value)
 
-        out << Blocker.new("#{mod}.#{iv}", "holds #{article(value.class)}; worker ractors cannot read it",
+        findings.blockers << Blocker.new("#{mod}.#{iv}", "holds #{article(value.class)}; worker ractors cannot read it",
                            "make it shareable (Ractor.make_shareable) if it never changes; " \
                            "mutable class-level state cannot work across ractors", location)
       end
-      _ = path
+      check_class_level_assignments(mod, findings, location)
     rescue NameError
       nil
+    end
+
+    # `def self.call(env) = (@hits ||= 0) ...` works in threads, but a worker
+    # ractor raises Ractor::IsolationError there: it may not set a class's
+    # or module's instance variables.
+    def check_class_level_assignments(mod, findings, location)
+      return if mod.name&.start_with?("Rack::")
+
+      sets = RactorEligibility.class_ivars_set_by(mod)
+      return if sets.empty?
+
+      findings.blockers << Blocker.new(mod.name || mod.inspect,
+                                       "its class-level code sets #{sets.join(', ')}; worker ractors cannot " \
+                                       "set a class's or module's instance variables",
+                                       "keep that state in a constant made shareable when the file loads, " \
+                                       "or per request", location)
     end
   end
 end

@@ -114,9 +114,11 @@ module Kino
     private
 
     # :threaded runs anything. :ractor needs the app (and the hooks that run
-    # inside workers) to be shareable; RactorPreparation makes them so, or
-    # says exactly what stands in the way. :auto takes :ractor when it can,
-    # and otherwise says why in one line and runs :threaded.
+    # inside workers) to be shareable; RactorPreparation makes them so,
+    # freezing what they hold, or says exactly what stands in the way.
+    # :auto takes :ractor only when that freezes nothing the app made and
+    # may change (ADR 0006), and otherwise says why in one line and runs
+    # :threaded.
     def choose_mode
       hooks = { on_error: @configuration[:on_error], after_worker_boot: @configuration[:after_worker_boot] }
       requested = @configuration[:mode]
@@ -126,23 +128,31 @@ module Kino
       end
 
       preparation = RactorPreparation.new(@app, hooks)
-      blockers = preparation.blockers
-      if blockers.empty?
-        begin
-          return [:ractor, *preparation.prepare!]
-        rescue UnshareableAppError => e
-          # Only when the check could not probe (see RactorPreparation#blockers).
-          raise if requested == :ractor
+      return choose_ractor(preparation) if requested == :ractor
 
-          reason = e.message
-        end
-      else
-        raise UnshareableAppError, preparation.explain(blockers) if requested == :ractor
-
-        reason = "#{blockers.first.summary} (`kino --check` lists every blocker)"
-      end
+      diagnosis = preparation.diagnose(first_only: true)
+      reason = if diagnosis.clean?
+                 begin
+                   return [:ractor, *preparation.prepare!]
+                 rescue UnshareableAppError => e
+                   e.message # only when the check could not probe (see RactorPreparation#diagnose)
+                 end
+               else
+                 preparation.fallback_reason(diagnosis)
+               end
       @log.write("kino: running in :threaded mode: #{reason}\n")
       [:threaded, @app, hooks]
+    end
+
+    # `mode :ractor`: the user asked for ractors, so what the app made is
+    # frozen, and the log says what.
+    def choose_ractor(preparation)
+      diagnosis = preparation.diagnose
+      raise UnshareableAppError, preparation.explain(diagnosis.blockers) unless diagnosis.blockers.empty?
+
+      app, hooks = preparation.prepare!
+      @log.write("kino: #{preparation.explain_frozen(diagnosis)}\n") unless diagnosis.app_state.empty?
+      [:ractor, app, hooks]
     end
 
     def native_options

@@ -41,8 +41,8 @@
 # == Workers
 
 # How the app runs: :ractor (parallel Ruby, one ractor per worker),
-# :threaded (threads in one ractor) or :auto (:ractor when the app can be
-# shared between ractors; `kino --check` says whether it can). Default: :auto.
+# :threaded (threads in one ractor) or :auto (:ractor when sharing the app
+# freezes nothing it made and may change; `kino --check` says). Default: :auto.
 # mode :auto
 
 # Workers: ractors in :ractor mode, thread groups in :threaded mode.

@@ -1,0 +1,221 @@
+# frozen_string_literal: true
+
+require "kino"
+
+# Apps for the :auto rule (ADR 0006). Each answers where it ran, so a spec
+# sees a worker ractor's name when :auto took :ractor.
+module AutoModeApps
+  def self.where
+    Ractor.current == Ractor.main ? "main" : Ractor.current.name
+  end
+
+  class ClassApp
+    def self.call(_env)
+      [200, { "content-type" => "text/plain" }, ["class app in #{AutoModeApps.where}\n"]]
+    end
+  end
+
+  module ModuleApp
+    def self.call(_env)
+      [200, { "content-type" => "text/plain" }, ["module app in #{AutoModeApps.where}\n"]]
+    end
+  end
+
+  # Frozen by its author, and everything it holds with it.
+  class FrozenGreeter
+    def initialize(greeting)
+      @greeting = greeting.dup.freeze
+      freeze
+    end
+
+    def call(_env)
+      [200, { "content-type" => "text/plain" }, ["#{@greeting} in #{AutoModeApps.where}\n"]]
+    end
+  end
+
+  # A lambda made in a module method: its self (the module) and what it
+  # captures are frozen.
+  def self.lambda_greeter(greeting)
+    # A fresh local, assigned once: Ruby 4.0 refuses to share a lambda
+    # whose outer variable "may be reassigned".
+    frozen_greeting = greeting.dup.freeze
+    ->(_env) { [200, { "content-type" => "text/plain" }, ["#{frozen_greeting} in #{AutoModeApps.where}\n"]] }
+  end
+
+  # A frozen instance that holds a cache it fills: the Hash is the app's
+  # and changes.
+  class FrozenWithCache
+    def initialize
+      @cache = {}
+      freeze
+    end
+
+    def call(env)
+      @cache[env["PATH_INFO"]] ||= "cached #{env['PATH_INFO']}\n"
+      [200, { "content-type" => "text/plain" }, [@cache[env["PATH_INFO"]]]]
+    end
+  end
+
+  # Counts in a module-level instance variable, which a worker ractor may
+  # not set (Ractor::IsolationError).
+  module ClassLevelCounter
+    def self.call(_env)
+      @hits = (@hits || 0) + 1
+      [200, { "content-type" => "text/plain" }, ["#{@hits}\n"]]
+    end
+  end
+
+  # Middleware of the app's own: Kino cannot know that it never changes.
+  class Tagging
+    def initialize(app)
+      @app = app
+    end
+
+    def call(env)
+      status, headers, body = @app.call(env)
+      [status, headers.merge("x-tagged" => "yes"), body]
+    end
+  end
+end
+
+RSpec.describe "mode :auto never freezes what the app made" do
+  def fixture_app(name)
+    app = Rack::Builder.parse_file(File.join(ServerHelper::FIXTURES, name))
+    app.is_a?(Array) ? app.first : app
+  end
+
+  # A server with the default configuration but for the port, one worker
+  # and one thread: no mode given, so :auto decides.
+  def start_default(app)
+    @server_log = StringIO.new
+    @server = Kino::Server.new(app, log: @server_log, bind: "127.0.0.1", port: 0, workers: 1, threads: 1)
+    (@servers ||= []) << @server
+    @server.start
+  end
+
+  let(:port) { free_port }
+
+  describe "a counter whose call does @n += 1, booted as a new user does" do
+    it "runs :threaded under `kino` with no config, answers 1, 2, 3, and the boot line names object and ivar" do
+      kino = spawn_kino("-w", "1", "spec/fixtures/counter.ru", port: port)
+      expect(kino.stdout).to include("* Mode: threaded, 1 workers x 3 threads")
+      expect(Array.new(3) { http_get("/", port: port) }.map { |r| [r.code, r.body] })
+        .to eq([["200", "1\n"], ["200", "2\n"], ["200", "3\n"]])
+      expect(kino.stderr).to eq("kino: running in :threaded mode: :ractor mode would freeze app (a KinoFixtureCounter), " \
+                                "whose code sets @n; `mode :ractor` freezes what the app made and runs it in ractors " \
+                                "(`kino --check` lists each object and where it was made)\n")
+    end
+
+    it "runs :threaded from Kino::Server with the default mode, and counts" do
+      start_default(fixture_app("counter.ru"))
+      expect(server.mode).to eq(:threaded)
+      expect(Array.new(3) { http_get("/").body }).to eq(["1\n", "2\n", "3\n"])
+      expect(server_log).to match(/\Akino: running in :threaded mode: :ractor mode would freeze app \(a KinoFixtureCounter\), whose code sets @n;/)
+    end
+
+    it "is listed by `kino --check` with its ivar and the line that made it, exit 1" do
+      kino = spawn_kino("--check", "spec/fixtures/counter.ru", wait: false)
+      status = kino.wait(timeout: ServerHelper::BOOT_TIMEOUT)
+      expect([status&.exitstatus, kino.stderr]).to eq([1, ""])
+      expect(kino.stdout.lines(chomp: true)).to eq(
+        [
+          "kino --check: spec/fixtures/counter.ru cannot run in :ractor mode (1 object the app made would be frozen):",
+          "  - app (a KinoFixtureCounter), whose code sets @n (made at spec/fixtures/counter.ru:17)",
+          "With `mode :auto` (the default) it runs in :threaded mode instead; " \
+          "`mode :ractor` freezes these and runs it in ractors."
+        ]
+      )
+    end
+
+    it "is frozen under `mode :ractor`, which says so at boot" do
+      kino = spawn_kino("-m", "ractor", "-w", "1", "spec/fixtures/counter.ru", port: port)
+      expect(kino.stdout).to include("* Mode: ractor, 1 workers x 1 threads")
+      expect(kino.stderr.lines.first(2)).to eq(
+        ["kino: mode :ractor froze 1 object that the app made (code that changes them now raises FrozenError):\n",
+         "  - app (a KinoFixtureCounter), whose code sets @n\n"]
+      )
+      expect(http_get("/", port: port).code).to eq("500")
+      wait_until(message: -> { "no FrozenError logged: #{kino.stderr}" }) { kino.stderr.include?("FrozenError") }
+    end
+  end
+
+  it "runs a memoizing app (@greeting ||= ...) :threaded, naming the ivar its code sets" do
+    start_default(fixture_app("memo.ru"))
+    expect(server.mode).to eq(:threaded)
+    expect(server_log).to start_with("kino: running in :threaded mode: :ractor mode would freeze app (a KinoFixtureMemo), " \
+                                     "whose code sets @greeting;")
+    expect(Array.new(2) { http_get("/").body }).to eq(["hello, #{Process.pid}\n"] * 2)
+  end
+
+  it "runs a config.ru lambda that sets an ivar on its Rack::Builder :threaded, and counts" do
+    start_default(fixture_app("builder_counter.ru"))
+    expect(server.mode).to eq(:threaded)
+    expect(server_log).to include(":ractor mode would freeze self of app (the Rack::Builder that ran " \
+                                  "#{File.join(ServerHelper::FIXTURES, 'builder_counter.ru')}), whose code sets @count;")
+    expect(Array.new(3) { http_get("/").body }).to eq(["1\n", "2\n", "3\n"])
+  end
+
+  it "runs a frozen instance holding a Hash it fills :threaded, naming the Hash" do
+    start_default(AutoModeApps::FrozenWithCache.new)
+    expect(server.mode).to eq(:threaded)
+    expect(server_log).to start_with("kino: running in :threaded mode: :ractor mode would freeze app.@cache (a Hash);")
+    expect(Array.new(2) { http_get("/a").body }).to eq(["cached /a\n"] * 2)
+  end
+
+  it "runs a module app that sets its own class-level ivar :threaded, naming it, and counts" do
+    start_default(AutoModeApps::ClassLevelCounter)
+    expect(server.mode).to eq(:threaded)
+    expect(server_log).to start_with("kino: running in :threaded mode: AutoModeApps::ClassLevelCounter: its " \
+                                     "class-level code sets @hits; worker ractors cannot set a class's or module's " \
+                                     "instance variables (`kino --check` lists every blocker)")
+    expect(Array.new(3) { http_get("/").body }).to eq(["1\n", "2\n", "3\n"])
+  end
+
+  {
+    "a class app" => [AutoModeApps::ClassApp, "class app in kino-worker-0\n"],
+    "a module app" => [AutoModeApps::ModuleApp, "module app in kino-worker-0\n"],
+    "a frozen instance" => [AutoModeApps::FrozenGreeter.new("frozen"), "frozen in kino-worker-0\n"],
+    "a lambda capturing only frozen values" => [AutoModeApps.lambda_greeter("captured"), "captured in kino-worker-0\n"]
+  }.each do |kind, (app, body)|
+    it "still runs #{kind} in :ractor mode, without a warning" do
+      start_default(app)
+      expect(server.mode).to eq(:ractor)
+      expect(http_get("/").body).to eq(body)
+      expect(server_log).to eq("")
+    end
+  end
+
+  it "still runs a config.ru lambda capturing frozen values and calling the file's helper in :ractor mode" do
+    start_default(fixture_app("greeting.ru"))
+    expect(server.mode).to eq(:ractor)
+    expect(http_get("/").body).to eq("hello from kino-worker-0\n")
+    expect(server_log).to eq("")
+  end
+
+  describe "a Rack::Builder stack" do
+    it "of Rack's own middleware and a map around a module app runs in :ractor mode" do
+      start_default(fixture_app("rack_stack.ru"))
+      expect(server.mode).to eq(:ractor)
+      expect(server_log).to eq("")
+      response = http_get("/mapped/page")
+      expect([response.code, response.body]).to eq(["200", "/mapped/page in kino-worker-0\n"])
+      expect(response["content-length"]).to eq(response.body.bytesize.to_s) # Rack::ContentLength
+      expect(response["etag"]).to match(%r{\AW/"\h{32}"\z}) # Rack::ETag
+      expect(http_get("/other").body).to eq("/other in kino-worker-0\n")
+    end
+
+    it "with the app's own middleware runs :threaded, naming that middleware" do
+      app = Rack::Builder.new do
+        use Rack::ContentLength
+        use AutoModeApps::Tagging
+        run AutoModeApps::ModuleApp
+      end.to_app
+      start_default(app)
+      expect(server.mode).to eq(:threaded)
+      expect(server_log).to start_with("kino: running in :threaded mode: :ractor mode would freeze " \
+                                       "app.@app (an AutoModeApps::Tagging), which holds @app;")
+      response = http_get("/")
+      expect([response.body, response["x-tagged"], response["content-length"]]).to eq(["module app in main\n", "yes", "19"])
+    end
+  end
+end
