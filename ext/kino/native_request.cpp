@@ -2,6 +2,8 @@
 // (block for the next request, build its env here), and the respond_*
 // family (hand the app's answer to the native responder).
 #include <chrono>
+#include <cstring>
+#include <exception>
 #include <span>
 #include <string_view>
 
@@ -24,6 +26,7 @@ void request_free(void* p) {
 
 size_t request_size(const void* p) {
   auto* r = static_cast<const RequestCtx*>(p);
+  if (!r) return 0;  // a handle made before its request was taken
   return sizeof(RequestCtx) + (r->body ? sizeof(RequestBody) : 0) + r->headers.capacity() * sizeof(EnvHeader);
 }
 
@@ -94,16 +97,29 @@ struct TakeCall : Interruptible {
 // So a thread that has held the GVL for a few milliseconds offers it to the
 // others between requests. Not after every request: handing the GVL over
 // costs a thread switch, which would halve the rate of tiny requests.
+//
+// When the thread last (re)took the GVL is kept with the Ruby thread, not
+// the OS thread: on Ruby 3.3 and later the threads of a non-main ractor
+// may run M:N, several Ruby threads taking turns on one native thread, so
+// a C++ thread_local would mix their clocks. It is a Fixnum in the
+// thread's (root fiber's) locals, read and written without allocating.
 constexpr int64_t kYieldAfterMs = 10;
-thread_local int64_t gvl_since_ms = 0;  // when this thread last (re)took the GVL, roughly
+ID id_gvl_since_ms;
+
+int64_t gvl_since_ms() {
+  VALUE v = rb_thread_local_aref(rb_thread_current(), id_gvl_since_ms);
+  return FIXNUM_P(v) ? FIX2LONG(v) : 0;
+}
+
+void gvl_taken_now() { rb_thread_local_aset(rb_thread_current(), id_gvl_since_ms, LONG2FIX(steady_ms())); }
 
 void share_gvl_between_requests() {
-  int64_t now = steady_ms();
-  if (gvl_since_ms == 0) {
-    gvl_since_ms = now;
-  } else if (now - gvl_since_ms > kYieldAfterMs) {
+  int64_t since = gvl_since_ms();
+  if (since == 0) {
+    gvl_taken_now();
+  } else if (steady_ms() - since > kYieldAfterMs) {
     rb_thread_schedule();
-    gvl_since_ms = steady_ms();
+    gvl_taken_now();
   }
 }
 
@@ -117,38 +133,46 @@ VALUE native_take_one(int argc, VALUE* argv, VALUE) {
   uint64_t sid = NUM2ULL(id);
   long slot = NIL_P(rb_slot) ? -1 : NUM2LONG(rb_slot);
   share_gvl_between_requests();
+  // The handle exists before a request is taken: the queue's reference
+  // moves straight into it, so a NoMemoryError (here or while the env is
+  // built) leaves the request owned by a handle whose collection answers
+  // it, never by nobody.
+  VALUE handle = TypedData_Wrap_Struct(cRequest, &request_type, nullptr);
   for (;;) {
     RequestCtx* taken = nullptr;
-    bool missing = false, closed = false;
-    {
+    bool missing = false, closed = false, waited = false;
+    protect([&]() -> VALUE {
       auto server = Registry::instance().find(sid);
       if (!server) {
         missing = true;
-      } else {
-        RequestQueue& queue = server->queue();
-        RequestRef r = queue.try_pop();
-        if (r) {
-          taken = r.detach();
-        } else if (queue.drained()) {
-          closed = true;
-        } else {
-          TakeCall call;
-          call.queue = &queue;
-          // gvl2: a request dequeued while an interrupt arrives is kept,
-          // not lost; the interrupt is handled by the next check below.
-          without_gvl(call);
-          gvl_since_ms = steady_ms();
-          taken = call.taken;
-          closed = !taken && queue.drained();
-        }
-        if (taken && slot >= 0) server->slots().hold(static_cast<size_t>(slot), taken);
+        return Qnil;
       }
-    }
+      RequestQueue& queue = server->queue();
+      RequestRef r = queue.try_pop();
+      if (r) {
+        taken = r.detach();
+        DATA_PTR(handle) = taken;
+      } else if (queue.drained()) {
+        closed = true;
+      } else {
+        TakeCall call;
+        call.queue = &queue;
+        // gvl2: a request dequeued while an interrupt arrives is kept,
+        // not lost; the interrupt is handled by the next check below.
+        without_gvl(call);
+        waited = true;
+        // Raised by protect once the server reference is gone.
+        if (call.failure) std::rethrow_exception(call.failure);
+        taken = call.taken;
+        DATA_PTR(handle) = taken;
+        closed = !taken && queue.drained();
+      }
+      if (taken && slot >= 0) server->slots().hold(static_cast<size_t>(slot), taken);
+      return Qnil;
+    });
+    if (waited) gvl_taken_now();
     if (missing) rb_raise(eKinoError, "no server with id %llu", static_cast<unsigned long long>(sid));
-    if (taken) {
-      VALUE handle = TypedData_Wrap_Struct(cRequest, &request_type, taken);
-      return build_env(*taken, handle);
-    }
+    if (taken) return build_env(*taken, handle);
     if (closed) return Qnil;
     rb_thread_check_ints();  // Thread#kill, Ractor shutdown: raises or returns
   }
@@ -275,10 +299,15 @@ VALUE native_respond_write(VALUE, VALUE handle, VALUE chunk) {
     return write_body(*req, {RSTRING_PTR(chunk), static_cast<size_t>(RSTRING_LEN(chunk))}) ? Qtrue : Qfalse;
   }) == Qtrue;
   while (ok && req->sink && req->sink->backlogged()) {
-    WritableCall call;
-    call.sink = req->sink.get();
-    without_gvl(call);
-    ok = call.open;
+    std::exception_ptr failure;
+    {
+      WritableCall call;
+      call.sink = req->sink.get();
+      without_gvl(call);
+      ok = call.open;
+      failure = std::move(call.failure);
+    }
+    if (failure) raise_failure(failure);
     // Always: with an interrupt already pending (a time slice ending, say)
     // the wait never ran, and only handling it lets the next one run.
     rb_thread_check_ints();
@@ -342,20 +371,24 @@ VALUE native_input_read(VALUE, VALUE handle, VALUE rb_max, VALUE buf) {
   for (;;) {
     long len = RSTRING_LEN(buf);
     rb_str_modify_expand(buf, max);  // raises for a frozen buffer
-    BodyReadCall call;
-    call.req = req;
-    call.out = RSTRING_PTR(buf) + len;
-    call.max = static_cast<size_t>(max);
+    char* out = RSTRING_PTR(buf) + len;
     // Bytes already here are taken with the GVL held.
-    call.result = read_body_until(*req, call.out, call.max, std::chrono::steady_clock::now());
-    if (call.result.status == RequestBody::ReadStatus::Waiting) {
+    RequestBody::ReadResult result = read_body_until(*req, out, static_cast<size_t>(max), std::chrono::steady_clock::now());
+    if (result.status == RequestBody::ReadStatus::Waiting) {
       rb_str_locktmp(buf);  // written without the GVL: nobody may resize it
-      without_gvl(call);
+      {
+        BodyReadCall call;  // run() is noexcept: it never carries a failure
+        call.req = req;
+        call.out = out;
+        call.max = static_cast<size_t>(max);
+        without_gvl(call);
+        result = call.result;
+      }
       rb_str_unlocktmp(buf);
     }
-    switch (call.result.status) {
+    switch (result.status) {
       case RequestBody::ReadStatus::Data:
-        rb_str_set_len(buf, len + static_cast<long>(call.result.bytes));
+        rb_str_set_len(buf, len + static_cast<long>(result.bytes));
         return buf;
       case RequestBody::ReadStatus::End:
         return Qnil;
@@ -381,6 +414,7 @@ VALUE request_claimed_p(VALUE self) { return unwrap(self)->claimed() ? Qtrue : Q
 }  // namespace
 
 void init_native_request(VALUE mNative) {
+  id_gvl_since_ms = rb_intern("__kino_gvl_since_ms");
   cRequest = rb_define_class_under(mNative, "Request", rb_cObject);
   rb_undef_alloc_func(cRequest);
   rb_define_method(cRequest, "claimed?", RUBY_METHOD_FUNC(request_claimed_p), 0);
