@@ -67,11 +67,38 @@ RequestBody::ReadResult read_body_until(RequestCtx& req, char* out, size_t max,
 
 constexpr auto kTick = std::chrono::milliseconds(50);
 
+struct DiscardCall : Interruptible {
+  RequestBody* body;
+  bool ran = false;
+  void run() {
+    body->discard();
+    ran = true;
+  }
+};
+
 // Once the response is out nobody reads the body again: its memory and
 // spool file go now, not when the handle is collected (the worker slot
 // keeps the request until its next one).
+//
+// discard() waits for the body's lock, which the connection holds while it
+// spools arriving bytes to disk, and for another thread's read of the spool
+// file to end. Those waits happen without the GVL, so the other threads of
+// this worker (or, in :threaded mode, every Ruby thread) go on meanwhile. A
+// body that is complete and in memory has nothing to wait for but a copy,
+// and is let go in place: most requests with a body pay no GVL hand-off.
 void release_body(RequestCtx& req) {
-  if (req.body) req.body->discard();
+  if (!req.body) return;
+  if (req.body->complete() && !req.body->spooled()) {
+    req.body->discard();
+    return;
+  }
+  DiscardCall call;
+  call.body = req.body.get();
+  without_gvl(call);
+  // With an interrupt pending Ruby skips the call; discard anyway. And an
+  // exception from the wait (a failed lock) leaves the body to be let go
+  // with the request, as before this early release.
+  if (!call.ran && !call.failure) req.body->discard();
 }
 
 struct TakeCall : Interruptible {

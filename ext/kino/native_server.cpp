@@ -143,6 +143,7 @@ VALUE native_server_stop(VALUE, VALUE id, VALUE timeout) {
     call.server = server.get();
     call.timeout = std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
     without_gvl(call);
+    if (call.failure) std::rethrow_exception(call.failure);  // raised by protect
     // With an interrupt pending Ruby skips the call entirely: stop anyway,
     // without the drain (the interrupt is usually the second signal).
     stragglers = call.ran ? call.stragglers : server->stop(std::chrono::milliseconds(0));
@@ -160,12 +161,30 @@ VALUE native_server_close_queue(VALUE, VALUE id) {
   });
 }
 
+struct ReleaseCall : Interruptible {
+  std::shared_ptr<Server> server;
+  void run() {
+    server->stop(std::chrono::milliseconds(0));
+    server.reset();  // when it is the last reference, the server is freed here too
+  }
+};
+
+// Native.server_release(id) -> true, or false for an unknown id. Stops
+// the server if nobody did, and drops the registry's reference. Both wait
+// (stop joins the I/O threads, and waits for a stop under way in another
+// thread to finish its drain), so they run without the GVL: that drain
+// may be waiting for this ractor's workers, which need it.
 VALUE native_server_release(VALUE, VALUE id) {
   uint64_t sid = NUM2ULL(id);
   return protect([&]() -> VALUE {
-    auto server = Registry::instance().remove(sid);
-    if (server) server->stop(std::chrono::milliseconds(0));
-    return server ? Qtrue : Qfalse;
+    ReleaseCall call;
+    call.server = Registry::instance().remove(sid);
+    if (!call.server) return Qfalse;
+    without_gvl(call);
+    if (call.failure) std::rethrow_exception(call.failure);  // raised by protect
+    // With an interrupt pending Ruby skips the call: stop with the GVL held.
+    if (call.server) call.server->stop(std::chrono::milliseconds(0));
+    return Qtrue;
   });
 }
 
