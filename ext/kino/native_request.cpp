@@ -205,13 +205,84 @@ VALUE native_take_one(int argc, VALUE* argv, VALUE) {
   }
 }
 
-// Response headers, read in place from the app's Hash: names and values
-// point into Ruby strings, valid while we hold the GVL and allocate nothing
-// on the Ruby heap.
+// Response headers. Most apps answer with String names and String (or
+// Rack 3 Array of String) values: those are read in place from the app's
+// Hash, names and values pointing into Ruby strings, valid while we hold
+// the GVL, and nothing is allocated on the Ruby heap.
+//
+// Other values are written the way Puma writes them: a value that is not a
+// String or an Array (an Integer, a Symbol, true) as its `to_s`, and a
+// String holding "\n" (Rack 2's way of repeating a field) as one field per
+// line. Those are converted first, into a flat Array of name and value
+// Strings, before any native object exists: `to_s` is app code and may
+// raise.
 struct HeaderScan {
   NativeVector<HeaderView>* out;
   VALUE bad = Qnil;
 };
+
+HeaderView header_view(VALUE name, VALUE value) {
+  return {{RSTRING_PTR(name), static_cast<size_t>(RSTRING_LEN(name))},
+          {RSTRING_PTR(value), static_cast<size_t>(RSTRING_LEN(value))}};
+}
+
+bool has_newline(VALUE s) { return memchr(RSTRING_PTR(s), '\n', static_cast<size_t>(RSTRING_LEN(s))) != nullptr; }
+
+// Whether every value can be read in place.
+int plain_header(VALUE, VALUE value, VALUE arg) {
+  bool plain = true;
+  if (RB_TYPE_P(value, T_STRING)) {
+    plain = !has_newline(value);
+  } else if (RB_TYPE_P(value, T_ARRAY)) {
+    for (long i = 0; plain && i < RARRAY_LEN(value); ++i) plain = RB_TYPE_P(RARRAY_AREF(value, i), T_STRING);
+  } else {
+    plain = false;
+  }
+  if (plain) return ST_CONTINUE;
+  *reinterpret_cast<bool*>(arg) = false;
+  return ST_STOP;
+}
+
+struct HeaderConversion {
+  VALUE lines;  // [name, value, name, value, ...], all Strings
+  VALUE bad = Qnil;
+};
+
+void push_line(VALUE lines, VALUE name, VALUE value) {
+  rb_ary_push(lines, name);
+  rb_ary_push(lines, value);
+}
+
+// One field per line of a String value; an empty value is one empty field.
+// A value with a CR in it is not split: the response writer drops it whole
+// and logs its name, where Puma would drop only its line with the CR and
+// send the rest ("a\r\nx-injected: b" would go out as a field whose value
+// looks like another field).
+void push_lines(VALUE lines, VALUE name, VALUE value) {
+  long length = RSTRING_LEN(value);
+  if (!has_newline(value) || memchr(RSTRING_PTR(value), '\r', static_cast<size_t>(length)))
+    return push_line(lines, name, value);
+  VALUE parts = rb_str_split(value, "\n");
+  for (long i = 0; i < RARRAY_LEN(parts); ++i) push_line(lines, name, RARRAY_AREF(parts, i));
+}
+
+int convert_header(VALUE key, VALUE value, VALUE arg) {
+  auto* conversion = reinterpret_cast<HeaderConversion*>(arg);
+  if (!RB_TYPE_P(key, T_STRING)) {
+    conversion->bad = key;
+    return ST_STOP;
+  }
+  if (RB_TYPE_P(value, T_ARRAY)) {
+    // Rack 3: one field per element, each taken as it is (as Puma does).
+    // The elements are copied first: an element's to_s may change the Array.
+    VALUE elements = rb_ary_dup(value);
+    for (long i = 0; i < RARRAY_LEN(elements); ++i)
+      push_line(conversion->lines, key, rb_obj_as_string(RARRAY_AREF(elements, i)));
+  } else {
+    push_lines(conversion->lines, key, rb_obj_as_string(value));
+  }
+  return ST_CONTINUE;
+}
 
 int scan_header(VALUE key, VALUE value, VALUE arg) {
   auto* scan = reinterpret_cast<HeaderScan*>(arg);
@@ -219,22 +290,11 @@ int scan_header(VALUE key, VALUE value, VALUE arg) {
     scan->bad = key;
     return ST_STOP;
   }
-  std::string_view name(RSTRING_PTR(key), static_cast<size_t>(RSTRING_LEN(key)));
   if (RB_TYPE_P(value, T_STRING)) {
-    scan->out->push_back({name, {RSTRING_PTR(value), static_cast<size_t>(RSTRING_LEN(value))}});
-  } else if (RB_TYPE_P(value, T_ARRAY)) {
-    // Rack 3: an Array value is one header line per element.
-    for (long i = 0; i < RARRAY_LEN(value); ++i) {
-      VALUE v = RARRAY_AREF(value, i);
-      if (!RB_TYPE_P(v, T_STRING)) {
-        scan->bad = key;
-        return ST_STOP;
-      }
-      scan->out->push_back({name, {RSTRING_PTR(v), static_cast<size_t>(RSTRING_LEN(v))}});
-    }
+    scan->out->push_back(header_view(key, value));
   } else {
-    scan->bad = key;
-    return ST_STOP;
+    // Only Arrays of Strings get here (plain_header said so).
+    for (long i = 0; i < RARRAY_LEN(value); ++i) scan->out->push_back(header_view(key, RARRAY_AREF(value, i)));
   }
   return ST_CONTINUE;
 }
@@ -247,27 +307,48 @@ int check_status(VALUE status) {
 }
 
 void raise_bad_header(VALUE bad) {
-  rb_raise(rb_eTypeError, "response header %" PRIsVALUE " must have a String name and a String or Array of Strings value",
-           rb_inspect(bad));
+  rb_raise(rb_eTypeError, "response header %" PRIsVALUE " must have a String name", rb_inspect(bad));
 }
 
-// Reads the app's headers in place and runs `send` with them; true/false
-// from `send` becomes Qtrue/Qfalse. A header that is not a String (or Array
-// of Strings) raises TypeError, after every C++ object here is gone.
+// The app's headers, ready to be read without calling Ruby: the Hash
+// itself when every value can be read in place, else the flat Array of
+// converted lines. Raises TypeError for a name that is not a String.
+VALUE prepare_headers(VALUE headers) {
+  Check_Type(headers, T_HASH);
+  bool plain = true;
+  rb_hash_foreach(headers, plain_header, reinterpret_cast<VALUE>(&plain));
+  if (plain) return headers;
+  HeaderConversion conversion{rb_ary_new_capa(2 * static_cast<long>(RHASH_SIZE(headers)) + 2)};
+  rb_hash_foreach(headers, convert_header, reinterpret_cast<VALUE>(&conversion));
+  if (!NIL_P(conversion.bad)) raise_bad_header(conversion.bad);
+  return conversion.lines;
+}
+
+// Runs `send` with the headers `prepare_headers` made; true/false from
+// `send` becomes Qtrue/Qfalse. Calls no Ruby code before `send` runs, so
+// what the caller checked (the body's Strings) still holds then. A name
+// that is not a String raises TypeError, after every C++ object is gone.
 template <class Send>
-VALUE with_headers(VALUE headers, Send&& send) {
+VALUE with_headers(VALUE prepared, Send&& send) {
   VALUE bad = Qnil;
   VALUE sent = protect([&]() -> VALUE {
     NativeVector<HeaderView> hv;
-    hv.reserve(static_cast<size_t>(RHASH_SIZE(headers)) + 2);
-    HeaderScan scan{&hv};
-    rb_hash_foreach(headers, scan_header, reinterpret_cast<VALUE>(&scan));
-    if (!NIL_P(scan.bad)) {
-      bad = scan.bad;
-      return Qnil;
+    if (RB_TYPE_P(prepared, T_ARRAY)) {
+      long n = RARRAY_LEN(prepared);
+      hv.reserve(static_cast<size_t>(n / 2));
+      for (long i = 0; i + 1 < n; i += 2) hv.push_back(header_view(RARRAY_AREF(prepared, i), RARRAY_AREF(prepared, i + 1)));
+    } else {
+      hv.reserve(static_cast<size_t>(RHASH_SIZE(prepared)) + 2);
+      HeaderScan scan{&hv};
+      rb_hash_foreach(prepared, scan_header, reinterpret_cast<VALUE>(&scan));
+      if (!NIL_P(scan.bad)) {
+        bad = scan.bad;
+        return Qnil;
+      }
     }
     return send(std::span<const HeaderView>(hv)) ? Qtrue : Qfalse;
   });
+  RB_GC_GUARD(prepared);
   if (!NIL_P(bad)) raise_bad_header(bad);
   return sent;
 }
@@ -277,14 +358,14 @@ VALUE with_headers(VALUE headers, Send&& send) {
 VALUE native_respond(VALUE, VALUE handle, VALUE status, VALUE headers, VALUE body) {
   RequestCtx* req = unwrap(handle);
   int code = check_status(status);
-  Check_Type(headers, T_HASH);
+  VALUE prepared = prepare_headers(headers);  // may run the app's to_s
   Check_Type(body, T_ARRAY);
   long parts = RARRAY_LEN(body);
   for (long i = 0; i < parts; ++i)
     if (!RB_TYPE_P(RARRAY_AREF(body, i), T_STRING))
       rb_raise(rb_eTypeError, "response body must yield Strings, got %" PRIsVALUE,
                rb_obj_class(RARRAY_AREF(body, i)));
-  return with_headers(headers, [&](std::span<const HeaderView> hv) {
+  return with_headers(prepared, [&](std::span<const HeaderView> hv) {
     NativeVector<std::string_view> bv;
     bv.reserve(static_cast<size_t>(parts));
     for (long i = 0; i < parts; ++i) {
@@ -301,8 +382,7 @@ VALUE native_respond(VALUE, VALUE handle, VALUE status, VALUE headers, VALUE bod
 VALUE native_respond_start(VALUE, VALUE handle, VALUE status, VALUE headers) {
   RequestCtx* req = unwrap(handle);
   int code = check_status(status);
-  Check_Type(headers, T_HASH);
-  return with_headers(headers, [&](std::span<const HeaderView> hv) {
+  return with_headers(prepare_headers(headers), [&](std::span<const HeaderView> hv) {
     bool started = start_response(*req, code, hv);
     if (!started) release_body(*req);  // answered already: nobody reads on
     return started;
