@@ -24,6 +24,21 @@ std::shared_ptr<Server> find_server(uint64_t id) {
   return s;
 }
 
+// A new Array of the elements of `array` as Strings (StringValue of each).
+// What to_str returns is kept, never read back from `array`, which an
+// element's to_str may have changed (or emptied) meanwhile.
+VALUE string_values(VALUE array) {
+  Check_Type(array, T_ARRAY);
+  VALUE elements = rb_ary_dup(array);
+  long n = RARRAY_LEN(elements);
+  VALUE strings = rb_ary_new_capa(n);
+  for (long i = 0; i < n; ++i) {
+    VALUE s = RARRAY_AREF(elements, i);
+    rb_ary_push(strings, StringValue(s));
+  }
+  return strings;
+}
+
 VALUE opt(VALUE options, ID key) { return rb_hash_lookup2(options, ID2SYM(key), Qnil); }
 
 long long opt_int(VALUE options, ID key, long long fallback) {
@@ -38,11 +53,10 @@ VALUE native_server_create(VALUE, VALUE options) {
   VALUE listen = opt(options, id_listen);
   Check_Type(listen, T_ARRAY);
   // Read everything Ruby-side first: NUM2LL and StringValue may raise.
-  long n = RARRAY_LEN(listen);
-  for (long i = 0; i < n; ++i) {
-    VALUE a = RARRAY_AREF(listen, i);
-    StringValue(a);
-  }
+  // The addresses as Strings go into an Array of our own: an element's
+  // to_str is Ruby code, and may change the caller's Array under us.
+  VALUE addresses = string_values(listen);
+  long n = RARRAY_LEN(addresses);
   VALUE spool_dir = opt(options, id_spool_dir);
   if (!NIL_P(spool_dir)) StringValue(spool_dir);
   long long body_memory = opt_int(options, id_body_memory_limit, 1 << 20);
@@ -72,10 +86,10 @@ VALUE native_server_create(VALUE, VALUE options) {
       max_body < 0 || body_memory < 0 || high_water < 1 || worker_slots < 0 || worker_slots > (1 << 20))
     rb_raise(rb_eArgError, "server options must be positive");
 
-  return protect([&]() -> VALUE {
+  VALUE created = protect([&]() -> VALUE {
     ServerConfig config;
     for (long i = 0; i < n; ++i) {
-      VALUE a = RARRAY_AREF(listen, i);
+      VALUE a = RARRAY_AREF(addresses, i);
       config.listen.emplace_back(RSTRING_PTR(a), static_cast<size_t>(RSTRING_LEN(a)));
     }
     config.io_threads = static_cast<int>(io_threads);
@@ -98,6 +112,8 @@ VALUE native_server_create(VALUE, VALUE options) {
     server->bind();
     return ULL2NUM(Registry::instance().add(std::move(server)));
   });
+  RB_GC_GUARD(addresses);
+  return created;
 }
 
 VALUE native_server_start(VALUE, VALUE id) {
@@ -259,13 +275,9 @@ VALUE native_server_worker_exited(VALUE, VALUE id, VALUE token, VALUE report) {
     backtrace = rb_ary_entry(report, 2);
     StringValue(error_class);
     StringValue(message);
-    Check_Type(backtrace, T_ARRAY);
-    for (long i = 0; i < RARRAY_LEN(backtrace); ++i) {
-      VALUE line = RARRAY_AREF(backtrace, i);
-      StringValue(line);
-    }
+    backtrace = string_values(backtrace);
   }
-  return protect([&]() -> VALUE {
+  VALUE posted = protect([&]() -> VALUE {
     WorkerExit exit;
     exit.token = tok;
     exit.crashed = !NIL_P(report);
@@ -280,6 +292,10 @@ VALUE native_server_worker_exited(VALUE, VALUE id, VALUE token, VALUE report) {
     find_server(sid)->worker_exits().post(std::move(exit));
     return Qnil;
   });
+  RB_GC_GUARD(error_class);
+  RB_GC_GUARD(message);
+  RB_GC_GUARD(backtrace);
+  return posted;
 }
 
 struct ExitWaitCall : Interruptible {
