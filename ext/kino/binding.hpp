@@ -69,7 +69,7 @@ VALUE protect(F&& f) {
 // A C++ exception thrown by the wait must not unwind through the Ruby VM's
 // C frames between us and `run()`: without_gvl catches it there and keeps
 // it in `failure`, for the caller to raise once it holds the GVL again and
-// has left its C++ scope (raise_failure), or to rethrow inside `protect`.
+// has left its C++ scope (CarriedError), or to rethrow inside `protect`.
 struct Interruptible {
   std::atomic<bool> interrupted{false};
   std::exception_ptr failure;
@@ -94,23 +94,29 @@ void without_gvl(Call& call) noexcept {
       &call, &Interruptible::ubf, static_cast<Interruptible*>(&call));
 }
 
-// Raises, as a Ruby exception, a C++ exception carried out of a wait (see
-// Interruptible). The exception object is destroyed before Ruby unwinds;
-// `failure` is left empty, so skipping its destructor frees nothing.
-[[noreturn]] inline void raise_failure(std::exception_ptr& failure) {
-  char message[512];
+// A C++ exception carried out of a wait (see Interruptible), turned into
+// plain data inside the C++ scope, so that the Ruby raise after it skips
+// no destructor:
+//   CarriedError error;
+//   { ...; without_gvl(call); error.take(call.failure); }
+//   error.raise_if_any();
+struct CarriedError {
   VALUE klass = Qnil;
-  {
-    std::exception_ptr carried = std::move(failure);
-    failure = nullptr;
+  char message[512];
+
+  void take(std::exception_ptr& failure) noexcept {
+    if (!failure) return;
     try {
-      std::rethrow_exception(carried);
+      std::rethrow_exception(std::exchange(failure, nullptr));
     } catch (...) {
       klass = describe_current_exception(message, sizeof message);
     }
   }
-  rb_raise(klass, "%s", message);
-}
+
+  void raise_if_any() const {
+    if (!NIL_P(klass)) rb_raise(klass, "%s", message);
+  }
+};
 
 // Ruby Strings from native ones. Building them allocates and may raise
 // (NoMemoryError), unwinding with longjmp past the vector's destructor, so

@@ -406,15 +406,15 @@ VALUE native_respond_write(VALUE, VALUE handle, VALUE chunk) {
     return write_body(*req, {RSTRING_PTR(chunk), static_cast<size_t>(RSTRING_LEN(chunk))}) ? Qtrue : Qfalse;
   }) == Qtrue;
   while (ok && req->sink && req->sink->backlogged()) {
-    std::exception_ptr failure;
+    CarriedError error;
     {
       WritableCall call;
       call.sink = req->sink.get();
       without_gvl(call);
       ok = call.open;
-      failure = std::move(call.failure);
+      error.take(call.failure);
     }
-    if (failure) raise_failure(failure);
+    error.raise_if_any();
     // Always: with an interrupt already pending (a time slice ending, say)
     // the wait never ran, and only handling it lets the next one run.
     rb_thread_check_ints();
