@@ -151,7 +151,11 @@ struct StopCall : Interruptible {
 VALUE native_server_stop(VALUE, VALUE id, VALUE timeout) {
   uint64_t sid = NUM2ULL(id);
   double seconds = NUM2DBL(timeout);
-  if (seconds < 0) seconds = 0;
+  // NaN and negative stop at once; an unbounded drain (Float::INFINITY)
+  // waits about 31 years. Converting larger values to milliseconds would
+  // overflow, which is undefined (it came out as a deadline in the past).
+  if (!(seconds >= 0)) seconds = 0;
+  if (seconds > 1e9) seconds = 1e9;
   int64_t stragglers = 0;
   protect([&]() -> VALUE {
     auto server = find_server(sid);
