@@ -9,6 +9,7 @@
 #include "binding.hpp"
 #include "core/registry.hpp"
 #include "core/responder.hpp"
+#include "env_builder.hpp"
 
 namespace kino::binding {
 
@@ -235,8 +236,14 @@ VALUE native_server_stats(VALUE, VALUE id) {
 }
 
 // Native.server_drain_log(id) -> Array of lines the native side logged.
+//
+// The log pump calls it on the main ractor every tenth of a second, so it
+// is also where the env values worker ractors met are created (see
+// ValueCache in env_builder.cpp): before any C++ object here exists, since
+// creating them may raise.
 VALUE native_server_drain_log(VALUE, VALUE id) {
   uint64_t sid = NUM2ULL(id);
+  share_wanted_env_values();
   std::vector<std::string> lines;
   protect([&]() -> VALUE {
     lines = find_server(sid)->log().drain();
