@@ -1,33 +1,13 @@
 # frozen_string_literal: true
 
 require "kino"
+require_relative "fixtures/shared_values_app"
 
 # The objects every ractor reaches: env keys, repeating env values from
 # the bounded value cache, Kino::Input::EMPTY. They are made shareable
 # when created, and created on the main ractor only, so that a worker
 # ractor (which may die and be replaced) never owns what the others use;
 # Ruby 4.1 collects each ractor's objects on their own.
-module SharedValueApps
-  module Report
-    # Run without Rack::Lint, whose wrapper would hide rack.input.
-    def self.call(env)
-      ServerHelper.lint_env(env)
-      keys = env.keys.reject { |k| k == "kino.request" }
-      report = {
-        "keys_shareable" => keys.all? { |k| Ractor.shareable?(k) },
-        "server_name" => env["SERVER_NAME"],
-        "server_name_frozen" => env["SERVER_NAME"].frozen?,
-        "server_name_shareable" => Ractor.shareable?(env["SERVER_NAME"]),
-        "server_port_shareable" => Ractor.shareable?(env["SERVER_PORT"]),
-        "remote_addr_shareable" => Ractor.shareable?(env["REMOTE_ADDR"]),
-        "method_shareable" => Ractor.shareable?(env["REQUEST_METHOD"]),
-        "empty_input" => env["rack.input"].equal?(Kino::Input::EMPTY),
-        "empty_input_shareable" => Ractor.shareable?(env["rack.input"])
-      }
-      [200, { "content-type" => "application/json" }, [JSON.generate(report)]]
-    end
-  end
-end
 
 RSpec.describe "Objects shared by every ractor" do
   it "Kino::Input::EMPTY is frozen and shareable" do
@@ -52,16 +32,20 @@ RSpec.describe "Objects shared by every ractor" do
                                 "empty_input_shareable" => true)
       end
 
+      # In a process of its own: the value cache is bounded and shared by
+      # the whole process, which other examples may have filled.
       it "shares a host it has seen, created #{mode == :ractor ? 'by the main ractor, not the worker' : 'at once'}" do
-        serve(SharedValueApps::Report, lint: false)
+        port = free_port
+        spawn_kino("-m", mode.to_s, "-w", "1", "-t", "1", "spec/fixtures/shared_values.ru", port: port)
         host = "shared-#{mode}.example:8123"
-        first = report(host)
+        report = ->(h) { env_of(http_get("/", { "Host" => h }, port: port)) }
+        first = report.call(host)
         expect(first["server_name"]).to eq("shared-#{mode}.example")
         # A worker ractor allocates its own String for a value the cache
         # does not have yet; only the main ractor creates the shared one.
         expect(first["server_name_frozen"]).to be(mode == :threaded)
         later = wait_until(message: "the host was never shared") do
-          seen = report(host)
+          seen = report.call(host)
           seen if seen["server_name_shareable"] && seen["server_port_shareable"]
         end
         expect(later["server_name_frozen"]).to be(true)
