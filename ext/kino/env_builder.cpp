@@ -102,7 +102,8 @@ class ValueCache {
       }
       if (!on_main_ractor()) {
         std::lock_guard<std::mutex> lock(mu_);
-        bool known = values_.count(std::string(bytes)) || std::find(wanted_.begin(), wanted_.end(), bytes) != wanted_.end();
+        bool known = values_.count(std::string(bytes)) ||
+                     std::find(wanted_.begin(), wanted_.end(), bytes) != wanted_.end();
         if (!known && values_.size() + wanted_.size() < kLimit) wanted_.emplace_back(bytes);
         return Qnil;
       }

@@ -226,7 +226,9 @@ HeaderView header_view(VALUE name, VALUE value) {
           {RSTRING_PTR(value), static_cast<size_t>(RSTRING_LEN(value))}};
 }
 
-bool has_newline(VALUE s) { return memchr(RSTRING_PTR(s), '\n', static_cast<size_t>(RSTRING_LEN(s))) != nullptr; }
+bool has_newline(VALUE s) {
+  return memchr(RSTRING_PTR(s), '\n', static_cast<size_t>(RSTRING_LEN(s))) != nullptr;
+}
 
 // Whether every value can be read in place.
 int plain_header(VALUE, VALUE value, VALUE arg) {
@@ -294,7 +296,8 @@ int scan_header(VALUE key, VALUE value, VALUE arg) {
     scan->out->push_back(header_view(key, value));
   } else {
     // Only Arrays of Strings get here (plain_header said so).
-    for (long i = 0; i < RARRAY_LEN(value); ++i) scan->out->push_back(header_view(key, RARRAY_AREF(value, i)));
+    for (long i = 0; i < RARRAY_LEN(value); ++i)
+      scan->out->push_back(header_view(key, RARRAY_AREF(value, i)));
   }
   return ST_CONTINUE;
 }
@@ -336,7 +339,8 @@ VALUE with_headers(VALUE prepared, Send&& send) {
     if (RB_TYPE_P(prepared, T_ARRAY)) {
       long n = RARRAY_LEN(prepared);
       hv.reserve(static_cast<size_t>(n / 2));
-      for (long i = 0; i + 1 < n; i += 2) hv.push_back(header_view(RARRAY_AREF(prepared, i), RARRAY_AREF(prepared, i + 1)));
+      for (long i = 0; i + 1 < n; i += 2)
+        hv.push_back(header_view(RARRAY_AREF(prepared, i), RARRAY_AREF(prepared, i + 1)));
     } else {
       hv.reserve(static_cast<size_t>(RHASH_SIZE(prepared)) + 2);
       HeaderScan scan{&hv};
@@ -480,7 +484,8 @@ VALUE native_input_read(VALUE, VALUE handle, VALUE rb_max, VALUE buf) {
     rb_str_modify_expand(buf, max);  // raises for a frozen buffer
     char* out = RSTRING_PTR(buf) + len;
     // Bytes already here are taken with the GVL held.
-    RequestBody::ReadResult result = read_body_until(*req, out, static_cast<size_t>(max), std::chrono::steady_clock::now());
+    RequestBody::ReadResult result =
+        read_body_until(*req, out, static_cast<size_t>(max), std::chrono::steady_clock::now());
     if (result.status == RequestBody::ReadStatus::Waiting) {
       rb_str_locktmp(buf);  // written without the GVL: nobody may resize it
       {
