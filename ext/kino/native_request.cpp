@@ -178,7 +178,7 @@ VALUE native_take_one(int argc, VALUE* argv, VALUE) {
       RequestRef r = queue.try_pop();
       if (r) {
         taken = r.detach();
-        DATA_PTR(handle) = taken;
+        RTYPEDDATA_DATA(handle) = taken;
       } else if (queue.drained()) {
         closed = true;
       } else {
@@ -191,7 +191,7 @@ VALUE native_take_one(int argc, VALUE* argv, VALUE) {
         // Raised by protect once the server reference is gone.
         if (call.failure) std::rethrow_exception(call.failure);
         taken = call.taken;
-        DATA_PTR(handle) = taken;
+        RTYPEDDATA_DATA(handle) = taken;
         closed = !taken && queue.drained();
       }
       if (taken && slot >= 0) server->slots().hold(static_cast<size_t>(slot), taken);
