@@ -30,6 +30,23 @@ extern VALUE eKinoError;
 extern VALUE eInputError;
 extern VALUE mNative;
 
+// What a C++ exception becomes in Ruby: NoMemoryError for a failed
+// allocation, Kino::Error otherwise. Fills `message`; call it only from a
+// catch block (it rethrows the exception being handled to look at it).
+inline VALUE describe_current_exception(char* message, size_t size) noexcept {
+  try {
+    throw;
+  } catch (const std::bad_alloc&) {
+    snprintf(message, size, "kino: native allocation failed");
+    return rb_eNoMemError;
+  } catch (const std::exception& e) {
+    snprintf(message, size, "%s", e.what());
+  } catch (...) {
+    snprintf(message, size, "kino: unknown native error");
+  }
+  return eKinoError;
+}
+
 // Runs `f`, mapping C++ exceptions to Ruby exceptions. The exception is
 // raised only after the try block is left, so every C++ destructor inside
 // `f` has run before Ruby unwinds the stack.
@@ -39,15 +56,8 @@ VALUE protect(F&& f) {
   VALUE klass = Qnil;
   try {
     return f();
-  } catch (const std::bad_alloc&) {
-    klass = rb_eNoMemError;
-    snprintf(message, sizeof message, "kino: native allocation failed");
-  } catch (const std::exception& e) {
-    klass = eKinoError;
-    snprintf(message, sizeof message, "%s", e.what());
   } catch (...) {
-    klass = eKinoError;
-    snprintf(message, sizeof message, "kino: unknown native error");
+    klass = describe_current_exception(message, sizeof message);
   }
   rb_raise(klass, "%s", message);
 }
@@ -55,8 +65,14 @@ VALUE protect(F&& f) {
 // A blocking wait run without the GVL. `ubf` is called from another thread
 // (possibly another ractor, or the main thread at exit) to interrupt it:
 // it only raises the flag, the wait notices it within one tick.
+//
+// A C++ exception thrown by the wait must not unwind through the Ruby VM's
+// C frames between us and `run()`: without_gvl catches it there and keeps
+// it in `failure`, for the caller to raise once it holds the GVL again and
+// has left its C++ scope (CarriedError), or to rethrow inside `protect`.
 struct Interruptible {
   std::atomic<bool> interrupted{false};
+  std::exception_ptr failure;
 
   static void ubf(void* self) {
     static_cast<Interruptible*>(self)->interrupted.store(true, std::memory_order_release);
@@ -64,14 +80,43 @@ struct Interruptible {
 };
 
 template <class Call>
-void without_gvl(Call& call) {
+void without_gvl(Call& call) noexcept {
   rb_thread_call_without_gvl2(
-      [](void* p) -> void* {
-        static_cast<Call*>(p)->run();
+      [](void* p) noexcept -> void* {
+        auto* c = static_cast<Call*>(p);
+        try {
+          c->run();
+        } catch (...) {
+          c->failure = std::current_exception();
+        }
         return nullptr;
       },
       &call, &Interruptible::ubf, static_cast<Interruptible*>(&call));
 }
+
+// A C++ exception carried out of a wait (see Interruptible), turned into
+// plain data inside the C++ scope, so that the Ruby raise after it skips
+// no destructor:
+//   CarriedError error;
+//   { ...; without_gvl(call); error.take(call.failure); }
+//   error.raise_if_any();
+struct CarriedError {
+  VALUE klass = Qnil;
+  char message[512];
+
+  void take(std::exception_ptr& failure) noexcept {
+    if (!failure) return;
+    try {
+      std::rethrow_exception(std::exchange(failure, nullptr));
+    } catch (...) {
+      klass = describe_current_exception(message, sizeof message);
+    }
+  }
+
+  void raise_if_any() const {
+    if (!NIL_P(klass)) rb_raise(klass, "%s", message);
+  }
+};
 
 // Ruby Strings from native ones. Building them allocates and may raise
 // (NoMemoryError), unwinding with longjmp past the vector's destructor, so

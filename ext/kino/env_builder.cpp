@@ -6,26 +6,45 @@
 // may share freely, and a frozen String key goes into a Hash as it is. On
 // Ruby 3.1 allocation does not scale across ractors, so each object not
 // allocated per request is parallelism kept.
+//
+// Every such shared object is created on the main ractor and marked
+// shareable (rb_ractor_make_shareable) when it is made, not found to be
+// shareable later by a walk. Ruby 4.1 collects each ractor's objects on
+// their own: an object every ractor reaches must belong to none of the
+// worker ractors, which come and go (a crashed worker is replaced).
 #include "env_builder.hpp"
 
 #include <ruby/encoding.h>
 #include <ruby/ractor.h>
 
+#include <algorithm>
 #include <mutex>
 #include <new>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace kino::binding {
 
 namespace {
 
-VALUE frozen(std::string_view s) {
+// A String every ractor may use: frozen, shareable, never collected.
+// Main ractor only.
+VALUE shared_string(std::string_view s) {
   VALUE v = rb_str_new(s.data(), static_cast<long>(s.size()));
   rb_obj_freeze(v);
+  rb_ractor_make_shareable(v);
   rb_gc_register_mark_object(v);
   return v;
+}
+
+// Set to true for the main ractor in Init_, unset in every other one.
+rb_ractor_local_key_t main_ractor_key;
+
+bool on_main_ractor() {
+  VALUE v = Qfalse;
+  return rb_ractor_local_storage_value_lookup(main_ractor_key, &v) && RTEST(v);
 }
 
 struct EnvStrings {
@@ -64,26 +83,71 @@ constexpr std::string_view kMethods[] = {"GET",     "HEAD",  "POST",  "PUT",  "D
 // Hosts, ports and peer addresses repeat, but they come from clients, so
 // the cache is bounded: the first kLimit distinct values are kept (frozen,
 // for every ractor), later ones are allocated per request.
+//
+// Values are created on the main ractor only. In :threaded mode the
+// workers are main-ractor threads and a miss is cached at once. A worker
+// ractor's miss is allocated for that request and remembered (the bytes
+// only); the main ractor creates the shared value at its next
+// share_wanted(), which the log pump runs every tenth of a second, and
+// requests after that use it.
 class ValueCache {
  public:
   VALUE get(std::string_view bytes) {
     try {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = values_.find(std::string(bytes));
-      if (it != values_.end()) return it->second;
-      if (values_.size() >= kLimit) return Qnil;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = values_.find(std::string(bytes));
+        if (it != values_.end()) return it->second;
+        if (values_.size() + wanted_.size() >= kLimit) return Qnil;
+      }
+      if (!on_main_ractor()) {
+        std::lock_guard<std::mutex> lock(mu_);
+        bool known = values_.count(std::string(bytes)) ||
+                     std::find(wanted_.begin(), wanted_.end(), bytes) != wanted_.end();
+        if (!known && values_.size() + wanted_.size() < kLimit) wanted_.emplace_back(bytes);
+        return Qnil;
+      }
     } catch (const std::bad_alloc&) {
       return Qnil;  // the caller allocates a fresh String instead
     }
-    // Everything that may call into the VM (allocate, run GC, take the VM
-    // lock) happens with our lock released: a GC waits for every ractor to
-    // reach a safe point, and one blocked on this mutex never would. A
-    // string made by the loser of a race stays registered: at most one
-    // per race, bounded by kLimit.
-    VALUE v = rb_str_new(bytes.data(), static_cast<long>(bytes.size()));
-    rb_obj_freeze(v);
-    rb_ractor_make_shareable(v);
-    rb_gc_register_mark_object(v);
+    return insert(bytes);
+  }
+
+  // Main ractor: creates the values worker ractors asked for. The bytes are
+  // moved to the heap first, and freed on every path before a raise (an
+  // allocation failure) goes on.
+  void share_wanted() {
+    if (!on_main_ractor()) return;
+    auto* wanted = new (std::nothrow) std::vector<std::string>();
+    if (!wanted) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      wanted->swap(wanted_);
+    }
+    struct Work {
+      ValueCache* cache;
+      std::vector<std::string>* wanted;
+    } work{this, wanted};
+    int state = 0;
+    rb_protect(
+        [](VALUE arg) -> VALUE {
+          auto* w = reinterpret_cast<Work*>(arg);
+          for (const auto& bytes : *w->wanted) w->cache->insert(bytes);
+          return Qnil;
+        },
+        reinterpret_cast<VALUE>(&work), &state);
+    delete wanted;
+    if (state) rb_jump_tag(state);
+  }
+
+ private:
+  // Main ractor. Everything that may call into the VM (allocate, run GC,
+  // take the VM lock) happens with our lock released: a GC waits for every
+  // ractor to reach a safe point, and one blocked on this mutex never
+  // would. A string made by the loser of a race stays registered: at most
+  // one per race, bounded by kLimit.
+  VALUE insert(std::string_view bytes) {
+    VALUE v = shared_string(bytes);
     try {
       std::lock_guard<std::mutex> lock(mu_);
       return values_.emplace(std::string(bytes), v).first->second;
@@ -92,10 +156,10 @@ class ValueCache {
     }
   }
 
- private:
   static constexpr size_t kLimit = 64;
   std::mutex mu_;
   std::unordered_map<std::string, VALUE> values_;
+  std::vector<std::string> wanted_;  // worker ractors' misses, for share_wanted
 };
 
 ValueCache* host_cache = nullptr;
@@ -179,28 +243,28 @@ VALUE build_env(const RequestCtx& req, VALUE handle) {
 void init_env_builder(VALUE mKino) {
   rb_require("stringio");
   auto* s = new EnvStrings();
-  s->request_method = frozen("REQUEST_METHOD");
-  s->script_name = frozen("SCRIPT_NAME");
-  s->path_info = frozen("PATH_INFO");
-  s->query_string = frozen("QUERY_STRING");
-  s->server_name = frozen("SERVER_NAME");
-  s->server_port = frozen("SERVER_PORT");
-  s->server_protocol = frozen("SERVER_PROTOCOL");
-  s->remote_addr = frozen("REMOTE_ADDR");
-  s->rack_url_scheme = frozen("rack.url_scheme");
-  s->rack_input = frozen("rack.input");
-  s->rack_errors = frozen("rack.errors");
-  s->rack_multithread = frozen("rack.multithread");
-  s->rack_multiprocess = frozen("rack.multiprocess");
-  s->rack_run_once = frozen("rack.run_once");
-  s->rack_hijack_p = frozen("rack.hijack?");
-  s->kino_request = frozen("kino.request");
-  s->http = frozen("http");
-  s->http_1_1 = frozen("HTTP/1.1");
-  s->http_1_0 = frozen("HTTP/1.0");
-  s->empty = frozen("");
-  s->localhost = frozen("localhost");
-  s->empty_binary = frozen("");  // rb_str_new gives ASCII-8BIT, as rack.input wants
+  s->request_method = shared_string("REQUEST_METHOD");
+  s->script_name = shared_string("SCRIPT_NAME");
+  s->path_info = shared_string("PATH_INFO");
+  s->query_string = shared_string("QUERY_STRING");
+  s->server_name = shared_string("SERVER_NAME");
+  s->server_port = shared_string("SERVER_PORT");
+  s->server_protocol = shared_string("SERVER_PROTOCOL");
+  s->remote_addr = shared_string("REMOTE_ADDR");
+  s->rack_url_scheme = shared_string("rack.url_scheme");
+  s->rack_input = shared_string("rack.input");
+  s->rack_errors = shared_string("rack.errors");
+  s->rack_multithread = shared_string("rack.multithread");
+  s->rack_multiprocess = shared_string("rack.multiprocess");
+  s->rack_run_once = shared_string("rack.run_once");
+  s->rack_hijack_p = shared_string("rack.hijack?");
+  s->kino_request = shared_string("kino.request");
+  s->http = shared_string("http");
+  s->http_1_1 = shared_string("HTTP/1.1");
+  s->http_1_0 = shared_string("HTTP/1.0");
+  s->empty = shared_string("");
+  s->localhost = shared_string("localhost");
+  s->empty_binary = shared_string("");  // rb_str_new gives ASCII-8BIT, as rack.input wants
   s->cStringIO = rb_path2class("StringIO");
   // Its methods are Ruby (lib/kino/input.rb); defined here so the class
   // exists whichever file loads first.
@@ -210,14 +274,27 @@ void init_env_builder(VALUE mKino) {
   VALUE cEmpty = rb_define_class_under(s->cInput, "Empty", rb_cObject);
   s->empty_input = rb_obj_alloc(cEmpty);
   rb_obj_freeze(s->empty_input);
+  rb_ractor_make_shareable(s->empty_input);
   rb_gc_register_mark_object(s->empty_input);
   rb_define_const(s->cInput, "EMPTY", s->empty_input);
-  for (auto name : kCommonHeaders) s->headers.emplace(name, frozen(name));
-  for (auto name : kMethods) s->methods.emplace(name, frozen(name));
+  for (auto name : kCommonHeaders) s->headers.emplace(name, shared_string(name));
+  for (auto name : kMethods) s->methods.emplace(name, shared_string(name));
   strings = s;
+  main_ractor_key = rb_ractor_local_storage_value_newkey();
+  rb_ractor_local_storage_value_set(main_ractor_key, Qtrue);
   host_cache = new ValueCache();
   port_cache = new ValueCache();
   peer_cache = new ValueCache();
+  // What nearly every server sees, shared from the first request on.
+  for (auto host : {"localhost", "127.0.0.1"}) host_cache->get(host);
+  for (auto port : {"80", "443"}) port_cache->get(port);
+  for (auto peer : {"127.0.0.1", "::1"}) peer_cache->get(peer);
+}
+
+void share_wanted_env_values() {
+  host_cache->share_wanted();
+  port_cache->share_wanted();
+  peer_cache->share_wanted();
 }
 
 }  // namespace kino::binding

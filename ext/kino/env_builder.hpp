@@ -9,4 +9,8 @@ namespace kino::binding {
 // `handle` (the Kino::Native::Request) stored under "kino.request".
 VALUE build_env(const RequestCtx& req, VALUE handle);
 
+// On the main ractor: creates the shared env values (hosts, ports, peers)
+// that worker ractors met but may not create themselves. Elsewhere: nothing.
+void share_wanted_env_values();
+
 }  // namespace kino::binding

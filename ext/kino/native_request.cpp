@@ -2,6 +2,8 @@
 // (block for the next request, build its env here), and the respond_*
 // family (hand the app's answer to the native responder).
 #include <chrono>
+#include <cstring>
+#include <exception>
 #include <span>
 #include <string_view>
 
@@ -24,6 +26,7 @@ void request_free(void* p) {
 
 size_t request_size(const void* p) {
   auto* r = static_cast<const RequestCtx*>(p);
+  if (!r) return 0;  // a handle made before its request was taken
   return sizeof(RequestCtx) + (r->body ? sizeof(RequestBody) : 0) + r->headers.capacity() * sizeof(EnvHeader);
 }
 
@@ -64,11 +67,38 @@ RequestBody::ReadResult read_body_until(RequestCtx& req, char* out, size_t max,
 
 constexpr auto kTick = std::chrono::milliseconds(50);
 
+struct DiscardCall : Interruptible {
+  RequestBody* body;
+  bool ran = false;
+  void run() {
+    body->discard();
+    ran = true;
+  }
+};
+
 // Once the response is out nobody reads the body again: its memory and
 // spool file go now, not when the handle is collected (the worker slot
 // keeps the request until its next one).
+//
+// discard() waits for the body's lock, which the connection holds while it
+// spools arriving bytes to disk, and for another thread's read of the spool
+// file to end. Those waits happen without the GVL, so the other threads of
+// this worker (or, in :threaded mode, every Ruby thread) go on meanwhile. A
+// body that is complete and in memory has nothing to wait for but a copy,
+// and is let go in place: most requests with a body pay no GVL hand-off.
 void release_body(RequestCtx& req) {
-  if (req.body) req.body->discard();
+  if (!req.body) return;
+  if (req.body->complete() && !req.body->spooled()) {
+    req.body->discard();
+    return;
+  }
+  DiscardCall call;
+  call.body = req.body.get();
+  without_gvl(call);
+  // With an interrupt pending Ruby skips the call; discard anyway. And an
+  // exception from the wait (a failed lock) leaves the body to be let go
+  // with the request, as before this early release.
+  if (!call.ran && !call.failure) req.body->discard();
 }
 
 struct TakeCall : Interruptible {
@@ -94,16 +124,29 @@ struct TakeCall : Interruptible {
 // So a thread that has held the GVL for a few milliseconds offers it to the
 // others between requests. Not after every request: handing the GVL over
 // costs a thread switch, which would halve the rate of tiny requests.
+//
+// When the thread last (re)took the GVL is kept with the Ruby thread, not
+// the OS thread: on Ruby 3.3 and later the threads of a non-main ractor
+// may run M:N, several Ruby threads taking turns on one native thread, so
+// a C++ thread_local would mix their clocks. It is a Fixnum in the
+// thread's (root fiber's) locals, read and written without allocating.
 constexpr int64_t kYieldAfterMs = 10;
-thread_local int64_t gvl_since_ms = 0;  // when this thread last (re)took the GVL, roughly
+ID id_gvl_since_ms;
+
+int64_t gvl_since_ms() {
+  VALUE v = rb_thread_local_aref(rb_thread_current(), id_gvl_since_ms);
+  return FIXNUM_P(v) ? FIX2LONG(v) : 0;
+}
+
+void gvl_taken_now() { rb_thread_local_aset(rb_thread_current(), id_gvl_since_ms, LONG2FIX(steady_ms())); }
 
 void share_gvl_between_requests() {
-  int64_t now = steady_ms();
-  if (gvl_since_ms == 0) {
-    gvl_since_ms = now;
-  } else if (now - gvl_since_ms > kYieldAfterMs) {
+  int64_t since = gvl_since_ms();
+  if (since == 0) {
+    gvl_taken_now();
+  } else if (steady_ms() - since > kYieldAfterMs) {
     rb_thread_schedule();
-    gvl_since_ms = steady_ms();
+    gvl_taken_now();
   }
 }
 
@@ -117,50 +160,131 @@ VALUE native_take_one(int argc, VALUE* argv, VALUE) {
   uint64_t sid = NUM2ULL(id);
   long slot = NIL_P(rb_slot) ? -1 : NUM2LONG(rb_slot);
   share_gvl_between_requests();
+  // The handle exists before a request is taken: the queue's reference
+  // moves straight into it, so a NoMemoryError (here or while the env is
+  // built) leaves the request owned by a handle whose collection answers
+  // it, never by nobody.
+  VALUE handle = TypedData_Wrap_Struct(cRequest, &request_type, nullptr);
   for (;;) {
     RequestCtx* taken = nullptr;
-    bool missing = false, closed = false;
-    {
+    bool missing = false, closed = false, waited = false;
+    protect([&]() -> VALUE {
       auto server = Registry::instance().find(sid);
       if (!server) {
         missing = true;
-      } else {
-        RequestQueue& queue = server->queue();
-        RequestRef r = queue.try_pop();
-        if (r) {
-          taken = r.detach();
-        } else if (queue.drained()) {
-          closed = true;
-        } else {
-          TakeCall call;
-          call.queue = &queue;
-          // gvl2: a request dequeued while an interrupt arrives is kept,
-          // not lost; the interrupt is handled by the next check below.
-          without_gvl(call);
-          gvl_since_ms = steady_ms();
-          taken = call.taken;
-          closed = !taken && queue.drained();
-        }
-        if (taken && slot >= 0) server->slots().hold(static_cast<size_t>(slot), taken);
+        return Qnil;
       }
-    }
+      RequestQueue& queue = server->queue();
+      RequestRef r = queue.try_pop();
+      if (r) {
+        taken = r.detach();
+        RTYPEDDATA_DATA(handle) = taken;
+      } else if (queue.drained()) {
+        closed = true;
+      } else {
+        TakeCall call;
+        call.queue = &queue;
+        // gvl2: a request dequeued while an interrupt arrives is kept,
+        // not lost; the interrupt is handled by the next check below.
+        without_gvl(call);
+        waited = true;
+        // Raised by protect once the server reference is gone.
+        if (call.failure) std::rethrow_exception(call.failure);
+        taken = call.taken;
+        RTYPEDDATA_DATA(handle) = taken;
+        closed = !taken && queue.drained();
+      }
+      if (taken && slot >= 0) server->slots().hold(static_cast<size_t>(slot), taken);
+      return Qnil;
+    });
+    if (waited) gvl_taken_now();
     if (missing) rb_raise(eKinoError, "no server with id %llu", static_cast<unsigned long long>(sid));
-    if (taken) {
-      VALUE handle = TypedData_Wrap_Struct(cRequest, &request_type, taken);
-      return build_env(*taken, handle);
-    }
+    if (taken) return build_env(*taken, handle);
     if (closed) return Qnil;
     rb_thread_check_ints();  // Thread#kill, Ractor shutdown: raises or returns
   }
 }
 
-// Response headers, read in place from the app's Hash: names and values
-// point into Ruby strings, valid while we hold the GVL and allocate nothing
-// on the Ruby heap.
+// Response headers. Most apps answer with String names and String (or
+// Rack 3 Array of String) values: those are read in place from the app's
+// Hash, names and values pointing into Ruby strings, valid while we hold
+// the GVL, and nothing is allocated on the Ruby heap.
+//
+// Other values are written the way Puma writes them: a value that is not a
+// String or an Array (an Integer, a Symbol, true) as its `to_s`, and a
+// String holding "\n" (Rack 2's way of repeating a field) as one field per
+// line. Those are converted first, into a flat Array of name and value
+// Strings, before any native object exists: `to_s` is app code and may
+// raise.
 struct HeaderScan {
   NativeVector<HeaderView>* out;
   VALUE bad = Qnil;
 };
+
+HeaderView header_view(VALUE name, VALUE value) {
+  return {{RSTRING_PTR(name), static_cast<size_t>(RSTRING_LEN(name))},
+          {RSTRING_PTR(value), static_cast<size_t>(RSTRING_LEN(value))}};
+}
+
+bool has_newline(VALUE s) {
+  return memchr(RSTRING_PTR(s), '\n', static_cast<size_t>(RSTRING_LEN(s))) != nullptr;
+}
+
+// Whether every value can be read in place.
+int plain_header(VALUE, VALUE value, VALUE arg) {
+  bool plain = true;
+  if (RB_TYPE_P(value, T_STRING)) {
+    plain = !has_newline(value);
+  } else if (RB_TYPE_P(value, T_ARRAY)) {
+    for (long i = 0; plain && i < RARRAY_LEN(value); ++i) plain = RB_TYPE_P(RARRAY_AREF(value, i), T_STRING);
+  } else {
+    plain = false;
+  }
+  if (plain) return ST_CONTINUE;
+  *reinterpret_cast<bool*>(arg) = false;
+  return ST_STOP;
+}
+
+struct HeaderConversion {
+  VALUE lines;  // [name, value, name, value, ...], all Strings
+  VALUE bad = Qnil;
+};
+
+void push_line(VALUE lines, VALUE name, VALUE value) {
+  rb_ary_push(lines, name);
+  rb_ary_push(lines, value);
+}
+
+// One field per line of a String value; an empty value is one empty field.
+// A value with a CR in it is not split: the response writer drops it whole
+// and logs its name, where Puma would drop only its line with the CR and
+// send the rest ("a\r\nx-injected: b" would go out as a field whose value
+// looks like another field).
+void push_lines(VALUE lines, VALUE name, VALUE value) {
+  long length = RSTRING_LEN(value);
+  if (!has_newline(value) || memchr(RSTRING_PTR(value), '\r', static_cast<size_t>(length)))
+    return push_line(lines, name, value);
+  VALUE parts = rb_str_split(value, "\n");
+  for (long i = 0; i < RARRAY_LEN(parts); ++i) push_line(lines, name, RARRAY_AREF(parts, i));
+}
+
+int convert_header(VALUE key, VALUE value, VALUE arg) {
+  auto* conversion = reinterpret_cast<HeaderConversion*>(arg);
+  if (!RB_TYPE_P(key, T_STRING)) {
+    conversion->bad = key;
+    return ST_STOP;
+  }
+  if (RB_TYPE_P(value, T_ARRAY)) {
+    // Rack 3: one field per element, each taken as it is (as Puma does).
+    // The elements are copied first: an element's to_s may change the Array.
+    VALUE elements = rb_ary_dup(value);
+    for (long i = 0; i < RARRAY_LEN(elements); ++i)
+      push_line(conversion->lines, key, rb_obj_as_string(RARRAY_AREF(elements, i)));
+  } else {
+    push_lines(conversion->lines, key, rb_obj_as_string(value));
+  }
+  return ST_CONTINUE;
+}
 
 int scan_header(VALUE key, VALUE value, VALUE arg) {
   auto* scan = reinterpret_cast<HeaderScan*>(arg);
@@ -168,22 +292,12 @@ int scan_header(VALUE key, VALUE value, VALUE arg) {
     scan->bad = key;
     return ST_STOP;
   }
-  std::string_view name(RSTRING_PTR(key), static_cast<size_t>(RSTRING_LEN(key)));
   if (RB_TYPE_P(value, T_STRING)) {
-    scan->out->push_back({name, {RSTRING_PTR(value), static_cast<size_t>(RSTRING_LEN(value))}});
-  } else if (RB_TYPE_P(value, T_ARRAY)) {
-    // Rack 3: an Array value is one header line per element.
-    for (long i = 0; i < RARRAY_LEN(value); ++i) {
-      VALUE v = RARRAY_AREF(value, i);
-      if (!RB_TYPE_P(v, T_STRING)) {
-        scan->bad = key;
-        return ST_STOP;
-      }
-      scan->out->push_back({name, {RSTRING_PTR(v), static_cast<size_t>(RSTRING_LEN(v))}});
-    }
+    scan->out->push_back(header_view(key, value));
   } else {
-    scan->bad = key;
-    return ST_STOP;
+    // Only Arrays of Strings get here (plain_header said so).
+    for (long i = 0; i < RARRAY_LEN(value); ++i)
+      scan->out->push_back(header_view(key, RARRAY_AREF(value, i)));
   }
   return ST_CONTINUE;
 }
@@ -196,27 +310,49 @@ int check_status(VALUE status) {
 }
 
 void raise_bad_header(VALUE bad) {
-  rb_raise(rb_eTypeError, "response header %" PRIsVALUE " must have a String name and a String or Array of Strings value",
-           rb_inspect(bad));
+  rb_raise(rb_eTypeError, "response header %" PRIsVALUE " must have a String name", rb_inspect(bad));
 }
 
-// Reads the app's headers in place and runs `send` with them; true/false
-// from `send` becomes Qtrue/Qfalse. A header that is not a String (or Array
-// of Strings) raises TypeError, after every C++ object here is gone.
+// The app's headers, ready to be read without calling Ruby: the Hash
+// itself when every value can be read in place, else the flat Array of
+// converted lines. Raises TypeError for a name that is not a String.
+VALUE prepare_headers(VALUE headers) {
+  Check_Type(headers, T_HASH);
+  bool plain = true;
+  rb_hash_foreach(headers, plain_header, reinterpret_cast<VALUE>(&plain));
+  if (plain) return headers;
+  HeaderConversion conversion{rb_ary_new_capa(2 * static_cast<long>(RHASH_SIZE(headers)) + 2)};
+  rb_hash_foreach(headers, convert_header, reinterpret_cast<VALUE>(&conversion));
+  if (!NIL_P(conversion.bad)) raise_bad_header(conversion.bad);
+  return conversion.lines;
+}
+
+// Runs `send` with the headers `prepare_headers` made; true/false from
+// `send` becomes Qtrue/Qfalse. Calls no Ruby code before `send` runs, so
+// what the caller checked (the body's Strings) still holds then. A name
+// that is not a String raises TypeError, after every C++ object is gone.
 template <class Send>
-VALUE with_headers(VALUE headers, Send&& send) {
+VALUE with_headers(VALUE prepared, Send&& send) {
   VALUE bad = Qnil;
   VALUE sent = protect([&]() -> VALUE {
     NativeVector<HeaderView> hv;
-    hv.reserve(static_cast<size_t>(RHASH_SIZE(headers)) + 2);
-    HeaderScan scan{&hv};
-    rb_hash_foreach(headers, scan_header, reinterpret_cast<VALUE>(&scan));
-    if (!NIL_P(scan.bad)) {
-      bad = scan.bad;
-      return Qnil;
+    if (RB_TYPE_P(prepared, T_ARRAY)) {
+      long n = RARRAY_LEN(prepared);
+      hv.reserve(static_cast<size_t>(n / 2));
+      for (long i = 0; i + 1 < n; i += 2)
+        hv.push_back(header_view(RARRAY_AREF(prepared, i), RARRAY_AREF(prepared, i + 1)));
+    } else {
+      hv.reserve(static_cast<size_t>(RHASH_SIZE(prepared)) + 2);
+      HeaderScan scan{&hv};
+      rb_hash_foreach(prepared, scan_header, reinterpret_cast<VALUE>(&scan));
+      if (!NIL_P(scan.bad)) {
+        bad = scan.bad;
+        return Qnil;
+      }
     }
     return send(std::span<const HeaderView>(hv)) ? Qtrue : Qfalse;
   });
+  RB_GC_GUARD(prepared);
   if (!NIL_P(bad)) raise_bad_header(bad);
   return sent;
 }
@@ -226,14 +362,14 @@ VALUE with_headers(VALUE headers, Send&& send) {
 VALUE native_respond(VALUE, VALUE handle, VALUE status, VALUE headers, VALUE body) {
   RequestCtx* req = unwrap(handle);
   int code = check_status(status);
-  Check_Type(headers, T_HASH);
+  VALUE prepared = prepare_headers(headers);  // may run the app's to_s
   Check_Type(body, T_ARRAY);
   long parts = RARRAY_LEN(body);
   for (long i = 0; i < parts; ++i)
     if (!RB_TYPE_P(RARRAY_AREF(body, i), T_STRING))
       rb_raise(rb_eTypeError, "response body must yield Strings, got %" PRIsVALUE,
                rb_obj_class(RARRAY_AREF(body, i)));
-  return with_headers(headers, [&](std::span<const HeaderView> hv) {
+  return with_headers(prepared, [&](std::span<const HeaderView> hv) {
     NativeVector<std::string_view> bv;
     bv.reserve(static_cast<size_t>(parts));
     for (long i = 0; i < parts; ++i) {
@@ -250,8 +386,7 @@ VALUE native_respond(VALUE, VALUE handle, VALUE status, VALUE headers, VALUE bod
 VALUE native_respond_start(VALUE, VALUE handle, VALUE status, VALUE headers) {
   RequestCtx* req = unwrap(handle);
   int code = check_status(status);
-  Check_Type(headers, T_HASH);
-  return with_headers(headers, [&](std::span<const HeaderView> hv) {
+  return with_headers(prepare_headers(headers), [&](std::span<const HeaderView> hv) {
     bool started = start_response(*req, code, hv);
     if (!started) release_body(*req);  // answered already: nobody reads on
     return started;
@@ -275,10 +410,15 @@ VALUE native_respond_write(VALUE, VALUE handle, VALUE chunk) {
     return write_body(*req, {RSTRING_PTR(chunk), static_cast<size_t>(RSTRING_LEN(chunk))}) ? Qtrue : Qfalse;
   }) == Qtrue;
   while (ok && req->sink && req->sink->backlogged()) {
-    WritableCall call;
-    call.sink = req->sink.get();
-    without_gvl(call);
-    ok = call.open;
+    CarriedError error;
+    {
+      WritableCall call;
+      call.sink = req->sink.get();
+      without_gvl(call);
+      ok = call.open;
+      error.take(call.failure);
+    }
+    error.raise_if_any();
     // Always: with an interrupt already pending (a time slice ending, say)
     // the wait never ran, and only handling it lets the next one run.
     rb_thread_check_ints();
@@ -342,20 +482,25 @@ VALUE native_input_read(VALUE, VALUE handle, VALUE rb_max, VALUE buf) {
   for (;;) {
     long len = RSTRING_LEN(buf);
     rb_str_modify_expand(buf, max);  // raises for a frozen buffer
-    BodyReadCall call;
-    call.req = req;
-    call.out = RSTRING_PTR(buf) + len;
-    call.max = static_cast<size_t>(max);
+    char* out = RSTRING_PTR(buf) + len;
     // Bytes already here are taken with the GVL held.
-    call.result = read_body_until(*req, call.out, call.max, std::chrono::steady_clock::now());
-    if (call.result.status == RequestBody::ReadStatus::Waiting) {
+    RequestBody::ReadResult result =
+        read_body_until(*req, out, static_cast<size_t>(max), std::chrono::steady_clock::now());
+    if (result.status == RequestBody::ReadStatus::Waiting) {
       rb_str_locktmp(buf);  // written without the GVL: nobody may resize it
-      without_gvl(call);
+      {
+        BodyReadCall call;  // run() is noexcept: it never carries a failure
+        call.req = req;
+        call.out = out;
+        call.max = static_cast<size_t>(max);
+        without_gvl(call);
+        result = call.result;
+      }
       rb_str_unlocktmp(buf);
     }
-    switch (call.result.status) {
+    switch (result.status) {
       case RequestBody::ReadStatus::Data:
-        rb_str_set_len(buf, len + static_cast<long>(call.result.bytes));
+        rb_str_set_len(buf, len + static_cast<long>(result.bytes));
         return buf;
       case RequestBody::ReadStatus::End:
         return Qnil;
@@ -381,6 +526,7 @@ VALUE request_claimed_p(VALUE self) { return unwrap(self)->claimed() ? Qtrue : Q
 }  // namespace
 
 void init_native_request(VALUE mNative) {
+  id_gvl_since_ms = rb_intern("__kino_gvl_since_ms");
   cRequest = rb_define_class_under(mNative, "Request", rb_cObject);
   rb_undef_alloc_func(cRequest);
   rb_define_method(cRequest, "claimed?", RUBY_METHOD_FUNC(request_claimed_p), 0);

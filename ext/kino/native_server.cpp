@@ -9,6 +9,7 @@
 #include "binding.hpp"
 #include "core/registry.hpp"
 #include "core/responder.hpp"
+#include "env_builder.hpp"
 
 namespace kino::binding {
 
@@ -22,6 +23,21 @@ std::shared_ptr<Server> find_server(uint64_t id) {
   auto s = Registry::instance().find(id);
   if (!s) throw std::runtime_error("no server with id " + std::to_string(id));
   return s;
+}
+
+// A new Array of the elements of `array` as Strings (StringValue of each).
+// What to_str returns is kept, never read back from `array`, which an
+// element's to_str may have changed (or emptied) meanwhile.
+VALUE string_values(VALUE array) {
+  Check_Type(array, T_ARRAY);
+  VALUE elements = rb_ary_dup(array);
+  long n = RARRAY_LEN(elements);
+  VALUE strings = rb_ary_new_capa(n);
+  for (long i = 0; i < n; ++i) {
+    VALUE s = RARRAY_AREF(elements, i);
+    rb_ary_push(strings, StringValue(s));
+  }
+  return strings;
 }
 
 VALUE opt(VALUE options, ID key) { return rb_hash_lookup2(options, ID2SYM(key), Qnil); }
@@ -38,11 +54,10 @@ VALUE native_server_create(VALUE, VALUE options) {
   VALUE listen = opt(options, id_listen);
   Check_Type(listen, T_ARRAY);
   // Read everything Ruby-side first: NUM2LL and StringValue may raise.
-  long n = RARRAY_LEN(listen);
-  for (long i = 0; i < n; ++i) {
-    VALUE a = RARRAY_AREF(listen, i);
-    StringValue(a);
-  }
+  // The addresses as Strings go into an Array of our own: an element's
+  // to_str is Ruby code, and may change the caller's Array under us.
+  VALUE addresses = string_values(listen);
+  long n = RARRAY_LEN(addresses);
   VALUE spool_dir = opt(options, id_spool_dir);
   if (!NIL_P(spool_dir)) StringValue(spool_dir);
   long long body_memory = opt_int(options, id_body_memory_limit, 1 << 20);
@@ -72,10 +87,10 @@ VALUE native_server_create(VALUE, VALUE options) {
       max_body < 0 || body_memory < 0 || high_water < 1 || worker_slots < 0 || worker_slots > (1 << 20))
     rb_raise(rb_eArgError, "server options must be positive");
 
-  return protect([&]() -> VALUE {
+  VALUE created = protect([&]() -> VALUE {
     ServerConfig config;
     for (long i = 0; i < n; ++i) {
-      VALUE a = RARRAY_AREF(listen, i);
+      VALUE a = RARRAY_AREF(addresses, i);
       config.listen.emplace_back(RSTRING_PTR(a), static_cast<size_t>(RSTRING_LEN(a)));
     }
     config.io_threads = static_cast<int>(io_threads);
@@ -98,6 +113,8 @@ VALUE native_server_create(VALUE, VALUE options) {
     server->bind();
     return ULL2NUM(Registry::instance().add(std::move(server)));
   });
+  RB_GC_GUARD(addresses);
+  return created;
 }
 
 VALUE native_server_start(VALUE, VALUE id) {
@@ -135,7 +152,11 @@ struct StopCall : Interruptible {
 VALUE native_server_stop(VALUE, VALUE id, VALUE timeout) {
   uint64_t sid = NUM2ULL(id);
   double seconds = NUM2DBL(timeout);
-  if (seconds < 0) seconds = 0;
+  // NaN and negative stop at once; an unbounded drain (Float::INFINITY)
+  // waits about 31 years. Converting larger values to milliseconds would
+  // overflow, which is undefined (it came out as a deadline in the past).
+  if (!(seconds >= 0)) seconds = 0;
+  if (seconds > 1e9) seconds = 1e9;
   int64_t stragglers = 0;
   protect([&]() -> VALUE {
     auto server = find_server(sid);
@@ -143,6 +164,7 @@ VALUE native_server_stop(VALUE, VALUE id, VALUE timeout) {
     call.server = server.get();
     call.timeout = std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
     without_gvl(call);
+    if (call.failure) std::rethrow_exception(call.failure);  // raised by protect
     // With an interrupt pending Ruby skips the call entirely: stop anyway,
     // without the drain (the interrupt is usually the second signal).
     stragglers = call.ran ? call.stragglers : server->stop(std::chrono::milliseconds(0));
@@ -160,12 +182,30 @@ VALUE native_server_close_queue(VALUE, VALUE id) {
   });
 }
 
+struct ReleaseCall : Interruptible {
+  std::shared_ptr<Server> server;
+  void run() {
+    server->stop(std::chrono::milliseconds(0));
+    server.reset();  // when it is the last reference, the server is freed here too
+  }
+};
+
+// Native.server_release(id) -> true, or false for an unknown id. Stops
+// the server if nobody did, and drops the registry's reference. Both wait
+// (stop joins the I/O threads, and waits for a stop under way in another
+// thread to finish its drain), so they run without the GVL: that drain
+// may be waiting for this ractor's workers, which need it.
 VALUE native_server_release(VALUE, VALUE id) {
   uint64_t sid = NUM2ULL(id);
   return protect([&]() -> VALUE {
-    auto server = Registry::instance().remove(sid);
-    if (server) server->stop(std::chrono::milliseconds(0));
-    return server ? Qtrue : Qfalse;
+    ReleaseCall call;
+    call.server = Registry::instance().remove(sid);
+    if (!call.server) return Qfalse;
+    without_gvl(call);
+    if (call.failure) std::rethrow_exception(call.failure);  // raised by protect
+    // With an interrupt pending Ruby skips the call: stop with the GVL held.
+    if (call.server) call.server->stop(std::chrono::milliseconds(0));
+    return Qtrue;
   });
 }
 
@@ -196,8 +236,14 @@ VALUE native_server_stats(VALUE, VALUE id) {
 }
 
 // Native.server_drain_log(id) -> Array of lines the native side logged.
+//
+// The log pump calls it on the main ractor every tenth of a second, so it
+// is also where the env values worker ractors met are created (see
+// ValueCache in env_builder.cpp): before any C++ object here exists, since
+// creating them may raise.
 VALUE native_server_drain_log(VALUE, VALUE id) {
   uint64_t sid = NUM2ULL(id);
+  share_wanted_env_values();
   std::vector<std::string> lines;
   protect([&]() -> VALUE {
     lines = find_server(sid)->log().drain();
@@ -240,13 +286,9 @@ VALUE native_server_worker_exited(VALUE, VALUE id, VALUE token, VALUE report) {
     backtrace = rb_ary_entry(report, 2);
     StringValue(error_class);
     StringValue(message);
-    Check_Type(backtrace, T_ARRAY);
-    for (long i = 0; i < RARRAY_LEN(backtrace); ++i) {
-      VALUE line = RARRAY_AREF(backtrace, i);
-      StringValue(line);
-    }
+    backtrace = string_values(backtrace);
   }
-  return protect([&]() -> VALUE {
+  VALUE posted = protect([&]() -> VALUE {
     WorkerExit exit;
     exit.token = tok;
     exit.crashed = !NIL_P(report);
@@ -261,6 +303,10 @@ VALUE native_server_worker_exited(VALUE, VALUE id, VALUE token, VALUE report) {
     find_server(sid)->worker_exits().post(std::move(exit));
     return Qnil;
   });
+  RB_GC_GUARD(error_class);
+  RB_GC_GUARD(message);
+  RB_GC_GUARD(backtrace);
+  return posted;
 }
 
 struct ExitWaitCall : Interruptible {

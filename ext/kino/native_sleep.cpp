@@ -18,6 +18,13 @@ namespace {
 
 constexpr auto kChunk = std::chrono::milliseconds(20);
 
+// The longest sleep: about 31 years, forever for a request handler. Longer
+// ones (Float::INFINITY, 1e300, 10**30) sleep this long; converting them
+// to clock ticks as they are would overflow, which is undefined behaviour
+// (on x86 the deadline came out in the past, and the sleep returned at
+// once).
+constexpr double kMaxSeconds = 1e9;
+
 struct SleepCall : Interruptible {
   std::chrono::steady_clock::time_point until;
   const Server* server = nullptr;  // kept alive by the caller
@@ -42,11 +49,13 @@ VALUE native_sleep(int argc, VALUE* argv, VALUE) {
   rb_scan_args(argc, argv, "11", &seconds, &rb_server);
   double s = NUM2DBL(seconds);
   if (std::isnan(s) || s < 0) rb_raise(rb_eArgError, "sleep time must be a non-negative number");
+  if (s > kMaxSeconds) s = kMaxSeconds;
   uint64_t server_id = NIL_P(rb_server) ? 0 : NUM2ULL(rb_server);
   auto until = std::chrono::steady_clock::now() +
                std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(s));
   while (std::chrono::steady_clock::now() < until) {
     bool aborted = false;
+    CarriedError error;
     {
       std::shared_ptr<Server> server = server_id ? Registry::instance().find(server_id) : nullptr;
       SleepCall call;
@@ -54,7 +63,9 @@ VALUE native_sleep(int argc, VALUE* argv, VALUE) {
       call.server = server.get();
       without_gvl(call);
       aborted = call.aborted;
+      error.take(call.failure);
     }
+    error.raise_if_any();
     if (aborted) rb_raise(eKinoError, "Kino.sleep aborted: the server stopped waiting for this request");
     // Raises here for Thread#kill or a pending exception; nothing with a
     // destructor is alive.

@@ -424,10 +424,12 @@ RSpec.describe "Strict request parsing" do
           response
         end
 
-        it "drops an app header value with CR, LF or NUL and keeps the rest intact" do
+        it "drops an app header value with CR or NUL, splits one with LF only, keeps the rest intact" do
           response = answer(get("Host: x\r\n", target: "/crlf"))
           expect(response.status).to eq(200)
-          expect(response.header_lines.map(&:first)).not_to include("x-evil", "x-lf", "x-nul", "set-cookie")
+          expect(response.header_lines.map(&:first)).not_to include("x-evil", "x-nul", "set-cookie")
+          # Rack 2's "\n"-joined values are one field per line, as with Puma.
+          expect(response.all("x-lf")).to eq(%w[a b])
           expect(response.header_lines.map(&:first)).not_to include("b")
           expect(response).to have_attributes(body: "intact")
           expect(response["x-before"]).to eq("1")
