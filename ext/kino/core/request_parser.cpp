@@ -39,6 +39,8 @@ RequestParser::RequestParser(const ParserLimits& limits, const BodyStorage& stor
   settings_.on_header_value = &RequestParser::on_header_value;
   settings_.on_header_value_complete = &RequestParser::on_header_value_complete;
   settings_.on_headers_complete = &RequestParser::on_headers_complete;
+  settings_.on_chunk_extension_name = &RequestParser::on_chunk_extension;
+  settings_.on_chunk_extension_value = &RequestParser::on_chunk_extension;
   settings_.on_body = &RequestParser::on_body;
   settings_.on_message_complete = &RequestParser::on_message_complete;
   llhttp_init(&parser_, HTTP_REQUEST, &settings_);
@@ -64,6 +66,12 @@ int RequestParser::check_head_size(size_t more) {
   return 0;
 }
 
+int RequestParser::check_extras_size(size_t more) {
+  extras_bytes_ += more;
+  if (extras_bytes_ > limits_.max_chunk_extras_size) return fail(400, "chunk extensions or trailers too large");
+  return 0;
+}
+
 int RequestParser::on_message_begin(llhttp_t* p) {
   auto* s = self(p);
   s->current_ = RequestRef(new RequestCtx());
@@ -80,6 +88,7 @@ int RequestParser::on_message_begin(llhttp_t* p) {
   s->head_bytes_ = 0;
   s->head_wire_ = 0;
   s->header_count_ = 0;
+  s->extras_bytes_ = 0;
   return 0;
 }
 
@@ -100,6 +109,8 @@ int RequestParser::on_url(llhttp_t* p, const char* at, size_t len) {
 
 int RequestParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
   auto* s = self(p);
+  // After the head these are trailers, which are dropped: only their size matters.
+  if (s->headers_done_) return s->check_extras_size(len);
   if (s->check_head_size(len)) return -1;
   s->field_.append(at, len);
   return 0;
@@ -107,6 +118,7 @@ int RequestParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
 
 int RequestParser::on_header_value(llhttp_t* p, const char* at, size_t len) {
   auto* s = self(p);
+  if (s->headers_done_) return s->check_extras_size(len);
   if (s->check_head_size(len)) return -1;
   s->value_.append(at, len);
   return 0;
@@ -276,6 +288,10 @@ int RequestParser::on_headers_complete(llhttp_t* p) {
   // From here on header callbacks carry trailers.
   s->headers_done_ = true;
   return 0;
+}
+
+int RequestParser::on_chunk_extension(llhttp_t* p, const char*, size_t len) {
+  return self(p)->check_extras_size(len);
 }
 
 int RequestParser::on_body(llhttp_t* p, const char* at, size_t len) {

@@ -339,6 +339,46 @@ TEST(RequestParser, ChunkedBodyWithExtensionsAndTrailers) {
   EXPECT_EQ(env(*b.req, "HTTP_HOST"), "h");
 }
 
+TEST(RequestParser, ChunkExtensionsBeyondTheirBudgetAre400) {
+  std::string head = "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+  // Under the budget, spread over several chunks: still a request.
+  std::string ok = head;
+  for (int i = 0; i < 3; ++i) ok += "1;n=" + std::string(4000, 'v') + "\r\nx\r\n";
+  expect_complete(ok + "0\r\n\r\n");
+  // One 20 KB extension, as a name and as a value.
+  expect_error(head + "1;" + std::string(20000, 'a') + "\r\nx\r\n0\r\n\r\n", 400);
+  expect_error(head + "1;n=" + std::string(20000, 'a') + "\r\nx\r\n0\r\n\r\n", 400);
+  // Many small ones add up, across chunks.
+  std::string many = head;
+  for (int i = 0; i < 20; ++i) many += "1;n=" + std::string(1000, 'v') + "\r\nx\r\n";
+  expect_error(many + "0\r\n\r\n", 400);
+}
+
+TEST(RequestParser, AnEndlessChunkExtensionEndsInAnError) {
+  RequestParser p(ParserLimits{});
+  std::string head = "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1;";
+  ASSERT_EQ(p.feed(head.data(), head.size()).state, State::NeedMore);
+  std::string piece(16 * 1024, 'a');
+  State state = State::NeedMore;
+  size_t fed = 0;
+  while (state == State::NeedMore && fed < 4 * 1024 * 1024) {
+    state = p.feed(piece.data(), piece.size()).state;
+    fed += piece.size();
+  }
+  EXPECT_EQ(state, State::Error);
+  EXPECT_EQ(p.error_status(), 400);
+  EXPECT_LE(fed, 32u * 1024) << "the budget is about 16 KiB";
+}
+
+TEST(RequestParser, TrailersBeyondTheBudgetAre400) {
+  std::string head = "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n";
+  expect_complete(head + "X-T: " + std::string(8000, 't') + "\r\n\r\n");
+  expect_error(head + "X-T: " + std::string(20000, 't') + "\r\n\r\n", 400);
+  std::string many = head;
+  for (int i = 0; i < 40; ++i) many += "X-T" + std::to_string(i) + ": " + std::string(500, 't') + "\r\n";
+  expect_error(many + "\r\n", 400);
+}
+
 TEST(RequestParser, ContentLengthTrailerNeverBecomesContentLength) {
   // Refusing the request (what llhttp does) or ignoring the trailer are
   // both safe; a CONTENT_LENGTH of 999 is not.
