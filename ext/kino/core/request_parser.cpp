@@ -210,6 +210,16 @@ int RequestParser::analyse_host(std::string_view host, bool from_target) {
   return 0;
 }
 
+void RequestParser::set_header_value(std::string_view key, std::string_view value) {
+  for (auto& h : current_->headers) {
+    if (view(h.key) == key) {
+      h.value.assign(value.data(), value.size());
+      return;
+    }
+  }
+  current_->headers.push_back(EnvHeader{Bytes(key.data(), key.size()), Bytes(value.data(), value.size())});
+}
+
 int RequestParser::analyse_target() {
   RequestCtx& req = *current_;
   std::string_view t = view(req.target);
@@ -231,6 +241,9 @@ int RequestParser::analyse_target() {
     if (authority.empty() || authority.find('@') != std::string_view::npos)
       return fail(400, "invalid request target");
     if (analyse_host(authority, true)) return -1;
+    // RFC 9112 3.2.2: the target's authority replaces whatever Host said,
+    // so HTTP_HOST agrees with SERVER_NAME (Rack reads the host from it).
+    set_header_value("HTTP_HOST", authority);
     rest = end == std::string_view::npos ? std::string_view() : after.substr(end);
   }
   size_t hash = rest.find('#');

@@ -84,6 +84,7 @@ class RequestParser {
   int check_head_size(size_t more);
   int check_extras_size(size_t more);
   int analyse_target();
+  void set_header_value(std::string_view key, std::string_view value);
   int analyse_host(std::string_view host, bool from_target);
 
   static const BodyStorage kDefaultStorage;

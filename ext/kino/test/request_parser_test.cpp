@@ -179,8 +179,13 @@ TEST(RequestParser, AbsoluteFormTargetAuthorityWinsOverHost) {
   EXPECT_EQ(str(req->query), "x=1");
   EXPECT_EQ(str(req->server_name), "origin.example");
   EXPECT_EQ(str(req->server_port), "8080");
-  // The Host header itself is still passed on as sent.
-  EXPECT_EQ(env(*req, "HTTP_HOST"), "other.example:9090");
+  // RFC 9112 3.2.2: the Host header is ignored, HTTP_HOST is the authority.
+  EXPECT_EQ(env(*req, "HTTP_HOST"), "origin.example:8080");
+  EXPECT_EQ(env_count(*req, "HTTP_HOST"), 1u);
+  // HTTP/1.0 may send no Host at all: the authority is still the host.
+  auto old = expect_complete("GET http://origin.example/ HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(env(*old, "HTTP_HOST"), "origin.example");
+  EXPECT_EQ(str(old->server_name), "origin.example");
 }
 
 TEST(RequestParser, AbsoluteFormWithoutPortOrPath) {
