@@ -297,6 +297,10 @@ int RequestParser::on_headers_complete(llhttp_t* p) {
   // say `Connection: close`) are ignored anyway. A Transfer-Encoding on
   // HTTP/1.0 means the framing cannot be trusted (RFC 9112 6.1): close.
   req.keep_alive = llhttp_should_keep_alive(p) != 0 && !(chunked && req.http_minor == 0);
+  // We honour no Upgrade: the request is answered as a plain one, and the
+  // connection ends after it, since what the client sends next may well
+  // not be HTTP/1.1 any more.
+  if ((p->flags & F_UPGRADE) && (p->flags & F_CONNECTION_UPGRADE)) req.keep_alive = false;
   s->body_bytes_ = 0;
   // From here on header callbacks carry trailers.
   s->headers_done_ = true;

@@ -884,7 +884,9 @@ TEST(RequestParser, UpgradeRequestIsAnsweredAsPlainRequest) {
   auto r = p.feed(all.data(), all.size());
   ASSERT_EQ(r.state, State::Complete);
   EXPECT_EQ(r.consumed, first.size());
-  EXPECT_EQ(str(p.take()->path), "/ws");
+  RequestRef upgrade = p.take();
+  EXPECT_EQ(str(upgrade->path), "/ws");
+  EXPECT_FALSE(upgrade->keep_alive) << "an Upgrade not honoured ends the connection after its response";
   // The caller loops while input is left, as the connection does.
   size_t at = r.consumed;
   RequestRef next;
@@ -896,7 +898,11 @@ TEST(RequestParser, UpgradeRequestIsAnsweredAsPlainRequest) {
   }
   ASSERT_TRUE(next);
   EXPECT_EQ(str(next->path), "/next");
+  EXPECT_TRUE(next->keep_alive);
   EXPECT_EQ(at, all.size());
+  // An Upgrade header alone (no `Connection: upgrade`) asks for nothing.
+  auto plain = expect_complete("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n");
+  EXPECT_TRUE(plain->keep_alive);
 }
 
 TEST(RequestParser, TransferCodingsOtherThanChunkedGet501) {
