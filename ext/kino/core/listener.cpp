@@ -58,17 +58,25 @@ std::string describe(const asio::ip::tcp::endpoint& ep) {
   return "tcp://" + host + ":" + std::to_string(ep.port());
 }
 
-// The peer's address in the form REMOTE_ADDR wants.
-std::string peer_of(const Connection::Socket& s, uint16_t* local_port) {
-  error_code ec;
-  auto remote = s.remote_endpoint(ec);
-  auto local = s.local_endpoint(ec);
+}  // namespace
+
+std::string peer_address(const asio::generic::stream_protocol::socket& s, uint16_t* local_port) {
+  error_code local_ec, remote_ec;
+  auto local = s.local_endpoint(local_ec);
+  auto remote = s.remote_endpoint(remote_ec);
   *local_port = 0;
-  if (local.data()->sa_family == AF_INET)
+  int family = local_ec ? AF_UNSPEC : local.data()->sa_family;
+  if (family == AF_INET)
     *local_port = ntohs(reinterpret_cast<const sockaddr_in*>(local.data())->sin_port);
-  else if (local.data()->sa_family == AF_INET6)
+  else if (family == AF_INET6)
     *local_port = ntohs(reinterpret_cast<const sockaddr_in6*>(local.data())->sin6_port);
-  if (ec) return "";
+  if (remote_ec) {
+    // The client left between accept and here (ENOTCONN). Naming any real
+    // host would lie; the unspecified address says "unknown", as Puma does.
+    if (family == AF_INET6) return "::";
+    if (family == AF_INET) return "0.0.0.0";
+    return "";
+  }
   char buf[INET6_ADDRSTRLEN] = {0};
   const sockaddr* sa = remote.data();
   if (sa->sa_family == AF_INET) {
@@ -87,10 +95,9 @@ std::string peer_of(const Connection::Socket& s, uint16_t* local_port) {
   }
   // Unix sockets have no peer address; Rack apps expect an IP, and the
   // peer is on this machine.
-  return "127.0.0.1";
+  if (sa->sa_family == AF_UNIX) return "127.0.0.1";
+  return "";
 }
-
-}  // namespace
 
 Listener::Listener(Server& server, const std::string& address, int backlog)
     : server_(server), strand_(asio::make_strand(server.io())), acceptor_(strand_) {
@@ -188,7 +195,7 @@ void Listener::do_accept() {
           error_code ignored;
           if (self->tcp_) socket.set_option(asio::ip::tcp::no_delay(true), ignored);
           uint16_t local_port = 0;
-          std::string peer = peer_of(socket, &local_port);
+          std::string peer = peer_address(socket, &local_port);
           std::make_shared<Connection>(self->server_.shared_from_this(), std::move(socket), peer,
                                        local_port)
               ->start();

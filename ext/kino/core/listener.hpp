@@ -3,6 +3,7 @@
 // serves every kind of socket (and, later, TLS streams over them).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -11,6 +12,11 @@
 namespace kino {
 
 class Server;
+
+// REMOTE_ADDR for an accepted socket, and the local port it came in on.
+// A peer that is already gone (getpeername fails) is the unspecified
+// address of the socket's family, never a made-up host.
+std::string peer_address(const asio::generic::stream_protocol::socket& s, uint16_t* local_port);
 
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
