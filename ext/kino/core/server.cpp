@@ -29,6 +29,7 @@ void Server::bind() {
   for (const auto& address : config_.listen)
     opened.push_back(std::make_shared<Listener>(*this, address, config_.backlog));
   if (opened.empty()) throw std::runtime_error("no address to listen on");
+  std::lock_guard<std::mutex> listeners_lock(listeners_mu_);
   listeners_ = std::move(opened);
 }
 
@@ -60,6 +61,8 @@ void Server::start() {
 }
 
 std::vector<std::string> Server::addresses() const {
+  // Any thread may ask, while stop() may be clearing the listeners.
+  std::lock_guard<std::mutex> lock(listeners_mu_);
   std::vector<std::string> out;
   for (const auto& l : listeners_) out.push_back(l->address());
   return out;
