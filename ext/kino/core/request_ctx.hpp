@@ -76,6 +76,7 @@ class RequestCtx : public NativeAllocated {
   bool expect_continue = false;
 
   uint64_t sequence = 0;  // per-server request number, for logs
+  int64_t queued_at_ms = 0;  // steady clock, when the request entered the queue
 
   // The connection that wants the answer; null in unit tests of parsing.
   std::shared_ptr<ResponseSink> sink;

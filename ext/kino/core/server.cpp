@@ -72,9 +72,19 @@ void Server::dispatch(RequestRef req) {
   counters_.requests_received.fetch_add(1, std::memory_order_relaxed);
   counters_.in_flight.fetch_add(1, std::memory_order_relaxed);
   int64_t until = steady_ms() + config_.queue_timeout.count();
-  if (queue_.admit(req, until) == RequestQueue::Admission::Refused) {
-    counters_.rejected.fetch_add(1, std::memory_order_relaxed);
-    respond_plain(*req, 503, "Service Unavailable: the server is shutting down\n", true);
+  switch (queue_.admit(req, until)) {
+    case RequestQueue::Admission::Queued:
+    case RequestQueue::Admission::Waiting:
+      return;
+    case RequestQueue::Admission::Refused:
+      counters_.rejected.fetch_add(1, std::memory_order_relaxed);
+      respond_plain(*req, 503, "Service Unavailable: the server is shutting down\n", true);
+      return;
+    case RequestQueue::Admission::NoMemory:
+      counters_.rejected.fetch_add(1, std::memory_order_relaxed);
+      log_.push("out of memory queueing a request; answered 503");
+      respond_plain(*req, 503, "Service Unavailable: the server is out of memory\n", true);
+      return;
   }
 }
 

@@ -875,3 +875,99 @@ TEST(Server, ReleasedUnansweredRequestGets500) {
   EXPECT_TRUE(logged);
   stop(*server, 1000ms);
 }
+
+namespace {
+
+// Waits until the server's queue holds `depth` requests.
+bool wait_for_depth(Server& s, size_t depth, std::chrono::milliseconds limit = 5000ms) {
+  auto deadline = Clock::now() + limit;
+  while (s.queue().depth() != depth) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(2ms);
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST(Server, ARequestTimedOutInTheQueueIsNeverTaken) {
+  ServerConfig config;
+  config.listen = {"tcp://127.0.0.1:0"};
+  config.request_timeout = 200ms;
+  auto server = start_server(config);
+  auto client = client_of(*server);
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send("POST /charge HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nok"));
+  // Nobody takes it: the client gets its 504 while it is still queued.
+  auto r = parse_response(client->read_response());
+  EXPECT_EQ(r.status, 504);
+  EXPECT_EQ(server->queue().depth(), 1u);
+  EXPECT_FALSE(pop(*server, 100ms)) << "a worker must not run what the client was told failed";
+  EXPECT_EQ(server->queue().skipped(), 1u);
+  EXPECT_EQ(stop(*server, 1000ms), 0);
+}
+
+TEST(Server, ARequestWhoseClientLeftWhileQueuedIsNeverTaken) {
+  auto server = start_server("tcp://127.0.0.1:0");
+  auto leaving = client_of(*server);
+  auto staying = client_of(*server);
+  ASSERT_TRUE(leaving && staying);
+  ASSERT_TRUE(leaving->send("POST /charge HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nok"));
+  ASSERT_TRUE(wait_for_depth(*server, 1));
+  leaving.reset();  // the client closes while its request waits
+  ASSERT_TRUE(staying->send("GET /stay HTTP/1.1\r\nHost: h\r\n\r\n"));
+  ASSERT_TRUE(wait_for_depth(*server, 2));
+  std::this_thread::sleep_for(20ms);
+  // The two came through different I/O threads: either may come first.
+  std::vector<std::string> taken;
+  for (int i = 0; i < 3; ++i) {
+    RequestRef req = pop(*server, 100ms);
+    if (!req) continue;
+    taken.push_back(str(req->path));
+    ASSERT_TRUE(reply(*req, 200, "taken"));
+  }
+  EXPECT_EQ(taken, std::vector<std::string>{"/stay"}) << "the request of the client that left is skipped";
+  EXPECT_EQ(server->queue().skipped(), 1u);
+  EXPECT_EQ(parse_response(staying->read_response()).status, 200);
+  EXPECT_EQ(stop(*server, 1000ms), 0);
+  EXPECT_EQ(server->counters().in_flight.load(), 0) << "the skipped request is accounted for";
+}
+
+TEST(Server, AFailedEnqueueIsAnswered) {
+  auto server = start_server("tcp://127.0.0.1:0");
+  auto client = client_of(*server);
+  ASSERT_TRUE(client);
+  // The queue has never been used from the I/O threads: enqueueing needs
+  // allocations, and they fail.
+  RequestQueue::fail_allocations_for_testing(1000000);
+  bool sent = client->send("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+  auto r = parse_response(client->read_response());
+  RequestQueue::fail_allocations_for_testing(0);
+  ASSERT_TRUE(sent);
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.get("connection"), "close");
+  bool logged = false;
+  for (auto& line : server->log().drain())
+    if (line.find("out of memory") != std::string::npos) logged = true;
+  EXPECT_TRUE(logged);
+  EXPECT_EQ(stop(*server, 1000ms), 0);
+}
+
+TEST(Server, AddressesMayBeReadWhileTheServerStops) {
+  for (int round = 0; round < 20; ++round) {
+    auto server = start_server("tcp://127.0.0.1:0");
+    std::atomic<bool> done{false};
+    std::thread reader([&] {
+      while (!done.load()) {
+        auto addresses = server->addresses();
+        EXPECT_LE(addresses.size(), 1u);
+        for (auto& a : addresses) EXPECT_EQ(a.rfind("tcp://127.0.0.1:", 0), 0u);
+      }
+    });
+    std::this_thread::sleep_for(1ms);
+    stop(*server, 0ms);
+    done.store(true);
+    reader.join();
+    EXPECT_TRUE(server->addresses().empty());
+  }
+}
