@@ -34,10 +34,16 @@ class Listener : public std::enable_shared_from_this<Listener> {
 
  private:
   void do_accept();
+  void back_off(const error_code& ec);
 
   Server& server_;
   asio::strand<asio::io_context::executor_type> strand_;
   Acceptor acceptor_;
+  // Out of descriptors or memory, accept fails at once and would fail again
+  // at once: accepting pauses instead, for a while growing from 10 to
+  // 100 ms, and the episode is logged once. Strand-confined.
+  asio::steady_timer backoff_timer_;
+  int backoff_ms_ = 0;  // 0: not backing off
   std::string bound_;
   std::string unix_path_;  // removed again on close
   bool tcp_ = true;
