@@ -281,23 +281,22 @@ void Connection::reject(int status, std::string_view reason, RequestRef req) {
 }
 
 void Connection::send(Bytes bytes, bool last, bool keep_alive) {
-  // A response finished after the server stopped has nobody to write it,
-  // and a handler posted now would never run (and would keep this
-  // connection, and the server, alive forever).
-  if (server_->stopped()) return;
-  pending_bytes_.fetch_add(bytes.size(), std::memory_order_relaxed);
-  asio::post(socket_.get_executor(),
-             [self = shared_from_this(), item = OutItem{std::move(bytes), last, keep_alive}]() mutable {
-               self->response_begun_ = true;
-               self->enqueue(std::move(item));
-             });
+  // A response finished after the server stopped has nobody to write it:
+  // it is dropped here, never left in a handler that would not run.
+  size_t size = bytes.size();
+  pending_bytes_.fetch_add(size, std::memory_order_relaxed);
+  bool posted = server_->post_while_running(
+      socket_.get_executor(), [self = shared_from_this(), item = OutItem{std::move(bytes), last, keep_alive}]() mutable {
+        self->response_begun_ = true;
+        self->enqueue(std::move(item));
+      });
+  if (!posted) pending_bytes_.fetch_sub(size, std::memory_order_relaxed);
 }
 
 void Connection::send_continue(const RequestCtx& req) {
-  if (server_->stopped()) return;
   // The caller holds a reference to `req`, so its address cannot have been
   // reused by a later request of this connection.
-  asio::post(socket_.get_executor(), [self = shared_from_this(), which = &req] {
+  server_->post_while_running(socket_.get_executor(), [self = shared_from_this(), which = &req] {
     if (self->closed_ || self->streaming_.get() != which) return;
     // The app wants the body: from now on it waits for the client, and a
     // client that never sends is cut off by the body's stall deadline.

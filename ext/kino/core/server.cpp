@@ -204,6 +204,10 @@ int64_t Server::stop(std::chrono::milliseconds timeout, const std::atomic<bool>*
         t.join();
     }
     threads_.clear();
+    // From here on nobody posts (post_while_running); a post already under
+    // way finishes first, so the run below sees it.
+    stopped_flag_.store(true, std::memory_order_seq_cst);
+    while (posting_.load(std::memory_order_seq_cst) > 0) std::this_thread::yield();
     // Handlers still queued (aborted reads, closes) each hold a connection,
     // which holds this server: run them here so nothing is left behind.
     io_.restart();

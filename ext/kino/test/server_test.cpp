@@ -971,3 +971,31 @@ TEST(Server, AddressesMayBeReadWhileTheServerStops) {
     EXPECT_TRUE(server->addresses().empty());
   }
 }
+
+TEST(Server, AResponseRacingStopLeavesNothingBehind) {
+  // Whenever the answer comes (before, while or after stop() runs its last
+  // handlers), the server and its connections must be freed once their
+  // owners let go: no handler may be posted that never runs.
+  for (int round = 0; round < 30; ++round) {
+    std::weak_ptr<Server> weak;
+    {
+      auto server = start_server("tcp://127.0.0.1:0");
+      weak = server;
+      auto client = client_of(*server);
+      ASSERT_TRUE(client);
+      ASSERT_TRUE(client->send("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
+      RequestRef req = pop(*server);
+      ASSERT_TRUE(req);
+      std::thread answer([&, round] {
+        std::this_thread::sleep_for(std::chrono::microseconds(round * 150));
+        ASSERT_TRUE(start_response(*req, 200, {}));
+        for (int i = 0; i < 20; ++i) write_body(*req, "piece");
+        finish_response(*req);
+      });
+      server->stop(0ms);
+      answer.join();
+      req.reset();
+    }
+    EXPECT_TRUE(weak.expired()) << "round " << round << ": the Server outlived its last owner";
+  }
+}
