@@ -81,11 +81,21 @@ RSpec.describe "Message edges" do
           expect_rejected(socket, 400)
         end
 
-        it "end a `1;` followed by megabytes of extension with 400 and close" do
+        {
+          "a `1;` followed by megabytes of extension" => ["1;", "e"],
+          "a chunk size after megabytes of leading zeros" => ["", "0"],
+          "megabytes of whitespace before a trailer value" => ["1\r\nx\r\n0\r\nX-T:", " "]
+        }.each do |what, (start, filler)|
+          it "end #{what} with 400 and close" do
+            endless(start, filler)
+          end
+        end
+
+        def endless(start, filler)
           socket = connect
-          socket.write("#{chunked_post}1;")
+          socket.write("#{chunked_post}#{start}")
           writer = Thread.new do
-            piece = "e" * 65_536
+            piece = filler * 65_536
             128.times { socket.write(piece) } # 8 MiB, unless the server stops us first
             :wrote_everything
           rescue Errno::EPIPE, Errno::ECONNRESET, IOError

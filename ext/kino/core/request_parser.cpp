@@ -41,6 +41,7 @@ RequestParser::RequestParser(const ParserLimits& limits, const BodyStorage& stor
   settings_.on_headers_complete = &RequestParser::on_headers_complete;
   settings_.on_chunk_extension_name = &RequestParser::on_chunk_extension;
   settings_.on_chunk_extension_value = &RequestParser::on_chunk_extension;
+  settings_.on_chunk_header = &RequestParser::on_chunk_header;
   settings_.on_body = &RequestParser::on_body;
   settings_.on_message_complete = &RequestParser::on_message_complete;
   llhttp_init(&parser_, HTTP_REQUEST, &settings_);
@@ -89,6 +90,9 @@ int RequestParser::on_message_begin(llhttp_t* p) {
   s->head_wire_ = 0;
   s->header_count_ = 0;
   s->extras_bytes_ = 0;
+  s->chunked_ = false;
+  s->framing_wire_ = 0;
+  s->chunks_ = 0;
   return 0;
 }
 
@@ -302,6 +306,7 @@ int RequestParser::on_headers_complete(llhttp_t* p) {
   // not be HTTP/1.1 any more.
   if ((p->flags & F_UPGRADE) && (p->flags & F_CONNECTION_UPGRADE)) req.keep_alive = false;
   s->body_bytes_ = 0;
+  s->chunked_ = chunked;
   // From here on header callbacks carry trailers.
   s->headers_done_ = true;
   return 0;
@@ -309,6 +314,11 @@ int RequestParser::on_headers_complete(llhttp_t* p) {
 
 int RequestParser::on_chunk_extension(llhttp_t* p, const char*, size_t len) {
   return self(p)->check_extras_size(len);
+}
+
+int RequestParser::on_chunk_header(llhttp_t* p) {
+  ++self(p)->chunks_;
+  return 0;
 }
 
 int RequestParser::on_body(llhttp_t* p, const char* at, size_t len) {
@@ -332,7 +342,21 @@ int RequestParser::on_message_complete(llhttp_t* p) {
 
 RequestParser::Result RequestParser::feed(const char* data, size_t len) {
   if (error_status_) return {State::Error, 0};
+  bool in_framing = in_message_ && headers_done_ && chunked_;
+  uint64_t body_before = body_bytes_;
   llhttp_errno_t err = llhttp_execute(&parser_, data, len);
+  if (err == HPE_OK && in_framing) {
+    // Each chunk's size line and CRLFs are allowed for, up to a 16-digit
+    // size; extensions and trailers are allowed for as counted by their
+    // callbacks. What is left (zeros before a size, whitespace llhttp
+    // skips silently) shares the same budget.
+    constexpr uint64_t kFramingPerChunk = 24;
+    framing_wire_ += len - (body_bytes_ - body_before);
+    if (framing_wire_ > limits_.max_chunk_extras_size + extras_bytes_ + kFramingPerChunk * chunks_) {
+      fail(400, "chunk extensions or trailers too large");
+      return {State::Error, len};
+    }
+  }
   if (err == HPE_OK) {
     // llhttp skips optional whitespace (around values, before the first
     // header) without a callback, so check_head_size never sees it; a head

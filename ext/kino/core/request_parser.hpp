@@ -76,6 +76,7 @@ class RequestParser {
   static int on_header_value_complete(llhttp_t*);
   static int on_headers_complete(llhttp_t*);
   static int on_chunk_extension(llhttp_t*, const char*, size_t);
+  static int on_chunk_header(llhttp_t*);
   static int on_body(llhttp_t*, const char*, size_t);
   static int on_message_complete(llhttp_t*);
 
@@ -107,6 +108,12 @@ class RequestParser {
   size_t head_wire_ = 0;   // bytes of feed() calls that ended inside the head
   size_t header_count_ = 0;
   size_t extras_bytes_ = 0;  // chunk extensions and trailers seen by callbacks
+  // Chunked framing on the wire, for what no callback reports (a size's
+  // leading zeros, whitespace): bytes of feed() calls that began after the
+  // head, less the body bytes among them.
+  bool chunked_ = false;
+  uint64_t framing_wire_ = 0;
+  uint64_t chunks_ = 0;
   uint64_t body_bytes_ = 0;
   int error_status_ = 0;
   const char* error_reason_ = "";

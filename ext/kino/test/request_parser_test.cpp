@@ -375,6 +375,49 @@ TEST(RequestParser, AnEndlessChunkExtensionEndsInAnError) {
   EXPECT_LE(fed, 32u * 1024) << "the budget is about 16 KiB";
 }
 
+// Fed in pieces, as a connection feeds it: what no callback reports
+// (zeros before a chunk size, whitespace llhttp skips) is bounded too.
+State feed_endless(std::string_view start, char filler, size_t* fed) {
+  RequestParser p(ParserLimits{});
+  std::string head = "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+  EXPECT_EQ(p.feed(head.data(), head.size()).state, State::NeedMore);
+  State state = p.feed(start.data(), start.size()).state;
+  std::string piece(16 * 1024, filler);
+  *fed = 0;
+  while (state == State::NeedMore && *fed < 4 * 1024 * 1024) {
+    state = p.feed(piece.data(), piece.size()).state;
+    *fed += piece.size();
+  }
+  if (state == State::Error) {
+    EXPECT_EQ(p.error_status(), 400);
+  }
+  return state;
+}
+
+TEST(RequestParser, EndlessChunkFramingEndsInAnError) {
+  size_t fed = 0;
+  EXPECT_EQ(feed_endless("", '0', &fed), State::Error) << "leading zeros of a chunk size";
+  EXPECT_LE(fed, 48u * 1024);
+  EXPECT_EQ(feed_endless("1\r\nx\r\n0\r\nX-T:", ' ', &fed), State::Error) << "whitespace before a trailer value";
+  EXPECT_LE(fed, 48u * 1024);
+}
+
+TEST(RequestParser, ManySmallChunksAreNotFraming) {
+  RequestParser p(ParserLimits{});
+  std::string in = "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+  ASSERT_EQ(p.feed(in.data(), in.size()).state, State::NeedMore);
+  std::string chunks;
+  for (int i = 0; i < 20000; ++i) chunks += "1\r\nx\r\n";
+  chunks += "0000000000000010\r\n0123456789abcdef\r\n0\r\n\r\n";
+  State state = State::NeedMore;
+  for (size_t at = 0; at < chunks.size() && state == State::NeedMore; at += 1000) {
+    auto r = p.feed(chunks.data() + at, std::min<size_t>(1000, chunks.size() - at));
+    state = r.state;
+  }
+  ASSERT_EQ(state, State::Complete) << p.error_reason();
+  EXPECT_EQ(p.take()->body->received(), 20016u);
+}
+
 TEST(RequestParser, TrailersBeyondTheBudgetAre400) {
   std::string head = "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n";
   expect_complete(head + "X-T: " + std::string(8000, 't') + "\r\n\r\n");
