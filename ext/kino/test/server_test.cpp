@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -998,4 +1000,69 @@ TEST(Server, AResponseRacingStopLeavesNothingBehind) {
     }
     EXPECT_TRUE(weak.expired()) << "round " << round << ": the Server outlived its last owner";
   }
+}
+
+namespace {
+
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+size_t count_lines(const std::vector<std::string>& lines, std::string_view what) {
+  size_t n = 0;
+  for (const auto& line : lines)
+    if (line.find(what) != std::string::npos) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST(Server, OutOfDescriptorsAcceptPausesAndLogsOnce) {
+  auto server = start_server("tcp://127.0.0.1:0");
+  uint16_t port = port_of(server->addresses().at(0));
+  // The clients' descriptors exist before the limit drops; connecting
+  // needs no new one, accepting does.
+  std::vector<int> fds;
+  for (int i = 0; i < 8; ++i) fds.push_back(::socket(AF_INET, SOCK_STREAM, 0));
+  int lowest_free = ::open("/dev/null", O_RDONLY);
+  ASSERT_GE(lowest_free, 0);
+  ::close(lowest_free);
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit low = saved;
+  low.rlim_cur = static_cast<rlim_t>(lowest_free);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int fd : fds) ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  std::this_thread::sleep_for(100ms);
+  double before = cpu_seconds();
+  std::this_thread::sleep_for(500ms);
+  double used = cpu_seconds() - before;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+
+  EXPECT_LT(used, 0.25) << "an I/O thread spun while accept failed";
+  std::vector<std::string> log = server->log().drain();
+  EXPECT_EQ(count_lines(log, "Too many open files"), 1u) << "one line per episode";
+
+  // Descriptors are back: the clients in the backlog are served.
+  Client client(fds[0]);
+  fds.erase(fds.begin());
+  ASSERT_TRUE(client.send("GET /back HTTP/1.1\r\nHost: h\r\n\r\n"));
+  RequestRef req = pop(*server);
+  ASSERT_TRUE(req);
+  EXPECT_EQ(str(req->path), "/back");
+  ASSERT_TRUE(reply(*req, 200, "back"));
+  EXPECT_EQ(parse_response(client.read_response()).status, 200);
+  req.reset();
+  auto later = server->log().drain();
+  EXPECT_EQ(count_lines(later, "accepting connections again"), 1u);
+  for (int fd : fds) ::close(fd);
+  stop(*server, 1000ms);
 }
