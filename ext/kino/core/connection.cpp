@@ -286,7 +286,8 @@ void Connection::send(Bytes bytes, bool last, bool keep_alive) {
   size_t size = bytes.size();
   pending_bytes_.fetch_add(size, std::memory_order_relaxed);
   bool posted = server_->post_while_running(
-      socket_.get_executor(), [self = shared_from_this(), item = OutItem{std::move(bytes), last, keep_alive}]() mutable {
+      socket_.get_executor(),
+      [self = shared_from_this(), item = OutItem{std::move(bytes), last, keep_alive}]() mutable {
         self->response_begun_ = true;
         self->enqueue(std::move(item));
       });

@@ -69,7 +69,8 @@ int RequestParser::check_head_size(size_t more) {
 
 int RequestParser::check_extras_size(size_t more) {
   extras_bytes_ += more;
-  if (extras_bytes_ > limits_.max_chunk_extras_size) return fail(400, "chunk extensions or trailers too large");
+  if (extras_bytes_ > limits_.max_chunk_extras_size)
+    return fail(400, "chunk extensions or trailers too large");
   return 0;
 }
 

@@ -100,7 +100,8 @@ bool RequestQueue::still_wanted(RequestRef& req) {
   bool answered = req->claimed();
   if (!answered) {
     ResponseSink* sink = req->sink.get();
-    bool gone = sink && (!sink->open() || (steady_ms() - req->queued_at_ms >= kProbeAfterMs && sink->peer_gone()));
+    bool gone =
+        sink && (!sink->open() || (steady_ms() - req->queued_at_ms >= kProbeAfterMs && sink->peer_gone()));
     if (!gone) return true;
     // Nobody reads this; it ends the request for the connection.
     respond_plain(*req, 503, "Service Unavailable: the client closed the connection\n", true);

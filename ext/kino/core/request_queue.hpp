@@ -86,7 +86,7 @@ class RequestQueue {
   bool still_wanted(RequestRef& req);  // false: skipped (see try_pop)
   bool pass_token();
   bool enqueue(RequestCtx* raw);  // false when out of memory
-  void admit_waiting();  // moves waiting requests into free places
+  void admit_waiting();           // moves waiting requests into free places
 
   // Null pointers in the queue are wake-up tokens, never requests.
   struct Traits : moodycamel::ConcurrentQueueDefaultTraits, NativeQueueTraits {

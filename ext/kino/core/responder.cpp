@@ -66,8 +66,8 @@ void send_whole(RequestCtx& req, int status, std::span<const HeaderView> headers
 void answer_interim_as_error(RequestCtx& req, int status, bool server_closing) {
   if (req.sink) {
     char line[120];
-    snprintf(line, sizeof line, "the application answered with status %d, which is not a final status; answered 500",
-             status);
+    snprintf(line, sizeof line,
+             "the application answered with status %d, which is not a final status; answered 500", status);
     req.sink->log(line);
   }
   HeaderView headers[] = {{"content-type", "text/plain"}};

@@ -116,7 +116,7 @@ class Server : public std::enable_shared_from_this<Server> {
   std::unique_ptr<asio::steady_timer> sweeper_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::vector<std::shared_ptr<Listener>> listeners_;  // written in bind() and stop() only
-  mutable std::mutex listeners_mu_;                  // for readers outside the lifecycle lock
+  mutable std::mutex listeners_mu_;                   // for readers outside the lifecycle lock
   std::vector<std::thread> threads_;
   RequestQueue queue_;
   WorkerSlots slots_;

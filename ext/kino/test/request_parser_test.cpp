@@ -398,7 +398,8 @@ TEST(RequestParser, EndlessChunkFramingEndsInAnError) {
   size_t fed = 0;
   EXPECT_EQ(feed_endless("", '0', &fed), State::Error) << "leading zeros of a chunk size";
   EXPECT_LE(fed, 48u * 1024);
-  EXPECT_EQ(feed_endless("1\r\nx\r\n0\r\nX-T:", ' ', &fed), State::Error) << "whitespace before a trailer value";
+  EXPECT_EQ(feed_endless("1\r\nx\r\n0\r\nX-T:", ' ', &fed), State::Error)
+      << "whitespace before a trailer value";
   EXPECT_LE(fed, 48u * 1024);
 }
 
