@@ -352,10 +352,12 @@ RSpec.describe "Strict request parsing" do
           expect(http_get("/").code).to eq("200")
         end
 
-        it "answers an Upgrade: websocket request as a plain request (200, not 101)" do
+        it "answers an Upgrade: websocket request as a plain request (200, not 101), then closes" do
           env, response = exchange(get("Host: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" \
-                                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"))
+                                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"),
+                                   keep_alive: false)
           expect(response["upgrade"]).to be_nil
+          expect(response["connection"]).to eq("close") # what the client sends next may not be HTTP/1.1
           expect(env["HTTP_UPGRADE"]).to eq("websocket")
         end
 

@@ -362,13 +362,13 @@ module ServerHelper
   class KinoProcess
     attr_reader :pid
 
-    def initialize(args, env:)
+    def initialize(args, env:, spawn_options: {})
       out_r, out_w = IO.pipe
       err_r, err_w = IO.pipe
       @output = { out: +"", err: +"" }
       @mutex = Mutex.new
       @pid = Process.spawn(env, RbConfig.ruby, "exe/kino", *args, chdir: ROOT, out: out_w, err: err_w,
-                                                                  in: File::NULL)
+                                                                  in: File::NULL, **spawn_options)
       out_w.close
       err_w.close
       @readers = [pump(out_r, :out), pump(err_r, :err)]
@@ -464,9 +464,9 @@ module ServerHelper
   # Starts `ruby exe/kino ARGS` from the checkout root (relative paths in
   # +args+ are relative to it). `port:` adds `-p PORT`; `wait: true` waits
   # for the "Listening on" banner line.
-  def spawn_kino(*args, port: nil, env: {}, wait: true)
+  def spawn_kino(*args, port: nil, env: {}, wait: true, spawn_options: {})
     args = ["-p", port.to_s, *args] if port
-    process = KinoProcess.new(args, env: env)
+    process = KinoProcess.new(args, env: env, spawn_options: spawn_options)
     (@kino_processes ||= []) << process
     process.wait_for_banner if wait
     process

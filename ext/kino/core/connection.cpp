@@ -1,5 +1,9 @@
 #include "connection.hpp"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+
 #include "responder.hpp"
 #include "server.hpp"
 #include "steady_clock.hpp"
@@ -20,6 +24,7 @@ Connection::Connection(std::shared_ptr<Server> server, Socket socket, std::strin
       socket_(std::move(socket)),
       parser_(server_->config().limits, server_->config().body_storage) {
   parser_.set_peer(peer, local_port);
+  peer_fd_ = socket_.native_handle();
   server_->counters().connections_accepted.fetch_add(1, std::memory_order_relaxed);
   server_->counters().connections_open.fetch_add(1, std::memory_order_relaxed);
 }
@@ -276,23 +281,23 @@ void Connection::reject(int status, std::string_view reason, RequestRef req) {
 }
 
 void Connection::send(Bytes bytes, bool last, bool keep_alive) {
-  // A response finished after the server stopped has nobody to write it,
-  // and a handler posted now would never run (and would keep this
-  // connection, and the server, alive forever).
-  if (server_->stopped()) return;
-  pending_bytes_.fetch_add(bytes.size(), std::memory_order_relaxed);
-  asio::post(socket_.get_executor(),
-             [self = shared_from_this(), item = OutItem{std::move(bytes), last, keep_alive}]() mutable {
-               self->response_begun_ = true;
-               self->enqueue(std::move(item));
-             });
+  // A response finished after the server stopped has nobody to write it:
+  // it is dropped here, never left in a handler that would not run.
+  size_t size = bytes.size();
+  pending_bytes_.fetch_add(size, std::memory_order_relaxed);
+  bool posted = server_->post_while_running(
+      socket_.get_executor(),
+      [self = shared_from_this(), item = OutItem{std::move(bytes), last, keep_alive}]() mutable {
+        self->response_begun_ = true;
+        self->enqueue(std::move(item));
+      });
+  if (!posted) pending_bytes_.fetch_sub(size, std::memory_order_relaxed);
 }
 
 void Connection::send_continue(const RequestCtx& req) {
-  if (server_->stopped()) return;
   // The caller holds a reference to `req`, so its address cannot have been
   // reused by a later request of this connection.
-  asio::post(socket_.get_executor(), [self = shared_from_this(), which = &req] {
+  server_->post_while_running(socket_.get_executor(), [self = shared_from_this(), which = &req] {
     if (self->closed_ || self->streaming_.get() != which) return;
     // The app wants the body: from now on it waits for the client, and a
     // client that never sends is cut off by the body's stall deadline.
@@ -503,6 +508,21 @@ void Connection::notify_writers() {
   if (waiting_writers_.load(std::memory_order_acquire) == 0) return;
   std::lock_guard<std::mutex> lock(wait_mu_);
   wait_cv_.notify_all();
+}
+
+// Called by a worker about to take this connection's request. The
+// connection does not read while its request waits for a worker, so a
+// client that left meanwhile shows only here; a peek takes nothing off the
+// socket. End of stream counts as gone, as nginx counts it: a client that
+// sends a request and shuts its side has, in practice, given up on it. If
+// the descriptor was closed (even reused) after open() said true, this
+// connection is closed anyway and no answer is lost either way.
+bool Connection::peer_gone() const {
+  if (!open()) return true;
+  char byte;
+  ssize_t n = ::recv(peer_fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) return true;
+  return n < 0 && (errno == ECONNRESET || errno == ENOTCONN || errno == EPIPE);
 }
 
 void Connection::log(std::string_view line) { server_->log().push(line); }

@@ -54,6 +54,7 @@ class Connection : public ResponseSink,
   bool wait_writable(std::chrono::steady_clock::time_point deadline) override;
   void send_continue(const RequestCtx& req) override;
   bool open() const override { return open_.load(std::memory_order_acquire); }
+  bool peer_gone() const override;
   bool closing() const override;
   bool backlogged() const override;
   void log(std::string_view line) override;
@@ -123,6 +124,7 @@ class Connection : public ResponseSink,
   std::atomic<int64_t> app_deadline_ms_{INT64_MAX};  // request_timeout
 
   std::atomic<bool> open_{true};
+  int peer_fd_ = -1;  // the socket's descriptor, for peer_gone() from other threads
   std::atomic<size_t> pending_bytes_{0};
   std::atomic<int> waiting_writers_{0};
   std::mutex wait_mu_;

@@ -58,17 +58,33 @@ std::string describe(const asio::ip::tcp::endpoint& ep) {
   return "tcp://" + host + ":" + std::to_string(ep.port());
 }
 
-// The peer's address in the form REMOTE_ADDR wants.
-std::string peer_of(const Connection::Socket& s, uint16_t* local_port) {
-  error_code ec;
-  auto remote = s.remote_endpoint(ec);
-  auto local = s.local_endpoint(ec);
+// The system is out of something every accept needs: retrying at once
+// fails again at once.
+bool is_exhaustion(const error_code& ec) {
+  if (ec.category() != asio::error::get_system_category()) return false;
+  int e = ec.value();
+  return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
+}
+
+}  // namespace
+
+std::string peer_address(const asio::generic::stream_protocol::socket& s, uint16_t* local_port) {
+  error_code local_ec, remote_ec;
+  auto local = s.local_endpoint(local_ec);
+  auto remote = s.remote_endpoint(remote_ec);
   *local_port = 0;
-  if (local.data()->sa_family == AF_INET)
+  int family = local_ec ? AF_UNSPEC : local.data()->sa_family;
+  if (family == AF_INET)
     *local_port = ntohs(reinterpret_cast<const sockaddr_in*>(local.data())->sin_port);
-  else if (local.data()->sa_family == AF_INET6)
+  else if (family == AF_INET6)
     *local_port = ntohs(reinterpret_cast<const sockaddr_in6*>(local.data())->sin6_port);
-  if (ec) return "";
+  if (remote_ec) {
+    // The client left between accept and here (ENOTCONN). Naming any real
+    // host would lie; the unspecified address says "unknown", as Puma does.
+    if (family == AF_INET6) return "::";
+    if (family == AF_INET) return "0.0.0.0";
+    return "";
+  }
   char buf[INET6_ADDRSTRLEN] = {0};
   const sockaddr* sa = remote.data();
   if (sa->sa_family == AF_INET) {
@@ -87,13 +103,12 @@ std::string peer_of(const Connection::Socket& s, uint16_t* local_port) {
   }
   // Unix sockets have no peer address; Rack apps expect an IP, and the
   // peer is on this machine.
-  return "127.0.0.1";
+  if (sa->sa_family == AF_UNIX) return "127.0.0.1";
+  return "";
 }
 
-}  // namespace
-
 Listener::Listener(Server& server, const std::string& address, int backlog)
-    : server_(server), strand_(asio::make_strand(server.io())), acceptor_(strand_) {
+    : server_(server), strand_(asio::make_strand(server.io())), acceptor_(strand_), backoff_timer_(strand_) {
   error_code ec;
   if (address.rfind("tcp://", 0) == 0) {
     auto ep = parse_tcp(server.io(), address);
@@ -152,6 +167,7 @@ void Listener::close() {
   asio::post(strand_, [self = shared_from_this()] {
     error_code ignored;
     self->acceptor_.close(ignored);
+    self->backoff_timer_.cancel();
   });
 }
 
@@ -181,20 +197,41 @@ void Listener::do_accept() {
       [self = shared_from_this()](const error_code& ec, Connection::Socket socket) {
         if (ec) {
           if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
-          self->server_.report(ec, "accept");
-          // Out of descriptors and the like: keep accepting, the condition
-          // may pass; the kernel backlog holds clients meanwhile.
-        } else if (!self->server_.draining()) {
+          if (is_exhaustion(ec)) {
+            self->back_off(ec);
+            return;
+          }
+          self->server_.report(ec, "accept");  // this client's trouble (ECONNABORTED): go on
+        } else if (self->backoff_ms_ > 0) {
+          self->backoff_ms_ = 0;
+          self->server_.log().push("accept: accepting connections again");
+        }
+        if (!ec && !self->server_.draining()) {
           error_code ignored;
           if (self->tcp_) socket.set_option(asio::ip::tcp::no_delay(true), ignored);
           uint16_t local_port = 0;
-          std::string peer = peer_of(socket, &local_port);
+          std::string peer = peer_address(socket, &local_port);
           std::make_shared<Connection>(self->server_.shared_from_this(), std::move(socket), peer,
                                        local_port)
               ->start();
         }
         self->do_accept();
       });
+}
+
+// The kernel backlog holds new clients meanwhile; connections that close
+// free descriptors, and the next try after the pause takes the backlog.
+void Listener::back_off(const error_code& ec) {
+  if (backoff_ms_ == 0) {
+    server_.log().push("accept: " + ec.message() + "; pausing accepts until connections close");
+    backoff_ms_ = 10;
+  } else if (backoff_ms_ < 100) {
+    backoff_ms_ = backoff_ms_ * 2 < 100 ? backoff_ms_ * 2 : 100;
+  }
+  backoff_timer_.expires_after(std::chrono::milliseconds(backoff_ms_));
+  backoff_timer_.async_wait([self = shared_from_this()](const error_code& wait_ec) {
+    if (!wait_ec) self->do_accept();
+  });
 }
 
 }  // namespace kino

@@ -3,6 +3,7 @@
 // serves every kind of socket (and, later, TLS streams over them).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -11,6 +12,11 @@
 namespace kino {
 
 class Server;
+
+// REMOTE_ADDR for an accepted socket, and the local port it came in on.
+// A peer that is already gone (getpeername fails) is the unspecified
+// address of the socket's family, never a made-up host.
+std::string peer_address(const asio::generic::stream_protocol::socket& s, uint16_t* local_port);
 
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
@@ -28,10 +34,16 @@ class Listener : public std::enable_shared_from_this<Listener> {
 
  private:
   void do_accept();
+  void back_off(const error_code& ec);
 
   Server& server_;
   asio::strand<asio::io_context::executor_type> strand_;
   Acceptor acceptor_;
+  // Out of descriptors or memory, accept fails at once and would fail again
+  // at once: accepting pauses instead, for a while growing from 10 to
+  // 100 ms, and the episode is logged once. Strand-confined.
+  asio::steady_timer backoff_timer_;
+  int backoff_ms_ = 0;  // 0: not backing off
   std::string bound_;
   std::string unix_path_;  // removed again on close
   bool tcp_ = true;

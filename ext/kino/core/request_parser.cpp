@@ -39,6 +39,9 @@ RequestParser::RequestParser(const ParserLimits& limits, const BodyStorage& stor
   settings_.on_header_value = &RequestParser::on_header_value;
   settings_.on_header_value_complete = &RequestParser::on_header_value_complete;
   settings_.on_headers_complete = &RequestParser::on_headers_complete;
+  settings_.on_chunk_extension_name = &RequestParser::on_chunk_extension;
+  settings_.on_chunk_extension_value = &RequestParser::on_chunk_extension;
+  settings_.on_chunk_header = &RequestParser::on_chunk_header;
   settings_.on_body = &RequestParser::on_body;
   settings_.on_message_complete = &RequestParser::on_message_complete;
   llhttp_init(&parser_, HTTP_REQUEST, &settings_);
@@ -64,6 +67,13 @@ int RequestParser::check_head_size(size_t more) {
   return 0;
 }
 
+int RequestParser::check_extras_size(size_t more) {
+  extras_bytes_ += more;
+  if (extras_bytes_ > limits_.max_chunk_extras_size)
+    return fail(400, "chunk extensions or trailers too large");
+  return 0;
+}
+
 int RequestParser::on_message_begin(llhttp_t* p) {
   auto* s = self(p);
   s->current_ = RequestRef(new RequestCtx());
@@ -80,6 +90,10 @@ int RequestParser::on_message_begin(llhttp_t* p) {
   s->head_bytes_ = 0;
   s->head_wire_ = 0;
   s->header_count_ = 0;
+  s->extras_bytes_ = 0;
+  s->chunked_ = false;
+  s->framing_wire_ = 0;
+  s->chunks_ = 0;
   return 0;
 }
 
@@ -100,6 +114,8 @@ int RequestParser::on_url(llhttp_t* p, const char* at, size_t len) {
 
 int RequestParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
   auto* s = self(p);
+  // After the head these are trailers, which are dropped: only their size matters.
+  if (s->headers_done_) return s->check_extras_size(len);
   if (s->check_head_size(len)) return -1;
   s->field_.append(at, len);
   return 0;
@@ -107,6 +123,7 @@ int RequestParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
 
 int RequestParser::on_header_value(llhttp_t* p, const char* at, size_t len) {
   auto* s = self(p);
+  if (s->headers_done_) return s->check_extras_size(len);
   if (s->check_head_size(len)) return -1;
   s->value_.append(at, len);
   return 0;
@@ -198,6 +215,16 @@ int RequestParser::analyse_host(std::string_view host, bool from_target) {
   return 0;
 }
 
+void RequestParser::set_header_value(std::string_view key, std::string_view value) {
+  for (auto& h : current_->headers) {
+    if (view(h.key) == key) {
+      h.value.assign(value.data(), value.size());
+      return;
+    }
+  }
+  current_->headers.push_back(EnvHeader{Bytes(key.data(), key.size()), Bytes(value.data(), value.size())});
+}
+
 int RequestParser::analyse_target() {
   RequestCtx& req = *current_;
   std::string_view t = view(req.target);
@@ -219,6 +246,9 @@ int RequestParser::analyse_target() {
     if (authority.empty() || authority.find('@') != std::string_view::npos)
       return fail(400, "invalid request target");
     if (analyse_host(authority, true)) return -1;
+    // RFC 9112 3.2.2: the target's authority replaces whatever Host said,
+    // so HTTP_HOST agrees with SERVER_NAME (Rack reads the host from it).
+    set_header_value("HTTP_HOST", authority);
     rest = end == std::string_view::npos ? std::string_view() : after.substr(end);
   }
   size_t hash = rest.find('#');
@@ -272,9 +302,23 @@ int RequestParser::on_headers_complete(llhttp_t* p) {
   // say `Connection: close`) are ignored anyway. A Transfer-Encoding on
   // HTTP/1.0 means the framing cannot be trusted (RFC 9112 6.1): close.
   req.keep_alive = llhttp_should_keep_alive(p) != 0 && !(chunked && req.http_minor == 0);
+  // We honour no Upgrade: the request is answered as a plain one, and the
+  // connection ends after it, since what the client sends next may well
+  // not be HTTP/1.1 any more.
+  if ((p->flags & F_UPGRADE) && (p->flags & F_CONNECTION_UPGRADE)) req.keep_alive = false;
   s->body_bytes_ = 0;
+  s->chunked_ = chunked;
   // From here on header callbacks carry trailers.
   s->headers_done_ = true;
+  return 0;
+}
+
+int RequestParser::on_chunk_extension(llhttp_t* p, const char*, size_t len) {
+  return self(p)->check_extras_size(len);
+}
+
+int RequestParser::on_chunk_header(llhttp_t* p) {
+  ++self(p)->chunks_;
   return 0;
 }
 
@@ -299,7 +343,21 @@ int RequestParser::on_message_complete(llhttp_t* p) {
 
 RequestParser::Result RequestParser::feed(const char* data, size_t len) {
   if (error_status_) return {State::Error, 0};
+  bool in_framing = in_message_ && headers_done_ && chunked_;
+  uint64_t body_before = body_bytes_;
   llhttp_errno_t err = llhttp_execute(&parser_, data, len);
+  if (err == HPE_OK && in_framing) {
+    // Each chunk's size line and CRLFs are allowed for, up to a 16-digit
+    // size; extensions and trailers are allowed for as counted by their
+    // callbacks. What is left (zeros before a size, whitespace llhttp
+    // skips silently) shares the same budget.
+    constexpr uint64_t kFramingPerChunk = 24;
+    framing_wire_ += len - (body_bytes_ - body_before);
+    if (framing_wire_ > limits_.max_chunk_extras_size + extras_bytes_ + kFramingPerChunk * chunks_) {
+      fail(400, "chunk extensions or trailers too large");
+      return {State::Error, len};
+    }
+  }
   if (err == HPE_OK) {
     // llhttp skips optional whitespace (around values, before the first
     // header) without a callback, so check_head_size never sees it; a head

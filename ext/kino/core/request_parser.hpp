@@ -18,6 +18,10 @@ struct ParserLimits {
   size_t max_uri_size = 8 * 1024;
   size_t max_headers = 100;
   uint64_t max_body_size = 50ull * 1024 * 1024;  // 0 = unlimited
+  // Chunk extensions and trailer fields of one message, together: both are
+  // parsed and dropped, so without a budget of their own a client could
+  // stream them for ever.
+  size_t max_chunk_extras_size = 16 * 1024;
 };
 
 class RequestParser {
@@ -71,13 +75,17 @@ class RequestParser {
   static int on_header_value(llhttp_t*, const char*, size_t);
   static int on_header_value_complete(llhttp_t*);
   static int on_headers_complete(llhttp_t*);
+  static int on_chunk_extension(llhttp_t*, const char*, size_t);
+  static int on_chunk_header(llhttp_t*);
   static int on_body(llhttp_t*, const char*, size_t);
   static int on_message_complete(llhttp_t*);
 
   int fail(int status, const char* reason);
   int finish_header();
   int check_head_size(size_t more);
+  int check_extras_size(size_t more);
   int analyse_target();
+  void set_header_value(std::string_view key, std::string_view value);
   int analyse_host(std::string_view host, bool from_target);
 
   static const BodyStorage kDefaultStorage;
@@ -99,6 +107,13 @@ class RequestParser {
   size_t head_bytes_ = 0;  // head bytes seen by callbacks
   size_t head_wire_ = 0;   // bytes of feed() calls that ended inside the head
   size_t header_count_ = 0;
+  size_t extras_bytes_ = 0;  // chunk extensions and trailers seen by callbacks
+  // Chunked framing on the wire, for what no callback reports (a size's
+  // leading zeros, whitespace): bytes of feed() calls that began after the
+  // head, less the body bytes among them.
+  bool chunked_ = false;
+  uint64_t framing_wire_ = 0;
+  uint64_t chunks_ = 0;
   uint64_t body_bytes_ = 0;
   int error_status_ = 0;
   const char* error_reason_ = "";

@@ -1,5 +1,11 @@
 #include "request_queue.hpp"
 
+#include <new>
+
+#include "responder.hpp"
+#include "response_sink.hpp"
+#include "steady_clock.hpp"
+
 namespace kino {
 
 namespace {
@@ -7,24 +13,52 @@ namespace {
 // queue closes; while nothing else is queued a consumer that takes one puts
 // it back for the next.
 constexpr int kWakeTokens = 64;
+
+// A request that sat in the queue at least this long is checked for a
+// client that left meanwhile (a syscall); one taken sooner is not, so the
+// busy path costs nothing.
+constexpr int64_t kProbeAfterMs = 2;
+
+std::atomic<int> allocations_to_fail{0};
 }  // namespace
 
-void RequestQueue::enqueue(RequestCtx* raw) {
+void RequestQueue::fail_allocations_for_testing(int count) noexcept {
+  allocations_to_fail.store(count, std::memory_order_relaxed);
+}
+
+void* RequestQueue::Traits::malloc(std::size_t n) {
+  if (allocations_to_fail.load(std::memory_order_relaxed) > 0 &&
+      allocations_to_fail.fetch_sub(1, std::memory_order_relaxed) > 0)
+    return nullptr;
+  return NativeQueueTraits::malloc(n);
+}
+
+bool RequestQueue::enqueue(RequestCtx* raw) {
   depth_.fetch_add(1, std::memory_order_relaxed);
-  queue_.enqueue(raw);  // allocates; throws std::bad_alloc only when memory is gone
+  // moodycamel allocates blocks (and a producer per thread) as it goes and
+  // says false, not bad_alloc, when it cannot.
+  if (queue_.enqueue(raw)) return true;
+  depth_.fetch_sub(1, std::memory_order_relaxed);
+  return false;
 }
 
 RequestQueue::Admission RequestQueue::admit(RequestRef& req, int64_t wait_until_ms) {
   if (closed()) return Admission::Refused;
+  req->queued_at_ms = steady_ms();
   // Nobody overtakes a request already waiting for a place.
   if (capacity_ == 0 || (depth() < capacity_ && waiting() == 0)) {
-    enqueue(req.detach());
+    // The reference moves to the queue only once it is in.
+    if (!enqueue(req.get())) return Admission::NoMemory;
+    req.detach();
     return Admission::Queued;
   }
-  {
+  try {
     std::lock_guard<std::mutex> lock(waiting_mu_);
-    waiting_.push_back(Waiting{req.detach(), wait_until_ms});
+    waiting_.push_back(Waiting{req.get(), wait_until_ms});
+    req.detach();
     waiting_count_.fetch_add(1, std::memory_order_relaxed);
+  } catch (const std::bad_alloc&) {
+    return Admission::NoMemory;
   }
   // A place may have freed up while we decided.
   admit_waiting();
@@ -35,7 +69,9 @@ void RequestQueue::admit_waiting() {
   if (waiting() == 0) return;
   std::lock_guard<std::mutex> lock(waiting_mu_);
   while (!waiting_.empty() && depth() < capacity_) {
-    enqueue(waiting_.front().request);
+    // Out of memory: it stays first in line, for the next free place or
+    // its 503 at the deadline.
+    if (!enqueue(waiting_.front().request)) return;
     waiting_.pop_front();
     waiting_count_.fetch_sub(1, std::memory_order_relaxed);
   }
@@ -60,6 +96,21 @@ RequestRef RequestQueue::adopt(RequestCtx* raw) {
   return RequestRef(raw, false);
 }
 
+bool RequestQueue::still_wanted(RequestRef& req) {
+  bool answered = req->claimed();
+  if (!answered) {
+    ResponseSink* sink = req->sink.get();
+    bool gone =
+        sink && (!sink->open() || (steady_ms() - req->queued_at_ms >= kProbeAfterMs && sink->peer_gone()));
+    if (!gone) return true;
+    // Nobody reads this; it ends the request for the connection.
+    respond_plain(*req, 503, "Service Unavailable: the client closed the connection\n", true);
+  }
+  skipped_.fetch_add(1, std::memory_order_relaxed);
+  req.reset();
+  return false;
+}
+
 bool RequestQueue::pass_token() {
   // Requests another producer queued before the close may sit behind the
   // tokens (each producer has its own sub-queue, and moodycamel prefers the
@@ -73,7 +124,11 @@ bool RequestQueue::pass_token() {
 RequestRef RequestQueue::try_pop() {
   RequestCtx* raw = nullptr;
   while (queue_.try_dequeue(raw)) {
-    if (raw) return adopt(raw);
+    if (raw) {
+      RequestRef req = adopt(raw);
+      if (still_wanted(req)) return req;
+      continue;
+    }
     if (pass_token()) break;
   }
   return RequestRef();
@@ -84,7 +139,11 @@ RequestRef RequestQueue::pop_for(std::chrono::microseconds timeout) {
   if (closed()) return try_pop();
   RequestCtx* raw = nullptr;
   if (!queue_.wait_dequeue_timed(raw, timeout)) return RequestRef();
-  if (raw) return adopt(raw);
+  if (raw) {
+    RequestRef req = adopt(raw);
+    if (still_wanted(req)) return req;
+    return try_pop();
+  }
   // Woken by close().
   if (pass_token()) return RequestRef();
   return try_pop();

@@ -1,5 +1,7 @@
 #include "responder.hpp"
 
+#include <cstdio>
+
 #include "response_sink.hpp"
 
 namespace kino {
@@ -25,11 +27,9 @@ void deliver(RequestCtx& req, Bytes bytes, bool last) {
   if (last) req.sink.reset();
 }
 
-}  // namespace
-
-bool respond(RequestCtx& req, int status, std::span<const HeaderView> headers,
-             std::span<const std::string_view> body, bool server_closing) {
-  if (!req.claim()) return false;
+// The whole response, for the party that won the claim.
+void send_whole(RequestCtx& req, int status, std::span<const HeaderView> headers,
+                std::span<const std::string_view> body, bool server_closing) {
   uint64_t total = 0;
   for (auto part : body) total += part.size();
   AppFraming app = read_app_framing(headers);
@@ -58,12 +58,45 @@ bool respond(RequestCtx& req, int status, std::span<const HeaderView> headers,
   req.response.started = req.response.finished = true;
   report_dropped(req, dropped);
   deliver(req, std::move(out), true);
+}
+
+// A 1xx is never the end of an exchange: a client given one as the final
+// answer waits for another (101 would even switch protocols on it). The
+// app's answer is a bug; the client gets a 500 and the log says why.
+void answer_interim_as_error(RequestCtx& req, int status, bool server_closing) {
+  if (req.sink) {
+    char line[120];
+    snprintf(line, sizeof line,
+             "the application answered with status %d, which is not a final status; answered 500", status);
+    req.sink->log(line);
+  }
+  HeaderView headers[] = {{"content-type", "text/plain"}};
+  std::string_view body[] = {"Internal Server Error\n"};
+  send_whole(req, 500, headers, body, server_closing);
+}
+
+bool is_interim(int status) { return status >= 100 && status < 200; }
+
+}  // namespace
+
+bool respond(RequestCtx& req, int status, std::span<const HeaderView> headers,
+             std::span<const std::string_view> body, bool server_closing) {
+  if (!req.claim()) return false;
+  if (is_interim(status))
+    answer_interim_as_error(req, status, server_closing);
+  else
+    send_whole(req, status, headers, body, server_closing);
   return true;
 }
 
 bool start_response(RequestCtx& req, int status, std::span<const HeaderView> headers,
                     bool server_closing) {
   if (!req.claim()) return false;
+  if (is_interim(status)) {
+    // Answered in full here: there is no body to stream for the caller.
+    answer_interim_as_error(req, status, server_closing);
+    return false;
+  }
   AppFraming app = read_app_framing(headers);
   ResponsePlan plan = plan_response(req, status, app, std::nullopt, closing(req, server_closing));
   Bytes out;

@@ -37,6 +37,11 @@ class ResponseSink {
   // Whether the peer is still there to receive a response.
   virtual bool open() const = 0;
 
+  // Any thread, for a request not yet taken: whether the client has left
+  // (closed or reset its connection) though the transport was not reading
+  // and so has not noticed. May look at the socket.
+  virtual bool peer_gone() const { return !open(); }
+
   // Whether the server is draining: responses then say `connection: close`.
   virtual bool closing() const = 0;
 

@@ -29,6 +29,7 @@ void Server::bind() {
   for (const auto& address : config_.listen)
     opened.push_back(std::make_shared<Listener>(*this, address, config_.backlog));
   if (opened.empty()) throw std::runtime_error("no address to listen on");
+  std::lock_guard<std::mutex> listeners_lock(listeners_mu_);
   listeners_ = std::move(opened);
 }
 
@@ -60,6 +61,8 @@ void Server::start() {
 }
 
 std::vector<std::string> Server::addresses() const {
+  // Any thread may ask, while stop() may be clearing the listeners.
+  std::lock_guard<std::mutex> lock(listeners_mu_);
   std::vector<std::string> out;
   for (const auto& l : listeners_) out.push_back(l->address());
   return out;
@@ -69,9 +72,19 @@ void Server::dispatch(RequestRef req) {
   counters_.requests_received.fetch_add(1, std::memory_order_relaxed);
   counters_.in_flight.fetch_add(1, std::memory_order_relaxed);
   int64_t until = steady_ms() + config_.queue_timeout.count();
-  if (queue_.admit(req, until) == RequestQueue::Admission::Refused) {
-    counters_.rejected.fetch_add(1, std::memory_order_relaxed);
-    respond_plain(*req, 503, "Service Unavailable: the server is shutting down\n", true);
+  switch (queue_.admit(req, until)) {
+    case RequestQueue::Admission::Queued:
+    case RequestQueue::Admission::Waiting:
+      return;
+    case RequestQueue::Admission::Refused:
+      counters_.rejected.fetch_add(1, std::memory_order_relaxed);
+      respond_plain(*req, 503, "Service Unavailable: the server is shutting down\n", true);
+      return;
+    case RequestQueue::Admission::NoMemory:
+      counters_.rejected.fetch_add(1, std::memory_order_relaxed);
+      log_.push("out of memory queueing a request; answered 503");
+      respond_plain(*req, 503, "Service Unavailable: the server is out of memory\n", true);
+      return;
   }
 }
 
@@ -191,6 +204,10 @@ int64_t Server::stop(std::chrono::milliseconds timeout, const std::atomic<bool>*
         t.join();
     }
     threads_.clear();
+    // From here on nobody posts (post_while_running); a post already under
+    // way finishes first, so the run below sees it.
+    stopped_flag_.store(true, std::memory_order_seq_cst);
+    while (posting_.load(std::memory_order_seq_cst) > 0) std::this_thread::yield();
     // Handlers still queued (aborted reads, closes) each hold a connection,
     // which holds this server: run them here so nothing is left behind.
     io_.restart();

@@ -63,6 +63,22 @@ class Server : public std::enable_shared_from_this<Server> {
   // more, so connections must not post to them.
   bool stopped() const noexcept { return stopped_flag_.load(std::memory_order_acquire); }
 
+  // Posts `handler` to `executor` (a connection's strand) from any thread,
+  // unless stop() has begun its last run of queued handlers; false then,
+  // with nothing posted. A handler posted later would never run, and would
+  // keep its connection, and through it this server, alive for ever.
+  template <class Executor, class Handler>
+  bool post_while_running(const Executor& executor, Handler&& handler) {
+    struct Entry {
+      std::atomic<int>& posting;
+      ~Entry() { posting.fetch_sub(1, std::memory_order_seq_cst); }
+    } entry{posting_};
+    posting_.fetch_add(1, std::memory_order_seq_cst);
+    if (stopped_flag_.load(std::memory_order_seq_cst)) return false;
+    asio::post(executor, std::forward<Handler>(handler));
+    return true;
+  }
+
   RequestQueue& queue() noexcept { return queue_; }
   Counters& counters() noexcept { return counters_; }
   LogChannel& log() noexcept { return log_; }
@@ -100,7 +116,7 @@ class Server : public std::enable_shared_from_this<Server> {
   std::unique_ptr<asio::steady_timer> sweeper_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::vector<std::shared_ptr<Listener>> listeners_;  // written in bind() and stop() only
-  std::mutex listeners_mu_;
+  mutable std::mutex listeners_mu_;                   // for readers outside the lifecycle lock
   std::vector<std::thread> threads_;
   RequestQueue queue_;
   WorkerSlots slots_;
@@ -113,6 +129,7 @@ class Server : public std::enable_shared_from_this<Server> {
 
   std::atomic<bool> draining_{false};
   std::atomic<bool> stopped_flag_{false};
+  std::atomic<int> posting_{0};  // threads inside post_while_running
   std::atomic<bool> aborting_{false};
   std::atomic<bool> accept_paused_{false};
   bool started_ = false;

@@ -179,8 +179,13 @@ TEST(RequestParser, AbsoluteFormTargetAuthorityWinsOverHost) {
   EXPECT_EQ(str(req->query), "x=1");
   EXPECT_EQ(str(req->server_name), "origin.example");
   EXPECT_EQ(str(req->server_port), "8080");
-  // The Host header itself is still passed on as sent.
-  EXPECT_EQ(env(*req, "HTTP_HOST"), "other.example:9090");
+  // RFC 9112 3.2.2: the Host header is ignored, HTTP_HOST is the authority.
+  EXPECT_EQ(env(*req, "HTTP_HOST"), "origin.example:8080");
+  EXPECT_EQ(env_count(*req, "HTTP_HOST"), 1u);
+  // HTTP/1.0 may send no Host at all: the authority is still the host.
+  auto old = expect_complete("GET http://origin.example/ HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(env(*old, "HTTP_HOST"), "origin.example");
+  EXPECT_EQ(str(old->server_name), "origin.example");
 }
 
 TEST(RequestParser, AbsoluteFormWithoutPortOrPath) {
@@ -337,6 +342,90 @@ TEST(RequestParser, ChunkedBodyWithExtensionsAndTrailers) {
   EXPECT_EQ(str(b.req->body), "hello world0123456789");
   EXPECT_FALSE(env(*b.req, "HTTP_X_TRAILER"));
   EXPECT_EQ(env(*b.req, "HTTP_HOST"), "h");
+}
+
+TEST(RequestParser, ChunkExtensionsBeyondTheirBudgetAre400) {
+  std::string head = "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+  // Under the budget, spread over several chunks: still a request.
+  std::string ok = head;
+  for (int i = 0; i < 3; ++i) ok += "1;n=" + std::string(4000, 'v') + "\r\nx\r\n";
+  expect_complete(ok + "0\r\n\r\n");
+  // One 20 KB extension, as a name and as a value.
+  expect_error(head + "1;" + std::string(20000, 'a') + "\r\nx\r\n0\r\n\r\n", 400);
+  expect_error(head + "1;n=" + std::string(20000, 'a') + "\r\nx\r\n0\r\n\r\n", 400);
+  // Many small ones add up, across chunks.
+  std::string many = head;
+  for (int i = 0; i < 20; ++i) many += "1;n=" + std::string(1000, 'v') + "\r\nx\r\n";
+  expect_error(many + "0\r\n\r\n", 400);
+}
+
+TEST(RequestParser, AnEndlessChunkExtensionEndsInAnError) {
+  RequestParser p(ParserLimits{});
+  std::string head = "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1;";
+  ASSERT_EQ(p.feed(head.data(), head.size()).state, State::NeedMore);
+  std::string piece(16 * 1024, 'a');
+  State state = State::NeedMore;
+  size_t fed = 0;
+  while (state == State::NeedMore && fed < 4 * 1024 * 1024) {
+    state = p.feed(piece.data(), piece.size()).state;
+    fed += piece.size();
+  }
+  EXPECT_EQ(state, State::Error);
+  EXPECT_EQ(p.error_status(), 400);
+  EXPECT_LE(fed, 32u * 1024) << "the budget is about 16 KiB";
+}
+
+// Fed in pieces, as a connection feeds it: what no callback reports
+// (zeros before a chunk size, whitespace llhttp skips) is bounded too.
+State feed_endless(std::string_view start, char filler, size_t* fed) {
+  RequestParser p(ParserLimits{});
+  std::string head = "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+  EXPECT_EQ(p.feed(head.data(), head.size()).state, State::NeedMore);
+  State state = p.feed(start.data(), start.size()).state;
+  std::string piece(16 * 1024, filler);
+  *fed = 0;
+  while (state == State::NeedMore && *fed < 4 * 1024 * 1024) {
+    state = p.feed(piece.data(), piece.size()).state;
+    *fed += piece.size();
+  }
+  if (state == State::Error) {
+    EXPECT_EQ(p.error_status(), 400);
+  }
+  return state;
+}
+
+TEST(RequestParser, EndlessChunkFramingEndsInAnError) {
+  size_t fed = 0;
+  EXPECT_EQ(feed_endless("", '0', &fed), State::Error) << "leading zeros of a chunk size";
+  EXPECT_LE(fed, 48u * 1024);
+  EXPECT_EQ(feed_endless("1\r\nx\r\n0\r\nX-T:", ' ', &fed), State::Error)
+      << "whitespace before a trailer value";
+  EXPECT_LE(fed, 48u * 1024);
+}
+
+TEST(RequestParser, ManySmallChunksAreNotFraming) {
+  RequestParser p(ParserLimits{});
+  std::string in = "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+  ASSERT_EQ(p.feed(in.data(), in.size()).state, State::NeedMore);
+  std::string chunks;
+  for (int i = 0; i < 20000; ++i) chunks += "1\r\nx\r\n";
+  chunks += "0000000000000010\r\n0123456789abcdef\r\n0\r\n\r\n";
+  State state = State::NeedMore;
+  for (size_t at = 0; at < chunks.size() && state == State::NeedMore; at += 1000) {
+    auto r = p.feed(chunks.data() + at, std::min<size_t>(1000, chunks.size() - at));
+    state = r.state;
+  }
+  ASSERT_EQ(state, State::Complete) << p.error_reason();
+  EXPECT_EQ(p.take()->body->received(), 20016u);
+}
+
+TEST(RequestParser, TrailersBeyondTheBudgetAre400) {
+  std::string head = "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n";
+  expect_complete(head + "X-T: " + std::string(8000, 't') + "\r\n\r\n");
+  expect_error(head + "X-T: " + std::string(20000, 't') + "\r\n\r\n", 400);
+  std::string many = head;
+  for (int i = 0; i < 40; ++i) many += "X-T" + std::to_string(i) + ": " + std::string(500, 't') + "\r\n";
+  expect_error(many + "\r\n", 400);
 }
 
 TEST(RequestParser, ContentLengthTrailerNeverBecomesContentLength) {
@@ -839,7 +928,9 @@ TEST(RequestParser, UpgradeRequestIsAnsweredAsPlainRequest) {
   auto r = p.feed(all.data(), all.size());
   ASSERT_EQ(r.state, State::Complete);
   EXPECT_EQ(r.consumed, first.size());
-  EXPECT_EQ(str(p.take()->path), "/ws");
+  RequestRef upgrade = p.take();
+  EXPECT_EQ(str(upgrade->path), "/ws");
+  EXPECT_FALSE(upgrade->keep_alive) << "an Upgrade not honoured ends the connection after its response";
   // The caller loops while input is left, as the connection does.
   size_t at = r.consumed;
   RequestRef next;
@@ -851,7 +942,11 @@ TEST(RequestParser, UpgradeRequestIsAnsweredAsPlainRequest) {
   }
   ASSERT_TRUE(next);
   EXPECT_EQ(str(next->path), "/next");
+  EXPECT_TRUE(next->keep_alive);
   EXPECT_EQ(at, all.size());
+  // An Upgrade header alone (no `Connection: upgrade`) asks for nothing.
+  auto plain = expect_complete("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n");
+  EXPECT_TRUE(plain->keep_alive);
 }
 
 TEST(RequestParser, TransferCodingsOtherThanChunkedGet501) {

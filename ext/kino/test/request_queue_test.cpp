@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "responder.hpp"
 #include "test_sink.hpp"
 
 using namespace kino;
@@ -336,4 +337,83 @@ TEST(RequestQueue, ClosedQueueStillAdmitsWaitingRequestsAsPlacesFree) {
   EXPECT_FALSE(q.drained());
   EXPECT_EQ(drain(q, 2), (std::vector<uint64_t>{1, 2}));
   EXPECT_TRUE(q.drained());
+}
+
+namespace {
+
+// A request whose answers are recorded, like one from a connection.
+RequestRef request_with_sink(uint64_t seq, std::shared_ptr<test::RecordingSink> sink) {
+  RequestRef r = make_request(seq);
+  r->sink = std::move(sink);
+  return r;
+}
+
+}  // namespace
+
+TEST(RequestQueue, ARequestAnsweredWhileQueuedIsNeverTaken) {
+  RequestQueue q;
+  auto sink = std::make_shared<test::RecordingSink>();
+  RequestRef timed_out = request_with_sink(1, sink);
+  RequestCtx* raw = timed_out.get();
+  RequestRef keep(raw);  // what the connection holds for its 504
+  ASSERT_TRUE(q.push(timed_out));
+  RequestRef next = request_with_sink(2, std::make_shared<test::RecordingSink>());
+  ASSERT_TRUE(q.push(next));
+  ASSERT_TRUE(respond_plain(*keep, 504, "Gateway Timeout\n", false));  // request_timeout, while queued
+  keep.reset();
+
+  RequestRef taken = q.try_pop();
+  ASSERT_TRUE(taken);
+  EXPECT_EQ(taken->sequence, 2u) << "the answered request is skipped, not run";
+  EXPECT_EQ(q.skipped(), 1u);
+  EXPECT_EQ(sink->lasts(), 1u) << "only its 504 went out";
+  EXPECT_EQ(q.depth(), 0u);
+
+  // The blocking pop skips the same way.
+  RequestRef again = request_with_sink(3, std::make_shared<test::RecordingSink>());
+  RequestRef hold(again.get());
+  ASSERT_TRUE(q.push(again));
+  respond_plain(*hold, 504, "Gateway Timeout\n", false);
+  hold.reset();
+  EXPECT_FALSE(q.pop_for(50ms));
+  EXPECT_EQ(q.skipped(), 2u);
+}
+
+TEST(RequestQueue, ARequestWhoseClientLeftIsAnsweredAndNeverTaken) {
+  RequestQueue q;
+  auto gone = std::make_shared<test::RecordingSink>();
+  RequestRef r = request_with_sink(1, gone);
+  ASSERT_TRUE(q.push(r));
+  gone->open_ = false;  // the client closed while the request waited
+  RequestRef live = request_with_sink(2, std::make_shared<test::RecordingSink>());
+  ASSERT_TRUE(q.push(live));
+
+  RequestRef taken = q.pop_for(100ms);
+  ASSERT_TRUE(taken);
+  EXPECT_EQ(taken->sequence, 2u);
+  EXPECT_EQ(q.skipped(), 1u);
+  // The connection still gets the end of its request (nobody reads it).
+  ASSERT_EQ(gone->lasts(), 1u);
+  EXPECT_EQ(test::parse_response(gone->wire()).status, 503);
+}
+
+TEST(RequestQueue, AFailedAllocationLeavesTheRequestWithTheCaller) {
+  RequestQueue q;
+  RequestRef r = make_request(1);
+  RequestCtx* raw = r.get();
+  RequestQueue::Admission admission{};
+  // A new producer thread needs a producer and a block: both fail.
+  RequestQueue::fail_allocations_for_testing(1000);
+  std::thread producer([&] { admission = q.admit(r, INT64_MAX); });
+  producer.join();
+  RequestQueue::fail_allocations_for_testing(0);
+  EXPECT_EQ(admission, RequestQueue::Admission::NoMemory);
+  ASSERT_TRUE(r) << "the caller still holds the request, to answer it";
+  EXPECT_EQ(r.get(), raw);
+  EXPECT_EQ(raw->use_count(), 1u);
+  EXPECT_EQ(q.depth(), 0u);
+  EXPECT_FALSE(q.try_pop());
+  // Memory back: the same request goes in.
+  ASSERT_TRUE(q.push(r));
+  EXPECT_EQ(q.try_pop().get(), raw);
 }

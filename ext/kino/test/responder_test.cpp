@@ -419,3 +419,31 @@ TEST(Responder, NoSinkIsHarmless) {
   EXPECT_TRUE(respond_with(*req, 200, {}, {"x"}));
   EXPECT_TRUE(req->response.finished);
 }
+
+TEST(Responder, FinalInterimStatusBecomes500) {
+  for (int status : {100, 101, 103, 199}) {
+    Fixture whole;
+    ASSERT_TRUE(respond_with(*whole.req, status, {{"upgrade", "websocket"}, {"x-app", "1"}}, {"app body"}));
+    auto r = parse_response(whole.sink->wire());
+    ASSERT_TRUE(r.ok) << status;
+    EXPECT_EQ(r.status_line, "HTTP/1.1 500 Internal Server Error") << status;
+    EXPECT_EQ(r.count("x-app"), 0u) << "nothing of the app's answer goes out";
+    EXPECT_EQ(r.body, "Internal Server Error\n");
+    EXPECT_EQ(whole.sink->lasts(), 1u);
+    auto logs = whole.sink->logs();
+    ASSERT_EQ(logs.size(), 1u);
+    EXPECT_NE(logs[0].find("status " + std::to_string(status)), std::string::npos) << logs[0];
+
+    Fixture streamed;
+    EXPECT_FALSE(start_response(*streamed.req, status, Headers{{"x-app", "1"}}))
+        << "nothing to stream: the answer is complete";
+    EXPECT_FALSE(write_body(*streamed.req, "more"));
+    finish_response(*streamed.req);
+    auto s = parse_response(streamed.sink->wire());
+    ASSERT_TRUE(s.ok);
+    EXPECT_EQ(s.status_line, "HTTP/1.1 500 Internal Server Error");
+    EXPECT_EQ(s.body, "Internal Server Error\n");
+    EXPECT_EQ(streamed.sink->lasts(), 1u);
+    EXPECT_EQ(streamed.sink->logs().size(), 1u);
+  }
+}

@@ -1,9 +1,11 @@
 #include "server.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -873,5 +875,194 @@ TEST(Server, ReleasedUnansweredRequestGets500) {
   for (auto& line : server->log().drain())
     if (line.find("without a response") != std::string::npos) logged = true;
   EXPECT_TRUE(logged);
+  stop(*server, 1000ms);
+}
+
+namespace {
+
+// Waits until the server's queue holds `depth` requests.
+bool wait_for_depth(Server& s, size_t depth, std::chrono::milliseconds limit = 5000ms) {
+  auto deadline = Clock::now() + limit;
+  while (s.queue().depth() != depth) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(2ms);
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST(Server, ARequestTimedOutInTheQueueIsNeverTaken) {
+  ServerConfig config;
+  config.listen = {"tcp://127.0.0.1:0"};
+  config.request_timeout = 200ms;
+  auto server = start_server(config);
+  auto client = client_of(*server);
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send("POST /charge HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nok"));
+  // Nobody takes it: the client gets its 504 while it is still queued.
+  auto r = parse_response(client->read_response());
+  EXPECT_EQ(r.status, 504);
+  EXPECT_EQ(server->queue().depth(), 1u);
+  EXPECT_FALSE(pop(*server, 100ms)) << "a worker must not run what the client was told failed";
+  EXPECT_EQ(server->queue().skipped(), 1u);
+  EXPECT_EQ(stop(*server, 1000ms), 0);
+}
+
+TEST(Server, ARequestWhoseClientLeftWhileQueuedIsNeverTaken) {
+  auto server = start_server("tcp://127.0.0.1:0");
+  auto leaving = client_of(*server);
+  auto staying = client_of(*server);
+  ASSERT_TRUE(leaving && staying);
+  ASSERT_TRUE(leaving->send("POST /charge HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nok"));
+  ASSERT_TRUE(wait_for_depth(*server, 1));
+  leaving.reset();  // the client closes while its request waits
+  ASSERT_TRUE(staying->send("GET /stay HTTP/1.1\r\nHost: h\r\n\r\n"));
+  ASSERT_TRUE(wait_for_depth(*server, 2));
+  std::this_thread::sleep_for(20ms);
+  // The two came through different I/O threads: either may come first.
+  std::vector<std::string> taken;
+  for (int i = 0; i < 3; ++i) {
+    RequestRef req = pop(*server, 100ms);
+    if (!req) continue;
+    taken.push_back(str(req->path));
+    ASSERT_TRUE(reply(*req, 200, "taken"));
+  }
+  EXPECT_EQ(taken, std::vector<std::string>{"/stay"}) << "the request of the client that left is skipped";
+  EXPECT_EQ(server->queue().skipped(), 1u);
+  EXPECT_EQ(parse_response(staying->read_response()).status, 200);
+  EXPECT_EQ(stop(*server, 1000ms), 0);
+  EXPECT_EQ(server->counters().in_flight.load(), 0) << "the skipped request is accounted for";
+}
+
+TEST(Server, AFailedEnqueueIsAnswered) {
+  auto server = start_server("tcp://127.0.0.1:0");
+  auto client = client_of(*server);
+  ASSERT_TRUE(client);
+  // The queue has never been used from the I/O threads: enqueueing needs
+  // allocations, and they fail.
+  RequestQueue::fail_allocations_for_testing(1000000);
+  bool sent = client->send("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+  auto r = parse_response(client->read_response());
+  RequestQueue::fail_allocations_for_testing(0);
+  ASSERT_TRUE(sent);
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.get("connection"), "close");
+  bool logged = false;
+  for (auto& line : server->log().drain())
+    if (line.find("out of memory") != std::string::npos) logged = true;
+  EXPECT_TRUE(logged);
+  EXPECT_EQ(stop(*server, 1000ms), 0);
+}
+
+TEST(Server, AddressesMayBeReadWhileTheServerStops) {
+  for (int round = 0; round < 20; ++round) {
+    auto server = start_server("tcp://127.0.0.1:0");
+    std::atomic<bool> done{false};
+    std::thread reader([&] {
+      while (!done.load()) {
+        auto addresses = server->addresses();
+        EXPECT_LE(addresses.size(), 1u);
+        for (auto& a : addresses) EXPECT_EQ(a.rfind("tcp://127.0.0.1:", 0), 0u);
+      }
+    });
+    std::this_thread::sleep_for(1ms);
+    stop(*server, 0ms);
+    done.store(true);
+    reader.join();
+    EXPECT_TRUE(server->addresses().empty());
+  }
+}
+
+TEST(Server, AResponseRacingStopLeavesNothingBehind) {
+  // Whenever the answer comes (before, while or after stop() runs its last
+  // handlers), the server and its connections must be freed once their
+  // owners let go: no handler may be posted that never runs.
+  for (int round = 0; round < 30; ++round) {
+    std::weak_ptr<Server> weak;
+    {
+      auto server = start_server("tcp://127.0.0.1:0");
+      weak = server;
+      auto client = client_of(*server);
+      ASSERT_TRUE(client);
+      ASSERT_TRUE(client->send("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
+      RequestRef req = pop(*server);
+      ASSERT_TRUE(req);
+      std::thread answer([&, round] {
+        std::this_thread::sleep_for(std::chrono::microseconds(round * 150));
+        ASSERT_TRUE(start_response(*req, 200, {}));
+        for (int i = 0; i < 20; ++i) write_body(*req, "piece");
+        finish_response(*req);
+      });
+      server->stop(0ms);
+      answer.join();
+      req.reset();
+    }
+    EXPECT_TRUE(weak.expired()) << "round " << round << ": the Server outlived its last owner";
+  }
+}
+
+namespace {
+
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+size_t count_lines(const std::vector<std::string>& lines, std::string_view what) {
+  size_t n = 0;
+  for (const auto& line : lines)
+    if (line.find(what) != std::string::npos) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST(Server, OutOfDescriptorsAcceptPausesAndLogsOnce) {
+  auto server = start_server("tcp://127.0.0.1:0");
+  uint16_t port = port_of(server->addresses().at(0));
+  // The clients' descriptors exist before the limit drops; connecting
+  // needs no new one, accepting does.
+  std::vector<int> fds;
+  for (int i = 0; i < 8; ++i) fds.push_back(::socket(AF_INET, SOCK_STREAM, 0));
+  int lowest_free = ::open("/dev/null", O_RDONLY);
+  ASSERT_GE(lowest_free, 0);
+  ::close(lowest_free);
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit low = saved;
+  low.rlim_cur = static_cast<rlim_t>(lowest_free);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int fd : fds) ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  std::this_thread::sleep_for(100ms);
+  double before = cpu_seconds();
+  std::this_thread::sleep_for(500ms);
+  double used = cpu_seconds() - before;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+
+  EXPECT_LT(used, 0.25) << "an I/O thread spun while accept failed";
+  std::vector<std::string> log = server->log().drain();
+  EXPECT_EQ(count_lines(log, "Too many open files"), 1u) << "one line per episode";
+
+  // Descriptors are back: the clients in the backlog are served.
+  Client client(fds[0]);
+  fds.erase(fds.begin());
+  ASSERT_TRUE(client.send("GET /back HTTP/1.1\r\nHost: h\r\n\r\n"));
+  RequestRef req = pop(*server);
+  ASSERT_TRUE(req);
+  EXPECT_EQ(str(req->path), "/back");
+  ASSERT_TRUE(reply(*req, 200, "back"));
+  EXPECT_EQ(parse_response(client.read_response()).status, 200);
+  req.reset();
+  auto later = server->log().drain();
+  EXPECT_EQ(count_lines(later, "accepting connections again"), 1u);
+  for (int fd : fds) ::close(fd);
   stop(*server, 1000ms);
 }
