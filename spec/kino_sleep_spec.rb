@@ -83,7 +83,7 @@ RSpec.describe "Kino.sleep" do
       Kino.sleep(0.05)
       [Ractor.current == Ractor.main, Process.clock_gettime(Process::CLOCK_MONOTONIC) - started]
     end
-    main, elapsed = ractor.take
+    main, elapsed = ractor_value(ractor)
     expect(main).to be(false)
     expect(elapsed).to be >= 0.05
     expect(elapsed).to be < 2.0
