@@ -87,7 +87,7 @@ RSpec.describe "Kino::Native from a non-main ractor" do
       socket.close
       results
     end
-    results = ractor.take
+    results = ractor_value(ractor)
 
     expect(results[:path]).to eq("/one")
     expect(results[:busy]).to be >= 0

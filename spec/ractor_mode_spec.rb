@@ -24,9 +24,11 @@ module RactorModeApps
   end)
 
   # An after_worker_boot hook that marks, in +dir+, each worker it ran in.
+  # The lambda captures a variable assigned once: Ruby 4.0 refuses to make
+  # a proc shareable when an outer variable it reads may be reassigned.
   def self.boot_marker(dir)
-    dir = dir.dup.freeze
-    Ractor.make_shareable(-> { File.write(File.join(dir, Ractor.current.name.to_s), "") })
+    marks_dir = dir.dup.freeze
+    Ractor.make_shareable(-> { File.write(File.join(marks_dir, Ractor.current.name.to_s), "") })
   end
 end
 

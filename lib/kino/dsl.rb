@@ -145,10 +145,11 @@ module Kino
     private_class_method :location_of
 
     # A wrong number of arguments to a directive is raised inside this file;
-    # naming the directive says which call was wrong.
+    # naming the directive says which call was wrong. base_label is the bare
+    # method name on every Ruby (label is "Kino::DSL#tls" from 3.4 on).
     def self.describe_exception(exception)
       innermost = exception.backtrace_locations&.first
-      directive = innermost&.label if innermost&.path == __FILE__
+      directive = innermost&.base_label if innermost&.path == __FILE__
       if exception.is_a?(ArgumentError) && directive && directives.include?(directive.to_sym)
         "#{directive}: #{exception.message}"
       else
