@@ -7,6 +7,14 @@ require "objspace"
 # that can once prepared. Lambdas are made by module methods, so their self
 # (the module) is shareable and only what they capture is in the way.
 module PreparationSpecApps
+  # The captured variable is assigned twice: Ruby 4.0 refuses the lambda for
+  # that alone, older Rubies for the String it holds.
+  def self.capturing_reassigned
+    greeting = "hello"
+    greeting = +"#{greeting}\n"
+    ->(_env) { [200, { "content-type" => "text/plain" }, [greeting]] }
+  end
+
   def self.capturing_two
     hits = {}
     seen = []
@@ -131,6 +139,11 @@ RSpec.describe Kino::RactorPreparation do
       blockers = blockers_of(PreparationSpecApps.capturing_two)
       expect(blockers.map(&:path)).to contain_exactly("app (captured variable `hits`)",
                                                       "app (captured variable `seen`)")
+    end
+
+    it "names a captured variable that is assigned twice, on every Ruby" do
+      blockers = blockers_of(PreparationSpecApps.capturing_reassigned)
+      expect(blockers.map(&:path)).to eq(["app (captured variable `greeting`)"])
     end
 
     it "names a class-level instance variable holding a mutable Hash" do

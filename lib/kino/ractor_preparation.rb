@@ -377,6 +377,14 @@ module Kino
         return
       rescue Ractor::IsolationError, Ractor::Error, ArgumentError => e
         name = e.message[/from variable [`']([^'`]+)'/, 1]
+        if (reassigned = e.message[/outer variable [`']([^'`]+)' may be reassigned/, 1])
+          # Ruby 4.0 refuses a proc over a variable assigned twice, whatever
+          # it holds now; unsetting it would not help, so name it and stop.
+          findings.blockers << Blocker.new("#{path} (captured variable `#{reassigned}`)",
+                                           "is assigned more than once, so Ruby will not share the #{kind}",
+                                           "assign the value the #{kind} uses once, to a variable of its own", location)
+          return
+        end
         unless name
           findings.blockers << Blocker.new(path, "this #{kind} cannot be shared: #{e.message}", nil, location)
           return
