@@ -398,6 +398,7 @@ module Kino
     # it does): for apps that read the body while they answer. A slow
     # upload then holds a worker for as long as it takes. With false, the
     # default, Kino reads every body whole first.
+    # The default is false.
     #
     # @example
     #   stream_request_bodies true
@@ -416,7 +417,7 @@ module Kino
     #   min_body_rate 4096
     #
     def min_body_rate(bytes_per_second)
-      @settings[:min_body_rate] = bytes_per_second.nil? ? 0 : non_negative_integer(:min_body_rate, bytes_per_second)
+      @settings[:min_body_rate] = bytes_per_second.nil? ? nil : non_negative_integer(:min_body_rate, bytes_per_second)
     end
 
     # Seconds over which min_body_rate is averaged; the first such span of
