@@ -325,7 +325,8 @@ void Connection::fail_streaming(int status, const char* reason) {
 // Whatever else the client sent is not trusted: answer and close. `req` is
 // the request already with the workers, or null for one never dispatched.
 void Connection::reject(int status, std::string_view reason, RequestRef req) {
-  server_->counters().parse_errors.fetch_add(1, std::memory_order_relaxed);
+  // A full spool (503) is overload, not a malformed request.
+  if (status != 503) server_->counters().parse_errors.fetch_add(1, std::memory_order_relaxed);
   server_->counters().rejected.fetch_add(1, std::memory_order_relaxed);
   expect(Waiting::Nothing);
   if (!req) {
@@ -453,9 +454,6 @@ void Connection::on_write(const error_code& ec) {
 
 void Connection::response_done(bool keep_alive) {
   in_flight_.reset();
-  // The request may have let go of a spool file: the listeners may have
-  // room again.
-  server_->resume_if_room();
   app_deadline_ms_.store(kNever, std::memory_order_relaxed);
   response_begun_ = false;
   if (streaming_) {

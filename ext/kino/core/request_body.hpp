@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -37,11 +38,17 @@ struct SpoolBudget {
   std::atomic<int64_t> files{0};
   // The server's open connections (null: none counted, as in unit tests).
   const std::atomic<int64_t>* connections = nullptr;
+  // Called, on whatever thread lets a spool file go, so a listener paused
+  // at the descriptor budget can resume. Set before the first connection.
+  std::function<void()> file_released;
 
   bool take_bytes(uint64_t n) noexcept;
   void give_bytes(uint64_t n) noexcept { bytes.fetch_sub(n, std::memory_order_acq_rel); }
   bool take_file() noexcept;
-  void give_file() noexcept { files.fetch_sub(1, std::memory_order_acq_rel); }
+  void give_file() noexcept {
+    files.fetch_sub(1, std::memory_order_acq_rel);
+    if (file_released) file_released();
+  }
   int64_t descriptors() const noexcept {
     int64_t open = connections ? connections->load(std::memory_order_relaxed) : 0;
     return open + files.load(std::memory_order_relaxed);

@@ -43,6 +43,12 @@ void Server::start() {
   if (started_) return;
   if (listeners_.empty()) throw std::runtime_error("bind before start");
   work_.emplace(io_.get_executor());
+  // A spool file let go (by a worker, after the response) frees a
+  // descriptor: a listener paused at max_connections may go on. Weak: a
+  // body may outlive the server.
+  config_.body_storage.budget->file_released = [weak = weak_from_this()] {
+    if (auto server = weak.lock()) server->resume_if_room();
+  };
   for (auto& l : listeners_) l->start();
   sweeper_ = std::make_unique<asio::steady_timer>(asio::make_strand(io_));
   sweep();

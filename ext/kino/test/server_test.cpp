@@ -1023,12 +1023,24 @@ TEST(Server, SpoolFilesCountAgainstMaxConnections) {
   auto r = parse_response(wire);
   EXPECT_EQ(r.status, 503) << wire;
   EXPECT_EQ(r.get("retry-after"), "1");
+  second.reset();  // its lingering close ends: one connection and one spool file remain
   ASSERT_TRUE(first->send(std::string(990, 'a')));
   RequestRef req = pop(*server);
   ASSERT_TRUE(req);
   EXPECT_EQ(read_body(*req).bytes.size(), 1000u);
   reply(*req, 200, "ok");
   EXPECT_EQ(parse_response(first->read_response()).status, 200);
+  // The first connection stays (keep-alive) and its spool file fills the
+  // budget; letting the file go lets the listener accept again.
+  std::this_thread::sleep_for(100ms);
+  req->body->discard();  // what the binding does once the response is out
+  auto third = client_of(*server);
+  ASSERT_TRUE(third);
+  ASSERT_TRUE(third->send("GET /after HTTP/1.1\r\nHost: h\r\n\r\n"));
+  RequestRef after = pop(*server, 2000ms);
+  ASSERT_TRUE(after) << "the listener resumed once the spool file was gone";
+  reply(*after, 200, "after");
+  EXPECT_EQ(parse_response(third->read_response()).body, "after");
   stop(*server, 1000ms);
 }
 
