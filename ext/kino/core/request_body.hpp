@@ -1,11 +1,13 @@
 // A request body on its way from the connection to the app. The
 // connection's strand appends bytes as they arrive; the worker that took
-// the request reads them, possibly before the last byte is in (the app may
-// start on a large upload at once). A body of up to `memory_limit` bytes
-// lives in memory; a longer one goes to an unlinked temporary file (from
-// its first byte when its Content-Length says so, from the limit on for a
-// chunked one), so an upload costs disk, not RAM, however large it is. Every byte stays until the body
-// is discarded, which is what makes `rewind` possible.
+// the request reads them: by default once the last byte is in, and with
+// stream_request_bodies possibly before (the app may start on a large
+// upload at once). A body of up to `memory_limit` bytes lives in memory; a
+// longer one goes to an unlinked temporary file (from its first byte when
+// its Content-Length says so, from the limit on for a chunked one), so an
+// upload costs disk, not RAM, however large it is, within the server's
+// SpoolBudget. Every byte stays until the body is discarded, which is what
+// makes `rewind` possible.
 #pragma once
 
 #include <atomic>
