@@ -42,7 +42,8 @@ RSpec.describe Kino::Configuration do
         quarantine_timeout quarantine_max rackup io_shards http2 max_workers scale_down_after
       ]
       hardening = %i[max_header_size max_uri_size max_headers first_data_timeout persistent_timeout backlog]
-      expect(defaults.keys).to match_array(earlier + hardening)
+      bodies = %i[body_buffer_size stream_request_bodies min_body_rate min_body_rate_window max_spool_size]
+      expect(defaults.keys).to match_array(earlier + hardening + bodies)
     end
 
     it "holds the documented values" do
@@ -56,7 +57,9 @@ RSpec.describe Kino::Configuration do
         environment: nil, pidfile: nil, tls: nil, control_bind: nil,
         control_token: nil, request_timeout: nil, quarantine_timeout: nil,
         on_error: nil, after_boot: nil, after_worker_boot: nil,
-        after_request_complete: nil, on_worker_exit: nil
+        after_request_complete: nil, on_worker_exit: nil,
+        body_buffer_size: 114_688, stream_request_bodies: false, min_body_rate: 1024,
+        min_body_rate_window: 5, max_spool_size: 1_073_741_824
       )
     end
 

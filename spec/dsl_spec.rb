@@ -87,8 +87,10 @@ RSpec.describe Kino::DSL do
     end
 
     it "accepts nil where nil turns a feature off" do
-      configuration = load_config("max_body_size nil\nrequest_timeout nil\nmax_connections nil\n")
-      expect(configuration.to_h).to include(max_body_size: nil, request_timeout: nil, max_connections: nil)
+      configuration = load_config("max_body_size nil\nrequest_timeout nil\nmax_connections nil\n" \
+                                  "min_body_rate nil\nmax_spool_size nil\n")
+      expect(configuration.to_h).to include(max_body_size: nil, request_timeout: nil, max_connections: nil,
+                                            min_body_rate: nil, max_spool_size: nil)
     end
 
     it "takes paths as Pathnames" do
@@ -135,6 +137,11 @@ RSpec.describe Kino::DSL do
       "rackup nil" => "rackup must be a non-empty String (got nil)",
       "tls cert: \"c.pem\", key: 42" => "tls key must be a non-empty String (got 42)",
       "control_token 123" => "control_token must be a non-empty String (got 123)",
+      "body_buffer_size(-1)" => "body_buffer_size must be an Integer, 0 or more (got -1)",
+      "stream_request_bodies \"yes\"" => 'stream_request_bodies must be true or false (got "yes")',
+      "min_body_rate 1.5" => "min_body_rate must be an Integer, 0 or more (got 1.5)",
+      "min_body_rate_window 0" => "min_body_rate_window must be a positive number of seconds (got 0)",
+      "max_spool_size(-1)" => "max_spool_size must be an Integer, 0 or more (got -1)",
       "control_bind \"127.0.0.1\"" => 'control_bind needs a port, as in "127.0.0.1:9293" (got "127.0.0.1")',
       "bind \"ssl://0.0.0.0:443\"" => 'bind cannot listen on "ssl://0.0.0.0:443": Kino listens on tcp:// ' \
                                       "and unix:// (HTTPS comes from the tls directive)",

@@ -32,7 +32,9 @@ RSpec.describe "Kino::Native from a non-main ractor" do
         data
       end
       results = {}
-      id = native.server_create({ listen: ["tcp://127.0.0.1:0"], io_threads: 1, worker_slots: 4 })
+      # Streaming bodies, so input_read has a body still arriving to wait for.
+      id = native.server_create({ listen: ["tcp://127.0.0.1:0"], io_threads: 1, worker_slots: 4,
+                                  stream_request_bodies: true })
       port = Integer(native.server_addresses(id).first[/\d+\z/])
       native.server_start(id)
       socket = TCPSocket.new("127.0.0.1", port)

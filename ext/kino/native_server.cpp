@@ -17,7 +17,8 @@ namespace {
 
 ID id_listen, id_io_threads, id_backlog, id_max_header_size, id_max_uri_size, id_max_headers,
     id_max_body_size, id_write_high_water, id_worker_slots, id_first_data_timeout, id_persistent_timeout, id_request_timeout, id_queue_depth, id_queue_timeout, id_max_connections,
-    id_body_memory_limit, id_spool_dir, id_wake;
+    id_body_memory_limit, id_spool_dir, id_wake, id_stream_request_bodies, id_min_body_rate,
+    id_min_body_rate_window, id_max_spool_size;
 
 std::shared_ptr<Server> find_server(uint64_t id) {
   auto s = Registry::instance().find(id);
@@ -60,7 +61,18 @@ VALUE native_server_create(VALUE, VALUE options) {
   long n = RARRAY_LEN(addresses);
   VALUE spool_dir = opt(options, id_spool_dir);
   if (!NIL_P(spool_dir)) StringValue(spool_dir);
-  long long body_memory = opt_int(options, id_body_memory_limit, 1 << 20);
+  long long body_memory = opt_int(options, id_body_memory_limit, 112 << 10);
+  bool stream_bodies = RTEST(opt(options, id_stream_request_bodies));
+  long long min_body_rate = opt_int(options, id_min_body_rate, 1024);
+  long long max_spool = opt_int(options, id_max_spool_size, 1ll << 30);
+  VALUE rate_window = opt(options, id_min_body_rate_window);
+  double rate_window_s = NIL_P(rate_window) ? 5.0 : NUM2DBL(rate_window);
+  // Bounded so the rate arithmetic (bytes x 1000, rate x elapsed ms) stays
+  // far from overflow; no network is that slow or that fast.
+  if (min_body_rate < 0 || min_body_rate > (1ll << 40) || max_spool < 0)
+    rb_raise(rb_eArgError, "min_body_rate and max_spool_size must not be negative");
+  if (!(rate_window_s > 0) || rate_window_s > 3600)
+    rb_raise(rb_eArgError, "min_body_rate_window must be between 0 and 3600 seconds");
   long long io_threads = opt_int(options, id_io_threads, 2);
   long long backlog = opt_int(options, id_backlog, 1024);
   long long max_header = opt_int(options, id_max_header_size, 64 * 1024);
@@ -109,6 +121,10 @@ VALUE native_server_create(VALUE, VALUE options) {
     config.queue_depth = static_cast<size_t>(queue_depth);
     config.max_connections = static_cast<size_t>(max_connections);
     config.queue_timeout = std::chrono::milliseconds(static_cast<long long>(queue_timeout_s * 1000));
+    config.stream_request_bodies = stream_bodies;
+    config.min_body_rate = static_cast<uint64_t>(min_body_rate);
+    config.min_body_rate_window = std::chrono::milliseconds(static_cast<long long>(rate_window_s * 1000));
+    config.max_spool_size = static_cast<uint64_t>(max_spool);
     auto server = std::make_shared<Server>(std::move(config));
     server->bind();
     return ULL2NUM(Registry::instance().add(std::move(server)));
@@ -438,6 +454,10 @@ void init_native_server(VALUE mNative) {
   id_max_connections = rb_intern("max_connections");
   id_body_memory_limit = rb_intern("body_memory_limit");
   id_spool_dir = rb_intern("spool_dir");
+  id_stream_request_bodies = rb_intern("stream_request_bodies");
+  id_min_body_rate = rb_intern("min_body_rate");
+  id_min_body_rate_window = rb_intern("min_body_rate_window");
+  id_max_spool_size = rb_intern("max_spool_size");
   id_wake = rb_intern("wake");
   // Interned here, on the main ractor, so stats never interns in a worker.
   for (const char* name : {"connections_accepted", "connections_open", "requests_received", "in_flight",

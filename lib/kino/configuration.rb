@@ -33,6 +33,11 @@ module Kino
       request_timeout: nil,
       max_connections: nil, # from the open-file limit
       max_body_size: 52_428_800, # 50 MiB
+      body_buffer_size: 114_688, # 112 KiB in memory, then spooled
+      stream_request_bodies: false,
+      min_body_rate: 1024, # bytes/s
+      min_body_rate_window: 5,
+      max_spool_size: 1_073_741_824, # 1 GiB
       max_header_size: 65_536, # the whole request head
       max_uri_size: 8192,
       max_headers: 100,

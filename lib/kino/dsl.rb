@@ -382,6 +382,69 @@ module Kino
       @settings[:max_body_size] = bytes.nil? ? nil : non_negative_integer(:max_body_size, bytes)
     end
 
+    # Request bodies up to this many bytes are kept in memory (and handed
+    # to the app as a StringIO); a longer one is spooled to an unlinked
+    # file in $TMPDIR as it arrives. Either way, by default, the app runs
+    # only once the whole body is here (see stream_request_bodies).
+    # The default is 114688 (112 KiB, as Puma).
+    #
+    # @example
+    #   body_buffer_size 64 * 1024
+    #
+    def body_buffer_size(bytes)
+      @settings[:body_buffer_size] = non_negative_integer(:body_buffer_size, bytes)
+    end
+
+    # true hands a request to the app as soon as its head is here, the body
+    # streaming in while the app reads it (and `100 Continue` sent only when
+    # it does): for apps that read the body while they answer. A slow
+    # upload then holds a worker for as long as it takes. With false, the
+    # default, Kino reads every body whole first.
+    # The default is false.
+    #
+    # @example
+    #   stream_request_bodies true
+    #
+    def stream_request_bodies(enabled = true)
+      @settings[:stream_request_bodies] = boolean(:stream_request_bodies, enabled)
+    end
+
+    # Bytes per second a request body must arrive at, averaged over windows
+    # of min_body_rate_window seconds; the first window is free. A slower
+    # body gets 408 and the connection closes. nil or 0: no minimum (a body
+    # may then stall up to first_data_timeout between reads, for ever).
+    # The default is 1024.
+    #
+    # @example
+    #   min_body_rate 4096
+    #
+    def min_body_rate(bytes_per_second)
+      @settings[:min_body_rate] = bytes_per_second.nil? ? nil : non_negative_integer(:min_body_rate, bytes_per_second)
+    end
+
+    # Seconds over which min_body_rate is averaged; the first such span of
+    # a body is its grace period.
+    # The default is 5.
+    #
+    # @example
+    #   min_body_rate_window 10
+    #
+    def min_body_rate_window(seconds)
+      @settings[:min_body_rate_window] = positive_seconds(:min_body_rate_window, seconds)
+    end
+
+    # Bytes of request bodies spooled to disk at once, over all connections.
+    # An upload that would pass it gets 503 with retry-after (before it is
+    # sent, when its Content-Length says so). nil or 0 means no limit.
+    # The default is 1073741824 (1 GiB).
+    #
+    # @example 4 GiB
+    #   max_spool_size 4 * 1024**3
+    #
+    def max_spool_size(bytes)
+      @settings[:max_spool_size] = bytes.nil? ? nil : non_negative_integer(:max_spool_size, bytes)
+    end
+
     # Largest request head (request line plus all headers), in bytes; a
     # larger one gets 431 Request Header Fields Too Large. It bounds the
     # memory a client can make us hold before a request is complete.

@@ -165,8 +165,13 @@ module Kino
         max_uri_size: c[:max_uri_size],
         max_headers: c[:max_headers],
         max_body_size: c[:max_body_size] || 0,
-        # Bodies past 1 MiB go to an unlinked file here ($TMPDIR or /tmp).
+        # Bodies past body_buffer_size go to an unlinked file here ($TMPDIR or /tmp).
         spool_dir: Dir.tmpdir,
+        body_memory_limit: c[:body_buffer_size],
+        stream_request_bodies: c[:stream_request_bodies],
+        min_body_rate: c[:min_body_rate] || 0,
+        min_body_rate_window: c[:min_body_rate_window],
+        max_spool_size: c[:max_spool_size] || 0,
         first_data_timeout: c[:first_data_timeout],
         persistent_timeout: c[:persistent_timeout],
         request_timeout: c[:request_timeout],

@@ -4,11 +4,13 @@ require "digest"
 require "json"
 require "kino"
 
-# Request bodies as they travel: small ones are read whole before the app
-# runs, longer ones (past 1 MiB), chunked ones and ones behind
-# `Expect: 100-continue` reach the app while they arrive, spooled to an
-# unlinked file past 1 MiB. Every example runs in both modes, over raw
-# sockets, so the bytes and their timing are the client's to choose.
+# Request bodies as they travel. By default every body is read whole before
+# the app runs: in memory up to body_buffer_size (112 KiB), spooled to an
+# unlinked file beyond it. With stream_request_bodies, longer ones, chunked
+# ones and ones behind `Expect: 100-continue` reach the app while they
+# arrive. Every example runs in both modes, over raw sockets, so the bytes
+# and their timing are the client's to choose (spec/http/slow_uploads_spec.rb
+# has the slow clients).
 module BodyApps
   def self.text(body)
     [200, { "content-type" => "text/plain" }, [body]]
@@ -163,21 +165,7 @@ RSpec.describe "Request bodies" do
         expect(response["connection"]).to be_nil
       end
 
-      it "lets the app read a long body before its last byte is sent" do
-        boot(BodyApps::Peek)
-        socket = connect
-        socket.write(post_head("/?100", length: 3 * mib))
-        socket.write("a" * (2 * mib))
-        # The client still owes a mebibyte, and the answer is already here.
-        response = read_response(socket)
-        expect(response.status).to eq(200)
-        expect(response.body).to eq("peeked 100 of #{3 * mib}")
-        # The unread rest stands between this response and the next: close.
-        expect(response["connection"]).to eq("close")
-        expect(http_get("/?0").code).to eq("200")
-      end
-
-      it "streams a body spooled past 1 MiB to the app intact, keeping the connection" do
+      it "hands a spooled body over intact once it is all here, keeping the connection" do
         boot(BodyApps::Digest)
         socket = connect
         body = Random.new(42).bytes(3 * mib + 17)
@@ -192,6 +180,52 @@ RSpec.describe "Request bodies" do
         expect(json(read_response(socket))["size"]).to eq(2)
       end
 
+      it "reads a long body whole before the app runs: a trickling upload ties up no worker" do
+        boot(BodyApps::Digest)
+        socket = connect
+        body = Random.new(7).bytes(3 * mib)
+        socket.write(post_head("/", length: body.bytesize))
+        socket.write(body[0, 2 * mib])
+        wait_until(message: "the first part never arrived") { spool_files.positive? }
+        sleep 0.2
+        expect(server.stats[:in_flight]).to eq(0)
+        socket.write(body[2 * mib..])
+        response = read_response(socket)
+        expect(json(response)).to eq("class" => "Kino::Input", "size" => body.bytesize,
+                                     "sha256" => Digest::SHA256.hexdigest(body))
+        expect(response["connection"]).to be_nil
+      end
+
+      it "answers 408 to a body that stalls before it reaches the app, which never runs" do
+        boot(BodyApps::Digest, first_data_timeout: 0.5)
+        socket = connect
+        socket.write(post_head("/", length: 2 * mib))
+        socket.write("a" * (mib + 10))
+        response = read_response(socket)
+        expect(response.status).to eq(408)
+        expect(response.body).to include("request body stalled")
+        expect(response["connection"]).to eq("close")
+        expect(closed_by_peer?(socket)).to be(true)
+        expect(server.stats[:served]).to eq(0)
+        expect(http_get("/").code).to eq("200")
+      end
+
+      it "answers 413 to a chunked body that outgrows max_body_size before the app sees it" do
+        boot(BodyApps::Digest, max_body_size: 2 * mib)
+        socket = connect
+        socket.write(post_head("/", chunked: true))
+        begin
+          3.times { socket.write("#{mib.to_s(16)}\r\n#{'a' * mib}\r\n") }
+        rescue Errno::EPIPE, Errno::ECONNRESET
+          nil # the server may already have closed its side
+        end
+        response = read_response(socket)
+        expect(response.status).to eq(413)
+        expect(response["connection"]).to eq("close")
+        expect(server.stats[:served]).to eq(0)
+        expect(http_get("/").code).to eq("200")
+      end
+
       it "reads a small chunked body whole before the app runs" do
         boot(BodyApps::Digest)
         socket = connect
@@ -201,38 +235,6 @@ RSpec.describe "Request bodies" do
         expect(server.stats[:in_flight]).to eq(0) # a trickling small body ties up no worker
         socket.write("0\r\n\r\n")
         expect(json(read_response(socket))).to include("class" => "StringIO", "size" => 3)
-      end
-
-      it "streams a chunked body past 1 MiB to the app as it arrives" do
-        boot(BodyApps::Digest)
-        socket = connect
-        socket.write(post_head("/", chunked: true))
-        pieces = Array.new(40) { |i| (i.to_s * 32_768).b[0, 32_768] }
-        pieces.each do |piece|
-          socket.write("#{piece.bytesize.to_s(16)};ext=1\r\n#{piece}\r\n")
-          sleep 0.005
-        end
-        socket.write("0\r\nX-Trailer: t\r\n\r\n")
-        response = read_response(socket)
-        expect(json(response)).to eq("class" => "Kino::Input", "size" => pieces.sum(&:bytesize),
-                                     "sha256" => Digest::SHA256.hexdigest(pieces.join))
-      end
-
-      it "talks both ways: a streaming response echoes the request body while it arrives" do
-        boot(BodyApps::Duplex, lint: false)
-        socket = connect
-        # Expect: 100-continue hands even a small body to the app at once.
-        socket.write(post_head("/", chunked: true, expect: true))
-        response = read_head(socket)
-        expect(response.status).to eq(200)
-        %w[hello world kinos].each do |word|
-          socket.write("5\r\n#{word}\r\n")
-          # The echo of each piece comes back before the next is sent.
-          expect(read_chunk(socket)).to eq(word.upcase)
-        end
-        socket.write("0\r\n\r\n")
-        expect(read_chunk(socket, response: response)).to be_nil
-        expect(response.complete?).to be(true)
       end
 
       it "supports gets, each and rewind on a spooled body" do
@@ -248,18 +250,6 @@ RSpec.describe "Request bodies" do
                                                   "again" => body.bytesize, "class" => "Kino::Input")
       end
 
-      it "sends 100 Continue only once the app reads the body" do
-        boot(BodyApps::Digest)
-        socket = connect
-        socket.write(post_head("/", length: 5, expect: true))
-        interim = read_response(socket)
-        expect(interim.status).to eq(100)
-        socket.write("hello")
-        response = read_response(socket)
-        expect(json(response)).to include("size" => 5, "class" => "Kino::Input")
-        expect(response["connection"]).to be_nil
-      end
-
       it "returns what there is to read(2**40) without allocating that much" do
         boot(BodyApps::Greedy)
         socket = connect
@@ -268,63 +258,6 @@ RSpec.describe "Request bodies" do
         socket.write("hello")
         expect(read_response(socket).body).to eq("got 5")
         expect(server_log).not_to include("died")
-      end
-
-      it "never sends 100 Continue when the app answers without reading, and closes" do
-        boot(BodyApps::Refuse)
-        socket = connect
-        socket.write(post_head("/", length: 10 * mib, expect: true))
-        response = read_response(socket)
-        expect(response.status).to eq(403)
-        expect(response["connection"]).to eq("close")
-        expect(closed_by_peer?(socket)).to be(true)
-        expect(http_get("/").code).to eq("403")
-      end
-
-      it "answers 408 to a body that stalls while the app reads it, and the app's read fails" do
-        boot(BodyApps::Digest, first_data_timeout: 0.5)
-        socket = connect
-        socket.write(post_head("/", length: 2 * mib))
-        socket.write("a" * (mib + 10))
-        response = read_response(socket)
-        expect(response.status).to eq(408)
-        expect(response["connection"]).to eq("close")
-        expect(closed_by_peer?(socket)).to be(true)
-        wait_for_log(/request body of POST \/ cut off: request body stalled \(408\)/)
-        expect(server_log).not_to include("error while serving")
-        expect(http_get("/").code).to eq("200")
-      end
-
-      it "answers 413 to a chunked body that outgrows max_body_size while streaming" do
-        boot(BodyApps::Digest, max_body_size: 2 * mib)
-        socket = connect
-        socket.write(post_head("/", chunked: true))
-        socket.write("#{(mib + 10).to_s(16)}\r\n#{'a' * (mib + 10)}\r\n") # past 1 MiB: streaming
-        wait_until(message: "the body never reached the app") { server.stats[:in_flight] == 1 }
-        begin
-          socket.write("#{mib.to_s(16)}\r\n#{'b' * mib}\r\n")
-        rescue Errno::EPIPE, Errno::ECONNRESET
-          nil # the server may already have closed its side
-        end
-        response = read_response(socket)
-        expect(response.status).to eq(413)
-        expect(response["connection"]).to eq("close")
-        expect(closed_by_peer?(socket)).to be(true)
-        wait_for_log(/request body of POST \/ cut off: request body too large \(413\)/)
-        expect(http_get("/").code).to eq("200")
-      end
-
-      it "does not count a slow upload against request_timeout" do
-        boot(BodyApps::Digest, request_timeout: 0.5)
-        socket = connect
-        socket.write(post_head("/", length: 2 * mib))
-        8.times do
-          socket.write("s" * (mib / 4))
-          sleep 0.15 # 1.2 s of upload in all
-        end
-        response = read_response(socket)
-        expect(response.status).to eq(200)
-        expect(json(response)).to include("size" => 2 * mib, "class" => "Kino::Input")
       end
 
       it "takes a 1 GiB upload with RSS growth under 16 MiB" do
@@ -373,6 +306,127 @@ RSpec.describe "Request bodies" do
         # show as hundreds of MiB; what remains is heap noise.
         expect((rss_kib - before) / 1024.0).to be < 64
         expect(http_get("/").code).to eq("200")
+      end
+
+      context "with stream_request_bodies (the opt-in path)" do
+        define_method(:boot) do |app, **options|
+          start_server(app, mode: mode, workers: 1, threads: 2, stream_request_bodies: true, **options)
+        end
+
+        it "lets the app read a long body before its last byte is sent" do
+          boot(BodyApps::Peek)
+          socket = connect
+          socket.write(post_head("/?100", length: 3 * mib))
+          socket.write("a" * (2 * mib))
+          # The client still owes a mebibyte, and the answer is already here.
+          response = read_response(socket)
+          expect(response.status).to eq(200)
+          expect(response.body).to eq("peeked 100 of #{3 * mib}")
+          # The unread rest stands between this response and the next: close.
+          expect(response["connection"]).to eq("close")
+          expect(http_get("/?0").code).to eq("200")
+        end
+
+        it "streams a chunked body past 1 MiB to the app as it arrives" do
+          boot(BodyApps::Digest)
+          socket = connect
+          socket.write(post_head("/", chunked: true))
+          pieces = Array.new(40) { |i| (i.to_s * 32_768).b[0, 32_768] }
+          pieces.each do |piece|
+            socket.write("#{piece.bytesize.to_s(16)};ext=1\r\n#{piece}\r\n")
+            sleep 0.005
+          end
+          socket.write("0\r\nX-Trailer: t\r\n\r\n")
+          response = read_response(socket)
+          expect(json(response)).to eq("class" => "Kino::Input", "size" => pieces.sum(&:bytesize),
+                                       "sha256" => Digest::SHA256.hexdigest(pieces.join))
+        end
+
+        it "talks both ways: a streaming response echoes the request body while it arrives" do
+          boot(BodyApps::Duplex, lint: false)
+          socket = connect
+          # Expect: 100-continue hands even a small body to the app at once.
+          socket.write(post_head("/", chunked: true, expect: true))
+          response = read_head(socket)
+          expect(response.status).to eq(200)
+          %w[hello world kinos].each do |word|
+            socket.write("5\r\n#{word}\r\n")
+            # The echo of each piece comes back before the next is sent.
+            expect(read_chunk(socket)).to eq(word.upcase)
+          end
+          socket.write("0\r\n\r\n")
+          expect(read_chunk(socket, response: response)).to be_nil
+          expect(response.complete?).to be(true)
+        end
+
+        it "sends 100 Continue only once the app reads the body" do
+          boot(BodyApps::Digest)
+          socket = connect
+          socket.write(post_head("/", length: 5, expect: true))
+          interim = read_response(socket)
+          expect(interim.status).to eq(100)
+          socket.write("hello")
+          response = read_response(socket)
+          expect(json(response)).to include("size" => 5, "class" => "Kino::Input")
+          expect(response["connection"]).to be_nil
+        end
+
+        it "never sends 100 Continue when the app answers without reading, and closes" do
+          boot(BodyApps::Refuse)
+          socket = connect
+          socket.write(post_head("/", length: 10 * mib, expect: true))
+          response = read_response(socket)
+          expect(response.status).to eq(403)
+          expect(response["connection"]).to eq("close")
+          expect(closed_by_peer?(socket)).to be(true)
+          expect(http_get("/").code).to eq("403")
+        end
+
+        it "answers 408 to a body that stalls while the app reads it, and the app's read fails" do
+          boot(BodyApps::Digest, first_data_timeout: 0.5)
+          socket = connect
+          socket.write(post_head("/", length: 2 * mib))
+          socket.write("a" * (mib + 10))
+          response = read_response(socket)
+          expect(response.status).to eq(408)
+          expect(response["connection"]).to eq("close")
+          expect(closed_by_peer?(socket)).to be(true)
+          wait_for_log(/request body of POST \/ cut off: request body stalled \(408\)/)
+          expect(server_log).not_to include("error while serving")
+          expect(http_get("/").code).to eq("200")
+        end
+
+        it "answers 413 to a chunked body that outgrows max_body_size while streaming" do
+          boot(BodyApps::Digest, max_body_size: 2 * mib)
+          socket = connect
+          socket.write(post_head("/", chunked: true))
+          socket.write("#{(mib + 10).to_s(16)}\r\n#{'a' * (mib + 10)}\r\n") # past 1 MiB: streaming
+          wait_until(message: "the body never reached the app") { server.stats[:in_flight] == 1 }
+          begin
+            socket.write("#{mib.to_s(16)}\r\n#{'b' * mib}\r\n")
+          rescue Errno::EPIPE, Errno::ECONNRESET
+            nil # the server may already have closed its side
+          end
+          response = read_response(socket)
+          expect(response.status).to eq(413)
+          expect(response["connection"]).to eq("close")
+          expect(closed_by_peer?(socket)).to be(true)
+          wait_for_log(/request body of POST \/ cut off: request body too large \(413\)/)
+          expect(http_get("/").code).to eq("200")
+        end
+
+        it "does not count a slow upload against request_timeout" do
+          boot(BodyApps::Digest, request_timeout: 0.5)
+          socket = connect
+          socket.write(post_head("/", length: 2 * mib))
+          8.times do
+            socket.write("s" * (mib / 4))
+            sleep 0.15 # 1.2 s of upload in all
+          end
+          response = read_response(socket)
+          expect(response.status).to eq(200)
+          expect(json(response)).to include("size" => 2 * mib, "class" => "Kino::Input")
+        end
       end
     end
   end

@@ -68,6 +68,7 @@ void Connection::on_read(const error_code& ec, size_t n, size_t offset) {
     return;
   }
   inbuf_.resize(offset + n);
+  if (waiting_ == Waiting::Body) body_window_bytes_ += n;
   if (ec) {
     if (ec != asio::error::eof && ec != asio::error::operation_aborted &&
         ec != asio::error::connection_reset)
@@ -90,8 +91,10 @@ void Connection::on_read(const error_code& ec, size_t n, size_t offset) {
 // Deadlines, in the spirit of Puma's first_data_timeout and
 // persistent_timeout. A slow client must not hold a connection (and its
 // buffers) for ever: dribbling bytes never extends the time allowed for a
-// request head, and a body may stall only so long between reads.
+// request head, a body may stall only so long between reads, and a body
+// must keep up a minimum rate (see body_rate_kept).
 void Connection::expect(Waiting what) {
+  Waiting before = waiting_;
   waiting_ = what;
   const auto& cfg = server_->config();
   int64_t first_data = cfg.first_data_timeout.count();
@@ -103,15 +106,46 @@ void Connection::expect(Waiting what) {
     case Waiting::Head:
       deadline = phase_start_ms_ + first_data;
       break;
-    case Waiting::Body:
-      deadline = steady_ms() + first_data;
+    case Waiting::Body: {
+      int64_t now = steady_ms();
+      if (before != Waiting::Body) {
+        // The body's first window is its grace period.
+        body_window_start_ms_ = now;
+        body_window_bytes_ = 0;
+        body_grace_ = true;
+      }
+      stall_deadline_ms_ = now + first_data;
+      deadline = body_deadline();
       break;
+    }
     case Waiting::Continue:
     case Waiting::Nothing:
     case Waiting::Linger:
       break;
   }
   read_deadline_ms_.store(deadline, std::memory_order_relaxed);
+}
+
+int64_t Connection::body_deadline() const {
+  const auto& cfg = server_->config();
+  if (cfg.min_body_rate == 0) return stall_deadline_ms_;
+  int64_t window_end = body_window_start_ms_ + cfg.min_body_rate_window.count();
+  return window_end < stall_deadline_ms_ ? window_end : stall_deadline_ms_;
+}
+
+// Averaged over windows of min_body_rate_window, so a client may pause and
+// burst (TCP does), but one byte every few seconds is cut off within two
+// windows, and a fast start banks no credit for trickling afterwards. The
+// first window is free: the client may take a moment before it sends.
+bool Connection::body_rate_kept(int64_t now) {
+  const auto& cfg = server_->config();
+  if (cfg.min_body_rate == 0 || now < body_window_start_ms_ + cfg.min_body_rate_window.count()) return true;
+  uint64_t elapsed = static_cast<uint64_t>(now - body_window_start_ms_);
+  bool kept = body_grace_ || body_window_bytes_ * 1000 >= cfg.min_body_rate * elapsed;
+  body_grace_ = false;
+  body_window_start_ms_ = now;
+  body_window_bytes_ = 0;
+  return kept;
 }
 
 void Connection::check_deadline() {
@@ -144,6 +178,15 @@ void Connection::on_deadline() {
     close_socket();  // the client never closed its side: enough
     return;
   }
+  const char* body_reason = "request body stalled";
+  if (waiting_ == Waiting::Body && now < stall_deadline_ms_) {
+    // Not stalled: the deadline was the end of a rate window.
+    if (body_rate_kept(now)) {
+      read_deadline_ms_.store(body_deadline(), std::memory_order_relaxed);
+      return;
+    }
+    body_reason = "request body arrived too slowly";
+  }
   server_->counters().timeouts.fetch_add(1, std::memory_order_relaxed);
   read_deadline_ms_.store(kNever, std::memory_order_relaxed);
   if (waiting_ == Waiting::FirstByte) {
@@ -151,10 +194,10 @@ void Connection::on_deadline() {
     return;
   }
   if (streaming_) {
-    fail_streaming(408, "request body stalled");
+    fail_streaming(408, body_reason);
     return;
   }
-  reject(408, waiting_ == Waiting::Head ? "request head not received in time" : "request body stalled");
+  reject(408, waiting_ == Waiting::Head ? "request head not received in time" : body_reason);
 }
 
 void Connection::process_input() {
@@ -174,7 +217,8 @@ void Connection::process_input() {
           expect(Waiting::Body);
         } else if (parser_.head_complete()) {
           RequestRef req = parser_.streaming();
-          if (should_stream(*req))
+          if (!body_admitted_ && !admit_body(*req)) return;
+          if (server_->config().stream_request_bodies && should_stream(*req))
             start_streaming(std::move(req));
           else
             expect(Waiting::Body);
@@ -182,6 +226,7 @@ void Connection::process_input() {
         break;
       case RequestParser::State::Complete: {
         RequestRef req = parser_.take();
+        body_admitted_ = false;
         if (streaming_) {
           // The end of a body already being read by the app; from now on
           // the app alone is what the client waits for.
@@ -206,12 +251,32 @@ void Connection::process_input() {
   if (!closed_ && (!awaiting_response_ || streaming_)) do_read();
 }
 
-// Bodies that fit in memory are read whole before the app runs, as Puma
-// does: the app gets them in one piece, an app that answers without
-// reading them does not cost the connection, and a client trickling a
-// small body ties up no worker. Longer bodies (by Content-Length, or a
-// chunked one once it has passed the memory limit) and bodies behind
-// `Expect: 100-continue` go to the app as they arrive.
+// A body is coming (the head is complete, the body is not). It may spool
+// only within the server's budget: an upload that cannot is refused now,
+// before the client sends it. Unless bodies stream, a client waiting for
+// `100 Continue` gets it from us at once: the body is read here, before
+// any worker sees the request (a Content-Length past max_body_size was
+// refused by the parser with 413, and never gets the 100).
+bool Connection::admit_body(RequestCtx& req) {
+  body_admitted_ = true;
+  if (!req.body) return true;
+  if (!req.body->reserve_spool()) {
+    reject(req.body->failure_status(), req.body->failure_reason());
+    return false;
+  }
+  if (!server_->config().stream_request_bodies && req.expect_continue && req.body->received() == 0) {
+    pending_bytes_.fetch_add(kContinue.size(), std::memory_order_relaxed);
+    enqueue(OutItem{Bytes(kContinue), false, true});
+  }
+  return true;
+}
+
+// With stream_request_bodies only. Bodies that fit in memory are still
+// read whole before the app runs: the app gets them in one piece, an app
+// that answers without reading them does not cost the connection, and a
+// client trickling a small body ties up no worker. Longer bodies (by
+// Content-Length, or a chunked one once it has passed the memory limit)
+// and bodies behind `Expect: 100-continue` go to the app as they arrive.
 bool Connection::should_stream(const RequestCtx& req) const {
   if (req.expect_continue) return true;
   size_t limit = server_->config().body_storage.memory_limit;
@@ -265,7 +330,8 @@ void Connection::fail_streaming(int status, const char* reason) {
 // Whatever else the client sent is not trusted: answer and close. `req` is
 // the request already with the workers, or null for one never dispatched.
 void Connection::reject(int status, std::string_view reason, RequestRef req) {
-  server_->counters().parse_errors.fetch_add(1, std::memory_order_relaxed);
+  // A full spool (503) is overload, not a malformed request.
+  if (status != 503) server_->counters().parse_errors.fetch_add(1, std::memory_order_relaxed);
   server_->counters().rejected.fetch_add(1, std::memory_order_relaxed);
   expect(Waiting::Nothing);
   if (!req) {
@@ -277,6 +343,13 @@ void Connection::reject(int status, std::string_view reason, RequestRef req) {
   }
   Bytes text(reason.data(), reason.size());
   text.push_back('\n');
+  if (status == 503) {
+    // Overload (the spool is full): the client may try again shortly.
+    HeaderView headers[] = {{"content-type", "text/plain"}, {"retry-after", "1"}};
+    std::string_view body[] = {view(text)};
+    respond(*req, status, headers, body, true);
+    return;
+  }
   respond_plain(*req, status, view(text), true);
 }
 

@@ -69,6 +69,7 @@ class Connection : public ResponseSink,
   void do_read();
   void on_read(const error_code& ec, size_t n, size_t offset);
   void process_input();
+  bool admit_body(RequestCtx& req);
   bool should_stream(const RequestCtx& req) const;
   void dispatch(RequestRef req);
   void start_streaming(RequestRef req);
@@ -88,6 +89,8 @@ class Connection : public ResponseSink,
   void linger();
   void on_linger_read(const error_code& ec, size_t n);
   void expect(Waiting what);
+  int64_t body_deadline() const;
+  bool body_rate_kept(int64_t now);
   bool discard_outbox();  // true if it held the end of a response
   void notify_writers();
 
@@ -119,6 +122,13 @@ class Connection : public ResponseSink,
   Waiting waiting_ = Waiting::FirstByte;
   bool idle_keep_alive_ = false;  // waiting for the next request on a reused connection
   int64_t phase_start_ms_ = 0;    // accept, or the end of the previous response
+  // The body being read: its spool room is claimed (and any 100 sent),
+  // when its stall deadline falls, and its current rate window.
+  bool body_admitted_ = false;
+  int64_t stall_deadline_ms_ = 0;
+  int64_t body_window_start_ms_ = 0;
+  uint64_t body_window_bytes_ = 0;
+  bool body_grace_ = false;
   std::atomic<int64_t> read_deadline_ms_{INT64_MAX};
   std::atomic<int64_t> write_deadline_ms_{INT64_MAX};
   std::atomic<int64_t> app_deadline_ms_{INT64_MAX};  // request_timeout

@@ -26,15 +26,72 @@ int open_spool(const std::string& dir) {
   return fd;
 }
 
+constexpr const char* kSpoolFull = "the server's spool for request bodies is full; retry later";
+constexpr const char* kNoDescriptor = "no descriptor is free for spooling the request body; retry later";
+
 }  // namespace
 
-RequestBody::RequestBody(const BodyStorage& storage, uint64_t expected_length) : storage_(storage), expected_(expected_length) {
+bool SpoolBudget::take_bytes(uint64_t n) noexcept {
+  uint64_t now = bytes.load(std::memory_order_relaxed);
+  do {
+    if (max_bytes > 0 && (now + n < now || now + n > max_bytes)) return false;
+  } while (!bytes.compare_exchange_weak(now, now + n, std::memory_order_acq_rel));
+  return true;
+}
+
+// Connections and spool files are counted at different moments on
+// different threads, so two spools may both take the last descriptor:
+// the budget is a bound within a few descriptors, which the headroom left
+// by max_connections (a tenth of the open-file limit) absorbs.
+bool SpoolBudget::take_file() noexcept {
+  if (max_descriptors > 0 && descriptors() >= max_descriptors) return false;
+  files.fetch_add(1, std::memory_order_acq_rel);
+  return true;
+}
+
+RequestBody::RequestBody(const BodyStorage& storage, uint64_t expected_length)
+    : storage_(storage), budget_(storage.budget), expected_(expected_length) {
   if (expected_length > 0 && expected_length <= storage_.memory_limit)
     memory_.reserve(static_cast<size_t>(expected_length));
 }
 
 RequestBody::~RequestBody() {
   if (fd_ >= 0) ::close(fd_);
+  release_spool_locked();  // nobody else holds the body any more
+}
+
+// Room for `total` bytes of spool, and a descriptor for the file. Null when
+// granted, otherwise why not.
+const char* RequestBody::claim_spool_locked(uint64_t total) {
+  if (!budget_) return nullptr;
+  uint64_t more = total > reserved_ ? total - reserved_ : 0;
+  if (more && !budget_->take_bytes(more)) return kSpoolFull;
+  if (!holds_file_ && !budget_->take_file()) {
+    if (more) budget_->give_bytes(more);
+    return kNoDescriptor;
+  }
+  holds_file_ = true;
+  reserved_ += more;
+  return nullptr;
+}
+
+void RequestBody::release_spool_locked() {
+  if (!budget_) return;
+  if (reserved_) budget_->give_bytes(reserved_);
+  reserved_ = 0;
+  if (holds_file_) budget_->give_file();
+  holds_file_ = false;
+}
+
+bool RequestBody::reserve_spool() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (failure_status_) return false;
+  if (discarded_ || expected_ <= storage_.memory_limit) return true;
+  if (const char* refusal = claim_spool_locked(expected_)) {
+    fail_locked(503, refusal);
+    return false;
+  }
+  return true;
 }
 
 bool RequestBody::write_all(std::string_view bytes, uint64_t offset) {
@@ -70,6 +127,9 @@ bool RequestBody::append(std::string_view bytes) {
   bool in_memory = fd_ < 0 && expected_ <= storage_.memory_limit && size_ + bytes.size() <= storage_.memory_limit;
   if (in_memory) {
     memory_.append(bytes.data(), bytes.size());
+  } else if (const char* refusal = claim_spool_locked(size_ + bytes.size())) {
+    fail_locked(503, refusal);
+    return false;
   } else if (!spool_locked(bytes)) {
     spool_error_ = "could not spool the request body to ";
     spool_error_ += storage_.spool_dir;
@@ -124,6 +184,7 @@ void RequestBody::discard() {
     ::close(fd_);
     fd_ = -1;
   }
+  release_spool_locked();
   arrived_.notify_all();
 }
 

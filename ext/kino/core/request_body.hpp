@@ -1,17 +1,21 @@
 // A request body on its way from the connection to the app. The
 // connection's strand appends bytes as they arrive; the worker that took
-// the request reads them, possibly before the last byte is in (the app may
-// start on a large upload at once). A body of up to `memory_limit` bytes
-// lives in memory; a longer one goes to an unlinked temporary file (from
-// its first byte when its Content-Length says so, from the limit on for a
-// chunked one), so an upload costs disk, not RAM, however large it is. Every byte stays until the body
-// is discarded, which is what makes `rewind` possible.
+// the request reads them: by default once the last byte is in, and with
+// stream_request_bodies possibly before (the app may start on a large
+// upload at once). A body of up to `memory_limit` bytes lives in memory; a
+// longer one goes to an unlinked temporary file (from its first byte when
+// its Content-Length says so, from the limit on for a chunked one), so an
+// upload costs disk, not RAM, however large it is, within the server's
+// SpoolBudget. Every byte stays until the body is discarded, which is what
+// makes `rewind` possible.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -23,9 +27,45 @@
 
 namespace kino {
 
+// What every spooled body of one server shares: the bytes it may put on
+// disk at once, and the descriptors its spool files may hold. A spool file
+// is a descriptor a connection already counted does not pay for, so it is
+// counted with the server's connections against one descriptor budget
+// (`max_descriptors`, which is max_connections): together they stay
+// within it, and a listener at the budget stops accepting.
+struct SpoolBudget {
+  uint64_t max_bytes = 0;        // 0: no limit
+  int64_t max_descriptors = 0;   // connections + spool files; 0: no limit
+  std::atomic<uint64_t> bytes{0};
+  std::atomic<int64_t> files{0};
+  // The server's open connections (null: none counted, as in unit tests).
+  const std::atomic<int64_t>* connections = nullptr;
+  // Called, on whatever thread lets a spool file go, so a listener paused
+  // at the descriptor budget can resume. Set before the first connection.
+  std::function<void()> file_released;
+
+  bool take_bytes(uint64_t n) noexcept;
+  void give_bytes(uint64_t n) noexcept { bytes.fetch_sub(n, std::memory_order_acq_rel); }
+  bool take_file() noexcept;
+  void give_file() noexcept {
+    files.fetch_sub(1, std::memory_order_acq_rel);
+    if (file_released) file_released();
+  }
+  int64_t descriptors() const noexcept {
+    int64_t open = connections ? connections->load(std::memory_order_relaxed) : 0;
+    return open + files.load(std::memory_order_relaxed);
+  }
+};
+
 struct BodyStorage {
-  size_t memory_limit = 1u << 20;  // bytes kept in memory before spooling
-  std::string spool_dir = "/tmp";  // where the unlinked spool file is made
+  BodyStorage() = default;
+  BodyStorage(size_t limit, std::string dir, std::shared_ptr<SpoolBudget> shared = nullptr)
+      : memory_limit(limit), spool_dir(std::move(dir)), budget(std::move(shared)) {}
+
+  size_t memory_limit = 112u << 10;  // bytes kept in memory before spooling (Puma's 112 KiB)
+  std::string spool_dir = "/tmp";    // where the unlinked spool file is made
+  // Shared by every body of a server; null: no limits (unit tests).
+  std::shared_ptr<SpoolBudget> budget;
 };
 
 class RequestBody : public NativeAllocated {
@@ -38,8 +78,15 @@ class RequestBody : public NativeAllocated {
   // --- The producer: the connection's strand. ---
 
   // Stores bytes; false when they could not be spooled (the body is then
-  // failed with status 500 and a reason naming the error).
+  // failed with status 500 and a reason naming the error, or 503 when the
+  // server's spool budget is spent).
   bool append(std::string_view bytes);
+  // Claims room on disk for the whole announced body (a Content-Length past
+  // the memory limit) before any of it arrives, so an upload that cannot
+  // be spooled is refused at its head. False (and the body failed with
+  // 503) when the spool budget cannot take it. A body with nothing to
+  // spool, or already holding the room, returns true.
+  bool reserve_spool();
   // The last byte has arrived.
   void finish();
   // The body will not arrive whole: a reader that runs out of bytes gets
@@ -99,11 +146,18 @@ class RequestBody : public NativeAllocated {
 
  private:
   bool spool_locked(std::string_view more);
+  const char* claim_spool_locked(uint64_t total);
+  void release_spool_locked();
   bool write_all(std::string_view bytes, uint64_t offset);
   void fail_locked(int status, const char* reason);
 
   const BodyStorage& storage_;
+  // Held, not borrowed from storage_: a body can outlive its server (a
+  // Ruby handle collected late) and still has to give its room back.
+  const std::shared_ptr<SpoolBudget> budget_;
   const uint64_t expected_;
+  uint64_t reserved_ = 0;     // spool bytes claimed from budget_
+  bool holds_file_ = false;   // a descriptor claimed from budget_
   mutable std::mutex mu_;
   std::condition_variable arrived_;
   Bytes memory_;

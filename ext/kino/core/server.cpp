@@ -15,6 +15,12 @@ namespace kino {
 Server::Server(ServerConfig config)
     : config_(std::move(config)), queue_(config_.queue_depth), slots_(config_.worker_slots) {
   if (config_.io_threads < 1) config_.io_threads = 1;
+  auto budget = std::make_shared<SpoolBudget>();
+  budget->max_bytes = config_.max_spool_size;
+  budget->max_descriptors = static_cast<int64_t>(config_.max_connections);
+  // Read only while a connection spools, which keeps this server alive.
+  budget->connections = &counters_.connections_open;
+  config_.body_storage.budget = std::move(budget);
 }
 
 Server::~Server() {
@@ -38,6 +44,12 @@ void Server::start() {
   if (started_) return;
   if (listeners_.empty()) throw std::runtime_error("bind before start");
   work_.emplace(io_.get_executor());
+  // A spool file let go (by a worker, after the response) frees a
+  // descriptor: a listener paused at max_connections may go on. Weak: a
+  // body may outlive the server.
+  config_.body_storage.budget->file_released = [weak = weak_from_this()] {
+    if (auto server = weak.lock()) server->resume_if_room();
+  };
   for (auto& l : listeners_) l->start();
   sweeper_ = std::make_unique<asio::steady_timer>(asio::make_strand(io_));
   sweep();
@@ -106,12 +118,15 @@ void Server::report(const error_code& ec, const char* what) {
 
 bool Server::at_capacity() const noexcept {
   return config_.max_connections > 0 &&
-         counters_.connections_open.load(std::memory_order_relaxed) >=
-             static_cast<int64_t>(config_.max_connections);
+         config_.body_storage.budget->descriptors() >= static_cast<int64_t>(config_.max_connections);
 }
 
 void Server::connection_closed() {
   counters_.connections_open.fetch_sub(1, std::memory_order_relaxed);
+  resume_if_room();
+}
+
+void Server::resume_if_room() {
   if (!accept_paused_.load(std::memory_order_acquire) || at_capacity() || draining()) return;
   if (accept_paused_.exchange(false, std::memory_order_acq_rel)) {
     // Connections close on any thread; stop() may be dropping the listeners.

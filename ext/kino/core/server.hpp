@@ -95,11 +95,13 @@ class Server : public std::enable_shared_from_this<Server> {
   // log channel, never a write to stderr from an I/O thread.
   void report(const error_code& ec, const char* what);
 
-  // Connection accounting for max_connections: a listener asks before it
-  // accepts, a connection says when it is gone.
+  // Descriptor accounting for max_connections (connections and spool
+  // files): a listener asks before it accepts, a connection says when it
+  // is gone, or when its request let go of a spool file.
   bool at_capacity() const noexcept;
   void accept_paused() noexcept { accept_paused_.store(true, std::memory_order_release); }
   void connection_closed();
+  void resume_if_room();
 
   void track(const std::shared_ptr<Connection>& c);
   void untrack(Connection* c);

@@ -17,7 +17,21 @@ struct ServerConfig {
   int backlog = 1024;
   ParserLimits limits;
   // Where request bodies are kept: memory up to a limit, then a spool file.
+  // The Server gives it its SpoolBudget (max_spool_size, max_connections).
   BodyStorage body_storage;
+  // A request reaches the workers once its whole body is here (false), or
+  // as soon as its head is, the body streaming to the app (true: for apps
+  // that read while they answer; a slow upload then holds a worker).
+  bool stream_request_bodies = false;
+  // Bytes per second a body must arrive at: its first window is free (slow
+  // start, a client's pause before it sends), and each window after it
+  // must bring min_body_rate x window bytes, or 408. 0: no minimum (the
+  // stall deadline, first_data_timeout between reads, still holds).
+  uint64_t min_body_rate = 1024;
+  std::chrono::milliseconds min_body_rate_window{5000};
+  // Bytes of request bodies spooled to disk at once, over every connection
+  // (0: no limit); an upload that would pass it gets 503.
+  uint64_t max_spool_size = 1ull << 30;
   // Pending response bytes per connection above which a streaming body
   // waits for the socket to drain.
   size_t write_high_water = 1u << 20;
@@ -25,8 +39,10 @@ struct ServerConfig {
   // request head is complete; also the longest a body may stall between
   // reads, and a response between write progress.
   std::chrono::milliseconds first_data_timeout{30000};
-  // Open connections at most (0: no limit). At the limit the listeners
-  // stop accepting; new clients wait in the kernel's backlog.
+  // Descriptors for clients at most (0: no limit): open connections plus
+  // the spool files of their bodies. At the limit the listeners stop
+  // accepting (new clients wait in the kernel's backlog), and a body that
+  // would need a spool file gets 503.
   size_t max_connections = 0;
   // Requests queued for the workers at most (0: no limit); beyond it a
   // request waits up to queue_timeout for a place, then gets 503.

@@ -247,3 +247,72 @@ TEST(RequestBody, ConcurrentProducerAndReaderAgree) {
 
 }  // namespace
 }  // namespace kino
+
+namespace kino {
+namespace {
+
+TEST(SpoolBudget, AnnouncedBodyClaimsItsRoomAtItsHeadAndGivesItBack) {
+  BodyStorage storage{16, "/tmp", std::make_shared<SpoolBudget>()};
+  storage.budget->max_bytes = 100;
+  {
+    RequestBody first(storage, 60);
+    ASSERT_TRUE(first.reserve_spool());
+    EXPECT_EQ(storage.budget->bytes.load(), 60u);
+    EXPECT_EQ(storage.budget->files.load(), 1) << "the file's descriptor is claimed too";
+    RequestBody second(storage, 60);
+    EXPECT_FALSE(second.reserve_spool()) << "60 + 60 passes the limit";
+    EXPECT_EQ(second.failure_status(), 503);
+    EXPECT_EQ(storage.budget->bytes.load(), 60u) << "a refusal claims nothing";
+    RequestBody small(storage, 10);
+    EXPECT_TRUE(small.reserve_spool()) << "a body that stays in memory needs no room";
+    ASSERT_TRUE(first.append(std::string(60, 'x')));
+    first.finish();
+    EXPECT_EQ(storage.budget->bytes.load(), 60u) << "the bytes came within the claim";
+    first.discard();
+    EXPECT_EQ(storage.budget->bytes.load(), 0u);
+    EXPECT_EQ(storage.budget->files.load(), 0);
+    RequestBody third(storage, 60);
+    EXPECT_TRUE(third.reserve_spool()) << "the room came back";
+  }
+  EXPECT_EQ(storage.budget->bytes.load(), 0u) << "destruction gives back what discard did not";
+  EXPECT_EQ(storage.budget->files.load(), 0);
+}
+
+TEST(SpoolBudget, ChunkedBodyClaimsAsItGrowsAndFailsWith503PastTheLimit) {
+  BodyStorage storage{16, "/tmp", std::make_shared<SpoolBudget>()};
+  storage.budget->max_bytes = 40;
+  RequestBody body(storage, 0);
+  ASSERT_TRUE(body.append(std::string(10, 'a')));
+  EXPECT_EQ(storage.budget->bytes.load(), 0u) << "in memory: nothing claimed";
+  ASSERT_TRUE(body.append(std::string(20, 'b')));
+  EXPECT_EQ(storage.budget->bytes.load(), 30u);
+  EXPECT_FALSE(body.append(std::string(20, 'c')));
+  EXPECT_EQ(body.failure_status(), 503);
+  EXPECT_NE(std::string(body.failure_reason()).find("spool"), std::string::npos);
+  Status last;
+  EXPECT_EQ(drain(body, &last).size(), 30u) << "what came is still readable";
+  EXPECT_EQ(last, Status::Failed);
+}
+
+TEST(SpoolBudget, SpoolFilesShareTheDescriptorBudgetWithConnections) {
+  std::atomic<int64_t> connections{2};
+  BodyStorage storage{16, "/tmp", std::make_shared<SpoolBudget>()};
+  storage.budget->max_descriptors = 3;
+  storage.budget->connections = &connections;
+  RequestBody first(storage, 100);
+  ASSERT_TRUE(first.reserve_spool()) << "2 connections + 1 file fit in 3";
+  RequestBody second(storage, 100);
+  EXPECT_FALSE(second.reserve_spool());
+  EXPECT_EQ(second.failure_status(), 503);
+  first.discard();
+  RequestBody third(storage, 0);
+  EXPECT_TRUE(third.append(std::string(20, 'x'))) << "the descriptor came back";
+  EXPECT_TRUE(third.spooled());
+  connections = 3;
+  RequestBody fourth(storage, 0);
+  EXPECT_FALSE(fourth.append(std::string(20, 'x'))) << "3 connections + 1 file pass 3";
+  EXPECT_EQ(fourth.failure_status(), 503);
+}
+
+}  // namespace
+}  // namespace kino

@@ -529,15 +529,23 @@ std::shared_ptr<Server> start_server(ServerConfig config) {
   return server;
 }
 
-ServerConfig small_bodies_config() {
+// The opt-in path (stream_request_bodies): requests go to the workers
+// at their head, bodies stream in while the app reads them.
+ServerConfig streaming_config() {
   ServerConfig config;
   config.listen = {"tcp://127.0.0.1:0"};
+  config.stream_request_bodies = true;
+  return config;
+}
+
+ServerConfig small_bodies_config() {
+  ServerConfig config = streaming_config();
   config.body_storage.memory_limit = 64;  // anything longer streams and spools
   return config;
 }
 
 TEST(Server, ExpectContinueIsSentWhenTheAppReads) {
-  auto server = start_server("tcp://127.0.0.1:0");
+  auto server = start_server(streaming_config());
   auto client = client_of(*server);
   ASSERT_TRUE(client);
   ASSERT_TRUE(
@@ -571,7 +579,7 @@ TEST(Server, ExpectContinueIsSentWhenTheAppReads) {
 }
 
 TEST(Server, ExpectContinueIsNeverSentWhenTheAppAnswersWithoutReading) {
-  auto server = start_server("tcp://127.0.0.1:0");
+  auto server = start_server(streaming_config());
   auto client = client_of(*server);
   ASSERT_TRUE(client);
   ASSERT_TRUE(
@@ -824,6 +832,217 @@ TEST(Server, RequestTimeoutStillCountsAnAppThatNeverAsksForTheBody) {
   ASSERT_TRUE(req);
   auto r = parse_response(client->read_response());
   EXPECT_EQ(r.status, 504);
+  stop(*server, 1000ms);
+}
+
+// The default: a request reaches the workers once its whole body is here.
+ServerConfig buffered_config() {
+  ServerConfig config;
+  config.listen = {"tcp://127.0.0.1:0"};
+  config.body_storage.memory_limit = 64;  // anything longer spools
+  return config;
+}
+
+std::string upload_head(size_t length, bool expect_continue = false) {
+  std::string head = "POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: " + std::to_string(length) + "\r\n";
+  if (expect_continue) head += "Expect: 100-continue\r\n";
+  return head + "\r\n";
+}
+
+TEST(Server, BufferedBodyReachesTheWorkersOnlyWhole) {
+  auto server = start_server(buffered_config());
+  auto client = client_of(*server);
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send(upload_head(2000) + std::string(1000, 'a')));
+  EXPECT_FALSE(pop(*server, 300ms)) << "half a body ties up no worker";
+  ASSERT_TRUE(client->send(std::string(1000, 'b')));
+  RequestRef req = pop(*server);
+  ASSERT_TRUE(req);
+  EXPECT_TRUE(req->body->complete());
+  EXPECT_TRUE(req->body->spooled()) << "past the memory limit the body is on disk";
+  EXPECT_EQ(read_body(*req).bytes, std::string(1000, 'a') + std::string(1000, 'b'));
+  reply(*req, 200, "stored");
+  auto r = parse_response(client->read_response());
+  EXPECT_EQ(r.body, "stored");
+  EXPECT_FALSE(r.get("connection"));
+  stop(*server, 1000ms);
+}
+
+TEST(Server, BufferedExpectContinueIsAnsweredByTheServer) {
+  auto server = start_server(buffered_config());
+  auto client = client_of(*server);
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send(upload_head(5, true)));
+  while (client->pending().find("\r\n\r\n") == std::string::npos)
+    ASSERT_GT(client->read_some(), 0) << "no 100 Continue";
+  EXPECT_EQ(client->pending(), "HTTP/1.1 100 Continue\r\n\r\n");
+  client->pending().clear();
+  EXPECT_FALSE(pop(*server, 100ms)) << "the body comes before the request goes to a worker";
+  ASSERT_TRUE(client->send("hello"));
+  RequestRef req = pop(*server);
+  ASSERT_TRUE(req);
+  EXPECT_EQ(req->body->in_memory(), "hello");
+  reply(*req, 200, "got it");
+  auto r = parse_response(client->read_response());
+  EXPECT_EQ(r.body, "got it");
+  EXPECT_FALSE(r.get("connection"));
+  stop(*server, 1000ms);
+}
+
+TEST(Server, ExpectContinuePastMaxBodySizeGets413AndNoContinue) {
+  auto config = buffered_config();
+  config.limits.max_body_size = 100;
+  auto server = start_server(config);
+  auto client = client_of(*server);
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send(upload_head(1000, true)));
+  std::string wire;
+  ASSERT_TRUE(client->read_to_eof(wire));
+  EXPECT_EQ(wire.find("100 Continue"), std::string::npos) << wire;
+  auto r = parse_response(wire);
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(r.get("connection"), "close");
+  stop(*server, 1000ms);
+}
+
+// 10 bytes every 100 ms against 1000 bytes/s over 300 ms windows: the
+// first window is free, the second fails. first_data_timeout (5 s) would
+// never fire, each gap being short.
+TEST(Server, BodySlowerThanTheMinimumRateGets408) {
+  for (bool streaming : {false, true}) {
+    auto config = buffered_config();
+    config.stream_request_bodies = streaming;
+    config.first_data_timeout = 5000ms;
+    config.min_body_rate = 1000;
+    config.min_body_rate_window = 300ms;
+    auto server = start_server(config);
+    auto client = client_of(*server);
+    ASSERT_TRUE(client);
+    ASSERT_TRUE(client->send(upload_head(100000)));
+    auto started = Clock::now();
+    for (int i = 0; i < 30 && !client->closed_by_peer(100ms); ++i)
+      if (!client->send(std::string(10, 't'))) break;
+    auto took = Clock::now() - started;
+    std::string wire;
+    ASSERT_TRUE(client->read_to_eof(wire));
+    auto r = parse_response(wire);
+    EXPECT_EQ(r.status, 408) << "streaming " << streaming << ": " << wire;
+    EXPECT_EQ(r.get("connection"), "close");
+    EXPECT_NE(r.body.find("too slowly"), std::string::npos) << r.body;
+    EXPECT_LT(took, 2000ms) << "cut off within about two windows";
+    if (streaming) {
+      RequestRef req = pop(*server);
+      ASSERT_TRUE(req) << "streamed: the request went to a worker at its head";
+      EXPECT_EQ(read_body(*req).last, RequestBody::ReadStatus::Failed);
+      EXPECT_EQ(req->body->failure_status(), 408);
+    } else {
+      EXPECT_FALSE(pop(*server, 10ms)) << "buffered: no worker ever saw it";
+    }
+    stop(*server, 1000ms);
+  }
+}
+
+TEST(Server, BodyKeepingTheMinimumRateIsServed) {
+  auto config = buffered_config();
+  config.min_body_rate = 1000;
+  config.min_body_rate_window = 300ms;
+  auto server = start_server(config);
+  auto client = client_of(*server);
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send(upload_head(3000)));
+  for (int i = 0; i < 15; ++i) {  // 2000 bytes/s for 1.5 s, in bursts
+    std::this_thread::sleep_for(100ms);
+    ASSERT_TRUE(client->send(std::string(200, 'r')));
+  }
+  RequestRef req = pop(*server);
+  ASSERT_TRUE(req);
+  EXPECT_EQ(read_body(*req).bytes.size(), 3000u);
+  reply(*req, 200, "ok");
+  EXPECT_EQ(parse_response(client->read_response()).status, 200);
+  stop(*server, 1000ms);
+}
+
+TEST(Server, UploadPastTheSpoolLimitGets503AtItsHead) {
+  auto config = buffered_config();
+  config.max_spool_size = 1500;
+  auto server = start_server(config);
+  auto first = client_of(*server);
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(first->send(upload_head(1000) + std::string(10, 'a')));  // claims 1000 bytes of spool
+  std::this_thread::sleep_for(100ms);
+  auto second = client_of(*server);
+  ASSERT_TRUE(second);
+  ASSERT_TRUE(second->send(upload_head(1000)));
+  std::string wire;
+  ASSERT_TRUE(second->read_to_eof(wire));
+  auto r = parse_response(wire);
+  EXPECT_EQ(r.status, 503) << wire;
+  EXPECT_EQ(r.get("connection"), "close");
+  EXPECT_EQ(r.get("retry-after"), "1");
+  // A chunked body that grows past what is left is refused as it grows.
+  auto chunked = client_of(*server);
+  ASSERT_TRUE(chunked);
+  ASSERT_TRUE(chunked->send("POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n258\r\n" +
+                            std::string(600, 'c') + "\r\n"));
+  ASSERT_TRUE(chunked->read_to_eof(wire));
+  EXPECT_EQ(parse_response(wire).status, 503) << wire;
+  // The first upload is unaffected, and its room comes back with it.
+  ASSERT_TRUE(first->send(std::string(990, 'a')));
+  {
+    RequestRef req = pop(*server);
+    ASSERT_TRUE(req);
+    EXPECT_EQ(read_body(*req).bytes.size(), 1000u);
+    reply(*req, 200, "ok");
+    req->body->discard();  // what the binding does once the response is out
+  }
+  EXPECT_EQ(parse_response(first->read_response()).status, 200);
+  auto third = client_of(*server);
+  ASSERT_TRUE(third);
+  ASSERT_TRUE(third->send(upload_head(1000) + std::string(1000, 'z')));
+  RequestRef again = pop(*server);
+  ASSERT_TRUE(again) << "the spool had room again";
+  reply(*again, 200, "ok");
+  EXPECT_EQ(parse_response(third->read_response()).status, 200);
+  stop(*server, 1000ms);
+}
+
+// max_connections is a descriptor budget: a spool file takes a place in
+// it, so a body that would need one when it is spent gets 503 instead of
+// the process running out of descriptors.
+TEST(Server, SpoolFilesCountAgainstMaxConnections) {
+  auto config = buffered_config();
+  config.max_connections = 2;
+  auto server = start_server(config);
+  auto first = client_of(*server);
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(first->send(upload_head(1000) + std::string(10, 'a')));  // 1 connection + 1 spool file
+  std::this_thread::sleep_for(100ms);
+  auto second = client_of(*server);  // the accept already under way takes it
+  ASSERT_TRUE(second);
+  ASSERT_TRUE(second->send(upload_head(1000)));
+  std::string wire;
+  ASSERT_TRUE(second->read_to_eof(wire));
+  auto r = parse_response(wire);
+  EXPECT_EQ(r.status, 503) << wire;
+  EXPECT_EQ(r.get("retry-after"), "1");
+  second.reset();  // its lingering close ends: one connection and one spool file remain
+  ASSERT_TRUE(first->send(std::string(990, 'a')));
+  RequestRef req = pop(*server);
+  ASSERT_TRUE(req);
+  EXPECT_EQ(read_body(*req).bytes.size(), 1000u);
+  reply(*req, 200, "ok");
+  EXPECT_EQ(parse_response(first->read_response()).status, 200);
+  // The first connection stays (keep-alive) and its spool file fills the
+  // budget; letting the file go lets the listener accept again.
+  std::this_thread::sleep_for(100ms);
+  req->body->discard();  // what the binding does once the response is out
+  auto third = client_of(*server);
+  ASSERT_TRUE(third);
+  ASSERT_TRUE(third->send("GET /after HTTP/1.1\r\nHost: h\r\n\r\n"));
+  RequestRef after = pop(*server, 2000ms);
+  ASSERT_TRUE(after) << "the listener resumed once the spool file was gone";
+  reply(*after, 200, "after");
+  EXPECT_EQ(parse_response(third->read_response()).body, "after");
   stop(*server, 1000ms);
 }
 

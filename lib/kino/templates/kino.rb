@@ -71,14 +71,36 @@
 #
 # request_timeout 30
 
-# Open connections at most; more wait in the kernel backlog.
+# Descriptors for clients at most: open connections plus the spool files
+# of their bodies; more clients wait in the kernel backlog.
 # Default: nil, derived from the open-file limit.
 # max_connections 4096
 
 # Largest request body in bytes, 413 beyond it; nil or 0 for no limit.
 # Default: 52428800 (50 MiB).
-# Bodies past 1 MiB are spooled to an unlinked file in $TMPDIR (or /tmp).
 # max_body_size 50 * 1024 * 1024
+
+# A request reaches the app once its whole body is here: in memory up to
+# this many bytes, spooled to an unlinked file in $TMPDIR beyond it.
+# Default: 114688 (112 KiB).
+# body_buffer_size 112 * 1024
+
+# Hand requests to the app at their head, the body streaming in while the
+# app reads it (full-duplex apps); a slow upload then holds a worker.
+# Default: false.
+# stream_request_bodies true
+
+# Bytes per second a request body must arrive at, averaged over windows
+# (the first one is free); slower gets 408. nil or 0 for no minimum.
+# Default: 1024.
+# min_body_rate 1024
+
+# Seconds each such window lasts. Default: 5.
+# min_body_rate_window 5
+
+# Bytes of request bodies on disk at once; an upload past it gets 503.
+# nil or 0 for no limit. Default: 1073741824 (1 GiB).
+# max_spool_size 1024 * 1024 * 1024
 
 # Largest request head (request line and headers) in bytes, 431 beyond it.
 # Default: 65536.
