@@ -96,6 +96,12 @@ void Connection::on_read(const error_code& ec, size_t n, size_t offset) {
 void Connection::expect(Waiting what) {
   Waiting before = waiting_;
   waiting_ = what;
+  // Nothing keeps the flag: it follows a finished body until dispatch()
+  // has counted the request in flight.
+  if (what == Waiting::Body && !awaiting_response_)
+    body_arriving_.store(true, std::memory_order_seq_cst);
+  else if (what != Waiting::Body && what != Waiting::Nothing)
+    body_arriving_.store(false, std::memory_order_seq_cst);
   const auto& cfg = server_->config();
   int64_t first_data = cfg.first_data_timeout.count();
   int64_t deadline = kNever;
@@ -292,6 +298,7 @@ void Connection::dispatch(RequestRef req) {
   if (server_->config().request_timeout.count() > 0)
     in_flight_ = req;  // released by response_done: no cycle outlives it
   server_->dispatch(std::move(req));
+  body_arriving_.store(false, std::memory_order_seq_cst);
 }
 
 // request_timeout measures the app, not the client: for a streamed body
@@ -497,6 +504,7 @@ void Connection::linger() {
   error_code ignored;
   socket_.shutdown(Socket::shutdown_send, ignored);
   waiting_ = Waiting::Linger;
+  body_arriving_.store(false, std::memory_order_seq_cst);
   read_deadline_ms_.store(steady_ms() + 2000, std::memory_order_relaxed);
   if (reading_) return;  // that read's completion carries on (see on_read)
   in_start_ = 0;
@@ -528,6 +536,7 @@ void Connection::close_socket() {
     RequestRef req = std::move(streaming_);
     req->body->fail(400, "the connection closed before the request body arrived");
   }
+  body_arriving_.store(false, std::memory_order_seq_cst);
   server_->connection_closed();
   open_.store(false, std::memory_order_release);
   error_code ignored;
@@ -554,7 +563,9 @@ bool Connection::discard_outbox() {
 
 void Connection::close_if_idle() {
   asio::post(socket_.get_executor(), [self = shared_from_this()] {
-    if (!self->awaiting_response_) self->close_socket();
+    // An upload under way is a request begun: it is read to its end and
+    // answered, as one with the workers is.
+    if (!self->awaiting_response_ && self->waiting_ != Waiting::Body) self->close_socket();
   });
 }
 

@@ -35,6 +35,9 @@ class Connection : public ResponseSink,
 
   // Any thread: close if no request is being handled (drain), or now.
   void close_if_idle();
+  // Cleared only once the request counts as in flight, so a drain that
+  // reads this before `in_flight` never sees neither.
+  bool body_arriving() const { return body_arriving_.load(std::memory_order_seq_cst); }
   void close_now();
 
   // The earliest time (steady clock, ms) something is due on this
@@ -134,6 +137,9 @@ class Connection : public ResponseSink,
   std::atomic<int64_t> app_deadline_ms_{INT64_MAX};  // request_timeout
 
   std::atomic<bool> open_{true};
+  // A body being read before its request goes to the workers: not in
+  // flight yet, but a drain must wait for it (read by Server::stop).
+  std::atomic<bool> body_arriving_{false};
   int peer_fd_ = -1;  // the socket's descriptor, for peer_gone() from other threads
   std::atomic<size_t> pending_bytes_{0};
   std::atomic<int> waiting_writers_{0};

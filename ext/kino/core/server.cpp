@@ -186,8 +186,14 @@ int64_t Server::stop(std::chrono::milliseconds timeout, const std::atomic<bool>*
   // close after their current response (Connection::response_done).
   auto tick = std::chrono::milliseconds(5);
   for (;;) {
-    for_each_connection([](Connection& c) { c.close_if_idle(); });
-    if (counters_.in_flight.load() <= 0) break;
+    // Uploads are read before in_flight: a body that became a request in
+    // between is then counted there.
+    bool bodies_arriving = false;
+    for_each_connection([&bodies_arriving](Connection& c) {
+      c.close_if_idle();
+      bodies_arriving = bodies_arriving || c.body_arriving();
+    });
+    if (!bodies_arriving && counters_.in_flight.load() <= 0) break;
     if (std::chrono::steady_clock::now() >= deadline) break;
     if (interrupted && interrupted->load()) break;
     std::this_thread::sleep_for(tick);
