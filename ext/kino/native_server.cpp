@@ -230,9 +230,15 @@ VALUE native_server_stats(VALUE, VALUE id) {
   Counters::Snapshot c{};
   size_t queued = 0;
   uint64_t log_dropped = 0;
+  uint64_t spooled_bytes = 0;
+  int64_t spool_files = 0;
   protect([&]() -> VALUE {
     auto server = find_server(sid);
     c = server->counters().snapshot();
+    if (const auto& budget = server->config().body_storage.budget) {
+      spooled_bytes = budget->bytes.load(std::memory_order_relaxed);
+      spool_files = budget->files.load(std::memory_order_relaxed);
+    }
     queued = server->queue().depth() + server->queue().waiting();
     log_dropped = server->log().dropped();
     return Qnil;
@@ -248,6 +254,8 @@ VALUE native_server_stats(VALUE, VALUE id) {
   rb_hash_aset(h, ID2SYM(rb_intern("timeouts")), ULL2NUM(c.timeouts));
   rb_hash_aset(h, ID2SYM(rb_intern("parse_errors")), ULL2NUM(c.parse_errors));
   rb_hash_aset(h, ID2SYM(rb_intern("log_dropped")), ULL2NUM(log_dropped));
+  rb_hash_aset(h, ID2SYM(rb_intern("spooled_bytes")), ULL2NUM(spooled_bytes));
+  rb_hash_aset(h, ID2SYM(rb_intern("spool_files")), LL2NUM(spool_files));
   return h;
 }
 

@@ -172,15 +172,15 @@ RSpec.describe "Slow uploads" do
         first = connect
         first_body = Random.new(1).bytes(400 * kib)
         first.write(upload_head(length: first_body.bytesize))
-        first.write(first_body.byteslice(0, 10 * kib)) # holds 400 KiB of spool
-        sleep 0.1
+        first.write(first_body.byteslice(0, 390 * kib)) # 390 KiB spooled: 210 KiB left
+        wait_until(message: "the first upload never spooled") { server.stats[:spooled_bytes] >= 390 * kib }
         second = connect
         second.write(upload_head(length: 400 * kib))
         refused = read_response(second)
         expect(refused.status).to eq(503)
         expect(refused["retry-after"]).to eq("1")
         expect(refused["connection"]).to eq("close")
-        first.write(first_body.byteslice(10 * kib..))
+        first.write(first_body.byteslice(390 * kib..))
         expect(json(read_response(first))).to include("size" => first_body.bytesize,
                                                       "sha256" => digest_of(first_body))
         # The first upload's room comes back once its response is out.
@@ -195,6 +195,23 @@ RSpec.describe "Slow uploads" do
           nil
         end
         expect(json(response)).to include("class" => "Kino::Input", "sha256" => digest_of(third_body))
+      end
+
+      it "lets no head that announces a large body and sends nothing hold the spool" do
+        boot(body_buffer_size: 16 * kib, max_spool_size: 600 * kib)
+        idle = Array.new(3) do
+          socket = connect
+          socket.write(upload_head(length: 400 * kib)) # 1200 KiB announced in all
+          socket
+        end
+        wait_until(message: "the idle heads never arrived") { server.stats[:spool_files] == 3 }
+        body = Random.new(4).bytes(400 * kib)
+        real = connect
+        real.write(upload_head(length: body.bytesize))
+        real.write(body)
+        expect(json(read_response(real))).to include("size" => body.bytesize, "sha256" => digest_of(body))
+      ensure
+        idle&.each(&:close)
       end
 
       it "hands the app the whole body, in memory and spooled, however it trickles in" do

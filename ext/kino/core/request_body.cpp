@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -51,8 +52,11 @@ bool SpoolBudget::take_file() noexcept {
 
 RequestBody::RequestBody(const BodyStorage& storage, uint64_t expected_length)
     : storage_(storage), budget_(storage.budget), expected_(expected_length) {
+  // Memory follows the bytes that came, not the length announced: a head
+  // promising a body and sending none must cost next to nothing.
+  constexpr uint64_t kReserveAhead = 16 * 1024;
   if (expected_length > 0 && expected_length <= storage_.memory_limit)
-    memory_.reserve(static_cast<size_t>(expected_length));
+    memory_.reserve(static_cast<size_t>(std::min(expected_length, kReserveAhead)));
 }
 
 RequestBody::~RequestBody() {
@@ -87,7 +91,11 @@ bool RequestBody::reserve_spool() {
   std::lock_guard<std::mutex> lock(mu_);
   if (failure_status_) return false;
   if (discarded_ || expected_ <= storage_.memory_limit) return true;
-  if (const char* refusal = claim_spool_locked(expected_)) {
+  if (budget_ && !budget_->has_room(expected_ > reserved_ ? expected_ - reserved_ : 0)) {
+    fail_locked(503, kSpoolFull);
+    return false;
+  }
+  if (const char* refusal = claim_spool_locked(reserved_)) {
     fail_locked(503, refusal);
     return false;
   }

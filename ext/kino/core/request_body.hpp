@@ -45,6 +45,11 @@ struct SpoolBudget {
   std::function<void()> file_released;
 
   bool take_bytes(uint64_t n) noexcept;
+  // Whether n more bytes would fit now; takes nothing.
+  bool has_room(uint64_t n) const noexcept {
+    uint64_t now = bytes.load(std::memory_order_relaxed);
+    return max_bytes == 0 || (now + n >= now && now + n <= max_bytes);
+  }
   void give_bytes(uint64_t n) noexcept { bytes.fetch_sub(n, std::memory_order_acq_rel); }
   bool take_file() noexcept;
   void give_file() noexcept {
@@ -81,11 +86,13 @@ class RequestBody : public NativeAllocated {
   // failed with status 500 and a reason naming the error, or 503 when the
   // server's spool budget is spent).
   bool append(std::string_view bytes);
-  // Claims room on disk for the whole announced body (a Content-Length past
-  // the memory limit) before any of it arrives, so an upload that cannot
-  // be spooled is refused at its head. False (and the body failed with
-  // 503) when the spool budget cannot take it. A body with nothing to
-  // spool, or already holding the room, returns true.
+  // At the head of an announced body past the memory limit: refuses it at
+  // once when the spool could not take its whole length now, and claims
+  // its file's descriptor. The bytes themselves are claimed as they
+  // arrive, never ahead: a head announcing a large body and sending
+  // nothing must not hold room that real uploads need. False (and the
+  // body failed with 503) when refused; true for a body with nothing to
+  // spool.
   bool reserve_spool();
   // The last byte has arrived.
   void finish();

@@ -251,26 +251,31 @@ TEST(RequestBody, ConcurrentProducerAndReaderAgree) {
 namespace kino {
 namespace {
 
-TEST(SpoolBudget, AnnouncedBodyClaimsItsRoomAtItsHeadAndGivesItBack) {
+TEST(SpoolBudget, AnnouncedBodyIsCheckedAtItsHeadAndClaimsAsBytesArrive) {
   BodyStorage storage{16, "/tmp", std::make_shared<SpoolBudget>()};
   storage.budget->max_bytes = 100;
   {
+    RequestBody idle(storage, 60);
+    ASSERT_TRUE(idle.reserve_spool());
+    EXPECT_EQ(storage.budget->bytes.load(), 0u) << "a head alone holds no room";
+    EXPECT_EQ(storage.budget->files.load(), 1) << "the file's descriptor is claimed";
     RequestBody first(storage, 60);
-    ASSERT_TRUE(first.reserve_spool());
-    EXPECT_EQ(storage.budget->bytes.load(), 60u);
-    EXPECT_EQ(storage.budget->files.load(), 1) << "the file's descriptor is claimed too";
+    ASSERT_TRUE(first.reserve_spool()) << "nothing is spooled yet, so 60 fits";
+    ASSERT_TRUE(first.append(std::string(50, 'x')));
+    EXPECT_EQ(storage.budget->bytes.load(), 50u) << "claimed as the bytes came";
     RequestBody second(storage, 60);
-    EXPECT_FALSE(second.reserve_spool()) << "60 + 60 passes the limit";
+    EXPECT_FALSE(second.reserve_spool()) << "50 spooled + 60 passes the limit";
     EXPECT_EQ(second.failure_status(), 503);
-    EXPECT_EQ(storage.budget->bytes.load(), 60u) << "a refusal claims nothing";
+    EXPECT_EQ(storage.budget->bytes.load(), 50u) << "a refusal claims nothing";
+    EXPECT_EQ(storage.budget->files.load(), 2);
     RequestBody small(storage, 10);
     EXPECT_TRUE(small.reserve_spool()) << "a body that stays in memory needs no room";
-    ASSERT_TRUE(first.append(std::string(60, 'x')));
+    ASSERT_TRUE(first.append(std::string(10, 'x')));
     first.finish();
-    EXPECT_EQ(storage.budget->bytes.load(), 60u) << "the bytes came within the claim";
+    EXPECT_EQ(storage.budget->bytes.load(), 60u);
     first.discard();
     EXPECT_EQ(storage.budget->bytes.load(), 0u);
-    EXPECT_EQ(storage.budget->files.load(), 0);
+    EXPECT_EQ(storage.budget->files.load(), 1) << "only the idle head's file is left";
     RequestBody third(storage, 60);
     EXPECT_TRUE(third.reserve_spool()) << "the room came back";
   }

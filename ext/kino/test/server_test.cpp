@@ -973,7 +973,7 @@ TEST(Server, UploadPastTheSpoolLimitGets503AtItsHead) {
   auto server = start_server(config);
   auto first = client_of(*server);
   ASSERT_TRUE(first);
-  ASSERT_TRUE(first->send(upload_head(1000) + std::string(10, 'a')));  // claims 1000 bytes of spool
+  ASSERT_TRUE(first->send(upload_head(1000) + std::string(990, 'a')));  // 990 bytes spooled
   std::this_thread::sleep_for(100ms);
   auto second = client_of(*server);
   ASSERT_TRUE(second);
@@ -992,7 +992,7 @@ TEST(Server, UploadPastTheSpoolLimitGets503AtItsHead) {
   ASSERT_TRUE(chunked->read_to_eof(wire));
   EXPECT_EQ(parse_response(wire).status, 503) << wire;
   // The first upload is unaffected, and its room comes back with it.
-  ASSERT_TRUE(first->send(std::string(990, 'a')));
+  ASSERT_TRUE(first->send(std::string(10, 'a')));
   {
     RequestRef req = pop(*server);
     ASSERT_TRUE(req);
