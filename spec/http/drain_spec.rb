@@ -107,7 +107,8 @@ RSpec.describe "Graceful drain under load" do
       socket = connect
       socket.write("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: #{body.bytesize}\r\n\r\n")
       socket.write(body[0, 1000])
-      wait_until(message: "the upload never began") { server.stats[:connections_open] == 1 }
+      # Its head is in once its spool file is open.
+      wait_until(message: "the upload never began") { server.stats[:spool_files] == 1 }
       stopping = Thread.new { server.shutdown(10) }
       sleep 0.5 # the drain has begun and found nothing in flight
       expect(stopping).to be_alive
