@@ -326,12 +326,15 @@ void Connection::start_streaming(RequestRef req) {
 // answered yet, and otherwise a cut connection (its request was broken).
 void Connection::fail_streaming(int status, const char* reason) {
   RequestRef req = std::move(streaming_);
-  req->body->fail(status, reason);
   // If the app's response is under way this answer loses the claim and
   // that response may finish (the client may well have stopped sending
   // because it saw it begin). Nothing more is read; the lingering close
-  // after it drops what still comes.
+  // after it drops what still comes. The answer is claimed before the
+  // reader hears of the failure: told first, the app could answer the
+  // failed read with its own 500 ahead of this one.
+  RequestRef reader = req;
   reject(status, reason, std::move(req));
+  reader->body->fail(status, reason);
 }
 
 // Whatever else the client sent is not trusted: answer and close. `req` is
