@@ -232,11 +232,18 @@ module Kino
       pump_log(@server_id)
     end
 
+    # A log that fails (stderr gone with its terminal, a full disk) loses
+    # the line, never the pump: the pump also fills the env value cache
+    # that worker ractors ask for.
     def pump_log(server_id)
       Native.server_drain_log(server_id).each do |line|
         line = "kino: #{line}" unless line.start_with?("kino: ")
         line += "\n" unless line.end_with?("\n")
-        @log.write(line)
+        begin
+          @log.write(line)
+        rescue IOError, SystemCallError
+          nil
+        end
       end
     rescue Kino::Error
       nil
