@@ -292,6 +292,7 @@ bool Connection::should_stream(const RequestCtx& req) const {
 
 void Connection::dispatch(RequestRef req) {
   req->sink = shared_from_this();
+  req->peer = req->sink;
   awaiting_response_ = true;
   dispatched_ = true;
   response_begun_ = false;

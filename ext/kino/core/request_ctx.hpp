@@ -80,6 +80,10 @@ class RequestCtx : public NativeAllocated {
 
   // The connection that wants the answer; null in unit tests of parsing.
   std::shared_ptr<ResponseSink> sink;
+  // The same connection, set with `sink` before the request is queued and
+  // never written after: a worker asks it whether the client is still
+  // there while the I/O thread may be resetting `sink` (a 504 won).
+  std::weak_ptr<ResponseSink> peer;
 
   // Exactly one party may answer: the worker that took the request, or
   // whoever gives up on it (a supervisor, a timeout). The first to claim

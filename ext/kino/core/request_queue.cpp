@@ -99,7 +99,7 @@ RequestRef RequestQueue::adopt(RequestCtx* raw) {
 bool RequestQueue::still_wanted(RequestRef& req) {
   bool answered = req->claimed();
   if (!answered) {
-    ResponseSink* sink = req->sink.get();
+    std::shared_ptr<ResponseSink> sink = req->peer.lock();
     bool gone =
         sink && (!sink->open() || (steady_ms() - req->queued_at_ms >= kProbeAfterMs && sink->peer_gone()));
     if (!gone) return true;

@@ -344,6 +344,7 @@ namespace {
 // A request whose answers are recorded, like one from a connection.
 RequestRef request_with_sink(uint64_t seq, std::shared_ptr<test::RecordingSink> sink) {
   RequestRef r = make_request(seq);
+  r->peer = sink;
   r->sink = std::move(sink);
   return r;
 }
