@@ -152,6 +152,7 @@ module Kino
 
       app, hooks = preparation.prepare!
       @log.write("kino: #{preparation.explain_frozen(diagnosis)}\n") unless diagnosis.app_state.empty?
+      @log.write("kino: #{preparation.explain_isolation(diagnosis)}\n") unless diagnosis.isolation.empty?
       [:ractor, app, hooks]
     end
 
