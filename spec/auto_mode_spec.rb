@@ -119,6 +119,32 @@ module AutoModeApps
   end
 end
 
+# Kills the forked check (which reads a module's name) but not the
+# process that loaded it. Outside AutoModeApps, whose modules the check of
+# every app there walks.
+module KinoAutoSpecDiesInCheck
+  LOADED_IN = Process.pid
+
+  def self.name
+    Process.kill(:KILL, Process.pid) unless Process.pid == LOADED_IN
+    super
+  end
+
+  def self.call(_env)
+    [200, { "content-type" => "text/plain" }, ["served in #{AutoModeApps.where}\n"]]
+  end
+end
+
+# A constant frozen at the top only, in a namespace of its own: preparing
+# for ractors would deep-freeze it.
+module KinoAutoSpecUnprepared
+  TABLE = { "name" => String.new("table") }.freeze
+
+  def self.call(_env)
+    [200, { "content-type" => "text/plain" }, ["#{TABLE['name']} in #{AutoModeApps.where}\n"]]
+  end
+end
+
 KINO_AUTO_SPEC_TABLE = { "name" => String.new("table") }.freeze
 
 RSpec.describe "mode :auto never freezes what the app made" do
@@ -297,6 +323,28 @@ RSpec.describe "mode :auto never freezes what the app made" do
       expect(Array.new(3) { http_get("/", port: port).body }).to eq(["1\n", "2\n", "3\n"])
       expect(kino.stderr).to include("KinoFixtureHits::HITS (a Hash that is not frozen")
     end
+  end
+
+  it "runs :threaded, saying why, when the forked check dies" do
+    start_default(KinoAutoSpecDiesInCheck)
+    expect(server.mode).to eq(:threaded)
+    expect(server_log).to eq("kino: running in :threaded mode: app: checking it failed: the forked check was " \
+                             "killed by SIGKILL (`kino --check` lists every blocker)\n")
+    expect(http_get("/").body).to eq("served in main\n")
+  end
+
+  it "runs :threaded, preparing nothing, when other ractors already run in the process" do
+    ractor_server = Kino::Server.new(AutoModeApps::ClassApp, log: StringIO.new, bind: "127.0.0.1", port: 0,
+                                                             workers: 1, threads: 1, mode: :ractor)
+    (@servers ||= []) << ractor_server
+    ractor_server.start
+    start_default(KinoAutoSpecUnprepared)
+    expect(server.mode).to eq(:threaded)
+    expect(server_log).to eq("kino: running in :threaded mode: app: checking it failed: other ractors already run " \
+                             "in this process, so it cannot be checked in a forked child, and checking it here " \
+                             "would freeze its constants (`kino --check` lists every blocker)\n")
+    expect(Ractor.shareable?(KinoAutoSpecUnprepared::TABLE)).to be(false)
+    expect(http_get("/").body).to eq("table in main\n")
   end
 
   {

@@ -94,15 +94,22 @@ module Kino
     # A Diagnosis. Changes nothing in this process. With +first_only+ it
     # stops at the first finding (enough for :auto to decide, and quick for
     # an app that holds many objects).
-    def diagnose(first_only: false)
-      # A child forked while other ractors run (another :ractor server in
-      # this process) inherits a VM whose next GC waits for ractors that do
-      # not exist in it, and hangs (seen: the parent then waited forever).
-      # Then the check runs here: the environment is prepared (as prepare!
-      # would do here anyway), the app walked, but nothing of the app is
-      # frozen to probe it, since the app may yet run :threaded.
+    #
+    # A child forked while other ractors run (another :ractor server in
+    # this process) inherits a VM whose next GC waits for ractors that do
+    # not exist in it, and hangs (seen: the parent then waited forever).
+    # Then the check can only run here, where preparing the environment
+    # deep-freezes constants and captured variables go unprobed: with
+    # +in_process: false+ (what :auto asks) it does not run at all and the
+    # diagnosis says so; otherwise (`mode :ractor`, which prepares anyway)
+    # it runs here without the probe.
+    def diagnose(first_only: false, in_process: true)
       if Process.respond_to?(:fork) && Ractor.count == 1
         return in_child { survey(first_only: first_only, probe: true) }
+      end
+      unless in_process
+        return Diagnosis.check_failed("other ractors already run in this process, so it cannot be checked " \
+                                      "in a forked child, and checking it here would freeze its constants")
       end
 
       survey(first_only: first_only, probe: false)
@@ -170,6 +177,8 @@ module Kino
 
     # Runs the block in a forked child and returns what it returned (via
     # Marshal), so that freezing and probing never touch this process.
+    # A child that dies before it reports (killed, crashed) leaves a
+    # diagnosis that says the check failed, and why.
     def in_child
       reader, writer = IO.pipe
       pid = fork do
@@ -185,11 +194,25 @@ module Kino
       end
       writer.close
       data = reader.read
-      Process.wait(pid)
-      Marshal.load(data) # rubocop:disable Security/MarshalLoad -- our own child's output
+      _, status = Process.wait2(pid)
+      return Diagnosis.check_failed("the forked check #{child_failure(status)}") unless status.success?
+
+      begin
+        Marshal.load(data) # rubocop:disable Security/MarshalLoad -- our own child's output
+      rescue ArgumentError, TypeError => e
+        Diagnosis.check_failed("the forked check sent back no result (#{e.message})")
+      end
     ensure
       reader&.close unless reader&.closed?
       writer&.close unless writer&.closed?
+    end
+
+    def child_failure(status)
+      if status.signaled?
+        "was killed by SIG#{Signal.signame(status.termsig)}"
+      else
+        "exited with status #{status.exitstatus}"
+      end
     end
 
     # --- the survey -------------------------------------------------------

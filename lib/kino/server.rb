@@ -130,7 +130,7 @@ module Kino
       preparation = RactorPreparation.new(@app, hooks)
       return choose_ractor(preparation) if requested == :ractor
 
-      diagnosis = preparation.diagnose(first_only: true)
+      diagnosis = preparation.diagnose(first_only: true, in_process: false)
       reason = if diagnosis.clean?
                  begin
                    return [:ractor, *preparation.prepare!]
