@@ -333,6 +333,16 @@ RSpec.describe "mode :auto never freezes what the app made" do
     expect(http_get("/").body).to eq("served in main\n")
   end
 
+  it "is reported by `kino --check` when the forked check dies, exit 1" do
+    kino = spawn_kino("--check", "spec/fixtures/dies_in_check.ru", wait: false)
+    status = kino.wait(timeout: ServerHelper::BOOT_TIMEOUT)
+    expect([status&.exitstatus, kino.stderr]).to eq([1, ""])
+    expect(kino.stdout.lines(chomp: true).first(2)).to eq(
+      ["kino --check: spec/fixtures/dies_in_check.ru cannot run in :ractor mode (1 blocker):",
+       "  - app: checking it failed: the forked check was killed by SIGKILL"]
+    )
+  end
+
   it "runs :threaded, preparing nothing, when other ractors already run in the process" do
     ractor_server = Kino::Server.new(AutoModeApps::ClassApp, log: StringIO.new, bind: "127.0.0.1", port: 0,
                                                              workers: 1, threads: 1, mode: :ractor)
