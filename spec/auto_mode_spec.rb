@@ -65,6 +65,47 @@ module AutoModeApps
     end
   end
 
+  # Counts in a constant Hash it changes: a worker ractor may not read it.
+  class ConstantCounter
+    HITS = Hash.new(0)
+
+    def self.call(env)
+      HITS[env["PATH_INFO"]] += 1
+      [200, { "content-type" => "text/plain" }, ["#{HITS[env['PATH_INFO']]}\n"]]
+    end
+  end
+
+  $kino_auto_spec_count = 0 # rubocop:disable Style/GlobalVars
+
+  # Counts in a global: only the main ractor may read or set it.
+  module GlobalCounter
+    def self.call(_env)
+      $kino_auto_spec_count += 1 # rubocop:disable Style/GlobalVars
+      [200, { "content-type" => "text/plain" }, ["#{$kino_auto_spec_count}\n"]] # rubocop:disable Style/GlobalVars
+    end
+  end
+
+  # A frozen instance whose code fills a constant's Hash.
+  class ConstantCache
+    CACHE = {} # rubocop:disable Style/MutableConstant
+
+    def call(env)
+      CACHE[env["PATH_INFO"]] ||= "cached #{env['PATH_INFO']}\n"
+      [200, { "content-type" => "text/plain" }, [CACHE[env["PATH_INFO"]]]]
+    end
+  end
+
+  # Reads constants frozen by their author: one here, and a frozen Hash
+  # outside the app's namespace holding a String that is not frozen (Kino
+  # deep-freezes it).
+  class ReadsFrozenConstants
+    GREETING = "hi"
+
+    def self.call(_env)
+      [200, { "content-type" => "text/plain" }, ["#{GREETING} #{::KINO_AUTO_SPEC_TABLE['name']} in #{AutoModeApps.where}\n"]]
+    end
+  end
+
   # Middleware of the app's own: Kino cannot know that it never changes.
   class Tagging
     def initialize(app)
@@ -77,6 +118,34 @@ module AutoModeApps
     end
   end
 end
+
+# Kills the forked check (which reads a module's name) but not the
+# process that loaded it. Outside AutoModeApps, whose modules the check of
+# every app there walks.
+module KinoAutoSpecDiesInCheck
+  LOADED_IN = Process.pid
+
+  def self.name
+    Process.kill(:KILL, Process.pid) unless Process.pid == LOADED_IN
+    super
+  end
+
+  def self.call(_env)
+    [200, { "content-type" => "text/plain" }, ["served in #{AutoModeApps.where}\n"]]
+  end
+end
+
+# A constant frozen at the top only, in a namespace of its own: preparing
+# for ractors would deep-freeze it.
+module KinoAutoSpecUnprepared
+  TABLE = { "name" => String.new("table") }.freeze
+
+  def self.call(_env)
+    [200, { "content-type" => "text/plain" }, ["#{TABLE['name']} in #{AutoModeApps.where}\n"]]
+  end
+end
+
+KINO_AUTO_SPEC_TABLE = { "name" => String.new("table") }.freeze
 
 RSpec.describe "mode :auto never freezes what the app made" do
   def fixture_app(name)
@@ -169,6 +238,123 @@ RSpec.describe "mode :auto never freezes what the app made" do
                                      "class-level code sets @hits; worker ractors cannot set a class's or module's " \
                                      "instance variables (`kino --check` lists every blocker)")
     expect(Array.new(3) { http_get("/").body }).to eq(["1\n", "2\n", "3\n"])
+  end
+
+  describe "code that reads constants and globals" do
+    it "runs an app counting in a constant Hash :threaded, naming it, and counts" do
+      start_default(AutoModeApps::ConstantCounter)
+      expect(server.mode).to eq(:threaded)
+      expect(server_log).to start_with("kino: running in :threaded mode: :ractor mode would freeze " \
+                                       "AutoModeApps::ConstantCounter::HITS (a Hash that is not frozen, read by " \
+                                       "AutoModeApps::ConstantCounter.call); `mode :ractor` freezes what the app made")
+      expect(Array.new(3) { http_get("/").body }).to eq(["1\n", "2\n", "3\n"])
+    end
+
+    it "runs an app counting in a global :threaded, naming it, and counts" do
+      start_default(AutoModeApps::GlobalCounter)
+      expect(server.mode).to eq(:threaded)
+      expect(server_log).to eq("kino: running in :threaded mode: AutoModeApps::GlobalCounter.call: uses the global " \
+                               "$kino_auto_spec_count; worker ractors cannot read or set it (`kino --check` lists " \
+                               "every blocker)\n")
+      before = $kino_auto_spec_count # rubocop:disable Style/GlobalVars
+      expect(Array.new(3) { http_get("/").body }).to eq(Array.new(3) { |i| "#{before + i + 1}\n" })
+    end
+
+    it "runs a frozen instance filling a constant's Hash :threaded, naming the constant" do
+      start_default(AutoModeApps::ConstantCache.new.freeze)
+      expect(server.mode).to eq(:threaded)
+      expect(server_log).to start_with("kino: running in :threaded mode: :ractor mode would freeze " \
+                                       "AutoModeApps::ConstantCache::CACHE (a Hash that is not frozen, read by " \
+                                       "AutoModeApps::ConstantCache#call);")
+      expect(Array.new(2) { http_get("/a").body }).to eq(["cached /a\n"] * 2)
+    end
+
+    it "still runs an app reading constants frozen at the top in :ractor mode" do
+      start_default(AutoModeApps::ReadsFrozenConstants)
+      expect([server.mode, server_log]).to eq([:ractor, ""])
+      expect(http_get("/").body).to eq("hi table in kino-worker-0\n")
+    end
+
+    it "is listed by `kino --check` when a constant is not frozen, exit 1" do
+      kino = spawn_kino("--check", "spec/fixtures/hits.ru", wait: false)
+      status = kino.wait(timeout: ServerHelper::BOOT_TIMEOUT)
+      expect([status&.exitstatus, kino.stderr]).to eq([1, ""])
+      expect(kino.stdout.lines(chomp: true)).to eq(
+        [
+          "kino --check: spec/fixtures/hits.ru cannot run in :ractor mode (1 object the app made would be frozen):",
+          "  - KinoFixtureHits::HITS (a Hash that is not frozen, read by KinoFixtureHits.call) " \
+          "(made at spec/fixtures/hits.ru:6)",
+          "With `mode :auto` (the default) it runs in :threaded mode instead; " \
+          "`mode :ractor` freezes these and runs it in ractors."
+        ]
+      )
+    end
+
+    it "freezes the constant under `mode :ractor`, which lists it at boot" do
+      kino = spawn_kino("-m", "ractor", "-w", "1", "spec/fixtures/hits.ru", port: port)
+      expect(kino.stdout).to include("* Mode: ractor, 1 workers x 1 threads")
+      expect(kino.stderr.lines.first(2)).to eq(
+        ["kino: mode :ractor froze 1 object that the app made (code that changes them now raises FrozenError):\n",
+         "  - KinoFixtureHits::HITS (a Hash that is not frozen, read by KinoFixtureHits.call) " \
+         "(made at spec/fixtures/hits.ru:6)\n"]
+      )
+      expect(http_get("/", port: port).code).to eq("500")
+      wait_until(message: -> { "no FrozenError logged: #{kino.stderr}" }) { kino.stderr.include?("FrozenError") }
+    end
+
+    it "warns at boot under `mode :ractor` of a global the workers cannot use" do
+      @server_log = StringIO.new
+      @server = Kino::Server.new(AutoModeApps::GlobalCounter, log: @server_log, bind: "127.0.0.1", port: 0,
+                                                              workers: 1, threads: 1, mode: :ractor)
+      (@servers ||= []) << @server
+      @server.start
+      expect(server.mode).to eq(:ractor)
+      expect(server_log.lines.first(2)).to eq(
+        ["kino: mode :ractor runs code that worker ractors refuse (it raises Ractor::IsolationError there):\n",
+         "  - AutoModeApps::GlobalCounter.call: uses the global $kino_auto_spec_count; worker ractors cannot " \
+         "read or set it\n"]
+      )
+      expect(http_get("/").code).to eq("500")
+    end
+
+    it "runs the HITS app under `kino` with no config :threaded and counts" do
+      kino = spawn_kino("-w", "1", "spec/fixtures/hits.ru", port: port)
+      expect(kino.stdout).to include("* Mode: threaded, 1 workers x 3 threads")
+      expect(Array.new(3) { http_get("/", port: port).body }).to eq(["1\n", "2\n", "3\n"])
+      expect(kino.stderr).to include("KinoFixtureHits::HITS (a Hash that is not frozen")
+    end
+  end
+
+  it "runs :threaded, saying why, when the forked check dies" do
+    start_default(KinoAutoSpecDiesInCheck)
+    expect(server.mode).to eq(:threaded)
+    expect(server_log).to eq("kino: running in :threaded mode: app: checking it failed: the forked check was " \
+                             "killed by SIGKILL (`kino --check` lists every blocker)\n")
+    expect(http_get("/").body).to eq("served in main\n")
+  end
+
+  it "is reported by `kino --check` when the forked check dies, exit 1" do
+    kino = spawn_kino("--check", "spec/fixtures/dies_in_check.ru", wait: false)
+    status = kino.wait(timeout: ServerHelper::BOOT_TIMEOUT)
+    expect([status&.exitstatus, kino.stderr]).to eq([1, ""])
+    expect(kino.stdout.lines(chomp: true).first(2)).to eq(
+      ["kino --check: spec/fixtures/dies_in_check.ru cannot run in :ractor mode (1 blocker):",
+       "  - app: checking it failed: the forked check was killed by SIGKILL"]
+    )
+  end
+
+  it "runs :threaded, preparing nothing, when other ractors already run in the process" do
+    ractor_server = Kino::Server.new(AutoModeApps::ClassApp, log: StringIO.new, bind: "127.0.0.1", port: 0,
+                                                             workers: 1, threads: 1, mode: :ractor)
+    (@servers ||= []) << ractor_server
+    ractor_server.start
+    start_default(KinoAutoSpecUnprepared)
+    expect(server.mode).to eq(:threaded)
+    expect(server_log).to eq("kino: running in :threaded mode: app: checking it failed: other ractors already run " \
+                             "in this process, so it cannot be checked in a forked child, and checking it here " \
+                             "would freeze its constants (`kino --check` lists every blocker)\n")
+    expect(Ractor.shareable?(KinoAutoSpecUnprepared::TABLE)).to be(false)
+    expect(http_get("/").body).to eq("table in main\n")
   end
 
   {

@@ -95,7 +95,7 @@ module Kino
     private
 
     def report_check(rackup, diagnosis, preparation)
-      blockers = diagnosis.blockers
+      blockers = diagnosis.blockers + diagnosis.isolation
       frozen = diagnosis.app_state.size + diagnosis.unlisted
       counts = []
       counts << "#{blockers.size} blocker#{'s' unless blockers.size == 1}" unless blockers.empty?

@@ -134,22 +134,135 @@ module Kino
     # Walks +start+'s ancestors up to +stop_at+ or to what every object or
     # class has (Object, Kernel; Class and Module for a singleton class).
     def ivars_set_by_module_chain(start, stop_at)
-      methods = 0
       found = []
+      each_method_in_chain(start, stop_at, skip_constructors: true) { |m, _| found.concat(ivars_assigned_in(m)) }
+      found.uniq.freeze
+    end
+
+    # Yields each UnboundMethod defined along +start+'s ancestors (up to
+    # +stop_at+ or what every object or class has) and the module its
+    # constants are looked up from first (for a singleton class, the class
+    # or module it belongs to).
+    def each_method_in_chain(start, stop_at, skip_constructors: false)
+      methods = 0
       common = Object.ancestors + Object.singleton_class.ancestors
       start.ancestors.each do |mod|
         break if mod == stop_at || common.include?(mod)
 
+        scope = lexical_scope_of(mod)
         (mod.instance_methods(false) + mod.private_instance_methods(false)).each do |name|
-          next if CONSTRUCTORS.include?(name)
+          next if skip_constructors && CONSTRUCTORS.include?(name)
           break if (methods += 1) > MAX_METHODS_SCANNED
 
-          found.concat(ivars_assigned_in(mod.instance_method(name)))
+          yield mod.instance_method(name), scope
         rescue NameError
           next
         end
       end
-      found.uniq.freeze
+    end
+
+    def lexical_scope_of(mod)
+      return mod unless mod.singleton_class?
+      return mod.attached_object if mod.respond_to?(:attached_object) # Ruby 3.2+
+
+      name = mod.inspect[/\A#<Class:([A-Z][\w:]*)>\z/, 1]
+      name && Object.const_get(name)
+    rescue NameError, TypeError
+      nil
+    end
+
+    # What code reads that a worker ractor may refuse: +constants+ holds
+    # paths (Arrays of Symbols, a leading :"" for `::X`), +globals+ names.
+    CodeReads = Struct.new(:constants, :globals)
+
+    # Globals a worker ractor may read and set: each ractor or thread has
+    # its own (measured on Ruby 3.1 and 4.0; $0, $; $, $/ and the load path
+    # are the main ractor's only). $1 and $~'s kin are not globals in
+    # bytecode (getspecial).
+    RACTOR_LOCAL_GLOBALS = %i[$stdout $stderr $stdin $> $~ $_ $! $@ $$ $? $VERBOSE $DEBUG
+                              $-w $-v $-d $-i $-a $-l $-p].freeze
+
+    # The constants and globals a method's or a proc's bytecode reads, its
+    # blocks included.
+    def reads_in(code)
+      reads = CodeReads.new([], [])
+      return reads unless defined?(RubyVM::InstructionSequence)
+
+      iseq = RubyVM::InstructionSequence.of(code)
+      scan_reads(iseq.to_a, reads) if iseq
+      reads
+    rescue TypeError, ArgumentError
+      reads
+    end
+
+    # Where bytecode differs between Ruby versions:
+    # - 3.2 and later read `A::B` with [:opt_getconstant_path, [:A, :B]]
+    #   ([:"", :A] for `::A`);
+    # - 3.1 wraps [:getconstant, :A], [:getconstant, :B] (each after a
+    #   putobject flag; `putobject Object` first for `::A`) between
+    #   opt_getinlinecache and opt_setinlinecache.
+    # A getconstant outside such a cache (`expr::X`) has a base known only
+    # when it runs: it is not read here.
+    def scan_reads(tree, reads)
+      path = nil # 3.1: the constant path inside an inline cache
+      tree.each do |item|
+        next unless item.is_a?(Array)
+
+        case item[0]
+        when :opt_getconstant_path then reads.constants << item[1] if item[1].is_a?(Array)
+        when :opt_getinlinecache then path = []
+        when :getconstant then path << item[1] if path
+        when :putobject then path << :"" if path&.empty? && item[1] == Object
+        when :opt_setinlinecache
+          reads.constants << path if path && !path.empty? && path != [:""]
+          path = nil
+        when :getglobal, :setglobal then reads.globals << item[1] if item[1].is_a?(Symbol)
+        else scan_reads(item, reads)
+        end
+      end
+      reads
+    end
+
+    # The value of constant +path+ as code in +scope+ would read it (its
+    # lexical scope approximated by +scope+, its namespaces, then Object),
+    # as [full name, value]; nil when it does not resolve now.
+    def resolve_constant(path, scope)
+      first, *rest = path
+      if first == :""
+        base = Object
+        first, *rest = rest
+      else
+        base = constant_owner(first, scope)
+      end
+      return nil unless base && first
+
+      value = base.const_get(first)
+      name = base == Object || base.name.nil? ? first.to_s : "#{base.name}::#{first}"
+      rest.each do |part|
+        return nil unless value.is_a?(Module)
+
+        value = value.const_get(part)
+        name = "#{name}::#{part}"
+      end
+      [name, value]
+    rescue NameError, LoadError
+      nil
+    end
+
+    def constant_owner(name, scope)
+      candidates = []
+      if scope.is_a?(Module)
+        candidates << scope
+        parts = scope.name.to_s.split("::")
+        (parts.size - 1).downto(1) do |n|
+          candidates << Object.const_get(parts.first(n).join("::"))
+        rescue NameError
+          next
+        end
+      end
+      candidates << Object
+      direct = candidates.find { |c| c.const_defined?(name, false) }
+      direct || candidates.find { |c| c.const_defined?(name) }
     end
 
     # The instance variables that a method's or a proc's bytecode assigns,

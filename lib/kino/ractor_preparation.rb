@@ -51,12 +51,23 @@ module Kino
     # ractors impossible; +app_state+ (RactorEligibility::AppState) lists
     # what the app made that :ractor mode would have to freeze.
     # +unlisted+ counts app state past the first APP_STATE_LISTED.
-    Diagnosis = Struct.new(:blockers, :app_state, :unlisted) do
+    # +isolation+ (Blockers too) is code that reads or sets what a worker
+    # ractor may not (globals): ractors start, but that code raises
+    # Ractor::IsolationError there.
+    Diagnosis = Struct.new(:blockers, :app_state, :unlisted, :isolation) do
       # Whether :auto runs the app in ractors.
       def clean?
-        blockers.empty? && app_state.empty?
+        blockers.empty? && app_state.empty? && isolation.empty?
+      end
+
+      def self.check_failed(why)
+        new([Blocker.new("app", "checking it failed: #{why}", nil, nil)], [], 0, [])
       end
     end
+
+    # A constant or global the code of the app's objects reads: +value+ is
+    # the constant's (nil for a global); +reader+ names the code.
+    CodeRead = Struct.new(:kind, :name, :value, :reader)
 
     # Objects that can never be shared between ractors, whatever is frozen.
     NEVER_SHAREABLE = [
@@ -83,15 +94,22 @@ module Kino
     # A Diagnosis. Changes nothing in this process. With +first_only+ it
     # stops at the first finding (enough for :auto to decide, and quick for
     # an app that holds many objects).
-    def diagnose(first_only: false)
-      # A child forked while other ractors run (another :ractor server in
-      # this process) inherits a VM whose next GC waits for ractors that do
-      # not exist in it, and hangs (seen: the parent then waited forever).
-      # Then the check runs here: the environment is prepared (as prepare!
-      # would do here anyway), the app walked, but nothing of the app is
-      # frozen to probe it, since the app may yet run :threaded.
+    #
+    # A child forked while other ractors run (another :ractor server in
+    # this process) inherits a VM whose next GC waits for ractors that do
+    # not exist in it, and hangs (seen: the parent then waited forever).
+    # Then the check can only run here, where preparing the environment
+    # deep-freezes constants and captured variables go unprobed: with
+    # +in_process: false+ (what :auto asks) it does not run at all and the
+    # diagnosis says so; otherwise (`mode :ractor`, which prepares anyway)
+    # it runs here without the probe.
+    def diagnose(first_only: false, in_process: true)
       if Process.respond_to?(:fork) && Ractor.count == 1
         return in_child { survey(first_only: first_only, probe: true) }
+      end
+      unless in_process
+        return Diagnosis.check_failed("other ractors already run in this process, so it cannot be checked " \
+                                      "in a forked child, and checking it here would freeze its constants")
       end
 
       survey(first_only: first_only, probe: false)
@@ -102,6 +120,7 @@ module Kino
     def prepare!
       prepare_environment
       detach_builders
+      code_reads.each { |read| Ractor.make_shareable(read.value) if freezable_constant?(read) }
       [Ractor.make_shareable(@app), @hooks.transform_values { |h| Ractor.make_shareable(h) }]
     rescue Ractor::Error, Ractor::IsolationError, FrozenError => e
       raise UnshareableAppError, "the app cannot be shared between ractors: #{e.message}"
@@ -118,7 +137,7 @@ module Kino
     # The :auto fallback's reason, in one line, from a diagnosis that is
     # not clean.
     def fallback_reason(diagnosis)
-      if (blocker = diagnosis.blockers.first)
+      if (blocker = (diagnosis.blockers + diagnosis.isolation).first)
         return "#{blocker.summary} (`kino --check` lists every blocker)"
       end
 
@@ -132,6 +151,14 @@ module Kino
       lines = ["mode :ractor froze #{count(total, 'object')} that the app made " \
                "(code that changes them now raises FrozenError):"]
       lines.concat(app_state_lines(diagnosis))
+      lines.join("\n")
+    end
+
+    # What will raise Ractor::IsolationError in the workers, for the boot
+    # log of `mode :ractor`.
+    def explain_isolation(diagnosis)
+      lines = ["mode :ractor runs code that worker ractors refuse (it raises Ractor::IsolationError there):"]
+      diagnosis.isolation.each { |b| lines << "  - #{b}" }
       lines.join("\n")
     end
 
@@ -150,6 +177,8 @@ module Kino
 
     # Runs the block in a forked child and returns what it returned (via
     # Marshal), so that freezing and probing never touch this process.
+    # A child that dies before it reports (killed, crashed) leaves a
+    # diagnosis that says the check failed, and why.
     def in_child
       reader, writer = IO.pipe
       pid = fork do
@@ -157,7 +186,7 @@ module Kino
         result = begin
           yield
         rescue Exception => e # rubocop:disable Lint/RescueException
-          Diagnosis.new([Blocker.new("app", "checking it failed: #{e.class}: #{e.message}", nil, nil)], [], 0)
+          Diagnosis.check_failed("#{e.class}: #{e.message}")
         end
         writer.write(Marshal.dump(result))
         writer.close
@@ -165,31 +194,46 @@ module Kino
       end
       writer.close
       data = reader.read
-      Process.wait(pid)
-      Marshal.load(data) # rubocop:disable Security/MarshalLoad -- our own child's output
+      _, status = Process.wait2(pid)
+      return Diagnosis.check_failed("the forked check #{child_failure(status)}") unless status.success?
+
+      begin
+        Marshal.load(data) # rubocop:disable Security/MarshalLoad -- our own child's output
+      rescue ArgumentError, TypeError => e
+        Diagnosis.check_failed("the forked check sent back no result (#{e.message})")
+      end
     ensure
       reader&.close unless reader&.closed?
       writer&.close unless writer&.closed?
+    end
+
+    def child_failure(status)
+      if status.signaled?
+        "was killed by SIG#{Signal.signame(status.termsig)}"
+      else
+        "exited with status #{status.exitstatus}"
+      end
     end
 
     # --- the survey -------------------------------------------------------
 
     # What a walk of the app's graph finds, and the procs to probe after.
     class Findings
-      attr_reader :blockers, :app_state, :unlisted, :procs, :builders, :ivars_cache
+      attr_reader :blockers, :app_state, :unlisted, :isolation, :procs, :builders, :ivars_cache
 
       def initialize(first_only)
         @first_only = first_only
         @blockers = []
         @app_state = []
         @unlisted = 0
+        @isolation = []
         @procs = [] # [proc, path, location]: their captured variables are probed
         @builders = {}.compare_by_identity # builder => its AppState
         @ivars_cache = {}.compare_by_identity # for RactorEligibility.ivars_set_by
       end
 
       def done?
-        @first_only && !(@blockers.empty? && @app_state.empty?)
+        @first_only && !(@blockers.empty? && @app_state.empty? && @isolation.empty?)
       end
 
       # Adds the AppState the block builds, or only counts it past the
@@ -242,8 +286,128 @@ module Kino
       roots.each do |root, name|
         walk(Node.new(root, nil, name, :app), seen, findings)
       end
+      check_code_reads(findings, probe) unless findings.done?
       probe(findings) if probe && !findings.done?
-      Diagnosis.new(findings.blockers, findings.app_state, findings.unlisted)
+      Diagnosis.new(findings.blockers, findings.app_state, findings.unlisted, findings.isolation)
+    end
+
+    # Constants and globals the app's code reads. A worker ractor may read a
+    # constant only when its value is shareable: one frozen at the top is
+    # deep-frozen by #prepare! (its author declared it constant); one not
+    # frozen is app state (`mode :ractor` freezes it). Globals other than
+    # the ractor-local ones cannot be made to work at all.
+    def check_code_reads(findings, probe)
+      code_reads.each do |read|
+        return if findings.done?
+
+        if read.kind == :global
+          findings.isolation << Blocker.new(read.reader, "uses the global #{read.name}; worker ractors cannot " \
+                                                         "read or set it",
+                                            "keep that state in a constant made shareable when the file loads, " \
+                                            "or per request", nil)
+        elsif Ractor.shareable?(read.value)
+          next
+        elsif !freezable_constant?(read)
+          findings.isolation << Blocker.new(read.reader, "reads #{read.name}, #{article(read.value.class)}; worker " \
+                                                         "ractors cannot read it",
+                                            "create it per worker (after_worker_boot), or use $stdout and $stderr, " \
+                                            "which each ractor has its own of", constant_location(read.name))
+        elsif !read.value.frozen?
+          findings.add_app_state do
+            RactorEligibility::AppState.new(read.name, "#{article(read.value.class)} that is not frozen, read by " \
+                                                       "#{read.reader}", [], [], constant_location(read.name))
+          end
+        elsif probe
+          probe_constant(read, findings)
+        end
+      end
+    end
+
+    # A constant whose value can never be shared (STDOUT, a Mutex) is left
+    # as it is: only the main ractor can read it.
+    def freezable_constant?(read)
+      read.kind == :constant && NEVER_SHAREABLE.none? { |klass| read.value.is_a?(klass) }
+    end
+
+    # In the child only: what #prepare! will do to a frozen constant.
+    def probe_constant(read, findings)
+      Ractor.make_shareable(read.value)
+    rescue Ractor::Error, FrozenError => e
+      findings.blockers << Blocker.new(read.name, "is frozen but cannot be shared (#{e.message}); #{read.reader} reads it",
+                                       "hold only shareable values in it", constant_location(read.name))
+    end
+
+    def constant_location(name)
+      file, line = Object.const_source_location(name)
+      file && "#{file}:#{line}" # nothing for a constant Ruby itself defines
+    rescue NameError
+      nil
+    end
+
+    # What the code of every object the app reaches reads (see
+    # RactorEligibility.reads_in): a module's class methods, the methods of
+    # an object's class (Rack's own and core data aside) and its singleton
+    # methods, a proc's body. Calls further away are not followed.
+    def code_reads
+      found = {}
+      scanned = {}.compare_by_identity
+      [@app, *@hooks.values].each do |root|
+        each_object(root) do |obj|
+          each_code_of(obj, scanned) do |code, scope, reader|
+            record_reads(RactorEligibility.reads_in(code), scope, reader, found)
+          end
+        end
+      end
+      found.values
+    end
+
+    def record_reads(reads, scope, reader, found)
+      reads.globals.each do |gv|
+        next if RactorEligibility::RACTOR_LOCAL_GLOBALS.include?(gv)
+
+        found[[:global, gv]] ||= CodeRead.new(:global, gv.to_s, nil, reader)
+      end
+      reads.constants.each do |path|
+        name, value = RactorEligibility.resolve_constant(path, scope)
+        next if name.nil? || value.is_a?(Module)
+
+        found[[:constant, name]] ||= CodeRead.new(:constant, name, value, reader)
+      end
+    end
+
+    # Yields [code, scope its constants are read from, what to call it].
+    def each_code_of(obj, scanned, &block)
+      if obj.is_a?(Module)
+        return if obj.name&.start_with?("Rack::", "Kino::") || obj.name == "Rack"
+
+        each_method_code(obj.singleton_class, nil, scanned, &block)
+      elsif obj.is_a?(Proc)
+        recv = proc_receiver(obj)
+        scope = recv.is_a?(Module) ? recv : (recv.class unless recv.nil? || RactorEligibility.rack_builder?(recv))
+        kind = obj.lambda? ? "lambda" : "proc"
+        yield obj, scope, "the #{kind} at #{obj.source_location&.join(':')}"
+      else
+        unless RactorEligibility.rack_built_data?(obj) || obj.class.name&.start_with?("Rack::", "Kino::")
+          each_method_code(obj.class, Object, scanned, &block)
+        end
+        each_method_code(obj.singleton_class, obj.class, scanned, &block) unless obj.singleton_methods.empty?
+      end
+    end
+
+    def each_method_code(start, stop_at, scanned)
+      return if scanned[start]
+
+      scanned[start] = true
+      RactorEligibility.each_method_in_chain(start, stop_at) do |method, scope|
+        yield method, scope, method_label(method, scope)
+      end
+    end
+
+    def method_label(method, scope)
+      return "#{method.owner.name || method.owner.inspect}##{method.name}" unless method.owner.singleton_class?
+      return "#{scope.name || scope.inspect}.#{method.name}" if scope.is_a?(Module)
+
+      "the singleton method #{method.name}"
     end
 
     # Visits, depth first without recursion (an app's graph can be deep),

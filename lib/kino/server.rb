@@ -130,7 +130,7 @@ module Kino
       preparation = RactorPreparation.new(@app, hooks)
       return choose_ractor(preparation) if requested == :ractor
 
-      diagnosis = preparation.diagnose(first_only: true)
+      diagnosis = preparation.diagnose(first_only: true, in_process: false)
       reason = if diagnosis.clean?
                  begin
                    return [:ractor, *preparation.prepare!]
@@ -152,6 +152,7 @@ module Kino
 
       app, hooks = preparation.prepare!
       @log.write("kino: #{preparation.explain_frozen(diagnosis)}\n") unless diagnosis.app_state.empty?
+      @log.write("kino: #{preparation.explain_isolation(diagnosis)}\n") unless diagnosis.isolation.empty?
       [:ractor, app, hooks]
     end
 
