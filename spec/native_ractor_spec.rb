@@ -28,7 +28,13 @@ RSpec.describe "Kino::Native from a non-main ractor" do
       # Reads until the response's last bytes (`ending`) have arrived.
       read_response = lambda do |socket, ending|
         data = +""
-        data << socket.readpartial(4096) until data.end_with?(ending)
+        # Wait first, so each read finds bytes: on Ruby 4.0 a read inside a
+        # ractor that blocked and retried could raise IO::TimeoutError with
+        # the bytes there (an errno kept from the wait, as it seems).
+        until data.end_with?(ending)
+          socket.wait_readable(10)
+          data << socket.readpartial(4096)
+        end
         data
       end
       results = {}
