@@ -1,7 +1,5 @@
 # frozen_string_literal: true
 
-require "digest"
-require "json"
 require "kino"
 
 # Request bodies as they travel. By default every body is read whole before
@@ -107,6 +105,7 @@ end
 
 RSpec.describe "Request bodies" do
   include ServerHelper
+  include UploadHelper
 
   def mib
     1024 * 1024
@@ -123,18 +122,6 @@ RSpec.describe "Request bodies" do
     rescue SystemCallError
       false
     end
-  end
-
-  def post_head(path, length: nil, chunked: false, expect: false)
-    head = +"POST #{path} HTTP/1.1\r\nHost: x\r\n"
-    head << "Content-Length: #{length}\r\n" if length
-    head << "Transfer-Encoding: chunked\r\n" if chunked
-    head << "Expect: 100-continue\r\n" if expect
-    head << "\r\n"
-  end
-
-  def json(response)
-    JSON.parse(response.body)
   end
 
   [:threaded, :ractor].each do |mode|

@@ -1,7 +1,5 @@
 # frozen_string_literal: true
 
-require "digest"
-require "json"
 require "kino"
 
 # Slow uploads (issue 8): by default a request reaches a worker only once
@@ -31,25 +29,10 @@ end
 
 RSpec.describe "Slow uploads" do
   include ServerHelper
+  include UploadHelper
 
   def kib
     1024
-  end
-
-  def upload_head(length: nil, chunked: false, expect: false)
-    head = +"POST /upload HTTP/1.1\r\nHost: x\r\n"
-    head << "Content-Length: #{length}\r\n" if length
-    head << "Transfer-Encoding: chunked\r\n" if chunked
-    head << "Expect: 100-continue\r\n" if expect
-    head << "\r\n"
-  end
-
-  def json(response)
-    JSON.parse(response.body)
-  end
-
-  def digest_of(body)
-    Digest::SHA256.hexdigest(body)
   end
 
   # Writes +body+ in +pieces+ parts with a pause between them, so the
@@ -72,7 +55,7 @@ RSpec.describe "Slow uploads" do
         boot
         uploads = Array.new(4) do
           socket = connect
-          socket.write(upload_head(length: 2_000_000))
+          socket.write(post_head(length: 2_000_000))
           socket
         end
         trickle = Thread.new do
@@ -103,7 +86,7 @@ RSpec.describe "Slow uploads" do
         # version of one byte every 29 s against the default 30 s.
         boot(first_data_timeout: 0.5, min_body_rate: 100, min_body_rate_window: 0.5)
         socket = connect
-        socket.write(upload_head(length: 10_000))
+        socket.write(post_head(length: 10_000))
         started = monotonic
         response = nil
         10.times do
@@ -128,7 +111,7 @@ RSpec.describe "Slow uploads" do
         boot(stream_request_bodies: true, body_buffer_size: 1000, first_data_timeout: 0.5,
              min_body_rate: 100, min_body_rate_window: 0.5)
         socket = connect
-        socket.write(upload_head(length: 10_000))
+        socket.write(post_head(length: 10_000))
         10.times do
           socket.write("z")
           break if socket.wait_readable(0.4)
@@ -145,7 +128,7 @@ RSpec.describe "Slow uploads" do
       it "sends 100 Continue itself and reads the body before the app runs" do
         boot
         socket = connect
-        socket.write(upload_head(length: 5, expect: true))
+        socket.write(post_head(length: 5, expect: true))
         interim = read_response(socket)
         expect(interim.status).to eq(100)
         sleep 0.1
@@ -159,7 +142,7 @@ RSpec.describe "Slow uploads" do
       it "answers 413 to Expect: 100-continue with a length past max_body_size, reading nothing" do
         boot(max_body_size: 1000)
         socket = connect
-        socket.write(upload_head(length: 5000, expect: true))
+        socket.write(post_head(length: 5000, expect: true))
         response = read_response(socket)
         expect(response.status).to eq(413)
         expect(response["connection"]).to eq("close")
@@ -171,11 +154,11 @@ RSpec.describe "Slow uploads" do
         boot(body_buffer_size: 16 * kib, max_spool_size: 600 * kib)
         first = connect
         first_body = Random.new(1).bytes(400 * kib)
-        first.write(upload_head(length: first_body.bytesize))
+        first.write(post_head(length: first_body.bytesize))
         first.write(first_body.byteslice(0, 390 * kib)) # 390 KiB spooled: 210 KiB left
         wait_until(message: "the first upload never spooled") { server.stats[:spooled_bytes] >= 390 * kib }
         second = connect
-        second.write(upload_head(length: 400 * kib))
+        second.write(post_head(length: 400 * kib))
         refused = read_response(second)
         expect(refused.status).to eq(503)
         expect(refused["retry-after"]).to eq("1")
@@ -187,7 +170,7 @@ RSpec.describe "Slow uploads" do
         third_body = Random.new(3).bytes(400 * kib)
         response = wait_until(message: "the spool never had room again") do
           third = connect
-          third.write(upload_head(length: third_body.bytesize))
+          third.write(post_head(length: third_body.bytesize))
           third.write(third_body)
           answer = read_response(third)
           answer.status == 200 ? answer : (sleep(0.05) && nil)
@@ -201,13 +184,13 @@ RSpec.describe "Slow uploads" do
         boot(body_buffer_size: 16 * kib, max_spool_size: 600 * kib)
         idle = Array.new(3) do
           socket = connect
-          socket.write(upload_head(length: 400 * kib)) # 1200 KiB announced in all
+          socket.write(post_head(length: 400 * kib)) # 1200 KiB announced in all
           socket
         end
         wait_until(message: "the idle heads never arrived") { server.stats[:spool_files] == 3 }
         body = Random.new(4).bytes(400 * kib)
         real = connect
-        real.write(upload_head(length: body.bytesize))
+        real.write(post_head(length: body.bytesize))
         real.write(body)
         expect(json(read_response(real))).to include("size" => body.bytesize, "sha256" => digest_of(body))
       ensure
@@ -220,14 +203,14 @@ RSpec.describe "Slow uploads" do
         large = Random.new(12).bytes(2_000_000)
         { small => "StringIO", large => "Kino::Input" }.each do |body, kind|
           socket = connect
-          socket.write(upload_head(length: body.bytesize))
+          socket.write(post_head(length: body.bytesize))
           send_slowly(socket, body)
           expect(json(read_response(socket))).to eq("class" => kind, "size" => body.bytesize,
                                                     "sha256" => digest_of(body))
         end
         chunked = Random.new(13).bytes(300 * kib)
         socket = connect
-        socket.write(upload_head(chunked: true))
+        socket.write(post_head(chunked: true))
         chunked.bytes.each_slice(64 * kib).map { |piece| piece.pack("C*") }.each do |piece|
           socket.write("#{piece.bytesize.to_s(16)}\r\n#{piece}\r\n")
           sleep 0.02
