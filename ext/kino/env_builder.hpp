@@ -1,7 +1,7 @@
 #pragma once
 
 #include "binding.hpp"
-#include "core/request_ctx.hpp"
+#include "core/handoff/request_ctx.hpp"
 
 namespace kino::binding {
 

@@ -56,13 +56,23 @@ $CXXFLAGS << " -g" unless $CXXFLAGS.include?("-g")
 # object compiled against an older header breaks at run time.
 $CXXFLAGS << " -MMD -MP"
 
-# Sources: the binding here and the core in core/. Object files land flat
-# in the build directory, so file names must not repeat across the two.
+# Sources: the binding here and the core in core/, one folder a layer
+# (util, handoff, http1, net). Object files land flat in the build
+# directory, so a file name may stand only once across all of them.
 core_dir = File.join(__dir__, "core")
+core_sources = Dir[File.join(core_dir, "**", "*.cpp")].sort
 $srcs = Dir[File.join(__dir__, "*.cpp")].map { |f| File.basename(f) } +
-        Dir[File.join(core_dir, "*.cpp")].map { |f| File.basename(f) }
-$VPATH << "$(srcdir)/core"
+        core_sources.map { |f| File.basename(f) }
+repeated = $srcs.group_by(&:itself).select { |_, names| names.size > 1 }.keys
+abort "kino: C++ source names must not repeat across folders: #{repeated.join(', ')}" unless repeated.empty?
+core_sources.map { |f| File.dirname(f) }.uniq.each do |dir|
+  $VPATH << "$(srcdir)/#{dir.delete_prefix("#{__dir__}/")}"
+end
 $INCFLAGS << " -I$(srcdir) -I$(srcdir)/core"
 
+# extconf.rb reruns when the source list changes (Rakefile); objects and
+# dependency files from the old list may name sources that moved, so the
+# build starts over.
+FileUtils.rm_f(Dir["*.o"] + Dir["*.d"])
 create_makefile("kino/kino")
 File.open("Makefile", "a") { |f| f.puts "\n-include $(OBJS:.o=.d)" }

@@ -8,10 +8,10 @@
 #include <string_view>
 
 #include "binding.hpp"
-#include "core/registry.hpp"
-#include "core/responder.hpp"
-#include "core/response_sink.hpp"
-#include "core/steady_clock.hpp"
+#include "core/handoff/registry.hpp"
+#include "core/http1/responder.hpp"
+#include "core/handoff/response_sink.hpp"
+#include "core/util/steady_clock.hpp"
 #include "env_builder.hpp"
 
 namespace kino::binding {

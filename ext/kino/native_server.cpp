@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "binding.hpp"
-#include "core/registry.hpp"
-#include "core/responder.hpp"
+#include "core/handoff/registry.hpp"
+#include "core/http1/responder.hpp"
 #include "env_builder.hpp"
 
 namespace kino::binding {

@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "binding.hpp"
-#include "core/registry.hpp"
+#include "core/handoff/registry.hpp"
 
 namespace kino::binding {
 

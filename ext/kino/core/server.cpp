@@ -4,10 +4,10 @@
 
 #include <stdexcept>
 
-#include "connection.hpp"
-#include "listener.hpp"
-#include "responder.hpp"
-#include "steady_clock.hpp"
+#include "net/connection.hpp"
+#include "net/listener.hpp"
+#include "http1/responder.hpp"
+#include "util/steady_clock.hpp"
 
 namespace kino {
 

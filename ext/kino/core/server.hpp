@@ -13,13 +13,13 @@
 #include <unordered_map>
 #include <vector>
 
-#include "asio.hpp"
-#include "counters.hpp"
-#include "log_channel.hpp"
-#include "request_queue.hpp"
+#include "util/asio.hpp"
+#include "util/counters.hpp"
+#include "util/log_channel.hpp"
+#include "handoff/request_queue.hpp"
 #include "server_config.hpp"
-#include "worker_exits.hpp"
-#include "worker_slots.hpp"
+#include "handoff/worker_exits.hpp"
+#include "handoff/worker_slots.hpp"
 
 namespace kino {
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "request_parser.hpp"
+#include "http1/request_parser.hpp"
 
 namespace kino {
 

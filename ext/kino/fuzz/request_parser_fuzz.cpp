@@ -6,7 +6,7 @@
 #include <chrono>
 #include <cstdint>
 
-#include "request_parser.hpp"
+#include "http1/request_parser.hpp"
 
 using namespace kino;
 

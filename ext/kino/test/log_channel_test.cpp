@@ -1,4 +1,4 @@
-#include "log_channel.hpp"
+#include "util/log_channel.hpp"
 
 #include <gtest/gtest.h>
 

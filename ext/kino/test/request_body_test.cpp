@@ -1,4 +1,4 @@
-#include "request_body.hpp"
+#include "handoff/request_body.hpp"
 
 #include "test_sink.hpp"
 

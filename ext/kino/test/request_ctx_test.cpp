@@ -1,4 +1,4 @@
-#include "request_ctx.hpp"
+#include "handoff/request_ctx.hpp"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include <thread>
 #include <vector>
 
-#include "responder.hpp"
+#include "http1/responder.hpp"
 #include "test_sink.hpp"
 
 using namespace kino;

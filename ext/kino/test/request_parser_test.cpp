@@ -1,4 +1,4 @@
-#include "request_parser.hpp"
+#include "http1/request_parser.hpp"
 
 #include <gtest/gtest.h>
 

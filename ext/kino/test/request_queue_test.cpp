@@ -1,4 +1,4 @@
-#include "request_queue.hpp"
+#include "handoff/request_queue.hpp"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include <thread>
 #include <vector>
 
-#include "responder.hpp"
+#include "http1/responder.hpp"
 #include "test_sink.hpp"
 
 using namespace kino;

@@ -1,4 +1,4 @@
-#include "responder.hpp"
+#include "http1/responder.hpp"
 
 #include <gtest/gtest.h>
 

@@ -20,7 +20,7 @@
 #include <string>
 #include <thread>
 
-#include "responder.hpp"
+#include "http1/responder.hpp"
 #include "test_sink.hpp"
 
 using namespace kino;

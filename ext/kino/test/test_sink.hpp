@@ -13,8 +13,8 @@
 #include <utility>
 #include <vector>
 
-#include "memory.hpp"
-#include "response_sink.hpp"
+#include "util/memory.hpp"
+#include "handoff/response_sink.hpp"
 
 namespace kino::test {
 

@@ -1,4 +1,4 @@
-#include "worker_exits.hpp"
+#include "handoff/worker_exits.hpp"
 
 #include <gtest/gtest.h>
 

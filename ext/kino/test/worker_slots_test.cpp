@@ -1,10 +1,10 @@
-#include "worker_slots.hpp"
+#include "handoff/worker_slots.hpp"
 
 #include <gtest/gtest.h>
 
 #include <thread>
 
-#include "responder.hpp"
+#include "http1/responder.hpp"
 #include "test_sink.hpp"
 
 using namespace kino;

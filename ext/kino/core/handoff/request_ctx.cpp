@@ -1,7 +1,7 @@
-#include "request_ctx.hpp"
+#include "handoff/request_ctx.hpp"
 
-#include "responder.hpp"
-#include "response_sink.hpp"
+#include "http1/responder.hpp"
+#include "handoff/response_sink.hpp"
 
 namespace kino {
 

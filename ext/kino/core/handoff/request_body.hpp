@@ -22,8 +22,8 @@
 
 #include <boost/smart_ptr/intrusive_ptr.hpp>
 
-#include "memory.hpp"
-#include "response_sink.hpp"
+#include "util/memory.hpp"
+#include "handoff/response_sink.hpp"
 
 namespace kino {
 

@@ -1,4 +1,4 @@
-#include "response_writer.hpp"
+#include "http1/response_writer.hpp"
 
 #include <charconv>
 #include <chrono>

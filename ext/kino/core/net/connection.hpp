@@ -12,10 +12,10 @@
 #include <mutex>
 #include <vector>
 
-#include "asio.hpp"
-#include "memory.hpp"
-#include "request_parser.hpp"
-#include "response_sink.hpp"
+#include "util/asio.hpp"
+#include "util/memory.hpp"
+#include "http1/request_parser.hpp"
+#include "handoff/response_sink.hpp"
 
 namespace kino {
 

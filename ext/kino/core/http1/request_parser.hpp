@@ -9,7 +9,7 @@
 
 #include <llhttp.h>
 
-#include "request_ctx.hpp"
+#include "handoff/request_ctx.hpp"
 
 namespace kino {
 

@@ -1,4 +1,4 @@
-#include "registry.hpp"
+#include "handoff/registry.hpp"
 
 namespace kino {
 

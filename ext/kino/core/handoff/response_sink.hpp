@@ -6,7 +6,7 @@
 #include <chrono>
 #include <string_view>
 
-#include "memory.hpp"
+#include "util/memory.hpp"
 
 namespace kino {
 

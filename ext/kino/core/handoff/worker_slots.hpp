@@ -14,7 +14,7 @@
 #include <memory>
 #include <vector>
 
-#include "request_ctx.hpp"
+#include "handoff/request_ctx.hpp"
 
 namespace kino {
 

@@ -1,4 +1,4 @@
-#include "request_body.hpp"
+#include "handoff/request_body.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "steady_clock.hpp"
+#include "util/steady_clock.hpp"
 
 namespace kino {
 

@@ -1,8 +1,8 @@
-#include "worker_slots.hpp"
+#include "handoff/worker_slots.hpp"
 
 #include <algorithm>
 
-#include "steady_clock.hpp"
+#include "util/steady_clock.hpp"
 
 namespace kino {
 

@@ -7,7 +7,7 @@
 #include <memory>
 #include <string>
 
-#include "asio.hpp"
+#include "util/asio.hpp"
 
 namespace kino {
 

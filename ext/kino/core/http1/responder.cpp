@@ -1,8 +1,8 @@
-#include "responder.hpp"
+#include "http1/responder.hpp"
 
 #include <cstdio>
 
-#include "response_sink.hpp"
+#include "handoff/response_sink.hpp"
 
 namespace kino {
 

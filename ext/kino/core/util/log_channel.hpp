@@ -11,7 +11,7 @@
 
 #include <concurrentqueue/concurrentqueue.h>
 
-#include "memory.hpp"
+#include "util/memory.hpp"
 
 namespace kino {
 

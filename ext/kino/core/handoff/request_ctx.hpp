@@ -14,8 +14,8 @@
 
 #include <boost/smart_ptr/intrusive_ptr.hpp>
 
-#include "memory.hpp"
-#include "request_body.hpp"
+#include "util/memory.hpp"
+#include "handoff/request_body.hpp"
 
 namespace kino {
 

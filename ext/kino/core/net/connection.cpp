@@ -1,12 +1,12 @@
-#include "connection.hpp"
+#include "net/connection.hpp"
 
 #include <sys/socket.h>
 
 #include <cerrno>
 
-#include "responder.hpp"
+#include "http1/responder.hpp"
 #include "server.hpp"
-#include "steady_clock.hpp"
+#include "util/steady_clock.hpp"
 
 namespace kino {
 

@@ -13,8 +13,8 @@
 
 #include <concurrentqueue/blockingconcurrentqueue.h>
 
-#include "memory.hpp"
-#include "request_ctx.hpp"
+#include "util/memory.hpp"
+#include "handoff/request_ctx.hpp"
 
 namespace kino {
 

@@ -8,8 +8,8 @@
 #include <span>
 #include <string_view>
 
-#include "memory.hpp"
-#include "request_ctx.hpp"
+#include "util/memory.hpp"
+#include "handoff/request_ctx.hpp"
 
 namespace kino {
 

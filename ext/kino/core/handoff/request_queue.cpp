@@ -1,10 +1,10 @@
-#include "request_queue.hpp"
+#include "handoff/request_queue.hpp"
 
 #include <new>
 
-#include "responder.hpp"
-#include "response_sink.hpp"
-#include "steady_clock.hpp"
+#include "http1/responder.hpp"
+#include "handoff/response_sink.hpp"
+#include "util/steady_clock.hpp"
 
 namespace kino {
 

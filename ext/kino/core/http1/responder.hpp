@@ -7,8 +7,8 @@
 #include <span>
 #include <string_view>
 
-#include "request_ctx.hpp"
-#include "response_writer.hpp"
+#include "handoff/request_ctx.hpp"
+#include "http1/response_writer.hpp"
 
 namespace kino {
 
