@@ -4,7 +4,7 @@ require_relative "kino/version"
 require_relative "kino/errors"
 require_relative "kino/configuration"
 require_relative "kino/native"
-require_relative "kino/worker"
+require_relative "kino/request_loop"
 require_relative "kino/thread_pool"
 require_relative "kino/server"
 

@@ -2,7 +2,7 @@
 
 module Kino
   # The body of one worker: run after_worker_boot, then `threads` threads
-  # each running a Worker loop on its own slot, until the server's queue is
+  # each running a RequestLoop on its own slot, until the server's queue is
   # closed. The same body runs inside a Ractor (:ractor mode) or a Thread
   # (:threaded mode), so it takes only shareable arguments and keeps no
   # state outside its own frame.
@@ -31,7 +31,7 @@ module Kino
           Thread.current.name = "kino-worker-slot-#{first_slot + thread_index}"
           outcome = KILLED # what is left if Thread#kill ends us: only ensure runs then
           begin
-            Worker.new(server_id, app, slot: first_slot + thread_index, on_error: on_error).run
+            RequestLoop.new(server_id, app, slot: first_slot + thread_index, on_error: on_error).run
             outcome = nil
           rescue Exception => e # rubocop:disable Lint/RescueException
             outcome = e

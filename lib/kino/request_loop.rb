@@ -6,16 +6,17 @@ module Kino
   # An app answered in a way the Rack contract does not allow.
   class InvalidResponse < Error; end
 
-  # One consumer of a server's request queue: takes a request (its env is
-  # built natively, in this thread's ractor), calls the app, and hands the
-  # answer to the native responder. The same code runs in :threaded mode
-  # threads and, later, inside worker ractors, so it keeps no state but what
-  # it was given and reads no mutable constants.
-  class Worker
+  # The loop one thread of a worker runs, a consumer of the server's
+  # request queue: takes a request (its env is built natively, in this
+  # thread's ractor), calls the app, and hands the answer to the native
+  # responder. The same code runs in :threaded mode threads and inside
+  # worker ractors, so it keeps no state but what it was given and reads no
+  # mutable constants.
+  class RequestLoop
     REQUEST_KEY = "kino.request"
     ERROR_BODY = "Internal Server Error\n"
 
-    # `slot` names this thread's place in the server's worker slots, so the
+    # `slot` names this thread's place in the server's slots, so the
     # supervisor can answer the request it holds if its worker dies.
     def initialize(server_id, app, slot: nil, on_error: nil)
       @server_id = server_id
@@ -37,7 +38,7 @@ module Kino
 
     # Answers one request. Any failure of the app, or an answer that breaks
     # the Rack contract, becomes a 500 (or a cut-off body when the head is
-    # already out) and is reported; the worker goes on serving. An exception
+    # already out) and is reported; the loop goes on serving. An exception
     # that is not a StandardError (the app raised Exception, NoMemoryError,
     # SystemExit) is answered the same way and then ends the worker: the
     # supervisor replaces it.
