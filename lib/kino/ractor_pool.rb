@@ -3,7 +3,7 @@
 require_relative "worker_pool"
 
 module Kino
-  # :ractor mode: each worker is a Ractor running a WorkerGroup, so workers
+  # :ractor mode: each worker is a Ractor running a Worker, so workers
   # run Ruby in parallel. Only shareable values go in: the server id, slot
   # numbers and the worker's token (Integers), the app and hooks (made
   # shareable before the pool starts). Requests never cross: each worker
@@ -112,7 +112,7 @@ module Kino
         Thread.current.report_on_exception = false
         report = nil
         begin
-          Kino::WorkerGroup.run(server_id, app, threads, slot, on_error, boot, worker_index)
+          Kino::Worker.run(server_id, app, threads, slot, on_error, boot, worker_index)
         rescue Exception => e # rubocop:disable Lint/RescueException
           report = Kino::RactorPool.report(e)
         ensure

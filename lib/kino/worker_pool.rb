@@ -15,7 +15,7 @@ module Kino
 
     private
 
-    # WorkerGroup.run's arguments for worker +index+ whose first slot is
+    # Worker.run's arguments for worker +index+ whose first slot is
     # given; all of them shareable, so they can be handed to a Ractor as
     # they are.
     def worker_args(index, first_slot)

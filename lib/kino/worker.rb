@@ -1,11 +1,11 @@
 # frozen_string_literal: true
 
 module Kino
-  # The body of one worker: run after_worker_boot, then `threads` threads
-  # each running a RequestLoop on its own slot, until the server's queue is
-  # closed. The same body runs inside a Ractor (:ractor mode) or a Thread
-  # (:threaded mode), so it takes only shareable arguments and keeps no
-  # state outside its own frame.
+  # One worker, what the `workers` directive counts: runs after_worker_boot,
+  # then `threads` threads, each running a RequestLoop on its own slot,
+  # until the server's queue is closed. The same body runs inside a Ractor
+  # (:ractor mode) or a Thread (:threaded mode), so it takes only shareable
+  # arguments and keeps no state outside its own frame.
   #
   # A hook that raises (a StandardError or ScriptError) is logged with its
   # backtrace and the worker serves anyway: a replacement would run the same
@@ -13,10 +13,10 @@ module Kino
   # (Exception itself, NoMemoryError, SystemExit) ends the worker, as it
   # does when the app raises one.
   #
-  # If any of its threads dies of an exception, the group stops its other
+  # If any of its threads dies of an exception, the worker stops its other
   # threads and raises that exception, so the supervisor sees one failed
   # worker (in :ractor mode the ractor ends, and its threads with it).
-  module WorkerGroup
+  module Worker
     module_function
 
     # Marks a member thread ended by Thread#kill (not by an exception).
@@ -44,7 +44,7 @@ module Kino
         error = done.pop
         next unless error
 
-        # The others stop before the group reports, so nothing of this
+        # The others stop before the worker reports, so nothing of this
         # worker still runs when the supervisor answers what it held.
         members.each(&:kill)
         members.each { |m| m.join(1) }
