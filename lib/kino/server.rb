@@ -6,8 +6,8 @@ require_relative "configuration"
 require_relative "native"
 require_relative "request_loop"
 require_relative "worker"
-require_relative "thread_pool"
-require_relative "ractor_pool"
+require_relative "thread_spawner"
+require_relative "ractor_spawner"
 require_relative "supervisor"
 require_relative "ractor_preparation"
 
@@ -195,10 +195,10 @@ module Kino
     end
 
     def build_supervisor(hooks)
-      pool_class = @mode == :ractor ? RactorPool : ThreadPool
-      pool = pool_class.new(@server_id, @app, threads: threads, on_error: hooks[:on_error],
-                                              after_worker_boot: hooks[:after_worker_boot])
-      Supervisor.new(@server_id, pool, workers: workers, threads: threads, log: @log,
+      spawner_class = @mode == :ractor ? RactorSpawner : ThreadSpawner
+      spawner = spawner_class.new(@server_id, @app, threads: threads, on_error: hooks[:on_error],
+                                                    after_worker_boot: hooks[:after_worker_boot])
+      Supervisor.new(@server_id, spawner, workers: workers, threads: threads, log: @log,
                                        on_worker_exit: @configuration[:on_worker_exit],
                                        quarantine_timeout: @configuration[:quarantine_timeout],
                                        quarantine_max: @configuration[:quarantine_max])

@@ -2,8 +2,8 @@
 
 module Kino
   # Keeps `workers` workers running, from one monitor thread on the main
-  # ractor. The pool (RactorPool or ThreadPool) starts workers and reports
-  # each one's end; the monitor decides what comes next:
+  # ractor. The spawner (RactorSpawner or ThreadSpawner) starts workers and
+  # reports each one's end; the monitor decides what comes next:
   #
   # - it ended cleanly (the queue closed): nothing;
   # - it died: the requests its threads held are answered 500 at once
@@ -32,10 +32,10 @@ module Kino
       (workers + (quarantine_max || workers)) * threads
     end
 
-    def initialize(server_id, pool, workers:, threads:, log:, on_worker_exit: nil,
+    def initialize(server_id, spawner, workers:, threads:, log:, on_worker_exit: nil,
                    quarantine_timeout: nil, quarantine_max: nil)
       @server_id = server_id
-      @pool = pool
+      @spawner = spawner
       @workers = workers
       @threads = threads
       @log = log
@@ -66,9 +66,9 @@ module Kino
     def stop(timeout)
       @lock.synchronize { @stopping = true }
       @poller&.kill
-      @pool.wake
+      @spawner.wake
       finished = @monitor.join(timeout)
-      @pool.close
+      @spawner.close
       !finished.nil?
     end
 
@@ -90,7 +90,7 @@ module Kino
     # already reporting its end, and the monitor must find it registered.
     def start_worker(index)
       @lock.synchronize do
-        handle = @pool.spawn(index, index * @threads)
+        handle = @spawner.spawn(index, index * @threads)
         @running[handle] = [index, monotonic]
         handle
       end
@@ -98,8 +98,8 @@ module Kino
 
     def monitor
       loop do
-        event = @pool.next_exit
-        break if event.nil? # the pool is closed and nothing is left to watch
+        event = @spawner.next_exit
+        break if event.nil? # the spawner is closed and nothing is left to watch
 
         if event == :wake
           break if stopping? && running_workers.zero?
@@ -213,7 +213,7 @@ module Kino
       @log.write("kino: worker #{index} set aside: a request has run #{busy} ms " \
                  "(quarantine_timeout #{@quarantine_timeout}s); started worker #{replacement}\n")
       start_worker(replacement)
-      @pool.wake
+      @spawner.wake
     end
 
     def monotonic

@@ -1,10 +1,11 @@
 # frozen_string_literal: true
 
 module Kino
-  # What both kinds of worker pool share: the arguments every worker gets.
-  # A subclass decides what a worker is (a Thread or a Ractor) in #spawn and
-  # how the Supervisor learns that one ended (#next_exit, #wake, #close).
-  class WorkerPool
+  # What both kinds of worker spawner share: the arguments every worker
+  # gets. A subclass decides what a worker is (a Thread or a Ractor) in
+  # #spawn and how the Supervisor learns that one ended (#next_exit, #wake,
+  # #close).
+  class WorkerSpawner
     def initialize(server_id, app, threads:, on_error: nil, after_worker_boot: nil)
       @server_id = server_id
       @app = app

@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require_relative "worker_pool"
+require_relative "worker_spawner"
 
 module Kino
   # :threaded mode: each worker is a Thread running a Worker (with its
@@ -8,7 +8,7 @@ module Kino
   # code runs one thread at a time, but every wait (queue, socket
   # back-pressure, Kino.sleep) releases it. The Supervisor starts workers
   # with #spawn and learns of their end from #next_exit.
-  class ThreadPool < WorkerPool
+  class ThreadSpawner < WorkerSpawner
     def initialize(...)
       super
       @exits = Thread::Queue.new
