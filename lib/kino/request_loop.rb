@@ -1,11 +1,10 @@
 # frozen_string_literal: true
 
 require_relative "errors"
+require_relative "invalid_response"
+require_relative "response_stream"
 
 module Kino
-  # An app answered in a way the Rack contract does not allow.
-  class InvalidResponse < Error; end
-
   # The loop one thread of a worker runs, a consumer of the server's
   # request queue: takes a request (its env is built natively, in this
   # thread's ractor), calls the app, and hands the answer to the native
@@ -135,56 +134,6 @@ module Kino
       lines = ["kino: error while serving #{where}: #{error.class}: #{error.message}\n"]
       (error.backtrace || []).first(30).each { |line| lines << "    #{line}\n" }
       lines.join
-    end
-  end
-
-  # The stream a Rack 3 streaming body (one that responds to `call`) writes
-  # to, after the response head has been sent.
-  class ResponseStream
-    def initialize(request, input)
-      @request = request
-      @input = input
-      @closed = false
-    end
-
-    def write(chunk)
-      raise IOError, "stream closed" if @closed
-
-      chunk = chunk.to_s
-      raise IOError, "client disconnected" unless Native.respond_write(@request, chunk)
-
-      chunk.bytesize
-    end
-
-    def <<(chunk)
-      write(chunk)
-      self
-    end
-
-    def flush
-      self
-    end
-
-    # The request body, for full-duplex apps that read while they write.
-    def read(length = nil, buffer = nil)
-      @input.read(length, buffer)
-    end
-
-    def close_write
-      close
-    end
-
-    def close_read; end
-
-    def close
-      return if @closed
-
-      @closed = true
-      Native.respond_finish(@request)
-    end
-
-    def closed?
-      @closed
     end
   end
 end
