@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require_relative "errors"
+require_relative "backtrace_formatter"
 require_relative "invalid_response"
 require_relative "response_stream"
 
@@ -107,7 +108,8 @@ module Kino
       cut_off = input_error_of(error)
       return log("kino: request body of #{where} cut off: #{cut_off.message}\n") if cut_off
 
-      log(format_error(error, where))
+      log(BacktraceFormatter.format("kino: error while serving #{where}: #{error.class}: #{error.message}",
+                                    error))
       @on_error&.call(error, env)
     rescue StandardError => e
       log("kino: on_error hook failed: #{e.class}: #{e.message}\n")
@@ -128,12 +130,6 @@ module Kino
       Native.server_log(@server_id, text)
     rescue Kino::Error
       $stderr.write(text) # the server is gone; say it somewhere
-    end
-
-    def format_error(error, where)
-      lines = ["kino: error while serving #{where}: #{error.class}: #{error.message}\n"]
-      (error.backtrace || []).first(30).each { |line| lines << "    #{line}\n" }
-      lines.join
     end
   end
 end

@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require_relative "backtrace_formatter"
+
 module Kino
   # Keeps `workers` workers running, from one monitor thread on the main
   # ractor. The spawner (RactorSpawner or ThreadSpawner) starts workers and
@@ -162,10 +164,9 @@ module Kino
       rescue StandardError
         error.class.to_s
       end
-      lines = ["kino: worker #{index} died: #{what}\n"]
-      (error.backtrace || []).first(30).each { |l| lines << "    #{l}\n" }
-      lines << "kino: answered #{answered} in-flight request(s) of worker #{index} with 500\n" if answered.positive?
-      @log.write(lines.join)
+      text = BacktraceFormatter.format("kino: worker #{index} died: #{what}", error)
+      text += "kino: answered #{answered} in-flight request(s) of worker #{index} with 500\n" if answered.positive?
+      @log.write(text)
     end
 
     def start_quarantine_poller

@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require_relative "backtrace_formatter"
+
 module Kino
   # One worker, what the `workers` directive counts: runs after_worker_boot,
   # then `threads` threads, each running a RequestLoop on its own slot,
@@ -58,12 +60,12 @@ module Kino
     def boot(server_id, hook, index)
       hook_arity(hook).zero? ? hook.call : hook.call(index)
     rescue StandardError, ScriptError => e
-      lines = ["kino: after_worker_boot failed in worker #{index} (it serves anyway): #{e.class}: #{e.message}\n"]
-      (e.backtrace || []).first(30).each { |line| lines << "    #{line}\n" }
+      text = BacktraceFormatter.format("kino: after_worker_boot failed in worker #{index} (it serves anyway): " \
+                                       "#{e.class}: #{e.message}", e)
       begin
-        Native.server_log(server_id, lines.join)
+        Native.server_log(server_id, text)
       rescue Kino::Error
-        $stderr.write(lines.join) # the server is gone; say it somewhere
+        $stderr.write(text) # the server is gone; say it somewhere
       end
     end
 
