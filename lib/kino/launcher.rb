@@ -3,6 +3,7 @@
 require "rack"
 require_relative "errors"
 require_relative "server"
+require_relative "worker_hooks"
 
 module Kino
   # What `kino` does once its configuration is loaded: load the app, start
@@ -76,7 +77,7 @@ module Kino
       @configuration.apply_environment!
       require "objspace"
       app = ObjectSpace.trace_object_allocations { load_app }
-      hooks = { on_error: @configuration[:on_error], after_worker_boot: @configuration[:after_worker_boot] }
+      hooks = WorkerHooks.of(@configuration)
       preparation = RactorPreparation.new(app, hooks)
       diagnosis = preparation.diagnose
       rackup = @configuration.rackup

@@ -10,6 +10,7 @@ require_relative "thread_spawner"
 require_relative "ractor_spawner"
 require_relative "supervisor"
 require_relative "ractor_preparation"
+require_relative "worker_hooks"
 
 module Kino
   # The embedding API, and what the CLI runs underneath:
@@ -120,7 +121,7 @@ module Kino
     # may change (ADR 0006), and otherwise says why in one line and runs
     # :threaded.
     def choose_mode
-      hooks = { on_error: @configuration[:on_error], after_worker_boot: @configuration[:after_worker_boot] }
+      hooks = WorkerHooks.of(@configuration)
       requested = @configuration[:mode]
       return [:threaded, @app, hooks] if requested == :threaded
       unless MODES.include?(requested)
@@ -196,8 +197,7 @@ module Kino
 
     def build_supervisor(hooks)
       spawner_class = @mode == :ractor ? RactorSpawner : ThreadSpawner
-      spawner = spawner_class.new(@server_id, @app, threads: threads, on_error: hooks[:on_error],
-                                                    after_worker_boot: hooks[:after_worker_boot])
+      spawner = spawner_class.new(@server_id, @app, threads: threads, **hooks)
       Supervisor.new(@server_id, spawner, workers: workers, threads: threads, log: @log,
                                        on_worker_exit: @configuration[:on_worker_exit],
                                        quarantine_timeout: @configuration[:quarantine_timeout],
