@@ -148,10 +148,7 @@ end
 KINO_AUTO_SPEC_TABLE = { "name" => String.new("table") }.freeze
 
 RSpec.describe "mode :auto never freezes what the app made" do
-  def fixture_app(name)
-    app = Rack::Builder.parse_file(File.join(ServerHelper::FIXTURES, name))
-    app.is_a?(Array) ? app.first : app
-  end
+  include RackupFixtures
 
   # A server with the default configuration but for the port, one worker
   # and one thread: no mode given, so :auto decides.

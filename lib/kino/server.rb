@@ -10,6 +10,7 @@ require_relative "thread_spawner"
 require_relative "ractor_spawner"
 require_relative "supervisor"
 require_relative "ractor_preparation"
+require_relative "ractor_check"
 require_relative "worker_hooks"
 
 module Kino
@@ -116,7 +117,8 @@ module Kino
 
     # :threaded runs anything. :ractor needs the app (and the hooks that run
     # inside workers) to be shareable; RactorPreparation makes them so,
-    # freezing what they hold, or says exactly what stands in the way.
+    # freezing what they hold, and RactorCheck says beforehand exactly what
+    # stands in the way.
     # :auto takes :ractor only when that freezes nothing the app made and
     # may change (ADR 0006), and otherwise says why in one line and runs
     # :threaded.
@@ -129,17 +131,18 @@ module Kino
       end
 
       preparation = RactorPreparation.new(@app, hooks)
-      return choose_ractor(preparation) if requested == :ractor
+      check = RactorCheck.new(preparation)
+      return choose_ractor(preparation, check) if requested == :ractor
 
-      diagnosis = preparation.diagnose(first_only: true, in_process: false)
+      diagnosis = check.diagnose(first_only: true, in_process: false)
       reason = if diagnosis.clean?
                  begin
                    return [:ractor, *preparation.prepare!]
                  rescue UnshareableAppError => e
-                   e.message # only when the check could not probe (see RactorPreparation#diagnose)
+                   e.message # only when the check could not probe (see RactorCheck#diagnose)
                  end
                else
-                 preparation.fallback_reason(diagnosis)
+                 check.fallback_reason(diagnosis)
                end
       @log.write("kino: running in :threaded mode: #{reason}\n")
       [:threaded, @app, hooks]
@@ -147,13 +150,13 @@ module Kino
 
     # `mode :ractor`: the user asked for ractors, so what the app made is
     # frozen, and the log says what.
-    def choose_ractor(preparation)
-      diagnosis = preparation.diagnose
-      raise UnshareableAppError, preparation.explain(diagnosis.blockers) unless diagnosis.blockers.empty?
+    def choose_ractor(preparation, check)
+      diagnosis = check.diagnose
+      raise UnshareableAppError, check.explain(diagnosis.blockers) unless diagnosis.blockers.empty?
 
       app, hooks = preparation.prepare!
-      @log.write("kino: #{preparation.explain_frozen(diagnosis)}\n") unless diagnosis.app_state.empty?
-      @log.write("kino: #{preparation.explain_isolation(diagnosis)}\n") unless diagnosis.isolation.empty?
+      @log.write("kino: #{check.explain_frozen(diagnosis)}\n") unless diagnosis.app_state.empty?
+      @log.write("kino: #{check.explain_isolation(diagnosis)}\n") unless diagnosis.isolation.empty?
       [:ractor, app, hooks]
     end
 
