@@ -23,7 +23,6 @@ module Kino
   # Options are the directives of kino.rb (see Kino::DSL), with one
   # difference: the port defaults to 0 (ephemeral) here, 9292 from the CLI.
   class Server
-    MODES = %i[auto ractor threaded].freeze
     LOG_PUMP_INTERVAL = 0.1
     WORKER_EXIT_GRACE = 2.0
 
@@ -37,7 +36,6 @@ module Kino
                        Configuration.new({ port: 0 }.merge(options), search_default_files: false).load
       @log = log
       @server_id = nil
-      @pool = nil
       @addresses = [].freeze
       @mode = nil
       @stopped = false
@@ -121,14 +119,12 @@ module Kino
     # stands in the way.
     # :auto takes :ractor only when that freezes nothing the app made and
     # may change (ADR 0006), and otherwise says why in one line and runs
-    # :threaded.
+    # :threaded. No other mode gets here: reading the configuration refused
+    # it (DSL::MODES).
     def choose_mode
       hooks = WorkerHooks.of(@configuration)
       requested = @configuration[:mode]
       return [:threaded, @app, hooks] if requested == :threaded
-      unless MODES.include?(requested)
-        raise ArgumentError, "unknown mode #{requested.inspect} (expected one of #{MODES.join(', ')})"
-      end
 
       preparation = RactorPreparation.new(@app, hooks)
       check = RactorCheck.new(preparation)
