@@ -3,15 +3,10 @@
 require "kino"
 
 RSpec.describe Kino::Quarantine do
-  include SupervisorHelpers
+  include_context "supervised workers"
 
   %i[threaded ractor].each do |mode|
     context "in :#{mode} mode" do
-      let(:exits) { Queue.new }
-      # on_worker_exit runs on the main ractor, in both modes, so it may
-      # close over a Queue.
-      let(:on_worker_exit) { ->(index, error) { exits << [index, error] } }
-
       it "sets a stuck worker aside without killing it, starts a replacement, and stops at quarantine_max" do
         first_gate = signal_path("first")
         second_gate = signal_path("second")

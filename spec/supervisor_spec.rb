@@ -39,15 +39,10 @@ module SupervisorApps
 end
 
 RSpec.describe Kino::Supervisor do
-  include SupervisorHelpers
+  include_context "supervised workers"
 
   %i[threaded ractor].each do |mode|
     context "in :#{mode} mode" do
-      let(:exits) { Queue.new }
-      # on_worker_exit runs on the main ractor (in the supervisor's thread),
-      # in both modes, so it may close over a Queue.
-      let(:on_worker_exit) { ->(index, error) { exits << [index, error] } }
-
       describe "a worker that dies while requests are in flight" do
         it "answers its in-flight requests 500 at once, keeps serving, replaces it and calls on_worker_exit" do
           gate = signal_path("gate")
@@ -133,9 +128,7 @@ RSpec.describe Kino::Supervisor do
 
   context "in :ractor mode, when a worker dies of an exception with its own initialize and message" do
     it "logs it, hands on_worker_exit a Kino::WorkerCrash naming it, and replaces the worker" do
-      exits = Queue.new
-      start_server(SupervisorApps::RaisesFatal, mode: :ractor, workers: 1, threads: 1,
-                                                on_worker_exit: ->(index, error) { exits << [index, error] })
+      start_server(SupervisorApps::RaisesFatal, mode: :ractor, workers: 1, threads: 1, on_worker_exit: on_worker_exit)
       expect(http_get("/fatal").code).to eq("500")
       wait_until(message: -> { "no on_worker_exit call\n#{server_log}" }) { exits.size == 1 }
       index, error = exits.pop

@@ -23,7 +23,8 @@ module SupervisorApps
   end
 end
 
-# What the supervisor and quarantine examples do as a client.
+# What the supervisor and quarantine examples do as a client, and how
+# they hear of a worker's end.
 module SupervisorHelpers
   # Sends GET +path+ (held at +gate+) on a connection of its own; returns
   # a thread whose value is [status, body] once the response is in.
@@ -41,4 +42,13 @@ module SupervisorHelpers
   def drain(queue)
     Array.new(queue.size) { queue.pop }
   end
+end
+
+RSpec.shared_context "supervised workers" do
+  include SupervisorHelpers
+
+  let(:exits) { Queue.new }
+  # on_worker_exit runs on the main ractor (in the supervisor's thread),
+  # in both modes, so it may close over a Queue.
+  let(:on_worker_exit) { ->(index, error) { exits << [index, error] } }
 end
