@@ -2,6 +2,7 @@
 
 require_relative "errors"
 require_relative "backtrace_formatter"
+require_relative "server_log"
 require_relative "invalid_response"
 require_relative "response_stream"
 
@@ -95,9 +96,8 @@ module Kino
       report(e, env)
     end
 
-    # Errors go through the server's native log channel: it never blocks,
-    # works from any ractor, and ends up in the log the server was given
-    # (stderr for the CLI). on_error gets the request's own env.
+    # Errors go to the server's log (ServerLog); on_error gets the
+    # request's own env.
     #
     # A body cut off by its client (gone, stalled, too large) is the
     # client's doing and already answered natively: one line, no backtrace,
@@ -127,9 +127,7 @@ module Kino
     end
 
     def log(text)
-      Native.server_log(@server_id, text)
-    rescue Kino::Error
-      $stderr.write(text) # the server is gone; say it somewhere
+      ServerLog.write(@server_id, text)
     end
   end
 end

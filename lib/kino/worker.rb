@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require_relative "backtrace_formatter"
+require_relative "server_log"
 
 module Kino
   # One worker, what the `workers` directive counts: runs after_worker_boot,
@@ -60,13 +61,8 @@ module Kino
     def boot(server_id, hook, index)
       hook_arity(hook).zero? ? hook.call : hook.call(index)
     rescue StandardError, ScriptError => e
-      text = BacktraceFormatter.format("kino: after_worker_boot failed in worker #{index} (it serves anyway): " \
-                                       "#{e.class}: #{e.message}", e)
-      begin
-        Native.server_log(server_id, text)
-      rescue Kino::Error
-        $stderr.write(text) # the server is gone; say it somewhere
-      end
+      ServerLog.write(server_id, BacktraceFormatter.format("kino: after_worker_boot failed in worker #{index} " \
+                                                           "(it serves anyway): #{e.class}: #{e.message}", e))
     end
 
     def hook_arity(hook)
