@@ -3,12 +3,12 @@
 require_relative "worker_spawner"
 
 module Kino
-  # :ractor mode: each worker is a Ractor running a Worker, so workers
-  # run Ruby in parallel. Only shareable values go in: the server id, slot
+  # :ractor mode: each worker is a Ractor running a Worker, so workers run
+  # Ruby in parallel. Only shareable values go in: the server id, slot
   # numbers and the worker's token (Integers), the app and hooks (made
-  # shareable before the first worker starts). Requests never cross: each worker
-  # takes them from the native queue itself and builds their env in its own
-  # ractor.
+  # shareable before the first worker starts). Requests never cross: each
+  # worker takes them from the native queue itself and builds their env in
+  # its own ractor.
   #
   # Ruby 3.1 keeps one wait state per ractor, so two threads of the main
   # ractor blocked in Ractor.select or Ractor#take at once can lose a

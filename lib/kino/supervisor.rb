@@ -26,8 +26,8 @@ module Kino
     BACKOFF_MAX = 5.0
     STABLE_AFTER = 30.0 # seconds alive after which a crash counts as the first again
 
-    # How many worker slots the server must track: every worker that may
-    # ever run, replacements for quarantine included.
+    # How many slots (one a thread) the server must track: every worker
+    # that may ever run, replacements for quarantine included.
     def self.slot_count(workers:, threads:, quarantine_max:)
       (workers + Quarantine.max_replacements(workers: workers, quarantine_max: quarantine_max)) * threads
     end
