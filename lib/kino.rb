@@ -4,8 +4,8 @@ require_relative "kino/version"
 require_relative "kino/errors"
 require_relative "kino/configuration"
 require_relative "kino/native"
-require_relative "kino/worker"
-require_relative "kino/thread_pool"
+require_relative "kino/request_loop"
+require_relative "kino/thread_spawner"
 require_relative "kino/server"
 
 # Kino: a Rack server whose HTTP machinery is native (C++), feeding worker

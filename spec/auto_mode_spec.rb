@@ -148,18 +148,46 @@ end
 KINO_AUTO_SPEC_TABLE = { "name" => String.new("table") }.freeze
 
 RSpec.describe "mode :auto never freezes what the app made" do
-  def fixture_app(name)
-    app = Rack::Builder.parse_file(File.join(ServerHelper::FIXTURES, name))
-    app.is_a?(Array) ? app.first : app
-  end
+  include RackupFixtures
 
   # A server with the default configuration but for the port, one worker
-  # and one thread: no mode given, so :auto decides.
-  def start_default(app)
+  # and one thread (and +options+): no mode given, so :auto decides.
+  def start_default(app, **options)
     @server_log = StringIO.new
-    @server = Kino::Server.new(app, log: @server_log, bind: "127.0.0.1", port: 0, workers: 1, threads: 1)
+    @server = Kino::Server.new(app, log: @server_log, bind: "127.0.0.1", port: 0, workers: 1, threads: 1, **options)
     (@servers ||= []) << @server
     @server.start
+  end
+
+  # Starts +app+ as #start_default does and expects :auto to have chosen
+  # :threaded, saying why: +reason+ is how the log's line begins after
+  # "kino: running in :threaded mode: ".
+  def expect_threaded(app, reason)
+    start_default(app)
+    expect(server.mode).to eq(:threaded)
+    expect(server_log).to start_with("kino: running in :threaded mode: #{reason}")
+  end
+
+  # The lines `kino --check +rackup+` prints, once it has exited 1 with
+  # nothing on stderr.
+  def check_lines(rackup)
+    kino = spawn_kino("--check", rackup, wait: false)
+    status = kino.wait(timeout: ServerHelper::BOOT_TIMEOUT)
+    expect([status&.exitstatus, kino.stderr]).to eq([1, ""])
+    kino.stdout.lines(chomp: true)
+  end
+
+  # Boots +rackup+ under `kino -m ractor`: the boot log lists +listed+ as
+  # the one object frozen, and the app's first change to it fails.
+  def expect_frozen_at_boot(rackup, listed)
+    kino = spawn_kino("-m", "ractor", "-w", "1", rackup, port: port)
+    expect(kino.stdout).to include("* Mode: ractor, 1 workers x 1 threads")
+    expect(kino.stderr.lines.first(2)).to eq(
+      ["kino: mode :ractor froze 1 object that the app made (code that changes them now raises FrozenError):\n",
+       "  - #{listed}\n"]
+    )
+    expect(http_get("/", port: port).code).to eq("500")
+    wait_until(message: -> { "no FrozenError logged: #{kino.stderr}" }) { kino.stderr.include?("FrozenError") }
   end
 
   let(:port) { free_port }
@@ -176,17 +204,12 @@ RSpec.describe "mode :auto never freezes what the app made" do
     end
 
     it "runs :threaded from Kino::Server with the default mode, and counts" do
-      start_default(fixture_app("counter.ru"))
-      expect(server.mode).to eq(:threaded)
+      expect_threaded(fixture_app("counter.ru"), ":ractor mode would freeze app (a KinoFixtureCounter), whose code sets @n;")
       expect(Array.new(3) { http_get("/").body }).to eq(["1\n", "2\n", "3\n"])
-      expect(server_log).to match(/\Akino: running in :threaded mode: :ractor mode would freeze app \(a KinoFixtureCounter\), whose code sets @n;/)
     end
 
     it "is listed by `kino --check` with its ivar and the line that made it, exit 1" do
-      kino = spawn_kino("--check", "spec/fixtures/counter.ru", wait: false)
-      status = kino.wait(timeout: ServerHelper::BOOT_TIMEOUT)
-      expect([status&.exitstatus, kino.stderr]).to eq([1, ""])
-      expect(kino.stdout.lines(chomp: true)).to eq(
+      expect(check_lines("spec/fixtures/counter.ru")).to eq(
         [
           "kino --check: spec/fixtures/counter.ru cannot run in :ractor mode (1 object the app made would be frozen):",
           "  - app (a KinoFixtureCounter), whose code sets @n (made at spec/fixtures/counter.ru:17)",
@@ -197,56 +220,39 @@ RSpec.describe "mode :auto never freezes what the app made" do
     end
 
     it "is frozen under `mode :ractor`, which says so at boot" do
-      kino = spawn_kino("-m", "ractor", "-w", "1", "spec/fixtures/counter.ru", port: port)
-      expect(kino.stdout).to include("* Mode: ractor, 1 workers x 1 threads")
-      expect(kino.stderr.lines.first(2)).to eq(
-        ["kino: mode :ractor froze 1 object that the app made (code that changes them now raises FrozenError):\n",
-         "  - app (a KinoFixtureCounter), whose code sets @n\n"]
-      )
-      expect(http_get("/", port: port).code).to eq("500")
-      wait_until(message: -> { "no FrozenError logged: #{kino.stderr}" }) { kino.stderr.include?("FrozenError") }
+      expect_frozen_at_boot("spec/fixtures/counter.ru", "app (a KinoFixtureCounter), whose code sets @n")
     end
   end
 
   it "runs a memoizing app (@greeting ||= ...) :threaded, naming the ivar its code sets" do
-    start_default(fixture_app("memo.ru"))
-    expect(server.mode).to eq(:threaded)
-    expect(server_log).to start_with("kino: running in :threaded mode: :ractor mode would freeze app (a KinoFixtureMemo), " \
-                                     "whose code sets @greeting;")
+    expect_threaded(fixture_app("memo.ru"), ":ractor mode would freeze app (a KinoFixtureMemo), whose code sets @greeting;")
     expect(Array.new(2) { http_get("/").body }).to eq(["hello, #{Process.pid}\n"] * 2)
   end
 
   it "runs a config.ru lambda that sets an ivar on its Rack::Builder :threaded, and counts" do
-    start_default(fixture_app("builder_counter.ru"))
-    expect(server.mode).to eq(:threaded)
-    expect(server_log).to include(":ractor mode would freeze self of app (the Rack::Builder that ran " \
-                                  "#{File.join(ServerHelper::FIXTURES, 'builder_counter.ru')}), whose code sets @count;")
+    expect_threaded(fixture_app("builder_counter.ru"),
+                    ":ractor mode would freeze self of app (the Rack::Builder that ran " \
+                    "#{File.join(ServerHelper::FIXTURES, 'builder_counter.ru')}), whose code sets @count;")
     expect(Array.new(3) { http_get("/").body }).to eq(["1\n", "2\n", "3\n"])
   end
 
   it "runs a frozen instance holding a Hash it fills :threaded, naming the Hash" do
-    start_default(AutoModeApps::FrozenWithCache.new)
-    expect(server.mode).to eq(:threaded)
-    expect(server_log).to start_with("kino: running in :threaded mode: :ractor mode would freeze app.@cache (a Hash);")
+    expect_threaded(AutoModeApps::FrozenWithCache.new, ":ractor mode would freeze app.@cache (a Hash);")
     expect(Array.new(2) { http_get("/a").body }).to eq(["cached /a\n"] * 2)
   end
 
   it "runs a module app that sets its own class-level ivar :threaded, naming it, and counts" do
-    start_default(AutoModeApps::ClassLevelCounter)
-    expect(server.mode).to eq(:threaded)
-    expect(server_log).to start_with("kino: running in :threaded mode: AutoModeApps::ClassLevelCounter: its " \
-                                     "class-level code sets @hits; worker ractors cannot set a class's or module's " \
-                                     "instance variables (`kino --check` lists every blocker)")
+    expect_threaded(AutoModeApps::ClassLevelCounter,
+                    "AutoModeApps::ClassLevelCounter: its class-level code sets @hits; worker ractors cannot set " \
+                    "a class's or module's instance variables (`kino --check` lists every blocker)")
     expect(Array.new(3) { http_get("/").body }).to eq(["1\n", "2\n", "3\n"])
   end
 
   describe "code that reads constants and globals" do
     it "runs an app counting in a constant Hash :threaded, naming it, and counts" do
-      start_default(AutoModeApps::ConstantCounter)
-      expect(server.mode).to eq(:threaded)
-      expect(server_log).to start_with("kino: running in :threaded mode: :ractor mode would freeze " \
-                                       "AutoModeApps::ConstantCounter::HITS (a Hash that is not frozen, read by " \
-                                       "AutoModeApps::ConstantCounter.call); `mode :ractor` freezes what the app made")
+      expect_threaded(AutoModeApps::ConstantCounter,
+                      ":ractor mode would freeze AutoModeApps::ConstantCounter::HITS (a Hash that is not frozen, " \
+                      "read by AutoModeApps::ConstantCounter.call); `mode :ractor` freezes what the app made")
       expect(Array.new(3) { http_get("/").body }).to eq(["1\n", "2\n", "3\n"])
     end
 
@@ -261,11 +267,9 @@ RSpec.describe "mode :auto never freezes what the app made" do
     end
 
     it "runs a frozen instance filling a constant's Hash :threaded, naming the constant" do
-      start_default(AutoModeApps::ConstantCache.new.freeze)
-      expect(server.mode).to eq(:threaded)
-      expect(server_log).to start_with("kino: running in :threaded mode: :ractor mode would freeze " \
-                                       "AutoModeApps::ConstantCache::CACHE (a Hash that is not frozen, read by " \
-                                       "AutoModeApps::ConstantCache#call);")
+      expect_threaded(AutoModeApps::ConstantCache.new.freeze,
+                      ":ractor mode would freeze AutoModeApps::ConstantCache::CACHE (a Hash that is not frozen, " \
+                      "read by AutoModeApps::ConstantCache#call);")
       expect(Array.new(2) { http_get("/a").body }).to eq(["cached /a\n"] * 2)
     end
 
@@ -276,10 +280,7 @@ RSpec.describe "mode :auto never freezes what the app made" do
     end
 
     it "is listed by `kino --check` when a constant is not frozen, exit 1" do
-      kino = spawn_kino("--check", "spec/fixtures/hits.ru", wait: false)
-      status = kino.wait(timeout: ServerHelper::BOOT_TIMEOUT)
-      expect([status&.exitstatus, kino.stderr]).to eq([1, ""])
-      expect(kino.stdout.lines(chomp: true)).to eq(
+      expect(check_lines("spec/fixtures/hits.ru")).to eq(
         [
           "kino --check: spec/fixtures/hits.ru cannot run in :ractor mode (1 object the app made would be frozen):",
           "  - KinoFixtureHits::HITS (a Hash that is not frozen, read by KinoFixtureHits.call) " \
@@ -291,23 +292,12 @@ RSpec.describe "mode :auto never freezes what the app made" do
     end
 
     it "freezes the constant under `mode :ractor`, which lists it at boot" do
-      kino = spawn_kino("-m", "ractor", "-w", "1", "spec/fixtures/hits.ru", port: port)
-      expect(kino.stdout).to include("* Mode: ractor, 1 workers x 1 threads")
-      expect(kino.stderr.lines.first(2)).to eq(
-        ["kino: mode :ractor froze 1 object that the app made (code that changes them now raises FrozenError):\n",
-         "  - KinoFixtureHits::HITS (a Hash that is not frozen, read by KinoFixtureHits.call) " \
-         "(made at spec/fixtures/hits.ru:6)\n"]
-      )
-      expect(http_get("/", port: port).code).to eq("500")
-      wait_until(message: -> { "no FrozenError logged: #{kino.stderr}" }) { kino.stderr.include?("FrozenError") }
+      expect_frozen_at_boot("spec/fixtures/hits.ru", "KinoFixtureHits::HITS (a Hash that is not frozen, read by " \
+                                                     "KinoFixtureHits.call) (made at spec/fixtures/hits.ru:6)")
     end
 
     it "warns at boot under `mode :ractor` of a global the workers cannot use" do
-      @server_log = StringIO.new
-      @server = Kino::Server.new(AutoModeApps::GlobalCounter, log: @server_log, bind: "127.0.0.1", port: 0,
-                                                              workers: 1, threads: 1, mode: :ractor)
-      (@servers ||= []) << @server
-      @server.start
+      start_default(AutoModeApps::GlobalCounter, mode: :ractor)
       expect(server.mode).to eq(:ractor)
       expect(server_log.lines.first(2)).to eq(
         ["kino: mode :ractor runs code that worker ractors refuse (it raises Ractor::IsolationError there):\n",
@@ -334,10 +324,7 @@ RSpec.describe "mode :auto never freezes what the app made" do
   end
 
   it "is reported by `kino --check` when the forked check dies, exit 1" do
-    kino = spawn_kino("--check", "spec/fixtures/dies_in_check.ru", wait: false)
-    status = kino.wait(timeout: ServerHelper::BOOT_TIMEOUT)
-    expect([status&.exitstatus, kino.stderr]).to eq([1, ""])
-    expect(kino.stdout.lines(chomp: true).first(2)).to eq(
+    expect(check_lines("spec/fixtures/dies_in_check.ru").first(2)).to eq(
       ["kino --check: spec/fixtures/dies_in_check.ru cannot run in :ractor mode (1 blocker):",
        "  - app: checking it failed: the forked check was killed by SIGKILL"]
     )
@@ -396,10 +383,7 @@ RSpec.describe "mode :auto never freezes what the app made" do
         use AutoModeApps::Tagging
         run AutoModeApps::ModuleApp
       end.to_app
-      start_default(app)
-      expect(server.mode).to eq(:threaded)
-      expect(server_log).to start_with("kino: running in :threaded mode: :ractor mode would freeze " \
-                                       "app.@app (an AutoModeApps::Tagging), which holds @app;")
+      expect_threaded(app, ":ractor mode would freeze app.@app (an AutoModeApps::Tagging), which holds @app;")
       response = http_get("/")
       expect([response.body, response["x-tagged"], response["content-length"]]).to eq(["module app in main\n", "yes", "19"])
     end

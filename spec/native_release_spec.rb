@@ -37,7 +37,7 @@ RSpec.describe "Kino::Native.server_release" do
       [200, { "content-type" => "text/plain" }, ["done"]]
     end
     worker = Thread.new do
-      Kino::Worker.new(id, app, slot: 0).run
+      Kino::RequestLoop.new(id, app, slot: 0).run
     rescue Kino::Error
       nil # its next take_one came after the release: the server is gone
     end

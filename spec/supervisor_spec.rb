@@ -3,28 +3,8 @@
 require "etc"
 require "kino"
 
-# Apps for the supervisor examples, shareable so they run in both modes.
-# Requests are held at a gate file (HttpApps::Gate) rather than for a
-# fixed time: a held request can only end because the server ended it, or
-# because the spec opened its gate.
+# More of them, shared with quarantine_spec.rb, in support/supervisor_apps.rb.
 module SupervisorApps
-  # How long a held request's client waits: longer than the app waits at
-  # its gate (HttpApps::Gate::TIMEOUT), so a forgotten gate fails the
-  # example from the app's side first.
-  HELD_TIMEOUT = 20
-
-  # /crash raises an Exception that is not a StandardError, which ends the
-  # worker; /hold waits at the X-Gate file; anything else answers at once.
-  module Crashy
-    def self.call(env)
-      case env["PATH_INFO"]
-      when "/crash" then raise Exception, "worker down on purpose" # rubocop:disable Lint/RaiseException
-      when "/hold" then HttpApps::Gate.wait(env["HTTP_X_GATE"])
-      end
-      [200, { "content-type" => "text/plain" }, ["#{env['PATH_INFO']}\n"]]
-    end
-  end
-
   # An after_worker_boot hook that fails every boot. Its self is this
   # module, so it can be made shareable for :ractor mode.
   FAILING_BOOT = Ractor.make_shareable(-> { raise Exception, "boot failed on purpose" }) # rubocop:disable Lint/RaiseException
@@ -59,30 +39,10 @@ module SupervisorApps
 end
 
 RSpec.describe Kino::Supervisor do
-  # Sends GET +path+ (held at +gate+) on a connection of its own; returns
-  # a thread whose value is [status, body] once the response is in.
-  def request_in_background(path, gate)
-    socket = connect
-    wire_buffer(socket) # created here, not concurrently in the threads
-    socket.write("GET #{path} HTTP/1.1\r\nHost: x\r\nX-Gate: #{gate}\r\nConnection: close\r\n\r\n")
-    Thread.new do
-      response = read_response(socket, timeout: SupervisorApps::HELD_TIMEOUT)
-      [response.status.to_s, response.body]
-    end
-  end
-
-  # The [index, error] pairs on_worker_exit was called with so far.
-  def drain(queue)
-    Array.new(queue.size) { queue.pop }
-  end
+  include_context "supervised workers"
 
   %i[threaded ractor].each do |mode|
     context "in :#{mode} mode" do
-      let(:exits) { Queue.new }
-      # on_worker_exit runs on the main ractor (in the supervisor's thread),
-      # in both modes, so it may close over a Queue.
-      let(:on_worker_exit) { ->(index, error) { exits << [index, error] } }
-
       describe "a worker that dies while requests are in flight" do
         it "answers its in-flight requests 500 at once, keeps serving, replaces it and calls on_worker_exit" do
           gate = signal_path("gate")
@@ -163,48 +123,12 @@ RSpec.describe Kino::Supervisor do
           expect(drain(exits).sort_by(&:first)).to eq([[0, nil], [1, nil]])
         end
       end
-
-      describe "quarantine" do
-        it "sets a stuck worker aside without killing it, starts a replacement, and stops at quarantine_max" do
-          first_gate = signal_path("first")
-          second_gate = signal_path("second")
-          start_server(SupervisorApps::Crashy, mode: mode, workers: 2, threads: 1,
-                                               quarantine_timeout: 0.3, quarantine_max: 1,
-                                               on_worker_exit: on_worker_exit)
-          begin
-            first = request_in_background("/hold", first_gate)
-            log = wait_for_log(/set aside/)
-            expect(log).to match(/^kino: worker [01] set aside: a request has run \d+ ms \(quarantine_timeout 0\.3s\); started worker 2$/)
-            expect(server.stats).to include(quarantined: 1, respawns: 0)
-            # The stuck request goes on; others are served meanwhile.
-            5.times { |i| expect(http_get("/during/#{i}").body).to eq("/during/#{i}\n") }
-            expect(first).to be_alive
-
-            second = request_in_background("/hold", second_gate)
-            log = wait_for_log(/quarantine_max/)
-            expect(log).to match(/^kino: worker [0-2] is stuck \(\d+ ms\) but quarantine_max \(1\) is reached; no more replacements will be started$/)
-            expect(log.scan("set aside").size).to eq(1)
-            expect(server.stats).to include(quarantined: 1)
-            expect(http_get("/still").body).to eq("/still\n")
-          ensure
-            open_gate(first_gate)
-            open_gate(second_gate)
-          end
-          # Set aside, never killed: both stuck requests finish normally.
-          expect(first.join(SupervisorApps::HELD_TIMEOUT)&.value).to eq(["200", "/hold\n"])
-          expect(second.join(SupervisorApps::HELD_TIMEOUT)&.value).to eq(["200", "/hold\n"])
-          expect(drain(exits)).to eq([])
-          expect(server.stats).to include(respawns: 0)
-        end
-      end
     end
   end
 
   context "in :ractor mode, when a worker dies of an exception with its own initialize and message" do
     it "logs it, hands on_worker_exit a Kino::WorkerCrash naming it, and replaces the worker" do
-      exits = Queue.new
-      start_server(SupervisorApps::RaisesFatal, mode: :ractor, workers: 1, threads: 1,
-                                                on_worker_exit: ->(index, error) { exits << [index, error] })
+      start_server(SupervisorApps::RaisesFatal, mode: :ractor, workers: 1, threads: 1, on_worker_exit: on_worker_exit)
       expect(http_get("/fatal").code).to eq("500")
       wait_until(message: -> { "no on_worker_exit call\n#{server_log}" }) { exits.size == 1 }
       index, error = exits.pop

@@ -3,6 +3,7 @@
 require "rack"
 require_relative "errors"
 require_relative "server"
+require_relative "worker_hooks"
 
 module Kino
   # What `kino` does once its configuration is loaded: load the app, start
@@ -76,16 +77,16 @@ module Kino
       @configuration.apply_environment!
       require "objspace"
       app = ObjectSpace.trace_object_allocations { load_app }
-      hooks = { on_error: @configuration[:on_error], after_worker_boot: @configuration[:after_worker_boot] }
-      preparation = RactorPreparation.new(app, hooks)
-      diagnosis = preparation.diagnose
+      hooks = WorkerHooks.of(@configuration)
+      ractor_check = RactorCheck.new(RactorPreparation.new(app, hooks))
+      diagnosis = ractor_check.diagnose
       rackup = @configuration.rackup
       if diagnosis.clean?
         @stdout.puts "kino --check: #{rackup} can run in :ractor mode"
         return 0
       end
 
-      report_check(rackup, diagnosis, preparation)
+      report_check(rackup, diagnosis, ractor_check)
       1
     rescue Kino::Error => e
       @stderr.puts "kino: #{e.message}"
@@ -94,7 +95,7 @@ module Kino
 
     private
 
-    def report_check(rackup, diagnosis, preparation)
+    def report_check(rackup, diagnosis, ractor_check)
       blockers = diagnosis.blockers + diagnosis.isolation
       frozen = diagnosis.app_state.size + diagnosis.unlisted
       counts = []
@@ -102,7 +103,7 @@ module Kino
       counts << "#{frozen} object#{'s' unless frozen == 1} the app made would be frozen" if frozen.positive?
       @stdout.puts "kino --check: #{rackup} cannot run in :ractor mode (#{counts.join(', ')}):"
       blockers.each { |b| @stdout.puts "  - #{b}" }
-      preparation.app_state_lines(diagnosis).each { |line| @stdout.puts line }
+      ractor_check.app_state_lines(diagnosis).each { |line| @stdout.puts line }
       if blockers.empty?
         @stdout.puts "With `mode :auto` (the default) it runs in :threaded mode instead; " \
                      "`mode :ractor` freezes these and runs it in ractors."

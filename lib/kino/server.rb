@@ -4,12 +4,14 @@ require "tmpdir"
 require_relative "errors"
 require_relative "configuration"
 require_relative "native"
+require_relative "request_loop"
 require_relative "worker"
-require_relative "worker_group"
-require_relative "thread_pool"
-require_relative "ractor_pool"
+require_relative "thread_spawner"
+require_relative "ractor_spawner"
 require_relative "supervisor"
 require_relative "ractor_preparation"
+require_relative "ractor_check"
+require_relative "worker_hooks"
 
 module Kino
   # The embedding API, and what the CLI runs underneath:
@@ -21,7 +23,6 @@ module Kino
   # Options are the directives of kino.rb (see Kino::DSL), with one
   # difference: the port defaults to 0 (ephemeral) here, 9292 from the CLI.
   class Server
-    MODES = %i[auto ractor threaded].freeze
     LOG_PUMP_INTERVAL = 0.1
     WORKER_EXIT_GRACE = 2.0
 
@@ -35,7 +36,6 @@ module Kino
                        Configuration.new({ port: 0 }.merge(options), search_default_files: false).load
       @log = log
       @server_id = nil
-      @pool = nil
       @addresses = [].freeze
       @mode = nil
       @stopped = false
@@ -115,30 +115,30 @@ module Kino
 
     # :threaded runs anything. :ractor needs the app (and the hooks that run
     # inside workers) to be shareable; RactorPreparation makes them so,
-    # freezing what they hold, or says exactly what stands in the way.
+    # freezing what they hold, and RactorCheck says beforehand exactly what
+    # stands in the way.
     # :auto takes :ractor only when that freezes nothing the app made and
     # may change (ADR 0006), and otherwise says why in one line and runs
-    # :threaded.
+    # :threaded. No other mode gets here: reading the configuration refused
+    # it (DSL::MODES).
     def choose_mode
-      hooks = { on_error: @configuration[:on_error], after_worker_boot: @configuration[:after_worker_boot] }
+      hooks = WorkerHooks.of(@configuration)
       requested = @configuration[:mode]
       return [:threaded, @app, hooks] if requested == :threaded
-      unless MODES.include?(requested)
-        raise ArgumentError, "unknown mode #{requested.inspect} (expected one of #{MODES.join(', ')})"
-      end
 
       preparation = RactorPreparation.new(@app, hooks)
-      return choose_ractor(preparation) if requested == :ractor
+      check = RactorCheck.new(preparation)
+      return choose_ractor(preparation, check) if requested == :ractor
 
-      diagnosis = preparation.diagnose(first_only: true, in_process: false)
+      diagnosis = check.diagnose(first_only: true, in_process: false)
       reason = if diagnosis.clean?
                  begin
                    return [:ractor, *preparation.prepare!]
                  rescue UnshareableAppError => e
-                   e.message # only when the check could not probe (see RactorPreparation#diagnose)
+                   e.message # only when the check could not probe (see RactorCheck#diagnose)
                  end
                else
-                 preparation.fallback_reason(diagnosis)
+                 check.fallback_reason(diagnosis)
                end
       @log.write("kino: running in :threaded mode: #{reason}\n")
       [:threaded, @app, hooks]
@@ -146,13 +146,13 @@ module Kino
 
     # `mode :ractor`: the user asked for ractors, so what the app made is
     # frozen, and the log says what.
-    def choose_ractor(preparation)
-      diagnosis = preparation.diagnose
-      raise UnshareableAppError, preparation.explain(diagnosis.blockers) unless diagnosis.blockers.empty?
+    def choose_ractor(preparation, check)
+      diagnosis = check.diagnose
+      raise UnshareableAppError, check.explain(diagnosis.blockers) unless diagnosis.blockers.empty?
 
       app, hooks = preparation.prepare!
-      @log.write("kino: #{preparation.explain_frozen(diagnosis)}\n") unless diagnosis.app_state.empty?
-      @log.write("kino: #{preparation.explain_isolation(diagnosis)}\n") unless diagnosis.isolation.empty?
+      @log.write("kino: #{check.explain_frozen(diagnosis)}\n") unless diagnosis.app_state.empty?
+      @log.write("kino: #{check.explain_isolation(diagnosis)}\n") unless diagnosis.isolation.empty?
       [:ractor, app, hooks]
     end
 
@@ -195,10 +195,9 @@ module Kino
     end
 
     def build_supervisor(hooks)
-      pool_class = @mode == :ractor ? RactorPool : ThreadPool
-      pool = pool_class.new(@server_id, @app, threads: threads, on_error: hooks[:on_error],
-                                              after_worker_boot: hooks[:after_worker_boot])
-      Supervisor.new(@server_id, pool, workers: workers, threads: threads, log: @log,
+      spawner_class = @mode == :ractor ? RactorSpawner : ThreadSpawner
+      spawner = spawner_class.new(@server_id, @app, threads: threads, **hooks)
+      Supervisor.new(@server_id, spawner, workers: workers, threads: threads, log: @log,
                                        on_worker_exit: @configuration[:on_worker_exit],
                                        quarantine_timeout: @configuration[:quarantine_timeout],
                                        quarantine_max: @configuration[:quarantine_max])

@@ -1,9 +1,12 @@
 # frozen_string_literal: true
 
+require_relative "backtrace_formatter"
+require_relative "quarantine"
+
 module Kino
   # Keeps `workers` workers running, from one monitor thread on the main
-  # ractor. The pool (RactorPool or ThreadPool) starts workers and reports
-  # each one's end; the monitor decides what comes next:
+  # ractor. The spawner (RactorSpawner or ThreadSpawner) starts workers and
+  # reports each one's end; the monitor decides what comes next:
   #
   # - it ended cleanly (the queue closed): nothing;
   # - it died: the requests its threads held are answered 500 at once
@@ -16,38 +19,35 @@ module Kino
   # The monitor is a side thread on purpose: a main thread blocked in
   # Ractor.select never ran SIGTERM handlers on Ruby 3.1.
   #
-  # Quarantine: with quarantine_timeout set, a poller looks at how long each
-  # worker's current requests have run. A worker stuck past the timeout is
-  # set aside (never killed: its handler may still finish, and the worker
-  # then goes on serving) and a fresh worker is started so capacity
-  # recovers, at most quarantine_max times.
+  # With quarantine_timeout set, a Quarantine sets stuck workers aside and
+  # has the supervisor start replacements for them.
   class Supervisor
     BACKOFF_FIRST = 0.05
     BACKOFF_MAX = 5.0
     STABLE_AFTER = 30.0 # seconds alive after which a crash counts as the first again
 
-    # How many worker slots the server must track: every worker that may
-    # ever run, replacements for quarantine included.
+    # How many slots (one a thread) the server must track: every worker
+    # that may ever run, replacements for quarantine included.
     def self.slot_count(workers:, threads:, quarantine_max:)
-      (workers + (quarantine_max || workers)) * threads
+      (workers + Quarantine.max_replacements(workers: workers, quarantine_max: quarantine_max)) * threads
     end
 
-    def initialize(server_id, pool, workers:, threads:, log:, on_worker_exit: nil,
+    def initialize(server_id, spawner, workers:, threads:, log:, on_worker_exit: nil,
                    quarantine_timeout: nil, quarantine_max: nil)
       @server_id = server_id
-      @pool = pool
+      @spawner = spawner
       @workers = workers
       @threads = threads
       @log = log
       @on_worker_exit = on_worker_exit
-      @quarantine_timeout = quarantine_timeout
-      @quarantine_max = quarantine_max || workers
+      if quarantine_timeout
+        @quarantine = Quarantine.new(server_id, self, workers: workers, threads: threads,
+                                                      timeout: quarantine_timeout, max: quarantine_max, log: log)
+      end
       @lock = Mutex.new
       @running = {} # handle => [index, started_at]
       @quick_crashes = Hash.new(0)
-      @set_aside = {}
       @respawns = 0
-      @quarantined = 0
       @stopping = false
     end
 
@@ -57,7 +57,7 @@ module Kino
         Thread.current.name = "kino-supervisor"
         monitor
       end
-      @poller = start_quarantine_poller if @quarantine_timeout
+      @quarantine&.start
       self
     end
 
@@ -65,10 +65,10 @@ module Kino
     # True when they all did within `timeout` seconds.
     def stop(timeout)
       @lock.synchronize { @stopping = true }
-      @poller&.kill
-      @pool.wake
+      @quarantine&.stop
+      @spawner.wake
       finished = @monitor.join(timeout)
-      @pool.close
+      @spawner.close
       !finished.nil?
     end
 
@@ -77,11 +77,22 @@ module Kino
     end
 
     def quarantined
-      @lock.synchronize { @quarantined }
+      @quarantine ? @quarantine.count : 0
     end
 
     def running_workers
       @lock.synchronize { @running.size }
+    end
+
+    # For the Quarantine: the indexes of the workers running now.
+    def running_indexes
+      @lock.synchronize { @running.values.map(&:first) }
+    end
+
+    # For the Quarantine: starts worker +index+ next to one set aside.
+    def start_replacement(index)
+      start_worker(index)
+      @spawner.wake
     end
 
     private
@@ -90,7 +101,7 @@ module Kino
     # already reporting its end, and the monitor must find it registered.
     def start_worker(index)
       @lock.synchronize do
-        handle = @pool.spawn(index, index * @threads)
+        handle = @spawner.spawn(index, index * @threads)
         @running[handle] = [index, monotonic]
         handle
       end
@@ -98,8 +109,8 @@ module Kino
 
     def monitor
       loop do
-        event = @pool.next_exit
-        break if event.nil? # the pool is closed and nothing is left to watch
+        event = @spawner.next_exit
+        break if event.nil? # the spawner is closed and nothing is left to watch
 
         if event == :wake
           break if stopping? && running_workers.zero?
@@ -162,58 +173,9 @@ module Kino
       rescue StandardError
         error.class.to_s
       end
-      lines = ["kino: worker #{index} died: #{what}\n"]
-      (error.backtrace || []).first(30).each { |l| lines << "    #{l}\n" }
-      lines << "kino: answered #{answered} in-flight request(s) of worker #{index} with 500\n" if answered.positive?
-      @log.write(lines.join)
-    end
-
-    def start_quarantine_poller
-      interval = [@quarantine_timeout / 4.0, 1.0].min
-      limit_ms = (@quarantine_timeout * 1000).to_i
-      Thread.new do
-        Thread.current.name = "kino-quarantine"
-        loop do
-          sleep interval
-          check_quarantine(limit_ms)
-        end
-      end
-    end
-
-    def check_quarantine(limit_ms)
-      indexes = @lock.synchronize { @running.values.map(&:first) }
-      indexes.each do |index|
-        busy = Native.server_slot_busy_ms(@server_id, index * @threads, @threads).max
-        stuck = busy && busy > limit_ms
-        # A worker set aside that finished its stuck request serves again,
-        # and may be set aside again if it gets stuck again.
-        @set_aside.delete(index) unless stuck
-        next if !stuck || @set_aside[index]
-
-        quarantine(index, busy)
-      end
-    rescue Kino::Error
-      nil
-    end
-
-    def quarantine(index, busy)
-      if quarantined >= @quarantine_max
-        unless @cap_logged
-          @log.write("kino: worker #{index} is stuck (#{busy} ms) but quarantine_max (#{@quarantine_max}) " \
-                     "is reached; no more replacements will be started\n")
-          @cap_logged = true
-        end
-        return
-      end
-      replacement = @lock.synchronize do
-        @quarantined += 1
-        @workers + @quarantined - 1
-      end
-      @set_aside[index] = true
-      @log.write("kino: worker #{index} set aside: a request has run #{busy} ms " \
-                 "(quarantine_timeout #{@quarantine_timeout}s); started worker #{replacement}\n")
-      start_worker(replacement)
-      @pool.wake
+      text = BacktraceFormatter.format("kino: worker #{index} died: #{what}", error)
+      text += "kino: answered #{answered} in-flight request(s) of worker #{index} with 500\n" if answered.positive?
+      @log.write(text)
     end
 
     def monotonic

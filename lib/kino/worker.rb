@@ -1,189 +1,74 @@
 # frozen_string_literal: true
 
-require_relative "errors"
+require_relative "backtrace_formatter"
+require_relative "server_log"
 
 module Kino
-  # An app answered in a way the Rack contract does not allow.
-  class InvalidResponse < Error; end
+  # One worker, what the `workers` directive counts: runs after_worker_boot,
+  # then `threads` threads, each running a RequestLoop on its own slot,
+  # until the server's queue is closed. The same body runs inside a Ractor
+  # (:ractor mode) or a Thread (:threaded mode), so it takes only shareable
+  # arguments and keeps no state outside its own frame.
+  #
+  # A hook that raises (a StandardError or ScriptError) is logged with its
+  # backtrace and the worker serves anyway: a replacement would run the same
+  # hook and fail the same way, over and over. An exception beyond those
+  # (Exception itself, NoMemoryError, SystemExit) ends the worker, as it
+  # does when the app raises one.
+  #
+  # If any of its threads dies of an exception, the worker stops its other
+  # threads and raises that exception, so the supervisor sees one failed
+  # worker (in :ractor mode the ractor ends, and its threads with it).
+  module Worker
+    module_function
 
-  # One consumer of a server's request queue: takes a request (its env is
-  # built natively, in this thread's ractor), calls the app, and hands the
-  # answer to the native responder. The same code runs in :threaded mode
-  # threads and, later, inside worker ractors, so it keeps no state but what
-  # it was given and reads no mutable constants.
-  class Worker
-    REQUEST_KEY = "kino.request"
-    ERROR_BODY = "Internal Server Error\n"
+    # Marks a member thread ended by Thread#kill (not by an exception).
+    KILLED = :killed
 
-    # `slot` names this thread's place in the server's worker slots, so the
-    # supervisor can answer the request it holds if its worker dies.
-    def initialize(server_id, app, slot: nil, on_error: nil)
-      @server_id = server_id
-      @app = app
-      @slot = slot
-      @on_error = on_error
-    end
-
-    # Serves until the server's queue is closed and empty.
-    def run
-      server_id = @server_id
-      slot = @slot
-      # Kino.sleep in the app learns from this which server to listen to.
-      Thread.current[:kino_server_id] = server_id
-      while (env = Native.take_one(server_id, slot))
-        serve(env)
+    def run(server_id, app, threads, first_slot, on_error, after_worker_boot, index)
+      boot(server_id, after_worker_boot, index) if after_worker_boot
+      done = Thread::Queue.new
+      members = Array.new(threads) do |t|
+        Thread.new(t) do |thread_index|
+          Thread.current.report_on_exception = false
+          Thread.current.name = "kino-worker-slot-#{first_slot + thread_index}"
+          outcome = KILLED # what is left if Thread#kill ends us: only ensure runs then
+          begin
+            RequestLoop.new(server_id, app, slot: first_slot + thread_index, on_error: on_error).run
+            outcome = nil
+          rescue Exception => e # rubocop:disable Lint/RescueException
+            outcome = e
+          ensure
+            done << outcome
+          end
+        end
       end
-    end
+      threads.times do
+        error = done.pop
+        next unless error
 
-    # Answers one request. Any failure of the app, or an answer that breaks
-    # the Rack contract, becomes a 500 (or a cut-off body when the head is
-    # already out) and is reported; the worker goes on serving. An exception
-    # that is not a StandardError (the app raised Exception, NoMemoryError,
-    # SystemExit) is answered the same way and then ends the worker: the
-    # supervisor replaces it.
-    #
-    # The 500 goes out before on_error runs: an error reporter's network
-    # call must not keep the client waiting.
-    def serve(env)
-      request = env[REQUEST_KEY]
-      body = nil
-      status, headers, body = @app.call(env)
-      write_response(request, status, headers, body, env)
-    rescue Exception => e # rubocop:disable Lint/RescueException
-      begin
-        Native.respond_error(request, 500, ERROR_BODY) if request
-      ensure
-        report(e, env)
+        # The others stop before the worker reports, so nothing of this
+        # worker still runs when the supervisor answers what it held.
+        members.each(&:kill)
+        members.each { |m| m.join(1) }
+        raise error == KILLED ? Kino::Error.new("a worker thread was killed") : error
       end
-      raise unless e.is_a?(StandardError) || e.is_a?(ScriptError)
-    ensure
-      close_body(body, env)
+      :stopped
     end
 
-    private
-
-    def write_response(request, status, headers, body, env)
-      unless status.is_a?(Integer) && status >= 100 && status <= 999
-        raise InvalidResponse, "status must be an Integer from 100 to 999, got #{status.inspect}"
-      end
-      raise InvalidResponse, "headers must be a Hash, got #{headers.class}" unless headers.is_a?(Hash)
-
-      if body.respond_to?(:to_ary)
-        Native.respond(request, status, headers, body.to_ary)
-      elsif body.respond_to?(:each)
-        return unless Native.respond_start(request, status, headers)
-
-        # Each chunk goes out as it is produced; respond_write waits while
-        # the client is slower than the app, and says false once it is gone.
-        body.each { |chunk| break unless Native.respond_write(request, chunk) }
-        Native.respond_finish(request)
-      elsif body.respond_to?(:call)
-        return unless Native.respond_start(request, status, headers)
-
-        stream = ResponseStream.new(request, env["rack.input"])
-        body.call(stream)
-        stream.close
-      else
-        raise InvalidResponse, "body must respond to each, to_ary or call, got #{body.class}"
-      end
+    # Puma passes the worker's index to on_worker_boot; a hook that takes
+    # no argument (`-> { ... }`, `def self.call`) is called without it.
+    def boot(server_id, hook, index)
+      hook_arity(hook).zero? ? hook.call : hook.call(index)
+    rescue StandardError, ScriptError => e
+      ServerLog.write(server_id, BacktraceFormatter.format("kino: after_worker_boot failed in worker #{index} " \
+                                                           "(it serves anyway): #{e.class}: #{e.message}", e))
     end
 
-    def close_body(body, env)
-      body.close if body.respond_to?(:close)
-    rescue StandardError => e
-      report(e, env)
-    end
-
-    # Errors go through the server's native log channel: it never blocks,
-    # works from any ractor, and ends up in the log the server was given
-    # (stderr for the CLI). on_error gets the request's own env.
-    #
-    # A body cut off by its client (gone, stalled, too large) is the
-    # client's doing and already answered natively: one line, no backtrace,
-    # and not an app error, so on_error does not hear of it. That holds too
-    # when the app wrapped the read's error in one of its own.
-    def report(error, env)
-      where = "#{env['REQUEST_METHOD']} #{env['PATH_INFO']}"
-      cut_off = input_error_of(error)
-      return log("kino: request body of #{where} cut off: #{cut_off.message}\n") if cut_off
-
-      log(format_error(error, where))
-      @on_error&.call(error, env)
-    rescue StandardError => e
-      log("kino: on_error hook failed: #{e.class}: #{e.message}\n")
-    end
-
-    # The InputError that +error+ is, or was caused by (a few levels deep).
-    def input_error_of(error)
-      5.times do
-        return error if error.is_a?(InputError)
-
-        error = error.cause
-        return nil if error.nil?
-      end
-      nil
-    end
-
-    def log(text)
-      Native.server_log(@server_id, text)
-    rescue Kino::Error
-      $stderr.write(text) # the server is gone; say it somewhere
-    end
-
-    def format_error(error, where)
-      lines = ["kino: error while serving #{where}: #{error.class}: #{error.message}\n"]
-      (error.backtrace || []).first(30).each { |line| lines << "    #{line}\n" }
-      lines.join
-    end
-  end
-
-  # The stream a Rack 3 streaming body (one that responds to `call`) writes
-  # to, after the response head has been sent.
-  class ResponseStream
-    def initialize(request, input)
-      @request = request
-      @input = input
-      @closed = false
-    end
-
-    def write(chunk)
-      raise IOError, "stream closed" if @closed
-
-      chunk = chunk.to_s
-      raise IOError, "client disconnected" unless Native.respond_write(@request, chunk)
-
-      chunk.bytesize
-    end
-
-    def <<(chunk)
-      write(chunk)
-      self
-    end
-
-    def flush
-      self
-    end
-
-    # The request body, for full-duplex apps that read while they write.
-    def read(length = nil, buffer = nil)
-      @input.read(length, buffer)
-    end
-
-    def close_write
-      close
-    end
-
-    def close_read; end
-
-    def close
-      return if @closed
-
-      @closed = true
-      Native.respond_finish(@request)
-    end
-
-    def closed?
-      @closed
+    def hook_arity(hook)
+      hook.respond_to?(:arity) ? hook.arity : hook.method(:call).arity
+    rescue NameError
+      -1 # a call answered by method_missing: give it the index
     end
   end
 end

@@ -1,10 +1,11 @@
 # frozen_string_literal: true
 
 module Kino
-  # What both kinds of worker pool share: the arguments every worker gets.
-  # A subclass decides what a worker is (a Thread or a Ractor) in #spawn and
-  # how the Supervisor learns that one ended (#next_exit, #wake, #close).
-  class WorkerPool
+  # What both kinds of worker spawner share: the arguments every worker
+  # gets. A subclass decides what a worker is (a Thread or a Ractor) in
+  # #spawn and how the Supervisor learns that one ended (#next_exit, #wake,
+  # #close).
+  class WorkerSpawner
     def initialize(server_id, app, threads:, on_error: nil, after_worker_boot: nil)
       @server_id = server_id
       @app = app
@@ -15,7 +16,7 @@ module Kino
 
     private
 
-    # WorkerGroup.run's arguments for worker +index+ whose first slot is
+    # Worker.run's arguments for worker +index+ whose first slot is
     # given; all of them shareable, so they can be handed to a Ractor as
     # they are.
     def worker_args(index, first_slot)

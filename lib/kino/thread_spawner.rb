@@ -1,14 +1,14 @@
 # frozen_string_literal: true
 
-require_relative "worker_pool"
+require_relative "worker_spawner"
 
 module Kino
-  # :threaded mode: each worker is a Thread running a WorkerGroup (a group
-  # of `threads` threads) on the main ractor. They share the GVL, so Ruby
+  # :threaded mode: each worker is a Thread running a Worker (with its
+  # `threads` threads) on the main ractor. They share the GVL, so Ruby
   # code runs one thread at a time, but every wait (queue, socket
   # back-pressure, Kino.sleep) releases it. The Supervisor starts workers
   # with #spawn and learns of their end from #next_exit.
-  class ThreadPool < WorkerPool
+  class ThreadSpawner < WorkerSpawner
     def initialize(...)
       super
       @exits = Thread::Queue.new
@@ -22,7 +22,7 @@ module Kino
         Thread.current.name = "kino-worker-#{i}"
         error = nil
         begin
-          WorkerGroup.run(*args)
+          Worker.run(*args)
         rescue Exception => e # rubocop:disable Lint/RescueException
           error = e
         ensure

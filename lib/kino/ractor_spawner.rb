@@ -1,14 +1,14 @@
 # frozen_string_literal: true
 
-require_relative "worker_pool"
+require_relative "worker_spawner"
 
 module Kino
-  # :ractor mode: each worker is a Ractor running a WorkerGroup, so workers
-  # run Ruby in parallel. Only shareable values go in: the server id, slot
+  # :ractor mode: each worker is a Ractor running a Worker, so workers run
+  # Ruby in parallel. Only shareable values go in: the server id, slot
   # numbers and the worker's token (Integers), the app and hooks (made
-  # shareable before the pool starts). Requests never cross: each worker
-  # takes them from the native queue itself and builds their env in its own
-  # ractor.
+  # shareable before the first worker starts). Requests never cross: each
+  # worker takes them from the native queue itself and builds their env in
+  # its own ractor.
   #
   # Ruby 3.1 keeps one wait state per ractor, so two threads of the main
   # ractor blocked in Ractor.select or Ractor#take at once can lose a
@@ -18,7 +18,7 @@ module Kino
   # inside its ractor, with its exception as text; the supervisor waits on
   # that board with the GVL released. The exception is rebuilt on this side
   # (same class where it can be, with its message and backtrace).
-  class RactorPool < WorkerPool
+  class RactorSpawner < WorkerSpawner
     def initialize(...)
       super
       @live = {} # token => Ractor, for the workers that have not reported their end
@@ -112,9 +112,9 @@ module Kino
         Thread.current.report_on_exception = false
         report = nil
         begin
-          Kino::WorkerGroup.run(server_id, app, threads, slot, on_error, boot, worker_index)
+          Kino::Worker.run(server_id, app, threads, slot, on_error, boot, worker_index)
         rescue Exception => e # rubocop:disable Lint/RescueException
-          report = Kino::RactorPool.report(e)
+          report = Kino::RactorSpawner.report(e)
         ensure
           begin
             Kino::Native.server_worker_exited(server_id, me, report)

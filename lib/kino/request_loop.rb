@@ -1,0 +1,133 @@
+# frozen_string_literal: true
+
+require_relative "errors"
+require_relative "backtrace_formatter"
+require_relative "server_log"
+require_relative "invalid_response"
+require_relative "response_stream"
+
+module Kino
+  # The loop one thread of a worker runs, a consumer of the server's
+  # request queue: takes a request (its env is built natively, in this
+  # thread's ractor), calls the app, and hands the answer to the native
+  # responder. The same code runs in :threaded mode threads and inside
+  # worker ractors, so it keeps no state but what it was given and reads no
+  # mutable constants.
+  class RequestLoop
+    REQUEST_KEY = "kino.request"
+    ERROR_BODY = "Internal Server Error\n"
+
+    # `slot` names this thread's place in the server's slots, so the
+    # supervisor can answer the request it holds if its worker dies.
+    def initialize(server_id, app, slot: nil, on_error: nil)
+      @server_id = server_id
+      @app = app
+      @slot = slot
+      @on_error = on_error
+    end
+
+    # Serves until the server's queue is closed and empty.
+    def run
+      server_id = @server_id
+      slot = @slot
+      # Kino.sleep in the app learns from this which server to listen to.
+      Thread.current[:kino_server_id] = server_id
+      while (env = Native.take_one(server_id, slot))
+        serve(env)
+      end
+    end
+
+    # Answers one request. Any failure of the app, or an answer that breaks
+    # the Rack contract, becomes a 500 (or a cut-off body when the head is
+    # already out) and is reported; the loop goes on serving. An exception
+    # that is not a StandardError (the app raised Exception, NoMemoryError,
+    # SystemExit) is answered the same way and then ends the worker: the
+    # supervisor replaces it.
+    #
+    # The 500 goes out before on_error runs: an error reporter's network
+    # call must not keep the client waiting.
+    def serve(env)
+      request = env[REQUEST_KEY]
+      body = nil
+      status, headers, body = @app.call(env)
+      write_response(request, status, headers, body, env)
+    rescue Exception => e # rubocop:disable Lint/RescueException
+      begin
+        Native.respond_error(request, 500, ERROR_BODY) if request
+      ensure
+        report(e, env)
+      end
+      raise unless e.is_a?(StandardError) || e.is_a?(ScriptError)
+    ensure
+      close_body(body, env)
+    end
+
+    private
+
+    def write_response(request, status, headers, body, env)
+      unless status.is_a?(Integer) && status >= 100 && status <= 999
+        raise InvalidResponse, "status must be an Integer from 100 to 999, got #{status.inspect}"
+      end
+      raise InvalidResponse, "headers must be a Hash, got #{headers.class}" unless headers.is_a?(Hash)
+
+      if body.respond_to?(:to_ary)
+        Native.respond(request, status, headers, body.to_ary)
+      elsif body.respond_to?(:each)
+        return unless Native.respond_start(request, status, headers)
+
+        # Each chunk goes out as it is produced; respond_write waits while
+        # the client is slower than the app, and says false once it is gone.
+        body.each { |chunk| break unless Native.respond_write(request, chunk) }
+        Native.respond_finish(request)
+      elsif body.respond_to?(:call)
+        return unless Native.respond_start(request, status, headers)
+
+        stream = ResponseStream.new(request, env["rack.input"])
+        body.call(stream)
+        stream.close
+      else
+        raise InvalidResponse, "body must respond to each, to_ary or call, got #{body.class}"
+      end
+    end
+
+    def close_body(body, env)
+      body.close if body.respond_to?(:close)
+    rescue StandardError => e
+      report(e, env)
+    end
+
+    # Errors go to the server's log (ServerLog); on_error gets the
+    # request's own env.
+    #
+    # A body cut off by its client (gone, stalled, too large) is the
+    # client's doing and already answered natively: one line, no backtrace,
+    # and not an app error, so on_error does not hear of it. That holds too
+    # when the app wrapped the read's error in one of its own.
+    def report(error, env)
+      where = "#{env['REQUEST_METHOD']} #{env['PATH_INFO']}"
+      cut_off = input_error_of(error)
+      return log("kino: request body of #{where} cut off: #{cut_off.message}\n") if cut_off
+
+      log(BacktraceFormatter.format("kino: error while serving #{where}: #{error.class}: #{error.message}",
+                                    error))
+      @on_error&.call(error, env)
+    rescue StandardError => e
+      log("kino: on_error hook failed: #{e.class}: #{e.message}\n")
+    end
+
+    # The InputError that +error+ is, or was caused by (a few levels deep).
+    def input_error_of(error)
+      5.times do
+        return error if error.is_a?(InputError)
+
+        error = error.cause
+        return nil if error.nil?
+      end
+      nil
+    end
+
+    def log(text)
+      ServerLog.write(@server_id, text)
+    end
+  end
+end
