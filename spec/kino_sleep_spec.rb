@@ -120,8 +120,7 @@ RSpec.describe "Kino.sleep" do
         exits = Queue.new
         start_server(KinoSleepApps::Long, mode: mode, workers: 1, threads: 1,
                                           on_worker_exit: ->(index, error) { exits << [index, error] })
-        socket = connect
-        socket.write("GET /long HTTP/1.1\r\nHost: x\r\n\r\n")
+        socket = connect_with("GET /long HTTP/1.1\r\nHost: x\r\n\r\n")
         wait_until(message: "the request never reached the app") { requests_in_app == 1 }
 
         started = monotonic

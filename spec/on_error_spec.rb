@@ -73,8 +73,7 @@ RSpec.describe "on_error" do
       start_server(OnErrorApps::App, mode: mode, workers: 1, threads: 1, lint: false,
                                      on_error: OnErrorApps::SLOW_REPORT)
       expect(server.mode).to eq(mode)
-      socket = connect
-      socket.write("GET /boom HTTP/1.1\r\nHost: x\r\nX-Gate: #{gate}\r\nX-Report-To: #{report}\r\n\r\n")
+      socket = connect_with("GET /boom HTTP/1.1\r\nHost: x\r\nX-Gate: #{gate}\r\nX-Report-To: #{report}\r\n\r\n")
       # The hook waits at its gate for longer than this read waits.
       response = read_response(socket)
       expect([response.status, response.body]).to eq([500, "Internal Server Error\n"])
@@ -91,8 +90,7 @@ RSpec.describe "on_error" do
       report = signal_path("report")
       start_server(OnErrorApps::App, mode: mode, workers: 1, threads: 1, lint: false,
                                      on_error: OnErrorApps::SLOW_REPORT)
-      socket = connect
-      socket.write("GET /stream-boom HTTP/1.1\r\nHost: x\r\nX-Gate: #{gate}\r\nX-Report-To: #{report}\r\n\r\n")
+      socket = connect_with("GET /stream-boom HTTP/1.1\r\nHost: x\r\nX-Gate: #{gate}\r\nX-Report-To: #{report}\r\n\r\n")
       response = read_response(socket)
       expect([response.status, response.body, response.complete?]).to eq([200, "partial\n", false])
       expect(File.exist?(report)).to be(false)
@@ -108,8 +106,7 @@ RSpec.describe "on_error" do
         # Only a streamed body reaches the app before it is whole.
         start_server(OnErrorApps::App, mode: mode, workers: 1, threads: 1, lint: false,
                                        on_error: OnErrorApps::RECORD, stream_request_bodies: true)
-        socket = connect
-        socket.write("POST #{path} HTTP/1.1\r\nHost: x\r\nContent-Length: #{2 * mib}\r\nX-Report-To: #{report}\r\n\r\n")
+        socket = connect_with("POST #{path} HTTP/1.1\r\nHost: x\r\nContent-Length: #{2 * mib}\r\nX-Report-To: #{report}\r\n\r\n")
         socket.write("a" * 100_000)
         wait_until(message: -> { "the upload never reached the app: #{server.stats}" }) { requests_in_app == 1 }
         socket.close

@@ -190,6 +190,24 @@ end
 # that fail or answer wrongly, in both modes; then what only :threaded
 # mode can run.
 RSpec.describe Kino::Worker do
+  # Reads a chunked response whose app is held after its first chunk. The
+  # app is still held while that chunk is read, so it can only be here if
+  # the server sent it before the body ended; then +release+ lets the app
+  # go on (whatever happened), and the rest must end the body properly.
+  def expect_chunk_while_held(socket, first, rest:, release:)
+    begin
+      response = read_head(socket)
+      expect(response.status).to eq(200)
+      expect(response.chunked?).to be(true)
+      expect(read_chunk(socket)).to eq(first)
+    ensure
+      release.call
+    end
+    read_body(socket, response)
+    expect(response.body).to eq(rest)
+    expect(response.complete?).to be(true)
+  end
+
   in_each_mode do
     def wait_for_close(marker)
       wait_for_file(marker, message: "body.close was never called")
@@ -205,23 +223,18 @@ RSpec.describe Kino::Worker do
         expect(response.body).to eq("Hello, world")
       end
 
-      it "sends an each body chunked, each chunk as the app produces it" do
-        gate = signal_path("gate")
-        serve(ResponseContractApps::GatedEach)
-        socket = raw_get("/stream", { "X-Gate" => gate })
-        begin
-          response = read_head(socket)
-          expect(response.status).to eq(200)
-          expect(response.chunked?).to be(true)
-          # The app is still held at the gate: this chunk can only be here if
-          # the server sent it before the body finished.
-          expect(read_chunk(socket)).to eq("first\n")
-        ensure
-          open_gate(gate)
+      {
+        "sends an each body chunked, each chunk as the app produces it" =>
+          [ResponseContractApps::GatedEach, "/stream", "first\n", "last\n"],
+        "streams a Rack 3 body that responds to call, as it writes" =>
+          [ResponseContractApps::GatedStream, "/", "alpha\n", "beta\n"]
+      }.each do |what, (app, path, first, rest)|
+        it what do
+          gate = signal_path("gate")
+          serve(app)
+          socket = raw_get(path, { "X-Gate" => gate })
+          expect_chunk_while_held(socket, first, rest: rest, release: -> { open_gate(gate) })
         end
-        read_body(socket, response)
-        expect(response.body).to eq("last\n")
-        expect(response.complete?).to be(true)
       end
 
       it "uses the content-length an each body's app declares instead of chunking" do
@@ -231,22 +244,6 @@ RSpec.describe Kino::Worker do
         expect([response["content-length"], response.body]).to eq(%w[6 abcdef])
       end
 
-      it "streams a Rack 3 body that responds to call, as it writes" do
-        gate = signal_path("gate")
-        serve(ResponseContractApps::GatedStream)
-        socket = raw_get("/", { "X-Gate" => gate })
-        begin
-          response = read_head(socket)
-          expect(response.chunked?).to be(true)
-          expect(read_chunk(socket)).to eq("alpha\n")
-        ensure
-          open_gate(gate)
-        end
-        read_body(socket, response)
-        expect(response.body).to eq("beta\n")
-        expect(response.complete?).to be(true)
-      end
-
       it "ends a Rack 3 streaming body properly even if the app does not close the stream" do
         serve(ResponseContractApps::UnclosedStream)
         expect(http_get("/").body).to eq("done")
@@ -254,8 +251,7 @@ RSpec.describe Kino::Worker do
 
       it "streams to an HTTP/1.0 client without chunked coding, ending the body with the close" do
         serve(ResponseContractApps::ThreeChunks)
-        socket = connect
-        socket.write("GET / HTTP/1.0\r\n\r\n")
+        socket = connect_with("GET / HTTP/1.0\r\n\r\n")
         response = read_response(socket)
         expect(response.status).to eq(200)
         expect(response["transfer-encoding"]).to be_nil
@@ -275,9 +271,8 @@ RSpec.describe Kino::Worker do
       [204, 304].each do |status|
         it "sends no body and no body framing for #{status}, even if the app gives one" do
           serve(ResponseContractApps::NoBodyStatus, lint: false)
-          socket = connect
-          socket.write("GET /empty/#{status} HTTP/1.1\r\nHost: x\r\n\r\n" \
-                       "GET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+          socket = connect_with("GET /empty/#{status} HTTP/1.1\r\nHost: x\r\n\r\n" \
+                                "GET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
           empty = read_response(socket)
           expect(empty.status).to eq(status)
           expect(empty["x-status"]).to eq(status.to_s)
@@ -298,27 +293,24 @@ RSpec.describe Kino::Worker do
     end
 
     describe "body.close" do
-      # Without Rack::Lint, whose to_ary closes the body itself (as the SPEC
-      # asks of bodies with to_ary), so only the server can close this one.
-      it "is called after an Array-like body is sent" do
-        marker = signal_path("closed")
-        serve(ResponseContractApps::ClosedArrayLike, lint: false)
-        expect(read_response(raw_get("/", { "X-Closed-Marker" => marker })).body).to eq("x")
-        wait_for_close(marker)
-      end
-
-      it "is called after an each body is sent" do
-        marker = signal_path("closed")
-        serve(ResponseContractApps::ClosedEach)
-        expect(read_response(raw_get("/", { "X-Closed-Marker" => marker })).body).to eq("ab")
-        wait_for_close(marker)
+      {
+        # Without Rack::Lint, whose to_ary closes the body itself (as the
+        # SPEC asks of bodies with to_ary), so only the server can close it.
+        "an Array-like body" => [ResponseContractApps::ClosedArrayLike, { lint: false }, "x"],
+        "an each body" => [ResponseContractApps::ClosedEach, {}, "ab"]
+      }.each do |what, (app, options, body)|
+        it "is called after #{what} is sent" do
+          marker = signal_path("closed")
+          serve(app, **options)
+          expect(read_response(raw_get("/", { "X-Closed-Marker" => marker })).body).to eq(body)
+          wait_for_close(marker)
+        end
       end
 
       it "is called when the body raises mid-way, and the client sees a cut-off body, not a clean end" do
         marker = signal_path("closed")
         serve(ResponseContractApps::RaisingBody)
-        socket = connect
-        socket.write("GET /cut HTTP/1.1\r\nHost: x\r\nX-Closed-Marker: #{marker}\r\n\r\n")
+        socket = connect_with("GET /cut HTTP/1.1\r\nHost: x\r\nX-Closed-Marker: #{marker}\r\n\r\n")
         response = read_response(socket)
         expect(response.status).to eq(200)
         expect(response.chunked?).to be(true)
@@ -394,18 +386,8 @@ RSpec.describe Kino::Worker do
         block.call("last\n")
       end
       start_server(mode: :threaded) { |_env| [200, { "content-type" => "text/plain" }, body] }
-      socket = connect
-      begin
-        socket.write("GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        response = read_head(socket)
-        expect(response.chunked?).to be(true)
-        expect(read_chunk(socket)).to eq("first\n")
-      ensure
-        gate << :go
-      end
-      read_body(socket, response)
-      expect(response.body).to eq("last\n")
-      expect(response.complete?).to be(true)
+      socket = connect_with("GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+      expect_chunk_while_held(socket, "first\n", rest: "last\n", release: -> { gate << :go })
     end
 
     it "calls body.close on the very body object the app returned" do

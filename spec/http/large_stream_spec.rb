@@ -28,8 +28,7 @@ RSpec.describe "A 1 GiB streamed response" do
       GC.start
       before = rss_kib
       peak = before
-      socket = connect
-      socket.write("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+      socket = connect_with("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
       buffer = String.new(capacity: 1 << 20)
       received = 0
       deadline = monotonic + 120

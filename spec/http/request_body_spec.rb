@@ -124,6 +124,16 @@ RSpec.describe "Request bodies" do
     File.read("/proc/self/status")[/^VmRSS:\s+(\d+)/, 1].to_i
   end
 
+  # Boots a server that gives up on a body after 0.5 s without data, sends
+  # it the head of a 2 MiB upload and its first MiB and a bit (past the
+  # memory limit), stalls, and reads the 408 that must end the connection.
+  def answer_to_stalled_upload
+    boot(BodyApps::Digest, first_data_timeout: 0.5)
+    socket = connect_with(post_head("/", length: 2 * mib))
+    socket.write("a" * (mib + 10))
+    read_last_response(socket, 408)
+  end
+
   # Descriptors of this process open on deleted files: spool files.
   def spool_files
     Dir.glob("/proc/self/fd/*").count do |fd|
@@ -157,9 +167,8 @@ RSpec.describe "Request bodies" do
 
     it "decodes a chunked body, and keeps trailers out of the env" do
       serve(HttpApps::Echo)
-      socket = connect
-      socket.write("POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" \
-                   "5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nX-Trailer: sneaky\r\n\r\n")
+      socket = connect_with("POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" \
+                            "5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nX-Trailer: sneaky\r\n\r\n")
       response = read_response(socket)
       expect(response.status).to eq(200)
       env = env_of(response)
@@ -169,13 +178,9 @@ RSpec.describe "Request bodies" do
 
     it "answers Expect: 100-continue with 100 Continue before the body is sent, then the response" do
       serve(HttpApps::Echo)
-      socket = connect
-      socket.write("POST /expect HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n" \
-                   "Connection: close\r\n\r\n")
-      interim = read_response(socket)
-      expect([interim.status, interim.reason]).to eq([100, "Continue"])
-      socket.write("abcde")
-      final = read_response(socket)
+      socket = connect_with("POST /expect HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n" \
+                            "Connection: close\r\n\r\n")
+      final = send_after_continue(socket, "abcde")
       expect(final.status).to eq(200)
       expect(env_of(final)["rack.input"]).to eq("abcde")
     end
@@ -234,23 +239,15 @@ RSpec.describe "Request bodies" do
     end
 
     it "answers 408 to a body that stalls before it reaches the app, which never runs" do
-      boot(BodyApps::Digest, first_data_timeout: 0.5)
-      socket = connect
-      socket.write(post_head("/", length: 2 * mib))
-      socket.write("a" * (mib + 10))
-      response = read_response(socket)
-      expect(response.status).to eq(408)
+      response = answer_to_stalled_upload
       expect(response.body).to include("request body stalled")
-      expect(response["connection"]).to eq("close")
-      expect(closed_by_peer?(socket)).to be(true)
       expect(server.stats[:served]).to eq(0)
       expect(http_get("/").code).to eq("200")
     end
 
     it "answers 413 to a chunked body that outgrows max_body_size before the app sees it" do
       boot(BodyApps::Digest, max_body_size: 2 * mib)
-      socket = connect
-      socket.write(post_head("/", chunked: true))
+      socket = connect_with(post_head("/", chunked: true))
       begin
         3.times { socket.write("#{mib.to_s(16)}\r\n#{'a' * mib}\r\n") }
       rescue Errno::EPIPE, Errno::ECONNRESET
@@ -265,8 +262,7 @@ RSpec.describe "Request bodies" do
 
     it "reads a small chunked body whole before the app runs" do
       boot(BodyApps::Digest)
-      socket = connect
-      socket.write(post_head("/", chunked: true))
+      socket = connect_with(post_head("/", chunked: true))
       socket.write("3\r\nabc\r\n")
       sleep 0.1
       expect(server.stats[:in_flight]).to eq(0) # a trickling small body ties up no worker
@@ -289,11 +285,8 @@ RSpec.describe "Request bodies" do
 
     it "returns what there is to read(2**40) without allocating that much" do
       boot(BodyApps::Greedy)
-      socket = connect
-      socket.write(post_head("/", length: 5, expect: true))
-      expect(read_response(socket).status).to eq(100)
-      socket.write("hello")
-      expect(read_response(socket).body).to eq("got 5")
+      socket = connect_with(post_head("/", length: 5, expect: true))
+      expect(send_after_continue(socket, "hello").body).to eq("got 5")
       expect(server_log).not_to include("died")
     end
 
@@ -352,8 +345,7 @@ RSpec.describe "Request bodies" do
 
       it "lets the app read a long body before its last byte is sent" do
         boot(BodyApps::Peek)
-        socket = connect
-        socket.write(post_head("/?100", length: 3 * mib))
+        socket = connect_with(post_head("/?100", length: 3 * mib))
         socket.write("a" * (2 * mib))
         # The client still owes a mebibyte, and the answer is already here.
         response = read_response(socket)
@@ -366,8 +358,7 @@ RSpec.describe "Request bodies" do
 
       it "streams a chunked body past 1 MiB to the app as it arrives" do
         boot(BodyApps::Digest)
-        socket = connect
-        socket.write(post_head("/", chunked: true))
+        socket = connect_with(post_head("/", chunked: true))
         pieces = Array.new(40) { |i| (i.to_s * 32_768).b[0, 32_768] }
         pieces.each do |piece|
           socket.write("#{piece.bytesize.to_s(16)};ext=1\r\n#{piece}\r\n")
@@ -398,36 +389,21 @@ RSpec.describe "Request bodies" do
 
       it "sends 100 Continue only once the app reads the body" do
         boot(BodyApps::Digest)
-        socket = connect
-        socket.write(post_head("/", length: 5, expect: true))
-        interim = read_response(socket)
-        expect(interim.status).to eq(100)
-        socket.write("hello")
-        response = read_response(socket)
+        socket = connect_with(post_head("/", length: 5, expect: true))
+        response = send_after_continue(socket, "hello")
         expect(json(response)).to include("size" => 5, "class" => "Kino::Input")
         expect(response["connection"]).to be_nil
       end
 
       it "never sends 100 Continue when the app answers without reading, and closes" do
         boot(BodyApps::Refuse)
-        socket = connect
-        socket.write(post_head("/", length: 10 * mib, expect: true))
-        response = read_response(socket)
-        expect(response.status).to eq(403)
-        expect(response["connection"]).to eq("close")
-        expect(closed_by_peer?(socket)).to be(true)
+        socket = connect_with(post_head("/", length: 10 * mib, expect: true))
+        read_last_response(socket, 403)
         expect(http_get("/").code).to eq("403")
       end
 
       it "answers 408 to a body that stalls while the app reads it, and the app's read fails" do
-        boot(BodyApps::Digest, first_data_timeout: 0.5)
-        socket = connect
-        socket.write(post_head("/", length: 2 * mib))
-        socket.write("a" * (mib + 10))
-        response = read_response(socket)
-        expect(response.status).to eq(408)
-        expect(response["connection"]).to eq("close")
-        expect(closed_by_peer?(socket)).to be(true)
+        answer_to_stalled_upload
         wait_for_log(/request body of POST \/ cut off: request body stalled \(408\)/)
         expect(server_log).not_to include("error while serving")
         expect(http_get("/").code).to eq("200")
@@ -435,8 +411,7 @@ RSpec.describe "Request bodies" do
 
       it "answers 413 to a chunked body that outgrows max_body_size while streaming" do
         boot(BodyApps::Digest, max_body_size: 2 * mib)
-        socket = connect
-        socket.write(post_head("/", chunked: true))
+        socket = connect_with(post_head("/", chunked: true))
         socket.write("#{(mib + 10).to_s(16)}\r\n#{'a' * (mib + 10)}\r\n") # past 1 MiB: streaming
         wait_until(message: "the body never reached the app") { server.stats[:in_flight] == 1 }
         begin
@@ -444,18 +419,14 @@ RSpec.describe "Request bodies" do
         rescue Errno::EPIPE, Errno::ECONNRESET
           nil # the server may already have closed its side
         end
-        response = read_response(socket)
-        expect(response.status).to eq(413)
-        expect(response["connection"]).to eq("close")
-        expect(closed_by_peer?(socket)).to be(true)
+        read_last_response(socket, 413)
         wait_for_log(/request body of POST \/ cut off: request body too large \(413\)/)
         expect(http_get("/").code).to eq("200")
       end
 
       it "does not count a slow upload against request_timeout" do
         boot(BodyApps::Digest, request_timeout: 0.5)
-        socket = connect
-        socket.write(post_head("/", length: 2 * mib))
+        socket = connect_with(post_head("/", length: 2 * mib))
         8.times do
           socket.write("s" * (mib / 4))
           sleep 0.15 # 1.2 s of upload in all

@@ -52,8 +52,7 @@ RSpec.describe "Slow clients and pipelining" do
     # let go of that lock. (With threads: 1, /quick is not answered in time.)
     it "keeps other Ruby threads running while a streamed body waits for a client that does not read" do
       serve(SlowClientsApps::Stream, workers: 1, threads: 2, first_data_timeout: 5)
-      socket = connect
-      socket.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n") # and never read
+      socket = connect_with("GET / HTTP/1.1\r\nHost: x\r\n\r\n") # and never read
       wait_until(message: "the app never started streaming") { server.stats[:in_flight] == 1 }
       sleep 0.3 # the worker is now waiting for the socket to drain
       started = monotonic
@@ -89,15 +88,11 @@ RSpec.describe "Slow clients and pipelining" do
 
     it "sends exactly one 100 Continue for a pipelined request that expects it" do
       serve(SlowClientsApps::EchoBody)
-      socket = connect
-      socket.write("GET /a HTTP/1.1\r\nHost: x\r\n\r\n" \
-                   "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+      socket = connect_with("GET /a HTTP/1.1\r\nHost: x\r\n\r\n" \
+                            "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
       first = read_response(socket)
       expect(first.status).to eq(200)
-      interim = read_response(socket)
-      expect(interim.status).to eq(100)
-      socket.write("hello")
-      final = read_response(socket)
+      final = send_after_continue(socket, "hello")
       expect(final.status).to eq(200)
       expect(final.body).to eq("hello")
       socket.write("GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")

@@ -31,15 +31,13 @@ RSpec.describe "Requests skipped at take time" do
     let(:ledger) { signal_path("ledger") }
 
     def post_charge(id)
-      socket = connect
-      socket.write("POST /charge?log=#{ledger}&id=#{id} HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\npaid")
+      socket = connect_with("POST /charge?log=#{ledger}&id=#{id} HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\npaid")
       socket
     end
 
     # The worker is busy with /hold once this returns.
     def hold_the_worker
-      socket = connect
-      socket.write("GET /hold?gate=#{gate} HTTP/1.1\r\nHost: x\r\n\r\n")
+      socket = connect_with("GET /hold?gate=#{gate} HTTP/1.1\r\nHost: x\r\n\r\n")
       wait_until(message: "the worker never took /hold") { requests_in_app == 1 }
       socket
     end

@@ -58,17 +58,13 @@ RSpec.describe "Timeouts" do
       end
 
       it "answers 408 when a request body stalls" do
-        socket = connect
-        socket.write("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
-        response = read_response(socket)
-        expect(response.status).to eq(408)
-        expect(closed_by_peer?(socket)).to be(true)
+        socket = connect_with("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        read_last_response(socket, 408)
         expect(server.stats[:timeouts]).to be >= 1
       end
 
       it "lets a slow but steady body through" do
-        socket = connect
-        socket.write("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n")
+        socket = connect_with("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n")
         "abcdef".each_char do |c|
           sleep 0.3
           socket.write(c)
@@ -81,8 +77,7 @@ RSpec.describe "Timeouts" do
       before { serve(app, persistent_timeout: 0.5, first_data_timeout: 5) }
 
       it "closes an idle keep-alive connection after its response" do
-        socket = connect
-        socket.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        socket = connect_with("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         expect(read_response(socket).status).to eq(200)
         started = monotonic
         expect(closed_by_peer?(socket, timeout: 4)).to be(true)

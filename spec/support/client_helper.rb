@@ -73,6 +73,13 @@ module ClientHelper
     socket
   end
 
+  # A fresh connection (#connect) with +bytes+ written on it.
+  def connect_with(bytes, port = server.port)
+    socket = connect(port)
+    socket.write(bytes)
+    socket
+  end
+
   # Reads one response (status line, headers and body) from +socket+.
   # `head: true` for the answer to a HEAD request (no body follows). A
   # 1xx interim response is returned as it is; read again for the final one.
@@ -80,6 +87,26 @@ module ClientHelper
     deadline = monotonic + timeout
     response = read_head(socket, deadline: deadline)
     read_body(socket, response, head: head, deadline: deadline)
+    response
+  end
+
+  # Reads the 100 Continue that a request sent with `Expect: 100-continue`
+  # is due before its body, then sends +body+ and reads the final response.
+  def send_after_continue(socket, body)
+    interim = read_response(socket)
+    expect([interim.status, interim.reason]).to eq([100, "Continue"])
+    socket.write(body)
+    read_response(socket)
+  end
+
+  # Reads the response that ends a connection: it must have +status+ and
+  # `connection: close`, and the server must close the connection after it.
+  # Returns the response.
+  def read_last_response(socket, status)
+    response = read_response(socket)
+    expect(response.status).to eq(status)
+    expect(response["connection"]).to eq("close")
+    expect(closed_by_peer?(socket)).to be(true)
     response
   end
 

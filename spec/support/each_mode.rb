@@ -38,10 +38,8 @@ RSpec.shared_context "served in a mode" do |mode|
   # connection that the server is asked to close after answering; returns
   # the socket.
   def raw_get(path, headers = {}, method: "GET")
-    socket = connect
     extra = headers.map { |name, value| "#{name}: #{value}\r\n" }.join
-    socket.write("#{method} #{path} HTTP/1.1\r\nHost: x\r\n#{extra}Connection: close\r\n\r\n")
-    socket
+    connect_with("#{method} #{path} HTTP/1.1\r\nHost: x\r\n#{extra}Connection: close\r\n\r\n")
   end
 end
 

@@ -42,12 +42,14 @@ module HttpApps
   end
 
   # The String-valued part of the env as JSON, with the body read from
-  # rack.input.
+  # rack.input as "rack.input". Every value is made valid UTF-8, so that
+  # what a parser lets through can be echoed.
   module Echo
     def self.call(env)
       strings = env.select { |_k, v| v.is_a?(String) }
       strings["rack.url_scheme"] = env["rack.url_scheme"]
       strings["rack.input"] = env["rack.input"].read
+      strings.transform_values! { |v| v.dup.force_encoding(Encoding::UTF_8).scrub }
       body = JSON.generate(strings)
       [200, { "content-type" => "application/json", "content-length" => body.bytesize.to_s }, [body]]
     end
