@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "io/wait"
+require "json"
 require "net/http"
 require "socket"
 require_relative "wait_helper"
@@ -80,6 +81,14 @@ module ClientHelper
     socket
   end
 
+  # Sends a request whose head the example writes itself, on a fresh
+  # connection that the server is asked to close after answering; returns
+  # the socket.
+  def raw_get(path, headers = {}, method: "GET")
+    extra = headers.map { |name, value| "#{name}: #{value}\r\n" }.join
+    connect_with("#{method} #{path} HTTP/1.1\r\nHost: x\r\n#{extra}Connection: close\r\n\r\n")
+  end
+
   # Reads one response (status line, headers and body) from +socket+.
   # `head: true` for the answer to a HEAD request (no body follows). A
   # 1xx interim response is returned as it is; read again for the final one.
@@ -108,6 +117,11 @@ module ClientHelper
     expect(response["connection"]).to eq("close")
     expect(closed_by_peer?(socket)).to be(true)
     response
+  end
+
+  # The JSON a response's body holds: the env, for apps that echo it.
+  def env_of(response)
+    JSON.parse(response.body)
   end
 
   # The status line and headers only; the body is left on the socket (read
