@@ -167,9 +167,9 @@ RSpec.describe "Request bodies" do
 
     it "decodes a chunked body, and keeps trailers out of the env" do
       serve(HttpApps::Echo)
-      socket = connect_with("POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" \
-                            "5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nX-Trailer: sneaky\r\n\r\n")
-      response = read_response(socket)
+      request = "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" \
+                "5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nX-Trailer: sneaky\r\n\r\n"
+      response = read_response(connect_with(request))
       expect(response.status).to eq(200)
       env = env_of(response)
       expect(env["rack.input"]).to eq("hello, world")
