@@ -2,10 +2,20 @@
 
 require "kino"
 
-# An app for the shutdown examples: /long sleeps ten times the shutdown
-# timeout they use, so a shutdown that waited for the sleep would show.
+# Apps that sleep in a request. Long's /long sleeps ten times the shutdown
+# timeout its example uses, so a shutdown that waited for the sleep would
+# show.
 module KinoSleepApps
   LONG = 4.8
+
+  # Answers with how long a Kino.sleep(0.2) took.
+  module Timed
+    def self.call(_env)
+      started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      Kino.sleep(0.2)
+      [200, HttpApps.text, [(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).to_s]]
+    end
+  end
 
   module Long
     def self.call(env)
@@ -97,14 +107,20 @@ RSpec.describe "Kino.sleep" do
     expect(elapsed).to be < 2.0
   end
 
-  %i[threaded ractor].each do |mode|
-    context "in a request, in :#{mode} mode" do
+  describe "in a request" do
+    in_each_mode do
+      it "sleeps for the time asked inside an app" do
+        serve(KinoSleepApps::Timed)
+        elapsed = Float(http_get("/").body)
+        expect(elapsed).to be >= 0.19
+        expect(elapsed).to be < 2.0
+      end
+
       it "is cut off by shutdown(timeout): the client is disconnected and the request counted as cut off" do
         exits = Queue.new
         start_server(KinoSleepApps::Long, mode: mode, workers: 1, threads: 1,
                                           on_worker_exit: ->(index, error) { exits << [index, error] })
-        socket = connect
-        socket.write("GET /long HTTP/1.1\r\nHost: x\r\n\r\n")
+        socket = connect_with("GET /long HTTP/1.1\r\nHost: x\r\n\r\n")
         wait_until(message: "the request never reached the app") { requests_in_app == 1 }
 
         started = monotonic

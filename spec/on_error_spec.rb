@@ -66,62 +66,57 @@ RSpec.describe "on_error" do
     1024 * 1024
   end
 
-  %i[threaded ractor].each do |mode|
-    context "in :#{mode} mode" do
-      it "runs after the client has its 500, with the env the app was given" do
-        gate = signal_path("gate")
+  in_each_mode do |mode|
+    it "runs after the client has its 500, with the env the app was given" do
+      gate = signal_path("gate")
+      report = signal_path("report")
+      start_server(OnErrorApps::App, mode: mode, workers: 1, threads: 1, lint: false,
+                                     on_error: OnErrorApps::SLOW_REPORT)
+      expect(server.mode).to eq(mode)
+      socket = connect_with("GET /boom HTTP/1.1\r\nHost: x\r\nX-Gate: #{gate}\r\nX-Report-To: #{report}\r\n\r\n")
+      # The hook waits at its gate for longer than this read waits.
+      response = read_response(socket)
+      expect([response.status, response.body]).to eq([500, "Internal Server Error\n"])
+      expect(File.exist?(report)).to be(false)
+
+      open_gate(gate)
+      wait_for_file(report, message: -> { "on_error never finished\n#{server_log}" })
+      expect(File.read(report)).to eq('KeyError: boom on /boom, mark: "set by the app"')
+      expect(wait_for_log(/error while serving/)).to start_with("kino: error while serving GET /boom: KeyError: boom\n")
+    end
+
+    it "runs after a response that broke while streaming has been cut off" do
+      gate = signal_path("gate")
+      report = signal_path("report")
+      start_server(OnErrorApps::App, mode: mode, workers: 1, threads: 1, lint: false,
+                                     on_error: OnErrorApps::SLOW_REPORT)
+      socket = connect_with("GET /stream-boom HTTP/1.1\r\nHost: x\r\nX-Gate: #{gate}\r\nX-Report-To: #{report}\r\n\r\n")
+      response = read_response(socket)
+      expect([response.status, response.body, response.complete?]).to eq([200, "partial\n", false])
+      expect(File.exist?(report)).to be(false)
+
+      open_gate(gate)
+      wait_for_file(report, message: -> { "on_error never finished\n#{server_log}" })
+      expect(File.read(report)).to eq("IOError: the body broke on /stream-boom, mark: nil")
+    end
+
+    %w[/upload /upload-wrapped].each do |path|
+      it "does not call it for a client that vanished mid-upload, and logs one line (#{path})" do
         report = signal_path("report")
+        # Only a streamed body reaches the app before it is whole.
         start_server(OnErrorApps::App, mode: mode, workers: 1, threads: 1, lint: false,
-                                       on_error: OnErrorApps::SLOW_REPORT)
-        expect(server.mode).to eq(mode)
-        socket = connect
-        socket.write("GET /boom HTTP/1.1\r\nHost: x\r\nX-Gate: #{gate}\r\nX-Report-To: #{report}\r\n\r\n")
-        # The hook waits at its gate for longer than this read waits.
-        response = read_response(socket)
-        expect([response.status, response.body]).to eq([500, "Internal Server Error\n"])
+                                       on_error: OnErrorApps::RECORD, stream_request_bodies: true)
+        socket = connect_with("POST #{path} HTTP/1.1\r\nHost: x\r\nContent-Length: #{2 * mib}\r\nX-Report-To: #{report}\r\n\r\n")
+        socket.write("a" * 100_000)
+        wait_until(message: -> { "the upload never reached the app: #{server.stats}" }) { requests_in_app == 1 }
+        socket.close
+
+        wait_for_log(/cut off/)
+        # One worker thread: this answer means the upload's turn is over,
+        # on_error included.
+        expect(http_get("/").body).to eq("ok\n")
         expect(File.exist?(report)).to be(false)
-
-        open_gate(gate)
-        wait_for_file(report, message: -> { "on_error never finished\n#{server_log}" })
-        expect(File.read(report)).to eq('KeyError: boom on /boom, mark: "set by the app"')
-        expect(wait_for_log(/error while serving/)).to start_with("kino: error while serving GET /boom: KeyError: boom\n")
-      end
-
-      it "runs after a response that broke while streaming has been cut off" do
-        gate = signal_path("gate")
-        report = signal_path("report")
-        start_server(OnErrorApps::App, mode: mode, workers: 1, threads: 1, lint: false,
-                                       on_error: OnErrorApps::SLOW_REPORT)
-        socket = connect
-        socket.write("GET /stream-boom HTTP/1.1\r\nHost: x\r\nX-Gate: #{gate}\r\nX-Report-To: #{report}\r\n\r\n")
-        response = read_response(socket)
-        expect([response.status, response.body, response.complete?]).to eq([200, "partial\n", false])
-        expect(File.exist?(report)).to be(false)
-
-        open_gate(gate)
-        wait_for_file(report, message: -> { "on_error never finished\n#{server_log}" })
-        expect(File.read(report)).to eq("IOError: the body broke on /stream-boom, mark: nil")
-      end
-
-      %w[/upload /upload-wrapped].each do |path|
-        it "does not call it for a client that vanished mid-upload, and logs one line (#{path})" do
-          report = signal_path("report")
-          # Only a streamed body reaches the app before it is whole.
-          start_server(OnErrorApps::App, mode: mode, workers: 1, threads: 1, lint: false,
-                                         on_error: OnErrorApps::RECORD, stream_request_bodies: true)
-          socket = connect
-          socket.write("POST #{path} HTTP/1.1\r\nHost: x\r\nContent-Length: #{2 * mib}\r\nX-Report-To: #{report}\r\n\r\n")
-          socket.write("a" * 100_000)
-          wait_until(message: -> { "the upload never reached the app: #{server.stats}" }) { requests_in_app == 1 }
-          socket.close
-
-          wait_for_log(/cut off/)
-          # One worker thread: this answer means the upload's turn is over,
-          # on_error included.
-          expect(http_get("/").body).to eq("ok\n")
-          expect(File.exist?(report)).to be(false)
-          expect(server_log).to match(%r{\Akino: request body of POST #{path} cut off: [^\n]+\n\z})
-        end
+        expect(server_log).to match(%r{\Akino: request body of POST #{path} cut off: [^\n]+\n\z})
       end
     end
   end

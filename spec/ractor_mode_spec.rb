@@ -120,8 +120,7 @@ RSpec.describe "Mode choice and :ractor mode" do
       expect(response["content-length"]).to eq("8") # Rack::ContentLength
       expect(response["etag"]).to match(%r{\AW/"\h{32}"\z}) # Rack::ETag
       expect(response["x-path"]).to eq("/page")
-      socket = connect
-      socket.write("HEAD /page HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+      socket = connect_with("HEAD /page HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
       head = read_response(socket, head: true)
       expect([head.status, head["content-length"]]).to eq([200, "8"])
       expect(read_to_eof(socket)).to eq("")

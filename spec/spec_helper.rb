@@ -9,4 +9,17 @@ RSpec.configure do |config|
   config.expect_with(:rspec) { |c| c.syntax = :expect }
   config.order = :random
   Kernel.srand config.seed
+
+  config.include WaitHelper
+  config.include ClientHelper
+  config.include ServerHelper
+  config.include KinoProcessHelper
+  # Clients first, so that no server waits on a connection an example
+  # still holds open; signal files last, as a server may still read them.
+  config.after do
+    close_clients
+    stop_servers
+    stop_kino_processes
+    remove_signal_files
+  end
 end

@@ -35,49 +35,47 @@ module WorkerBootApps
 end
 
 RSpec.describe "after_worker_boot" do
-  %i[threaded ractor].each do |mode|
-    context "in :#{mode} mode" do
-      it "receives the worker's index" do
-        dir = File.dirname(signal_path("boot"))
-        start_server(WorkerBootApps::Hello, mode: mode, workers: 2, threads: 1, lint: false,
-                                            after_worker_boot: WorkerBootApps.index_marker(dir))
-        expect(server.mode).to eq(mode)
-        %w[boot-0 boot-1].each { |name| wait_for_file(File.join(dir, name), message: -> { "#{name} missing\n#{server_log}" }) }
-        expect(Dir.children(dir).sort).to eq(%w[boot-0 boot-1])
-        expect(server_log).to eq("")
-      end
+  in_each_mode do |mode|
+    it "receives the worker's index" do
+      dir = File.dirname(signal_path("boot"))
+      start_server(WorkerBootApps::Hello, mode: mode, workers: 2, threads: 1, lint: false,
+                                          after_worker_boot: WorkerBootApps.index_marker(dir))
+      expect(server.mode).to eq(mode)
+      %w[boot-0 boot-1].each { |name| wait_for_file(File.join(dir, name), message: -> { "#{name} missing\n#{server_log}" }) }
+      expect(Dir.children(dir).sort).to eq(%w[boot-0 boot-1])
+      expect(server_log).to eq("")
+    end
 
-      it "still runs a hook that takes no argument" do
-        dir = File.dirname(signal_path("boot"))
-        start_server(WorkerBootApps::Hello, mode: mode, workers: 1, threads: 1, lint: false,
-                                            after_worker_boot: WorkerBootApps.plain_marker(dir))
-        wait_until(message: -> { "the hook never ran\n#{server_log}" }) { Dir.children(dir).size == 1 }
-        expect(http_get("/").body).to eq("hello from kino-worker-slot-0\n")
-        expect(server_log).to eq("")
-      end
+    it "still runs a hook that takes no argument" do
+      dir = File.dirname(signal_path("boot"))
+      start_server(WorkerBootApps::Hello, mode: mode, workers: 1, threads: 1, lint: false,
+                                          after_worker_boot: WorkerBootApps.plain_marker(dir))
+      wait_until(message: -> { "the hook never ran\n#{server_log}" }) { Dir.children(dir).size == 1 }
+      expect(http_get("/").body).to eq("hello from kino-worker-slot-0\n")
+      expect(server_log).to eq("")
+    end
 
-      it "logs a hook that raises with its backtrace, once per worker, and the workers serve anyway" do
-        start_server(WorkerBootApps::Hello, mode: mode, workers: 2, threads: 1, lint: false,
-                                            after_worker_boot: WorkerBootApps::FAILING_BOOT)
-        wait_for_log(/worker 1 .*\n(    .*\n)*.*worker 0 |worker 0 .*\n(    .*\n)*.*worker 1 /)
-        # Both workers serve: one holds a request while the other answers.
-        gate = signal_path("gate")
-        held = Thread.new { http_get("/hold", { "X-Gate" => gate }).body }
-        wait_until(message: -> { "/hold never reached the app\n#{server_log}" }) { requests_in_app == 1 }
-        other = http_get("/").body
-        open_gate(gate)
-        expect([held.value, other].sort).to eq(["hello from kino-worker-slot-0\n", "hello from kino-worker-slot-1\n"])
-        # A respawn loop would have logged again by now (its first back-off
-        # is 0.05 s).
-        sleep 0.5
-        log = server_log
-        failures = log.scan(/^kino: after_worker_boot failed in worker (\d) \(it serves anyway\): (.*)$/)
-        expect(failures.sort).to eq([["0", "ArgumentError: boot of worker 0 failed on purpose"],
-                                     ["1", "ArgumentError: boot of worker 1 failed on purpose"]])
-        expect(log.scan(/^    #{Regexp.escape(__FILE__)}:#{WorkerBootApps::RAISE_LINE}:/).size).to eq(2)
-        expect(log).not_to match(/died|restarting/)
-        expect(server.stats).to include(respawns: 0)
-      end
+    it "logs a hook that raises with its backtrace, once per worker, and the workers serve anyway" do
+      start_server(WorkerBootApps::Hello, mode: mode, workers: 2, threads: 1, lint: false,
+                                          after_worker_boot: WorkerBootApps::FAILING_BOOT)
+      wait_for_log(/worker 1 .*\n(    .*\n)*.*worker 0 |worker 0 .*\n(    .*\n)*.*worker 1 /)
+      # Both workers serve: one holds a request while the other answers.
+      gate = signal_path("gate")
+      held = Thread.new { http_get("/hold", { "X-Gate" => gate }).body }
+      wait_until(message: -> { "/hold never reached the app\n#{server_log}" }) { requests_in_app == 1 }
+      other = http_get("/").body
+      open_gate(gate)
+      expect([held.value, other].sort).to eq(["hello from kino-worker-slot-0\n", "hello from kino-worker-slot-1\n"])
+      # A respawn loop would have logged again by now (its first back-off
+      # is 0.05 s).
+      sleep 0.5
+      log = server_log
+      failures = log.scan(/^kino: after_worker_boot failed in worker (\d) \(it serves anyway\): (.*)$/)
+      expect(failures.sort).to eq([["0", "ArgumentError: boot of worker 0 failed on purpose"],
+                                   ["1", "ArgumentError: boot of worker 1 failed on purpose"]])
+      expect(log.scan(/^    #{Regexp.escape(__FILE__)}:#{WorkerBootApps::RAISE_LINE}:/).size).to eq(2)
+      expect(log).not_to match(/died|restarting/)
+      expect(server.stats).to include(respawns: 0)
     end
   end
 end

@@ -104,8 +104,7 @@ RSpec.describe "Graceful drain under load" do
     it "finishes an upload still arriving when shutdown begins, and answers it (#{mode} mode)" do
       start_server(DrainApps::Upload, mode: mode, workers: 1, threads: 1)
       body = "a" * 300_000 # spooled: past body_buffer_size
-      socket = connect
-      socket.write("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: #{body.bytesize}\r\n\r\n")
+      socket = connect_with("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: #{body.bytesize}\r\n\r\n")
       socket.write(body[0, 1000])
       # Its head is in once its spool file is open.
       wait_until(message: "the upload never began") { server.stats[:spool_files] == 1 }

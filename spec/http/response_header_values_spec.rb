@@ -45,40 +45,36 @@ module HeaderValueApps
 end
 
 RSpec.describe "Response header values that are not Strings" do
-  %i[threaded ractor].each do |mode|
-    context "in :#{mode} mode" do
-      include_context "served in a mode", mode
-
-      { "an Array body" => "/", "an each body" => "/each" }.each do |kind, path|
-        it "writes Integer, Symbol and true values with to_s and splits \\n-joined values, for #{kind}" do
-          serve(HeaderValueApps::Loose, lint: false)
-          response = read_response(raw_get(path))
-          expect(response.status).to eq(200)
-          expect(response.all("x-n")).to eq(["5"])
-          expect(response.all("x-s")).to eq(["sym"])
-          expect(response.all("x-t")).to eq(["true"])
-          expect(response.all("set-cookie")).to eq(["a=1", "b=2"])
-          expect(response.all("x-list")).to eq(%w[one 2])
-          expect(response.body).to eq("loose")
-          cookies = http_get(path).get_fields("set-cookie")
-          expect(cookies).to eq(["a=1", "b=2"])
-        end
+  in_each_mode do
+    { "an Array body" => "/", "an each body" => "/each" }.each do |kind, path|
+      it "writes Integer, Symbol and true values with to_s and splits \\n-joined values, for #{kind}" do
+        serve(HeaderValueApps::Loose, lint: false)
+        response = read_response(raw_get(path))
+        expect(response.status).to eq(200)
+        expect(response.all("x-n")).to eq(["5"])
+        expect(response.all("x-s")).to eq(["sym"])
+        expect(response.all("x-t")).to eq(["true"])
+        expect(response.all("set-cookie")).to eq(["a=1", "b=2"])
+        expect(response.all("x-list")).to eq(%w[one 2])
+        expect(response.body).to eq("loose")
+        cookies = http_get(path).get_fields("set-cookie")
+        expect(cookies).to eq(["a=1", "b=2"])
       end
+    end
 
-      it "answers 500 when a value's to_s breaks the body it came with" do
-        serve(HeaderValueApps::BodyChangingValue, lint: false)
-        response = read_response(raw_get("/"))
-        expect(response.status).to eq(500)
-        expect(wait_for_log(/response body must yield Strings/)).to include("TypeError")
-      end
+    it "answers 500 when a value's to_s breaks the body it came with" do
+      serve(HeaderValueApps::BodyChangingValue, lint: false)
+      response = read_response(raw_get("/"))
+      expect(response.status).to eq(500)
+      expect(wait_for_log(/response body must yield Strings/)).to include("TypeError")
+    end
 
-      it "answers 500 for a value whose to_s raises, and goes on serving" do
-        serve(HeaderValueApps::RaisingValue, lint: false, workers: 1, threads: 1)
-        expect(read_response(raw_get("/")).status).to eq(500)
-        expect(wait_for_log(/no text for this header/)).to include("ArgumentError")
-        response = read_response(raw_get("/next"))
-        expect([response.status, response.body]).to eq([200, "still serving"])
-      end
+    it "answers 500 for a value whose to_s raises, and goes on serving" do
+      serve(HeaderValueApps::RaisingValue, lint: false, workers: 1, threads: 1)
+      expect(read_response(raw_get("/")).status).to eq(500)
+      expect(wait_for_log(/no text for this header/)).to include("ArgumentError")
+      response = read_response(raw_get("/next"))
+      expect([response.status, response.body]).to eq([200, "still serving"])
     end
   end
 end

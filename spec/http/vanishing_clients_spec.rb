@@ -20,8 +20,6 @@ end
 # server must neither crash nor keep what they left behind. Runs in
 # :threaded and in :ractor mode.
 RSpec.describe "Vanishing clients" do
-  include ServerHelper
-
   def rss_kib
     File.read("/proc/self/status")[/^VmRSS:\s+(\d+)/, 1].to_i
   end
@@ -42,25 +40,21 @@ RSpec.describe "Vanishing clients" do
     end
   end
 
-  %i[threaded ractor].each do |mode|
-    context "in :#{mode} mode" do
-      include_context "served in a mode", mode
-
-      it "survives 10,000 of them with memory flat and the server still answering" do
-        skip "needs /proc" unless File.exist?("/proc/self/status")
-        serve(VanishingClientsApps::Big, workers: 1, threads: 4, lint: false)
-        vanish(1000, server.port) # warm up: buffers, caches, the heap
-        GC.start
-        wait_until(message: "connections never closed") { server.stats[:connections_open].zero? }
-        before = rss_kib
-        vanish(10_000, server.port)
-        GC.start
-        wait_until(timeout: 10, message: "connections never closed") { server.stats[:connections_open].zero? }
-        growth_mib = (rss_kib - before) / 1024.0
-        expect(server.stats[:served]).to be >= 5000 # the mid-response half reached the app
-        expect(growth_mib).to be < 24
-        expect(http_get("/").code).to eq("200")
-      end
+  in_each_mode do
+    it "survives 10,000 of them with memory flat and the server still answering" do
+      skip "needs /proc" unless File.exist?("/proc/self/status")
+      serve(VanishingClientsApps::Big, workers: 1, threads: 4, lint: false)
+      vanish(1000, server.port) # warm up: buffers, caches, the heap
+      GC.start
+      wait_until(message: "connections never closed") { server.stats[:connections_open].zero? }
+      before = rss_kib
+      vanish(10_000, server.port)
+      GC.start
+      wait_until(timeout: 10, message: "connections never closed") { server.stats[:connections_open].zero? }
+      growth_mib = (rss_kib - before) / 1024.0
+      expect(server.stats[:served]).to be >= 5000 # the mid-response half reached the app
+      expect(growth_mib).to be < 24
+      expect(http_get("/").code).to eq("200")
     end
   end
 end
