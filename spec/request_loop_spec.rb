@@ -185,11 +185,11 @@ module ResponseContractApps
   end
 end
 
-# The Rack response contract as Kino::Worker carries it out, seen on the
+# The Rack response contract as Kino::RequestLoop carries it out, seen on the
 # wire: every kind of body, the close promise, and what happens to apps
 # that fail or answer wrongly, in both modes; then what only :threaded
 # mode can run.
-RSpec.describe Kino::Worker do
+RSpec.describe Kino::RequestLoop do
   # Reads a chunked response whose app is held after its first chunk. The
   # app is still held while that chunk is read, so it can only be here if
   # the server sent it before the body ended; then +release+ lets the app
