@@ -33,6 +33,8 @@
 
 require_relative "lib/bench"
 
+# allocations.rb: the parent starts one child process per mode (Child) and
+# renders what they measured.
 module BenchAllocations
   ROOT = Bench::ROOT
   OUTPUT = File.join(Bench::RESULTS_DIR, "allocations.md")
@@ -48,18 +50,25 @@ module BenchAllocations
     OptionParser.new do |opts|
       opts.banner = "Usage: bundle exec ruby bench/allocations.rb [options]\n\n"
       opts.on("--modes LIST", Array, "Kino modes, comma-separated (default #{o.modes.join(',')})") { |v| o.modes = v }
-      opts.on("-e", "--endpoints LIST", Array, "From #{Bench::ENDPOINTS.keys.join(',')} (default #{o.endpoints.join(',')})") { |v| o.endpoints = v }
-      opts.on("-d", "--duration SECONDS", Integer, "Measured wrk burst, GC on (default #{o.duration})") { |v| o.duration = v }
+      opts.on("-e", "--endpoints LIST", Array,
+              "From #{Bench::ENDPOINTS.keys.join(',')} (default #{o.endpoints.join(',')})") { |v| o.endpoints = v }
+      opts.on("-d", "--duration SECONDS", Integer,
+              "Measured wrk burst, GC on (default #{o.duration})") { |v| o.duration = v }
       opts.on("--warmup SECONDS", Integer, "Warm-up burst per endpoint (default #{o.warmup})") { |v| o.warmup = v }
-      opts.on("--by-type SECONDS", Integer, "Burst with GC off, counted by object type; 0 skips it (default #{o.by_type})") { |v| o.by_type = v }
+      opts.on("--by-type SECONDS", Integer,
+              "Burst with GC off, counted by object type; 0 skips it (default #{o.by_type})") { |v| o.by_type = v }
       opts.on("--sites", "Also trace where objects are allocated (:threaded only; the allocation tracer",
               "and Ractors crash together on 3.1)") { o.sites = true }
       opts.on("-w", "--workers N", Integer, "Workers (default #{o.workers})") { |v| o.workers = v }
-      opts.on("-t", "--threads N", Integer, "Threads per worker (default: the mode's own, 1 in :ractor, 3 in :threaded)") { |v| o.threads = v }
+      opts.on("-t", "--threads N", Integer,
+              "Threads per worker (default: the mode's own, 1 in :ractor, 3 in :threaded)") { |v| o.threads = v }
       opts.on("-c", "--connections N", Integer, "wrk connections (default #{o.connections})") { |v| o.connections = v }
       opts.on("--wrk-threads N", Integer, "wrk threads (default #{o.wrk_threads})") { |v| o.wrk_threads = v }
       opts.on("--[no-]yjit", "Run the measured processes with ruby --yjit (default off)") { |v| o.yjit = v }
-      opts.on("-o", "--output FILE", "Markdown report (default bench/results/allocations.md, and .json)") { |v| o.output = File.expand_path(v) }
+      opts.on("-o", "--output FILE",
+              "Markdown report (default bench/results/allocations.md, and .json)") do |v|
+        o.output = File.expand_path(v)
+      end
       opts.on("--kino-root DIR", "Kino checkout to load, with its compiled extension (default: this one)") do |v|
         o.kino_root = File.expand_path(v)
       end
@@ -72,8 +81,12 @@ module BenchAllocations
     end.parse!(argv)
     unknown = o.endpoints - Bench::ENDPOINTS.keys
     raise OptionParser::InvalidArgument, "unknown endpoint(s): #{unknown.join(', ')}" unless unknown.empty?
-    raise OptionParser::InvalidArgument, "unknown mode(s): #{(o.modes - MODES).join(', ')}" unless (o.modes - MODES).empty?
-    raise OptionParser::InvalidArgument, "duration and workers must be positive" unless o.duration.positive? && o.workers.positive?
+
+    unknown_modes = o.modes - MODES
+    raise OptionParser::InvalidArgument, "unknown mode(s): #{unknown_modes.join(', ')}" unless unknown_modes.empty?
+
+    raise OptionParser::InvalidArgument, "duration and workers must be positive" unless
+      o.duration.positive? && o.workers.positive?
     raise OptionParser::InvalidArgument, "--kino-root #{o.kino_root} has no Gemfile and lib/kino.rb" unless
       File.file?(File.join(o.kino_root, "Gemfile")) && File.file?(File.join(o.kino_root, "lib", "kino.rb"))
 
@@ -100,10 +113,11 @@ module BenchAllocations
       settings[:threads] = @o.threads if @o.threads
       @server = Kino::Server.new(app, **settings).start
       stats = @server.stats
+      loaded = $LOADED_FEATURES.grep(%r{/kino/server\.rb\z}).first
       say "kino :#{stats[:mode]}, #{stats[:workers]} workers x #{stats[:threads]} threads, port #{@server.port}, " \
-          "pid #{Process.pid}, YJIT #{yjit? ? 'on' : 'off'}, loaded from #{$LOADED_FEATURES.grep(%r{/kino/server\.rb\z}).first}"
+          "pid #{Process.pid}, YJIT #{yjit? ? 'on' : 'off'}, loaded from #{loaded}"
       expected = File.join(@o.kino_root, "lib", "kino", "server.rb")
-      @problems << "loaded Kino from #{$LOADED_FEATURES.grep(%r{/kino/server\.rb\z}).first}, not #{expected}" unless
+      @problems << "loaded Kino from #{loaded}, not #{expected}" unless
         $LOADED_FEATURES.include?(expected)
       @problems << "asked for mode #{@mode}, server runs #{stats[:mode]}" unless stats[:mode] == @mode
 
@@ -112,7 +126,8 @@ module BenchAllocations
       # background allocation rate of a warm, unloaded server.
       @o.endpoints.each { |e| wrk(e, @o.warmup) if @o.warmup.positive? }
       idle = idle_window(@o.duration)
-      say format("idle: %d objects in %.1fs (%.1f/s) with no requests", idle[:objects], idle[:seconds], idle[:per_second])
+      say format("idle: %d objects in %.1fs (%.1f/s) with no requests",
+                 idle[:objects], idle[:seconds], idle[:per_second])
       endpoints = @o.endpoints.to_h { |e| [e, measure_endpoint(e, idle[:per_second])] }
       result = { mode: stats[:mode].to_s, workers: stats[:workers], threads: stats[:threads], yjit: yjit?,
                  ruby: RUBY_DESCRIPTION, idle: idle, endpoints: endpoints, problems: @problems }
@@ -131,7 +146,7 @@ module BenchAllocations
     end
 
     def yjit?
-      defined?(RubyVM::YJIT) && RubyVM::YJIT.respond_to?(:enabled?) && RubyVM::YJIT.enabled? ? true : false
+      RubyVM.const_defined?(:YJIT) && RubyVM::YJIT.respond_to?(:enabled?) && RubyVM::YJIT.enabled?
     end
 
     def url(endpoint)
@@ -228,7 +243,7 @@ module BenchAllocations
       requests = s1 - s0
       types = (c1.keys - %i[TOTAL FREE]).to_h { |k| [k, c1[k] - c0.fetch(k, 0)] }.reject { |_, v| v.zero? }
       slots = (c1[:TOTAL] - c1[:FREE]) - (c0[:TOTAL] - c0[:FREE])
-      per = types.transform_values { |v| requests.positive? ? (v.fdiv(requests)).round(3) : nil }
+      per = types.transform_values { |v| requests.positive? ? v.fdiv(requests).round(3) : nil }
                  .sort_by { |_, v| -(v || 0) }.to_h
       say format("  by type (GC off, %d requests): %s; used slots +%.2f/request, GC.stat counter +%.2f/request",
                  requests, per.map { |k, v| "#{k} #{v}" }.join(", "),
@@ -276,9 +291,10 @@ module BenchAllocations
       requests = [s1 - s0, 1].max
       # Sites seen at least once per 100 requests: per-request work, not
       # this script's or the supervisor's occasional allocations.
-      top = counts.sort_by { |_, v| -v }.first(20).map do |(klass, where), n|
+      ranked = counts.sort_by { |_, v| -v }.first(20).map do |(klass, where), n|
         { class: klass, site: where, per_request: n.fdiv(requests).round(3) }
-      end.select { |t| t[:per_request] >= 0.01 }
+      end
+      top = ranked.select { |t| t[:per_request] >= 0.01 }
       say "  sites (#{requests} requests, traced, GC off):"
       top.each { |t| say format("    %7.3f  %-12s %s", t[:per_request], t[:class], t[:site]) }
       { requests: requests, top: top }
@@ -319,7 +335,9 @@ module BenchAllocations
     numeric = [3, 4, 5, 6, 7]
     # Types seen at 0.005 or more per request somewhere (the rest is noise).
     types = results.flat_map do |_, r|
-      r["endpoints"].values.flat_map { |e| (e.dig("by_type", "per_request") || {}).select { |_, v| v.to_f >= 0.005 }.keys }
+      r["endpoints"].values.flat_map do |e|
+        (e.dig("by_type", "per_request") || {}).select { |_, v| v.to_f >= 0.005 }.keys
+      end
     end.uniq
     type_headers = ["mode", "endpoint", "requests", *types, "all slots", "GC.stat counter"]
     type_rows = results.flat_map do |mode, r|
@@ -337,8 +355,8 @@ module BenchAllocations
       "Versions: #{versions}",
       "Command: #{command_line}",
       "Each mode in its own process: Kino::Server.new(app, workers: #{options.workers}, mode: MODE).start; " \
-      "load: wrk -t#{options.wrk_threads} -c#{options.connections} -d#{options.duration}s after a #{options.warmup}s warm-up, " \
-      "as a separate process"
+      "load: wrk -t#{options.wrk_threads} -c#{options.connections} -d#{options.duration}s " \
+      "after a #{options.warmup}s warm-up, as a separate process"
     ]
     tables = Bench::Tables
     text = ["", "=" * 100, *header, "=" * 100, "", "Objects allocated per request (GC on; whole process)",
@@ -403,7 +421,7 @@ module BenchAllocations
         if status.success? && data
           results[mode] = data
         else
-          failures << "#{mode}: child #{status.inspect} #{data ? '' : '(no result)'}"
+          failures << "#{mode}: child #{status.inspect} #{'(no result)' unless data}"
         end
       end
     end

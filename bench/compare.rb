@@ -18,6 +18,8 @@
 
 require_relative "lib/bench"
 
+# compare.rb's own flags (every one also read from a BENCH_* variable) and
+# its main; the measuring is Bench::Session's.
 module BenchCompare
   def self.env_int(name, default)
     ENV[name] && !ENV[name].empty? ? Integer(ENV[name]) : default
@@ -58,30 +60,46 @@ module BenchCompare
       opts.banner = "Usage: bundle exec ruby bench/compare.rb [options]\n\n" \
                     "Every option also reads an environment variable (shown) for `rake bench`.\n\n"
       opts.on("--rounds N", Integer, "Rounds (BENCH_ROUNDS, default #{o.rounds})") { |v| o.rounds = v }
-      opts.on("-d", "--duration SECONDS", Integer, "Measured window per run (BENCH_DURATION, default #{o.duration})") { |v| o.duration = v }
-      opts.on("--warmup SECONDS", Integer, "Warm-up burst before each window, 0 for none (BENCH_WARMUP, default #{o.warmup})") { |v| o.warmup = v }
-      opts.on("-c", "--connections N", Integer, "wrk connections (BENCH_CONNECTIONS, default #{o.connections})") { |v| o.connections = v }
-      opts.on("--wrk-threads N", Integer, "wrk threads (BENCH_WRK_THREADS, default #{o.wrk_threads})") { |v| o.wrk_threads = v }
-      opts.on("-e", "--endpoints LIST", Array, "Comma-separated, from #{Bench::ENDPOINTS.keys.join(',')} (BENCH_ENDPOINTS)") { |v| o.endpoints = v }
-      opts.on("--targets LIST", Array, "Comma-separated: puma, kino-MODE (kino-threaded, kino-ractor, ...) (BENCH_TARGETS, default #{o.targets.join(',')})") { |v| o.targets = v }
-      opts.on("-w", "--workers N", Integer, "Workers for every server (BENCH_WORKERS, default nproc = #{o.workers})") { |v| o.workers = v }
-      opts.on("-t", "--threads N", Integer, "Threads per worker for every server (BENCH_THREADS; default: each server's own,",
+      opts.on("-d", "--duration SECONDS", Integer,
+              "Measured window per run (BENCH_DURATION, default #{o.duration})") { |v| o.duration = v }
+      opts.on("--warmup SECONDS", Integer,
+              "Warm-up burst before each window, 0 for none (BENCH_WARMUP, default #{o.warmup})") { |v| o.warmup = v }
+      opts.on("-c", "--connections N", Integer,
+              "wrk connections (BENCH_CONNECTIONS, default #{o.connections})") { |v| o.connections = v }
+      opts.on("--wrk-threads N", Integer,
+              "wrk threads (BENCH_WRK_THREADS, default #{o.wrk_threads})") { |v| o.wrk_threads = v }
+      opts.on("-e", "--endpoints LIST", Array,
+              "Comma-separated, from #{Bench::ENDPOINTS.keys.join(',')} (BENCH_ENDPOINTS)") { |v| o.endpoints = v }
+      opts.on("--targets LIST", Array,
+              "Comma-separated: puma, kino-MODE (kino-threaded, kino-ractor, ...) " \
+              "(BENCH_TARGETS, default #{o.targets.join(',')})") { |v| o.targets = v }
+      opts.on("-w", "--workers N", Integer,
+              "Workers for every server (BENCH_WORKERS, default nproc = #{o.workers})") { |v| o.workers = v }
+      opts.on("-t", "--threads N", Integer,
+              "Threads per worker for every server (BENCH_THREADS; default: each server's own,",
               "kino-ractor #{kino_threads['ractor']}, kino-threaded #{kino_threads['threaded']}, " \
               "puma #{Bench::PumaTarget::DEFAULT_THREADS})") { |v| o.threads = v }
       opts.on("--ratio A:B", "Add a column with A's median req/s divided by B's (repeatable; BENCH_RATIO=A:B,C:D).",
-              "Every target is always compared with puma when puma runs") { |v| o.ratios << Bench::Options.parse_ratio(v) }
+              "Every target is always compared with puma when puma runs") do |v|
+        o.ratios << Bench::Options.parse_ratio(v)
+      end
       opts.on("--[no-]yjit", "Run every server with ruby --yjit (BENCH_YJIT=1; default off)") { |v| o.yjit = v }
-      opts.on("-o", "--output FILE", "Markdown report (default bench/results/latest.md)") { |v| o.output = File.expand_path(v) }
+      opts.on("-o", "--output FILE",
+              "Markdown report (default bench/results/latest.md)") { |v| o.output = File.expand_path(v) }
       opts.on("--pause SECONDS", Float, "Idle time between runs (default #{o.pause})") { |v| o.pause = v }
       opts.on("--wait-idle SECONDS", Float, "Before each run, wait up to SECONDS for the machine to be idle",
-              "(under #{idle::IDLE_CORES} cores busy over #{idle::IDLE_PROBE}s) (BENCH_WAIT_IDLE, default 0: don't wait)") { |v| o.wait_idle = v }
-      opts.on("--boot-timeout SECONDS", Float, "How long a server may take to answer (default #{o.boot_timeout})") { |v| o.boot_timeout = v }
-      opts.on("--stop-timeout SECONDS", Float, "How long a server may take to exit after SIGTERM (default #{o.stop_timeout})") { |v| o.stop_timeout = v }
+              "(under #{idle::IDLE_CORES} cores busy over #{idle::IDLE_PROBE}s) " \
+              "(BENCH_WAIT_IDLE, default 0: don't wait)") { |v| o.wait_idle = v }
+      opts.on("--boot-timeout SECONDS", Float,
+              "How long a server may take to answer (default #{o.boot_timeout})") { |v| o.boot_timeout = v }
+      opts.on("--stop-timeout SECONDS", Float,
+              "How long a server may take to exit after SIGTERM (default #{o.stop_timeout})") { |v| o.stop_timeout = v }
       opts.on("--kino-root DIR", "Kino checkout to run, with its own compiled extension (BENCH_KINO_ROOT,",
               "default: this one); e.g. an exported commit, so a rebuild here cannot change it mid-run") do |v|
         o.kino_root = File.expand_path(v)
       end
-      opts.on("--check-app", "Only check that the app is Ractor-shareable and answers, then exit") { o.check_app = true }
+      opts.on("--check-app",
+              "Only check that the app is Ractor-shareable and answers, then exit") { o.check_app = true }
       opts.on("-h", "--help") do
         puts opts
         exit 0

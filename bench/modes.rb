@@ -21,6 +21,8 @@
 
 require_relative "lib/bench"
 
+# modes.rb's flags, the verdict it adds to the session's report, and its
+# exit status (3 when a target is missed).
 module BenchModes
   RACTOR = "kino-ractor"
   THREADED = "kino-threaded"
@@ -46,16 +48,20 @@ module BenchModes
                     "kino-ractor vs kino-threaded, interleaved rounds; checks /cpu >= #{TARGETS['cpu']}x " \
                     "and /plaintext >= #{TARGETS['plaintext']}x.\n\n"
       opts.on("--rounds N", Integer, "Rounds (default #{o.rounds})") { |v| o.rounds = v }
-      opts.on("-d", "--duration SECONDS", Integer, "Measured window per run (default #{o.duration})") { |v| o.duration = v }
-      opts.on("--warmup SECONDS", Integer, "Warm-up burst before each window (default #{o.warmup})") { |v| o.warmup = v }
+      opts.on("-d", "--duration SECONDS", Integer,
+              "Measured window per run (default #{o.duration})") { |v| o.duration = v }
+      opts.on("--warmup SECONDS", Integer,
+              "Warm-up burst before each window (default #{o.warmup})") { |v| o.warmup = v }
       opts.on("-c", "--connections N", Integer, "wrk connections (default #{o.connections})") { |v| o.connections = v }
       opts.on("--wrk-threads N", Integer, "wrk threads (default #{o.wrk_threads})") { |v| o.wrk_threads = v }
       opts.on("--all", "Also measure /io and /io_native (reported, no target)") { o.endpoints = ALL_ENDPOINTS.dup }
-      opts.on("-w", "--workers N", Integer, "Workers for both modes (default nproc = #{o.workers})") { |v| o.workers = v }
+      opts.on("-w", "--workers N", Integer,
+              "Workers for both modes (default nproc = #{o.workers})") { |v| o.workers = v }
       opts.on("-t", "--threads N", Integer, "Threads per worker for both modes (default: each mode's own, 1 and 3;",
               "the acceptance targets are meant for the defaults)") { |v| o.threads = v }
       opts.on("--[no-]yjit", "Run both servers with ruby --yjit (default off)") { |v| o.yjit = v }
-      opts.on("-o", "--output FILE", "Markdown report (default bench/results/modes.md, and .json)") { |v| o.output = File.expand_path(v) }
+      opts.on("-o", "--output FILE",
+              "Markdown report (default bench/results/modes.md, and .json)") { |v| o.output = File.expand_path(v) }
       opts.on("--pause SECONDS", Float, "Idle time between runs (default #{o.pause})") { |v| o.pause = v }
       opts.on("--wait-idle SECONDS", Float, "Before each run, wait up to SECONDS for an idle machine; 0: don't wait",
               "(default #{o.wait_idle.round})") { |v| o.wait_idle = v }
@@ -92,8 +98,10 @@ module BenchModes
       end
       # The same ratio of medians over the quiet runs only.
       quiet = [RACTOR, THREADED].to_h do |t|
-        [t, cells.select { |c| c.endpoint == endpoint && c.target == t && c.rps && c.cpu && c.cpu[:other] < QUIET_OTHER }
-                 .map(&:rps)]
+        quiet_runs = cells.select do |c|
+          c.endpoint == endpoint && c.target == t && c.rps && c.cpu && c.cpu[:other] < QUIET_OTHER
+        end
+        [t, quiet_runs.map(&:rps)]
       end
       quiet_ratio = stats.ratio(quiet.transform_values { |v| stats.median(v) }, RACTOR, THREADED)
       cpu = [RACTOR, THREADED].map do |t|
@@ -152,7 +160,8 @@ module BenchModes
               elsif pass
                 "PASS: every target met"
               else
-                "FAIL: #{rows.select { |r| r[:target] && r[:result] != 'PASS' }.map { |r| ENDPOINT_PATH.call(r[:endpoint]) }.join(', ')} below target"
+                missed = rows.select { |r| r[:target] && r[:result] != "PASS" }
+                "FAIL: #{missed.map { |r| ENDPOINT_PATH.call(r[:endpoint]) }.join(', ')} below target"
               end
     note = "ratio: kino-ractor's median req/s over kino-threaded's; the verdict uses it. per-round ratios: " \
            "the two runs of each round, which ran back to back, and their median (less sensitive to drift " \

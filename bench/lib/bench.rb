@@ -1,9 +1,5 @@
 # frozen_string_literal: true
 
-# The benchmark harness that bench/compare.rb, bench/modes.rb and
-# bench/allocations.rb share: one concept a file under bench/lib/bench/.
-# See bench/README.md.
-
 require "etc"
 require "fileutils"
 require "digest"
@@ -17,6 +13,9 @@ require "tempfile"
 require "time"
 require "tmpdir"
 
+# The benchmark harness that bench/compare.rb, bench/modes.rb and
+# bench/allocations.rb share: one concept a file under bench/lib/bench/.
+# See bench/README.md.
 module Bench
   ROOT = File.expand_path("../..", __dir__)
   APP_FILE = File.join(ROOT, "bench", "bench_app.ru")

@@ -29,7 +29,8 @@ module Bench
       end
       raise "bench app check failed:\n  #{failures.join("\n  ")}" unless failures.empty?
 
-      "Ractor.make_shareable(app) ok (#{app.class}, frozen); #{answers.size} paths answered correctly from inside a Ractor"
+      "Ractor.make_shareable(app) ok (#{app.class}, frozen); " \
+        "#{answers.size} paths answered correctly from inside a Ractor"
     rescue Ractor::RemoteError => e
       raise "bench app check failed inside the Ractor: #{e.cause.class}: #{e.cause.message}"
     end

@@ -21,9 +21,10 @@ module Bench
     # { socket_errors:, non_2xx: } -> "none", or what went wrong.
     def errors_text(result)
       s = result[:socket_errors]
-      total = s.values.sum
       parts = []
-      parts << "socket errors connect #{s[:connect]}, read #{s[:read]}, write #{s[:write]}, timeout #{s[:timeout]}" if total.positive?
+      if s.values.sum.positive?
+        parts << "socket errors connect #{s[:connect]}, read #{s[:read]}, write #{s[:write]}, timeout #{s[:timeout]}"
+      end
       parts << "#{result[:non_2xx]} non-2xx/3xx" if result[:non_2xx].positive?
       parts.empty? ? "none" : parts.join("; ")
     end

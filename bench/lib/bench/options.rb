@@ -22,7 +22,8 @@ module Bench
       targets.each { |t| Target.build(t, self) } # validates the names
       ratios.each do |a, b|
         missing = [a, b] - targets
-        raise OptionParser::InvalidArgument, "--ratio #{a}:#{b}: #{missing.join(', ')} not among --targets" unless missing.empty?
+        raise OptionParser::InvalidArgument, "--ratio #{a}:#{b}: #{missing.join(', ')} not among --targets" unless
+          missing.empty?
         raise OptionParser::InvalidArgument, "--ratio #{a}:#{b}: a target against itself" if a == b
       end
       unless File.file?(File.join(kino_root, "exe", "kino")) && File.file?(File.join(kino_root, "Gemfile"))

@@ -7,7 +7,8 @@ module Bench
     module_function
 
     def machine
-      cpu = File.foreach("/proc/cpuinfo").find { |l| l.start_with?("model name") }&.split(":", 2)&.last&.strip
+      model = File.foreach("/proc/cpuinfo").find { |l| l.start_with?("model name") }
+      cpu = model && model.split(":", 2).last.strip
       {
         nproc: Etc.nprocessors,
         cpu: cpu || "unknown",
@@ -45,8 +46,9 @@ module Bench
       where = if commit.empty?
                 "from #{root} (not a git checkout)"
               else
-                dirty = `git -C #{root.shellescape} status --porcelain 2>/dev/null`.strip.empty? ? "" : ", uncommitted changes"
-                "@ #{commit}#{dirty}#{root == ROOT ? '' : " in #{root}"}"
+                clean = `git -C #{root.shellescape} status --porcelain 2>/dev/null`.strip.empty?
+                dirty = clean ? "" : ", uncommitted changes"
+                "@ #{commit}#{dirty}#{" in #{root}" unless root == ROOT}"
               end
       "kino #{kino} #{where} (code digest #{kino_fingerprint(root)}), " \
         "puma #{Gem.loaded_specs['puma']&.version || '?'}, #{wrk}"

@@ -31,7 +31,8 @@ module Bench
           value ? format("%.2fx", value) : "-"
         end
         runs = by_target[name] || []
-        next [name, target.topology, skipped[name] ? "did not boot" : "no data", "-", *ratios, *["-"] * 7] if runs.empty?
+        next [name, target.topology, skipped[name] ? "did not boot" : "no data", "-", *ratios, *["-"] * 7] if
+          runs.empty?
 
         row(name, target, runs, meds[name], ratios)
       end
@@ -44,8 +45,9 @@ module Bench
       err = Figures.errors_text(socket_errors: socket, non_2xx: runs.sum(&:non_2xx))
       err = "!! #{err} !!" unless err == "none"
       err += " !! problems" if runs.any? { |c| c.problems.any? }
-      [name, target.topology, rps ? Figures.number(rps) : "-", runs.map { |c| c.rps ? Figures.number(c.rps) : "-" }.join(" / "),
-       *ratios, Figures.ms(Stats.median(runs.map(&:p50_ms))), Figures.ms(Stats.median(runs.map(&:p99_ms))), err,
+      per_round = runs.map { |c| c.rps ? Figures.number(c.rps) : "-" }.join(" / ")
+      [name, target.topology, rps ? Figures.number(rps) : "-", per_round, *ratios,
+       Figures.ms(Stats.median(runs.map(&:p50_ms))), Figures.ms(Stats.median(runs.map(&:p99_ms))), err,
        format("%.1f", runs.map(&:peak_rss_kb).max / 1024.0), format("%.1f", runs.map(&:peak_pss_kb).max / 1024.0),
        runs.map(&:processes).max.to_s,
        Figures.cpu_text(%i[server wrk other].to_h { |k| [k, Stats.median(runs.map { |c| c.cpu && c.cpu[k] })] })]
@@ -61,16 +63,18 @@ module Bench
     def header_lines(options, command_line, machine, started_at)
       yjit = options.yjit ? "ON (every server runs `ruby --yjit`; RSS includes YJIT's code region)" : "off (no --yjit)"
       targets = options.targets.map { |n| "#{n} = #{Target.build(n, options).describe}" }
+      load = Wrk.command(options, "http://127.0.0.1:PORT/ENDPOINT", duration: options.duration, latency: true)
+      idle_wait = options.wait_idle.positive?
       [
         Provenance.machine_line(machine),
         "Ruby: #{machine[:ruby]}; YJIT for the servers: #{yjit}",
         "Versions: #{Provenance.versions(options.kino_root)}",
         "Command: #{command_line}",
         "Targets: #{targets.join('; ')}",
-        "Load: `#{Wrk.command(options, 'http://127.0.0.1:PORT/ENDPOINT', duration: options.duration, latency: true).join(' ')}` " \
+        "Load: `#{load.join(' ')}` " \
         "after a #{options.warmup}s warm-up burst with the same settings; #{options.rounds} round(s), " \
         "targets interleaved per endpoint (order reversed every other round), a fresh server for every run" \
-        "#{options.wait_idle.positive? ? "; before each run, up to #{options.wait_idle.round}s waiting for an idle machine" : ''}",
+        "#{"; before each run, up to #{options.wait_idle.round}s waiting for an idle machine" if idle_wait}",
         "Started: #{started_at.utc.iso8601}"
       ]
     end
@@ -136,14 +140,14 @@ module Bench
 
     # A titled list, indented on the terminal, a section in Markdown; nothing
     # when empty.
-    def list(text, md, title, items)
+    def list(text, markdown, title, items)
       return if items.empty?
 
       text << "" << "#{title}:"
-      md << "" << "## #{title}" << ""
+      markdown << "" << "## #{title}" << ""
       items.each do |item|
         text << "  #{item}"
-        md << "- #{item}"
+        markdown << "- #{item}"
       end
     end
 

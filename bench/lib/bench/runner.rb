@@ -90,7 +90,9 @@ module Bench
           return
         end
         url = "http://#{HOST}:#{server.port}#{spec[:path]}"
-        @notes << "#{spec[:path]} on #{target.name} answered #{server.verify_body.inspect}" if endpoint == "io_native" && round == 1
+        if endpoint == "io_native" && round == 1
+          @notes << "#{spec[:path]} on #{target.name} answered #{server.verify_body.inspect}"
+        end
         warm_up(label, url) if @options.warmup.positive?
         cell = measure_window(round, endpoint, target, server, url)
       ensure
@@ -102,7 +104,10 @@ module Bench
       boot_problem = target.boot_line_problem(log_path)
       cell.problems << boot_problem if boot_problem
       suspicious = server.suspicious_log_lines
-      cell.problems << "server log: #{suspicious.first(3).join(' | ')}#{suspicious.size > 3 ? " (+#{suspicious.size - 3} more)" : ''}" unless suspicious.empty?
+      unless suspicious.empty?
+        more = " (+#{suspicious.size - 3} more)" if suspicious.size > 3
+        cell.problems << "server log: #{suspicious.first(3).join(' | ')}#{more}"
+      end
       @cells << cell
       report_cell(label, cell)
     end
@@ -132,7 +137,9 @@ module Bench
                       peak_rss_kb: sampler.peak_rss_kb, peak_pss_kb: sampler.peak_pss_kb,
                       processes: sampler.max_processes, boot_seconds: server.boot_seconds,
                       problems: [], log: server.log_path)
-      cell.problems << "wrk failed (#{status.inspect}): #{output.lines.last(3).join.strip}" unless status&.success? && parsed[:rps]
+      unless status&.success? && parsed[:rps]
+        cell.problems << "wrk failed (#{status.inspect}): #{output.lines.last(3).join.strip}"
+      end
       cell.problems << "server died under load" unless server.alive?
       cell
     end

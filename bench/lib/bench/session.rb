@@ -36,7 +36,7 @@ module Bench
       fingerprint = Provenance.kino_fingerprint(@options.kino_root)
       begin
         @runner.run
-      rescue Interrupt, SignalException
+      rescue SignalException # Interrupt (Ctrl-C) is one too
         @interrupted = true
         puts "\n!!! interrupted: stopping every server and wrk this script started"
       ensure

@@ -9,7 +9,8 @@ module Bench
     def text(headers, rows, numeric)
       widths = headers.each_index.map { |i| ([headers[i]] + rows.map { |r| r[i] }).map(&:length).max }
       fmt = lambda do |cells|
-        cells.each_with_index.map { |c, i| numeric.include?(i) ? c.rjust(widths[i]) : c.ljust(widths[i]) }.join("  ").rstrip
+        padded = cells.each_with_index.map { |c, i| numeric.include?(i) ? c.rjust(widths[i]) : c.ljust(widths[i]) }
+        padded.join("  ").rstrip
       end
       [fmt.call(headers), widths.map { |w| "-" * w }.join("  "), *rows.map { |r| fmt.call(r) }].join("\n")
     end

@@ -53,7 +53,7 @@ module Bench
     private
 
     def threads_text
-      "#{threads} thread#{threads == 1 ? '' : 's'}"
+      "#{threads} thread#{'s' unless threads == 1}"
     end
   end
 end

@@ -20,9 +20,8 @@ module Bench
     # it overruns its window by a wide margin.
     def self.run(cmd, duration)
       output_file = Tempfile.create("kino-bench-wrk")
-      pid = Processes.spawn(*cmd, out: output_file.path, err: [:child, :out])
+      pid = Processes.spawn(*cmd, out: output_file.path, err: %i[child out])
       deadline = Bench.now + duration + 30
-      status = nil
       until (status = Processes.reap(pid) && $?)
         if Bench.now > deadline
           Processes.kill_group(pid, "KILL")
@@ -37,7 +36,7 @@ module Bench
     ensure
       if output_file
         output_file.close
-        File.unlink(output_file.path) if File.exist?(output_file.path)
+        FileUtils.rm_f(output_file.path)
       end
     end
 
