@@ -31,12 +31,13 @@
 # Exit status: 0 when every burst was clean, 1 when wrk saw errors, a
 # response was wrong or a child failed.
 
-require_relative "compare"
+require_relative "lib/bench"
 
+# allocations.rb: the parent starts one child process per mode (Child) and
+# renders what they measured.
 module BenchAllocations
-  ROOT = ::ROOT
-  APP_FILE = BenchCompare::APP_FILE
-  OUTPUT = File.join(BenchCompare::RESULTS_DIR, "allocations.md")
+  ROOT = Bench::ROOT
+  OUTPUT = File.join(Bench::RESULTS_DIR, "allocations.md")
   MODES = %w[threaded ractor].freeze
 
   Options = Struct.new(:modes, :endpoints, :duration, :warmup, :by_type, :sites, :workers, :threads,
@@ -49,18 +50,25 @@ module BenchAllocations
     OptionParser.new do |opts|
       opts.banner = "Usage: bundle exec ruby bench/allocations.rb [options]\n\n"
       opts.on("--modes LIST", Array, "Kino modes, comma-separated (default #{o.modes.join(',')})") { |v| o.modes = v }
-      opts.on("-e", "--endpoints LIST", Array, "From #{BenchCompare::ENDPOINTS.keys.join(',')} (default #{o.endpoints.join(',')})") { |v| o.endpoints = v }
-      opts.on("-d", "--duration SECONDS", Integer, "Measured wrk burst, GC on (default #{o.duration})") { |v| o.duration = v }
+      opts.on("-e", "--endpoints LIST", Array,
+              "From #{Bench::ENDPOINTS.keys.join(',')} (default #{o.endpoints.join(',')})") { |v| o.endpoints = v }
+      opts.on("-d", "--duration SECONDS", Integer,
+              "Measured wrk burst, GC on (default #{o.duration})") { |v| o.duration = v }
       opts.on("--warmup SECONDS", Integer, "Warm-up burst per endpoint (default #{o.warmup})") { |v| o.warmup = v }
-      opts.on("--by-type SECONDS", Integer, "Burst with GC off, counted by object type; 0 skips it (default #{o.by_type})") { |v| o.by_type = v }
+      opts.on("--by-type SECONDS", Integer,
+              "Burst with GC off, counted by object type; 0 skips it (default #{o.by_type})") { |v| o.by_type = v }
       opts.on("--sites", "Also trace where objects are allocated (:threaded only; the allocation tracer",
               "and Ractors crash together on 3.1)") { o.sites = true }
       opts.on("-w", "--workers N", Integer, "Workers (default #{o.workers})") { |v| o.workers = v }
-      opts.on("-t", "--threads N", Integer, "Threads per worker (default: the mode's own, 1 in :ractor, 3 in :threaded)") { |v| o.threads = v }
+      opts.on("-t", "--threads N", Integer,
+              "Threads per worker (default: the mode's own, 1 in :ractor, 3 in :threaded)") { |v| o.threads = v }
       opts.on("-c", "--connections N", Integer, "wrk connections (default #{o.connections})") { |v| o.connections = v }
       opts.on("--wrk-threads N", Integer, "wrk threads (default #{o.wrk_threads})") { |v| o.wrk_threads = v }
       opts.on("--[no-]yjit", "Run the measured processes with ruby --yjit (default off)") { |v| o.yjit = v }
-      opts.on("-o", "--output FILE", "Markdown report (default bench/results/allocations.md, and .json)") { |v| o.output = File.expand_path(v) }
+      opts.on("-o", "--output FILE",
+              "Markdown report (default bench/results/allocations.md, and .json)") do |v|
+        o.output = File.expand_path(v)
+      end
       opts.on("--kino-root DIR", "Kino checkout to load, with its compiled extension (default: this one)") do |v|
         o.kino_root = File.expand_path(v)
       end
@@ -71,10 +79,14 @@ module BenchAllocations
         exit 0
       end
     end.parse!(argv)
-    unknown = o.endpoints - BenchCompare::ENDPOINTS.keys
+    unknown = o.endpoints - Bench::ENDPOINTS.keys
     raise OptionParser::InvalidArgument, "unknown endpoint(s): #{unknown.join(', ')}" unless unknown.empty?
-    raise OptionParser::InvalidArgument, "unknown mode(s): #{(o.modes - MODES).join(', ')}" unless (o.modes - MODES).empty?
-    raise OptionParser::InvalidArgument, "duration and workers must be positive" unless o.duration.positive? && o.workers.positive?
+
+    unknown_modes = o.modes - MODES
+    raise OptionParser::InvalidArgument, "unknown mode(s): #{unknown_modes.join(', ')}" unless unknown_modes.empty?
+
+    raise OptionParser::InvalidArgument, "duration and workers must be positive" unless
+      o.duration.positive? && o.workers.positive?
     raise OptionParser::InvalidArgument, "--kino-root #{o.kino_root} has no Gemfile and lib/kino.rb" unless
       File.file?(File.join(o.kino_root, "Gemfile")) && File.file?(File.join(o.kino_root, "lib", "kino.rb"))
 
@@ -95,16 +107,17 @@ module BenchAllocations
     def run
       require "kino"
       Warning[:experimental] = false # "Ractor is experimental": known, and not this report's business
-      app = Rack::Builder.parse_file(APP_FILE)
+      app = Rack::Builder.parse_file(Bench::APP_FILE)
       app = app.first if app.is_a?(Array)
       settings = { workers: @o.workers, mode: @mode }
       settings[:threads] = @o.threads if @o.threads
       @server = Kino::Server.new(app, **settings).start
       stats = @server.stats
+      loaded = $LOADED_FEATURES.grep(%r{/kino/server\.rb\z}).first
       say "kino :#{stats[:mode]}, #{stats[:workers]} workers x #{stats[:threads]} threads, port #{@server.port}, " \
-          "pid #{Process.pid}, YJIT #{yjit? ? 'on' : 'off'}, loaded from #{$LOADED_FEATURES.grep(%r{/kino/server\.rb\z}).first}"
+          "pid #{Process.pid}, YJIT #{yjit? ? 'on' : 'off'}, loaded from #{loaded}"
       expected = File.join(@o.kino_root, "lib", "kino", "server.rb")
-      @problems << "loaded Kino from #{$LOADED_FEATURES.grep(%r{/kino/server\.rb\z}).first}, not #{expected}" unless
+      @problems << "loaded Kino from #{loaded}, not #{expected}" unless
         $LOADED_FEATURES.include?(expected)
       @problems << "asked for mode #{@mode}, server runs #{stats[:mode]}" unless stats[:mode] == @mode
 
@@ -113,7 +126,8 @@ module BenchAllocations
       # background allocation rate of a warm, unloaded server.
       @o.endpoints.each { |e| wrk(e, @o.warmup) if @o.warmup.positive? }
       idle = idle_window(@o.duration)
-      say format("idle: %d objects in %.1fs (%.1f/s) with no requests", idle[:objects], idle[:seconds], idle[:per_second])
+      say format("idle: %d objects in %.1fs (%.1f/s) with no requests",
+                 idle[:objects], idle[:seconds], idle[:per_second])
       endpoints = @o.endpoints.to_h { |e| [e, measure_endpoint(e, idle[:per_second])] }
       result = { mode: stats[:mode].to_s, workers: stats[:workers], threads: stats[:threads], yjit: yjit?,
                  ruby: RUBY_DESCRIPTION, idle: idle, endpoints: endpoints, problems: @problems }
@@ -132,15 +146,15 @@ module BenchAllocations
     end
 
     def yjit?
-      defined?(RubyVM::YJIT) && RubyVM::YJIT.respond_to?(:enabled?) && RubyVM::YJIT.enabled? ? true : false
+      RubyVM.const_defined?(:YJIT) && RubyVM::YJIT.respond_to?(:enabled?) && RubyVM::YJIT.enabled?
     end
 
     def url(endpoint)
-      "http://#{BenchCompare::HOST}:#{@server.port}#{BenchCompare::ENDPOINTS.fetch(endpoint)[:path]}"
+      "http://#{Bench::HOST}:#{@server.port}#{Bench::ENDPOINTS.fetch(endpoint)[:path]}"
     end
 
     def verify(endpoint)
-      spec = BenchCompare::ENDPOINTS.fetch(endpoint)
+      spec = Bench::ENDPOINTS.fetch(endpoint)
       response = Net::HTTP.get_response(URI(url(endpoint)))
       return if response.code == "200" && spec[:body].call(response.body.to_s)
 
@@ -157,10 +171,9 @@ module BenchAllocations
       Process.wait(pid)
       @wrk_pid = nil
       status = $?
-      parsed = BenchCompare::Wrk.parse(File.read(out.path))
-      errors = parsed[:socket_errors].values.sum + parsed[:non_2xx]
+      parsed = Bench::Wrk.parse(File.read(out.path))
       @problems << "wrk on #{endpoint} failed: #{status.inspect}" unless status.success? && parsed[:rps]
-      @problems << "wrk on #{endpoint}: #{BenchCompare::Report.errors_text(parsed)}" if errors.positive?
+      @problems << "wrk on #{endpoint}: #{Bench::Figures.errors_text(parsed)}" if Bench::Wrk.errors?(parsed)
       parsed
     ensure
       if out
@@ -175,24 +188,24 @@ module BenchAllocations
 
     def idle_window(seconds)
       a0 = GC.stat(:total_allocated_objects)
-      t0 = BenchCompare.now
+      t0 = Bench.now
       sleep seconds
-      elapsed = BenchCompare.now - t0
+      elapsed = Bench.now - t0
       objects = GC.stat(:total_allocated_objects) - a0
       { objects: objects, seconds: elapsed.round(2), per_second: (objects / elapsed).round(1) }
     end
 
     def measure_endpoint(endpoint, idle_rate)
-      path = BenchCompare::ENDPOINTS.fetch(endpoint)[:path]
+      path = Bench::ENDPOINTS.fetch(endpoint)[:path]
       wrk(endpoint, @o.warmup) if @o.warmup.positive?
 
       # The number: GC on, as in production.
       s0 = served
       gc0 = GC.count
       a0 = GC.stat(:total_allocated_objects)
-      t0 = BenchCompare.now
+      t0 = Bench.now
       parsed = wrk(endpoint, @o.duration)
-      elapsed = BenchCompare.now - t0
+      elapsed = Bench.now - t0
       a1 = GC.stat(:total_allocated_objects)
       gc1 = GC.count
       s1 = served
@@ -202,7 +215,7 @@ module BenchAllocations
       background = requests.positive? ? (idle_rate * elapsed).fdiv(requests) : nil
       say format("%-10s %8d requests (%s req/s), %10d objects, %.2f objects/request " \
                  "(background %.3f/request), %d GC runs",
-                 path, requests, BenchCompare::Report.number(parsed[:rps] || 0), objects, per_request || 0,
+                 path, requests, Bench::Figures.number(parsed[:rps] || 0), objects, per_request || 0,
                  background || 0, gc1 - gc0)
       result = { path: path, requests: requests, objects: objects, per_request: per_request&.round(3),
                  background_per_request: background&.round(4), rps: parsed[:rps], gc_runs: gc1 - gc0,
@@ -230,7 +243,7 @@ module BenchAllocations
       requests = s1 - s0
       types = (c1.keys - %i[TOTAL FREE]).to_h { |k| [k, c1[k] - c0.fetch(k, 0)] }.reject { |_, v| v.zero? }
       slots = (c1[:TOTAL] - c1[:FREE]) - (c0[:TOTAL] - c0[:FREE])
-      per = types.transform_values { |v| requests.positive? ? (v.fdiv(requests)).round(3) : nil }
+      per = types.transform_values { |v| requests.positive? ? v.fdiv(requests).round(3) : nil }
                  .sort_by { |_, v| -(v || 0) }.to_h
       say format("  by type (GC off, %d requests): %s; used slots +%.2f/request, GC.stat counter +%.2f/request",
                  requests, per.map { |k, v| "#{k} #{v}" }.join(", "),
@@ -278,9 +291,10 @@ module BenchAllocations
       requests = [s1 - s0, 1].max
       # Sites seen at least once per 100 requests: per-request work, not
       # this script's or the supervisor's occasional allocations.
-      top = counts.sort_by { |_, v| -v }.first(20).map do |(klass, where), n|
+      ranked = counts.sort_by { |_, v| -v }.first(20).map do |(klass, where), n|
         { class: klass, site: where, per_request: n.fdiv(requests).round(3) }
-      end.select { |t| t[:per_request] >= 0.01 }
+      end
+      top = ranked.select { |t| t[:per_request] >= 0.01 }
       say "  sites (#{requests} requests, traced, GC off):"
       top.each { |t| say format("    %7.3f  %-12s %s", t[:per_request], t[:class], t[:site]) }
       { requests: requests, top: top }
@@ -299,15 +313,13 @@ module BenchAllocations
              "--kino-root", options.kino_root]
     flags += ["--threads", options.threads.to_s] if options.threads
     flags << "--sites" if options.sites
-    [RbConfig.ruby, *(options.yjit ? ["--yjit"] : []), __FILE__, *flags]
+    [*Bench::MeasuredRuby.command(yjit: options.yjit), __FILE__, *flags]
   end
 
   # The child loads Kino through the Gemfile of --kino-root (its gemspec puts
   # that checkout's lib, and compiled extension, on the load path).
   def self.child_env(options)
-    rubyopt = ENV["RUBYOPT"].to_s.split.reject { |flag| flag.start_with?("--yjit") }
-    { "RACK_ENV" => "production", "BUNDLE_GEMFILE" => File.join(options.kino_root, "Gemfile"), "RUBY_YJIT_ENABLE" => nil,
-      "RUBYOPT" => rubyopt.empty? ? nil : rubyopt.join(" ") }
+    Bench::MeasuredRuby.env(File.join(options.kino_root, "Gemfile"))
   end
 
   def self.render(options, command_line, machine, versions, results, failures)
@@ -323,7 +335,9 @@ module BenchAllocations
     numeric = [3, 4, 5, 6, 7]
     # Types seen at 0.005 or more per request somewhere (the rest is noise).
     types = results.flat_map do |_, r|
-      r["endpoints"].values.flat_map { |e| (e.dig("by_type", "per_request") || {}).select { |_, v| v.to_f >= 0.005 }.keys }
+      r["endpoints"].values.flat_map do |e|
+        (e.dig("by_type", "per_request") || {}).select { |_, v| v.to_f >= 0.005 }.keys
+      end
     end.uniq
     type_headers = ["mode", "endpoint", "requests", *types, "all slots", "GC.stat counter"]
     type_rows = results.flat_map do |mode, r|
@@ -336,23 +350,23 @@ module BenchAllocations
     type_numeric = (2...type_headers.size).to_a
     yjit = options.yjit ? "ON" : "off"
     header = [
-      "Machine: #{machine[:nproc]} cores (nproc), CPU #{machine[:cpu]}, Linux #{machine[:kernel]}, load average at start #{machine[:loadavg]}",
+      Bench::Provenance.machine_line(machine),
       "Ruby: #{machine[:ruby]}; YJIT: #{yjit}",
       "Versions: #{versions}",
       "Command: #{command_line}",
       "Each mode in its own process: Kino::Server.new(app, workers: #{options.workers}, mode: MODE).start; " \
-      "load: wrk -t#{options.wrk_threads} -c#{options.connections} -d#{options.duration}s after a #{options.warmup}s warm-up, " \
-      "as a separate process"
+      "load: wrk -t#{options.wrk_threads} -c#{options.connections} -d#{options.duration}s " \
+      "after a #{options.warmup}s warm-up, as a separate process"
     ]
-    report = BenchCompare::Report
+    tables = Bench::Tables
     text = ["", "=" * 100, *header, "=" * 100, "", "Objects allocated per request (GC on; whole process)",
-            report.text_table(headers, rows, numeric)]
+            tables.text(headers, rows, numeric)]
     md = ["# Kino allocations per request: #{Time.now.utc.iso8601}", "", *header.map { |l| "- #{l}" }, "",
-          "## Objects allocated per request (GC on; whole process)", "", report.markdown_table(headers, rows, numeric)]
+          "## Objects allocated per request (GC on; whole process)", "", tables.markdown(headers, rows, numeric)]
     unless type_rows.empty?
       title = "By type, per request (#{options.by_type}s burst with GC off: used-slot growth by type)"
-      text << "" << title << report.text_table(type_headers, type_rows, type_numeric)
-      md << "" << "## #{title}" << "" << report.markdown_table(type_headers, type_rows, type_numeric)
+      text << "" << title << tables.text(type_headers, type_rows, type_numeric)
+      md << "" << "## #{title}" << "" << tables.markdown(type_headers, type_rows, type_numeric)
     end
     results.each do |mode, r|
       r["endpoints"].each_value do |e|
@@ -370,7 +384,7 @@ module BenchAllocations
            "allocated, in all threads and ractors. of which background: what the same process allocated " \
            "in an idle window of the same length, per request of the burst. all slots / GC.stat counter: " \
            "two counts of the same GC-off burst (heap slots in use vs the allocation counter); they should agree."
-    text << "" << note.scan(/.{1,100}(?:\s|\z)/).map(&:strip).join("\n")
+    text << "" << tables.wrap(note)
     md << "" << note
     problems = failures + results.flat_map { |mode, r| r["problems"].map { |p| "#{mode}: #{p}" } }
     if problems.empty?
@@ -390,53 +404,44 @@ module BenchAllocations
       return 0
     end
 
-    command_line = BenchCompare.command_line(argv)
-    abort "allocations.rb: wrk is not installed" unless system("wrk --version > /dev/null 2>&1") || $?.exitstatus == 1
-    machine = BenchCompare::Report.machine
-    versions = BenchCompare::Report.versions(options)
-    fingerprint = BenchCompare::Report.kino_fingerprint(options.kino_root)
+    command_line = Bench.command_line(argv)
+    abort "allocations.rb: wrk is not installed" unless Bench::Wrk.installed?
+    machine = Bench::Provenance.machine
+    versions = Bench::Provenance.versions(options.kino_root)
+    fingerprint = Bench::Provenance.kino_fingerprint(options.kino_root)
     results = {}
     failures = []
     options.modes.each do |mode|
       Tempfile.create("kino-alloc-result") do |file|
-        pid = BenchCompare::Processes.spawn(child_env(options), *child_command(options, mode, file.path), chdir: ROOT)
+        pid = Bench::Processes.spawn(child_env(options), *child_command(options, mode, file.path), chdir: ROOT)
         Process.wait(pid)
-        BenchCompare::Processes.forget(pid)
+        Bench::Processes.forget(pid)
         status = $?
         data = File.size?(file.path) ? JSON.parse(File.read(file.path)) : nil
         if status.success? && data
           results[mode] = data
         else
-          failures << "#{mode}: child #{status.inspect} #{data ? '' : '(no result)'}"
+          failures << "#{mode}: child #{status.inspect} #{'(no result)' unless data}"
         end
       end
     end
-    after = BenchCompare::Report.kino_fingerprint(options.kino_root)
+    after = Bench::Provenance.kino_fingerprint(options.kino_root)
     unless after == fingerprint
       failures << "Kino's code in #{options.kino_root} changed during the run (digest #{fingerprint} -> #{after}); " \
                   "measure an exported commit with --kino-root"
     end
     text, markdown, problems = render(options, command_line, machine, versions, results, failures)
     puts text
-    FileUtils.mkdir_p(File.dirname(options.output))
-    File.write(options.output, markdown)
-    File.write("#{options.output.sub(/\.md\z/, '')}.json",
-               JSON.pretty_generate(options: options.to_h, machine: machine, command: command_line, results: results,
-                                    problems: problems))
+    Bench::Report.write(options.output, markdown,
+                        { options: options.to_h, machine: machine, command: command_line, results: results,
+                          problems: problems })
     puts "", "Written: #{options.output.delete_prefix("#{ROOT}/")} (and .json)"
     problems.empty? ? 0 : 1
   rescue Interrupt
     130
   ensure
-    BenchCompare::Processes.cleanup! unless options&.child
+    Bench::Processes.cleanup! unless options&.child
   end
 end
 
-if $PROGRAM_NAME == __FILE__
-  begin
-    exit BenchAllocations.main(ARGV)
-  rescue OptionParser::ParseError => e
-    warn "allocations.rb: #{e.message}"
-    exit 2
-  end
-end
+Bench.run_script("allocations.rb") { BenchAllocations.main(ARGV) } if $PROGRAM_NAME == __FILE__

@@ -29,11 +29,12 @@ module ::KinoBench
   # The CPU-bound work: a plain method on a module (not a lambda: a
   # self-referential lambda shared across ractors is slow under YJIT).
   module Fib
-    def self.fib(n)
-      n < 2 ? n : fib(n - 1) + fib(n - 2)
+    def self.fib(num)
+      num < 2 ? num : fib(num - 1) + fib(num - 2)
     end
   end
 
+  # The Rack app: one frozen instance, shareable, answering every endpoint.
   class App
     FIB_N = 20
     IO_WAIT = 0.005

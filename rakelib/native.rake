@@ -9,6 +9,7 @@
 
 require "open3"
 
+# Building and running the test binary, for the tasks below.
 module KinoNative
   extend Rake::DSL
 
@@ -46,12 +47,8 @@ module KinoNative
     )
     return true if status.success?
 
-    if out.include?("LeakSanitizer has encountered a fatal error") || out.include?("does not work under ptrace")
-      false
-    else
-      # Some other failure: let the real run show it.
-      true
-    end
+    # Any other failure than LSan's own: let the real run show it.
+    !out.include?("LeakSanitizer has encountered a fatal error") && !out.include?("does not work under ptrace")
   end
 end
 
@@ -86,7 +83,7 @@ end
 
 desc "Fuzz the request parser with libFuzzer (FUZZ_SECONDS, default 30; needs clang-14)"
 task :fuzz do
-  build = File.expand_path("tmp/native/fuzz", __dir__ + "/..")
+  build = File.expand_path("tmp/native/fuzz", "#{__dir__}/..")
   seconds = Integer(ENV.fetch("FUZZ_SECONDS", "30"))
   compiler = %w[clang++-14 clang++].find { |c| system("command -v #{c} > /dev/null 2>&1") }
   abort "rake fuzz: clang++ not found (bin/setup installs clang-14 and libclang-rt-14-dev)" unless compiler

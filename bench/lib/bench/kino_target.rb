@@ -1,0 +1,60 @@
+# frozen_string_literal: true
+
+module Bench
+  # Kino in one mode (kino-threaded, kino-ractor, kino-auto, ...), run from
+  # --kino-root.
+  class KinoTarget < Target
+    # Threads per worker when --threads is not given: Kino's own default.
+    # They mirror Kino::Configuration::THREADS_PER_WORKER (1 in :ractor, 3
+    # in :threaded); :auto picks :ractor for this app, which is shareable.
+    # Every run's boot line ("Mode: ractor, 2 workers x 1 threads") is
+    # checked against what was asked for, so a drift shows up as a problem
+    # rather than as a silently different topology.
+    DEFAULT_THREADS = { "ractor" => 1, "threaded" => 3, "auto" => 1 }.freeze
+
+    attr_reader :mode
+
+    def initialize(name, options, mode)
+      super(name, options)
+      @mode = mode
+    end
+
+    def kino?
+      true
+    end
+
+    def default_threads
+      DEFAULT_THREADS.fetch(@mode, DEFAULT_THREADS["threaded"])
+    end
+
+    def describe
+      "Kino :#{@mode}, #{@options.workers} workers x #{threads_text}, one process"
+    end
+
+    # Kino prints "* Mode: ractor, 2 workers x 1 threads" at boot. It must
+    # match what this target asked for (for kino-auto: any mode, the same
+    # counts), or the numbers belong to another topology.
+    def boot_line_problem(log_path)
+      line = File.exist?(log_path) && File.foreach(log_path).find { |l| l.include?("Mode: ") }
+      return "no \"Mode:\" line in Kino's boot output" unless line
+
+      m = line.match(/Mode: (\w+), (\d+) workers? x (\d+) threads?/)
+      return "unexpected boot line #{line.strip.inspect}" unless m
+
+      ok = (@mode == "auto" || m[1] == @mode) && m[2].to_i == @options.workers && m[3].to_i == threads
+      ok ? nil : "Kino booted as #{line.strip.delete_prefix('* ').inspect}, expected :#{@mode}, #{topology}"
+    end
+
+    # Kino runs from --kino-root with that checkout's Gemfile, so Bundler
+    # puts that checkout's lib (and compiled extension) on the load path.
+    def gemfile
+      File.join(@options.kino_root, "Gemfile")
+    end
+
+    def command(port)
+      [*ruby_command, File.join(@options.kino_root, "exe", "kino"),
+       "-b", "tcp://#{HOST}:#{port}", "-w", @options.workers.to_s, "-t", threads.to_s,
+       "-m", @mode, "-e", "production", APP_FILE]
+    end
+  end
+end
