@@ -1,5 +1,6 @@
 // Shared pieces of the Ruby binding: the protect wrapper every entry point
-// goes through, the GVL-release helper, and one init function per file.
+// goes through, the GVL-release helper, and one init function per unit
+// (native_*.cpp, one Ruby unit each).
 //
 // Two rules hold everywhere in the binding:
 // - Never touch a VALUE while the GVL is released.
@@ -12,15 +13,21 @@
 // Ruby's headers are included as system headers (-isystem), so their
 // warnings don't bury ours.
 #include <ruby.h>
+#include <ruby/ractor.h>
 #include <ruby/thread.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <exception>
+#include <memory>
 #include <new>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "core/handoff/registry.hpp"
 
 namespace kino::binding {
 
@@ -139,9 +146,47 @@ inline VALUE string_array(std::vector<std::string>&& strings) {
   return out;
 }
 
-void init_env_builder(VALUE mKino);
+// A new Array of the elements of `array` as Strings (StringValue of each).
+// What to_str returns is kept, never read back from `array`, which an
+// element's to_str may have changed (or emptied) meanwhile.
+inline VALUE string_values(VALUE array) {
+  Check_Type(array, T_ARRAY);
+  VALUE elements = rb_ary_dup(array);
+  long n = RARRAY_LEN(elements);
+  VALUE strings = rb_ary_new_capa(n);
+  for (long i = 0; i < n; ++i) {
+    VALUE s = RARRAY_AREF(elements, i);
+    rb_ary_push(strings, StringValue(s));
+  }
+  return strings;
+}
+
+// `v`, frozen, shareable with every ractor, and never collected. Main
+// ractor only.
+inline VALUE shareable_forever(VALUE v) {
+  rb_obj_freeze(v);
+  rb_ractor_make_shareable(v);
+  rb_gc_register_mark_object(v);
+  return v;
+}
+
+// The server with id `id`; throws (for `protect`) when there is none.
+inline std::shared_ptr<Server> find_server(uint64_t id) {
+  auto s = Registry::instance().find(id);
+  if (!s) throw std::runtime_error("no server with id " + std::to_string(id));
+  return s;
+}
+
+// How long a wait without the GVL lasts before it looks at its interrupt
+// flag and the server again.
+constexpr auto kWaitTick = std::chrono::milliseconds(50);
+
+// One a unit, called from Init_kino.
 void init_native_server(VALUE mNative);
+void init_native_workers(VALUE mNative);
+void init_native_input(VALUE mKino, VALUE mNative);
 void init_native_request(VALUE mNative);
+void init_native_response(VALUE mNative);
 void init_native_sleep(VALUE mNative);
 
 }  // namespace kino::binding

@@ -1,4 +1,4 @@
-// The extension's single entry point: one init function per binding file.
+// The extension's single entry point: one init function per Ruby unit.
 #include "binding.hpp"
 
 namespace kino::binding {
@@ -18,8 +18,10 @@ extern "C" __attribute__((visibility("default"))) void Init_kino() {
   eInputError = rb_define_class_under(mKino, "InputError", rb_eEOFError);
   mNative = rb_define_module_under(mKino, "Native");
 
-  init_env_builder(mKino);
   init_native_server(mNative);
+  init_native_workers(mNative);
+  init_native_input(mKino, mNative);
   init_native_request(mNative);
+  init_native_response(mNative);
   init_native_sleep(mNative);
 }

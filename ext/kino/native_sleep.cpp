@@ -10,7 +10,6 @@
 #include <thread>
 
 #include "binding.hpp"
-#include "core/handoff/registry.hpp"
 
 namespace kino::binding {
 

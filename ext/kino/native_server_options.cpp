@@ -1,0 +1,132 @@
+#include "native_server_options.hpp"
+
+#include <chrono>
+
+namespace kino::binding {
+
+namespace {
+
+ID id_listen, id_io_threads, id_backlog, id_max_header_size, id_max_uri_size, id_max_headers, id_max_body_size,
+    id_write_high_water, id_worker_slots, id_first_data_timeout, id_persistent_timeout, id_request_timeout,
+    id_queue_depth, id_queue_timeout, id_max_connections, id_body_memory_limit, id_spool_dir,
+    id_stream_request_bodies, id_min_body_rate, id_min_body_rate_window, id_max_spool_size;
+
+VALUE opt(VALUE options, ID key) { return rb_hash_lookup2(options, ID2SYM(key), Qnil); }
+
+long long opt_int(VALUE options, ID key, long long fallback) {
+  VALUE v = opt(options, key);
+  return NIL_P(v) ? fallback : NUM2LL(v);
+}
+
+double opt_seconds(VALUE options, ID key, double fallback) {
+  VALUE v = opt(options, key);
+  return NIL_P(v) ? fallback : NUM2DBL(v);
+}
+
+std::chrono::milliseconds milliseconds(double seconds) {
+  return std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
+}
+
+}  // namespace
+
+ServerOptions read_server_options(VALUE options) {
+  Check_Type(options, T_HASH);
+  VALUE listen = opt(options, id_listen);
+  Check_Type(listen, T_ARRAY);
+  ServerOptions o{};
+  // The addresses as Strings go into an Array of our own: an element's
+  // to_str is Ruby code, and may change the caller's Array under us.
+  o.listen = string_values(listen);
+  o.spool_dir = opt(options, id_spool_dir);
+  if (!NIL_P(o.spool_dir)) StringValue(o.spool_dir);
+  o.body_memory_limit = opt_int(options, id_body_memory_limit, 112 << 10);
+  o.stream_request_bodies = RTEST(opt(options, id_stream_request_bodies));
+  o.min_body_rate = opt_int(options, id_min_body_rate, 1024);
+  o.max_spool_size = opt_int(options, id_max_spool_size, 1ll << 30);
+  o.min_body_rate_window = opt_seconds(options, id_min_body_rate_window, 5.0);
+  // Bounded so the rate arithmetic (bytes x 1000, rate x elapsed ms) stays
+  // far from overflow; no network is that slow or that fast.
+  if (o.min_body_rate < 0 || o.min_body_rate > (1ll << 40) || o.max_spool_size < 0)
+    rb_raise(rb_eArgError, "min_body_rate and max_spool_size must not be negative");
+  if (!(o.min_body_rate_window > 0) || o.min_body_rate_window > 3600)
+    rb_raise(rb_eArgError, "min_body_rate_window must be between 0 and 3600 seconds");
+  o.io_threads = opt_int(options, id_io_threads, 2);
+  o.backlog = opt_int(options, id_backlog, 1024);
+  o.max_header_size = opt_int(options, id_max_header_size, 64 * 1024);
+  o.max_uri_size = opt_int(options, id_max_uri_size, 8 * 1024);
+  o.max_headers = opt_int(options, id_max_headers, 100);
+  o.max_body_size = opt_int(options, id_max_body_size, 50ll * 1024 * 1024);
+  o.write_high_water = opt_int(options, id_write_high_water, 1 << 20);
+  o.worker_slots = opt_int(options, id_worker_slots, 1024);
+  o.first_data_timeout = opt_seconds(options, id_first_data_timeout, 30.0);
+  o.persistent_timeout = opt_seconds(options, id_persistent_timeout, 20.0);
+  if (!(o.first_data_timeout > 0) || !(o.persistent_timeout > 0)) rb_raise(rb_eArgError, "timeouts must be positive");
+  o.request_timeout = opt_seconds(options, id_request_timeout, 0.0);
+  if (o.request_timeout < 0) rb_raise(rb_eArgError, "request_timeout must not be negative");
+  o.queue_depth = opt_int(options, id_queue_depth, 1024);
+  o.max_connections = opt_int(options, id_max_connections, 0);
+  if (o.max_connections < 0) rb_raise(rb_eArgError, "max_connections must not be negative");
+  o.queue_timeout = opt_seconds(options, id_queue_timeout, 5.0);
+  if (o.queue_depth < 0 || o.queue_timeout < 0)
+    rb_raise(rb_eArgError, "queue_depth and queue_timeout must not be negative");
+  if (o.io_threads < 1 || o.backlog < 1 || o.max_header_size < 1 || o.max_uri_size < 1 || o.max_headers < 1 ||
+      o.max_body_size < 0 || o.body_memory_limit < 0 || o.write_high_water < 1 || o.worker_slots < 0 ||
+      o.worker_slots > (1 << 20))
+    rb_raise(rb_eArgError, "server options must be positive");
+  return o;
+}
+
+ServerConfig server_config(const ServerOptions& o) {
+  ServerConfig config;
+  for (long i = 0; i < RARRAY_LEN(o.listen); ++i) {
+    VALUE a = RARRAY_AREF(o.listen, i);
+    config.listen.emplace_back(RSTRING_PTR(a), static_cast<size_t>(RSTRING_LEN(a)));
+  }
+  config.io_threads = static_cast<int>(o.io_threads);
+  config.backlog = static_cast<int>(o.backlog);
+  config.limits.max_header_size = static_cast<size_t>(o.max_header_size);
+  config.limits.max_uri_size = static_cast<size_t>(o.max_uri_size);
+  config.limits.max_headers = static_cast<size_t>(o.max_headers);
+  config.limits.max_body_size = static_cast<uint64_t>(o.max_body_size);
+  config.body_storage.memory_limit = static_cast<size_t>(o.body_memory_limit);
+  if (!NIL_P(o.spool_dir)) config.body_storage.spool_dir.assign(RSTRING_PTR(o.spool_dir), RSTRING_LEN(o.spool_dir));
+  config.write_high_water = static_cast<size_t>(o.write_high_water);
+  config.worker_slots = static_cast<size_t>(o.worker_slots);
+  config.first_data_timeout = milliseconds(o.first_data_timeout);
+  config.persistent_timeout = milliseconds(o.persistent_timeout);
+  config.request_timeout = milliseconds(o.request_timeout);
+  config.queue_depth = static_cast<size_t>(o.queue_depth);
+  config.max_connections = static_cast<size_t>(o.max_connections);
+  config.queue_timeout = milliseconds(o.queue_timeout);
+  config.stream_request_bodies = o.stream_request_bodies;
+  config.min_body_rate = static_cast<uint64_t>(o.min_body_rate);
+  config.min_body_rate_window = milliseconds(o.min_body_rate_window);
+  config.max_spool_size = static_cast<uint64_t>(o.max_spool_size);
+  return config;
+}
+
+void init_native_server_options() {
+  id_listen = rb_intern("listen");
+  id_io_threads = rb_intern("io_threads");
+  id_backlog = rb_intern("backlog");
+  id_max_header_size = rb_intern("max_header_size");
+  id_max_uri_size = rb_intern("max_uri_size");
+  id_max_headers = rb_intern("max_headers");
+  id_max_body_size = rb_intern("max_body_size");
+  id_write_high_water = rb_intern("write_high_water");
+  id_worker_slots = rb_intern("worker_slots");
+  id_first_data_timeout = rb_intern("first_data_timeout");
+  id_persistent_timeout = rb_intern("persistent_timeout");
+  id_request_timeout = rb_intern("request_timeout");
+  id_queue_depth = rb_intern("queue_depth");
+  id_queue_timeout = rb_intern("queue_timeout");
+  id_max_connections = rb_intern("max_connections");
+  id_body_memory_limit = rb_intern("body_memory_limit");
+  id_spool_dir = rb_intern("spool_dir");
+  id_stream_request_bodies = rb_intern("stream_request_bodies");
+  id_min_body_rate = rb_intern("min_body_rate");
+  id_min_body_rate_window = rb_intern("min_body_rate_window");
+  id_max_spool_size = rb_intern("max_spool_size");
+}
+
+}  // namespace kino::binding
