@@ -181,12 +181,12 @@ inline std::shared_ptr<Server> find_server(uint64_t id) {
 // flag and the server again.
 constexpr auto kWaitTick = std::chrono::milliseconds(50);
 
-// One a unit, called from Init_kino.
-void init_native_server(VALUE mNative);
-void init_native_workers(VALUE mNative);
-void init_native_input(VALUE mKino, VALUE mNative);
+// What a unit sets up before the seam is registered (names interned,
+// classes created), called from Init_kino. The response and sleep units
+// need none.
+void init_native_server();
+void init_native_workers();
+void init_native_input(VALUE mKino);
 void init_native_request(VALUE mNative);
-void init_native_response(VALUE mNative);
-void init_native_sleep(VALUE mNative);
 
 }  // namespace kino::binding

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "native_request.hpp"
+#include "native_seam.hpp"
 
 namespace kino::binding {
 
@@ -48,6 +49,8 @@ struct BodyReadCall : Interruptible {
 };
 
 constexpr long kMaxRead = 1L << 20;
+
+}  // namespace
 
 // Native.input_read(req, max, buffer) -> buffer with 1..max more bytes
 // appended, or nil once the body has been read to its end. Waits, without
@@ -103,8 +106,6 @@ VALUE native_input_rewind(VALUE, VALUE handle) {
   return Qnil;
 }
 
-}  // namespace
-
 // A body that is here whole and fits in memory becomes a StringIO, as with
 // Puma; one still arriving, or spooled to disk, is read through Kino::Input
 // as the app asks for it.
@@ -120,7 +121,7 @@ VALUE rack_input(const RequestCtx& req, VALUE handle) {
   return rb_class_new_instance(1, &bytes, cStringIO);
 }
 
-void init_native_input(VALUE mKino, VALUE mNative) {
+void init_native_input(VALUE mKino) {
   rb_require("stringio");
   cStringIO = rb_path2class("StringIO");
   empty_binary = shareable_forever(rb_str_new("", 0));
@@ -132,8 +133,6 @@ void init_native_input(VALUE mKino, VALUE mNative) {
   VALUE cEmpty = rb_define_class_under(cInput, "Empty", rb_cObject);
   empty_input = shareable_forever(rb_obj_alloc(cEmpty));
   rb_define_const(cInput, "EMPTY", empty_input);
-  rb_define_module_function(mNative, "input_read", RUBY_METHOD_FUNC(native_input_read), 3);
-  rb_define_module_function(mNative, "input_rewind", RUBY_METHOD_FUNC(native_input_rewind), 1);
 }
 
 }  // namespace kino::binding

@@ -29,6 +29,7 @@
 
 #include "core/util/steady_clock.hpp"
 #include "native_input.hpp"
+#include "native_seam.hpp"
 
 namespace kino::binding {
 
@@ -294,6 +295,8 @@ void share_gvl_between_requests() {
   }
 }
 
+}  // namespace
+
 // Native.take_one(server_id, slot = nil) -> env Hash, or nil once the
 // server's queue is closed and empty. With a slot, the request is recorded
 // as that worker thread's current one (see WorkerSlots). Blocks with the GVL released; a request already queued
@@ -352,8 +355,6 @@ VALUE native_take_one(int argc, VALUE* argv, VALUE) {
 // Request#claimed?: whether some response has been started.
 VALUE request_claimed_p(VALUE self) { return unwrap_request(self)->claimed() ? Qtrue : Qfalse; }
 
-}  // namespace
-
 RequestCtx* unwrap_request(VALUE handle) {
   auto* r = static_cast<RequestCtx*>(rb_check_typeddata(handle, &request_type));
   if (!r) rb_raise(eKinoError, "request handle is empty");
@@ -404,8 +405,6 @@ void init_native_request(VALUE mNative) {
   id_gvl_since_ms = rb_intern("__kino_gvl_since_ms");
   cRequest = rb_define_class_under(mNative, "Request", rb_cObject);
   rb_undef_alloc_func(cRequest);
-  rb_define_method(cRequest, "claimed?", RUBY_METHOD_FUNC(request_claimed_p), 0);
-  rb_define_module_function(mNative, "take_one", RUBY_METHOD_FUNC(native_take_one), -1);
 }
 
 }  // namespace kino::binding

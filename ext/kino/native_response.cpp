@@ -9,6 +9,7 @@
 #include "core/handoff/response_sink.hpp"
 #include "core/http1/responder.hpp"
 #include "native_request.hpp"
+#include "native_seam.hpp"
 
 namespace kino::binding {
 
@@ -200,6 +201,14 @@ VALUE with_headers(VALUE prepared, Send&& send) {
   return sent;
 }
 
+struct WritableCall : Interruptible {
+  ResponseSink* sink;
+  bool open = true;
+  void run() { open = sink->wait_writable(std::chrono::steady_clock::now() + kWaitTick); }
+};
+
+}  // namespace
+
 // Native.respond(req, status, headers, body_array) -> true, or false when
 // the request was already answered (a timeout, a supervisor).
 VALUE native_respond(VALUE, VALUE handle, VALUE status, VALUE headers, VALUE body) {
@@ -235,12 +244,6 @@ VALUE native_respond_start(VALUE, VALUE handle, VALUE status, VALUE headers) {
     return started;
   });
 }
-
-struct WritableCall : Interruptible {
-  ResponseSink* sink;
-  bool open = true;
-  void run() { open = sink->wait_writable(std::chrono::steady_clock::now() + kWaitTick); }
-};
 
 // Native.respond_write(req, chunk) -> true, or false once the client is
 // gone (stop producing). Waits, without the GVL, while the connection has
@@ -294,16 +297,6 @@ VALUE native_respond_error(VALUE, VALUE handle, VALUE status, VALUE text) {
     if (req->streaming_started()) abort_response(*req);
     return Qfalse;
   });
-}
-
-}  // namespace
-
-void init_native_response(VALUE mNative) {
-  rb_define_module_function(mNative, "respond", RUBY_METHOD_FUNC(native_respond), 4);
-  rb_define_module_function(mNative, "respond_start", RUBY_METHOD_FUNC(native_respond_start), 3);
-  rb_define_module_function(mNative, "respond_write", RUBY_METHOD_FUNC(native_respond_write), 2);
-  rb_define_module_function(mNative, "respond_finish", RUBY_METHOD_FUNC(native_respond_finish), 1);
-  rb_define_module_function(mNative, "respond_error", RUBY_METHOD_FUNC(native_respond_error), 3);
 }
 
 }  // namespace kino::binding

@@ -7,13 +7,34 @@
 #include <string>
 #include <vector>
 
-#include "binding.hpp"
+#include "native_seam.hpp"
 #include "native_request.hpp"
 #include "native_server_options.hpp"
 
 namespace kino::binding {
 
 namespace {
+
+struct StopCall : Interruptible {
+  Server* server;
+  std::chrono::milliseconds timeout;
+  int64_t stragglers = 0;
+  bool ran = false;
+  void run() {
+    stragglers = server->stop(timeout, &interrupted);
+    ran = true;
+  }
+};
+
+struct ReleaseCall : Interruptible {
+  std::shared_ptr<Server> server;
+  void run() {
+    server->stop(std::chrono::milliseconds(0));
+    server.reset();  // when it is the last reference, the server is freed here too
+  }
+};
+
+}  // namespace
 
 // Native.server_create(options) -> Integer id. Binds every address now, so
 // "address in use" surfaces before any worker starts.
@@ -47,17 +68,6 @@ VALUE native_server_addresses(VALUE, VALUE id) {
   });
   return string_array(std::move(addresses));
 }
-
-struct StopCall : Interruptible {
-  Server* server;
-  std::chrono::milliseconds timeout;
-  int64_t stragglers = 0;
-  bool ran = false;
-  void run() {
-    stragglers = server->stop(timeout, &interrupted);
-    ran = true;
-  }
-};
 
 // Native.server_stop(id, timeout_seconds) -> Integer requests left
 // unanswered. Waits without the GVL: the workers need it to finish the
@@ -94,14 +104,6 @@ VALUE native_server_close_queue(VALUE, VALUE id) {
     return Qnil;
   });
 }
-
-struct ReleaseCall : Interruptible {
-  std::shared_ptr<Server> server;
-  void run() {
-    server->stop(std::chrono::milliseconds(0));
-    server.reset();  // when it is the last reference, the server is freed here too
-  }
-};
 
 // Native.server_release(id) -> true, or false for an unknown id. Stops
 // the server if nobody did, and drops the registry's reference. Both wait
@@ -156,6 +158,17 @@ VALUE native_server_stats(VALUE, VALUE id) {
   return h;
 }
 
+// Native.server_log(id, text): queues text for the server's log (app
+// errors from workers); never blocks, from any ractor.
+VALUE native_server_log(VALUE, VALUE id, VALUE text) {
+  uint64_t sid = NUM2ULL(id);
+  StringValue(text);
+  return protect([&]() -> VALUE {
+    find_server(sid)->log().push({RSTRING_PTR(text), static_cast<size_t>(RSTRING_LEN(text))});
+    return Qnil;
+  });
+}
+
 // Native.server_drain_log(id) -> Array of lines the native side logged.
 //
 // The log pump calls it on the main ractor every tenth of a second, so it
@@ -173,35 +186,12 @@ VALUE native_server_drain_log(VALUE, VALUE id) {
   return string_array(std::move(lines));
 }
 
-// Native.server_log(id, text): queues text for the server's log (app
-// errors from workers); never blocks, from any ractor.
-VALUE native_server_log(VALUE, VALUE id, VALUE text) {
-  uint64_t sid = NUM2ULL(id);
-  StringValue(text);
-  return protect([&]() -> VALUE {
-    find_server(sid)->log().push({RSTRING_PTR(text), static_cast<size_t>(RSTRING_LEN(text))});
-    return Qnil;
-  });
-}
-
-}  // namespace
-
-void init_native_server(VALUE mNative) {
+void init_native_server() {
   init_native_server_options();
   // Interned here, on the main ractor, so stats never interns in a worker.
   for (const char* name : {"connections_accepted", "connections_open", "requests_received", "in_flight",
                            "queued", "served", "rejected", "timeouts", "parse_errors", "log_dropped"})
     rb_intern(name);
-
-  rb_define_module_function(mNative, "server_create", RUBY_METHOD_FUNC(native_server_create), 1);
-  rb_define_module_function(mNative, "server_start", RUBY_METHOD_FUNC(native_server_start), 1);
-  rb_define_module_function(mNative, "server_addresses", RUBY_METHOD_FUNC(native_server_addresses), 1);
-  rb_define_module_function(mNative, "server_stop", RUBY_METHOD_FUNC(native_server_stop), 2);
-  rb_define_module_function(mNative, "server_close_queue", RUBY_METHOD_FUNC(native_server_close_queue), 1);
-  rb_define_module_function(mNative, "server_release", RUBY_METHOD_FUNC(native_server_release), 1);
-  rb_define_module_function(mNative, "server_stats", RUBY_METHOD_FUNC(native_server_stats), 1);
-  rb_define_module_function(mNative, "server_log", RUBY_METHOD_FUNC(native_server_log), 2);
-  rb_define_module_function(mNative, "server_drain_log", RUBY_METHOD_FUNC(native_server_drain_log), 1);
 }
 
 }  // namespace kino::binding

@@ -4,7 +4,7 @@
 // supervisor.
 #include <chrono>
 
-#include "binding.hpp"
+#include "native_seam.hpp"
 #include "core/http1/responder.hpp"
 
 namespace kino::binding {
@@ -12,6 +12,21 @@ namespace kino::binding {
 namespace {
 
 ID id_wake;
+
+struct ExitWaitCall : Interruptible {
+  WorkerExits* exits;
+  WorkerExit exit;
+  WorkerExits::Outcome outcome = WorkerExits::Outcome::Timeout;
+  void run() noexcept {
+    try {
+      outcome = exits->next(exit, std::chrono::steady_clock::now() + std::chrono::milliseconds(50));
+    } catch (...) {
+      outcome = WorkerExits::Outcome::Timeout;
+    }
+  }
+};
+
+}  // namespace
 
 // Native.server_fail_slots(id, first, count) -> Integer: answers 500 to
 // every unanswered request held by worker slots [first, first + count),
@@ -31,6 +46,25 @@ VALUE native_server_fail_slots(VALUE, VALUE id, VALUE first, VALUE count) {
     return Qnil;
   });
   return LONG2NUM(answered);
+}
+
+// Native.server_slot_busy_ms(id, first, count) -> [Integer]: how long each
+// slot's current request has run unanswered (-1 when idle), for quarantine.
+VALUE native_server_slot_busy_ms(VALUE, VALUE id, VALUE first, VALUE count) {
+  uint64_t sid = NUM2ULL(id);
+  long f = NUM2LONG(first), n = NUM2LONG(count);
+  if (f < 0 || n < 0 || n > (1 << 20)) rb_raise(rb_eArgError, "invalid slot range");
+  VALUE out = rb_ary_new_capa(n);
+  // One registry lookup for the whole range. Milliseconds are Fixnums and
+  // the Array has the capacity: storing them allocates nothing and cannot
+  // raise while the server reference is alive.
+  protect([&]() -> VALUE {
+    auto server = find_server(sid);
+    for (long i = 0; i < n; ++i)
+      rb_ary_store(out, i, LONG2FIX(static_cast<long>(server->slots().busy_ms(static_cast<size_t>(f + i)))));
+    return Qnil;
+  });
+  return out;
 }
 
 // Native.server_worker_exited(id, token, report) -> nil. A worker says,
@@ -69,19 +103,6 @@ VALUE native_server_worker_exited(VALUE, VALUE id, VALUE token, VALUE report) {
   RB_GC_GUARD(backtrace);
   return posted;
 }
-
-struct ExitWaitCall : Interruptible {
-  WorkerExits* exits;
-  WorkerExit exit;
-  WorkerExits::Outcome outcome = WorkerExits::Outcome::Timeout;
-  void run() noexcept {
-    try {
-      outcome = exits->next(exit, std::chrono::steady_clock::now() + std::chrono::milliseconds(50));
-    } catch (...) {
-      outcome = WorkerExits::Outcome::Timeout;
-    }
-  }
-};
 
 // Native.server_next_worker_exit(id) -> [token, report or nil], or :wake.
 // Waits, without the GVL, for the next worker to report its end (see
@@ -149,36 +170,8 @@ VALUE native_server_wake_worker_exits(VALUE, VALUE id) {
   });
 }
 
-// Native.server_slot_busy_ms(id, first, count) -> [Integer]: how long each
-// slot's current request has run unanswered (-1 when idle), for quarantine.
-VALUE native_server_slot_busy_ms(VALUE, VALUE id, VALUE first, VALUE count) {
-  uint64_t sid = NUM2ULL(id);
-  long f = NUM2LONG(first), n = NUM2LONG(count);
-  if (f < 0 || n < 0 || n > (1 << 20)) rb_raise(rb_eArgError, "invalid slot range");
-  VALUE out = rb_ary_new_capa(n);
-  // One registry lookup for the whole range. Milliseconds are Fixnums and
-  // the Array has the capacity: storing them allocates nothing and cannot
-  // raise while the server reference is alive.
-  protect([&]() -> VALUE {
-    auto server = find_server(sid);
-    for (long i = 0; i < n; ++i)
-      rb_ary_store(out, i, LONG2FIX(static_cast<long>(server->slots().busy_ms(static_cast<size_t>(f + i)))));
-    return Qnil;
-  });
-  return out;
-}
-
-}  // namespace
-
-void init_native_workers(VALUE mNative) {
+void init_native_workers() {
   id_wake = rb_intern("wake");
-  rb_define_module_function(mNative, "server_fail_slots", RUBY_METHOD_FUNC(native_server_fail_slots), 3);
-  rb_define_module_function(mNative, "server_slot_busy_ms", RUBY_METHOD_FUNC(native_server_slot_busy_ms), 3);
-  rb_define_module_function(mNative, "server_worker_exited", RUBY_METHOD_FUNC(native_server_worker_exited), 3);
-  rb_define_module_function(mNative, "server_next_worker_exit",
-                            RUBY_METHOD_FUNC(native_server_next_worker_exit), 1);
-  rb_define_module_function(mNative, "server_wake_worker_exits",
-                            RUBY_METHOD_FUNC(native_server_wake_worker_exits), 1);
 }
 
 }  // namespace kino::binding
