@@ -11,17 +11,17 @@ ID id_listen, id_io_threads, id_backlog, id_max_header_size, id_max_uri_size, id
     id_queue_depth, id_queue_timeout, id_max_connections, id_body_memory_limit, id_spool_dir,
     id_stream_request_bodies, id_min_body_rate, id_min_body_rate_window, id_max_spool_size;
 
-VALUE opt(VALUE options, ID key) { return rb_hash_lookup2(options, ID2SYM(key), Qnil); }
-
-long long opt_int(VALUE options, ID key, long long fallback) {
-  VALUE v = opt(options, key);
-  return NIL_P(v) ? fallback : NUM2LL(v);
+// Kino::Server#native_options passes every key: the defaults live in
+// Ruby's table (Kino::Configuration::DEFAULTS), not here.
+VALUE required(VALUE options, ID key) {
+  VALUE v = rb_hash_lookup2(options, ID2SYM(key), Qundef);
+  if (v == Qundef) rb_raise(rb_eArgError, "missing server option: %s", rb_id2name(key));
+  return v;
 }
 
-double opt_seconds(VALUE options, ID key, double fallback) {
-  VALUE v = opt(options, key);
-  return NIL_P(v) ? fallback : NUM2DBL(v);
-}
+long long required_int(VALUE options, ID key) { return NUM2LL(required(options, key)); }
+
+double required_seconds(VALUE options, ID key) { return NUM2DBL(required(options, key)); }
 
 std::chrono::milliseconds milliseconds(double seconds) {
   return std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
@@ -31,42 +31,43 @@ std::chrono::milliseconds milliseconds(double seconds) {
 
 ServerOptions read_server_options(VALUE options) {
   Check_Type(options, T_HASH);
-  VALUE listen = opt(options, id_listen);
+  VALUE listen = required(options, id_listen);
   Check_Type(listen, T_ARRAY);
   ServerOptions o{};
   // The addresses as Strings go into an Array of our own: an element's
   // to_str is Ruby code, and may change the caller's Array under us.
   o.listen = string_values(listen);
-  o.spool_dir = opt(options, id_spool_dir);
+  o.spool_dir = required(options, id_spool_dir);
   if (!NIL_P(o.spool_dir)) StringValue(o.spool_dir);
-  o.body_memory_limit = opt_int(options, id_body_memory_limit, 112 << 10);
-  o.stream_request_bodies = RTEST(opt(options, id_stream_request_bodies));
-  o.min_body_rate = opt_int(options, id_min_body_rate, 1024);
-  o.max_spool_size = opt_int(options, id_max_spool_size, 1ll << 30);
-  o.min_body_rate_window = opt_seconds(options, id_min_body_rate_window, 5.0);
+  o.body_memory_limit = required_int(options, id_body_memory_limit);
+  o.stream_request_bodies = RTEST(required(options, id_stream_request_bodies));
+  o.min_body_rate = required_int(options, id_min_body_rate);
+  o.max_spool_size = required_int(options, id_max_spool_size);
+  o.min_body_rate_window = required_seconds(options, id_min_body_rate_window);
   // Bounded so the rate arithmetic (bytes x 1000, rate x elapsed ms) stays
   // far from overflow; no network is that slow or that fast.
   if (o.min_body_rate < 0 || o.min_body_rate > (1ll << 40) || o.max_spool_size < 0)
     rb_raise(rb_eArgError, "min_body_rate and max_spool_size must not be negative");
   if (!(o.min_body_rate_window > 0) || o.min_body_rate_window > 3600)
     rb_raise(rb_eArgError, "min_body_rate_window must be between 0 and 3600 seconds");
-  o.io_threads = opt_int(options, id_io_threads, 2);
-  o.backlog = opt_int(options, id_backlog, 1024);
-  o.max_header_size = opt_int(options, id_max_header_size, 64 * 1024);
-  o.max_uri_size = opt_int(options, id_max_uri_size, 8 * 1024);
-  o.max_headers = opt_int(options, id_max_headers, 100);
-  o.max_body_size = opt_int(options, id_max_body_size, 50ll * 1024 * 1024);
-  o.write_high_water = opt_int(options, id_write_high_water, 1 << 20);
-  o.worker_slots = opt_int(options, id_worker_slots, 1024);
-  o.first_data_timeout = opt_seconds(options, id_first_data_timeout, 30.0);
-  o.persistent_timeout = opt_seconds(options, id_persistent_timeout, 20.0);
+  o.io_threads = required_int(options, id_io_threads);
+  o.backlog = required_int(options, id_backlog);
+  o.max_header_size = required_int(options, id_max_header_size);
+  o.max_uri_size = required_int(options, id_max_uri_size);
+  o.max_headers = required_int(options, id_max_headers);
+  o.max_body_size = required_int(options, id_max_body_size);
+  o.write_high_water = required_int(options, id_write_high_water);
+  o.worker_slots = required_int(options, id_worker_slots);
+  o.first_data_timeout = required_seconds(options, id_first_data_timeout);
+  o.persistent_timeout = required_seconds(options, id_persistent_timeout);
   if (!(o.first_data_timeout > 0) || !(o.persistent_timeout > 0)) rb_raise(rb_eArgError, "timeouts must be positive");
-  o.request_timeout = opt_seconds(options, id_request_timeout, 0.0);
+  VALUE request_timeout = required(options, id_request_timeout);
+  o.request_timeout = NIL_P(request_timeout) ? 0 : NUM2DBL(request_timeout);  // nil: no limit
   if (o.request_timeout < 0) rb_raise(rb_eArgError, "request_timeout must not be negative");
-  o.queue_depth = opt_int(options, id_queue_depth, 1024);
-  o.max_connections = opt_int(options, id_max_connections, 0);
+  o.queue_depth = required_int(options, id_queue_depth);
+  o.max_connections = required_int(options, id_max_connections);
   if (o.max_connections < 0) rb_raise(rb_eArgError, "max_connections must not be negative");
-  o.queue_timeout = opt_seconds(options, id_queue_timeout, 5.0);
+  o.queue_timeout = required_seconds(options, id_queue_timeout);
   if (o.queue_depth < 0 || o.queue_timeout < 0)
     rb_raise(rb_eArgError, "queue_depth and queue_timeout must not be negative");
   if (o.io_threads < 1 || o.backlog < 1 || o.max_header_size < 1 || o.max_uri_size < 1 || o.max_headers < 1 ||

@@ -8,6 +8,10 @@
 
 namespace kino::binding {
 
+// Every key is required (a missing one raises ArgumentError naming it):
+// the defaults are Ruby's (Kino::Configuration::DEFAULTS), and
+// Kino::Server#native_options passes them all.
+//
 // The options as plain values. Reading them may raise (a wrong type, a
 // value out of range), so it happens before any C++ object exists; this
 // struct has no destructor. `listen` is an Array of Strings of our own,
