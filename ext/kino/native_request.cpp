@@ -113,8 +113,7 @@ class ValueCache {
   }
 
   // Main ractor: creates the values worker ractors asked for. The bytes are
-  // moved to the heap first, and freed on every path before a raise (an
-  // allocation failure) goes on.
+  // moved to the heap first (with_held): creating a value may raise.
   void share_wanted() {
     if (!on_main_ractor()) return;
     auto* wanted = new (std::nothrow) std::vector<std::string>();
@@ -123,20 +122,10 @@ class ValueCache {
       std::lock_guard<std::mutex> lock(mu_);
       wanted->swap(wanted_);
     }
-    struct Work {
-      ValueCache* cache;
-      std::vector<std::string>* wanted;
-    } work{this, wanted};
-    int state = 0;
-    rb_protect(
-        [](VALUE arg) -> VALUE {
-          auto* w = reinterpret_cast<Work*>(arg);
-          for (const auto& bytes : *w->wanted) w->cache->insert(bytes);
-          return Qnil;
-        },
-        reinterpret_cast<VALUE>(&work), &state);
-    delete wanted;
-    if (state) rb_jump_tag(state);
+    with_held(wanted, [this](const std::vector<std::string>& all) -> VALUE {
+      for (const auto& bytes : all) insert(bytes);
+      return Qnil;
+    });
   }
 
  private:
@@ -345,7 +334,7 @@ VALUE native_take_one(int argc, VALUE* argv, VALUE) {
       return Qnil;
     });
     if (waited) gvl_taken_now();
-    if (missing) rb_raise(eKinoError, "no server with id %llu", static_cast<unsigned long long>(sid));
+    if (missing) raise_no_server(sid);
     if (taken) return build_env(*taken, handle);
     if (closed) return Qnil;
     rb_thread_check_ints();  // Thread#kill, Ractor shutdown: raises or returns

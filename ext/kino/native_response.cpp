@@ -2,7 +2,6 @@
 // respond_write and respond_finish (a streamed one) and respond_error,
 // each handing the app's answer to the native responder.
 #include <chrono>
-#include <cstring>
 #include <span>
 #include <string_view>
 
@@ -60,18 +59,12 @@ void release_body(RequestCtx& req) {
 // line. Those are converted first, into a flat Array of name and value
 // Strings, before any native object exists: `to_s` is app code and may
 // raise.
-struct HeaderScan {
-  NativeVector<HeaderView>* out;
-  VALUE bad = Qnil;
-};
-
 HeaderView header_view(VALUE name, VALUE value) {
-  return {{RSTRING_PTR(name), static_cast<size_t>(RSTRING_LEN(name))},
-          {RSTRING_PTR(value), static_cast<size_t>(RSTRING_LEN(value))}};
+  return {bytes_of(name), bytes_of(value)};
 }
 
 bool has_newline(VALUE s) {
-  return memchr(RSTRING_PTR(s), '\n', static_cast<size_t>(RSTRING_LEN(s))) != nullptr;
+  return bytes_of(s).find('\n') != std::string_view::npos;
 }
 
 // Whether every value can be read in place.
@@ -89,11 +82,6 @@ int plain_header(VALUE, VALUE value, VALUE arg) {
   return ST_STOP;
 }
 
-struct HeaderConversion {
-  VALUE lines;  // [name, value, name, value, ...], all Strings
-  VALUE bad = Qnil;
-};
-
 void push_line(VALUE lines, VALUE name, VALUE value) {
   rb_ary_push(lines, name);
   rb_ary_push(lines, value);
@@ -105,45 +93,34 @@ void push_line(VALUE lines, VALUE name, VALUE value) {
 // send the rest ("a\r\nx-injected: b" would go out as a field whose value
 // looks like another field).
 void push_lines(VALUE lines, VALUE name, VALUE value) {
-  long length = RSTRING_LEN(value);
-  if (!has_newline(value) || memchr(RSTRING_PTR(value), '\r', static_cast<size_t>(length)))
+  if (!has_newline(value) || bytes_of(value).find('\r') != std::string_view::npos)
     return push_line(lines, name, value);
   VALUE parts = rb_str_split(value, "\n");
   for (long i = 0; i < RARRAY_LEN(parts); ++i) push_line(lines, name, RARRAY_AREF(parts, i));
 }
 
-int convert_header(VALUE key, VALUE value, VALUE arg) {
-  auto* conversion = reinterpret_cast<HeaderConversion*>(arg);
-  if (!RB_TYPE_P(key, T_STRING)) {
-    conversion->bad = key;
-    return ST_STOP;
-  }
-  if (RB_TYPE_P(value, T_ARRAY)) {
-    // Rack 3: one field per element, each taken as it is (as Puma does).
-    // The elements are copied first: an element's to_s may change the Array.
-    VALUE elements = rb_ary_dup(value);
-    for (long i = 0; i < RARRAY_LEN(elements); ++i)
-      push_line(conversion->lines, key, rb_obj_as_string(RARRAY_AREF(elements, i)));
-  } else {
-    push_lines(conversion->lines, key, rb_obj_as_string(value));
-  }
-  return ST_CONTINUE;
-}
-
-int scan_header(VALUE key, VALUE value, VALUE arg) {
-  auto* scan = reinterpret_cast<HeaderScan*>(arg);
-  if (!RB_TYPE_P(key, T_STRING)) {
-    scan->bad = key;
-    return ST_STOP;
-  }
-  if (RB_TYPE_P(value, T_STRING)) {
-    scan->out->push_back(header_view(key, value));
-  } else {
-    // Only Arrays of Strings get here (plain_header said so).
-    for (long i = 0; i < RARRAY_LEN(value); ++i)
-      scan->out->push_back(header_view(key, RARRAY_AREF(value, i)));
-  }
-  return ST_CONTINUE;
+// Calls `each(name, value)` for each field of `headers`, and stops at the
+// first name that is not a String: returns it, or nil when every name is
+// one. `each` runs inside rb_hash_foreach, and may raise.
+template <class Each>
+VALUE each_header(VALUE headers, const Each& each) {
+  struct Walk {
+    const Each* each;
+    VALUE bad;
+  } walk{&each, Qnil};
+  rb_hash_foreach(
+      headers,
+      [](VALUE name, VALUE value, VALUE arg) -> int {
+        auto* w = reinterpret_cast<Walk*>(arg);
+        if (!RB_TYPE_P(name, T_STRING)) {
+          w->bad = name;
+          return ST_STOP;
+        }
+        (*w->each)(name, value);
+        return ST_CONTINUE;
+      },
+      reinterpret_cast<VALUE>(&walk));
+  return walk.bad;
 }
 
 int check_status(VALUE status) {
@@ -165,10 +142,16 @@ VALUE prepare_headers(VALUE headers) {
   bool plain = true;
   rb_hash_foreach(headers, plain_header, reinterpret_cast<VALUE>(&plain));
   if (plain) return headers;
-  HeaderConversion conversion{rb_ary_new_capa(2 * static_cast<long>(RHASH_SIZE(headers)) + 2)};
-  rb_hash_foreach(headers, convert_header, reinterpret_cast<VALUE>(&conversion));
-  if (!NIL_P(conversion.bad)) raise_bad_header(conversion.bad);
-  return conversion.lines;
+  VALUE lines = rb_ary_new_capa(2 * static_cast<long>(RHASH_SIZE(headers)) + 2);  // [name, value, ...]
+  VALUE bad = each_header(headers, [&](VALUE name, VALUE value) {
+    if (!RB_TYPE_P(value, T_ARRAY)) return push_lines(lines, name, rb_obj_as_string(value));
+    // Rack 3: one field per element, each taken as it is (as Puma does).
+    // The elements are copied first: an element's to_s may change the Array.
+    VALUE elements = rb_ary_dup(value);
+    for (long i = 0; i < RARRAY_LEN(elements); ++i) push_line(lines, name, rb_obj_as_string(RARRAY_AREF(elements, i)));
+  });
+  if (!NIL_P(bad)) raise_bad_header(bad);
+  return lines;
 }
 
 // Runs `send` with the headers `prepare_headers` made; true/false from
@@ -187,12 +170,12 @@ VALUE with_headers(VALUE prepared, Send&& send) {
         hv.push_back(header_view(RARRAY_AREF(prepared, i), RARRAY_AREF(prepared, i + 1)));
     } else {
       hv.reserve(static_cast<size_t>(RHASH_SIZE(prepared)) + 2);
-      HeaderScan scan{&hv};
-      rb_hash_foreach(prepared, scan_header, reinterpret_cast<VALUE>(&scan));
-      if (!NIL_P(scan.bad)) {
-        bad = scan.bad;
-        return Qnil;
-      }
+      bad = each_header(prepared, [&](VALUE name, VALUE value) {
+        if (RB_TYPE_P(value, T_STRING)) return hv.push_back(header_view(name, value));
+        // Only Arrays of Strings get here (plain_header said so).
+        for (long i = 0; i < RARRAY_LEN(value); ++i) hv.push_back(header_view(name, RARRAY_AREF(value, i)));
+      });
+      if (!NIL_P(bad)) return Qnil;
     }
     return send(std::span<const HeaderView>(hv)) ? Qtrue : Qfalse;
   });
@@ -224,10 +207,7 @@ VALUE native_respond(VALUE, VALUE handle, VALUE status, VALUE headers, VALUE bod
   return with_headers(prepared, [&](std::span<const HeaderView> hv) {
     NativeVector<std::string_view> bv;
     bv.reserve(static_cast<size_t>(parts));
-    for (long i = 0; i < parts; ++i) {
-      VALUE s = RARRAY_AREF(body, i);
-      bv.emplace_back(RSTRING_PTR(s), static_cast<size_t>(RSTRING_LEN(s)));
-    }
+    for (long i = 0; i < parts; ++i) bv.push_back(bytes_of(RARRAY_AREF(body, i)));
     bool sent = respond(*req, code, hv, bv);
     release_body(*req);
     return sent;
@@ -253,7 +233,7 @@ VALUE native_respond_write(VALUE, VALUE handle, VALUE chunk) {
   RequestCtx* req = unwrap_request(handle);
   StringValue(chunk);
   bool ok = protect([&]() -> VALUE {
-    return write_body(*req, {RSTRING_PTR(chunk), static_cast<size_t>(RSTRING_LEN(chunk))}) ? Qtrue : Qfalse;
+    return write_body(*req, bytes_of(chunk)) ? Qtrue : Qfalse;
   }) == Qtrue;
   while (ok && req->sink && req->sink->backlogged()) {
     CarriedError error;
@@ -290,7 +270,7 @@ VALUE native_respond_error(VALUE, VALUE handle, VALUE status, VALUE text) {
   StringValue(text);
   return protect([&]() -> VALUE {
     release_body(*req);
-    if (respond_plain(*req, code, {RSTRING_PTR(text), static_cast<size_t>(RSTRING_LEN(text))}, false))
+    if (respond_plain(*req, code, bytes_of(text), false))
       return Qtrue;
     // Cut the response short only if this thread is the one that started
     // it; if a timeout answered first, the response is not ours to touch.

@@ -164,7 +164,7 @@ VALUE native_server_log(VALUE, VALUE id, VALUE text) {
   uint64_t sid = NUM2ULL(id);
   StringValue(text);
   return protect([&]() -> VALUE {
-    find_server(sid)->log().push({RSTRING_PTR(text), static_cast<size_t>(RSTRING_LEN(text))});
+    find_server(sid)->log().push(bytes_of(text));
     return Qnil;
   });
 }

@@ -79,10 +79,7 @@ ServerOptions read_server_options(VALUE options) {
 
 ServerConfig server_config(const ServerOptions& o) {
   ServerConfig config;
-  for (long i = 0; i < RARRAY_LEN(o.listen); ++i) {
-    VALUE a = RARRAY_AREF(o.listen, i);
-    config.listen.emplace_back(RSTRING_PTR(a), static_cast<size_t>(RSTRING_LEN(a)));
-  }
+  for (long i = 0; i < RARRAY_LEN(o.listen); ++i) config.listen.emplace_back(bytes_of(RARRAY_AREF(o.listen, i)));
   config.io_threads = static_cast<int>(o.io_threads);
   config.backlog = static_cast<int>(o.backlog);
   config.limits.max_header_size = static_cast<size_t>(o.max_header_size);
@@ -90,7 +87,7 @@ ServerConfig server_config(const ServerOptions& o) {
   config.limits.max_headers = static_cast<size_t>(o.max_headers);
   config.limits.max_body_size = static_cast<uint64_t>(o.max_body_size);
   config.body_storage.memory_limit = static_cast<size_t>(o.body_memory_limit);
-  if (!NIL_P(o.spool_dir)) config.body_storage.spool_dir.assign(RSTRING_PTR(o.spool_dir), RSTRING_LEN(o.spool_dir));
+  if (!NIL_P(o.spool_dir)) config.body_storage.spool_dir = bytes_of(o.spool_dir);
   config.write_high_water = static_cast<size_t>(o.write_high_water);
   config.worker_slots = static_cast<size_t>(o.worker_slots);
   config.first_data_timeout = milliseconds(o.first_data_timeout);

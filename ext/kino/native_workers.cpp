@@ -3,6 +3,7 @@
 // the exit board through which workers report their ends to the
 // supervisor.
 #include <chrono>
+#include <string>
 
 #include "native_seam.hpp"
 #include "core/http1/responder.hpp"
@@ -12,6 +13,8 @@ namespace kino::binding {
 namespace {
 
 ID id_wake;
+
+VALUE utf8_string(const std::string& s) { return rb_utf8_str_new(s.data(), static_cast<long>(s.size())); }
 
 struct ExitWaitCall : Interruptible {
   WorkerExits* exits;
@@ -88,12 +91,9 @@ VALUE native_server_worker_exited(VALUE, VALUE id, VALUE token, VALUE report) {
     exit.token = tok;
     exit.crashed = !NIL_P(report);
     if (exit.crashed) {
-      exit.error_class.assign(RSTRING_PTR(error_class), static_cast<size_t>(RSTRING_LEN(error_class)));
-      exit.message.assign(RSTRING_PTR(message), static_cast<size_t>(RSTRING_LEN(message)));
-      for (long i = 0; i < RARRAY_LEN(backtrace); ++i) {
-        VALUE line = RARRAY_AREF(backtrace, i);
-        exit.backtrace.emplace_back(RSTRING_PTR(line), static_cast<size_t>(RSTRING_LEN(line)));
-      }
+      exit.error_class = bytes_of(error_class);
+      exit.message = bytes_of(message);
+      for (long i = 0; i < RARRAY_LEN(backtrace); ++i) exit.backtrace.emplace_back(bytes_of(RARRAY_AREF(backtrace, i)));
     }
     find_server(sid)->worker_exits().post(std::move(exit));
     return Qnil;
@@ -112,7 +112,7 @@ VALUE native_server_next_worker_exit(VALUE, VALUE id) {
   uint64_t sid = NUM2ULL(id);
   for (;;) {
     // Heap-held so that no C++ destructor is skipped if a Ruby call below
-    // raises; freed on every path before one does.
+    // raises (see with_held); freed on every path before one does.
     auto* call = new (std::nothrow) ExitWaitCall();
     if (!call) rb_raise(rb_eNoMemError, "kino: native allocation failed");
     bool missing = false;
@@ -127,33 +127,23 @@ VALUE native_server_next_worker_exit(VALUE, VALUE id) {
     }
     if (missing) {
       delete call;
-      rb_raise(eKinoError, "no server with id %llu", static_cast<unsigned long long>(sid));
+      raise_no_server(sid);
     }
     if (call->outcome == WorkerExits::Outcome::Wake) {
       delete call;
       return ID2SYM(id_wake);
     }
     if (call->outcome == WorkerExits::Outcome::Exit) {
-      int state = 0;
-      VALUE result = rb_protect(
-          [](VALUE arg) -> VALUE {
-            auto* c = reinterpret_cast<ExitWaitCall*>(arg);
-            const WorkerExit& e = c->exit;
-            VALUE report = Qnil;
-            if (e.crashed) {
-              VALUE lines = rb_ary_new_capa(static_cast<long>(e.backtrace.size()));
-              for (const auto& line : e.backtrace)
-                rb_ary_push(lines, rb_utf8_str_new(line.data(), static_cast<long>(line.size())));
-              report = rb_ary_new_from_args(
-                  3, rb_utf8_str_new(e.error_class.data(), static_cast<long>(e.error_class.size())),
-                  rb_utf8_str_new(e.message.data(), static_cast<long>(e.message.size())), lines);
-            }
-            return rb_ary_new_from_args(2, ULL2NUM(e.token), report);
-          },
-          reinterpret_cast<VALUE>(call), &state);
-      delete call;
-      if (state) rb_jump_tag(state);
-      return result;
+      return with_held(call, [](const ExitWaitCall& c) -> VALUE {
+        const WorkerExit& e = c.exit;
+        VALUE report = Qnil;
+        if (e.crashed) {
+          VALUE lines = rb_ary_new_capa(static_cast<long>(e.backtrace.size()));
+          for (const auto& line : e.backtrace) rb_ary_push(lines, utf8_string(line));
+          report = rb_ary_new_from_args(3, utf8_string(e.error_class), utf8_string(e.message), lines);
+        }
+        return rb_ary_new_from_args(2, ULL2NUM(e.token), report);
+      });
     }
     delete call;
     rb_thread_check_ints();  // Thread#kill, shutdown: raises or returns
