@@ -23,7 +23,9 @@ RSpec.describe "Kino::Native from a non-main ractor" do
 
   it "can call each of them inside a Ractor" do
     Warning[:experimental] = false
-    ractor = Ractor.new do
+    # Streaming bodies, so input_read has a body still arriving to wait for.
+    options = NativeOptions.with(io_threads: 1, worker_slots: 4, stream_request_bodies: true)
+    ractor = Ractor.new(options) do |server_options|
       native = Kino::Native
       # Reads until the response's last bytes (`ending`) have arrived.
       read_response = lambda do |socket, ending|
@@ -38,9 +40,7 @@ RSpec.describe "Kino::Native from a non-main ractor" do
         data
       end
       results = {}
-      # Streaming bodies, so input_read has a body still arriving to wait for.
-      id = native.server_create({ listen: ["tcp://127.0.0.1:0"], io_threads: 1, worker_slots: 4,
-                                  stream_request_bodies: true })
+      id = native.server_create(server_options)
       port = Integer(native.server_addresses(id).first[/\d+\z/])
       native.server_start(id)
       socket = TCPSocket.new("127.0.0.1", port)

@@ -9,7 +9,7 @@ require "kino"
 # so the wait must not hold the GVL: with it held, the worker could never
 # finish, and the request would be cut off when the drain gives up.
 RSpec.describe "Kino::Native.server_release" do
-  let(:server_id) { Kino::Native.server_create(listen: ["tcp://127.0.0.1:0"], worker_slots: 1) }
+  let(:server_id) { Kino::Native.server_create(NativeOptions.with(worker_slots: 1)) }
 
   after { Kino::Native.server_release(server_id) }
 

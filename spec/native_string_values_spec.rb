@@ -29,7 +29,7 @@ RSpec.describe "Strings converted at the native seam" do
         "tcp://127.0.0.1:0"
       end
       listen << address
-      id = Kino::Native.server_create(listen: listen)
+      id = Kino::Native.server_create(#{NativeOptions.with.inspect}.merge(listen: listen))
       puts Kino::Native.server_addresses(id).inspect
       Kino::Native.server_release(id)
     RUBY
@@ -46,7 +46,7 @@ RSpec.describe "Strings converted at the native seam" do
   it "reports a worker's backtrace lines as their to_str gave them, whatever it did to the Array" do
     output, status = run_ruby(<<~RUBY)
       require "kino"
-      id = Kino::Native.server_create(listen: ["tcp://127.0.0.1:0"])
+      id = Kino::Native.server_create(#{NativeOptions.with.inspect})
       lines = []
       line = Object.new
       line.define_singleton_method(:to_str) do

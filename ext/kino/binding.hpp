@@ -1,5 +1,6 @@
 // Shared pieces of the Ruby binding: the protect wrapper every entry point
-// goes through, the GVL-release helper, and one init function per file.
+// goes through, the GVL-release helper, and one init function per unit
+// (native_*.cpp, one Ruby unit each).
 //
 // Two rules hold everywhere in the binding:
 // - Never touch a VALUE while the GVL is released.
@@ -12,15 +13,23 @@
 // Ruby's headers are included as system headers (-isystem), so their
 // warnings don't bury ours.
 #include <ruby.h>
+#include <ruby/ractor.h>
 #include <ruby/thread.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <exception>
+#include <memory>
 #include <new>
+#include <stdexcept>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
+
+#include "core/handoff/registry.hpp"
 
 namespace kino::binding {
 
@@ -118,30 +127,91 @@ struct CarriedError {
   }
 };
 
-// Ruby Strings from native ones. Building them allocates and may raise
-// (NoMemoryError), unwinding with longjmp past the vector's destructor, so
-// the strings move to the heap and are freed on every path before a raise
-// goes on. The caller's vector is left empty: nothing of it can leak.
-inline VALUE string_array(std::vector<std::string>&& strings) {
-  auto* held = new (std::nothrow) std::vector<std::string>(std::move(strings));
-  if (!held) rb_raise(rb_eNoMemError, "kino: native allocation failed");
+// Runs `f(*held)`, which calls Ruby (and may raise), then deletes `held`
+// on every path before a raise goes on: a longjmp out of `f` would skip
+// the destructor of anything it held on the stack. `held` is new'd by the
+// caller, and `f` throws no C++ exception.
+template <class T, class F>
+VALUE with_held(T* held, F&& f) {
+  struct Work {
+    T* held;
+    std::remove_reference_t<F>* f;
+  } work{held, &f};
   int state = 0;
   VALUE out = rb_protect(
       [](VALUE arg) -> VALUE {
-        const auto& v = *reinterpret_cast<const std::vector<std::string>*>(arg);
-        VALUE array = rb_ary_new_capa(static_cast<long>(v.size()));
-        for (const auto& s : v) rb_ary_push(array, rb_str_new(s.data(), static_cast<long>(s.size())));
-        return array;
+        auto* w = reinterpret_cast<Work*>(arg);
+        return (*w->f)(*w->held);
       },
-      reinterpret_cast<VALUE>(held), &state);
+      reinterpret_cast<VALUE>(&work), &state);
   delete held;
   if (state) rb_jump_tag(state);
   return out;
 }
 
-void init_env_builder(VALUE mKino);
-void init_native_server(VALUE mNative);
+// Ruby Strings from native ones. Building them allocates and may raise
+// (NoMemoryError), so the strings move to the heap (with_held). The
+// caller's vector is left empty: nothing of it can leak.
+inline VALUE string_array(std::vector<std::string>&& strings) {
+  auto* held = new (std::nothrow) std::vector<std::string>(std::move(strings));
+  if (!held) rb_raise(rb_eNoMemError, "kino: native allocation failed");
+  return with_held(held, [](const std::vector<std::string>& v) {
+    VALUE array = rb_ary_new_capa(static_cast<long>(v.size()));
+    for (const auto& s : v) rb_ary_push(array, rb_str_new(s.data(), static_cast<long>(s.size())));
+    return array;
+  });
+}
+
+// The bytes of a Ruby String, in place: valid while the String lives
+// unchanged and the GVL is held.
+inline std::string_view bytes_of(VALUE s) { return {RSTRING_PTR(s), static_cast<size_t>(RSTRING_LEN(s))}; }
+
+// A new Array of the elements of `array` as Strings (StringValue of each).
+// What to_str returns is kept, never read back from `array`, which an
+// element's to_str may have changed (or emptied) meanwhile.
+inline VALUE string_values(VALUE array) {
+  Check_Type(array, T_ARRAY);
+  VALUE elements = rb_ary_dup(array);
+  long n = RARRAY_LEN(elements);
+  VALUE strings = rb_ary_new_capa(n);
+  for (long i = 0; i < n; ++i) {
+    VALUE s = RARRAY_AREF(elements, i);
+    rb_ary_push(strings, StringValue(s));
+  }
+  return strings;
+}
+
+// `v`, frozen, shareable with every ractor, and never collected. Main
+// ractor only.
+inline VALUE shareable_forever(VALUE v) {
+  rb_obj_freeze(v);
+  rb_ractor_make_shareable(v);
+  rb_gc_register_mark_object(v);
+  return v;
+}
+
+// The server with id `id`; throws (for `protect`) when there is none.
+inline std::shared_ptr<Server> find_server(uint64_t id) {
+  auto s = Registry::instance().find(id);
+  if (!s) throw std::runtime_error("no server with id " + std::to_string(id));
+  return s;
+}
+
+// The same failure raised from outside `protect`.
+[[noreturn]] inline void raise_no_server(uint64_t id) {
+  rb_raise(eKinoError, "no server with id %llu", static_cast<unsigned long long>(id));
+}
+
+// How long a wait without the GVL lasts before it looks at its interrupt
+// flag and the server again.
+constexpr auto kWaitTick = std::chrono::milliseconds(50);
+
+// What a unit sets up before the seam is registered (names interned,
+// classes created), called from Init_kino. The response and sleep units
+// need none.
+void init_native_server();
+void init_native_workers();
+void init_native_input(VALUE mKino);
 void init_native_request(VALUE mNative);
-void init_native_sleep(VALUE mNative);
 
 }  // namespace kino::binding

@@ -1,22 +1,216 @@
-// Kino::Native::Request and the request functions of the seam: take_one
-// (block for the next request, build its env here), and the respond_*
-// family (hand the app's answer to the native responder).
-#include <chrono>
-#include <cstring>
-#include <exception>
-#include <span>
-#include <string_view>
+// The request unit of Kino::Native: the Kino::Native::Request handle,
+// take_one (block for the next request) and the Rack env it returns, built
+// inside the worker that will use it.
+//
+// Every env key, and every value that repeats across requests (methods,
+// protocols, common hosts and peers), is a frozen String created once and
+// shared by all ractors: frozen strings are the one kind of object ractors
+// may share freely, and a frozen String key goes into a Hash as it is. On
+// Ruby 3.1 allocation does not scale across ractors, so each object not
+// allocated per request is parallelism kept.
+//
+// Every such shared object is created on the main ractor and marked
+// shareable (rb_ractor_make_shareable) when it is made, not found to be
+// shareable later by a walk. Ruby 4.1 collects each ractor's objects on
+// their own: an object every ractor reaches must belong to none of the
+// worker ractors, which come and go (a crashed worker is replaced).
+#include "native_request.hpp"
 
-#include "binding.hpp"
-#include "core/handoff/registry.hpp"
-#include "core/http1/responder.hpp"
-#include "core/handoff/response_sink.hpp"
+#include <ruby/ractor.h>
+
+#include <algorithm>
+#include <chrono>
+#include <mutex>
+#include <new>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
 #include "core/util/steady_clock.hpp"
-#include "env_builder.hpp"
+#include "native_input.hpp"
+#include "native_seam.hpp"
 
 namespace kino::binding {
 
 namespace {
+
+// A String every ractor may use: frozen, shareable, never collected.
+// Main ractor only.
+VALUE shared_string(std::string_view s) { return shareable_forever(rb_str_new(s.data(), static_cast<long>(s.size()))); }
+
+// Set to true for the main ractor in Init_, unset in every other one.
+rb_ractor_local_key_t main_ractor_key;
+
+bool on_main_ractor() {
+  VALUE v = Qfalse;
+  return rb_ractor_local_storage_value_lookup(main_ractor_key, &v) && RTEST(v);
+}
+
+struct EnvStrings {
+  VALUE request_method, script_name, path_info, query_string, server_name, server_port,
+      server_protocol, remote_addr, rack_url_scheme, rack_input, rack_errors,
+      rack_multithread, rack_multiprocess, rack_run_once, rack_hijack_p, kino_request;
+  VALUE http, http_1_1, http_1_0, empty, localhost;
+  std::unordered_map<std::string_view, VALUE> headers;  // "HTTP_ACCEPT" -> frozen key
+  std::unordered_map<std::string_view, VALUE> methods;  // "GET" -> frozen value
+};
+
+// Written once in Init_ on the main ractor, read-only afterwards.
+EnvStrings* strings = nullptr;
+
+// Request header names common enough to deserve a frozen key.
+constexpr std::string_view kCommonHeaders[] = {
+    "CONTENT_TYPE", "CONTENT_LENGTH", "HTTP_ACCEPT", "HTTP_ACCEPT_CHARSET",
+    "HTTP_ACCEPT_ENCODING", "HTTP_ACCEPT_LANGUAGE", "HTTP_ACCESS_CONTROL_REQUEST_HEADERS",
+    "HTTP_ACCESS_CONTROL_REQUEST_METHOD", "HTTP_AUTHORIZATION", "HTTP_CACHE_CONTROL",
+    "HTTP_CONNECTION", "HTTP_COOKIE", "HTTP_DNT", "HTTP_EXPECT", "HTTP_FORWARDED", "HTTP_FROM",
+    "HTTP_HOST", "HTTP_IF_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_NONE_MATCH",
+    "HTTP_IF_RANGE", "HTTP_IF_UNMODIFIED_SINCE", "HTTP_KEEP_ALIVE", "HTTP_ORIGIN",
+    "HTTP_PRAGMA", "HTTP_PRIORITY", "HTTP_PROXY_AUTHORIZATION", "HTTP_RANGE", "HTTP_REFERER",
+    "HTTP_SEC_CH_UA", "HTTP_SEC_CH_UA_MOBILE", "HTTP_SEC_CH_UA_PLATFORM",
+    "HTTP_SEC_FETCH_DEST", "HTTP_SEC_FETCH_MODE", "HTTP_SEC_FETCH_SITE", "HTTP_SEC_FETCH_USER",
+    "HTTP_TE", "HTTP_TRAILER", "HTTP_TRANSFER_ENCODING", "HTTP_UPGRADE",
+    "HTTP_UPGRADE_INSECURE_REQUESTS", "HTTP_USER_AGENT", "HTTP_VIA", "HTTP_X_CSRF_TOKEN",
+    "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PORT",
+    "HTTP_X_FORWARDED_PROTO", "HTTP_X_REAL_IP", "HTTP_X_REQUEST_ID", "HTTP_X_REQUESTED_WITH",
+};
+
+constexpr std::string_view kMethods[] = {"GET",     "HEAD",  "POST",  "PUT",  "DELETE",
+                                         "OPTIONS", "PATCH", "TRACE", "PROPFIND"};
+
+// Hosts, ports and peer addresses repeat, but they come from clients, so
+// the cache is bounded: the first kLimit distinct values are kept (frozen,
+// for every ractor), later ones are allocated per request.
+//
+// Values are created on the main ractor only. In :threaded mode the
+// workers are main-ractor threads and a miss is cached at once. A worker
+// ractor's miss is allocated for that request and remembered (the bytes
+// only); the main ractor creates the shared value at its next
+// share_wanted(), which the log pump runs every tenth of a second, and
+// requests after that use it.
+class ValueCache {
+ public:
+  VALUE get(std::string_view bytes) {
+    try {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = values_.find(std::string(bytes));
+        if (it != values_.end()) return it->second;
+        if (values_.size() + wanted_.size() >= kLimit) return Qnil;
+      }
+      if (!on_main_ractor()) {
+        std::lock_guard<std::mutex> lock(mu_);
+        bool known = values_.count(std::string(bytes)) ||
+                     std::find(wanted_.begin(), wanted_.end(), bytes) != wanted_.end();
+        if (!known && values_.size() + wanted_.size() < kLimit) wanted_.emplace_back(bytes);
+        return Qnil;
+      }
+    } catch (const std::bad_alloc&) {
+      return Qnil;  // the caller allocates a fresh String instead
+    }
+    return insert(bytes);
+  }
+
+  // Main ractor: creates the values worker ractors asked for. The bytes are
+  // moved to the heap first (with_held): creating a value may raise.
+  void share_wanted() {
+    if (!on_main_ractor()) return;
+    auto* wanted = new (std::nothrow) std::vector<std::string>();
+    if (!wanted) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      wanted->swap(wanted_);
+    }
+    with_held(wanted, [this](const std::vector<std::string>& all) -> VALUE {
+      for (const auto& bytes : all) insert(bytes);
+      return Qnil;
+    });
+  }
+
+ private:
+  // Main ractor. Everything that may call into the VM (allocate, run GC,
+  // take the VM lock) happens with our lock released: a GC waits for every
+  // ractor to reach a safe point, and one blocked on this mutex never
+  // would. A string made by the loser of a race stays registered: at most
+  // one per race, bounded by kLimit.
+  VALUE insert(std::string_view bytes) {
+    VALUE v = shared_string(bytes);
+    try {
+      std::lock_guard<std::mutex> lock(mu_);
+      return values_.emplace(std::string(bytes), v).first->second;
+    } catch (const std::bad_alloc&) {
+      return v;  // not cached, still correct; and no C++ exception into Ruby
+    }
+  }
+
+  static constexpr size_t kLimit = 64;
+  std::mutex mu_;
+  std::unordered_map<std::string, VALUE> values_;
+  std::vector<std::string> wanted_;  // worker ractors' misses, for share_wanted
+};
+
+ValueCache* host_cache = nullptr;
+ValueCache* port_cache = nullptr;
+ValueCache* peer_cache = nullptr;
+
+VALUE str(const Bytes& b) { return rb_str_new(b.data(), static_cast<long>(b.size())); }
+
+VALUE cached(ValueCache* cache, std::string_view bytes) {
+  VALUE v = cache->get(bytes);
+  return NIL_P(v) ? rb_str_new(bytes.data(), static_cast<long>(bytes.size())) : v;
+}
+
+VALUE new_hash() {
+#ifdef HAVE_RB_HASH_NEW_CAPA
+  return rb_hash_new_capa(24);
+#else
+  return rb_hash_new();
+#endif
+}
+
+// The Rack env Hash for `req`, with `handle` (the Kino::Native::Request)
+// stored under "kino.request".
+VALUE build_env(const RequestCtx& req, VALUE handle) {
+  const EnvStrings& s = *strings;
+  VALUE env = new_hash();
+
+  auto m = s.methods.find(view(req.method));
+  rb_hash_aset(env, s.request_method, m != s.methods.end() ? m->second : str(req.method));
+  rb_hash_aset(env, s.script_name, s.empty);
+  rb_hash_aset(env, s.path_info, str(req.path));
+  rb_hash_aset(env, s.query_string, req.query.empty() ? s.empty : str(req.query));
+  rb_hash_aset(env, s.server_name,
+               req.server_name.empty() ? s.localhost : cached(host_cache, view(req.server_name)));
+  if (!req.server_port.empty()) {
+    rb_hash_aset(env, s.server_port, cached(port_cache, view(req.server_port)));
+  } else if (!req.server_name.empty()) {
+    // A Host without a port means the scheme's default port (RFC 9110
+    // 4.2.1); the port we accepted on may be behind a proxy's.
+    rb_hash_aset(env, s.server_port, cached(port_cache, "80"));
+  } else {
+    // No Host at all (HTTP/1.0): the port the client connected to.
+    char buf[8];
+    int n = snprintf(buf, sizeof buf, "%u", static_cast<unsigned>(req.local_port ? req.local_port : 80));
+    rb_hash_aset(env, s.server_port, cached(port_cache, std::string_view(buf, static_cast<size_t>(n))));
+  }
+  rb_hash_aset(env, s.server_protocol, req.http_minor == 0 ? s.http_1_0 : s.http_1_1);
+  rb_hash_aset(env, s.remote_addr, cached(peer_cache, view(req.peer_address)));
+  for (const auto& h : req.headers) {
+    auto k = s.headers.find(view(h.key));
+    VALUE key = k != s.headers.end() ? k->second : rb_obj_freeze(str(h.key));
+    rb_hash_aset(env, key, str(h.value));
+  }
+  rb_hash_aset(env, s.rack_url_scheme, s.http);
+  rb_hash_aset(env, s.rack_input, rack_input(req, handle));
+  rb_hash_aset(env, s.rack_errors, rb_gv_get("$stderr"));
+  rb_hash_aset(env, s.rack_multithread, Qtrue);
+  rb_hash_aset(env, s.rack_multiprocess, Qfalse);
+  rb_hash_aset(env, s.rack_run_once, Qfalse);
+  rb_hash_aset(env, s.rack_hijack_p, Qfalse);
+  rb_hash_aset(env, s.kino_request, handle);
+  return env;
+}
 
 VALUE cRequest = Qnil;
 
@@ -41,72 +235,12 @@ const rb_data_type_t request_type = {
     RUBY_TYPED_FREE_IMMEDIATELY,
 };
 
-RequestCtx* unwrap(VALUE handle) {
-  auto* r = static_cast<RequestCtx*>(rb_check_typeddata(handle, &request_type));
-  if (!r) rb_raise(eKinoError, "request handle is empty");
-  return r;
-}
-
-// A read of the body that waits until `deadline` at most; an exception
-// (which cannot cross into Ruby) counts as a failed body.
-RequestBody::ReadResult read_body_until(RequestCtx& req, char* out, size_t max,
-                                        std::chrono::steady_clock::time_point deadline) noexcept {
-  try {
-    return req.read_body(out, max, deadline);
-  } catch (...) {
-    return {RequestBody::ReadStatus::Failed, 0};
-  }
-}
-
-[[noreturn]] void raise_input_error(RequestCtx& req) {
-  char message[512];
-  int status = req.body ? req.body->failure_status() : 500;
-  snprintf(message, sizeof message, "%s (%d)", req.body ? req.body->failure_reason() : "no request body", status);
-  rb_raise(eInputError, "%s", message);
-}
-
-constexpr auto kTick = std::chrono::milliseconds(50);
-
-struct DiscardCall : Interruptible {
-  RequestBody* body;
-  bool ran = false;
-  void run() {
-    body->discard();
-    ran = true;
-  }
-};
-
-// Once the response is out nobody reads the body again: its memory and
-// spool file go now, not when the handle is collected (the worker slot
-// keeps the request until its next one).
-//
-// discard() waits for the body's lock, which the connection holds while it
-// spools arriving bytes to disk, and for another thread's read of the spool
-// file to end. Those waits happen without the GVL, so the other threads of
-// this worker (or, in :threaded mode, every Ruby thread) go on meanwhile. A
-// body that is complete and in memory has nothing to wait for but a copy,
-// and is let go in place: most requests with a body pay no GVL hand-off.
-void release_body(RequestCtx& req) {
-  if (!req.body) return;
-  if (req.body->complete() && !req.body->spooled()) {
-    req.body->discard();
-    return;
-  }
-  DiscardCall call;
-  call.body = req.body.get();
-  without_gvl(call);
-  // With an interrupt pending Ruby skips the call; discard anyway. And an
-  // exception from the wait (a failed lock) leaves the body to be let go
-  // with the request, as before this early release.
-  if (!call.ran && !call.failure) req.body->discard();
-}
-
 struct TakeCall : Interruptible {
   RequestQueue* queue;
   RequestCtx* taken = nullptr;
   void run() {
     while (!interrupted.load(std::memory_order_acquire)) {
-      RequestRef r = queue->pop_for(kTick);
+      RequestRef r = queue->pop_for(kWaitTick);
       if (r) {
         taken = r.detach();
         return;
@@ -149,6 +283,8 @@ void share_gvl_between_requests() {
     gvl_taken_now();
   }
 }
+
+}  // namespace
 
 // Native.take_one(server_id, slot = nil) -> env Hash, or nil once the
 // server's queue is closed and empty. With a slot, the request is recorded
@@ -198,347 +334,66 @@ VALUE native_take_one(int argc, VALUE* argv, VALUE) {
       return Qnil;
     });
     if (waited) gvl_taken_now();
-    if (missing) rb_raise(eKinoError, "no server with id %llu", static_cast<unsigned long long>(sid));
+    if (missing) raise_no_server(sid);
     if (taken) return build_env(*taken, handle);
     if (closed) return Qnil;
     rb_thread_check_ints();  // Thread#kill, Ractor shutdown: raises or returns
   }
 }
 
-// Response headers. Most apps answer with String names and String (or
-// Rack 3 Array of String) values: those are read in place from the app's
-// Hash, names and values pointing into Ruby strings, valid while we hold
-// the GVL, and nothing is allocated on the Ruby heap.
-//
-// Other values are written the way Puma writes them: a value that is not a
-// String or an Array (an Integer, a Symbol, true) as its `to_s`, and a
-// String holding "\n" (Rack 2's way of repeating a field) as one field per
-// line. Those are converted first, into a flat Array of name and value
-// Strings, before any native object exists: `to_s` is app code and may
-// raise.
-struct HeaderScan {
-  NativeVector<HeaderView>* out;
-  VALUE bad = Qnil;
-};
+// Request#claimed?: whether some response has been started.
+VALUE request_claimed_p(VALUE self) { return unwrap_request(self)->claimed() ? Qtrue : Qfalse; }
 
-HeaderView header_view(VALUE name, VALUE value) {
-  return {{RSTRING_PTR(name), static_cast<size_t>(RSTRING_LEN(name))},
-          {RSTRING_PTR(value), static_cast<size_t>(RSTRING_LEN(value))}};
+RequestCtx* unwrap_request(VALUE handle) {
+  auto* r = static_cast<RequestCtx*>(rb_check_typeddata(handle, &request_type));
+  if (!r) rb_raise(eKinoError, "request handle is empty");
+  return r;
 }
 
-bool has_newline(VALUE s) {
-  return memchr(RSTRING_PTR(s), '\n', static_cast<size_t>(RSTRING_LEN(s))) != nullptr;
+void share_wanted_env_values() {
+  host_cache->share_wanted();
+  port_cache->share_wanted();
+  peer_cache->share_wanted();
 }
-
-// Whether every value can be read in place.
-int plain_header(VALUE, VALUE value, VALUE arg) {
-  bool plain = true;
-  if (RB_TYPE_P(value, T_STRING)) {
-    plain = !has_newline(value);
-  } else if (RB_TYPE_P(value, T_ARRAY)) {
-    for (long i = 0; plain && i < RARRAY_LEN(value); ++i) plain = RB_TYPE_P(RARRAY_AREF(value, i), T_STRING);
-  } else {
-    plain = false;
-  }
-  if (plain) return ST_CONTINUE;
-  *reinterpret_cast<bool*>(arg) = false;
-  return ST_STOP;
-}
-
-struct HeaderConversion {
-  VALUE lines;  // [name, value, name, value, ...], all Strings
-  VALUE bad = Qnil;
-};
-
-void push_line(VALUE lines, VALUE name, VALUE value) {
-  rb_ary_push(lines, name);
-  rb_ary_push(lines, value);
-}
-
-// One field per line of a String value; an empty value is one empty field.
-// A value with a CR in it is not split: the response writer drops it whole
-// and logs its name, where Puma would drop only its line with the CR and
-// send the rest ("a\r\nx-injected: b" would go out as a field whose value
-// looks like another field).
-void push_lines(VALUE lines, VALUE name, VALUE value) {
-  long length = RSTRING_LEN(value);
-  if (!has_newline(value) || memchr(RSTRING_PTR(value), '\r', static_cast<size_t>(length)))
-    return push_line(lines, name, value);
-  VALUE parts = rb_str_split(value, "\n");
-  for (long i = 0; i < RARRAY_LEN(parts); ++i) push_line(lines, name, RARRAY_AREF(parts, i));
-}
-
-int convert_header(VALUE key, VALUE value, VALUE arg) {
-  auto* conversion = reinterpret_cast<HeaderConversion*>(arg);
-  if (!RB_TYPE_P(key, T_STRING)) {
-    conversion->bad = key;
-    return ST_STOP;
-  }
-  if (RB_TYPE_P(value, T_ARRAY)) {
-    // Rack 3: one field per element, each taken as it is (as Puma does).
-    // The elements are copied first: an element's to_s may change the Array.
-    VALUE elements = rb_ary_dup(value);
-    for (long i = 0; i < RARRAY_LEN(elements); ++i)
-      push_line(conversion->lines, key, rb_obj_as_string(RARRAY_AREF(elements, i)));
-  } else {
-    push_lines(conversion->lines, key, rb_obj_as_string(value));
-  }
-  return ST_CONTINUE;
-}
-
-int scan_header(VALUE key, VALUE value, VALUE arg) {
-  auto* scan = reinterpret_cast<HeaderScan*>(arg);
-  if (!RB_TYPE_P(key, T_STRING)) {
-    scan->bad = key;
-    return ST_STOP;
-  }
-  if (RB_TYPE_P(value, T_STRING)) {
-    scan->out->push_back(header_view(key, value));
-  } else {
-    // Only Arrays of Strings get here (plain_header said so).
-    for (long i = 0; i < RARRAY_LEN(value); ++i)
-      scan->out->push_back(header_view(key, RARRAY_AREF(value, i)));
-  }
-  return ST_CONTINUE;
-}
-
-int check_status(VALUE status) {
-  if (!RB_INTEGER_TYPE_P(status)) rb_raise(rb_eTypeError, "status must be an Integer");
-  long s = NUM2LONG(status);
-  if (s < 100 || s > 999) rb_raise(rb_eArgError, "status %ld is not a valid HTTP status", s);
-  return static_cast<int>(s);
-}
-
-void raise_bad_header(VALUE bad) {
-  rb_raise(rb_eTypeError, "response header %" PRIsVALUE " must have a String name", rb_inspect(bad));
-}
-
-// The app's headers, ready to be read without calling Ruby: the Hash
-// itself when every value can be read in place, else the flat Array of
-// converted lines. Raises TypeError for a name that is not a String.
-VALUE prepare_headers(VALUE headers) {
-  Check_Type(headers, T_HASH);
-  bool plain = true;
-  rb_hash_foreach(headers, plain_header, reinterpret_cast<VALUE>(&plain));
-  if (plain) return headers;
-  HeaderConversion conversion{rb_ary_new_capa(2 * static_cast<long>(RHASH_SIZE(headers)) + 2)};
-  rb_hash_foreach(headers, convert_header, reinterpret_cast<VALUE>(&conversion));
-  if (!NIL_P(conversion.bad)) raise_bad_header(conversion.bad);
-  return conversion.lines;
-}
-
-// Runs `send` with the headers `prepare_headers` made; true/false from
-// `send` becomes Qtrue/Qfalse. Calls no Ruby code before `send` runs, so
-// what the caller checked (the body's Strings) still holds then. A name
-// that is not a String raises TypeError, after every C++ object is gone.
-template <class Send>
-VALUE with_headers(VALUE prepared, Send&& send) {
-  VALUE bad = Qnil;
-  VALUE sent = protect([&]() -> VALUE {
-    NativeVector<HeaderView> hv;
-    if (RB_TYPE_P(prepared, T_ARRAY)) {
-      long n = RARRAY_LEN(prepared);
-      hv.reserve(static_cast<size_t>(n / 2));
-      for (long i = 0; i + 1 < n; i += 2)
-        hv.push_back(header_view(RARRAY_AREF(prepared, i), RARRAY_AREF(prepared, i + 1)));
-    } else {
-      hv.reserve(static_cast<size_t>(RHASH_SIZE(prepared)) + 2);
-      HeaderScan scan{&hv};
-      rb_hash_foreach(prepared, scan_header, reinterpret_cast<VALUE>(&scan));
-      if (!NIL_P(scan.bad)) {
-        bad = scan.bad;
-        return Qnil;
-      }
-    }
-    return send(std::span<const HeaderView>(hv)) ? Qtrue : Qfalse;
-  });
-  RB_GC_GUARD(prepared);
-  if (!NIL_P(bad)) raise_bad_header(bad);
-  return sent;
-}
-
-// Native.respond(req, status, headers, body_array) -> true, or false when
-// the request was already answered (a timeout, a supervisor).
-VALUE native_respond(VALUE, VALUE handle, VALUE status, VALUE headers, VALUE body) {
-  RequestCtx* req = unwrap(handle);
-  int code = check_status(status);
-  VALUE prepared = prepare_headers(headers);  // may run the app's to_s
-  Check_Type(body, T_ARRAY);
-  long parts = RARRAY_LEN(body);
-  for (long i = 0; i < parts; ++i)
-    if (!RB_TYPE_P(RARRAY_AREF(body, i), T_STRING))
-      rb_raise(rb_eTypeError, "response body must yield Strings, got %" PRIsVALUE,
-               rb_obj_class(RARRAY_AREF(body, i)));
-  return with_headers(prepared, [&](std::span<const HeaderView> hv) {
-    NativeVector<std::string_view> bv;
-    bv.reserve(static_cast<size_t>(parts));
-    for (long i = 0; i < parts; ++i) {
-      VALUE s = RARRAY_AREF(body, i);
-      bv.emplace_back(RSTRING_PTR(s), static_cast<size_t>(RSTRING_LEN(s)));
-    }
-    bool sent = respond(*req, code, hv, bv);
-    release_body(*req);
-    return sent;
-  });
-}
-
-// Native.respond_start(req, status, headers) -> true/false (see respond).
-VALUE native_respond_start(VALUE, VALUE handle, VALUE status, VALUE headers) {
-  RequestCtx* req = unwrap(handle);
-  int code = check_status(status);
-  return with_headers(prepare_headers(headers), [&](std::span<const HeaderView> hv) {
-    bool started = start_response(*req, code, hv);
-    if (!started) release_body(*req);  // answered already: nobody reads on
-    return started;
-  });
-}
-
-struct WritableCall : Interruptible {
-  ResponseSink* sink;
-  bool open = true;
-  void run() { open = sink->wait_writable(std::chrono::steady_clock::now() + kTick); }
-};
-
-// Native.respond_write(req, chunk) -> true, or false once the client is
-// gone (stop producing). Waits, without the GVL, while the connection has
-// more than its high-water mark of bytes not yet written: a slow reader
-// slows the producer instead of growing memory.
-VALUE native_respond_write(VALUE, VALUE handle, VALUE chunk) {
-  RequestCtx* req = unwrap(handle);
-  StringValue(chunk);
-  bool ok = protect([&]() -> VALUE {
-    return write_body(*req, {RSTRING_PTR(chunk), static_cast<size_t>(RSTRING_LEN(chunk))}) ? Qtrue : Qfalse;
-  }) == Qtrue;
-  while (ok && req->sink && req->sink->backlogged()) {
-    CarriedError error;
-    {
-      WritableCall call;
-      call.sink = req->sink.get();
-      without_gvl(call);
-      ok = call.open;
-      error.take(call.failure);
-    }
-    error.raise_if_any();
-    // Always: with an interrupt already pending (a time slice ending, say)
-    // the wait never ran, and only handling it lets the next one run.
-    rb_thread_check_ints();
-  }
-  return ok ? Qtrue : Qfalse;
-}
-
-VALUE native_respond_finish(VALUE, VALUE handle) {
-  RequestCtx* req = unwrap(handle);
-  return protect([&]() -> VALUE {
-    finish_response(*req);
-    release_body(*req);
-    return Qnil;
-  });
-}
-
-// Native.respond_error(req, status, text) -> true if this answer went out.
-// For failures: answers with a plain-text error when nothing was sent yet,
-// or cuts off a response whose head already left.
-VALUE native_respond_error(VALUE, VALUE handle, VALUE status, VALUE text) {
-  RequestCtx* req = unwrap(handle);
-  int code = check_status(status);
-  StringValue(text);
-  return protect([&]() -> VALUE {
-    release_body(*req);
-    if (respond_plain(*req, code, {RSTRING_PTR(text), static_cast<size_t>(RSTRING_LEN(text))}, false))
-      return Qtrue;
-    // Cut the response short only if this thread is the one that started
-    // it; if a timeout answered first, the response is not ours to touch.
-    if (req->streaming_started()) abort_response(*req);
-    return Qfalse;
-  });
-}
-
-struct BodyReadCall : Interruptible {
-  RequestCtx* req;
-  char* out;
-  size_t max;
-  RequestBody::ReadResult result{RequestBody::ReadStatus::Waiting, 0};
-  void run() noexcept {
-    while (result.status == RequestBody::ReadStatus::Waiting && !interrupted.load(std::memory_order_acquire))
-      result = read_body_until(*req, out, max, std::chrono::steady_clock::now() + kTick);
-  }
-};
-
-constexpr long kMaxRead = 1L << 20;
-
-// Native.input_read(req, max, buffer) -> buffer with 1..max more bytes
-// appended, or nil once the body has been read to its end. Waits, without
-// the GVL, for bytes that have not arrived yet; raises Kino::InputError
-// when the body will not arrive whole (client gone, stalled, too large).
-// The first read sends the `100 Continue` an expecting client waits for.
-// Appending in place lets Kino::Input fill one String instead of making
-// a new one per piece.
-VALUE native_input_read(VALUE, VALUE handle, VALUE rb_max, VALUE buf) {
-  RequestCtx* req = unwrap(handle);
-  long max = NUM2LONG(rb_max);
-  if (max <= 0) rb_raise(rb_eArgError, "read size must be positive, got %ld", max);
-  if (max > kMaxRead) max = kMaxRead;
-  StringValue(buf);
-  for (;;) {
-    long len = RSTRING_LEN(buf);
-    rb_str_modify_expand(buf, max);  // raises for a frozen buffer
-    char* out = RSTRING_PTR(buf) + len;
-    // Bytes already here are taken with the GVL held.
-    RequestBody::ReadResult result =
-        read_body_until(*req, out, static_cast<size_t>(max), std::chrono::steady_clock::now());
-    if (result.status == RequestBody::ReadStatus::Waiting) {
-      rb_str_locktmp(buf);  // written without the GVL: nobody may resize it
-      {
-        BodyReadCall call;  // run() is noexcept: it never carries a failure
-        call.req = req;
-        call.out = out;
-        call.max = static_cast<size_t>(max);
-        without_gvl(call);
-        result = call.result;
-      }
-      rb_str_unlocktmp(buf);
-    }
-    switch (result.status) {
-      case RequestBody::ReadStatus::Data:
-        rb_str_set_len(buf, len + static_cast<long>(result.bytes));
-        return buf;
-      case RequestBody::ReadStatus::End:
-        return Qnil;
-      case RequestBody::ReadStatus::Failed:
-        raise_input_error(*req);
-      case RequestBody::ReadStatus::Waiting:
-        break;
-    }
-    rb_thread_check_ints();  // Thread#kill, Ractor shutdown: raises or returns
-  }
-}
-
-// Native.input_rewind(req) -> nil: the next read starts at the first byte.
-VALUE native_input_rewind(VALUE, VALUE handle) {
-  RequestCtx* req = unwrap(handle);
-  if (req->body) req->body->rewind();
-  return Qnil;
-}
-
-// Request#claimed? — whether some response has been started.
-VALUE request_claimed_p(VALUE self) { return unwrap(self)->claimed() ? Qtrue : Qfalse; }
-
-}  // namespace
 
 void init_native_request(VALUE mNative) {
+  auto* s = new EnvStrings();
+  s->request_method = shared_string("REQUEST_METHOD");
+  s->script_name = shared_string("SCRIPT_NAME");
+  s->path_info = shared_string("PATH_INFO");
+  s->query_string = shared_string("QUERY_STRING");
+  s->server_name = shared_string("SERVER_NAME");
+  s->server_port = shared_string("SERVER_PORT");
+  s->server_protocol = shared_string("SERVER_PROTOCOL");
+  s->remote_addr = shared_string("REMOTE_ADDR");
+  s->rack_url_scheme = shared_string("rack.url_scheme");
+  s->rack_input = shared_string("rack.input");
+  s->rack_errors = shared_string("rack.errors");
+  s->rack_multithread = shared_string("rack.multithread");
+  s->rack_multiprocess = shared_string("rack.multiprocess");
+  s->rack_run_once = shared_string("rack.run_once");
+  s->rack_hijack_p = shared_string("rack.hijack?");
+  s->kino_request = shared_string("kino.request");
+  s->http = shared_string("http");
+  s->http_1_1 = shared_string("HTTP/1.1");
+  s->http_1_0 = shared_string("HTTP/1.0");
+  s->empty = shared_string("");
+  s->localhost = shared_string("localhost");
+  for (auto name : kCommonHeaders) s->headers.emplace(name, shared_string(name));
+  for (auto name : kMethods) s->methods.emplace(name, shared_string(name));
+  strings = s;
+  main_ractor_key = rb_ractor_local_storage_value_newkey();
+  rb_ractor_local_storage_value_set(main_ractor_key, Qtrue);
+  host_cache = new ValueCache();
+  port_cache = new ValueCache();
+  peer_cache = new ValueCache();
+  // What nearly every server sees, shared from the first request on.
+  for (auto host : {"localhost", "127.0.0.1"}) host_cache->get(host);
+  for (auto port : {"80", "443"}) port_cache->get(port);
+  for (auto peer : {"127.0.0.1", "::1"}) peer_cache->get(peer);
   id_gvl_since_ms = rb_intern("__kino_gvl_since_ms");
   cRequest = rb_define_class_under(mNative, "Request", rb_cObject);
   rb_undef_alloc_func(cRequest);
-  rb_define_method(cRequest, "claimed?", RUBY_METHOD_FUNC(request_claimed_p), 0);
-
-  rb_define_module_function(mNative, "take_one", RUBY_METHOD_FUNC(native_take_one), -1);
-  rb_define_module_function(mNative, "respond", RUBY_METHOD_FUNC(native_respond), 4);
-  rb_define_module_function(mNative, "respond_start", RUBY_METHOD_FUNC(native_respond_start), 3);
-  rb_define_module_function(mNative, "respond_write", RUBY_METHOD_FUNC(native_respond_write), 2);
-  rb_define_module_function(mNative, "respond_finish", RUBY_METHOD_FUNC(native_respond_finish), 1);
-  rb_define_module_function(mNative, "respond_error", RUBY_METHOD_FUNC(native_respond_error), 3);
-  rb_define_module_function(mNative, "input_read", RUBY_METHOD_FUNC(native_input_read), 3);
-  rb_define_module_function(mNative, "input_rewind", RUBY_METHOD_FUNC(native_input_rewind), 1);
 }
 
 }  // namespace kino::binding

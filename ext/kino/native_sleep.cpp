@@ -9,8 +9,7 @@
 #include <cmath>
 #include <thread>
 
-#include "binding.hpp"
-#include "core/handoff/registry.hpp"
+#include "native_seam.hpp"
 
 namespace kino::binding {
 
@@ -43,6 +42,8 @@ struct SleepCall : Interruptible {
   }
 };
 
+}  // namespace
+
 // Native.sleep(seconds, server_id = nil)
 VALUE native_sleep(int argc, VALUE* argv, VALUE) {
   VALUE seconds, rb_server;
@@ -72,12 +73,6 @@ VALUE native_sleep(int argc, VALUE* argv, VALUE) {
     rb_thread_check_ints();
   }
   return seconds;
-}
-
-}  // namespace
-
-void init_native_sleep(VALUE mNative) {
-  rb_define_module_function(mNative, "sleep", RUBY_METHOD_FUNC(native_sleep), -1);
 }
 
 }  // namespace kino::binding

@@ -13,8 +13,10 @@ module Kino
   # first_data_timeout, or sent more than max_body_size) a read raises
   # Kino::InputError, an EOFError; the client has already been answered.
   #
-  # The class itself is created by the extension; this file adds its
-  # methods. One instance belongs to one request in one worker.
+  # The Ruby half of the input unit: ext/kino/native_input.cpp creates the
+  # class, Input::Empty and Input::EMPTY, and reads the body
+  # (Native.input_read); this file adds their methods. One instance
+  # belongs to one request in one worker.
   class Input
     CHUNK = 64 * 1024
 
@@ -70,7 +72,7 @@ module Kino
     end
 
     # rack.input for a request without a body (Kino::Input::EMPTY, made
-    # and frozen by the extension): IO semantics of an empty stream, no
+    # and frozen in native_input.cpp): IO semantics of an empty stream, no
     # state, so one instance serves every request in every ractor.
     class Empty
       def read(length = nil, outbuf = nil)

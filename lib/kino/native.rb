@@ -23,5 +23,5 @@ module Kino
   end
 end
 
-# Methods of Kino::Input, the class the extension hands out as rack.input.
+# Methods of Kino::Input, the class native_input.cpp hands out as rack.input.
 require_relative "input"

@@ -166,6 +166,7 @@ module Kino
         max_uri_size: c[:max_uri_size],
         max_headers: c[:max_headers],
         max_body_size: c[:max_body_size] || 0,
+        write_high_water: 1_048_576, # unwritten bytes a connection holds before respond_write waits
         # Bodies past body_buffer_size go to an unlinked file here ($TMPDIR or /tmp).
         spool_dir: Dir.tmpdir,
         body_memory_limit: c[:body_buffer_size],

@@ -1,3 +1,4 @@
+// What the request unit (native_request.cpp) offers the other units.
 #pragma once
 
 #include "binding.hpp"
@@ -5,9 +6,9 @@
 
 namespace kino::binding {
 
-// Builds the Rack env Hash for `req` in the calling thread's ractor, with
-// `handle` (the Kino::Native::Request) stored under "kino.request".
-VALUE build_env(const RequestCtx& req, VALUE handle);
+// The request behind a Kino::Native::Request; raises Kino::Error for a
+// handle that holds none.
+RequestCtx* unwrap_request(VALUE handle);
 
 // On the main ractor: creates the shared env values (hosts, ports, peers)
 // that worker ractors met but may not create themselves. Elsewhere: nothing.

@@ -1,0 +1,36 @@
+// The server options unit: the options Hash of Native.server_create (as
+// Kino::Server#native_options builds it) turned into the core's
+// ServerConfig.
+#pragma once
+
+#include "binding.hpp"
+#include "core/server_config.hpp"
+
+namespace kino::binding {
+
+// Every key is required (a missing one raises ArgumentError naming it):
+// the defaults are Ruby's (Kino::Configuration::DEFAULTS), and
+// Kino::Server#native_options passes them all.
+//
+// The options as plain values. Reading them may raise (a wrong type, a
+// value out of range), so it happens before any C++ object exists; this
+// struct has no destructor. `listen` is an Array of Strings of our own,
+// which the caller keeps alive (RB_GC_GUARD) until server_config.
+struct ServerOptions {
+  VALUE listen;
+  VALUE spool_dir;  // a String, or nil
+  long long io_threads, backlog, max_header_size, max_uri_size, max_headers, max_body_size, body_memory_limit,
+      write_high_water, worker_slots, queue_depth, max_connections, min_body_rate, max_spool_size;
+  double first_data_timeout, persistent_timeout, request_timeout, queue_timeout, min_body_rate_window;
+  bool stream_request_bodies;
+};
+
+ServerOptions read_server_options(VALUE options);
+
+// The core's configuration from `options`; C++ only, so call it inside
+// `protect`.
+ServerConfig server_config(const ServerOptions& options);
+
+void init_native_server_options();
+
+}  // namespace kino::binding
