@@ -3,6 +3,7 @@
 require "etc"
 require "kino/errors"
 require "kino/dsl"
+require "kino/listen_address"
 
 module Kino
   # Every setting of a Kino server, resolved from three sources in order of
@@ -153,7 +154,9 @@ module Kino
                        else
                          @working_directory
                        end
-      self[:bind].map { |address| listen_address(address, base_directory) }.uniq.freeze
+      self[:bind].map do |address|
+        ListenAddress.parse(address).resolve(default_port: self[:port], base_directory: base_directory).to_s
+      end.uniq.freeze
     end
 
     # Sets RACK_ENV from the +environment+ directive unless +env+ already
@@ -188,14 +191,6 @@ module Kino
       values = DEFAULTS.merge(@file_settings, @cli_settings)
       values[:bind] = Array(@cli_settings[:bind] || @file_settings[:bind] || DEFAULTS[:bind]).freeze
       values.freeze
-    end
-
-    def listen_address(address, base_directory)
-      kind, host_or_path, port = DSL.parse_listen_address(address)
-      return "unix://#{File.absolute_path(host_or_path, base_directory)}" if kind == :unix
-
-      host = host_or_path.include?(":") ? "[#{host_or_path}]" : host_or_path
-      "tcp://#{host}:#{port || self[:port]}"
     end
   end
 end

@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "kino/errors"
+require "kino/listen_address"
 
 module Kino
   # The methods a config file (kino.rb) can call, one per directive.
@@ -27,7 +28,6 @@ module Kino
   # accept a decimal String and numeric ones any String Float() reads.
   class DSL
     MODES = %i[auto ractor threaded].freeze
-    LISTEN_ADDRESS_FORMS = "HOST, HOST:PORT, tcp://HOST:PORT or unix://PATH"
 
     # The names a config file may call.
     def self.directives
@@ -78,66 +78,6 @@ module Kino
       settings
     end
 
-    # Reads a +bind+ value. Returns [:tcp, host, port_or_nil] or
-    # [:unix, path]; the host of an IPv6 address comes without brackets.
-    # Raises Kino::ConfigError (without a location) when +address+ is not
-    # one of LISTEN_ADDRESS_FORMS.
-    #
-    # A bare IPv6 address ("::1", "tcp://::1") cannot carry a port, since
-    # its last group would read as one: write "[::1]:8080" for that.
-    def self.parse_listen_address(address)
-      unless address.is_a?(String) && !address.empty?
-        raise ConfigError, "needs an address such as #{LISTEN_ADDRESS_FORMS} (got #{address.inspect})"
-      end
-
-      if address.start_with?("unix://")
-        path = address.delete_prefix("unix://")
-        raise ConfigError, "needs a socket path after unix:// (got #{address.inspect})" if path.empty?
-
-        return [:unix, path]
-      end
-
-      scheme = address[%r{\A([A-Za-z][A-Za-z0-9+.-]*)://}, 1]
-      if scheme && scheme != "tcp"
-        raise ConfigError, "cannot listen on #{address.inspect}: Kino listens on tcp:// and unix:// " \
-                           "(HTTPS comes from the tls directive)"
-      end
-
-      host, port = split_host_and_port(address.delete_prefix("tcp://"))
-      unless host && valid_host?(host) && (port.nil? || port_number(port))
-        raise ConfigError, "cannot read #{address.inspect} as an address (expected #{LISTEN_ADDRESS_FORMS})"
-      end
-
-      [:tcp, host, port && port_number(port)]
-    end
-
-    def self.split_host_and_port(text)
-      if (bracketed = text.match(/\A\[(?<host>[^\]]+)\](?::(?<port>[^:]*))?\z/))
-        [bracketed[:host], bracketed[:port]]
-      elsif text.count(":") > 1
-        [text, nil]
-      else
-        host, separator, port = text.partition(":")
-        [host, separator.empty? ? nil : port]
-      end
-    end
-    private_class_method :split_host_and_port
-
-    def self.valid_host?(host)
-      if host.include?(":")
-        host.match?(/\A[0-9A-Fa-f:.]+(%[\w.-]+)?\z/)
-      else
-        host.match?(/\A[A-Za-z0-9_.-]+\z/)
-      end
-    end
-    private_class_method :valid_host?
-
-    def self.port_number(text)
-      number = Integer(text, 10, exception: false) if text.match?(/\A\d+\z/)
-      number if number&.between?(0, 65_535)
-    end
-    private_class_method :port_number
-
     def self.location_of(exception, source_path, display_path)
       line = exception.backtrace_locations&.find { |location| location.path == source_path }&.lineno
       line ? "#{display_path}:#{line}: " : "#{display_path}: "
@@ -186,7 +126,7 @@ module Kino
     #   bind "unix://tmp/sockets/kino.sock"
     #
     def bind(address)
-      self.class.parse_listen_address(address)
+      ListenAddress.parse(address)
       (@settings[:bind] ||= []) << address.dup.freeze
     rescue ConfigError => e
       invalid!("bind #{e.message}")
@@ -656,12 +596,12 @@ module Kino
     #
     def control_bind(address)
       unless address.nil?
-        kind, _host, port = begin
-          self.class.parse_listen_address(address)
+        parsed = begin
+          ListenAddress.parse(address)
         rescue ConfigError => e
           invalid!("control_bind #{e.message}")
         end
-        if kind == :tcp && port.nil?
+        if parsed.tcp? && parsed.port.nil?
           invalid!("control_bind needs a port, as in \"127.0.0.1:9293\" (got #{address.inspect})")
         end
       end
