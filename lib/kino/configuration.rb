@@ -18,12 +18,14 @@ module Kino
   # #apply_environment! for the one setting that does, applied on request).
   class Configuration
     # The value of every directive when neither the config file nor the
-    # command line sets it. Kino::DSL documents each one.
+    # command line sets it: the one place Ruby writes a default. Kino::DSL,
+    # the `kino --init` template and README.md state them again for
+    # readers, and spec/defaults_spec.rb holds them to this table.
     DEFAULTS = {
       bind: "127.0.0.1",
       port: 9292,
       workers: Etc.nprocessors,
-      threads: nil, # 1 in :ractor mode, 3 in :threaded: see #threads_for
+      threads: nil, # THREADS_PER_WORKER of the mode: see #threads_for
       mode: :auto,
       io_threads: Etc.nprocessors,
       rackup: "config.ru",
@@ -57,7 +59,7 @@ module Kino
       control_bind: nil,
       control_token: nil,
       quarantine_timeout: nil,
-      quarantine_max: nil, # workers (ractor) or workers x threads (threaded)
+      quarantine_max: nil, # the number of workers
       on_error: nil,
       after_boot: nil,
       after_worker_boot: nil,
