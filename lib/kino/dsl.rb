@@ -2,6 +2,7 @@
 
 require "kino/errors"
 require "kino/listen_address"
+require "kino/directive_checks"
 
 module Kino
   # The methods a config file (kino.rb) can call, one per directive.
@@ -27,6 +28,8 @@ module Kino
   # (`workers ENV.fetch("WEB_CONCURRENCY", 2)`), so Integer directives also
   # accept a decimal String and numeric ones any String Float() reads.
   class DSL
+    include DirectiveChecks
+
     MODES = %i[auto ractor threaded].freeze
 
     # The names a config file may call.
@@ -777,81 +780,6 @@ module Kino
 
       line = caller_locations.find { |location| location.path == @source_path }&.lineno
       line ? "#{@display_path}:#{line}: " : "#{@display_path}: "
-    end
-
-    def to_integer(value)
-      case value
-      when Integer then value
-      when String then Integer(value, 10, exception: false)
-      end
-    end
-
-    def to_seconds(value)
-      seconds = case value
-                when Integer then value
-                when Float then value
-                when String then Float(value, exception: false)
-                end
-      seconds if seconds.nil? || seconds.finite?
-    end
-
-    def positive_integer(directive, value)
-      integer = to_integer(value)
-      return integer if integer&.positive?
-
-      invalid!("#{directive} must be a positive Integer (got #{value.inspect})")
-    end
-
-    def non_negative_integer(directive, value)
-      integer = to_integer(value)
-      return integer if integer && integer >= 0
-
-      invalid!("#{directive} must be an Integer, 0 or more (got #{value.inspect})")
-    end
-
-    def positive_seconds(directive, value)
-      seconds = to_seconds(value)
-      return seconds if seconds&.positive?
-
-      invalid!("#{directive} must be a positive number of seconds (got #{value.inspect})")
-    end
-
-    def non_negative_seconds(directive, value)
-      seconds = to_seconds(value)
-      return seconds if seconds && seconds >= 0
-
-      invalid!("#{directive} must be a number of seconds, 0 or more (got #{value.inspect})")
-    end
-
-    def optional_positive_seconds(directive, value)
-      return nil if value.nil?
-
-      seconds = to_seconds(value)
-      return seconds if seconds&.positive?
-
-      invalid!("#{directive} must be a positive number of seconds, or nil for none (got #{value.inspect})")
-    end
-
-    def boolean(directive, value)
-      return value if value == true || value == false
-
-      invalid!("#{directive} must be true or false (got #{value.inspect})")
-    end
-
-    # A String or anything that says it is a path (Pathname).
-    def path_string(directive, value, part = nil)
-      value = value.to_path if value.respond_to?(:to_path)
-      return value.dup.freeze if value.is_a?(String) && !value.empty?
-
-      invalid!("#{[directive, part].compact.join(" ")} must be a non-empty String (got #{value.inspect})")
-    end
-
-    def hook(directive, handler, block)
-      invalid!("#{directive} takes a block or a callable, not both") if handler && block
-      callable = handler || block
-      return callable if callable.respond_to?(:call)
-
-      invalid!("#{directive} needs a block or an object that responds to #call (got #{handler.inspect})")
     end
   end
 end
