@@ -63,6 +63,10 @@ RSpec.describe Kino::Configuration do
       )
     end
 
+    it "defaults the earlier Kino's directives to what Kino does today: no shards, HTTP/1.1 only, a fixed pool" do
+      expect(defaults).to include(io_shards: false, http2: false, max_workers: nil, scale_down_after: 30)
+    end
+
     it "sizes workers and I/O threads to the machine" do
       expect(defaults[:workers]).to eq(Etc.nprocessors)
       expect(defaults[:io_threads]).to eq(Etc.nprocessors)
@@ -167,6 +171,11 @@ RSpec.describe Kino::Configuration do
         .to raise_error(Kino::ConfigError, "workers must be a positive Integer (got 0)")
       expect { described_class.new({ wrokers: 2 }) }
         .to raise_error(Kino::ConfigError, "unknown option :wrokers (did you mean :workers?)")
+    end
+
+    it "refuses a bad value of a directive not in effect yet as an option too" do
+      expect { described_class.new({ max_workers: -1 }, search_default_files: false) }
+        .to raise_error(Kino::ConfigError, "max_workers must be a positive Integer (got -1)")
     end
 
     it "applies options before any file is loaded" do
