@@ -1,10 +1,8 @@
 # frozen_string_literal: true
 
-require "fileutils"
 require "open3"
 require "rbconfig"
 require "stringio"
-require "tmpdir"
 require "kino/cli"
 
 RSpec.describe Kino::CLI do
@@ -20,20 +18,11 @@ RSpec.describe Kino::CLI do
     File.join(root, "lib", "kino", "templates", "kino.rb")
   end
 
-  around do |example|
-    Dir.mktmpdir("kino-cli") do |dir|
-      @dir = dir
-      example.run
-    end
-  end
+  include_context "in a fresh directory"
 
   # Runs exe/kino with +arguments+ in a fresh Ruby, from +chdir+.
   def kino(*arguments, chdir: @dir, ruby_options: [], env: {})
     Open3.capture3(env, RbConfig.ruby, *ruby_options, executable, *arguments, chdir: chdir)
-  end
-
-  def write(name, source)
-    File.join(@dir, name).tap { |path| File.write(path, source) }
   end
 
   describe "exe/kino" do
@@ -112,8 +101,7 @@ RSpec.describe Kino::CLI do
     # hands over without depending on the real one.
     context "with a stand-in launcher" do
       before do
-        FileUtils.mkdir_p(File.join(@dir, "stand_in", "kino"))
-        File.write(File.join(@dir, "stand_in", "kino", "launcher.rb"), <<~RUBY)
+        write("stand_in/kino/launcher.rb", <<~RUBY)
           module Kino
             class Launcher
               def initialize(configuration, stdout:, stderr:)

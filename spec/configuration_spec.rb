@@ -1,24 +1,10 @@
 # frozen_string_literal: true
 
 require "etc"
-require "fileutils"
-require "tmpdir"
 require "kino/configuration"
 
 RSpec.describe Kino::Configuration do
-  around do |example|
-    Dir.mktmpdir("kino-configuration") do |dir|
-      @dir = dir
-      example.run
-    end
-  end
-
-  def write(relative_path, source)
-    path = File.join(@dir, relative_path)
-    FileUtils.mkdir_p(File.dirname(path))
-    File.write(path, source)
-    path
-  end
+  include_context "in a fresh directory"
 
   # A Configuration built and loaded from @dir, as `kino` started there.
   def load_in_dir(cli_options = {}, **keywords)

@@ -1,21 +1,15 @@
 # frozen_string_literal: true
 
 require "pathname"
-require "tmpdir"
 require "kino/configuration"
 
 RSpec.describe Kino::DSL do
-  around do |example|
-    Dir.mktmpdir("kino-dsl") do |dir|
-      @dir = dir
-      example.run
-    end
-  end
+  include_context "in a fresh directory"
 
   # Loads +source+ as kino.rb through Kino::Configuration, the way `kino`
   # does, and returns the Configuration.
   def load_config(source, name: "kino.rb")
-    File.write(File.join(@dir, name), source)
+    write(name, source)
     Dir.chdir(@dir) { Kino::Configuration.new({}, config_file: name).load }
   end
 
@@ -126,7 +120,6 @@ RSpec.describe Kino::DSL do
     end
 
     it "names the file as it was given" do
-      Dir.mkdir(File.join(@dir, "config"))
       expect(config_error("workers 0\n", name: "config/kino.rb"))
         .to eq("config/kino.rb:1: workers must be a positive Integer (got 0)")
     end

@@ -1,6 +1,5 @@
 # frozen_string_literal: true
 
-require "tmpdir"
 require "kino"
 
 # Directives of the earlier Kino that this one accepts before it builds
@@ -10,16 +9,7 @@ require "kino"
 # it set refuses to start, so it never serves plain HTTP where HTTPS was
 # asked for.
 RSpec.describe "Directives accepted but not in effect yet" do
-  around do |example|
-    Dir.mktmpdir("kino-inactive") do |dir|
-      @dir = dir
-      example.run
-    end
-  end
-
-  def write(name, source)
-    File.join(@dir, name).tap { |path| File.write(path, source) }
-  end
+  include_context "in a fresh directory"
 
   def warning(name)
     "kino: warning: `#{name}` is not implemented in this version yet; it has no effect\n"

@@ -1,6 +1,5 @@
 # frozen_string_literal: true
 
-require "tmpdir"
 require "kino/version"
 
 # `exe/kino` end to end: a real process, a real port, real signals. What
@@ -8,12 +7,7 @@ require "kino/version"
 RSpec.describe "exe/kino" do
   let(:port) { free_port }
 
-  around do |example|
-    Dir.mktmpdir("kino-launcher") do |dir|
-      @dir = dir
-      example.run
-    end
-  end
+  include_context "in a fresh directory"
 
   it "boots a rackup file, prints the banner and answers requests" do
     kino = spawn_kino("-w", "2", "-t", "3", "-m", "threaded", "spec/fixtures/hello.ru", port: port)
