@@ -17,7 +17,8 @@ module Kino
   # object. Each directive checks its value where it is written, because only
   # there do we know which file and line to blame, and stores it in a
   # settings Hash that the Configuration owns and merges. The DSL knows
-  # nothing else about the Configuration.
+  # nothing else about the Configuration. The checks directives share are
+  # in Kino::DirectiveChecks, and addresses are read by Kino::ListenAddress.
   #
   # Every public instance method of this class is a directive, and nothing
   # else is (DSL.directives). The same methods check the options given on
@@ -129,10 +130,8 @@ module Kino
     #   bind "unix://tmp/sockets/kino.sock"
     #
     def bind(address)
-      ListenAddress.parse(address)
+      listen_address(:bind, address)
       (@settings[:bind] ||= []) << address.dup.freeze
-    rescue ConfigError => e
-      invalid!("bind #{e.message}")
     end
 
     # The TCP port for binds that do not name their own port.
@@ -598,15 +597,9 @@ module Kino
     #   control_bind "unix://tmp/sockets/kino-control.sock"
     #
     def control_bind(address)
-      unless address.nil?
-        parsed = begin
-          ListenAddress.parse(address)
-        rescue ConfigError => e
-          invalid!("control_bind #{e.message}")
-        end
-        if parsed.tcp? && parsed.port.nil?
-          invalid!("control_bind needs a port, as in \"127.0.0.1:9293\" (got #{address.inspect})")
-        end
+      parsed = listen_address(:control_bind, address) unless address.nil?
+      if parsed&.tcp? && parsed.port.nil?
+        invalid!("control_bind needs a port, as in \"127.0.0.1:9293\" (got #{address.inspect})")
       end
       @settings[:control_bind] = address&.dup&.freeze
     end
@@ -772,6 +765,14 @@ module Kino
 
     def invalid!(message)
       raise ConfigError, "#{location_prefix}#{message}"
+    end
+
+    # +address+ read as a Kino::ListenAddress, or refused with the
+    # directive's name in front of ListenAddress's reason.
+    def listen_address(directive, address)
+      ListenAddress.parse(address)
+    rescue ConfigError => e
+      invalid!("#{directive} #{e.message}")
     end
 
     # The line of the config file that called the directive being checked.
