@@ -1,10 +1,8 @@
 # frozen_string_literal: true
 
-require "fileutils"
 require "open3"
 require "rbconfig"
 require "stringio"
-require "tmpdir"
 require "kino/cli"
 
 RSpec.describe Kino::CLI do
@@ -20,20 +18,11 @@ RSpec.describe Kino::CLI do
     File.join(root, "lib", "kino", "templates", "kino.rb")
   end
 
-  around do |example|
-    Dir.mktmpdir("kino-cli") do |dir|
-      @dir = dir
-      example.run
-    end
-  end
+  include_context "in a fresh directory"
 
   # Runs exe/kino with +arguments+ in a fresh Ruby, from +chdir+.
   def kino(*arguments, chdir: @dir, ruby_options: [], env: {})
     Open3.capture3(env, RbConfig.ruby, *ruby_options, executable, *arguments, chdir: chdir)
-  end
-
-  def write(name, source)
-    File.join(@dir, name).tap { |path| File.write(path, source) }
   end
 
   describe "exe/kino" do
@@ -72,38 +61,26 @@ RSpec.describe Kino::CLI do
       expect(File.read(File.join(@dir, "kino.rb"))).to eq("workers 2\n")
     end
 
-    it "reports a bad value in the config file with file and line, no backtrace, and exits 1" do
-      write("kino.rb", "port 3000\nworkers \"two\"\n")
-      stdout, stderr, status = kino
-      expect(status.exitstatus).to eq(1)
-      expect(stdout).to eq("")
-      expect(stderr).to eq("kino: kino.rb:2: workers must be a positive Integer (got \"two\")\n")
-    end
-
-    it "reports an unknown directive in a named config file" do
-      write("production.rb", "\nwrokers 4\n")
-      _stdout, stderr, status = kino("-C", "production.rb")
-      expect(status.exitstatus).to eq(1)
-      expect(stderr).to eq("kino: production.rb:2: unknown directive 'wrokers' (did you mean 'workers'?)\n")
-    end
-
-    it "reports a flag value that is not a number" do
-      _stdout, stderr, status = kino("-w", "abc")
-      expect(status.exitstatus).to eq(1)
-      expect(stderr).to eq("kino: invalid argument: -w abc\n")
-    end
-
-    it "reports a flag value the directive refuses" do
-      _stdout, stderr, status = kino("--mode", "fast")
-      expect(status.exitstatus).to eq(1)
-      expect(stderr).to eq("kino: mode must be one of :auto, :ractor, :threaded (got \"fast\")\n")
-    end
-
-    it "stops --check at a bad config, before the launcher" do
-      write("kino.rb", "threads 0\n")
-      _stdout, stderr, status = kino("--check")
-      expect(status.exitstatus).to eq(1)
-      expect(stderr).to eq("kino: kino.rb:1: threads must be a positive Integer (got 0)\n")
+    # What is refused: the files the directory holds, the arguments, and
+    # the one line on stderr.
+    {
+      "a bad value in the config file, with file and line and no backtrace" =>
+        [{ "kino.rb" => "port 3000\nworkers \"two\"\n" }, [],
+         "kino: kino.rb:2: workers must be a positive Integer (got \"two\")\n"],
+      "an unknown directive in a named config file" =>
+        [{ "production.rb" => "\nwrokers 4\n" }, ["-C", "production.rb"],
+         "kino: production.rb:2: unknown directive 'wrokers' (did you mean 'workers'?)\n"],
+      "a flag value that is not a number" => [{}, ["-w", "abc"], "kino: invalid argument: -w abc\n"],
+      "a flag value the directive refuses" =>
+        [{}, ["--mode", "fast"], "kino: mode must be one of :auto, :ractor, :threaded (got \"fast\")\n"],
+      "a bad config under --check, before the launcher" =>
+        [{ "kino.rb" => "threads 0\n" }, ["--check"], "kino: kino.rb:1: threads must be a positive Integer (got 0)\n"]
+    }.each do |what, (files, arguments, message)|
+      it "reports #{what}, and exits 1" do
+        files.each { |name, source| write(name, source) }
+        stdout, stderr, status = kino(*arguments)
+        expect([status.exitstatus, stdout, stderr]).to eq([1, "", message])
+      end
     end
 
     it "loads no native code and no launcher for --help, --version and --init" do
@@ -116,15 +93,15 @@ RSpec.describe Kino::CLI do
       # that says "kino" (/var/cache/kino/...) must not count.
       own = File.join(root, "lib", "kino", "")
       kino_files = stdout.lines.map(&:chomp).select { |path| path.start_with?(own) }.map { |path| File.basename(path) }
-      expect(kino_files).to match_array(%w[cli.rb version.rb errors.rb configuration.rb dsl.rb])
+      expect(kino_files).to match_array(%w[cli.rb version.rb errors.rb configuration.rb dsl.rb listen_address.rb
+                                           directive_checks.rb])
     end
 
     # A stand-in launcher, found first on the load path, shows what the CLI
     # hands over without depending on the real one.
     context "with a stand-in launcher" do
       before do
-        FileUtils.mkdir_p(File.join(@dir, "stand_in", "kino"))
-        File.write(File.join(@dir, "stand_in", "kino", "launcher.rb"), <<~RUBY)
+        write("stand_in/kino/launcher.rb", <<~RUBY)
           module Kino
             class Launcher
               def initialize(configuration, stdout:, stderr:)
@@ -207,39 +184,21 @@ RSpec.describe Kino::CLI do
       expect(argv).to eq(["-w", "2", "--version"])
     end
 
-    it "returns 1 and one line on stderr for an unknown flag" do
-      expect(start("--wrokers", "2")).to eq(1)
-      expect(stderr.string).to eq("kino: invalid option: --wrokers (did you mean --workers?)\n")
-    end
-
-    it "says only that a flag is unknown when no flag is close" do
-      expect(start("--preload")).to eq(1)
-      expect(stderr.string).to eq("kino: invalid option: --preload\n")
-    end
-
-    it "returns 1 for a missing flag value" do
-      expect(start("-p")).to eq(1)
-      expect(stderr.string).to eq("kino: missing argument: -p\n")
-    end
-
-    it "returns 1 for a flag value a directive refuses" do
-      expect(start("-w", "0")).to eq(1)
-      expect(stderr.string).to eq("kino: workers must be a positive Integer (got 0)\n")
-    end
-
-    it "returns 1 for a bind it cannot listen on" do
-      expect(start("-b", "ssl://0.0.0.0:443")).to eq(1)
-      expect(stderr.string).to start_with("kino: bind cannot listen on \"ssl://0.0.0.0:443\"")
-    end
-
-    it "returns 1 for a config file that does not exist" do
-      expect(start("-C", "missing.rb")).to eq(1)
-      expect(stderr.string).to eq("kino: config file not found: missing.rb\n")
-    end
-
-    it "returns 1 for more than one rackup file" do
-      expect(start("a.ru", "b.ru")).to eq(1)
-      expect(stderr.string).to eq("kino: one rackup file at most (got a.ru b.ru)\n")
+    {
+      "an unknown flag" => [["--wrokers", "2"], "kino: invalid option: --wrokers (did you mean --workers?)\n"],
+      "an unknown flag with none close to it" => [["--preload"], "kino: invalid option: --preload\n"],
+      "a missing flag value" => [["-p"], "kino: missing argument: -p\n"],
+      "a flag value a directive refuses" => [["-w", "0"], "kino: workers must be a positive Integer (got 0)\n"],
+      "a bind it cannot listen on" =>
+        [["-b", "ssl://0.0.0.0:443"], "kino: bind cannot listen on \"ssl://0.0.0.0:443\": Kino listens on tcp:// " \
+                                      "and unix:// (HTTPS comes from the tls directive)\n"],
+      "a config file that does not exist" => [["-C", "missing.rb"], "kino: config file not found: missing.rb\n"],
+      "more than one rackup file" => [["a.ru", "b.ru"], "kino: one rackup file at most (got a.ru b.ru)\n"]
+    }.each do |what, (argv, message)|
+      it "returns 1 and one line on stderr for #{what}" do
+        expect(start(*argv)).to eq(1)
+        expect(stderr.string).to eq(message)
+      end
     end
 
     it "returns 1 with file and line for a syntax error in the config file" do

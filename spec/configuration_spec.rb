@@ -1,24 +1,10 @@
 # frozen_string_literal: true
 
 require "etc"
-require "fileutils"
-require "tmpdir"
 require "kino/configuration"
 
 RSpec.describe Kino::Configuration do
-  around do |example|
-    Dir.mktmpdir("kino-configuration") do |dir|
-      @dir = dir
-      example.run
-    end
-  end
-
-  def write(relative_path, source)
-    path = File.join(@dir, relative_path)
-    FileUtils.mkdir_p(File.dirname(path))
-    File.write(path, source)
-    path
-  end
+  include_context "in a fresh directory"
 
   # A Configuration built and loaded from @dir, as `kino` started there.
   def load_in_dir(cli_options = {}, **keywords)
@@ -61,6 +47,10 @@ RSpec.describe Kino::Configuration do
         body_buffer_size: 114_688, stream_request_bodies: false, min_body_rate: 1024,
         min_body_rate_window: 5, max_spool_size: 1_073_741_824
       )
+    end
+
+    it "defaults the earlier Kino's directives to what Kino does today: no shards, HTTP/1.1 only, a fixed pool" do
+      expect(defaults).to include(io_shards: false, http2: false, max_workers: nil, scale_down_after: 30)
     end
 
     it "sizes workers and I/O threads to the machine" do
@@ -167,6 +157,11 @@ RSpec.describe Kino::Configuration do
         .to raise_error(Kino::ConfigError, "workers must be a positive Integer (got 0)")
       expect { described_class.new({ wrokers: 2 }) }
         .to raise_error(Kino::ConfigError, "unknown option :wrokers (did you mean :workers?)")
+    end
+
+    it "refuses a bad value of a directive not in effect yet as an option too" do
+      expect { described_class.new({ max_workers: -1 }, search_default_files: false) }
+        .to raise_error(Kino::ConfigError, "max_workers must be a positive Integer (got -1)")
     end
 
     it "applies options before any file is loaded" do

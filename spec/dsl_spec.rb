@@ -1,21 +1,15 @@
 # frozen_string_literal: true
 
 require "pathname"
-require "tmpdir"
 require "kino/configuration"
 
 RSpec.describe Kino::DSL do
-  around do |example|
-    Dir.mktmpdir("kino-dsl") do |dir|
-      @dir = dir
-      example.run
-    end
-  end
+  include_context "in a fresh directory"
 
   # Loads +source+ as kino.rb through Kino::Configuration, the way `kino`
   # does, and returns the Configuration.
   def load_config(source, name: "kino.rb")
-    File.write(File.join(@dir, name), source)
+    write(name, source)
     Dir.chdir(@dir) { Kino::Configuration.new({}, config_file: name).load }
   end
 
@@ -102,6 +96,17 @@ RSpec.describe Kino::DSL do
         .to eq(File.join(File.realpath(@dir), "app.ru"))
     end
 
+    it "loads the earlier Kino's io_shards, http2, max_workers and scale_down_after with their values" do
+      configuration = load_config("workers 2\nio_shards true\nhttp2 true\nmax_workers 16\nscale_down_after 45\n")
+      expect(configuration.to_h).to include(io_shards: true, http2: true, max_workers: 16, scale_down_after: 45)
+    end
+
+    it "takes the forms the earlier Kino documents for them" do
+      configuration = load_config("io_shards\nhttp2 false\nmax_workers \"8\"\nscale_down_after \"2.5\"\n")
+      expect(configuration.to_h).to include(io_shards: true, http2: false, max_workers: 8, scale_down_after: 2.5)
+      expect(load_config("max_workers nil\n")[:max_workers]).to be_nil
+    end
+
     it "lets the last of two settings win, except bind, which adds" do
       configuration = load_config("workers 2\nworkers 3\nbind \"0.0.0.0\"\nbind \"::1\"\n")
       expect(configuration[:workers]).to eq(3)
@@ -115,7 +120,6 @@ RSpec.describe Kino::DSL do
     end
 
     it "names the file as it was given" do
-      Dir.mkdir(File.join(@dir, "config"))
       expect(config_error("workers 0\n", name: "config/kino.rb"))
         .to eq("config/kino.rb:1: workers must be a positive Integer (got 0)")
     end
@@ -149,6 +153,12 @@ RSpec.describe Kino::DSL do
                                         "(expected HOST, HOST:PORT, tcp://HOST:PORT or unix://PATH)",
       "bind \"unix://\"" => 'bind needs a socket path after unix:// (got "unix://")',
       "bind 8080" => "bind needs an address such as HOST, HOST:PORT, tcp://HOST:PORT or unix://PATH (got 8080)",
+      "io_shards \"yes\"" => 'io_shards must be true or false (got "yes")',
+      "http2 1" => "http2 must be true or false (got 1)",
+      "max_workers 0" => "max_workers must be a positive Integer (got 0)",
+      "max_workers \"many\"" => 'max_workers must be a positive Integer (got "many")',
+      "scale_down_after 0" => "scale_down_after must be a positive number of seconds (got 0)",
+      "scale_down_after \"later\"" => 'scale_down_after must be a positive number of seconds (got "later")',
       "on_error" => "on_error needs a block or an object that responds to #call (got nil)",
       "after_boot 42" => "after_boot needs a block or an object that responds to #call (got 42)",
       "after_boot(-> {}) { }" => "after_boot takes a block or a callable, not both"

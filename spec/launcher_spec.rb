@@ -1,6 +1,5 @@
 # frozen_string_literal: true
 
-require "tmpdir"
 require "kino/version"
 
 # `exe/kino` end to end: a real process, a real port, real signals. What
@@ -8,12 +7,7 @@ require "kino/version"
 RSpec.describe "exe/kino" do
   let(:port) { free_port }
 
-  around do |example|
-    Dir.mktmpdir("kino-launcher") do |dir|
-      @dir = dir
-      example.run
-    end
-  end
+  include_context "in a fresh directory"
 
   it "boots a rackup file, prints the banner and answers requests" do
     kino = spawn_kino("-w", "2", "-t", "3", "-m", "threaded", "spec/fixtures/hello.ru", port: port)
@@ -105,28 +99,26 @@ RSpec.describe "exe/kino" do
       [status&.exitstatus, kino.stdout.lines(chomp: true), kino.stderr]
     end
 
-    it "exits 1 for a lambda capturing a Hash, naming the variable, where it is, and a fix" do
-      code, lines, err = check("spec/fixtures/capture.ru")
-      expect(code).to eq(1)
-      expect(err).to eq("")
-      expect(lines.size).to eq(4)
-      expect(lines[0]).to eq("kino --check: spec/fixtures/capture.ru cannot run in :ractor mode (1 blocker):")
-      expect(lines[1]).to eq("  - app (captured variable `counts`): holds a Hash, which is not shareable " \
-                             "(spec/fixtures/capture.ru:7)")
-      expect(lines[2]).to start_with("    hint: freeze it where it is defined (`counts = Ractor.make_shareable(...)`)")
-      expect(lines[3]).to eq("With `mode :auto` (the default) it runs in :threaded mode instead.")
-    end
-
-    it "exits 1 for an app with a class-level instance variable holding a Hash, naming it" do
-      code, lines, err = check("spec/fixtures/class_ivar.ru")
-      expect(code).to eq(1)
-      expect(err).to eq("")
-      expect(lines.size).to eq(4)
-      expect(lines[0]).to eq("kino --check: spec/fixtures/class_ivar.ru cannot run in :ractor mode (1 blocker):")
-      expect(lines[1]).to eq("  - KinoFixtureClassIvarApp.@cache: holds a Hash; worker ractors cannot read it " \
-                             "(spec/fixtures/class_ivar.ru:6)")
-      expect(lines[2]).to start_with("    hint: make it shareable (Ractor.make_shareable)")
-      expect(lines[3]).to eq("With `mode :auto` (the default) it runs in :threaded mode instead.")
+    # Each: the rackup file, the blocker line, how its hint starts.
+    {
+      "a lambda capturing a Hash, naming the variable, where it is, and a fix" =>
+        ["spec/fixtures/capture.ru",
+         "  - app (captured variable `counts`): holds a Hash, which is not shareable (spec/fixtures/capture.ru:7)",
+         "    hint: freeze it where it is defined (`counts = Ractor.make_shareable(...)`)"],
+      "an app with a class-level instance variable holding a Hash, naming it" =>
+        ["spec/fixtures/class_ivar.ru",
+         "  - KinoFixtureClassIvarApp.@cache: holds a Hash; worker ractors cannot read it " \
+         "(spec/fixtures/class_ivar.ru:6)",
+         "    hint: make it shareable (Ractor.make_shareable)"]
+    }.each do |what, (rackup, blocker, hint)|
+      it "exits 1 for #{what}" do
+        code, lines, err = check(rackup)
+        expect([code, err, lines.size]).to eq([1, "", 4])
+        expect(lines[0]).to eq("kino --check: #{rackup} cannot run in :ractor mode (1 blocker):")
+        expect(lines[1]).to eq(blocker)
+        expect(lines[2]).to start_with(hint)
+        expect(lines[3]).to eq("With `mode :auto` (the default) it runs in :threaded mode instead.")
+      end
     end
 
     it "exits 0 for a middleware stack frozen with freeze_app, which :ractor mode then serves" do

@@ -2,12 +2,12 @@
 
 require "kino"
 require "socket"
-require "tmpdir"
 
 # The kinds of address a server listens on: IPv4, IPv6 and Unix sockets,
 # each answering real requests.
 RSpec.describe "Listening" do
   include ServerHelper
+  include_context "in a fresh directory"
 
   let(:app) do
     ->(env) { [200, { "content-type" => "text/plain" }, ["#{env['REMOTE_ADDR']} #{env['SERVER_PORT']}\n"]] }
@@ -37,8 +37,7 @@ RSpec.describe "Listening" do
   end
 
   it "serves a Unix socket, and removes the socket file when it stops" do
-    dir = Dir.mktmpdir("kino-listen")
-    path = File.join(dir, "kino.sock")
+    path = File.join(@dir, "kino.sock")
     server = start_server(app, bind: "unix://#{path}")
     expect(server.addresses).to eq(["unix://#{path}"])
     expect(File.socket?(path)).to be(true)
@@ -49,21 +48,16 @@ RSpec.describe "Listening" do
     expect(response.body).to eq("127.0.0.1 80\n")
     server.shutdown(1)
     expect(File.exist?(path)).to be(false)
-  ensure
-    FileUtils.rm_rf(dir) if dir
   end
 
   it "listens on several addresses at once" do
-    dir = Dir.mktmpdir("kino-listen")
-    path = File.join(dir, "both.sock")
+    path = File.join(@dir, "both.sock")
     server = start_server(app, bind: ["tcp://127.0.0.1:0", "unix://#{path}"])
     expect(server.addresses.size).to eq(2)
     tcp = Socket.tcp("127.0.0.1", server.port, connect_timeout: ServerHelper::IO_TIMEOUT)
     unix = UNIXSocket.new(path)
     expect([ask(tcp).status, ask(unix).status]).to eq([200, 200])
     [tcp, unix].each(&:close)
-  ensure
-    FileUtils.rm_rf(dir) if dir
   end
 
   it "refuses an address already in use, naming it" do

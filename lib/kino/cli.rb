@@ -17,8 +17,8 @@ module Kino
     BANNER = <<~TEXT
       Usage: kino [options] [rackup file]
 
-      Serves the Rack application built by the rackup file (default: config.ru),
-      with settings from a config file (default: kino.rb or config/kino.rb when
+      Serves the Rack application built by the rackup file (default: #{Configuration::DEFAULTS[:rackup]}),
+      with settings from a config file (default: #{Configuration::DEFAULT_CONFIG_FILES.join(" or ")} when
       present). Flags override the config file.
 
     TEXT
@@ -72,27 +72,32 @@ module Kino
     def parse(argv)
       request = { action: :run, options: {}, config_file: nil }
       options = request[:options]
+      # The defaults the help gives come from the table, so they cannot drift.
+      defaults = Configuration::DEFAULTS
+      threads = Configuration::THREADS_PER_WORKER
+      config_files = Configuration::DEFAULT_CONFIG_FILES.join(", then ")
       parser = OptionParser.new do |opts|
         opts.banner = BANNER
         opts.program_name = "kino"
         opts.separator "Options:"
-        opts.on("-C", "--config FILE", "Config file (default: kino.rb, then config/kino.rb)") do |file|
+        opts.on("-C", "--config FILE", "Config file (default: #{config_files})") do |file|
           request[:config_file] = file
         end
         opts.on("-b", "--bind URI", "Address to listen on: HOST, tcp://HOST:PORT or unix://PATH;",
                 "repeat for several (replaces the config file's binds)") do |address|
           (options[:bind] ||= []) << address
         end
-        opts.on("-p", "--port PORT", Integer, "Port for binds without their own (default: 9292)") do |port|
+        opts.on("-p", "--port PORT", Integer, "Port for binds without their own (default: #{defaults[:port]})") do |port|
           options[:port] = port
         end
         opts.on("-w", "--workers N", Integer, "Workers (default: number of cores)") do |count|
           options[:workers] = count
         end
-        opts.on("-t", "--threads N", Integer, "Threads per worker (default: 1 in ractor mode, 3 in threaded)") do |count|
+        opts.on("-t", "--threads N", Integer, "Threads per worker (default: #{threads[:ractor]} in ractor mode, " \
+                                              "#{threads[:threaded]} in threaded)") do |count|
           options[:threads] = count
         end
-        opts.on("-m", "--mode MODE", "auto, ractor or threaded (default: auto)") do |mode|
+        opts.on("-m", "--mode MODE", "auto, ractor or threaded (default: #{defaults[:mode]})") do |mode|
           options[:mode] = mode
         end
         opts.on("-e", "--environment ENV", "RACK_ENV for the app, unless RACK_ENV is already set") do |name|

@@ -3,6 +3,7 @@
 require "etc"
 require "kino/errors"
 require "kino/dsl"
+require "kino/listen_address"
 
 module Kino
   # Every setting of a Kino server, resolved from three sources in order of
@@ -17,12 +18,14 @@ module Kino
   # #apply_environment! for the one setting that does, applied on request).
   class Configuration
     # The value of every directive when neither the config file nor the
-    # command line sets it. Kino::DSL documents each one.
+    # command line sets it: the one place Ruby writes a default. Kino::DSL,
+    # the `kino --init` template and README.md state them again for
+    # readers, and spec/defaults_spec.rb holds them to this table.
     DEFAULTS = {
       bind: "127.0.0.1",
       port: 9292,
       workers: Etc.nprocessors,
-      threads: nil, # 1 in :ractor mode, 3 in :threaded: see #threads_for
+      threads: nil, # THREADS_PER_WORKER of the mode: see #threads_for
       mode: :auto,
       io_threads: Etc.nprocessors,
       rackup: "config.ru",
@@ -56,7 +59,7 @@ module Kino
       control_bind: nil,
       control_token: nil,
       quarantine_timeout: nil,
-      quarantine_max: nil, # workers (ractor) or workers x threads (threaded)
+      quarantine_max: nil, # the number of workers
       on_error: nil,
       after_boot: nil,
       after_worker_boot: nil,
@@ -153,7 +156,9 @@ module Kino
                        else
                          @working_directory
                        end
-      self[:bind].map { |address| listen_address(address, base_directory) }.uniq.freeze
+      self[:bind].map do |address|
+        ListenAddress.parse(address).resolve(default_port: self[:port], base_directory: base_directory).to_s
+      end.uniq.freeze
     end
 
     # Sets RACK_ENV from the +environment+ directive unless +env+ already
@@ -188,14 +193,6 @@ module Kino
       values = DEFAULTS.merge(@file_settings, @cli_settings)
       values[:bind] = Array(@cli_settings[:bind] || @file_settings[:bind] || DEFAULTS[:bind]).freeze
       values.freeze
-    end
-
-    def listen_address(address, base_directory)
-      kind, host_or_path, port = DSL.parse_listen_address(address)
-      return "unix://#{File.absolute_path(host_or_path, base_directory)}" if kind == :unix
-
-      host = host_or_path.include?(":") ? "[#{host_or_path}]" : host_or_path
-      "tcp://#{host}:#{port || self[:port]}"
     end
   end
 end

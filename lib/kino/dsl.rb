@@ -1,6 +1,8 @@
 # frozen_string_literal: true
 
 require "kino/errors"
+require "kino/listen_address"
+require "kino/directive_checks"
 
 module Kino
   # The methods a config file (kino.rb) can call, one per directive.
@@ -15,7 +17,8 @@ module Kino
   # object. Each directive checks its value where it is written, because only
   # there do we know which file and line to blame, and stores it in a
   # settings Hash that the Configuration owns and merges. The DSL knows
-  # nothing else about the Configuration.
+  # nothing else about the Configuration. The checks directives share are
+  # in Kino::DirectiveChecks, and addresses are read by Kino::ListenAddress.
   #
   # Every public instance method of this class is a directive, and nothing
   # else is (DSL.directives). The same methods check the options given on
@@ -26,8 +29,9 @@ module Kino
   # (`workers ENV.fetch("WEB_CONCURRENCY", 2)`), so Integer directives also
   # accept a decimal String and numeric ones any String Float() reads.
   class DSL
+    include DirectiveChecks
+
     MODES = %i[auto ractor threaded].freeze
-    LISTEN_ADDRESS_FORMS = "HOST, HOST:PORT, tcp://HOST:PORT or unix://PATH"
 
     # The names a config file may call.
     def self.directives
@@ -78,66 +82,6 @@ module Kino
       settings
     end
 
-    # Reads a +bind+ value. Returns [:tcp, host, port_or_nil] or
-    # [:unix, path]; the host of an IPv6 address comes without brackets.
-    # Raises Kino::ConfigError (without a location) when +address+ is not
-    # one of LISTEN_ADDRESS_FORMS.
-    #
-    # A bare IPv6 address ("::1", "tcp://::1") cannot carry a port, since
-    # its last group would read as one: write "[::1]:8080" for that.
-    def self.parse_listen_address(address)
-      unless address.is_a?(String) && !address.empty?
-        raise ConfigError, "needs an address such as #{LISTEN_ADDRESS_FORMS} (got #{address.inspect})"
-      end
-
-      if address.start_with?("unix://")
-        path = address.delete_prefix("unix://")
-        raise ConfigError, "needs a socket path after unix:// (got #{address.inspect})" if path.empty?
-
-        return [:unix, path]
-      end
-
-      scheme = address[%r{\A([A-Za-z][A-Za-z0-9+.-]*)://}, 1]
-      if scheme && scheme != "tcp"
-        raise ConfigError, "cannot listen on #{address.inspect}: Kino listens on tcp:// and unix:// " \
-                           "(HTTPS comes from the tls directive)"
-      end
-
-      host, port = split_host_and_port(address.delete_prefix("tcp://"))
-      unless host && valid_host?(host) && (port.nil? || port_number(port))
-        raise ConfigError, "cannot read #{address.inspect} as an address (expected #{LISTEN_ADDRESS_FORMS})"
-      end
-
-      [:tcp, host, port && port_number(port)]
-    end
-
-    def self.split_host_and_port(text)
-      if (bracketed = text.match(/\A\[(?<host>[^\]]+)\](?::(?<port>[^:]*))?\z/))
-        [bracketed[:host], bracketed[:port]]
-      elsif text.count(":") > 1
-        [text, nil]
-      else
-        host, separator, port = text.partition(":")
-        [host, separator.empty? ? nil : port]
-      end
-    end
-    private_class_method :split_host_and_port
-
-    def self.valid_host?(host)
-      if host.include?(":")
-        host.match?(/\A[0-9A-Fa-f:.]+(%[\w.-]+)?\z/)
-      else
-        host.match?(/\A[A-Za-z0-9_.-]+\z/)
-      end
-    end
-    private_class_method :valid_host?
-
-    def self.port_number(text)
-      number = Integer(text, 10, exception: false) if text.match?(/\A\d+\z/)
-      number if number&.between?(0, 65_535)
-    end
-    private_class_method :port_number
-
     def self.location_of(exception, source_path, display_path)
       line = exception.backtrace_locations&.find { |location| location.path == source_path }&.lineno
       line ? "#{display_path}:#{line}: " : "#{display_path}: "
@@ -186,10 +130,8 @@ module Kino
     #   bind "unix://tmp/sockets/kino.sock"
     #
     def bind(address)
-      self.class.parse_listen_address(address)
+      listen_address(:bind, address)
       (@settings[:bind] ||= []) << address.dup.freeze
-    rescue ConfigError => e
-      invalid!("bind #{e.message}")
     end
 
     # The TCP port for binds that do not name their own port.
@@ -655,15 +597,9 @@ module Kino
     #   control_bind "unix://tmp/sockets/kino-control.sock"
     #
     def control_bind(address)
-      unless address.nil?
-        kind, _host, port = begin
-          self.class.parse_listen_address(address)
-        rescue ConfigError => e
-          invalid!("control_bind #{e.message}")
-        end
-        if kind == :tcp && port.nil?
-          invalid!("control_bind needs a port, as in \"127.0.0.1:9293\" (got #{address.inspect})")
-        end
+      parsed = listen_address(:control_bind, address) unless address.nil?
+      if parsed&.tcp? && parsed.port.nil?
+        invalid!("control_bind needs a port, as in \"127.0.0.1:9293\" (got #{address.inspect})")
       end
       @settings[:control_bind] = address&.dup&.freeze
     end
@@ -831,87 +767,20 @@ module Kino
       raise ConfigError, "#{location_prefix}#{message}"
     end
 
+    # +address+ read as a Kino::ListenAddress, or refused with the
+    # directive's name in front of ListenAddress's reason.
+    def listen_address(directive, address)
+      ListenAddress.parse(address)
+    rescue ConfigError => e
+      invalid!("#{directive} #{e.message}")
+    end
+
     # The line of the config file that called the directive being checked.
     def location_prefix
       return "" unless @source_path
 
       line = caller_locations.find { |location| location.path == @source_path }&.lineno
       line ? "#{@display_path}:#{line}: " : "#{@display_path}: "
-    end
-
-    def to_integer(value)
-      case value
-      when Integer then value
-      when String then Integer(value, 10, exception: false)
-      end
-    end
-
-    def to_seconds(value)
-      seconds = case value
-                when Integer then value
-                when Float then value
-                when String then Float(value, exception: false)
-                end
-      seconds if seconds.nil? || seconds.finite?
-    end
-
-    def positive_integer(directive, value)
-      integer = to_integer(value)
-      return integer if integer&.positive?
-
-      invalid!("#{directive} must be a positive Integer (got #{value.inspect})")
-    end
-
-    def non_negative_integer(directive, value)
-      integer = to_integer(value)
-      return integer if integer && integer >= 0
-
-      invalid!("#{directive} must be an Integer, 0 or more (got #{value.inspect})")
-    end
-
-    def positive_seconds(directive, value)
-      seconds = to_seconds(value)
-      return seconds if seconds&.positive?
-
-      invalid!("#{directive} must be a positive number of seconds (got #{value.inspect})")
-    end
-
-    def non_negative_seconds(directive, value)
-      seconds = to_seconds(value)
-      return seconds if seconds && seconds >= 0
-
-      invalid!("#{directive} must be a number of seconds, 0 or more (got #{value.inspect})")
-    end
-
-    def optional_positive_seconds(directive, value)
-      return nil if value.nil?
-
-      seconds = to_seconds(value)
-      return seconds if seconds&.positive?
-
-      invalid!("#{directive} must be a positive number of seconds, or nil for none (got #{value.inspect})")
-    end
-
-    def boolean(directive, value)
-      return value if value == true || value == false
-
-      invalid!("#{directive} must be true or false (got #{value.inspect})")
-    end
-
-    # A String or anything that says it is a path (Pathname).
-    def path_string(directive, value, part = nil)
-      value = value.to_path if value.respond_to?(:to_path)
-      return value.dup.freeze if value.is_a?(String) && !value.empty?
-
-      invalid!("#{[directive, part].compact.join(" ")} must be a non-empty String (got #{value.inspect})")
-    end
-
-    def hook(directive, handler, block)
-      invalid!("#{directive} takes a block or a callable, not both") if handler && block
-      callable = handler || block
-      return callable if callable.respond_to?(:call)
-
-      invalid!("#{directive} needs a block or an object that responds to #call (got #{handler.inspect})")
     end
   end
 end

@@ -67,8 +67,7 @@ module Kino
 
     # The TCP port of the first TCP address (useful with port 0).
     def port
-      tcp = @addresses.find { |a| a.start_with?("tcp://") }
-      tcp && Integer(tcp[/:(\d+)\z/, 1])
+      @addresses.map { |address| ListenAddress.parse(address) }.find(&:tcp?)&.port
     end
 
     def workers
