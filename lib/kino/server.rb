@@ -25,6 +25,9 @@ module Kino
   class Server
     LOG_PUMP_INTERVAL = 0.1
     WORKER_EXIT_GRACE = 2.0
+    # Unwritten response bytes a connection may hold before respond_write
+    # waits for the socket. Not a directive: Puma exposes no such knob.
+    WRITE_HIGH_WATER = 1 << 20
 
     attr_reader :configuration, :mode, :addresses, :server_id
 
@@ -165,7 +168,7 @@ module Kino
         max_uri_size: c[:max_uri_size],
         max_headers: c[:max_headers],
         max_body_size: c[:max_body_size] || 0,
-        write_high_water: 1_048_576, # unwritten bytes a connection holds before respond_write waits
+        write_high_water: WRITE_HIGH_WATER,
         # Bodies past body_buffer_size go to an unlinked file here ($TMPDIR or /tmp).
         spool_dir: Dir.tmpdir,
         body_memory_limit: c[:body_buffer_size],
