@@ -59,9 +59,6 @@ class RequestParser {
   // the parser touches only its RequestBody, which is made for that.
   RequestRef streaming() const;
 
-  // Whether part of a request has been seen (so EOF now would cut it).
-  bool in_message() const noexcept { return in_message_; }
-
   // Whether the current request's head is complete (its body may not be).
   bool head_complete() const noexcept { return in_message_ && headers_done_; }
 
