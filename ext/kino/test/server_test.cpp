@@ -281,9 +281,8 @@ TEST_F(ServerTest, InFlightRequestFinishesDuringStop) {
   });
   EXPECT_EQ(server().stop(5000ms), 0);
   worker.join();
-  std::string wire;
-  EXPECT_TRUE(client->read_to_eof(wire));
-  auto r = parse_response(wire);
+  auto [closed, wire, r] = client->until_closed();
+  EXPECT_TRUE(closed);
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.body, "done");
   EXPECT_EQ(r.get("connection"), "close") << "a draining server closes after the response";
@@ -292,9 +291,8 @@ TEST_F(ServerTest, InFlightRequestFinishesDuringStop) {
 TEST_F(ServerTest, ParseErrorGets400AndClose) {
   auto client = start_and_connect();
   ASSERT_TRUE(client->send("GARBAGE\r\n\r\n"));
-  std::string wire;
-  EXPECT_TRUE(client->read_to_eof(wire)) << "the server did not close the connection";
-  auto r = parse_response(wire);
+  auto [closed, wire, r] = client->until_closed();
+  EXPECT_TRUE(closed) << "the server did not close the connection";
   ASSERT_TRUE(r.ok) << wire;
   EXPECT_EQ(r.status_line, "HTTP/1.1 400 Bad Request");
   EXPECT_EQ(r.get("connection"), "close");
@@ -310,9 +308,9 @@ TEST_F(ServerTest, LimitErrorsUseTheirStatus) {
   config.limits.max_uri_size = 64;
   auto client = start_and_connect();
   ASSERT_TRUE(client->send("GET /" + std::string(200, 'a') + " HTTP/1.1\r\nHost: h\r\n\r\n"));
-  std::string wire;
-  EXPECT_TRUE(client->read_to_eof(wire));
-  EXPECT_EQ(parse_response(wire).status, 414);
+  auto answer = client->until_closed();
+  EXPECT_TRUE(answer.eof);
+  EXPECT_EQ(answer.response.status, 414);
 }
 
 TEST_F(ServerTest, PipelinedRequestsAnsweredInOrder) {
@@ -413,10 +411,9 @@ TEST_F(StreamedBodies, ExpectContinueIsNeverSentWhenTheAppAnswersWithoutReading)
   RequestRef req = send_and_pop(*client, upload_head(5, true));
   ASSERT_TRUE(req);
   reply(*req, 403, "no");
-  std::string wire;
-  ASSERT_TRUE(client->read_to_eof(wire)) << "the unread body ends the connection";
+  auto [closed, wire, r] = client->until_closed();
+  ASSERT_TRUE(closed) << "the unread body ends the connection";
   EXPECT_EQ(wire.find("100 Continue"), std::string::npos) << wire;
-  auto r = parse_response(wire);
   EXPECT_EQ(r.status, 403);
   EXPECT_EQ(r.get("connection"), "close");
   // A read after the answer finds the body cut off, not a hang.
@@ -478,9 +475,9 @@ TEST_F(SmallStreamedBodies, StalledStreamingBodyGets408AndTheReaderAnError) {
   EXPECT_EQ(got.bytes.size(), 100u) << "what arrived is readable";
   EXPECT_EQ(got.last, RequestBody::ReadStatus::Failed);
   EXPECT_EQ(req->body->failure_status(), 408);
-  std::string wire;
-  ASSERT_TRUE(client->read_to_eof(wire));
-  EXPECT_EQ(parse_response(wire).status, 408);
+  auto answer = client->until_closed();
+  ASSERT_TRUE(answer.eof);
+  EXPECT_EQ(answer.response.status, 408);
   EXPECT_FALSE(reply(*req, 200, "late")) << "the connection answered first";
 }
 
@@ -493,9 +490,8 @@ TEST_F(SmallStreamedBodies, ChunkedBodyOverTheLimitGets413WhileStreaming) {
   BodyRead got = read_body(*req);
   EXPECT_EQ(got.last, RequestBody::ReadStatus::Failed);
   EXPECT_EQ(req->body->failure_status(), 413);
-  std::string wire;
-  ASSERT_TRUE(client->read_to_eof(wire));
-  auto r = parse_response(wire);
+  auto [closed, wire, r] = client->until_closed();
+  ASSERT_TRUE(closed);
   EXPECT_EQ(r.status, 413);
   EXPECT_EQ(r.get("connection"), "close");
 }
@@ -552,10 +548,9 @@ TEST_F(SmallStreamedBodies, ContinueAfterTheResponseBeganFallsToTheStallDeadline
   EXPECT_EQ(req->body->failure_status(), 408);
   ASSERT_TRUE(write_body(*req, ", then the end"));
   finish_response(*req);
-  std::string wire;
-  ASSERT_TRUE(client->read_to_eof(wire));
+  auto [closed, wire, r] = client->until_closed();
+  ASSERT_TRUE(closed);
   EXPECT_EQ(wire.find("100 Continue"), std::string::npos) << wire;
-  auto r = parse_response(wire);
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.get("connection"), "close");
   EXPECT_NE(r.body.find("0\r\n\r\n"), std::string::npos) << "the response was not cut: " << r.body;
@@ -572,9 +567,8 @@ TEST_F(SmallStreamedBodies, BodyStallingAfterTheResponseBeganDoesNotCutTheRespon
   std::this_thread::sleep_for(700ms);  // the client stopped sending: 408 is too late to send
   ASSERT_TRUE(write_body(*req, "part 2"));
   finish_response(*req);
-  std::string wire;
-  ASSERT_TRUE(client->read_to_eof(wire));
-  auto r = parse_response(wire);
+  auto [closed, wire, r] = client->until_closed();
+  ASSERT_TRUE(closed);
   EXPECT_EQ(r.status, 200);
   EXPECT_NE(r.body.find("part 2"), std::string::npos) << r.body;
   EXPECT_NE(r.body.find("0\r\n\r\n"), std::string::npos) << "complete: " << r.body;
@@ -643,10 +637,9 @@ TEST_F(BufferedBodies, ExpectContinuePastMaxBodySizeGets413AndNoContinue) {
   config.limits.max_body_size = 100;
   auto client = start_and_connect();
   ASSERT_TRUE(client->send(upload_head(1000, true)));
-  std::string wire;
-  ASSERT_TRUE(client->read_to_eof(wire));
+  auto [closed, wire, r] = client->until_closed();
+  ASSERT_TRUE(closed);
   EXPECT_EQ(wire.find("100 Continue"), std::string::npos) << wire;
-  auto r = parse_response(wire);
   EXPECT_EQ(r.status, 413);
   EXPECT_EQ(r.get("connection"), "close");
 }
@@ -674,9 +667,8 @@ TEST_F(BufferedBodies, BodySlowerThanTheMinimumRateGets408) {
     for (int i = 0; i < 30 && !client->closed_by_peer(100ms); ++i)
       if (!client->send(std::string(10, 't'))) break;
     auto took = Clock::now() - started;
-    std::string wire;
-    ASSERT_TRUE(client->read_to_eof(wire));
-    auto r = parse_response(wire);
+    auto [closed, wire, r] = client->until_closed();
+    ASSERT_TRUE(closed);
     EXPECT_EQ(r.status, 408) << "streaming " << streaming << ": " << wire;
     EXPECT_EQ(r.get("connection"), "close");
     EXPECT_NE(r.body.find("too slowly"), std::string::npos) << r.body;
@@ -715,17 +707,17 @@ TEST_F(BufferedBodies, UploadPastTheSpoolLimitGets503AtItsHead) {
   std::this_thread::sleep_for(100ms);
   auto second = connect();
   ASSERT_TRUE(second->send(upload_head(1000)));
-  std::string wire;
-  ASSERT_TRUE(second->read_to_eof(wire));
-  auto r = parse_response(wire);
+  auto [closed, wire, r] = second->until_closed();
+  ASSERT_TRUE(closed);
   EXPECT_EQ(r.status, 503) << wire;
   EXPECT_EQ(r.get("connection"), "close");
   EXPECT_EQ(r.get("retry-after"), "1");
   // A chunked body that grows past what is left is refused as it grows.
   auto chunked = connect();
   ASSERT_TRUE(chunked->send(chunked_head("258\r\n" + std::string(600, 'c') + "\r\n")));
-  ASSERT_TRUE(chunked->read_to_eof(wire));
-  EXPECT_EQ(parse_response(wire).status, 503) << wire;
+  auto refused = chunked->until_closed();
+  ASSERT_TRUE(refused.eof);
+  EXPECT_EQ(refused.response.status, 503) << refused.wire;
   // The first upload is unaffected, and its room comes back with it.
   {
     RequestRef req = send_and_pop(*first, std::string(10, 'a'));
@@ -753,9 +745,8 @@ TEST_F(BufferedBodies, SpoolFilesCountAgainstMaxConnections) {
   std::this_thread::sleep_for(100ms);
   auto second = connect();  // the accept already under way takes it
   ASSERT_TRUE(second->send(upload_head(1000)));
-  std::string wire;
-  ASSERT_TRUE(second->read_to_eof(wire));
-  auto r = parse_response(wire);
+  auto [closed, wire, r] = second->until_closed();
+  ASSERT_TRUE(closed);
   EXPECT_EQ(r.status, 503) << wire;
   EXPECT_EQ(r.get("retry-after"), "1");
   second.reset();  // its lingering close ends: one connection and one spool file remain
@@ -784,9 +775,8 @@ TEST_F(ServerTest, StreamedResponseIsChunkedOnTheWire) {
   EXPECT_TRUE(write_body(*req, "abc"));
   EXPECT_TRUE(write_body(*req, "defg"));
   finish_response(*req);
-  std::string wire;
-  EXPECT_TRUE(client->read_to_eof(wire));
-  auto r = parse_response(wire);
+  auto [closed, wire, r] = client->until_closed();
+  EXPECT_TRUE(closed);
   EXPECT_EQ(r.get("transfer-encoding"), "chunked");
   EXPECT_EQ(r.get("connection"), "close");
   EXPECT_EQ(r.body, "3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n");

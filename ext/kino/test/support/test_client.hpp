@@ -135,6 +135,19 @@ class Client {
     return true;
   }
 
+  // All the server sent until it closed the connection, parsed.
+  struct Closed {
+    bool eof;  // read_to_eof(): the server closed before the deadline
+    std::string wire;
+    ParsedResponse response;
+  };
+  Closed until_closed() {
+    Closed out;
+    out.eof = read_to_eof(out.wire);
+    out.response = parse_response(out.wire);
+    return out;
+  }
+
   // Whether the server closed the connection within `timeout`.
   bool closed_by_peer(std::chrono::milliseconds timeout) {
     pollfd p{fd_, POLLIN, 0};
