@@ -8,14 +8,14 @@
 #include <vector>
 
 #include "server.hpp"
+#include "support/config.hpp"
 
 using namespace kino;
 
 namespace {
 
 std::shared_ptr<Server> make_server() {
-  ServerConfig config;
-  config.listen = {"tcp://127.0.0.1:0"};
+  ServerConfig config = test::server_config();
   config.io_threads = 1;
   return std::make_shared<Server>(config);
 }

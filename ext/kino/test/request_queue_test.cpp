@@ -9,19 +9,16 @@
 #include <vector>
 
 #include "http1/responder.hpp"
+#include "support/numbered_request.hpp"
 #include "test_sink.hpp"
 
 using namespace kino;
+using test::make_request;
+using test::number_of;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-RequestRef make_request(uint64_t seq) {
-  RequestRef r(new RequestCtx());
-  r->sequence = seq;
-  return r;
-}
 
 // Pops until `n` requests came out or `limit` passes; wake-up tokens after a
 // close may show up as nulls in between.
@@ -29,7 +26,7 @@ std::vector<uint64_t> drain(RequestQueue& q, size_t n, std::chrono::milliseconds
   std::vector<uint64_t> out;
   auto deadline = Clock::now() + limit;
   while (out.size() < n && Clock::now() < deadline) {
-    if (auto r = q.pop_for(10ms)) out.push_back(r->sequence);
+    if (auto r = q.pop_for(10ms)) out.push_back(number_of(*r));
   }
   return out;
 }
@@ -47,7 +44,7 @@ TEST(RequestQueue, PushAndTryPop) {
   RequestRef out = q.try_pop();
   ASSERT_TRUE(out);
   EXPECT_EQ(out.get(), raw);
-  EXPECT_EQ(out->sequence, 7u);
+  EXPECT_EQ(number_of(*out), 7u);
   EXPECT_EQ(out->use_count(), 1u) << "the consumer adopted the queue's reference";
   EXPECT_FALSE(q.try_pop());
 }
@@ -61,7 +58,7 @@ TEST(RequestQueue, FifoFromOneProducer) {
   for (uint64_t i = 0; i < 10; ++i) {
     RequestRef r = q.try_pop();
     ASSERT_TRUE(r);
-    EXPECT_EQ(r->sequence, i);
+    EXPECT_EQ(number_of(*r), i);
   }
 }
 
@@ -253,7 +250,7 @@ TEST(RequestQueue, MpmcStressEveryItemTakenExactlyOnce) {
           continue;
         }
         if (r->use_count() != 1) bad_refs.fetch_add(1);
-        seen[r->sequence].fetch_add(1, std::memory_order_relaxed);
+        seen[number_of(*r)].fetch_add(1, std::memory_order_relaxed);
         taken.fetch_add(1, std::memory_order_relaxed);
       }
     });
@@ -307,10 +304,10 @@ TEST(RequestQueue, NewRequestsDoNotOvertakeWaitingOnes) {
   RequestRef a = make_request(1), b = make_request(2), c = make_request(3);
   q.admit(a, INT64_MAX);
   EXPECT_EQ(q.admit(b, INT64_MAX), RequestQueue::Admission::Waiting);
-  ASSERT_EQ(q.try_pop()->sequence, 1u);  // b moves into the queue
+  ASSERT_EQ(number_of(*q.try_pop()), 1u);  // b moves into the queue
   EXPECT_EQ(q.admit(c, INT64_MAX), RequestQueue::Admission::Waiting);
-  EXPECT_EQ(q.try_pop()->sequence, 2u);
-  EXPECT_EQ(q.try_pop()->sequence, 3u);
+  EXPECT_EQ(number_of(*q.try_pop()), 2u);
+  EXPECT_EQ(number_of(*q.try_pop()), 3u);
 }
 
 TEST(RequestQueue, ExpireWaitingReturnsOnlyOverdueRequests) {
@@ -322,7 +319,7 @@ TEST(RequestQueue, ExpireWaitingReturnsOnlyOverdueRequests) {
   EXPECT_TRUE(q.expire_waiting(99).empty());
   auto expired = q.expire_waiting(150);
   ASSERT_EQ(expired.size(), 1u);
-  EXPECT_EQ(expired[0]->sequence, 2u);
+  EXPECT_EQ(number_of(*expired[0]), 2u);
   EXPECT_EQ(q.waiting(), 1u);
   EXPECT_FALSE(q.drained());
 }
@@ -365,7 +362,7 @@ TEST(RequestQueue, ARequestAnsweredWhileQueuedIsNeverTaken) {
 
   RequestRef taken = q.try_pop();
   ASSERT_TRUE(taken);
-  EXPECT_EQ(taken->sequence, 2u) << "the answered request is skipped, not run";
+  EXPECT_EQ(number_of(*taken), 2u) << "the answered request is skipped, not run";
   EXPECT_EQ(q.skipped(), 1u);
   EXPECT_EQ(sink->lasts(), 1u) << "only its 504 went out";
   EXPECT_EQ(q.depth(), 0u);
@@ -391,7 +388,7 @@ TEST(RequestQueue, ARequestWhoseClientLeftIsAnsweredAndNeverTaken) {
 
   RequestRef taken = q.pop_for(100ms);
   ASSERT_TRUE(taken);
-  EXPECT_EQ(taken->sequence, 2u);
+  EXPECT_EQ(number_of(*taken), 2u);
   EXPECT_EQ(q.skipped(), 1u);
   // The connection still gets the end of its request (nobody reads it).
   ASSERT_EQ(gone->lasts(), 1u);

@@ -1,10 +1,7 @@
 #include "server.hpp"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -12,175 +9,24 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "http1/responder.hpp"
-#include "test_sink.hpp"
+#include "support/server_fixture.hpp"
 
 using namespace kino;
+using namespace kino::test;
 using namespace std::chrono_literals;
-using test::parse_response;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 
 std::string str(const Bytes& b) { return std::string(b.data(), b.size()); }
-
-std::shared_ptr<Server> start_server(const std::string& listen, ParserLimits limits = {}) {
-  ServerConfig config;
-  config.listen = {listen};
-  config.io_threads = 2;
-  config.limits = limits;
-  auto server = std::make_shared<Server>(config);
-  server->bind();
-  server->start();
-  return server;
-}
-
-uint16_t port_of(const std::string& address) {
-  auto colon = address.rfind(':');
-  return static_cast<uint16_t>(std::stoi(address.substr(colon + 1)));
-}
-
-// A client socket with a receive timeout, so a server that never answers
-// fails the test instead of hanging it.
-class Client {
- public:
-  explicit Client(int fd) : fd_(fd) {
-    timeval tv{5, 0};
-    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  }
-  ~Client() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Client(const Client&) = delete;
-  Client& operator=(const Client&) = delete;
-
-  static std::unique_ptr<Client> tcp(uint16_t port) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      ::close(fd);
-      return nullptr;
-    }
-    return std::make_unique<Client>(fd);
-  }
-
-  static std::unique_ptr<Client> unix_socket(const std::string& path) {
-    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      ::close(fd);
-      return nullptr;
-    }
-    return std::make_unique<Client>(fd);
-  }
-
-  bool send(std::string_view data) {
-    while (!data.empty()) {
-      ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      data.remove_prefix(static_cast<size_t>(n));
-    }
-    return true;
-  }
-
-  // Reads one more piece; 0 at EOF, -1 on error or timeout.
-  ssize_t read_some() {
-    char buf[4096];
-    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-    if (n > 0) in_.append(buf, static_cast<size_t>(n));
-    return n;
-  }
-
-  // Reads one response framed by content-length (or to EOF without one)
-  // and removes it from the input.
-  std::string read_response() {
-    for (;;) {
-      size_t end = in_.find("\r\n\r\n");
-      if (end != std::string::npos) {
-        auto head = parse_response(in_.substr(0, end + 4));
-        size_t total = end + 4;
-        if (auto cl = head.get("content-length")) {
-          total += std::stoul(*cl);
-        } else if (head.status >= 200 && head.status != 204 && head.status != 304) {
-          total = std::string::npos;  // to EOF
-        }
-        if (total != std::string::npos && in_.size() >= total) {
-          std::string out = in_.substr(0, total);
-          in_.erase(0, total);
-          return out;
-        }
-      }
-      ssize_t n = read_some();
-      if (n <= 0) {
-        std::string out = in_;
-        in_.clear();
-        return out;
-      }
-    }
-  }
-
-  // Reads until the server closes; true when it did (EOF), false on timeout.
-  bool read_to_eof(std::string& out) {
-    for (;;) {
-      ssize_t n = read_some();
-      if (n == 0) break;
-      if (n < 0) {
-        if (errno == ECONNRESET) break;
-        out = in_;
-        return false;
-      }
-    }
-    out = in_;
-    in_.clear();
-    return true;
-  }
-
-  // Whether the server closed the connection within `timeout`.
-  bool closed_by_peer(std::chrono::milliseconds timeout) {
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return false;
-    char c;
-    ssize_t n = ::recv(fd_, &c, 1, MSG_PEEK);
-    return n == 0 || (n < 0 && errno == ECONNRESET);
-  }
-
-  void shutdown_write() { ::shutdown(fd_, SHUT_WR); }
-  std::string& pending() { return in_; }
-
- private:
-  int fd_;
-  std::string in_;
-};
-
-// A client of the server's first address.
-std::unique_ptr<Client> client_of(Server& s) { return Client::tcp(port_of(s.addresses().at(0))); }
-
-RequestRef pop(Server& s, std::chrono::milliseconds timeout = 5000ms) {
-  return s.queue().pop_for(std::chrono::duration_cast<std::chrono::microseconds>(timeout));
-}
-
-bool reply(RequestCtx& req, int status, std::string_view body) {
-  HeaderView headers[] = {{"content-type", "text/plain"}};
-  std::string_view parts[] = {body};
-  return respond(req, status, headers, parts);
-}
-
-int64_t stop(Server& s, std::chrono::milliseconds timeout) {
-  return s.stop(timeout);
-}
 
 std::string temp_socket_path(const char* tag) {
   static std::atomic<int> n{0};
@@ -192,19 +38,24 @@ bool exists(const std::string& path) {
   return ::lstat(path.c_str(), &st) == 0;
 }
 
+size_t count_lines(const std::vector<std::string>& lines, std::string_view what) {
+  size_t n = 0;
+  for (const auto& line : lines)
+    if (line.find(what) != std::string::npos) ++n;
+  return n;
+}
+
 }  // namespace
 
-TEST(Server, ServesARequestOverTcp) {
-  auto server = start_server("tcp://127.0.0.1:0");
-  ASSERT_TRUE(server->running());
-  auto addresses = server->addresses();
+TEST_F(ServerTest, ServesARequestOverTcp) {
+  start();
+  ASSERT_TRUE(server().running());
+  auto addresses = server().addresses();
   ASSERT_EQ(addresses.size(), 1u);
   uint16_t port = port_of(addresses[0]);
   auto client = Client::tcp(port);
   ASSERT_TRUE(client);
-  ASSERT_TRUE(client->send("GET /hello?name=kino HTTP/1.1\r\nHost: localhost\r\nX-Test: 1\r\n\r\n"));
-
-  RequestRef req = pop(*server);
+  RequestRef req = send_and_pop(*client, "GET /hello?name=kino HTTP/1.1\r\nHost: localhost\r\nX-Test: 1\r\n\r\n");
   ASSERT_TRUE(req) << "the request never reached the queue";
   EXPECT_EQ(str(req->method), "GET");
   EXPECT_EQ(str(req->path), "/hello");
@@ -212,10 +63,10 @@ TEST(Server, ServesARequestOverTcp) {
   EXPECT_EQ(str(req->peer_address), "127.0.0.1");
   EXPECT_EQ(req->local_port, port);
   EXPECT_TRUE(req->sink);
-  EXPECT_EQ(server->counters().in_flight.load(), 1);
+  EXPECT_EQ(server().counters().in_flight.load(), 1);
   ASSERT_TRUE(reply(*req, 200, "hello, kino"));
 
-  auto r = parse_response(client->read_response());
+  auto r = client->response();
   ASSERT_TRUE(r.ok);
   EXPECT_EQ(r.status_line, "HTTP/1.1 200 OK");
   EXPECT_EQ(r.get("content-length"), "11");
@@ -223,35 +74,33 @@ TEST(Server, ServesARequestOverTcp) {
   EXPECT_EQ(r.body, "hello, kino");
 
   // The connection is kept alive for a second request.
-  ASSERT_TRUE(client->send("GET /again HTTP/1.1\r\nHost: localhost\r\n\r\n"));
-  RequestRef again = pop(*server);
+  RequestRef again = send_and_pop(*client, "GET /again HTTP/1.1\r\nHost: localhost\r\n\r\n");
   ASSERT_TRUE(again);
   EXPECT_EQ(str(again->path), "/again");
   ASSERT_TRUE(reply(*again, 201, "again"));
-  auto r2 = parse_response(client->read_response());
+  auto r2 = client->response();
   EXPECT_EQ(r2.status, 201);
   EXPECT_EQ(r2.body, "again");
 
-  auto snap = server->counters().snapshot();
+  auto snap = server().counters().snapshot();
   EXPECT_EQ(snap.requests_received, 2u);
   EXPECT_EQ(snap.connections_accepted, 1u);
-  EXPECT_EQ(stop(*server, 2000ms), 0);
-  EXPECT_FALSE(server->running());
+  EXPECT_EQ(server().stop(2000ms), 0);
+  EXPECT_FALSE(server().running());
 }
 
-TEST(Server, AddressesReportTheRealPort) {
-  auto server = start_server("tcp://127.0.0.1:0");
-  auto addresses = server->addresses();
+TEST_F(ServerTest, AddressesReportTheRealPort) {
+  start();
+  auto addresses = server().addresses();
   ASSERT_EQ(addresses.size(), 1u);
   EXPECT_EQ(addresses[0].rfind("tcp://127.0.0.1:", 0), 0u) << addresses[0];
   uint16_t port = port_of(addresses[0]);
   EXPECT_NE(port, 0);
   EXPECT_TRUE(Client::tcp(port)) << "something listens on the reported port";
-  stop(*server, 1000ms);
 }
 
 TEST(Server, ServesIPv6Loopback) {
-  ServerConfig config;
+  ServerConfig config = server_config();
   config.listen = {"tcp://[::1]:0"};
   auto server = std::make_shared<Server>(config);
   try {
@@ -265,10 +114,9 @@ TEST(Server, ServesIPv6Loopback) {
   EXPECT_NE(port_of(addresses[0]), 0);
 }
 
-TEST(Server, PortInUseThrowsNamingTheAddress) {
-  auto first = start_server("tcp://127.0.0.1:0");
-  std::string address = first->addresses().at(0);
-  ServerConfig config;
+TEST_F(ServerTest, PortInUseThrowsNamingTheAddress) {
+  start();
+  std::string address = server().addresses().at(0);
   config.listen = {address};
   auto second = std::make_shared<Server>(config);
   try {
@@ -281,18 +129,16 @@ TEST(Server, PortInUseThrowsNamingTheAddress) {
   // The first server still works.
   auto client = Client::tcp(port_of(address));
   ASSERT_TRUE(client);
-  ASSERT_TRUE(client->send("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
-  RequestRef req = pop(*first);
+  RequestRef req = send_and_pop(*client, "GET / HTTP/1.1\r\nHost: h\r\n\r\n");
   ASSERT_TRUE(req);
   reply(*req, 200, "ok");
-  EXPECT_EQ(parse_response(client->read_response()).status, 200);
-  stop(*first, 1000ms);
+  EXPECT_EQ(client->response().status, 200);
 }
 
 TEST(Server, BadAddressesThrow) {
   for (const char* bad :
        {"tcp://127.0.0.1", "tcp://127.0.0.1:99999", "udp://127.0.0.1:80", "unix://", "tcp://[::1:80"}) {
-    ServerConfig config;
+    ServerConfig config = server_config();
     config.listen = {bad};
     auto server = std::make_shared<Server>(config);
     try {
@@ -321,13 +167,13 @@ TEST(Server, UnixSocketServesAndIsRemovedAfterStop) {
   EXPECT_EQ(str(req->path), "/sock");
   EXPECT_EQ(str(req->peer_address), "127.0.0.1");
   ASSERT_TRUE(reply(*req, 200, "over unix"));
-  auto r = parse_response(client->read_response());
+  auto r = client->response();
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.body, "over unix");
 
   client.reset();
   req.reset();
-  EXPECT_EQ(stop(*server, 2000ms), 0);
+  EXPECT_EQ(server->stop(2000ms), 0);
   server.reset();
   EXPECT_FALSE(exists(path)) << "the socket file outlived the server";
 }
@@ -337,7 +183,7 @@ TEST(Server, UnixSocketFileRemovedWhenStoppedServerIsReleased) {
     std::string path = temp_socket_path("idle");
     auto server = start_server("unix://" + path);
     ASSERT_TRUE(exists(path));
-    stop(*server, 1000ms);
+    server->stop(1000ms);
     server.reset();
     EXPECT_FALSE(exists(path)) << "round " << i;
     ::unlink(path.c_str());
@@ -363,9 +209,7 @@ TEST(Server, UnixSocketStaleFileIsReplacedButLiveOneIsNot) {
   {
     // A socket file nobody listens on, as a crashed server leaves it.
     int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    sockaddr_un addr = Client::unix_address(path);
     ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
     ::close(fd);
   }
@@ -373,38 +217,34 @@ TEST(Server, UnixSocketStaleFileIsReplacedButLiveOneIsNot) {
   auto server = start_server("unix://" + path);
   EXPECT_TRUE(Client::unix_socket(path));
 
-  ServerConfig config;
+  ServerConfig config = server_config();
   config.listen = {"unix://" + path};
   auto second = std::make_shared<Server>(config);
   EXPECT_THROW(second->bind(), std::runtime_error);
   EXPECT_TRUE(Client::unix_socket(path)) << "the live server's socket was left alone";
-  stop(*server, 1000ms);
+  server->stop(1000ms);
   server.reset();
   ::unlink(path.c_str());
 }
 
-TEST(Server, StopWithNothingInFlightIsQuick) {
-  auto server = start_server("tcp://127.0.0.1:0");
-  auto idle = client_of(*server);  // an idle keep-alive connection
-  ASSERT_TRUE(idle);
+TEST_F(ServerTest, StopWithNothingInFlightIsQuick) {
+  start();
+  auto idle = connect();  // an idle keep-alive connection
   std::this_thread::sleep_for(20ms);
   auto t0 = Clock::now();
-  EXPECT_EQ(stop(*server, 5000ms), 0);
+  EXPECT_EQ(server().stop(5000ms), 0);
   EXPECT_LT(Clock::now() - t0, 1000ms);
   EXPECT_TRUE(idle->closed_by_peer(1000ms)) << "idle connections are closed";
-  EXPECT_TRUE(server->queue().closed());
-  EXPECT_EQ(stop(*server, 5000ms), 0) << "a second stop is harmless";
+  EXPECT_TRUE(server().queue().closed());
+  EXPECT_EQ(server().stop(5000ms), 0) << "a second stop is harmless";
 }
 
-TEST(Server, StopReportsUnansweredRequests) {
-  auto server = start_server("tcp://127.0.0.1:0");
-  auto client = client_of(*server);
-  ASSERT_TRUE(client);
-  ASSERT_TRUE(client->send("GET /slow HTTP/1.1\r\nHost: h\r\n\r\n"));
-  RequestRef req = pop(*server);
+TEST_F(ServerTest, StopReportsUnansweredRequests) {
+  auto client = start_and_connect();
+  RequestRef req = send_and_pop(*client, "GET /slow HTTP/1.1\r\nHost: h\r\n\r\n");
   ASSERT_TRUE(req);
   auto t0 = Clock::now();
-  EXPECT_EQ(server->stop(100ms), 1);
+  EXPECT_EQ(server().stop(100ms), 1);
   EXPECT_LT(Clock::now() - t0, 2000ms);
   // Answering afterwards goes nowhere and must not crash.
   reply(*req, 200, "too late");
@@ -417,7 +257,7 @@ TEST(Server, StopReportsUnansweredRequests) {
 TEST(Server, ServerIsFreedAfterStop) {
   std::weak_ptr<Server> weak;
   {
-    auto server = start_server("tcp://127.0.0.1:0");
+    auto server = start_server(server_config());
     weak = server;
     auto idle = client_of(*server);
     auto busy = client_of(*server);
@@ -431,77 +271,64 @@ TEST(Server, ServerIsFreedAfterStop) {
   EXPECT_TRUE(weak.expired()) << "the Server outlived its last owner";
 }
 
-TEST(Server, InFlightRequestFinishesDuringStop) {
-  auto server = start_server("tcp://127.0.0.1:0");
-  auto client = client_of(*server);
-  ASSERT_TRUE(client);
-  ASSERT_TRUE(client->send("GET /work HTTP/1.1\r\nHost: h\r\n\r\n"));
-  RequestRef req = pop(*server);
+TEST_F(ServerTest, InFlightRequestFinishesDuringStop) {
+  auto client = start_and_connect();
+  RequestRef req = send_and_pop(*client, "GET /work HTTP/1.1\r\nHost: h\r\n\r\n");
   ASSERT_TRUE(req);
   std::thread worker([&] {
     std::this_thread::sleep_for(100ms);
     reply(*req, 200, "done");
   });
-  EXPECT_EQ(stop(*server, 5000ms), 0);
+  EXPECT_EQ(server().stop(5000ms), 0);
   worker.join();
-  std::string wire;
-  EXPECT_TRUE(client->read_to_eof(wire));
-  auto r = parse_response(wire);
+  auto [closed, wire, r] = client->until_closed();
+  EXPECT_TRUE(closed);
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.body, "done");
   EXPECT_EQ(r.get("connection"), "close") << "a draining server closes after the response";
 }
 
-TEST(Server, ParseErrorGets400AndClose) {
-  auto server = start_server("tcp://127.0.0.1:0");
-  auto client = client_of(*server);
-  ASSERT_TRUE(client);
+TEST_F(ServerTest, ParseErrorGets400AndClose) {
+  auto client = start_and_connect();
   ASSERT_TRUE(client->send("GARBAGE\r\n\r\n"));
-  std::string wire;
-  EXPECT_TRUE(client->read_to_eof(wire)) << "the server did not close the connection";
-  auto r = parse_response(wire);
+  auto [closed, wire, r] = client->until_closed();
+  EXPECT_TRUE(closed) << "the server did not close the connection";
   ASSERT_TRUE(r.ok) << wire;
   EXPECT_EQ(r.status_line, "HTTP/1.1 400 Bad Request");
   EXPECT_EQ(r.get("connection"), "close");
   EXPECT_EQ(r.get("content-length"), std::to_string(r.body.size()));
-  EXPECT_FALSE(server->queue().try_pop()) << "a bad request never reaches the workers";
-  auto snap = server->counters().snapshot();
+  EXPECT_FALSE(server().queue().try_pop()) << "a bad request never reaches the workers";
+  auto snap = server().counters().snapshot();
   EXPECT_EQ(snap.parse_errors, 1u);
   EXPECT_EQ(snap.rejected, 1u);
-  EXPECT_EQ(stop(*server, 1000ms), 0);
+  EXPECT_EQ(server().stop(1000ms), 0);
 }
 
-TEST(Server, LimitErrorsUseTheirStatus) {
-  ParserLimits limits;
-  limits.max_uri_size = 64;
-  auto server = start_server("tcp://127.0.0.1:0", limits);
-  auto client = client_of(*server);
-  ASSERT_TRUE(client);
+TEST_F(ServerTest, LimitErrorsUseTheirStatus) {
+  config.limits.max_uri_size = 64;
+  auto client = start_and_connect();
   ASSERT_TRUE(client->send("GET /" + std::string(200, 'a') + " HTTP/1.1\r\nHost: h\r\n\r\n"));
-  std::string wire;
-  EXPECT_TRUE(client->read_to_eof(wire));
-  EXPECT_EQ(parse_response(wire).status, 414);
-  stop(*server, 1000ms);
+  auto answer = client->until_closed();
+  EXPECT_TRUE(answer.eof);
+  EXPECT_EQ(answer.response.status, 414);
 }
 
-TEST(Server, PipelinedRequestsAnsweredInOrder) {
-  auto server = start_server("tcp://127.0.0.1:0");
-  auto client = client_of(*server);
-  ASSERT_TRUE(client);
-  ASSERT_TRUE(client->send("GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n"));
-  RequestRef first = pop(*server);
+TEST_F(ServerTest, PipelinedRequestsAnsweredInOrder) {
+  auto client = start_and_connect();
+  RequestRef first = send_and_pop(*client, "GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n");
   ASSERT_TRUE(first);
   EXPECT_EQ(str(first->path), "/1");
-  EXPECT_FALSE(pop(*server, 100ms)) << "one request per connection at a time";
+  EXPECT_FALSE(pop(100ms)) << "one request per connection at a time";
   reply(*first, 200, "one");
-  RequestRef second = pop(*server);
+  RequestRef second = pop();
   ASSERT_TRUE(second);
   EXPECT_EQ(str(second->path), "/2");
   reply(*second, 200, "two");
-  EXPECT_EQ(parse_response(client->read_response()).body, "one");
-  EXPECT_EQ(parse_response(client->read_response()).body, "two");
-  stop(*server, 1000ms);
+  EXPECT_EQ(client->response().body, "one");
+  EXPECT_EQ(client->response().body, "two");
 }
+
+namespace {
 
 // What a worker reads of a request body, as the binding reads it:
 // read_body until it ends, fails, or `timeout` passes.
@@ -522,35 +349,39 @@ BodyRead read_body(RequestCtx& req, std::chrono::milliseconds timeout = 5000ms) 
   }
 }
 
-std::shared_ptr<Server> start_server(ServerConfig config) {
-  auto server = std::make_shared<Server>(config);
-  server->bind();
-  server->start();
-  return server;
+std::string upload_head(size_t length, bool expect_continue = false) {
+  std::string head = "POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: " + std::to_string(length) + "\r\n";
+  if (expect_continue) head += "Expect: 100-continue\r\n";
+  return head + "\r\n";
 }
+
+constexpr std::string_view kChunkedHead = "POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+std::string chunked_head(std::string_view first_chunk) { return std::string(kChunkedHead) + std::string(first_chunk); }
 
 // The opt-in path (stream_request_bodies): requests go to the workers
 // at their head, bodies stream in while the app reads them.
-ServerConfig streaming_config() {
-  ServerConfig config;
-  config.listen = {"tcp://127.0.0.1:0"};
-  config.stream_request_bodies = true;
-  return config;
-}
+class StreamedBodies : public ServerTest {
+ protected:
+  StreamedBodies() { config.stream_request_bodies = true; }
+};
 
-ServerConfig small_bodies_config() {
-  ServerConfig config = streaming_config();
-  config.body_storage.memory_limit = 64;  // anything longer streams and spools
-  return config;
-}
+class SmallStreamedBodies : public StreamedBodies {
+ protected:
+  SmallStreamedBodies() { config.body_storage.memory_limit = 64; }  // anything longer streams and spools
+};
 
-TEST(Server, ExpectContinueIsSentWhenTheAppReads) {
-  auto server = start_server(streaming_config());
-  auto client = client_of(*server);
-  ASSERT_TRUE(client);
-  ASSERT_TRUE(
-      client->send("POST /up HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"));
-  RequestRef req = pop(*server);
+// The default: a request reaches the workers once its whole body is here.
+class BufferedBodies : public ServerTest {
+ protected:
+  BufferedBodies() { config.body_storage.memory_limit = 64; }  // anything longer spools
+};
+
+}  // namespace
+
+TEST_F(StreamedBodies, ExpectContinueIsSentWhenTheAppReads) {
+  auto client = start_and_connect();
+  RequestRef req = send_and_pop(*client, upload_head(5, true));
   ASSERT_TRUE(req) << "the request goes to a worker before its body";
   EXPECT_FALSE(req->body->complete());
   EXPECT_FALSE(client->closed_by_peer(200ms));
@@ -561,50 +392,38 @@ TEST(Server, ExpectContinueIsSentWhenTheAppReads) {
     EXPECT_EQ(got.last, RequestBody::ReadStatus::End);
     reply(*req, 200, "got it");
   });
-  while (client->pending().find("\r\n\r\n") == std::string::npos)
-    ASSERT_GT(client->read_some(), 0) << "no 100 Continue";
+  ASSERT_TRUE(client->read_head()) << "no 100 Continue";
   EXPECT_EQ(client->pending(), "HTTP/1.1 100 Continue\r\n\r\n");
   client->pending().clear();
   ASSERT_TRUE(client->send("hello"));
   app.join();
-  auto r = parse_response(client->read_response());
+  auto r = client->response();
   EXPECT_EQ(r.body, "got it");
   EXPECT_FALSE(r.get("connection")) << "the body was read whole: the connection stays";
-  ASSERT_TRUE(client->send("GET /again HTTP/1.1\r\nHost: h\r\n\r\n"));
-  RequestRef again = pop(*server);
+  RequestRef again = send_and_pop(*client, "GET /again HTTP/1.1\r\nHost: h\r\n\r\n");
   ASSERT_TRUE(again);
   reply(*again, 200, "again");
-  EXPECT_EQ(parse_response(client->read_response()).body, "again");
-  stop(*server, 1000ms);
+  EXPECT_EQ(client->response().body, "again");
 }
 
-TEST(Server, ExpectContinueIsNeverSentWhenTheAppAnswersWithoutReading) {
-  auto server = start_server(streaming_config());
-  auto client = client_of(*server);
-  ASSERT_TRUE(client);
-  ASSERT_TRUE(
-      client->send("POST /up HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"));
-  RequestRef req = pop(*server);
+TEST_F(StreamedBodies, ExpectContinueIsNeverSentWhenTheAppAnswersWithoutReading) {
+  auto client = start_and_connect();
+  RequestRef req = send_and_pop(*client, upload_head(5, true));
   ASSERT_TRUE(req);
   reply(*req, 403, "no");
-  std::string wire;
-  ASSERT_TRUE(client->read_to_eof(wire)) << "the unread body ends the connection";
+  auto [closed, wire, r] = client->until_closed();
+  ASSERT_TRUE(closed) << "the unread body ends the connection";
   EXPECT_EQ(wire.find("100 Continue"), std::string::npos) << wire;
-  auto r = parse_response(wire);
   EXPECT_EQ(r.status, 403);
   EXPECT_EQ(r.get("connection"), "close");
   // A read after the answer finds the body cut off, not a hang.
   EXPECT_EQ(read_body(*req, 1000ms).last, RequestBody::ReadStatus::Failed);
-  stop(*server, 1000ms);
 }
 
-TEST(Server, LargeBodyReachesTheAppBeforeItsLastByte) {
-  auto server = start_server(small_bodies_config());
-  auto client = client_of(*server);
-  ASSERT_TRUE(client);
+TEST_F(SmallStreamedBodies, LargeBodyReachesTheAppBeforeItsLastByte) {
+  auto client = start_and_connect();
   std::string first(1000, 'a');
-  ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 2000\r\n\r\n" + first));
-  RequestRef req = pop(*server);
+  RequestRef req = send_and_pop(*client, upload_head(2000) + first);
   ASSERT_TRUE(req) << "dispatched with half its body";
   char buf[4096];
   size_t got = 0;
@@ -623,137 +442,103 @@ TEST(Server, LargeBodyReachesTheAppBeforeItsLastByte) {
   req->body->rewind();
   EXPECT_EQ(read_body(*req).bytes, first + std::string(1000, 'b')) << "rewind reads it all again";
   reply(*req, 200, "stored");
-  auto r = parse_response(client->read_response());
+  auto r = client->response();
   EXPECT_EQ(r.body, "stored");
   EXPECT_FALSE(r.get("connection"));
-  stop(*server, 1000ms);
 }
 
-TEST(Server, ChunkedBodyStreamsAndThePipelinedRequestWaits) {
-  auto server = start_server(small_bodies_config());
-  auto client = client_of(*server);
-  ASSERT_TRUE(client);
+TEST_F(SmallStreamedBodies, ChunkedBodyStreamsAndThePipelinedRequestWaits) {
+  auto client = start_and_connect();
   std::string first(80, 'a');  // past the 64-byte limit: dispatched while arriving
-  ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n50\r\n" + first + "\r\n"));
-  RequestRef req = pop(*server);
+  RequestRef req = send_and_pop(*client, chunked_head("50\r\n" + first + "\r\n"));
   ASSERT_TRUE(req);
   ASSERT_TRUE(client->send("2\r\nde\r\n0\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n"));
   BodyRead got = read_body(*req);
   EXPECT_EQ(got.bytes, first + "de");
   EXPECT_EQ(got.last, RequestBody::ReadStatus::End);
-  EXPECT_FALSE(pop(*server, 100ms)) << "the next request waits for this response";
+  EXPECT_FALSE(pop(100ms)) << "the next request waits for this response";
   reply(*req, 200, "one");
-  RequestRef next = pop(*server);
+  RequestRef next = pop();
   ASSERT_TRUE(next);
   EXPECT_EQ(str(next->path), "/next");
   reply(*next, 200, "two");
-  EXPECT_EQ(parse_response(client->read_response()).body, "one");
-  EXPECT_EQ(parse_response(client->read_response()).body, "two");
-  stop(*server, 1000ms);
+  EXPECT_EQ(client->response().body, "one");
+  EXPECT_EQ(client->response().body, "two");
 }
 
-TEST(Server, StalledStreamingBodyGets408AndTheReaderAnError) {
-  auto config = small_bodies_config();
+TEST_F(SmallStreamedBodies, StalledStreamingBodyGets408AndTheReaderAnError) {
   config.first_data_timeout = 300ms;
-  auto server = start_server(config);
-  auto client = client_of(*server);
-  ASSERT_TRUE(client);
-  ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\n" + std::string(100, 'x')));
-  RequestRef req = pop(*server);
+  auto client = start_and_connect();
+  RequestRef req = send_and_pop(*client, upload_head(1000) + std::string(100, 'x'));
   ASSERT_TRUE(req);
   BodyRead got = read_body(*req);
   EXPECT_EQ(got.bytes.size(), 100u) << "what arrived is readable";
   EXPECT_EQ(got.last, RequestBody::ReadStatus::Failed);
   EXPECT_EQ(req->body->failure_status(), 408);
-  std::string wire;
-  ASSERT_TRUE(client->read_to_eof(wire));
-  EXPECT_EQ(parse_response(wire).status, 408);
+  auto answer = client->until_closed();
+  ASSERT_TRUE(answer.eof);
+  EXPECT_EQ(answer.response.status, 408);
   EXPECT_FALSE(reply(*req, 200, "late")) << "the connection answered first";
-  stop(*server, 1000ms);
 }
 
-TEST(Server, ChunkedBodyOverTheLimitGets413WhileStreaming) {
-  auto config = small_bodies_config();
+TEST_F(SmallStreamedBodies, ChunkedBodyOverTheLimitGets413WhileStreaming) {
   config.limits.max_body_size = 100;
-  auto server = start_server(config);
-  auto client = client_of(*server);
-  ASSERT_TRUE(client);
-  ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n50\r\n" +
-                           std::string(80, 'x') + "\r\n"));
-  RequestRef req = pop(*server);
+  auto client = start_and_connect();
+  RequestRef req = send_and_pop(*client, chunked_head("50\r\n" + std::string(80, 'x') + "\r\n"));
   ASSERT_TRUE(req) << "past the 64-byte memory limit: dispatched";
   ASSERT_TRUE(client->send("28\r\n" + std::string(40, 'y') + "\r\n0\r\n\r\n"));
   BodyRead got = read_body(*req);
   EXPECT_EQ(got.last, RequestBody::ReadStatus::Failed);
   EXPECT_EQ(req->body->failure_status(), 413);
-  std::string wire;
-  ASSERT_TRUE(client->read_to_eof(wire));
-  auto r = parse_response(wire);
+  auto [closed, wire, r] = client->until_closed();
+  ASSERT_TRUE(closed);
   EXPECT_EQ(r.status, 413);
   EXPECT_EQ(r.get("connection"), "close");
-  stop(*server, 1000ms);
 }
 
-TEST(Server, ClientVanishingMidBodyFailsTheReader) {
-  auto server = start_server(small_bodies_config());
-  auto client = client_of(*server);
-  ASSERT_TRUE(client);
-  ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\n" + std::string(100, 'x')));
-  RequestRef req = pop(*server);
+TEST_F(SmallStreamedBodies, ClientVanishingMidBodyFailsTheReader) {
+  auto client = start_and_connect();
+  RequestRef req = send_and_pop(*client, upload_head(1000) + std::string(100, 'x'));
   ASSERT_TRUE(req);
   client.reset();
   BodyRead got = read_body(*req);
   EXPECT_EQ(got.last, RequestBody::ReadStatus::Failed);
   EXPECT_EQ(got.bytes.size(), 100u);
-  stop(*server, 1000ms);
 }
 
-TEST(Server, SmallChunkedBodyIsReadWholeBeforeDispatch) {
-  auto config = small_bodies_config();
+TEST_F(SmallStreamedBodies, SmallChunkedBodyIsReadWholeBeforeDispatch) {
   config.body_storage.memory_limit = 1024;
-  auto server = start_server(config);
-  auto client = client_of(*server);
-  ASSERT_TRUE(client);
-  ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"));
-  EXPECT_FALSE(pop(*server, 200ms)) << "a trickling small body ties up no worker";
-  ASSERT_TRUE(client->send("0\r\n\r\n"));
-  RequestRef req = pop(*server);
+  auto client = start_and_connect();
+  ASSERT_TRUE(client->send(chunked_head("3\r\nabc\r\n")));
+  EXPECT_FALSE(pop(200ms)) << "a trickling small body ties up no worker";
+  RequestRef req = send_and_pop(*client, "0\r\n\r\n");
   ASSERT_TRUE(req);
   EXPECT_TRUE(req->body->complete());
   EXPECT_EQ(req->body->in_memory(), "abc");
   reply(*req, 200, "ok");
-  EXPECT_EQ(parse_response(client->read_response()).body, "ok");
-  stop(*server, 1000ms);
+  EXPECT_EQ(client->response().body, "ok");
 }
 
-TEST(Server, ChunkedBodyPastTheMemoryLimitIsDispatchedWhileArriving) {
-  auto server = start_server(small_bodies_config());  // 64-byte limit
-  auto client = client_of(*server);
-  ASSERT_TRUE(client);
-  ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n50\r\n" +
-                           std::string(80, 'c') + "\r\n"));
-  RequestRef req = pop(*server);
+TEST_F(SmallStreamedBodies, ChunkedBodyPastTheMemoryLimitIsDispatchedWhileArriving) {
+  start();  // 64-byte limit
+  auto client = connect();
+  RequestRef req = send_and_pop(*client, chunked_head("50\r\n" + std::string(80, 'c') + "\r\n"));
   ASSERT_TRUE(req);
   EXPECT_FALSE(req->body->complete());
   ASSERT_TRUE(client->send("0\r\n\r\n"));
   EXPECT_EQ(read_body(*req).bytes, std::string(80, 'c'));
   reply(*req, 200, "ok");
-  EXPECT_EQ(parse_response(client->read_response()).body, "ok");
-  stop(*server, 1000ms);
+  EXPECT_EQ(client->response().body, "ok");
 }
 
 // An app that begins its response and then reads a body behind
 // `Expect: 100-continue`: the 100 may not follow the response head, so a
 // strict client never sends; the body's stall deadline ends the wait, the
 // read fails, and the response already under way still completes.
-TEST(Server, ContinueAfterTheResponseBeganFallsToTheStallDeadline) {
-  auto config = small_bodies_config();
+TEST_F(SmallStreamedBodies, ContinueAfterTheResponseBeganFallsToTheStallDeadline) {
   config.first_data_timeout = 300ms;
-  auto server = start_server(config);
-  auto client = client_of(*server);
-  ASSERT_TRUE(client);
-  ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"));
-  RequestRef req = pop(*server);
+  auto client = start_and_connect();
+  RequestRef req = send_and_pop(*client, upload_head(5, true));
   ASSERT_TRUE(req);
   HeaderView headers[] = {{"content-type", "text/plain"}};
   ASSERT_TRUE(start_response(*req, 200, headers));
@@ -763,24 +548,18 @@ TEST(Server, ContinueAfterTheResponseBeganFallsToTheStallDeadline) {
   EXPECT_EQ(req->body->failure_status(), 408);
   ASSERT_TRUE(write_body(*req, ", then the end"));
   finish_response(*req);
-  std::string wire;
-  ASSERT_TRUE(client->read_to_eof(wire));
+  auto [closed, wire, r] = client->until_closed();
+  ASSERT_TRUE(closed);
   EXPECT_EQ(wire.find("100 Continue"), std::string::npos) << wire;
-  auto r = parse_response(wire);
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.get("connection"), "close");
   EXPECT_NE(r.body.find("0\r\n\r\n"), std::string::npos) << "the response was not cut: " << r.body;
-  stop(*server, 1000ms);
 }
 
-TEST(Server, BodyStallingAfterTheResponseBeganDoesNotCutTheResponse) {
-  auto config = small_bodies_config();
+TEST_F(SmallStreamedBodies, BodyStallingAfterTheResponseBeganDoesNotCutTheResponse) {
   config.first_data_timeout = 300ms;
-  auto server = start_server(config);
-  auto client = client_of(*server);
-  ASSERT_TRUE(client);
-  ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\n" + std::string(100, 'x')));
-  RequestRef req = pop(*server);
+  auto client = start_and_connect();
+  RequestRef req = send_and_pop(*client, upload_head(1000) + std::string(100, 'x'));
   ASSERT_TRUE(req);
   HeaderView headers[] = {{"content-type", "text/plain"}};
   ASSERT_TRUE(start_response(*req, 200, headers));
@@ -788,23 +567,17 @@ TEST(Server, BodyStallingAfterTheResponseBeganDoesNotCutTheResponse) {
   std::this_thread::sleep_for(700ms);  // the client stopped sending: 408 is too late to send
   ASSERT_TRUE(write_body(*req, "part 2"));
   finish_response(*req);
-  std::string wire;
-  ASSERT_TRUE(client->read_to_eof(wire));
-  auto r = parse_response(wire);
+  auto [closed, wire, r] = client->until_closed();
+  ASSERT_TRUE(closed);
   EXPECT_EQ(r.status, 200);
   EXPECT_NE(r.body.find("part 2"), std::string::npos) << r.body;
   EXPECT_NE(r.body.find("0\r\n\r\n"), std::string::npos) << "complete: " << r.body;
-  stop(*server, 1000ms);
 }
 
-TEST(Server, RequestTimeoutDoesNotCountTheUpload) {
-  auto config = small_bodies_config();
+TEST_F(SmallStreamedBodies, RequestTimeoutDoesNotCountTheUpload) {
   config.request_timeout = 300ms;
-  auto server = start_server(config);
-  auto client = client_of(*server);
-  ASSERT_TRUE(client);
-  ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 700\r\n\r\n"));
-  RequestRef req = pop(*server);
+  auto client = start_and_connect();
+  RequestRef req = send_and_pop(*client, upload_head(700));
   ASSERT_TRUE(req);
   std::thread app([&] {
     EXPECT_EQ(read_body(*req).bytes.size(), 700u);
@@ -815,124 +588,87 @@ TEST(Server, RequestTimeoutDoesNotCountTheUpload) {
     ASSERT_TRUE(client->send(std::string(100, 'u')));
   }
   app.join();
-  auto r = parse_response(client->read_response());
+  auto r = client->response();
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.body, "uploaded");
-  stop(*server, 1000ms);
 }
 
-TEST(Server, RequestTimeoutStillCountsAnAppThatNeverAsksForTheBody) {
-  auto config = small_bodies_config();
+TEST_F(SmallStreamedBodies, RequestTimeoutStillCountsAnAppThatNeverAsksForTheBody) {
   config.request_timeout = 300ms;
-  auto server = start_server(config);
-  auto client = client_of(*server);
-  ASSERT_TRUE(client);
-  ASSERT_TRUE(client->send("POST /up HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"));
-  RequestRef req = pop(*server);
+  auto client = start_and_connect();
+  RequestRef req = send_and_pop(*client, upload_head(5, true));
   ASSERT_TRUE(req);
-  auto r = parse_response(client->read_response());
+  auto r = client->response();
   EXPECT_EQ(r.status, 504);
-  stop(*server, 1000ms);
 }
 
-// The default: a request reaches the workers once its whole body is here.
-ServerConfig buffered_config() {
-  ServerConfig config;
-  config.listen = {"tcp://127.0.0.1:0"};
-  config.body_storage.memory_limit = 64;  // anything longer spools
-  return config;
-}
-
-std::string upload_head(size_t length, bool expect_continue = false) {
-  std::string head = "POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: " + std::to_string(length) + "\r\n";
-  if (expect_continue) head += "Expect: 100-continue\r\n";
-  return head + "\r\n";
-}
-
-TEST(Server, BufferedBodyReachesTheWorkersOnlyWhole) {
-  auto server = start_server(buffered_config());
-  auto client = client_of(*server);
-  ASSERT_TRUE(client);
+TEST_F(BufferedBodies, BufferedBodyReachesTheWorkersOnlyWhole) {
+  auto client = start_and_connect();
   ASSERT_TRUE(client->send(upload_head(2000) + std::string(1000, 'a')));
-  EXPECT_FALSE(pop(*server, 300ms)) << "half a body ties up no worker";
-  ASSERT_TRUE(client->send(std::string(1000, 'b')));
-  RequestRef req = pop(*server);
+  EXPECT_FALSE(pop(300ms)) << "half a body ties up no worker";
+  RequestRef req = send_and_pop(*client, std::string(1000, 'b'));
   ASSERT_TRUE(req);
   EXPECT_TRUE(req->body->complete());
   EXPECT_TRUE(req->body->spooled()) << "past the memory limit the body is on disk";
   EXPECT_EQ(read_body(*req).bytes, std::string(1000, 'a') + std::string(1000, 'b'));
   reply(*req, 200, "stored");
-  auto r = parse_response(client->read_response());
+  auto r = client->response();
   EXPECT_EQ(r.body, "stored");
   EXPECT_FALSE(r.get("connection"));
-  stop(*server, 1000ms);
 }
 
-TEST(Server, BufferedExpectContinueIsAnsweredByTheServer) {
-  auto server = start_server(buffered_config());
-  auto client = client_of(*server);
-  ASSERT_TRUE(client);
+TEST_F(BufferedBodies, BufferedExpectContinueIsAnsweredByTheServer) {
+  auto client = start_and_connect();
   ASSERT_TRUE(client->send(upload_head(5, true)));
-  while (client->pending().find("\r\n\r\n") == std::string::npos)
-    ASSERT_GT(client->read_some(), 0) << "no 100 Continue";
+  ASSERT_TRUE(client->read_head()) << "no 100 Continue";
   EXPECT_EQ(client->pending(), "HTTP/1.1 100 Continue\r\n\r\n");
   client->pending().clear();
-  EXPECT_FALSE(pop(*server, 100ms)) << "the body comes before the request goes to a worker";
-  ASSERT_TRUE(client->send("hello"));
-  RequestRef req = pop(*server);
+  EXPECT_FALSE(pop(100ms)) << "the body comes before the request goes to a worker";
+  RequestRef req = send_and_pop(*client, "hello");
   ASSERT_TRUE(req);
   EXPECT_EQ(req->body->in_memory(), "hello");
   reply(*req, 200, "got it");
-  auto r = parse_response(client->read_response());
+  auto r = client->response();
   EXPECT_EQ(r.body, "got it");
   EXPECT_FALSE(r.get("connection"));
-  stop(*server, 1000ms);
 }
 
-TEST(Server, ExpectContinuePastMaxBodySizeGets413AndNoContinue) {
-  auto config = buffered_config();
+TEST_F(BufferedBodies, ExpectContinuePastMaxBodySizeGets413AndNoContinue) {
   config.limits.max_body_size = 100;
-  auto server = start_server(config);
-  auto client = client_of(*server);
-  ASSERT_TRUE(client);
+  auto client = start_and_connect();
   ASSERT_TRUE(client->send(upload_head(1000, true)));
-  std::string wire;
-  ASSERT_TRUE(client->read_to_eof(wire));
+  auto [closed, wire, r] = client->until_closed();
+  ASSERT_TRUE(closed);
   EXPECT_EQ(wire.find("100 Continue"), std::string::npos) << wire;
-  auto r = parse_response(wire);
   EXPECT_EQ(r.status, 413);
   EXPECT_EQ(r.get("connection"), "close");
-  stop(*server, 1000ms);
 }
 
 // 10 bytes every 100 ms against 1000 bytes/s over 300 ms windows: the
 // first window is free, the second fails. first_data_timeout (5 s) would
 // never fire, each gap being short.
-TEST(Server, BodySlowerThanTheMinimumRateGets408) {
+TEST_F(BufferedBodies, BodySlowerThanTheMinimumRateGets408) {
   for (bool streaming : {false, true}) {
-    auto config = buffered_config();
     config.stream_request_bodies = streaming;
     config.first_data_timeout = 5000ms;
     config.min_body_rate = 1000;
     config.min_body_rate_window = 300ms;
-    auto server = start_server(config);
-    auto client = client_of(*server);
-    ASSERT_TRUE(client);
+    start();
+    auto client = connect();
     ASSERT_TRUE(client->send(upload_head(100000)));
     // Streamed, the request goes to a worker at its head; take it then, as a
     // worker would (once answered, a queued request is never taken).
     RequestRef taken;
     if (streaming) {
-      taken = pop(*server);
+      taken = pop();
       ASSERT_TRUE(taken) << "streamed: the request went to a worker at its head";
     }
     auto started = Clock::now();
     for (int i = 0; i < 30 && !client->closed_by_peer(100ms); ++i)
       if (!client->send(std::string(10, 't'))) break;
     auto took = Clock::now() - started;
-    std::string wire;
-    ASSERT_TRUE(client->read_to_eof(wire));
-    auto r = parse_response(wire);
+    auto [closed, wire, r] = client->until_closed();
+    ASSERT_TRUE(closed);
     EXPECT_EQ(r.status, 408) << "streaming " << streaming << ": " << wire;
     EXPECT_EQ(r.get("connection"), "close");
     EXPECT_NE(r.body.find("too slowly"), std::string::npos) << r.body;
@@ -941,165 +677,130 @@ TEST(Server, BodySlowerThanTheMinimumRateGets408) {
       EXPECT_EQ(read_body(*taken).last, RequestBody::ReadStatus::Failed);
       EXPECT_EQ(taken->body->failure_status(), 408);
     } else {
-      EXPECT_FALSE(pop(*server, 10ms)) << "buffered: no worker ever saw it";
+      EXPECT_FALSE(pop(10ms)) << "buffered: no worker ever saw it";
     }
-    stop(*server, 1000ms);
+    server().stop(1000ms);
   }
 }
 
-TEST(Server, BodyKeepingTheMinimumRateIsServed) {
-  auto config = buffered_config();
+TEST_F(BufferedBodies, BodyKeepingTheMinimumRateIsServed) {
   config.min_body_rate = 1000;
   config.min_body_rate_window = 300ms;
-  auto server = start_server(config);
-  auto client = client_of(*server);
-  ASSERT_TRUE(client);
+  auto client = start_and_connect();
   ASSERT_TRUE(client->send(upload_head(3000)));
   for (int i = 0; i < 15; ++i) {  // 2000 bytes/s for 1.5 s, in bursts
     std::this_thread::sleep_for(100ms);
     ASSERT_TRUE(client->send(std::string(200, 'r')));
   }
-  RequestRef req = pop(*server);
+  RequestRef req = pop();
   ASSERT_TRUE(req);
   EXPECT_EQ(read_body(*req).bytes.size(), 3000u);
   reply(*req, 200, "ok");
-  EXPECT_EQ(parse_response(client->read_response()).status, 200);
-  stop(*server, 1000ms);
+  EXPECT_EQ(client->response().status, 200);
 }
 
-TEST(Server, UploadPastTheSpoolLimitGets503AtItsHead) {
-  auto config = buffered_config();
+TEST_F(BufferedBodies, UploadPastTheSpoolLimitGets503AtItsHead) {
   config.max_spool_size = 1500;
-  auto server = start_server(config);
-  auto first = client_of(*server);
-  ASSERT_TRUE(first);
+  start();
+  auto first = connect();
   ASSERT_TRUE(first->send(upload_head(1000) + std::string(990, 'a')));  // 990 bytes spooled
   std::this_thread::sleep_for(100ms);
-  auto second = client_of(*server);
-  ASSERT_TRUE(second);
+  auto second = connect();
   ASSERT_TRUE(second->send(upload_head(1000)));
-  std::string wire;
-  ASSERT_TRUE(second->read_to_eof(wire));
-  auto r = parse_response(wire);
+  auto [closed, wire, r] = second->until_closed();
+  ASSERT_TRUE(closed);
   EXPECT_EQ(r.status, 503) << wire;
   EXPECT_EQ(r.get("connection"), "close");
   EXPECT_EQ(r.get("retry-after"), "1");
   // A chunked body that grows past what is left is refused as it grows.
-  auto chunked = client_of(*server);
-  ASSERT_TRUE(chunked);
-  ASSERT_TRUE(chunked->send("POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n258\r\n" +
-                            std::string(600, 'c') + "\r\n"));
-  ASSERT_TRUE(chunked->read_to_eof(wire));
-  EXPECT_EQ(parse_response(wire).status, 503) << wire;
+  auto chunked = connect();
+  ASSERT_TRUE(chunked->send(chunked_head("258\r\n" + std::string(600, 'c') + "\r\n")));
+  auto refused = chunked->until_closed();
+  ASSERT_TRUE(refused.eof);
+  EXPECT_EQ(refused.response.status, 503) << refused.wire;
   // The first upload is unaffected, and its room comes back with it.
-  ASSERT_TRUE(first->send(std::string(10, 'a')));
   {
-    RequestRef req = pop(*server);
+    RequestRef req = send_and_pop(*first, std::string(10, 'a'));
     ASSERT_TRUE(req);
     EXPECT_EQ(read_body(*req).bytes.size(), 1000u);
     reply(*req, 200, "ok");
     req->body->discard();  // what the binding does once the response is out
   }
-  EXPECT_EQ(parse_response(first->read_response()).status, 200);
-  auto third = client_of(*server);
-  ASSERT_TRUE(third);
-  ASSERT_TRUE(third->send(upload_head(1000) + std::string(1000, 'z')));
-  RequestRef again = pop(*server);
+  EXPECT_EQ(first->response().status, 200);
+  auto third = connect();
+  RequestRef again = send_and_pop(*third, upload_head(1000) + std::string(1000, 'z'));
   ASSERT_TRUE(again) << "the spool had room again";
   reply(*again, 200, "ok");
-  EXPECT_EQ(parse_response(third->read_response()).status, 200);
-  stop(*server, 1000ms);
+  EXPECT_EQ(third->response().status, 200);
 }
 
 // max_connections is a descriptor budget: a spool file takes a place in
 // it, so a body that would need one when it is spent gets 503 instead of
 // the process running out of descriptors.
-TEST(Server, SpoolFilesCountAgainstMaxConnections) {
-  auto config = buffered_config();
+TEST_F(BufferedBodies, SpoolFilesCountAgainstMaxConnections) {
   config.max_connections = 2;
-  auto server = start_server(config);
-  auto first = client_of(*server);
-  ASSERT_TRUE(first);
+  start();
+  auto first = connect();
   ASSERT_TRUE(first->send(upload_head(1000) + std::string(10, 'a')));  // 1 connection + 1 spool file
   std::this_thread::sleep_for(100ms);
-  auto second = client_of(*server);  // the accept already under way takes it
-  ASSERT_TRUE(second);
+  auto second = connect();  // the accept already under way takes it
   ASSERT_TRUE(second->send(upload_head(1000)));
-  std::string wire;
-  ASSERT_TRUE(second->read_to_eof(wire));
-  auto r = parse_response(wire);
+  auto [closed, wire, r] = second->until_closed();
+  ASSERT_TRUE(closed);
   EXPECT_EQ(r.status, 503) << wire;
   EXPECT_EQ(r.get("retry-after"), "1");
   second.reset();  // its lingering close ends: one connection and one spool file remain
-  ASSERT_TRUE(first->send(std::string(990, 'a')));
-  RequestRef req = pop(*server);
+  RequestRef req = send_and_pop(*first, std::string(990, 'a'));
   ASSERT_TRUE(req);
   EXPECT_EQ(read_body(*req).bytes.size(), 1000u);
   reply(*req, 200, "ok");
-  EXPECT_EQ(parse_response(first->read_response()).status, 200);
+  EXPECT_EQ(first->response().status, 200);
   // The first connection stays (keep-alive) and its spool file fills the
   // budget; letting the file go lets the listener accept again.
   std::this_thread::sleep_for(100ms);
   req->body->discard();  // what the binding does once the response is out
-  auto third = client_of(*server);
-  ASSERT_TRUE(third);
+  auto third = connect();
   ASSERT_TRUE(third->send("GET /after HTTP/1.1\r\nHost: h\r\n\r\n"));
-  RequestRef after = pop(*server, 2000ms);
+  RequestRef after = pop(2000ms);
   ASSERT_TRUE(after) << "the listener resumed once the spool file was gone";
   reply(*after, 200, "after");
-  EXPECT_EQ(parse_response(third->read_response()).body, "after");
-  stop(*server, 1000ms);
+  EXPECT_EQ(third->response().body, "after");
 }
 
-TEST(Server, StreamedResponseIsChunkedOnTheWire) {
-  auto server = start_server("tcp://127.0.0.1:0");
-  auto client = client_of(*server);
-  ASSERT_TRUE(client);
-  ASSERT_TRUE(client->send("GET /stream HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"));
-  RequestRef req = pop(*server);
+TEST_F(ServerTest, StreamedResponseIsChunkedOnTheWire) {
+  auto client = start_and_connect();
+  RequestRef req = send_and_pop(*client, "GET /stream HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
   ASSERT_TRUE(req);
   ASSERT_TRUE(start_response(*req, 200, {}));
   EXPECT_TRUE(write_body(*req, "abc"));
   EXPECT_TRUE(write_body(*req, "defg"));
   finish_response(*req);
-  std::string wire;
-  EXPECT_TRUE(client->read_to_eof(wire));
-  auto r = parse_response(wire);
+  auto [closed, wire, r] = client->until_closed();
+  EXPECT_TRUE(closed);
   EXPECT_EQ(r.get("transfer-encoding"), "chunked");
   EXPECT_EQ(r.get("connection"), "close");
   EXPECT_EQ(r.body, "3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n");
-  stop(*server, 1000ms);
 }
 
-TEST(Server, ClientGoneBeforeAnswerIsHarmless) {
-  auto server = start_server("tcp://127.0.0.1:0");
-  auto client = client_of(*server);
-  ASSERT_TRUE(client);
-  ASSERT_TRUE(client->send("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
-  RequestRef req = pop(*server);
+TEST_F(ServerTest, ClientGoneBeforeAnswerIsHarmless) {
+  auto client = start_and_connect();
+  RequestRef req = send_and_pop(*client, "GET / HTTP/1.1\r\nHost: h\r\n\r\n");
   ASSERT_TRUE(req);
   client.reset();
   std::this_thread::sleep_for(50ms);
   reply(*req, 200, "nobody listens");
   req.reset();
-  EXPECT_EQ(stop(*server, 2000ms), 0);
+  EXPECT_EQ(server().stop(2000ms), 0);
 }
 
-TEST(Server, ReleasedUnansweredRequestGets500) {
-  auto server = start_server("tcp://127.0.0.1:0");
-  auto client = client_of(*server);
-  ASSERT_TRUE(client);
-  ASSERT_TRUE(client->send("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
-  RequestRef req = pop(*server);
+TEST_F(ServerTest, ReleasedUnansweredRequestGets500) {
+  auto client = start_and_connect();
+  RequestRef req = send_and_pop(*client, "GET / HTTP/1.1\r\nHost: h\r\n\r\n");
   ASSERT_TRUE(req);
   req.reset();  // a worker lost it
-  auto r = parse_response(client->read_response());
+  auto r = client->response();
   EXPECT_EQ(r.status, 500);
-  bool logged = false;
-  for (auto& line : server->log().drain())
-    if (line.find("without a response") != std::string::npos) logged = true;
-  EXPECT_TRUE(logged);
-  stop(*server, 1000ms);
+  EXPECT_GE(count_lines(server().log().drain(), "without a response"), 1u);
 }
 
 namespace {
@@ -1116,72 +817,62 @@ bool wait_for_depth(Server& s, size_t depth, std::chrono::milliseconds limit = 5
 
 }  // namespace
 
-TEST(Server, ARequestTimedOutInTheQueueIsNeverTaken) {
-  ServerConfig config;
-  config.listen = {"tcp://127.0.0.1:0"};
+TEST_F(ServerTest, ARequestTimedOutInTheQueueIsNeverTaken) {
   config.request_timeout = 200ms;
-  auto server = start_server(config);
-  auto client = client_of(*server);
-  ASSERT_TRUE(client);
+  auto client = start_and_connect();
   ASSERT_TRUE(client->send("POST /charge HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nok"));
   // Nobody takes it: the client gets its 504 while it is still queued.
-  auto r = parse_response(client->read_response());
+  auto r = client->response();
   EXPECT_EQ(r.status, 504);
-  EXPECT_EQ(server->queue().depth(), 1u);
-  EXPECT_FALSE(pop(*server, 100ms)) << "a worker must not run what the client was told failed";
-  EXPECT_EQ(server->queue().skipped(), 1u);
-  EXPECT_EQ(stop(*server, 1000ms), 0);
+  EXPECT_EQ(server().queue().depth(), 1u);
+  EXPECT_FALSE(pop(100ms)) << "a worker must not run what the client was told failed";
+  EXPECT_EQ(server().queue().skipped(), 1u);
+  EXPECT_EQ(server().stop(1000ms), 0);
 }
 
-TEST(Server, ARequestWhoseClientLeftWhileQueuedIsNeverTaken) {
-  auto server = start_server("tcp://127.0.0.1:0");
-  auto leaving = client_of(*server);
-  auto staying = client_of(*server);
-  ASSERT_TRUE(leaving && staying);
+TEST_F(ServerTest, ARequestWhoseClientLeftWhileQueuedIsNeverTaken) {
+  start();
+  auto leaving = connect();
+  auto staying = connect();
   ASSERT_TRUE(leaving->send("POST /charge HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nok"));
-  ASSERT_TRUE(wait_for_depth(*server, 1));
+  ASSERT_TRUE(wait_for_depth(server(), 1));
   leaving.reset();  // the client closes while its request waits
   ASSERT_TRUE(staying->send("GET /stay HTTP/1.1\r\nHost: h\r\n\r\n"));
-  ASSERT_TRUE(wait_for_depth(*server, 2));
+  ASSERT_TRUE(wait_for_depth(server(), 2));
   std::this_thread::sleep_for(20ms);
   // The two came through different I/O threads: either may come first.
   std::vector<std::string> taken;
   for (int i = 0; i < 3; ++i) {
-    RequestRef req = pop(*server, 100ms);
+    RequestRef req = pop(100ms);
     if (!req) continue;
     taken.push_back(str(req->path));
     ASSERT_TRUE(reply(*req, 200, "taken"));
   }
   EXPECT_EQ(taken, std::vector<std::string>{"/stay"}) << "the request of the client that left is skipped";
-  EXPECT_EQ(server->queue().skipped(), 1u);
-  EXPECT_EQ(parse_response(staying->read_response()).status, 200);
-  EXPECT_EQ(stop(*server, 1000ms), 0);
-  EXPECT_EQ(server->counters().in_flight.load(), 0) << "the skipped request is accounted for";
+  EXPECT_EQ(server().queue().skipped(), 1u);
+  EXPECT_EQ(staying->response().status, 200);
+  EXPECT_EQ(server().stop(1000ms), 0);
+  EXPECT_EQ(server().counters().in_flight.load(), 0) << "the skipped request is accounted for";
 }
 
-TEST(Server, AFailedEnqueueIsAnswered) {
-  auto server = start_server("tcp://127.0.0.1:0");
-  auto client = client_of(*server);
-  ASSERT_TRUE(client);
+TEST_F(ServerTest, AFailedEnqueueIsAnswered) {
+  auto client = start_and_connect();
   // The queue has never been used from the I/O threads: enqueueing needs
   // allocations, and they fail.
   RequestQueue::fail_allocations_for_testing(1000000);
   bool sent = client->send("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
-  auto r = parse_response(client->read_response());
+  auto r = client->response();
   RequestQueue::fail_allocations_for_testing(0);
   ASSERT_TRUE(sent);
   EXPECT_EQ(r.status, 503);
   EXPECT_EQ(r.get("connection"), "close");
-  bool logged = false;
-  for (auto& line : server->log().drain())
-    if (line.find("out of memory") != std::string::npos) logged = true;
-  EXPECT_TRUE(logged);
-  EXPECT_EQ(stop(*server, 1000ms), 0);
+  EXPECT_GE(count_lines(server().log().drain(), "out of memory"), 1u);
+  EXPECT_EQ(server().stop(1000ms), 0);
 }
 
 TEST(Server, AddressesMayBeReadWhileTheServerStops) {
   for (int round = 0; round < 20; ++round) {
-    auto server = start_server("tcp://127.0.0.1:0");
+    auto server = start_server(server_config());
     std::atomic<bool> done{false};
     std::thread reader([&] {
       while (!done.load()) {
@@ -1191,7 +882,7 @@ TEST(Server, AddressesMayBeReadWhileTheServerStops) {
       }
     });
     std::this_thread::sleep_for(1ms);
-    stop(*server, 0ms);
+    server->stop(0ms);
     done.store(true);
     reader.join();
     EXPECT_TRUE(server->addresses().empty());
@@ -1205,7 +896,7 @@ TEST(Server, AResponseRacingStopLeavesNothingBehind) {
   for (int round = 0; round < 30; ++round) {
     std::weak_ptr<Server> weak;
     {
-      auto server = start_server("tcp://127.0.0.1:0");
+      auto server = start_server(server_config());
       weak = server;
       auto client = client_of(*server);
       ASSERT_TRUE(client);
@@ -1235,18 +926,11 @@ double cpu_seconds() {
          static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
-size_t count_lines(const std::vector<std::string>& lines, std::string_view what) {
-  size_t n = 0;
-  for (const auto& line : lines)
-    if (line.find(what) != std::string::npos) ++n;
-  return n;
-}
-
 }  // namespace
 
-TEST(Server, OutOfDescriptorsAcceptPausesAndLogsOnce) {
-  auto server = start_server("tcp://127.0.0.1:0");
-  uint16_t port = port_of(server->addresses().at(0));
+TEST_F(ServerTest, OutOfDescriptorsAcceptPausesAndLogsOnce) {
+  start();
+  uint16_t port = port_of(server().addresses().at(0));
   // The clients' descriptors exist before the limit drops; connecting
   // needs no new one, accepting does.
   std::vector<int> fds;
@@ -1260,10 +944,7 @@ TEST(Server, OutOfDescriptorsAcceptPausesAndLogsOnce) {
   low.rlim_cur = static_cast<rlim_t>(lowest_free);
   ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
 
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sockaddr_in addr = Client::loopback(port);
   for (int fd : fds) ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
   std::this_thread::sleep_for(100ms);
   double before = cpu_seconds();
@@ -1272,21 +953,19 @@ TEST(Server, OutOfDescriptorsAcceptPausesAndLogsOnce) {
   ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
 
   EXPECT_LT(used, 0.25) << "an I/O thread spun while accept failed";
-  std::vector<std::string> log = server->log().drain();
+  std::vector<std::string> log = server().log().drain();
   EXPECT_EQ(count_lines(log, "Too many open files"), 1u) << "one line per episode";
 
   // Descriptors are back: the clients in the backlog are served.
   Client client(fds[0]);
   fds.erase(fds.begin());
-  ASSERT_TRUE(client.send("GET /back HTTP/1.1\r\nHost: h\r\n\r\n"));
-  RequestRef req = pop(*server);
+  RequestRef req = send_and_pop(client, "GET /back HTTP/1.1\r\nHost: h\r\n\r\n");
   ASSERT_TRUE(req);
   EXPECT_EQ(str(req->path), "/back");
   ASSERT_TRUE(reply(*req, 200, "back"));
-  EXPECT_EQ(parse_response(client.read_response()).status, 200);
+  EXPECT_EQ(client.response().status, 200);
   req.reset();
-  auto later = server->log().drain();
+  auto later = server().log().drain();
   EXPECT_EQ(count_lines(later, "accepting connections again"), 1u);
   for (int fd : fds) ::close(fd);
-  stop(*server, 1000ms);
 }

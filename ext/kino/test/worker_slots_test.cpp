@@ -5,18 +5,13 @@
 #include <thread>
 
 #include "http1/responder.hpp"
+#include "support/numbered_request.hpp"
 #include "test_sink.hpp"
 
 using namespace kino;
+using test::make_request;
+using test::number_of;
 using namespace std::chrono_literals;
-
-namespace {
-RequestRef make_request(uint64_t seq) {
-  RequestRef r(new RequestCtx());
-  r->sequence = seq;
-  return r;
-}
-}  // namespace
 
 TEST(WorkerSlots, HoldKeepsAReferenceUntilReplaced) {
   WorkerSlots slots(2);
@@ -37,8 +32,8 @@ TEST(WorkerSlots, TakeEmptiesTheRangeAndReturnsWhatItHeld) {
   slots.hold(3, c.get());
   auto taken = slots.take(0, 2);
   ASSERT_EQ(taken.size(), 2u);
-  EXPECT_EQ(taken[0]->sequence, 1u);
-  EXPECT_EQ(taken[1]->sequence, 2u);
+  EXPECT_EQ(number_of(*taken[0]), 1u);
+  EXPECT_EQ(number_of(*taken[1]), 2u);
   EXPECT_TRUE(slots.take(0, 2).empty()) << "taken once";
   EXPECT_EQ(slots.take(3, 1).size(), 1u);
 }
@@ -97,5 +92,5 @@ TEST(WorkerSlots, ConcurrentHoldAndTakeReleaseEveryRequestOnce) {
   taker.join();
   slots.take(0, 1);
   // Whichever thread let go of each request, it let go exactly once.
-  for (auto& r : all) ASSERT_EQ(r->use_count(), 1u) << r->sequence;
+  for (auto& r : all) ASSERT_EQ(r->use_count(), 1u) << number_of(*r);
 }

@@ -75,7 +75,6 @@ class RequestCtx : public NativeAllocated {
   // answer before sending it, and gets it only if the app reads the body.
   bool expect_continue = false;
 
-  uint64_t sequence = 0;     // per-server request number, for logs
   int64_t queued_at_ms = 0;  // steady clock, when the request entered the queue
 
   // The connection that wants the answer; null in unit tests of parsing.

@@ -13,11 +13,13 @@
 
 namespace kino {
 
+// Set by the binding from Ruby's table of defaults, but for
+// max_chunk_extras_size, which no directive sets.
 struct ParserLimits {
-  size_t max_header_size = 64 * 1024;  // whole request head
-  size_t max_uri_size = 8 * 1024;
-  size_t max_headers = 100;
-  uint64_t max_body_size = 50ull * 1024 * 1024;  // 0 = unlimited
+  size_t max_header_size{};  // whole request head
+  size_t max_uri_size{};
+  size_t max_headers{};
+  uint64_t max_body_size{};  // 0 = unlimited
   // Chunk extensions and trailer fields of one message, together: both are
   // parsed and dropped, so without a budget of their own a client could
   // stream them for ever.
@@ -58,9 +60,6 @@ class RequestParser {
   // parsed (null otherwise). It may go to a worker at once: from here on
   // the parser touches only its RequestBody, which is made for that.
   RequestRef streaming() const;
-
-  // Whether part of a request has been seen (so EOF now would cut it).
-  bool in_message() const noexcept { return in_message_; }
 
   // Whether the current request's head is complete (its body may not be).
   bool head_complete() const noexcept { return in_message_ && headers_done_; }
