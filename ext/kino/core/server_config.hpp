@@ -53,7 +53,7 @@ struct ServerConfig {
   std::chrono::milliseconds request_timeout{0};
   // Idle keep-alive connections are closed after this.
   std::chrono::milliseconds persistent_timeout{20000};
-  // Worker threads whose current request is tracked (see WorkerSlots).
+  // Worker threads whose current request is tracked (see ThreadSlots).
   size_t worker_slots = 1024;
 };
 

@@ -43,7 +43,7 @@ void Connection::start() {
 }
 
 void Connection::do_read() {
-  if (closed_ || reading_ || (awaiting_response_ && !streaming_)) return;
+  if (closed_ || reading_ || (awaiting_response_ && !streamed_upload_)) return;
   if (in_start_ > 0) {
     inbuf_.erase(0, in_start_);
     in_start_ = 0;
@@ -73,8 +73,8 @@ void Connection::on_read(const error_code& ec, size_t n, size_t offset) {
     if (ec != asio::error::eof && ec != asio::error::operation_aborted &&
         ec != asio::error::connection_reset)
       server_->report(ec, "read");
-    if (streaming_) {
-      fail_streaming(400, "connection closed mid-body");
+    if (streamed_upload_) {
+      fail_streamed_upload(400, "connection closed mid-body");
       // A reset leaves nothing to write to, whatever the app still sends.
       if (ec != asio::error::eof) close_socket();
       return;
@@ -199,8 +199,8 @@ void Connection::on_deadline() {
     close_socket();  // nothing was asked: nothing to answer
     return;
   }
-  if (streaming_) {
-    fail_streaming(408, body_reason);
+  if (streamed_upload_) {
+    fail_streamed_upload(408, body_reason);
     return;
   }
   reject(408, waiting_ == Waiting::Head ? "request head not received in time" : body_reason);
@@ -209,23 +209,23 @@ void Connection::on_deadline() {
 void Connection::process_input() {
   // While a streamed body arrives its bytes are parsed even though the
   // request is with the workers; anything after it waits for the response.
-  while (!closed_ && (!awaiting_response_ || streaming_) && in_start_ < inbuf_.size()) {
+  while (!closed_ && (!awaiting_response_ || streamed_upload_) && in_start_ < inbuf_.size()) {
     auto r = parser_.feed(inbuf_.data() + in_start_, inbuf_.size() - in_start_);
     in_start_ += r.consumed;
     switch (r.state) {
       case RequestParser::State::NeedMore:
-        if (streaming_) {
+        if (streamed_upload_) {
           // Body bytes came (perhaps without waiting for a 100, which is
           // then owed no more); each read of the body restarts the clock,
           // and the app's clock waits for the body's end.
-          streaming_->body->take_continue();
+          streamed_upload_->body->take_continue();
           if (waiting_ == Waiting::Continue) app_deadline_ms_.store(kNever, std::memory_order_relaxed);
           expect(Waiting::Body);
         } else if (parser_.head_complete()) {
           RequestRef req = parser_.streaming();
           if (!body_admitted_ && !admit_body(*req)) return;
-          if (server_->config().stream_request_bodies && should_stream(*req))
-            start_streaming(std::move(req));
+          if (server_->config().stream_request_bodies && should_stream_upload(*req))
+            start_streamed_upload(std::move(req));
           else
             expect(Waiting::Body);
         }
@@ -233,10 +233,10 @@ void Connection::process_input() {
       case RequestParser::State::Complete: {
         RequestRef req = parser_.take();
         body_admitted_ = false;
-        if (streaming_) {
+        if (streamed_upload_) {
           // The end of a body already being read by the app; from now on
           // the app alone is what the client waits for.
-          streaming_.reset();
+          streamed_upload_.reset();
           expect(Waiting::Nothing);
           arm_app_deadline();
           return;
@@ -247,14 +247,14 @@ void Connection::process_input() {
         return;
       }
       case RequestParser::State::Error:
-        if (streaming_)
-          fail_streaming(parser_.error_status(), parser_.error_reason());
+        if (streamed_upload_)
+          fail_streamed_upload(parser_.error_status(), parser_.error_reason());
         else
           reject(parser_.error_status(), parser_.error_reason());
         return;
     }
   }
-  if (!closed_ && (!awaiting_response_ || streaming_)) do_read();
+  if (!closed_ && (!awaiting_response_ || streamed_upload_)) do_read();
 }
 
 // A body is coming (the head is complete, the body is not). It may spool
@@ -283,7 +283,7 @@ bool Connection::admit_body(RequestCtx& req) {
 // client trickling a small body ties up no worker. Longer bodies (by
 // Content-Length, or a chunked one once it has passed the memory limit)
 // and bodies behind `Expect: 100-continue` go to the app as they arrive.
-bool Connection::should_stream(const RequestCtx& req) const {
+bool Connection::should_stream_upload(const RequestCtx& req) const {
   if (req.expect_continue) return true;
   size_t limit = server_->config().body_storage.memory_limit;
   uint64_t expected = req.body->expected_length();
@@ -313,8 +313,8 @@ void Connection::arm_app_deadline() {
     app_deadline_ms_.store(steady_ms() + timeout, std::memory_order_relaxed);
 }
 
-void Connection::start_streaming(RequestRef req) {
-  streaming_ = req;  // released when the body ends or fails: no cycle outlives it
+void Connection::start_streamed_upload(RequestRef req) {
+  streamed_upload_ = req;  // released when the body ends or fails: no cycle outlives it
   bool owe = req->expect_continue && req->body->received() == 0;
   if (owe) req->body->owe_continue(std::weak_ptr<ResponseSink>(shared_from_this()));
   expect(owe ? Waiting::Continue : Waiting::Body);
@@ -325,8 +325,8 @@ void Connection::start_streaming(RequestRef req) {
 // The body of the request with the workers will not arrive whole. Its
 // reader gets the error; the client gets `status` if the app has not
 // answered yet, and otherwise a cut connection (its request was broken).
-void Connection::fail_streaming(int status, const char* reason) {
-  RequestRef req = std::move(streaming_);
+void Connection::fail_streamed_upload(int status, const char* reason) {
+  RequestRef req = std::move(streamed_upload_);
   // If the app's response is under way this answer loses the claim and
   // that response may finish (the client may well have stopped sending
   // because it saw it begin). Nothing more is read; the lingering close
@@ -382,7 +382,7 @@ void Connection::send_continue(const RequestCtx& req) {
   // The caller holds a reference to `req`, so its address cannot have been
   // reused by a later request of this connection.
   server_->post_while_running(socket_.get_executor(), [self = shared_from_this(), which = &req] {
-    if (self->closed_ || self->streaming_.get() != which) return;
+    if (self->closed_ || self->streamed_upload_.get() != which) return;
     // The app wants the body: from now on it waits for the client, and a
     // client that never sends is cut off by the body's stall deadline.
     if (self->waiting_ == Waiting::Continue) {
@@ -472,10 +472,10 @@ void Connection::response_done(bool keep_alive) {
   in_flight_.reset();
   app_deadline_ms_.store(kNever, std::memory_order_relaxed);
   response_begun_ = false;
-  if (streaming_) {
+  if (streamed_upload_) {
     // Answered before its body arrived (the plan said close): the rest of
     // the body is read and dropped by the lingering close.
-    RequestRef req = std::move(streaming_);
+    RequestRef req = std::move(streamed_upload_);
     req->body->fail(400, "the response was sent before the request body arrived");
     keep_alive = false;
   }
@@ -536,8 +536,8 @@ void Connection::close_socket() {
   closed_ = true;
   in_flight_.reset();  // nobody to answer with a 504 any more
   app_deadline_ms_.store(kNever, std::memory_order_relaxed);
-  if (streaming_) {
-    RequestRef req = std::move(streaming_);
+  if (streamed_upload_) {
+    RequestRef req = std::move(streamed_upload_);
     req->body->fail(400, "the connection closed before the request body arrived");
   }
   body_arriving_.store(false, std::memory_order_seq_cst);
@@ -615,7 +615,7 @@ bool Connection::peer_gone() const {
 
 void Connection::log(std::string_view line) { server_->log().push(line); }
 
-bool Connection::closing() const { return server_->draining(); }
+bool Connection::draining() const { return server_->draining(); }
 
 bool Connection::backlogged() const {
   return open() && pending_bytes_.load(std::memory_order_relaxed) >= server_->config().write_high_water;

@@ -58,7 +58,7 @@ class Connection : public ResponseSink,
   void send_continue(const RequestCtx& req) override;
   bool open() const override { return open_.load(std::memory_order_acquire); }
   bool peer_gone() const override;
-  bool closing() const override;
+  bool draining() const override;
   bool backlogged() const override;
   void log(std::string_view line) override;
 
@@ -73,10 +73,10 @@ class Connection : public ResponseSink,
   void on_read(const error_code& ec, size_t n, size_t offset);
   void process_input();
   bool admit_body(RequestCtx& req);
-  bool should_stream(const RequestCtx& req) const;
+  bool should_stream_upload(const RequestCtx& req) const;
   void dispatch(RequestRef req);
-  void start_streaming(RequestRef req);
-  void fail_streaming(int status, const char* reason);
+  void start_streamed_upload(RequestRef req);
+  void fail_streamed_upload(int status, const char* reason);
   void arm_app_deadline();
   void reject(int status, std::string_view reason, RequestRef req = {});
   void enqueue(OutItem item);
@@ -118,7 +118,7 @@ class Connection : public ResponseSink,
   // A request already with the workers whose body is still arriving: the
   // connection goes on reading for it, and answers it itself (408, 413,
   // 400) if the body goes wrong.
-  RequestRef streaming_;
+  RequestRef streamed_upload_;
   bool response_begun_ = false;  // bytes of the current response were queued
   bool closed_ = false;
 
