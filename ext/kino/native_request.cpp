@@ -152,7 +152,7 @@ void share_gvl_between_requests() {
 
 // Native.take_one(server_id, slot = nil) -> env Hash, or nil once the
 // server's queue is closed and empty. With a slot, the request is recorded
-// as that worker thread's current one (see WorkerSlots). Blocks with the GVL released; a request already queued
+// as that worker thread's current one (see ThreadSlots). Blocks with the GVL released; a request already queued
 // is taken without releasing it.
 VALUE native_take_one(int argc, VALUE* argv, VALUE) {
   VALUE id, rb_slot;
@@ -448,7 +448,7 @@ VALUE native_respond_error(VALUE, VALUE handle, VALUE status, VALUE text) {
       return Qtrue;
     // Cut the response short only if this thread is the one that started
     // it; if a timeout answered first, the response is not ours to touch.
-    if (req->streaming_started()) abort_response(*req);
+    if (req->response_streamed()) abort_response(*req);
     return Qfalse;
   });
 }
