@@ -12,9 +12,6 @@ namespace kino {
 
 namespace {
 constexpr size_t kReadChunk = 16 * 1024;
-constexpr int64_t kNever = INT64_MAX;
-constexpr size_t kMaxGather = 64;
-constexpr size_t kMaxWriteBytes = 256 * 1024;
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 }  // namespace
 
@@ -22,7 +19,9 @@ Connection::Connection(std::shared_ptr<Server> server, Socket socket, std::strin
                        uint16_t local_port)
     : server_(std::move(server)),
       socket_(std::move(socket)),
-      parser_(server_->config().limits, server_->config().body_storage) {
+      parser_(server_->config().limits, server_->config().body_storage),
+      outbox_(server_->config().write_high_water),
+      deadlines_(server_->config()) {
   parser_.set_peer(peer, local_port);
   peer_fd_ = socket_.native_handle();
   server_->counters().connections_accepted.fetch_add(1, std::memory_order_relaxed);
@@ -35,7 +34,7 @@ Connection::~Connection() {
 }
 
 void Connection::start() {
-  phase_start_ms_ = steady_ms();
+  deadlines_.begin_request(steady_ms(), false);
   expect(Waiting::FirstByte);
   server_->track(shared_from_this());
   // The accept handler runs on the listener's strand; move onto ours.
@@ -59,7 +58,7 @@ void Connection::do_read() {
 
 void Connection::on_read(const error_code& ec, size_t n, size_t offset) {
   reading_ = false;
-  if (waiting_ == Waiting::Linger) {
+  if (deadlines_.waiting() == Waiting::Linger) {
     // The response ended while this read (of a body nobody wants now) was
     // under way: it becomes the first read of the lingering close.
     inbuf_.resize(kReadChunk);
@@ -68,7 +67,7 @@ void Connection::on_read(const error_code& ec, size_t n, size_t offset) {
     return;
   }
   inbuf_.resize(offset + n);
-  if (waiting_ == Waiting::Body) body_window_bytes_ += n;
+  deadlines_.count_read(n);
   if (ec) {
     if (ec != asio::error::eof && ec != asio::error::operation_aborted &&
         ec != asio::error::connection_reset)
@@ -84,74 +83,18 @@ void Connection::on_read(const error_code& ec, size_t n, size_t offset) {
     if (!awaiting_response_) close_socket();
     return;
   }
-  if (n > 0 && waiting_ == Waiting::FirstByte) expect(Waiting::Head);
+  if (n > 0 && deadlines_.waiting() == Waiting::FirstByte) expect(Waiting::Head);
   process_input();
 }
 
-// Deadlines, in the spirit of Puma's first_data_timeout and
-// persistent_timeout. A slow client must not hold a connection (and its
-// buffers) for ever: dribbling bytes never extends the time allowed for a
-// request head, a body may stall only so long between reads, and a body
-// must keep up a minimum rate (see body_rate_kept).
 void Connection::expect(Waiting what) {
-  Waiting before = waiting_;
-  waiting_ = what;
   // Nothing keeps the flag: it follows a finished body until dispatch()
   // has counted the request in flight.
   if (what == Waiting::Body && !awaiting_response_)
     body_arriving_.store(true, std::memory_order_seq_cst);
   else if (what != Waiting::Body && what != Waiting::Nothing)
     body_arriving_.store(false, std::memory_order_seq_cst);
-  const auto& cfg = server_->config();
-  int64_t first_data = cfg.first_data_timeout.count();
-  int64_t deadline = kNever;
-  switch (what) {
-    case Waiting::FirstByte:
-      deadline = phase_start_ms_ + (idle_keep_alive_ ? cfg.persistent_timeout.count() : first_data);
-      break;
-    case Waiting::Head:
-      deadline = phase_start_ms_ + first_data;
-      break;
-    case Waiting::Body: {
-      int64_t now = steady_ms();
-      if (before != Waiting::Body) {
-        // The body's first window is its grace period.
-        body_window_start_ms_ = now;
-        body_window_bytes_ = 0;
-        body_grace_ = true;
-      }
-      stall_deadline_ms_ = now + first_data;
-      deadline = body_deadline();
-      break;
-    }
-    case Waiting::Continue:
-    case Waiting::Nothing:
-    case Waiting::Linger:
-      break;
-  }
-  read_deadline_ms_.store(deadline, std::memory_order_relaxed);
-}
-
-int64_t Connection::body_deadline() const {
-  const auto& cfg = server_->config();
-  if (cfg.min_body_rate == 0) return stall_deadline_ms_;
-  int64_t window_end = body_window_start_ms_ + cfg.min_body_rate_window.count();
-  return window_end < stall_deadline_ms_ ? window_end : stall_deadline_ms_;
-}
-
-// Averaged over windows of min_body_rate_window, so a client may pause and
-// burst (TCP does), but one byte every few seconds is cut off within two
-// windows, and a fast start banks no credit for trickling afterwards. The
-// first window is free: the client may take a moment before it sends.
-bool Connection::body_rate_kept(int64_t now) {
-  const auto& cfg = server_->config();
-  if (cfg.min_body_rate == 0 || now < body_window_start_ms_ + cfg.min_body_rate_window.count()) return true;
-  uint64_t elapsed = static_cast<uint64_t>(now - body_window_start_ms_);
-  bool kept = body_grace_ || body_window_bytes_ * 1000 >= cfg.min_body_rate * elapsed;
-  body_grace_ = false;
-  body_window_start_ms_ = now;
-  body_window_bytes_ = 0;
-  return kept;
+  deadlines_.expect(what, steady_ms());
 }
 
 void Connection::check_deadline() {
@@ -160,50 +103,43 @@ void Connection::check_deadline() {
 
 void Connection::on_deadline() {
   if (closed_) return;
-  int64_t now = steady_ms();
-  if (now >= write_deadline_ms_.load(std::memory_order_relaxed)) {
-    // The client stopped reading what we send: let its buffers go.
-    server_->counters().timeouts.fetch_add(1, std::memory_order_relaxed);
-    server_->log().push("closed a connection whose client stopped reading the response");
-    close_socket();
-    return;
-  }
-  if (now >= app_deadline_ms_.load(std::memory_order_relaxed)) {
-    app_deadline_ms_.store(kNever, std::memory_order_relaxed);
-    // The client gets its answer now; the handler runs on, and whatever it
-    // sends later loses the claim and is dropped.
-    RequestRef req = std::move(in_flight_);
-    if (req) {
+  Deadlines::Expired expired = deadlines_.expire(steady_ms());
+  switch (expired) {
+    case Deadlines::Expired::None:
+      return;
+    case Deadlines::Expired::Write:
+      // The client stopped reading what we send: let its buffers go.
       server_->counters().timeouts.fetch_add(1, std::memory_order_relaxed);
-      respond_plain(*req, 504, "Gateway Timeout: the application took too long\n", false);
-    }
-    return;
-  }
-  if (now < read_deadline_ms_.load(std::memory_order_relaxed)) return;
-  if (waiting_ == Waiting::Linger) {
-    close_socket();  // the client never closed its side: enough
-    return;
-  }
-  const char* body_reason = "request body stalled";
-  if (waiting_ == Waiting::Body && now < stall_deadline_ms_) {
-    // Not stalled: the deadline was the end of a rate window.
-    if (body_rate_kept(now)) {
-      read_deadline_ms_.store(body_deadline(), std::memory_order_relaxed);
+      server_->log().push("closed a connection whose client stopped reading the response");
+      close_socket();
+      return;
+    case Deadlines::Expired::App: {
+      // The client gets its answer now; the handler runs on, and whatever it
+      // sends later loses the claim and is dropped.
+      RequestRef req = std::move(in_flight_);
+      if (req) {
+        server_->counters().timeouts.fetch_add(1, std::memory_order_relaxed);
+        respond_plain(*req, 504, "Gateway Timeout: the application took too long\n", false);
+      }
       return;
     }
-    body_reason = "request body arrived too slowly";
+    case Deadlines::Expired::Linger:
+      close_socket();  // the client never closed its side: enough
+      return;
+    case Deadlines::Expired::FirstByte:
+      server_->counters().timeouts.fetch_add(1, std::memory_order_relaxed);
+      close_socket();  // nothing was asked: nothing to answer
+      return;
+    case Deadlines::Expired::Head:
+    case Deadlines::Expired::BodyStall:
+    case Deadlines::Expired::BodyRate:
+      server_->counters().timeouts.fetch_add(1, std::memory_order_relaxed);
+      if (streamed_upload_)
+        fail_streamed_upload(408, Deadlines::reason(expired));
+      else
+        reject(408, Deadlines::reason(expired));
+      return;
   }
-  server_->counters().timeouts.fetch_add(1, std::memory_order_relaxed);
-  read_deadline_ms_.store(kNever, std::memory_order_relaxed);
-  if (waiting_ == Waiting::FirstByte) {
-    close_socket();  // nothing was asked: nothing to answer
-    return;
-  }
-  if (streamed_upload_) {
-    fail_streamed_upload(408, body_reason);
-    return;
-  }
-  reject(408, waiting_ == Waiting::Head ? "request head not received in time" : body_reason);
 }
 
 void Connection::process_input() {
@@ -219,7 +155,7 @@ void Connection::process_input() {
           // then owed no more); each read of the body restarts the clock,
           // and the app's clock waits for the body's end.
           streamed_upload_->body->take_continue();
-          if (waiting_ == Waiting::Continue) app_deadline_ms_.store(kNever, std::memory_order_relaxed);
+          if (deadlines_.waiting() == Waiting::Continue) deadlines_.disarm_app();
           expect(Waiting::Body);
         } else if (parser_.head_complete()) {
           RequestRef req = parser_.streaming();
@@ -271,8 +207,8 @@ bool Connection::admit_body(RequestCtx& req) {
     return false;
   }
   if (!server_->config().stream_request_bodies && req.expect_continue && req.body->received() == 0) {
-    pending_bytes_.fetch_add(kContinue.size(), std::memory_order_relaxed);
-    enqueue(OutItem{Bytes(kContinue), false, true});
+    outbox_.promise(kContinue.size());
+    enqueue(Outbox::Item{Bytes(kContinue), false, true});
   }
   return true;
 }
@@ -308,9 +244,7 @@ void Connection::dispatch(RequestRef req) {
 // while the upload is under way (the body's own stall deadline rules
 // then).
 void Connection::arm_app_deadline() {
-  auto timeout = server_->config().request_timeout.count();
-  if (timeout > 0 && in_flight_)
-    app_deadline_ms_.store(steady_ms() + timeout, std::memory_order_relaxed);
+  if (in_flight_) deadlines_.arm_app(steady_ms());
 }
 
 void Connection::start_streamed_upload(RequestRef req) {
@@ -368,14 +302,14 @@ void Connection::send(Bytes bytes, bool last, bool keep_alive) {
   // A response finished after the server stopped has nobody to write it:
   // it is dropped here, never left in a handler that would not run.
   size_t size = bytes.size();
-  pending_bytes_.fetch_add(size, std::memory_order_relaxed);
+  outbox_.promise(size);
   bool posted = server_->post_while_running(
       socket_.get_executor(),
-      [self = shared_from_this(), item = OutItem{std::move(bytes), last, keep_alive}]() mutable {
+      [self = shared_from_this(), item = Outbox::Item{std::move(bytes), last, keep_alive}]() mutable {
         self->response_begun_ = true;
         self->enqueue(std::move(item));
       });
-  if (!posted) pending_bytes_.fetch_sub(size, std::memory_order_relaxed);
+  if (!posted) outbox_.withdraw(size);
 }
 
 void Connection::send_continue(const RequestCtx& req) {
@@ -385,92 +319,59 @@ void Connection::send_continue(const RequestCtx& req) {
     if (self->closed_ || self->streamed_upload_.get() != which) return;
     // The app wants the body: from now on it waits for the client, and a
     // client that never sends is cut off by the body's stall deadline.
-    if (self->waiting_ == Waiting::Continue) {
+    if (self->deadlines_.waiting() == Waiting::Continue) {
       self->expect(Waiting::Body);
-      self->app_deadline_ms_.store(kNever, std::memory_order_relaxed);
+      self->deadlines_.disarm_app();
     }
     // A final response has begun: a 100 may not follow it. The client
     // sends the body anyway or the stall deadline ends the wait.
     if (self->response_begun_) return;
-    self->pending_bytes_.fetch_add(kContinue.size(), std::memory_order_relaxed);
-    self->enqueue(OutItem{Bytes(kContinue), false, true});
+    self->outbox_.promise(kContinue.size());
+    self->enqueue(Outbox::Item{Bytes(kContinue), false, true});
   });
 }
 
-void Connection::enqueue(OutItem item) {
+void Connection::enqueue(Outbox::Item item) {
   if (closed_) {
-    pending_bytes_.fetch_sub(item.bytes.size(), std::memory_order_relaxed);
+    outbox_.withdraw(item.bytes.size());
     if (item.last) response_done(false);
     return;
   }
-  outbox_.push_back(std::move(item));
+  outbox_.push(std::move(item));
   if (!writing_) do_write();
 }
 
-// Writes go out in slices of at most kMaxWriteBytes, so the write deadline
-// measures progress, not the size of a response: a slow but steady reader
-// of a large body is never cut off, one that stops reading is.
 void Connection::do_write() {
-  gather_.clear();
-  gather_take_.clear();
-  size_t budget = kMaxWriteBytes;
-  size_t offset = front_offset_;
-  for (auto& item : outbox_) {
-    if (gather_take_.size() == kMaxGather || budget == 0) break;
-    size_t left = item.bytes.size() - offset;
-    size_t take = left < budget ? left : budget;
-    if (take > 0) gather_.emplace_back(item.bytes.data() + offset, take);
-    gather_take_.push_back(take);
-    budget -= take;
-    offset = 0;
-    if (take < left) break;  // this item continues in the next slice
-  }
+  const auto& slice = outbox_.next_slice();
   writing_ = true;
-  write_deadline_ms_.store(steady_ms() + server_->config().first_data_timeout.count(), std::memory_order_relaxed);
-  asio::async_write(socket_, gather_, [self = shared_from_this()](const error_code& ec, size_t) {
+  deadlines_.write_started(steady_ms());
+  asio::async_write(socket_, slice, [self = shared_from_this()](const error_code& ec, size_t) {
     self->on_write(ec);
   });
 }
 
 void Connection::on_write(const error_code& ec) {
   writing_ = false;
-  bool done = false, keep_alive = false;
-  size_t written = 0;
-  for (size_t take : gather_take_) {
-    OutItem& item = outbox_.front();
-    written += take;
-    if (front_offset_ + take < item.bytes.size()) {
-      front_offset_ += take;  // a slice of a large item: the rest goes next
-      break;
-    }
-    front_offset_ = 0;
-    if (item.last) {
-      done = true;
-      keep_alive = item.keep_alive;
-    }
-    outbox_.pop_front();
-  }
-  gather_take_.clear();
-  pending_bytes_.fetch_sub(written, std::memory_order_relaxed);
-  write_deadline_ms_.store(kNever, std::memory_order_relaxed);  // do_write sets it again
-  notify_writers();
+  Outbox::Written w = outbox_.written();
+  bool done = w.response_done;
+  deadlines_.write_ended();  // do_write sets it again
   if (ec) {
     if (ec != asio::error::operation_aborted && ec != asio::error::broken_pipe &&
         ec != asio::error::connection_reset)
       server_->report(ec, "write");
     close_socket();
-    if (discard_outbox()) done = true;
+    if (outbox_.discard()) done = true;
     if (done) response_done(false);
     return;
   }
-  if (done) response_done(keep_alive);
+  if (done) response_done(w.keep_alive);
   // response_done may have queued (100 Continue) and started a write itself.
   if (!closed_ && !writing_ && !outbox_.empty()) do_write();
 }
 
 void Connection::response_done(bool keep_alive) {
   in_flight_.reset();
-  app_deadline_ms_.store(kNever, std::memory_order_relaxed);
+  deadlines_.disarm_app();
   response_begun_ = false;
   if (streamed_upload_) {
     // Answered before its body arrived (the plan said close): the rest of
@@ -492,8 +393,7 @@ void Connection::response_done(bool keep_alive) {
     linger();
     return;
   }
-  idle_keep_alive_ = true;
-  phase_start_ms_ = steady_ms();
+  deadlines_.begin_request(steady_ms(), true);
   // Pipelined bytes already here count as the next request's first data.
   expect(in_start_ < inbuf_.size() ? Waiting::Head : Waiting::FirstByte);
   process_input();
@@ -507,9 +407,8 @@ void Connection::response_done(bool keep_alive) {
 void Connection::linger() {
   error_code ignored;
   socket_.shutdown(Socket::shutdown_send, ignored);
-  waiting_ = Waiting::Linger;
+  deadlines_.linger(steady_ms());
   body_arriving_.store(false, std::memory_order_seq_cst);
-  read_deadline_ms_.store(steady_ms() + 2000, std::memory_order_relaxed);
   if (reading_) return;  // that read's completion carries on (see on_read)
   in_start_ = 0;
   inbuf_.resize(kReadChunk);
@@ -535,7 +434,7 @@ void Connection::close_socket() {
   if (closed_) return;
   closed_ = true;
   in_flight_.reset();  // nobody to answer with a 504 any more
-  app_deadline_ms_.store(kNever, std::memory_order_relaxed);
+  deadlines_.disarm_app();
   if (streamed_upload_) {
     RequestRef req = std::move(streamed_upload_);
     req->body->fail(400, "the connection closed before the request body arrived");
@@ -546,30 +445,15 @@ void Connection::close_socket() {
   error_code ignored;
   socket_.close(ignored);
   // While a write is under way its completion handler discards the rest.
-  if (!writing_ && discard_outbox() && awaiting_response_) response_done(false);
-  notify_writers();
-}
-
-bool Connection::discard_outbox() {
-  // Items still waiting were never written; their bytes no longer count.
-  size_t dropped = 0;
-  bool had_last = false;
-  for (auto& item : outbox_) {
-    dropped += item.bytes.size();
-    had_last = had_last || item.last;
-  }
-  dropped -= front_offset_;  // already written, already uncounted
-  front_offset_ = 0;
-  outbox_.clear();
-  pending_bytes_.fetch_sub(dropped, std::memory_order_relaxed);
-  return had_last;
+  if (!writing_ && outbox_.discard() && awaiting_response_) response_done(false);
+  outbox_.notify_writers();
 }
 
 void Connection::close_if_idle() {
   asio::post(socket_.get_executor(), [self = shared_from_this()] {
     // An upload under way is a request begun: it is read to its end and
     // answered, as one with the workers is.
-    if (!self->awaiting_response_ && self->waiting_ != Waiting::Body) self->close_socket();
+    if (!self->awaiting_response_ && self->deadlines_.waiting() != Waiting::Body) self->close_socket();
   });
 }
 
@@ -578,24 +462,7 @@ void Connection::close_now() {
 }
 
 bool Connection::wait_writable(std::chrono::steady_clock::time_point deadline) {
-  size_t high = server_->config().write_high_water;
-  if (!open()) return false;
-  if (pending_bytes_.load(std::memory_order_relaxed) < high) return true;
-  waiting_writers_.fetch_add(1, std::memory_order_acq_rel);
-  {
-    std::unique_lock<std::mutex> lock(wait_mu_);
-    wait_cv_.wait_until(lock, deadline, [&] {
-      return !open() || pending_bytes_.load(std::memory_order_relaxed) < high;
-    });
-  }
-  waiting_writers_.fetch_sub(1, std::memory_order_acq_rel);
-  return open();
-}
-
-void Connection::notify_writers() {
-  if (waiting_writers_.load(std::memory_order_acquire) == 0) return;
-  std::lock_guard<std::mutex> lock(wait_mu_);
-  wait_cv_.notify_all();
+  return outbox_.wait_below_high_water(deadline, open_);
 }
 
 // Called by a worker about to take this connection's request. The
@@ -618,7 +485,7 @@ void Connection::log(std::string_view line) { server_->log().push(line); }
 bool Connection::draining() const { return server_->draining(); }
 
 bool Connection::backlogged() const {
-  return open() && pending_bytes_.load(std::memory_order_relaxed) >= server_->config().write_high_water;
+  return open() && outbox_.above_high_water();
 }
 
 }  // namespace kino

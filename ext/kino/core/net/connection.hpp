@@ -6,16 +6,14 @@
 
 #include <atomic>
 #include <cstdint>
-#include <condition_variable>
-#include <deque>
 #include <memory>
-#include <mutex>
-#include <vector>
 
 #include "util/asio.hpp"
 #include "util/memory.hpp"
 #include "http1/request_parser.hpp"
 #include "handoff/response_sink.hpp"
+#include "net/deadlines.hpp"
+#include "net/outbox.hpp"
 
 namespace kino {
 
@@ -43,13 +41,7 @@ class Connection : public ResponseSink,
   // The earliest time (steady clock, ms) something is due on this
   // connection; the server's sweeper reads it from its own thread and
   // calls check_deadline() once it has passed.
-  int64_t deadline_ms() const noexcept {
-    int64_t a = read_deadline_ms_.load(std::memory_order_relaxed);
-    int64_t b = write_deadline_ms_.load(std::memory_order_relaxed);
-    int64_t c = app_deadline_ms_.load(std::memory_order_relaxed);
-    int64_t ab = a < b ? a : b;
-    return ab < c ? ab : c;
-  }
+  int64_t deadline_ms() const noexcept { return deadlines_.due_ms(); }
   void check_deadline();  // any thread: re-checks on the strand
 
   // ResponseSink, called from the thread that claimed the response.
@@ -63,12 +55,6 @@ class Connection : public ResponseSink,
   void log(std::string_view line) override;
 
  private:
-  struct OutItem {
-    Bytes bytes;
-    bool last;
-    bool keep_alive;
-  };
-
   void do_read();
   void on_read(const error_code& ec, size_t n, size_t offset);
   void process_input();
@@ -79,23 +65,16 @@ class Connection : public ResponseSink,
   void fail_streamed_upload(int status, const char* reason);
   void arm_app_deadline();
   void reject(int status, std::string_view reason, RequestRef req = {});
-  void enqueue(OutItem item);
+  void enqueue(Outbox::Item item);
   void do_write();
   void on_write(const error_code& ec);
   void response_done(bool keep_alive);
   void close_socket();
   void on_deadline();
-  // What the read side waits for, and until when.
-  // Continue: a body that will come only once the app asks for it (and we
-  // send `100 Continue`); nothing is due from the client until then.
-  enum class Waiting : uint8_t { FirstByte, Head, Body, Continue, Nothing, Linger };
+  using Waiting = Deadlines::Waiting;
   void linger();
   void on_linger_read(const error_code& ec, size_t n);
   void expect(Waiting what);
-  int64_t body_deadline() const;
-  bool body_rate_kept(int64_t now);
-  bool discard_outbox();  // true if it held the end of a response
-  void notify_writers();
 
   std::shared_ptr<Server> server_;
   Socket socket_;
@@ -105,10 +84,7 @@ class Connection : public ResponseSink,
   Bytes inbuf_;
   size_t in_start_ = 0;
 
-  std::deque<OutItem> outbox_;
-  std::vector<asio::const_buffer> gather_;
-  std::vector<size_t> gather_take_;  // bytes of each front item in the write under way
-  size_t front_offset_ = 0;          // bytes of outbox_.front() already written
+  Outbox outbox_;
 
   bool reading_ = false;
   bool writing_ = false;
@@ -122,29 +98,15 @@ class Connection : public ResponseSink,
   bool response_begun_ = false;  // bytes of the current response were queued
   bool closed_ = false;
 
-  Waiting waiting_ = Waiting::FirstByte;
-  bool idle_keep_alive_ = false;  // waiting for the next request on a reused connection
-  int64_t phase_start_ms_ = 0;    // accept, or the end of the previous response
-  // The body being read: its spool room is claimed (and any 100 sent),
-  // when its stall deadline falls, and its current rate window.
+  Deadlines deadlines_;
+  // The body being read: its spool room is claimed (and any 100 sent).
   bool body_admitted_ = false;
-  int64_t stall_deadline_ms_ = 0;
-  int64_t body_window_start_ms_ = 0;
-  uint64_t body_window_bytes_ = 0;
-  bool body_grace_ = false;
-  std::atomic<int64_t> read_deadline_ms_{INT64_MAX};
-  std::atomic<int64_t> write_deadline_ms_{INT64_MAX};
-  std::atomic<int64_t> app_deadline_ms_{INT64_MAX};  // request_timeout
 
   std::atomic<bool> open_{true};
   // A body being read before its request goes to the workers: not in
   // flight yet, but a drain must wait for it (read by Server::stop).
   std::atomic<bool> body_arriving_{false};
   int peer_fd_ = -1;  // the socket's descriptor, for peer_gone() from other threads
-  std::atomic<size_t> pending_bytes_{0};
-  std::atomic<int> waiting_writers_{0};
-  std::mutex wait_mu_;
-  std::condition_variable wait_cv_;
 };
 
 }  // namespace kino
