@@ -42,7 +42,7 @@ void Connection::start() {
 }
 
 void Connection::do_read() {
-  if (closed_ || reading_ || (awaiting_response_ && !streamed_upload_)) return;
+  if (closed_ || reading_ || (awaiting_response() && !streamed_upload_)) return;
   if (in_start_ > 0) {
     inbuf_.erase(0, in_start_);
     in_start_ = 0;
@@ -80,22 +80,14 @@ void Connection::on_read(const error_code& ec, size_t n, size_t offset) {
     }
     // The client closed its side. A response for a request already with
     // the workers may still be written if only the read half was shut.
-    if (!awaiting_response_) close_socket();
+    if (!awaiting_response()) close_socket();
     return;
   }
   if (n > 0 && deadlines_.waiting() == Waiting::FirstByte) expect(Waiting::Head);
   process_input();
 }
 
-void Connection::expect(Waiting what) {
-  // Nothing keeps the flag: it follows a finished body until dispatch()
-  // has counted the request in flight.
-  if (what == Waiting::Body && !awaiting_response_)
-    body_arriving_.store(true, std::memory_order_seq_cst);
-  else if (what != Waiting::Body && what != Waiting::Nothing)
-    body_arriving_.store(false, std::memory_order_seq_cst);
-  deadlines_.expect(what, steady_ms());
-}
+void Connection::expect(Waiting what) { deadlines_.expect(what, steady_ms()); }
 
 void Connection::check_deadline() {
   asio::post(socket_.get_executor(), [self = shared_from_this()] { self->on_deadline(); });
@@ -145,7 +137,7 @@ void Connection::on_deadline() {
 void Connection::process_input() {
   // While a streamed body arrives its bytes are parsed even though the
   // request is with the workers; anything after it waits for the response.
-  while (!closed_ && (!awaiting_response_ || streamed_upload_) && in_start_ < inbuf_.size()) {
+  while (!closed_ && (!awaiting_response() || streamed_upload_) && in_start_ < inbuf_.size()) {
     auto r = parser_.feed(inbuf_.data() + in_start_, inbuf_.size() - in_start_);
     in_start_ += r.consumed;
     switch (r.state) {
@@ -159,7 +151,10 @@ void Connection::process_input() {
           expect(Waiting::Body);
         } else if (parser_.head_complete()) {
           RequestRef req = parser_.streaming();
-          if (!body_admitted_ && !admit_body(*req)) return;
+          if (phase() != RequestPhase::ReadingBody) {
+            if (!admit_body(*req)) return;
+            set_phase(RequestPhase::ReadingBody);
+          }
           if (server_->config().stream_request_bodies && should_stream_upload(*req))
             start_streamed_upload(std::move(req));
           else
@@ -168,7 +163,6 @@ void Connection::process_input() {
         break;
       case RequestParser::State::Complete: {
         RequestRef req = parser_.take();
-        body_admitted_ = false;
         if (streamed_upload_) {
           // The end of a body already being read by the app; from now on
           // the app alone is what the client waits for.
@@ -190,7 +184,7 @@ void Connection::process_input() {
         return;
     }
   }
-  if (!closed_ && (!awaiting_response_ || streamed_upload_)) do_read();
+  if (!closed_ && (!awaiting_response() || streamed_upload_)) do_read();
 }
 
 // A body is coming (the head is complete, the body is not). It may spool
@@ -200,7 +194,6 @@ void Connection::process_input() {
 // any worker sees the request (a Content-Length past max_body_size was
 // refused by the parser with 413, and never gets the 100).
 bool Connection::admit_body(RequestCtx& req) {
-  body_admitted_ = true;
   if (!req.body) return true;
   if (!req.body->reserve_spool()) {
     reject(req.body->failure_status(), req.body->failure_reason());
@@ -229,13 +222,13 @@ bool Connection::should_stream_upload(const RequestCtx& req) const {
 void Connection::dispatch(RequestRef req) {
   req->sink = shared_from_this();
   req->peer = req->sink;
-  awaiting_response_ = true;
-  dispatched_ = true;
-  response_begun_ = false;
   if (server_->config().request_timeout.count() > 0)
     in_flight_ = req;  // released by response_done: no cycle outlives it
   server_->dispatch(std::move(req));
-  body_arriving_.store(false, std::memory_order_seq_cst);
+  // Only now that it counts as in flight: a drain must see the one or
+  // the other (body_arriving). Nothing on this strand reads the phase
+  // while Server::dispatch runs; what it answers is posted.
+  set_phase(RequestPhase::WithApp);
 }
 
 // request_timeout measures the app, not the client: for a streamed body
@@ -283,8 +276,8 @@ void Connection::reject(int status, std::string_view reason, RequestRef req) {
     req = RequestRef(new RequestCtx());
     req->sink = shared_from_this();
     req->keep_alive = false;
-    awaiting_response_ = true;
-    dispatched_ = false;
+    // Refused mid-body, it still holds a drain until its answer is out.
+    set_phase(phase() == RequestPhase::ReadingBody ? RequestPhase::RefusedMidBody : RequestPhase::Refused);
   }
   Bytes text(reason.data(), reason.size());
   text.push_back('\n');
@@ -306,7 +299,7 @@ void Connection::send(Bytes bytes, bool last, bool keep_alive) {
   bool posted = server_->post_while_running(
       socket_.get_executor(),
       [self = shared_from_this(), item = Outbox::Item{std::move(bytes), last, keep_alive}]() mutable {
-        self->response_begun_ = true;
+        if (self->phase() == RequestPhase::WithApp) self->set_phase(RequestPhase::Responding);
         self->enqueue(std::move(item));
       });
   if (!posted) outbox_.withdraw(size);
@@ -325,7 +318,7 @@ void Connection::send_continue(const RequestCtx& req) {
     }
     // A final response has begun: a 100 may not follow it. The client
     // sends the body anyway or the stall deadline ends the wait.
-    if (self->response_begun_) return;
+    if (self->phase() == RequestPhase::Responding) return;
     self->outbox_.promise(kContinue.size());
     self->enqueue(Outbox::Item{Bytes(kContinue), false, true});
   });
@@ -372,7 +365,6 @@ void Connection::on_write(const error_code& ec) {
 void Connection::response_done(bool keep_alive) {
   in_flight_.reset();
   deadlines_.disarm_app();
-  response_begun_ = false;
   if (streamed_upload_) {
     // Answered before its body arrived (the plan said close): the rest of
     // the body is read and dropped by the lingering close.
@@ -380,12 +372,12 @@ void Connection::response_done(bool keep_alive) {
     req->body->fail(400, "the response was sent before the request body arrived");
     keep_alive = false;
   }
-  if (dispatched_) {
-    dispatched_ = false;
+  RequestPhase was = phase();
+  if (was == RequestPhase::WithApp || was == RequestPhase::Responding) {
     server_->counters().in_flight.fetch_sub(1, std::memory_order_relaxed);
     server_->counters().served.fetch_add(1, std::memory_order_relaxed);
   }
-  awaiting_response_ = false;
+  set_phase(RequestPhase::ReadingHead);
   if (closed_) return;
   if (!keep_alive || server_->draining()) {
     // Responses queued behind this one belong to nobody; close after the
@@ -408,7 +400,6 @@ void Connection::linger() {
   error_code ignored;
   socket_.shutdown(Socket::shutdown_send, ignored);
   deadlines_.linger(steady_ms());
-  body_arriving_.store(false, std::memory_order_seq_cst);
   if (reading_) return;  // that read's completion carries on (see on_read)
   in_start_ = 0;
   inbuf_.resize(kReadChunk);
@@ -439,13 +430,18 @@ void Connection::close_socket() {
     RequestRef req = std::move(streamed_upload_);
     req->body->fail(400, "the connection closed before the request body arrived");
   }
-  body_arriving_.store(false, std::memory_order_seq_cst);
+  // Nothing more arrives: a drain waits for no body (but the answer to a
+  // request still with the workers, which counts in flight).
+  if (phase() == RequestPhase::ReadingBody)
+    set_phase(RequestPhase::ReadingHead);
+  else if (phase() == RequestPhase::RefusedMidBody)
+    set_phase(RequestPhase::Refused);
   server_->connection_closed();
   open_.store(false, std::memory_order_release);
   error_code ignored;
   socket_.close(ignored);
   // While a write is under way its completion handler discards the rest.
-  if (!writing_ && outbox_.discard() && awaiting_response_) response_done(false);
+  if (!writing_ && outbox_.discard() && awaiting_response()) response_done(false);
   outbox_.notify_writers();
 }
 
@@ -453,7 +449,7 @@ void Connection::close_if_idle() {
   asio::post(socket_.get_executor(), [self = shared_from_this()] {
     // An upload under way is a request begun: it is read to its end and
     // answered, as one with the workers is.
-    if (!self->awaiting_response_ && self->deadlines_.waiting() != Waiting::Body) self->close_socket();
+    if (!self->awaiting_response() && self->deadlines_.waiting() != Waiting::Body) self->close_socket();
   });
 }
 

@@ -33,9 +33,14 @@ class Connection : public ResponseSink,
 
   // Any thread: close if no request is being handled (drain), or now.
   void close_if_idle();
-  // Cleared only once the request counts as in flight, so a drain that
-  // reads this before `in_flight` never sees neither.
-  bool body_arriving() const { return body_arriving_.load(std::memory_order_seq_cst); }
+  // A body being read before its request goes to the workers (or the
+  // answer to one refused mid-body): not in flight yet, but a drain must
+  // wait for it. Cleared only once the request counts as in flight, so a
+  // drain that reads this before `in_flight` never sees neither.
+  bool body_arriving() const {
+    RequestPhase p = phase_.load(std::memory_order_seq_cst);
+    return p == RequestPhase::ReadingBody || p == RequestPhase::RefusedMidBody;
+  }
   void close_now();
 
   // The earliest time (steady clock, ms) something is due on this
@@ -76,6 +81,28 @@ class Connection : public ResponseSink,
   void on_linger_read(const error_code& ec, size_t n);
   void expect(Waiting what);
 
+  // Where the connection's current request stands. A request whose body
+  // streams to the app is WithApp or Responding while streamed_upload_
+  // holds it.
+  enum class RequestPhase : uint8_t {
+    ReadingHead,     // no request yet, or its head arriving
+    ReadingBody,     // its body read here before any worker sees it: spool
+                     // room claimed, any 100 sent
+    Refused,         // answered by the connection itself, never in flight
+    RefusedMidBody,  // the same, refused while its body arrived
+    WithApp,         // with the workers, counted in flight
+    Responding,      // ...and bytes of its response were queued
+  };
+  RequestPhase phase() const noexcept { return phase_.load(std::memory_order_relaxed); }
+  // Only the strand writes the phase; Server::stop reads it (body_arriving).
+  void set_phase(RequestPhase p) noexcept { phase_.store(p, std::memory_order_seq_cst); }
+  // Its response is what the connection waits for: nothing more is read
+  // (but a streamed upload's body).
+  bool awaiting_response() const noexcept {
+    RequestPhase p = phase();
+    return p != RequestPhase::ReadingHead && p != RequestPhase::ReadingBody;
+  }
+
   std::shared_ptr<Server> server_;
   Socket socket_;
   RequestParser parser_;
@@ -88,24 +115,17 @@ class Connection : public ResponseSink,
 
   bool reading_ = false;
   bool writing_ = false;
-  bool awaiting_response_ = false;  // a request is with the workers
-  bool dispatched_ = false;         // ...and it counts as in flight
-  RequestRef in_flight_;            // that request, while request_timeout may answer it
+  std::atomic<RequestPhase> phase_{RequestPhase::ReadingHead};
+  RequestRef in_flight_;  // the request with the workers, while request_timeout may answer it
   // A request already with the workers whose body is still arriving: the
   // connection goes on reading for it, and answers it itself (408, 413,
   // 400) if the body goes wrong.
   RequestRef streamed_upload_;
-  bool response_begun_ = false;  // bytes of the current response were queued
   bool closed_ = false;
 
   Deadlines deadlines_;
-  // The body being read: its spool room is claimed (and any 100 sent).
-  bool body_admitted_ = false;
 
   std::atomic<bool> open_{true};
-  // A body being read before its request goes to the workers: not in
-  // flight yet, but a drain must wait for it (read by Server::stop).
-  std::atomic<bool> body_arriving_{false};
   int peer_fd_ = -1;  // the socket's descriptor, for peer_gone() from other threads
 };
 
