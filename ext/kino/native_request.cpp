@@ -288,7 +288,7 @@ void share_gvl_between_requests() {
 
 // Native.take_one(server_id, slot = nil) -> env Hash, or nil once the
 // server's queue is closed and empty. With a slot, the request is recorded
-// as that worker thread's current one (see WorkerSlots). Blocks with the GVL released; a request already queued
+// as that worker thread's current one (see ThreadSlots). Blocks with the GVL released; a request already queued
 // is taken without releasing it.
 VALUE native_take_one(int argc, VALUE* argv, VALUE) {
   VALUE id, rb_slot;

@@ -274,7 +274,7 @@ VALUE native_respond_error(VALUE, VALUE handle, VALUE status, VALUE text) {
       return Qtrue;
     // Cut the response short only if this thread is the one that started
     // it; if a timeout answered first, the response is not ours to touch.
-    if (req->streaming_started()) abort_response(*req);
+    if (req->response_streamed()) abort_response(*req);
     return Qfalse;
   });
 }

@@ -19,7 +19,7 @@
 #include "handoff/request_queue.hpp"
 #include "server_config.hpp"
 #include "handoff/worker_exits.hpp"
-#include "handoff/worker_slots.hpp"
+#include "handoff/thread_slots.hpp"
 
 namespace kino {
 
@@ -84,7 +84,7 @@ class Server : public std::enable_shared_from_this<Server> {
   LogChannel& log() noexcept { return log_; }
   const ServerConfig& config() const noexcept { return config_; }
   asio::io_context& io() noexcept { return io_; }
-  WorkerSlots& slots() noexcept { return slots_; }
+  ThreadSlots& slots() noexcept { return slots_; }
   WorkerExits& worker_exits() noexcept { return worker_exits_; }
 
   // Hands a complete request to the workers; answers 503 itself when the
@@ -121,7 +121,7 @@ class Server : public std::enable_shared_from_this<Server> {
   mutable std::mutex listeners_mu_;                   // for readers outside the lifecycle lock
   std::vector<std::thread> threads_;
   RequestQueue queue_;
-  WorkerSlots slots_;
+  ThreadSlots slots_;
   WorkerExits worker_exits_;
   Counters counters_;
   LogChannel log_;

@@ -56,7 +56,7 @@ struct ServerConfig {
   std::chrono::milliseconds request_timeout{};
   // Idle keep-alive connections are closed after this.
   std::chrono::milliseconds persistent_timeout{};
-  // Worker threads whose current request is tracked (see WorkerSlots).
+  // Worker threads whose current request is tracked (see ThreadSlots).
   size_t worker_slots{};
 };
 

@@ -244,7 +244,7 @@ TEST(Responder, ServerClosingSaysClose) {
   EXPECT_FALSE(f.sink->sent().back().keep_alive);
 
   Fixture g;
-  g.sink->closing_ = true;  // the sink's server is draining
+  g.sink->draining_ = true;  // the sink's server is draining
   ASSERT_TRUE(respond_with(*g.req, 200, {}, {"x"}));
   EXPECT_EQ(parse_response(g.sink->wire()).get("connection"), "close");
   EXPECT_FALSE(g.sink->sent().back().keep_alive);

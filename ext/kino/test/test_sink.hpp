@@ -34,7 +34,7 @@ class RecordingSink : public ResponseSink {
   void send_continue(const RequestCtx&) override { continues_.fetch_add(1); }
   bool backlogged() const override { return false; }
   bool open() const override { return open_; }
-  bool closing() const override { return closing_; }
+  bool draining() const override { return draining_; }
   void log(std::string_view line) override {
     std::lock_guard<std::mutex> lock(mu_);
     logs_.emplace_back(line);
@@ -63,7 +63,7 @@ class RecordingSink : public ResponseSink {
   }
 
   bool open_ = true;
-  bool closing_ = false;
+  bool draining_ = false;
   std::atomic<int> continues_{0};  // send_continue calls
 
  private:

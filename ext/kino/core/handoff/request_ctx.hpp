@@ -100,8 +100,8 @@ class RequestCtx : public NativeAllocated {
   // Set by the claimant when it sends a streamed head; any thread may read
   // it to learn that the response in progress belongs to a streaming
   // claimant (and so may be cut off by it).
-  void mark_streaming() noexcept { streaming_.store(true, std::memory_order_release); }
-  bool streaming_started() const noexcept { return streaming_.load(std::memory_order_acquire); }
+  void mark_response_streamed() noexcept { response_streamed_.store(true, std::memory_order_release); }
+  bool response_streamed() const noexcept { return response_streamed_.load(std::memory_order_acquire); }
 
   friend void intrusive_ptr_add_ref(RequestCtx* r) noexcept {
     r->refs_.fetch_add(1, std::memory_order_relaxed);
@@ -113,7 +113,7 @@ class RequestCtx : public NativeAllocated {
 
  private:
   std::atomic<bool> claimed_{false};
-  std::atomic<bool> streaming_{false};
+  std::atomic<bool> response_streamed_{false};
   std::atomic<uint32_t> refs_{0};
 };
 

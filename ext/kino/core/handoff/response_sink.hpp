@@ -43,7 +43,7 @@ class ResponseSink {
   virtual bool peer_gone() const { return !open(); }
 
   // Whether the server is draining: responses then say `connection: close`.
-  virtual bool closing() const = 0;
+  virtual bool draining() const = 0;
 
   // A line for the server's log channel (never written from here directly).
   virtual void log(std::string_view line) = 0;

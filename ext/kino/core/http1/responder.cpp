@@ -15,8 +15,8 @@ void report_dropped(RequestCtx& req, const Bytes& dropped) {
   req.sink->log(view(line));
 }
 
-bool closing(const RequestCtx& req, bool server_closing) {
-  return server_closing || (req.sink && req.sink->closing());
+bool must_close(const RequestCtx& req, bool server_closing) {
+  return server_closing || (req.sink && req.sink->draining());
 }
 
 void deliver(RequestCtx& req, Bytes bytes, bool last) {
@@ -33,7 +33,7 @@ void send_whole(RequestCtx& req, int status, std::span<const HeaderView> headers
   uint64_t total = 0;
   for (auto part : body) total += part.size();
   AppFraming app = read_app_framing(headers);
-  ResponsePlan plan = plan_response(req, status, app, total, closing(req, server_closing));
+  ResponsePlan plan = plan_response(req, status, app, total, must_close(req, server_closing));
   // A body shorter than the app's declared content-length leaves the
   // client waiting for the rest: the connection cannot be reused, and the
   // head says so.
@@ -98,7 +98,7 @@ bool start_response(RequestCtx& req, int status, std::span<const HeaderView> hea
     return false;
   }
   AppFraming app = read_app_framing(headers);
-  ResponsePlan plan = plan_response(req, status, app, std::nullopt, closing(req, server_closing));
+  ResponsePlan plan = plan_response(req, status, app, std::nullopt, must_close(req, server_closing));
   Bytes out;
   Bytes dropped;
   write_head(out, status, headers, plan, http_date(), &dropped);
@@ -108,7 +108,7 @@ bool start_response(RequestCtx& req, int status, std::span<const HeaderView> hea
   st.send_body = plan.send_body;
   st.declared_length = plan.content_length;
   st.started = true;
-  req.mark_streaming();
+  req.mark_response_streamed();
   report_dropped(req, dropped);
   deliver(req, std::move(out), false);
   return true;

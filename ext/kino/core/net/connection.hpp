@@ -1,31 +1,41 @@
 // One client connection, in the shape of Boost.Beast's async session: kept
 // alive by shared_from_this in every pending handler, all socket work on
-// the connection's strand (the socket's executor), one request in flight
-// at a time so pipelined requests are answered in order.
+// the connection's strand (the socket's executor). It owns and wires four
+// parts: the transport (the socket bytes travel over), the protocol
+// session (HTTP/1: what the bytes mean, one request in flight at a time so
+// pipelined requests are answered in order), the outbox (response bytes
+// waiting for the socket) and the deadlines. It runs the read and write
+// loops, the lingering close and the close, and is the ResponseSink the
+// responder writes to.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
-#include <condition_variable>
-#include <deque>
 #include <memory>
-#include <mutex>
-#include <vector>
 
+#include "handoff/response_sink.hpp"
+#include "http1/session.hpp"
+#include "net/deadlines.hpp"
+#include "net/outbox.hpp"
+#include "net/socket_transport.hpp"
 #include "util/asio.hpp"
 #include "util/memory.hpp"
-#include "http1/request_parser.hpp"
-#include "handoff/response_sink.hpp"
 
 namespace kino {
 
 class Server;
 
+// Bytes read but not yet parsed are [start, bytes.size()).
+struct InputBuffer {
+  Bytes bytes;
+  size_t start = 0;
+};
+
 class Connection : public ResponseSink,
                    public std::enable_shared_from_this<Connection>,
                    public NativeAllocated {
  public:
-  using Socket = asio::generic::stream_protocol::socket;
+  using Socket = SocketTransport::Socket;
 
   Connection(std::shared_ptr<Server> server, Socket socket, std::string_view peer,
              uint16_t local_port);
@@ -35,21 +45,14 @@ class Connection : public ResponseSink,
 
   // Any thread: close if no request is being handled (drain), or now.
   void close_if_idle();
-  // Cleared only once the request counts as in flight, so a drain that
-  // reads this before `in_flight` never sees neither.
-  bool body_arriving() const { return body_arriving_.load(std::memory_order_seq_cst); }
+  // Any thread: see Http1Session::body_arriving.
+  bool body_arriving() const { return session_.body_arriving(); }
   void close_now();
 
   // The earliest time (steady clock, ms) something is due on this
   // connection; the server's sweeper reads it from its own thread and
   // calls check_deadline() once it has passed.
-  int64_t deadline_ms() const noexcept {
-    int64_t a = read_deadline_ms_.load(std::memory_order_relaxed);
-    int64_t b = write_deadline_ms_.load(std::memory_order_relaxed);
-    int64_t c = app_deadline_ms_.load(std::memory_order_relaxed);
-    int64_t ab = a < b ? a : b;
-    return ab < c ? ab : c;
-  }
+  int64_t deadline_ms() const noexcept { return deadlines_.due_ms(); }
   void check_deadline();  // any thread: re-checks on the strand
 
   // ResponseSink, called from the thread that claimed the response.
@@ -58,93 +61,43 @@ class Connection : public ResponseSink,
   void send_continue(const RequestCtx& req) override;
   bool open() const override { return open_.load(std::memory_order_acquire); }
   bool peer_gone() const override;
-  bool closing() const override;
+  bool draining() const override;
   bool backlogged() const override;
   void log(std::string_view line) override;
 
- private:
-  struct OutItem {
-    Bytes bytes;
-    bool last;
-    bool keep_alive;
-  };
+  // For the protocol session, on the strand.
+  InputBuffer& input() noexcept { return inbuf_; }
+  bool closed() const noexcept { return closed_; }
+  // Reads more input, unless a read is under way or the session wants none.
+  void read_more();
+  // Queues bytes of the protocol's own ahead of any response still to
+  // come (HTTP/1's `100 Continue`).
+  void send_interim(Bytes bytes);
+  // After the last response: shut the send side, drop what still comes.
+  void linger();
 
-  void do_read();
+ private:
+  using Waiting = Deadlines::Waiting;
+
   void on_read(const error_code& ec, size_t n, size_t offset);
-  void process_input();
-  bool admit_body(RequestCtx& req);
-  bool should_stream(const RequestCtx& req) const;
-  void dispatch(RequestRef req);
-  void start_streaming(RequestRef req);
-  void fail_streaming(int status, const char* reason);
-  void arm_app_deadline();
-  void reject(int status, std::string_view reason, RequestRef req = {});
-  void enqueue(OutItem item);
+  void enqueue(Outbox::Item item);
   void do_write();
   void on_write(const error_code& ec);
-  void response_done(bool keep_alive);
   void close_socket();
   void on_deadline();
-  // What the read side waits for, and until when.
-  // Continue: a body that will come only once the app asks for it (and we
-  // send `100 Continue`); nothing is due from the client until then.
-  enum class Waiting : uint8_t { FirstByte, Head, Body, Continue, Nothing, Linger };
-  void linger();
   void on_linger_read(const error_code& ec, size_t n);
-  void expect(Waiting what);
-  int64_t body_deadline() const;
-  bool body_rate_kept(int64_t now);
-  bool discard_outbox();  // true if it held the end of a response
-  void notify_writers();
 
   std::shared_ptr<Server> server_;
-  Socket socket_;
-  RequestParser parser_;
-
-  // Bytes read but not yet parsed are [in_start_, inbuf_.size()).
-  Bytes inbuf_;
-  size_t in_start_ = 0;
-
-  std::deque<OutItem> outbox_;
-  std::vector<asio::const_buffer> gather_;
-  std::vector<size_t> gather_take_;  // bytes of each front item in the write under way
-  size_t front_offset_ = 0;          // bytes of outbox_.front() already written
+  SocketTransport transport_;
+  InputBuffer inbuf_;
+  Outbox outbox_;
+  Deadlines deadlines_;
+  Http1Session session_;
 
   bool reading_ = false;
   bool writing_ = false;
-  bool awaiting_response_ = false;  // a request is with the workers
-  bool dispatched_ = false;         // ...and it counts as in flight
-  RequestRef in_flight_;            // that request, while request_timeout may answer it
-  // A request already with the workers whose body is still arriving: the
-  // connection goes on reading for it, and answers it itself (408, 413,
-  // 400) if the body goes wrong.
-  RequestRef streaming_;
-  bool response_begun_ = false;  // bytes of the current response were queued
   bool closed_ = false;
-
-  Waiting waiting_ = Waiting::FirstByte;
-  bool idle_keep_alive_ = false;  // waiting for the next request on a reused connection
-  int64_t phase_start_ms_ = 0;    // accept, or the end of the previous response
-  // The body being read: its spool room is claimed (and any 100 sent),
-  // when its stall deadline falls, and its current rate window.
-  bool body_admitted_ = false;
-  int64_t stall_deadline_ms_ = 0;
-  int64_t body_window_start_ms_ = 0;
-  uint64_t body_window_bytes_ = 0;
-  bool body_grace_ = false;
-  std::atomic<int64_t> read_deadline_ms_{INT64_MAX};
-  std::atomic<int64_t> write_deadline_ms_{INT64_MAX};
-  std::atomic<int64_t> app_deadline_ms_{INT64_MAX};  // request_timeout
-
   std::atomic<bool> open_{true};
-  // A body being read before its request goes to the workers: not in
-  // flight yet, but a drain must wait for it (read by Server::stop).
-  std::atomic<bool> body_arriving_{false};
-  int peer_fd_ = -1;  // the socket's descriptor, for peer_gone() from other threads
-  std::atomic<size_t> pending_bytes_{0};
-  std::atomic<int> waiting_writers_{0};
-  std::mutex wait_mu_;
-  std::condition_variable wait_cv_;
 };
 
 }  // namespace kino

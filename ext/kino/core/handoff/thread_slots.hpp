@@ -18,12 +18,12 @@
 
 namespace kino {
 
-class WorkerSlots {
+class ThreadSlots {
  public:
-  explicit WorkerSlots(size_t count) : slots_(count) {}
-  ~WorkerSlots();
-  WorkerSlots(const WorkerSlots&) = delete;
-  WorkerSlots& operator=(const WorkerSlots&) = delete;
+  explicit ThreadSlots(size_t count) : slots_(count) {}
+  ~ThreadSlots();
+  ThreadSlots(const ThreadSlots&) = delete;
+  ThreadSlots& operator=(const ThreadSlots&) = delete;
 
   size_t size() const noexcept { return slots_.size(); }
 

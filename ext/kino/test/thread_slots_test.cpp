@@ -1,4 +1,4 @@
-#include "handoff/worker_slots.hpp"
+#include "handoff/thread_slots.hpp"
 
 #include <gtest/gtest.h>
 
@@ -13,8 +13,8 @@ using test::make_request;
 using test::number_of;
 using namespace std::chrono_literals;
 
-TEST(WorkerSlots, HoldKeepsAReferenceUntilReplaced) {
-  WorkerSlots slots(2);
+TEST(ThreadSlots, HoldKeepsAReferenceUntilReplaced) {
+  ThreadSlots slots(2);
   RequestRef a = make_request(1);
   slots.hold(0, a.get());
   EXPECT_EQ(a->use_count(), 2u);
@@ -24,8 +24,8 @@ TEST(WorkerSlots, HoldKeepsAReferenceUntilReplaced) {
   EXPECT_EQ(b->use_count(), 2u);
 }
 
-TEST(WorkerSlots, TakeEmptiesTheRangeAndReturnsWhatItHeld) {
-  WorkerSlots slots(4);
+TEST(ThreadSlots, TakeEmptiesTheRangeAndReturnsWhatItHeld) {
+  ThreadSlots slots(4);
   RequestRef a = make_request(1), b = make_request(2), c = make_request(3);
   slots.hold(0, a.get());
   slots.hold(1, b.get());
@@ -38,8 +38,8 @@ TEST(WorkerSlots, TakeEmptiesTheRangeAndReturnsWhatItHeld) {
   EXPECT_EQ(slots.take(3, 1).size(), 1u);
 }
 
-TEST(WorkerSlots, OutOfRangeSlotsAreIgnored) {
-  WorkerSlots slots(1);
+TEST(ThreadSlots, OutOfRangeSlotsAreIgnored) {
+  ThreadSlots slots(1);
   RequestRef a = make_request(1);
   slots.hold(5, a.get());
   EXPECT_EQ(a->use_count(), 1u);
@@ -47,8 +47,8 @@ TEST(WorkerSlots, OutOfRangeSlotsAreIgnored) {
   EXPECT_EQ(slots.busy_ms(7), -1);
 }
 
-TEST(WorkerSlots, BusyMsCountsOnlyUnansweredRequests) {
-  WorkerSlots slots(1);
+TEST(ThreadSlots, BusyMsCountsOnlyUnansweredRequests) {
+  ThreadSlots slots(1);
   EXPECT_EQ(slots.busy_ms(0), -1) << "idle";
   RequestRef a = make_request(1);
   slots.hold(0, a.get());
@@ -58,9 +58,9 @@ TEST(WorkerSlots, BusyMsCountsOnlyUnansweredRequests) {
   EXPECT_EQ(slots.busy_ms(0), -1) << "answered";
 }
 
-TEST(WorkerSlots, BusyMsLeavesOutTheWaitForTheClientsBody) {
+TEST(ThreadSlots, BusyMsLeavesOutTheWaitForTheClientsBody) {
   BodyStorage storage;
-  WorkerSlots slots(1);
+  ThreadSlots slots(1);
   RequestRef r = make_request(1);
   r->body = BodyRef(new RequestBody(storage, 10));
   slots.hold(0, r.get());
@@ -76,8 +76,8 @@ TEST(WorkerSlots, BusyMsLeavesOutTheWaitForTheClientsBody) {
   EXPECT_GE(slots.busy_ms(0), 25);
 }
 
-TEST(WorkerSlots, ConcurrentHoldAndTakeReleaseEveryRequestOnce) {
-  WorkerSlots slots(1);
+TEST(ThreadSlots, ConcurrentHoldAndTakeReleaseEveryRequestOnce) {
+  ThreadSlots slots(1);
   std::atomic<bool> stop{false};
   std::thread taker([&] {
     while (!stop) slots.take(0, 1);

@@ -1,4 +1,4 @@
-#include "handoff/worker_slots.hpp"
+#include "handoff/thread_slots.hpp"
 
 #include <algorithm>
 
@@ -7,9 +7,9 @@
 namespace kino {
 
 
-WorkerSlots::~WorkerSlots() = default;
+ThreadSlots::~ThreadSlots() = default;
 
-void WorkerSlots::hold(size_t slot, RequestCtx* req) noexcept {
+void ThreadSlots::hold(size_t slot, RequestCtx* req) noexcept {
   if (slot >= slots_.size()) return;
   RequestRef previous;  // released after the lock, outside the critical section
   {
@@ -21,7 +21,7 @@ void WorkerSlots::hold(size_t slot, RequestCtx* req) noexcept {
   }
 }
 
-std::vector<RequestRef> WorkerSlots::take(size_t first, size_t count) {
+std::vector<RequestRef> ThreadSlots::take(size_t first, size_t count) {
   std::vector<RequestRef> out;
   for (size_t i = first; i < first + count && i < slots_.size(); ++i) {
     std::lock_guard<std::mutex> lock(slots_[i].mu);
@@ -30,7 +30,7 @@ std::vector<RequestRef> WorkerSlots::take(size_t first, size_t count) {
   return out;
 }
 
-int64_t WorkerSlots::busy_ms(size_t slot) const noexcept {
+int64_t ThreadSlots::busy_ms(size_t slot) const noexcept {
   if (slot >= slots_.size()) return -1;
   const Slot& s = slots_[slot];
   std::lock_guard<std::mutex> lock(s.mu);
