@@ -177,7 +177,7 @@ TEST(RequestBody, UnwritableSpoolDirectoryFailsWithItsName) {
 }
 
 TEST(RequestBody, ContinueIsOwedToOneReaderOnce) {
-  BodyStorage storage;
+  BodyStorage storage{1024, "/tmp"};
   RequestBody body(storage, 5);
   EXPECT_FALSE(body.take_continue());
   auto sink = std::make_shared<test::RecordingSink>();
@@ -189,7 +189,7 @@ TEST(RequestBody, ContinueIsOwedToOneReaderOnce) {
 }
 
 TEST(RequestBody, ContinueOwedToAConnectionThatIsGoneIsNobodysDuty) {
-  BodyStorage storage;
+  BodyStorage storage{1024, "/tmp"};
   RequestBody body(storage, 5);
   {
     auto sink = std::make_shared<test::RecordingSink>();

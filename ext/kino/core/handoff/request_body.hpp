@@ -67,7 +67,7 @@ struct BodyStorage {
   BodyStorage(size_t limit, std::string dir, std::shared_ptr<SpoolBudget> shared = nullptr)
       : memory_limit(limit), spool_dir(std::move(dir)), budget(std::move(shared)) {}
 
-  size_t memory_limit = 112u << 10;  // bytes kept in memory before spooling (Puma's 112 KiB)
+  size_t memory_limit{};           // bytes kept in memory before spooling (body_buffer_size)
   std::string spool_dir = "/tmp";    // where the unlinked spool file is made
   // Shared by every body of a server; null: no limits (unit tests).
   std::shared_ptr<SpoolBudget> budget;
