@@ -72,7 +72,7 @@ RSpec.describe "Directives accepted but not in effect yet" do
     end
 
     {
-      "bind \"ssl://127.0.0.1:9443\"" => /kino\.rb:1: bind cannot listen on "ssl:\/\/127\.0\.0\.1:9443"/,
+      "bind \"ssl://127.0.0.1:9443\"" => %r{kino\.rb:1: bind cannot listen on "ssl://127\.0\.0\.1:9443"},
       "ssl_bind \"127.0.0.1\", 9443, cert: \"cert.pem\", key: \"key.pem\"" => /kino\.rb:1: unknown directive 'ssl_bind'/
     }.each do |line, message|
       it "refuses to start with `#{line.split.first}` (never plain HTTP where TLS was configured)" do

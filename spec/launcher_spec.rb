@@ -205,7 +205,7 @@ RSpec.describe "exe/kino" do
     kino = spawn_kino(File.join(@dir, "nowhere.ru"), port: port, wait: false)
     status = kino.wait(timeout: ServerHelper::BOOT_TIMEOUT)
     expect(status&.exitstatus).to eq(1)
-    expect(kino.stderr).to eq("kino: rackup file not found: #{File.join(@dir, "nowhere.ru")}\n")
+    expect(kino.stderr).to eq("kino: rackup file not found: #{File.join(@dir, 'nowhere.ru')}\n")
     expect(kino.stdout).not_to include("Listening")
   end
 

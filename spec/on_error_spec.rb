@@ -116,7 +116,7 @@ RSpec.describe "on_error" do
         # on_error included.
         expect(http_get("/").body).to eq("ok\n")
         expect(File.exist?(report)).to be(false)
-        expect(server_log).to match(%r{\Akino: request body of POST #{path} cut off: [^\n]+\n\z})
+        expect(server_log).to match(/\Akino: request body of POST #{path} cut off: [^\n]+\n\z/)
       end
     end
   end

@@ -11,7 +11,7 @@ module PreparationSpecApps
   # that alone, older Rubies for the String it holds.
   def self.capturing_reassigned
     greeting = "hello"
-    greeting = +"#{greeting}\n"
+    greeting = "#{greeting}\n"
     ->(_env) { [200, { "content-type" => "text/plain" }, [greeting]] }
   end
 
@@ -45,7 +45,7 @@ module PreparationSpecApps
 
   # Frozen at the top only: the author meant a constant, but the Array
   # inside is not frozen, so workers could not read it as it stands.
-  SETTINGS = { "greeting" => ["hello", "from", "settings"] }.freeze
+  SETTINGS = { "greeting" => %w[hello from settings] }.freeze
 
   module ReadsSettings
     def self.call(_env)

@@ -57,7 +57,7 @@ RSpec.describe "Mode choice and :ractor mode" do
         # The port is taken: had :ractor mode bound before checking the app,
         # this would be the bind error instead.
         expect { new_server(fixture_app(fixture), port: port, mode: :threaded).start }
-          .to raise_error(Kino::Error, /cannot listen on tcp:\/\/127\.0\.0\.1:#{port}/)
+          .to raise_error(Kino::Error, %r{cannot listen on tcp://127\.0\.0\.1:#{port}})
 
         server = new_server(fixture_app(fixture), port: port, mode: :ractor)
         expect { server.start }.to raise_error(Kino::UnshareableAppError) { |error|

@@ -18,7 +18,7 @@ module Kino
       Usage: kino [options] [rackup file]
 
       Serves the Rack application built by the rackup file (default: #{Configuration::DEFAULTS[:rackup]}),
-      with settings from a config file (default: #{Configuration::DEFAULT_CONFIG_FILES.join(" or ")} when
+      with settings from a config file (default: #{Configuration::DEFAULT_CONFIG_FILES.join(' or ')} when
       present). Flags override the config file.
 
     TEXT
@@ -64,7 +64,7 @@ module Kino
       return first_line if candidates.empty?
 
       flags = candidates.map { |name| name.length == 1 ? "-#{name}" : "--#{name}" }
-      "#{first_line} (did you mean #{flags.join(" or ")}?)"
+      "#{first_line} (did you mean #{flags.join(' or ')}?)"
     end
 
     # Returns { action:, parser:, options:, config_file: }. The last of
@@ -114,7 +114,7 @@ module Kino
         opts.on("-h", "--help", "Print this help") { request[:action] = :help }
       end
       arguments = parser.parse(argv)
-      raise Kino::Error, "one rackup file at most (got #{arguments.join(" ")})" if arguments.size > 1
+      raise Kino::Error, "one rackup file at most (got #{arguments.join(' ')})" if arguments.size > 1
 
       options[:rackup] = arguments.first
       request.merge(parser: parser)

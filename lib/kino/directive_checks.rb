@@ -50,7 +50,7 @@ module Kino
     end
 
     def boolean(directive, value)
-      accepted(directive, value, value, "true or false") { |given| given == true || given == false }
+      accepted(directive, value, value, "true or false") { |given| [true, false].include?(given) }
     end
 
     # A String or anything that says it is a path (Pathname). +part+ names

@@ -200,10 +200,11 @@ module Kino
     def build_supervisor(hooks)
       spawner_class = @mode == :ractor ? RactorSpawner : ThreadSpawner
       spawner = spawner_class.new(@server_id, @app, threads: threads, **hooks)
-      Supervisor.new(@server_id, spawner, workers: workers, threads: threads, log: @log,
-                                       on_worker_exit: @configuration[:on_worker_exit],
-                                       quarantine_timeout: @configuration[:quarantine_timeout],
-                                       quarantine_max: @configuration[:quarantine_max])
+      Supervisor.new(@server_id, spawner,
+                     workers: workers, threads: threads, log: @log,
+                     on_worker_exit: @configuration[:on_worker_exit],
+                     quarantine_timeout: @configuration[:quarantine_timeout],
+                     quarantine_max: @configuration[:quarantine_max])
     end
 
     # At process exit Ruby interrupts every ractor and waits for it; workers

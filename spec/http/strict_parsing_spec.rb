@@ -39,7 +39,7 @@ end
 #
 # Every example runs in :threaded and in :ractor mode.
 RSpec.describe "Strict request parsing" do
-  in_each_mode do |mode|
+  in_each_mode do |_mode|
     let(:echo) { HttpApps::Echo }
 
     # Requests the server has handed towards the app so far. A complete
@@ -359,11 +359,11 @@ RSpec.describe "Strict request parsing" do
       before { serve(echo, max_uri_size: 64, max_header_size: 1024, max_headers: 5, max_body_size: 16) }
 
       it "answers 414 to a request target longer than max_uri_size" do
-        expect_rejection(get("Host: x\r\n", target: "/#{"a" * 100}"), 414)
+        expect_rejection(get("Host: x\r\n", target: "/#{'a' * 100}"), 414)
       end
 
       it "answers 431 to a head larger than max_header_size" do
-        expect_rejection(get("Host: x\r\nX-Big: #{"a" * 1100}\r\n"), 431)
+        expect_rejection(get("Host: x\r\nX-Big: #{'a' * 1100}\r\n"), 431)
       end
 
       it "answers 431 to more than max_headers fields" do
@@ -380,7 +380,7 @@ RSpec.describe "Strict request parsing" do
       end
 
       it "answers 413 to a chunked body over max_body_size" do
-        expect_rejection(post("Transfer-Encoding: chunked\r\n", "9\r\n#{"a" * 9}\r\n8\r\n#{"b" * 8}\r\n0\r\n\r\n"), 413)
+        expect_rejection(post("Transfer-Encoding: chunked\r\n", "9\r\n#{'a' * 9}\r\n8\r\n#{'b' * 8}\r\n0\r\n\r\n"), 413)
       end
 
       it "accepts a body of exactly max_body_size" do
@@ -424,7 +424,7 @@ RSpec.describe "Strict request parsing" do
         expect(response.status).to eq(200)
       end
 
-      ["204", "304"].each do |status|
+      %w[204 304].each do |status|
         it "sends no body (and no framing claiming one) with #{status}" do
           response = answer(get("Host: x\r\n", target: "/#{status}"))
           expect(response.status).to eq(Integer(status))
@@ -444,7 +444,7 @@ RSpec.describe "Strict request parsing" do
           expect_rejection(get("Host: x\r\n", version: "HTTP/2.0"), 505)
         ]
         responses.each do |response|
-          expect(response.all("date").size).to eq(1), "#{response.status} has #{response.all("date").inspect}"
+          expect(response.all("date").size).to eq(1), "#{response.status} has #{response.all('date').inspect}"
           expect((Time.httpdate(response["date"]) - Time.now).abs).to be < 60
         end
       end

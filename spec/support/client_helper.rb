@@ -131,7 +131,9 @@ module ClientHelper
     raise EOFError, "connection closed before a response" if status_line.nil?
 
     version, status, reason = status_line.split(" ", 3)
-    raise "not an HTTP status line: #{status_line.inspect}" unless version&.start_with?("HTTP/") && status =~ /\A\d{3}\z/
+    unless version&.start_with?("HTTP/") && status =~ /\A\d{3}\z/
+      raise "not an HTTP status line: #{status_line.inspect}"
+    end
 
     lines = []
     loop do

@@ -16,8 +16,8 @@ module KinoProcessHelper
       err_r, err_w = IO.pipe
       @output = { out: +"", err: +"" }
       @mutex = Mutex.new
-      @pid = Process.spawn(env, RbConfig.ruby, "exe/kino", *args, chdir: ServerHelper::ROOT,
-                           out: out_w, err: err_w, in: File::NULL, **spawn_options)
+      @pid = Process.spawn(env, RbConfig.ruby, "exe/kino", *args,
+                           chdir: ServerHelper::ROOT, out: out_w, err: err_w, in: File::NULL, **spawn_options)
       out_w.close
       err_w.close
       @readers = [pump(out_r, :out), pump(err_r, :err)]
