@@ -412,7 +412,7 @@ module Kino
       begin
         Ractor.make_shareable(@app)
         @hooks.each_value { |h| Ractor.make_shareable(h) }
-      rescue Ractor::Error, Ractor::IsolationError => e
+      rescue Ractor::Error => e
         findings.blockers << Blocker.new("app", e.message, nil, nil)
       end
     end
@@ -422,7 +422,7 @@ module Kino
       MAX_CAPTURES_NAMED.times do
         Ractor.make_shareable(proc)
         return
-      rescue Ractor::IsolationError, Ractor::Error, ArgumentError => e
+      rescue Ractor::Error, ArgumentError => e
         name = e.message[/from variable [`']([^'`]+)'/, 1]
         if (reassigned = e.message[/outer variable [`']([^'`]+)' may be reassigned/, 1])
           # Ruby 4.0 refuses a proc over a variable assigned twice, whatever

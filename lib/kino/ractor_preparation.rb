@@ -57,7 +57,7 @@ module Kino
       detach_builders
       code_reads.each { |read| Ractor.make_shareable(read.value) if read.freezable? }
       [Ractor.make_shareable(@app), @hooks.transform_values { |h| Ractor.make_shareable(h) }]
-    rescue Ractor::Error, Ractor::IsolationError, FrozenError => e
+    rescue Ractor::Error, FrozenError => e
       raise UnshareableAppError, "the app cannot be shared between ractors: #{e.message}"
     end
 
@@ -93,7 +93,7 @@ module Kino
           builder.remove_instance_variable(iv) if builder.instance_variable_defined?(iv)
         end
         Ractor.make_shareable(builder)
-      rescue Ractor::Error, Ractor::IsolationError, FrozenError
+      rescue Ractor::Error, FrozenError
         next
       end
     end

@@ -102,7 +102,7 @@ module KinoProcessHelper
         while (data = io.readpartial(4096))
           @mutex.synchronize { @output[key] << data }
         end
-      rescue EOFError, IOError
+      rescue IOError # EOFError too
         nil
       ensure
         io.close unless io.closed?
