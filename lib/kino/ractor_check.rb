@@ -253,7 +253,7 @@ module Kino
     # the ractor-local ones cannot be made to work at all.
     def check_code_reads(findings, probe)
       @preparation.code_reads.each do |read|
-        return if findings.done?
+        break if findings.done?
 
         if read.kind == :global
           findings.isolation << Blocker.new(read.reader, "uses the global #{read.name}; worker ractors cannot " \
@@ -405,9 +405,9 @@ module Kino
       @preparation.detach_builders
       findings.procs.each do |proc, path, location|
         probe_captures(proc, path, location, findings)
-        return if findings.done?
+        break if findings.done?
       end
-      return unless findings.blockers.empty?
+      return if findings.done? || !findings.blockers.empty?
 
       begin
         Ractor.make_shareable(@app)
