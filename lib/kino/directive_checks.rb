@@ -20,8 +20,7 @@ module Kino
 
     def to_seconds(value)
       seconds = case value
-                when Integer then value
-                when Float then value
+                when Integer, Float then value
                 when String then Float(value, exception: false)
                 end
       seconds if seconds.nil? || seconds.finite?
