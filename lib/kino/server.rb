@@ -133,15 +133,15 @@ module Kino
       return choose_ractor(preparation, check) if requested == :ractor
 
       diagnosis = check.diagnose(first_only: true, in_process: false)
-      reason = if diagnosis.clean?
-                 begin
-                   return [:ractor, *preparation.prepare!]
-                 rescue UnshareableAppError => e
-                   e.message # only when the check could not probe (see RactorCheck#diagnose)
-                 end
-               else
-                 check.fallback_reason(diagnosis)
-               end
+      if diagnosis.clean?
+        begin
+          return [:ractor, *preparation.prepare!]
+        rescue UnshareableAppError => e
+          reason = e.message # only when the check could not probe (see RactorCheck#diagnose)
+        end
+      else
+        reason = check.fallback_reason(diagnosis)
+      end
       @log.write("kino: running in :threaded mode: #{reason}\n")
       [:threaded, @app, hooks]
     end
