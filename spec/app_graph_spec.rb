@@ -2,26 +2,26 @@
 
 require "kino"
 
-RSpec.describe Kino::AppGraph do
-  # Holds what it is given; makes lambdas whose self it is.
-  class GraphSpecHolder
-    @class_level = Object.new # behind a module: not walked
+# Holds what it is given; makes lambdas whose self it is.
+class GraphSpecHolder
+  @class_level = Object.new # behind a module: not walked
 
-    class << self
-      attr_reader :class_level
-    end
-
-    def initialize(held = nil)
-      @held = held
-    end
-
-    def make_lambda
-      ->(_env) { @held }
-    end
+  class << self
+    attr_reader :class_level
   end
 
-  GraphSpecPair = Struct.new(:left, :right)
+  def initialize(held = nil)
+    @held = held
+  end
 
+  def make_lambda
+    ->(_env) { @held }
+  end
+end
+
+GraphSpecPair = Struct.new(:left, :right)
+
+RSpec.describe Kino::AppGraph do
   def walked(root)
     found = []
     described_class.each_object(root) { |obj| found << obj }
