@@ -231,7 +231,7 @@ RSpec.describe "Request bodies" do
       wait_until(message: "the first part never arrived") { spool_files.positive? }
       sleep 0.2
       expect(server.stats[:in_flight]).to eq(0)
-      socket.write(body[2 * mib..])
+      socket.write(body[(2 * mib)..])
       response = read_response(socket)
       expect(json(response)).to eq("class" => "Kino::Input", "size" => body.bytesize,
                                    "sha256" => Digest::SHA256.hexdigest(body))

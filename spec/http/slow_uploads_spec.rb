@@ -153,7 +153,7 @@ RSpec.describe "Slow uploads" do
       expect(refused.status).to eq(503)
       expect(refused["retry-after"]).to eq("1")
       expect(refused["connection"]).to eq("close")
-      first.write(first_body.byteslice(390 * kib..))
+      first.write(first_body.byteslice((390 * kib)..))
       expect(json(read_response(first))).to include("size" => first_body.bytesize,
                                                     "sha256" => digest_of(first_body))
       # The first upload's room comes back once its response is out.
