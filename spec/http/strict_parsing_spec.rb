@@ -344,7 +344,8 @@ RSpec.describe "Strict request parsing" do
       it "ignores bytes after a request with Connection: close" do
         already = dispatched
         socket = connect
-        send_raw(socket, get("Host: x\r\nConnection: close\r\n") + "GET /second HTTP/1.1\r\nHost: x\r\n\r\n")
+        closing = get("Host: x\r\nConnection: close\r\n")
+        send_raw(socket, "#{closing}GET /second HTTP/1.1\r\nHost: x\r\n\r\n")
         response = read_response(socket)
         expect(response.status).to eq(200)
         expect(response["connection"]).to eq("close")
