@@ -14,7 +14,7 @@ module Kino
   # --help, --version and --init answer at once and work before the
   # extension is built.
   class CLI
-    BANNER = <<~TEXT
+    BANNER = <<~TEXT.freeze
       Usage: kino [options] [rackup file]
 
       Serves the Rack application built by the rackup file (default: #{Configuration::DEFAULTS[:rackup]}),
