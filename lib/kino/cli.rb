@@ -87,7 +87,8 @@ module Kino
                 "repeat for several (replaces the config file's binds)") do |address|
           (options[:bind] ||= []) << address
         end
-        opts.on("-p", "--port PORT", Integer, "Port for binds without their own (default: #{defaults[:port]})") do |port|
+        opts.on("-p", "--port PORT", Integer,
+                "Port for binds without their own (default: #{defaults[:port]})") do |port|
           options[:port] = port
         end
         opts.on("-w", "--workers N", Integer, "Workers (default: number of cores)") do |count|

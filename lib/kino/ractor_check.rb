@@ -282,7 +282,8 @@ module Kino
     def probe_constant(read, findings)
       Ractor.make_shareable(read.value)
     rescue Ractor::Error, FrozenError => e
-      findings.blockers << Blocker.new(read.name, "is frozen but cannot be shared (#{e.message}); #{read.reader} reads it",
+      findings.blockers << Blocker.new(read.name,
+                                       "is frozen but cannot be shared (#{e.message}); #{read.reader} reads it",
                                        "hold only shareable values in it", constant_location(read.name))
     end
 

@@ -142,7 +142,8 @@ RSpec.describe "Strict request parsing" do
         # 2.2: a bare LF MAY be taken as a line end; strict mode rejects it.
         "bare LF in the chunk lines" => "Transfer-Encoding: chunked\r\n\r\n3\nabc\n0\n\n"
       }.each do |what, rest|
-        statuses = what.start_with?("Transfer-Encoding gzip", "Transfer-Encoding chunked,", "Transfer-Encoding identity") ? [400, 501] : [400]
+        unimplemented = ["Transfer-Encoding gzip", "Transfer-Encoding chunked,", "Transfer-Encoding identity"]
+        statuses = what.start_with?(*unimplemented) ? [400, 501] : [400]
         it "rejects #{what}" do
           expect_rejection("POST /probe HTTP/1.1\r\nHost: x\r\n#{rest}#{smuggled}", *statuses)
         end
@@ -172,7 +173,8 @@ RSpec.describe "Strict request parsing" do
       # rejects the message; dropping the field would be fine too. Either
       # way it must not become CONTENT_LENGTH.
       it "never lets a trailer Content-Length reach CONTENT_LENGTH" do
-        response = expect_rejection(post("Transfer-Encoding: chunked\r\n", "5\r\nhello\r\n0\r\nContent-Length: 99\r\n\r\n"), 400)
+        response = expect_rejection(post("Transfer-Encoding: chunked\r\n",
+                                         "5\r\nhello\r\n0\r\nContent-Length: 99\r\n\r\n"), 400)
         expect(response.body).not_to include("99")
       end
 

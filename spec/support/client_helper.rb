@@ -231,7 +231,9 @@ module ClientHelper
   # +count+ bytes, or fewer if the stream ends first.
   def read_bytes(socket, count, deadline)
     buffer = wire_buffer(socket)
-    buffer << fill(socket, deadline, "#{count} bytes (have #{buffer.bytesize})") while buffer.bytesize < count && !@wire_eof[socket]
+    while buffer.bytesize < count && !@wire_eof[socket]
+      buffer << fill(socket, deadline, "#{count} bytes (have #{buffer.bytesize})")
+    end
     buffer.slice!(0, count)
   end
 
