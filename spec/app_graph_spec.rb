@@ -2,26 +2,26 @@
 
 require "kino"
 
-RSpec.describe Kino::AppGraph do
-  # Holds what it is given; makes lambdas whose self it is.
-  class GraphSpecHolder
-    @class_level = Object.new # behind a module: not walked
+# Holds what it is given; makes lambdas whose self it is.
+class GraphSpecHolder
+  @class_level = Object.new # behind a module: not walked
 
-    def self.class_level
-      @class_level
-    end
-
-    def initialize(held = nil)
-      @held = held
-    end
-
-    def make_lambda
-      ->(_env) { @held }
-    end
+  class << self
+    attr_reader :class_level
   end
 
-  GraphSpecPair = Struct.new(:left, :right)
+  def initialize(held = nil)
+    @held = held
+  end
 
+  def make_lambda
+    ->(_env) { @held }
+  end
+end
+
+GraphSpecPair = Struct.new(:left, :right)
+
+RSpec.describe Kino::AppGraph do
   def walked(root)
     found = []
     described_class.each_object(root) { |obj| found << obj }
@@ -54,7 +54,7 @@ RSpec.describe Kino::AppGraph do
     steps = described_class.children({ a: 1 }).map(&:first) +
             described_class.children(GraphSpecPair.new(1, 2)).map(&:first) +
             described_class.children(lambda).map(&:first)
-    expect(steps).to eq([[:value_of, :a], [:key, :a], [:member, :left], [:member, :right], [:self]])
+    expect(steps).to eq([%i[value_of a], %i[key a], %i[member left], %i[member right], [:self]])
     expect(described_class.children(GraphSpecHolder.new(:x)).map(&:first)).to eq([:@held])
   end
 

@@ -102,7 +102,8 @@ module AutoModeApps
     GREETING = "hi"
 
     def self.call(_env)
-      [200, { "content-type" => "text/plain" }, ["#{GREETING} #{::KINO_AUTO_SPEC_TABLE['name']} in #{AutoModeApps.where}\n"]]
+      [200, { "content-type" => "text/plain" },
+       ["#{GREETING} #{::KINO_AUTO_SPEC_TABLE['name']} in #{AutoModeApps.where}\n"]]
     end
   end
 
@@ -198,13 +199,16 @@ RSpec.describe "mode :auto never freezes what the app made" do
       expect(kino.stdout).to include("* Mode: threaded, 1 workers x 3 threads")
       expect(Array.new(3) { http_get("/", port: port) }.map { |r| [r.code, r.body] })
         .to eq([["200", "1\n"], ["200", "2\n"], ["200", "3\n"]])
-      expect(kino.stderr).to eq("kino: running in :threaded mode: :ractor mode would freeze app (a KinoFixtureCounter), " \
-                                "whose code sets @n; `mode :ractor` freezes what the app made and runs it in ractors " \
-                                "(`kino --check` lists each object and where it was made)\n")
+      expect(kino.stderr).to eq(
+        "kino: running in :threaded mode: :ractor mode would freeze app (a KinoFixtureCounter), " \
+        "whose code sets @n; `mode :ractor` freezes what the app made and runs it in ractors " \
+        "(`kino --check` lists each object and where it was made)\n"
+      )
     end
 
     it "runs :threaded from Kino::Server with the default mode, and counts" do
-      expect_threaded(fixture_app("counter.ru"), ":ractor mode would freeze app (a KinoFixtureCounter), whose code sets @n;")
+      expect_threaded(fixture_app("counter.ru"),
+                      ":ractor mode would freeze app (a KinoFixtureCounter), whose code sets @n;")
       expect(Array.new(3) { http_get("/").body }).to eq(["1\n", "2\n", "3\n"])
     end
 
@@ -225,7 +229,8 @@ RSpec.describe "mode :auto never freezes what the app made" do
   end
 
   it "runs a memoizing app (@greeting ||= ...) :threaded, naming the ivar its code sets" do
-    expect_threaded(fixture_app("memo.ru"), ":ractor mode would freeze app (a KinoFixtureMemo), whose code sets @greeting;")
+    expect_threaded(fixture_app("memo.ru"),
+                    ":ractor mode would freeze app (a KinoFixtureMemo), whose code sets @greeting;")
     expect(Array.new(2) { http_get("/").body }).to eq(["hello, #{Process.pid}\n"] * 2)
   end
 
@@ -385,7 +390,8 @@ RSpec.describe "mode :auto never freezes what the app made" do
       end.to_app
       expect_threaded(app, ":ractor mode would freeze app.@app (an AutoModeApps::Tagging), which holds @app;")
       response = http_get("/")
-      expect([response.body, response["x-tagged"], response["content-length"]]).to eq(["module app in main\n", "yes", "19"])
+      expect([response.body, response["x-tagged"], response["content-length"]])
+        .to eq(["module app in main\n", "yes", "19"])
     end
   end
 end

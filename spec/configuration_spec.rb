@@ -241,13 +241,13 @@ RSpec.describe Kino::Configuration do
         described_class.new({}, config_file: "../deploy/kino.rb").load
       end
       expect(configuration.listen_addresses)
-        .to eq(["unix://#{File.join(File.realpath(@dir), "deploy/tmp/kino.sock")}"])
+        .to eq(["unix://#{File.join(File.realpath(@dir), 'deploy/tmp/kino.sock')}"])
     end
 
     it "makes a relative unix socket path from the command line absolute against the working directory" do
       write("deploy/kino.rb", "bind \"127.0.0.1\"\n")
       configuration = load_in_dir({ bind: "unix://kino.sock" }, config_file: "deploy/kino.rb")
-      expect(configuration.listen_addresses).to eq(["unix://#{File.join(File.realpath(@dir), "kino.sock")}"])
+      expect(configuration.listen_addresses).to eq(["unix://#{File.join(File.realpath(@dir), 'kino.sock')}"])
     end
 
     it "lets command-line binds replace the file's binds" do

@@ -116,7 +116,8 @@ RSpec.describe Kino::DSL do
 
   describe "bad values" do
     it "names the file, the line and the directive" do
-      expect(config_error("port 3000\n\nworkers \"two\"\n")).to eq('kino.rb:3: workers must be a positive Integer (got "two")')
+      expect(config_error("port 3000\n\nworkers \"two\"\n"))
+        .to eq('kino.rb:3: workers must be a positive Integer (got "two")')
     end
 
     it "names the file as it was given" do

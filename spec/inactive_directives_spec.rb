@@ -20,7 +20,8 @@ RSpec.describe "Directives accepted but not in effect yet" do
   describe "an embedded server" do
     it "warns at start about each directive set that has no effect, and serves" do
       start_server(hello, io_shards: true, http2: true, max_workers: 4, scale_down_after: 10, lanes: true)
-      expect(server_log.lines).to match_array(%w[io_shards http2 max_workers scale_down_after lanes].map { |n| warning(n) })
+      warnings = %w[io_shards http2 max_workers scale_down_after lanes].map { |n| warning(n) }
+      expect(server_log.lines).to match_array(warnings)
       expect(http_get("/").body).to eq("hello\n")
     end
 
@@ -72,7 +73,7 @@ RSpec.describe "Directives accepted but not in effect yet" do
     end
 
     {
-      "bind \"ssl://127.0.0.1:9443\"" => /kino\.rb:1: bind cannot listen on "ssl:\/\/127\.0\.0\.1:9443"/,
+      "bind \"ssl://127.0.0.1:9443\"" => %r{kino\.rb:1: bind cannot listen on "ssl://127\.0\.0\.1:9443"},
       "ssl_bind \"127.0.0.1\", 9443, cert: \"cert.pem\", key: \"key.pem\"" => /kino\.rb:1: unknown directive 'ssl_bind'/
     }.each do |line, message|
       it "refuses to start with `#{line.split.first}` (never plain HTTP where TLS was configured)" do

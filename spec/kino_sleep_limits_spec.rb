@@ -60,7 +60,7 @@ RSpec.describe "Kino::Server#shutdown with an unbounded timeout" do
       Kino.sleep(5)
       [200, { "content-type" => "text/plain" }, ["finished"]]
     end
-    socket = connect_with("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    connect_with("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     wait_until(message: "the app never got the request") { !entered.empty? }
     started = monotonic
     expect(server.shutdown(Float::NAN)).to eq(1)

@@ -12,7 +12,8 @@ RSpec.describe "exe/kino" do
   it "boots a rackup file, prints the banner and answers requests" do
     kino = spawn_kino("-w", "2", "-t", "3", "-m", "threaded", "spec/fixtures/hello.ru", port: port)
     banner = kino.stdout
-    expect(banner).to match(/^Kino #{Regexp.escape(Kino::VERSION)} \(ruby #{Regexp.escape(RUBY_VERSION)}.*\), pid #{kino.pid}$/)
+    version = Regexp.escape(Kino::VERSION)
+    expect(banner).to match(/^Kino #{version} \(ruby #{Regexp.escape(RUBY_VERSION)}.*\), pid #{kino.pid}$/)
     expect(banner).to include("* Mode: threaded, 2 workers x 3 threads")
     expect(banner).to include("* Listening on tcp://127.0.0.1:#{port}\n")
 
@@ -205,7 +206,7 @@ RSpec.describe "exe/kino" do
     kino = spawn_kino(File.join(@dir, "nowhere.ru"), port: port, wait: false)
     status = kino.wait(timeout: ServerHelper::BOOT_TIMEOUT)
     expect(status&.exitstatus).to eq(1)
-    expect(kino.stderr).to eq("kino: rackup file not found: #{File.join(@dir, "nowhere.ru")}\n")
+    expect(kino.stderr).to eq("kino: rackup file not found: #{File.join(@dir, 'nowhere.ru')}\n")
     expect(kino.stdout).not_to include("Listening")
   end
 
@@ -221,7 +222,8 @@ RSpec.describe "exe/kino" do
     kino = spawn_kino("spec/fixtures/hello.ru", port: blocker.addr[1], wait: false)
     status = kino.wait(timeout: ServerHelper::BOOT_TIMEOUT)
     expect(status&.exitstatus).to eq(1)
-    expect(kino.stderr).to include("kino: cannot listen on tcp://127.0.0.1:#{blocker.addr[1]}: Address already in use\n")
+    expect(kino.stderr)
+      .to include("kino: cannot listen on tcp://127.0.0.1:#{blocker.addr[1]}: Address already in use\n")
     expect(kino.stdout).not_to include("Listening")
   ensure
     blocker&.close

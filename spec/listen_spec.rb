@@ -7,6 +7,7 @@ require "socket"
 # each answering real requests.
 RSpec.describe "Listening" do
   include ServerHelper
+
   include_context "in a fresh directory"
 
   let(:app) do
@@ -27,7 +28,7 @@ RSpec.describe "Listening" do
       skip "no IPv6 loopback on this machine"
     end
     server = start_server(app, bind: "tcp://[::1]:0")
-    expect(server.addresses.first).to match(/\Atcp:\/\/\[::1\]:\d+\z/)
+    expect(server.addresses.first).to match(%r{\Atcp://\[::1\]:\d+\z})
     port = Integer(server.addresses.first[/\d+\z/])
     socket = Socket.tcp("::1", port, connect_timeout: ServerHelper::IO_TIMEOUT)
     response = ask(socket)

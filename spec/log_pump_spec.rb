@@ -41,8 +41,8 @@ RSpec.describe "The native log pump" do
 
   it "outlives a log whose writes fail, and writes what comes after" do
     log = FlakyLog.new(1)
-    server = Kino::Server.new(LogPumpApps::BadHeader, log: log, port: 0, bind: "127.0.0.1",
-                                                       mode: :threaded, workers: 1, threads: 1).start
+    server = Kino::Server.new(LogPumpApps::BadHeader,
+                              log: log, port: 0, bind: "127.0.0.1", mode: :threaded, workers: 1, threads: 1).start
     port = server.port
     first = Net::HTTP.get_response(URI("http://127.0.0.1:#{port}/one"))
     expect(first.code).to eq("200")

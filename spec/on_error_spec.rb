@@ -106,7 +106,8 @@ RSpec.describe "on_error" do
         # Only a streamed body reaches the app before it is whole.
         start_server(OnErrorApps::App, mode: mode, workers: 1, threads: 1, lint: false,
                                        on_error: OnErrorApps::RECORD, stream_request_bodies: true)
-        socket = connect_with("POST #{path} HTTP/1.1\r\nHost: x\r\nContent-Length: #{2 * mib}\r\nX-Report-To: #{report}\r\n\r\n")
+        socket = connect_with("POST #{path} HTTP/1.1\r\nHost: x\r\nContent-Length: #{2 * mib}\r\n" \
+                              "X-Report-To: #{report}\r\n\r\n")
         socket.write("a" * 100_000)
         wait_until(message: -> { "the upload never reached the app: #{server.stats}" }) { requests_in_app == 1 }
         socket.close
@@ -116,7 +117,7 @@ RSpec.describe "on_error" do
         # on_error included.
         expect(http_get("/").body).to eq("ok\n")
         expect(File.exist?(report)).to be(false)
-        expect(server_log).to match(%r{\Akino: request body of POST #{path} cut off: [^\n]+\n\z})
+        expect(server_log).to match(/\Akino: request body of POST #{path} cut off: [^\n]+\n\z/)
       end
     end
   end

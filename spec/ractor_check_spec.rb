@@ -11,7 +11,7 @@ module PreparationSpecApps
   # that alone, older Rubies for the String it holds.
   def self.capturing_reassigned
     greeting = "hello"
-    greeting = +"#{greeting}\n"
+    greeting = "#{greeting}\n"
     ->(_env) { [200, { "content-type" => "text/plain" }, [greeting]] }
   end
 
@@ -45,7 +45,7 @@ module PreparationSpecApps
 
   # Frozen at the top only: the author meant a constant, but the Array
   # inside is not frozen, so workers could not read it as it stands.
-  SETTINGS = { "greeting" => ["hello", "from", "settings"] }.freeze
+  SETTINGS = { "greeting" => %w[hello from settings] }.freeze
 
   module ReadsSettings
     def self.call(_env)
@@ -122,7 +122,8 @@ RSpec.describe Kino::RactorCheck do
 
     it "names a class-level instance variable holding a mutable Hash" do
       blockers = blockers_of(fixture_app("class_ivar.ru"))
-      expect(blockers.map(&:summary)).to eq(["KinoFixtureClassIvarApp.@cache: holds a Hash; worker ractors cannot read it"])
+      expect(blockers.map(&:summary))
+        .to eq(["KinoFixtureClassIvarApp.@cache: holds a Hash; worker ractors cannot read it"])
       expect(blockers.first.location).to end_with("spec/fixtures/class_ivar.ru:6")
     end
 
@@ -133,7 +134,8 @@ RSpec.describe Kino::RactorCheck do
 
     it "names a class variable" do
       expect(blockers_of(PreparationSpecApps::ClassVariable).map(&:summary))
-        .to eq(["PreparationSpecApps::ClassVariable@@served: is a class variable; worker ractors cannot read or write it"])
+        .to eq(["PreparationSpecApps::ClassVariable@@served: is a class variable; " \
+                "worker ractors cannot read or write it"])
     end
 
     it "names a lambda whose self cannot be shared" do
@@ -182,7 +184,8 @@ RSpec.describe Kino::RactorCheck do
       clean = Rack::URLMap.new("/a" => EligibilitySpecApps::Inner, "http://example.com/b" => EligibilitySpecApps::Inner)
       expect(app_state_of(clean)).to eq([])
       mixed = Rack::URLMap.new("/a" => EligibilitySpecApps::Visits.new)
-      expect(app_state_of(mixed)).to eq(["app.@mapping[0][3] (an EligibilitySpecApps::Visits), whose code sets @visits"])
+      expect(app_state_of(mixed))
+        .to eq(["app.@mapping[0][3] (an EligibilitySpecApps::Visits), whose code sets @visits"])
     end
 
     it "counts a value the config passed to Rack's middleware as the app's, unless it is frozen" do
@@ -201,10 +204,8 @@ RSpec.describe Kino::RactorCheck do
 
     it "names an ivar config.ru gave its Rack::Builder, and says where an object was made when traced" do
       app = ObjectSpace.trace_object_allocations { fixture_app("builder_greeting.ru") }
-      expect(app_state_of(app)).to eq([
-                                        "self of app (the Rack::Builder that ran " \
-                                        "#{File.join(ServerHelper::FIXTURES, 'builder_greeting.ru')}), which holds @greeting"
-                                      ])
+      fixture = File.join(ServerHelper::FIXTURES, "builder_greeting.ru")
+      expect(app_state_of(app)).to eq(["self of app (the Rack::Builder that ran #{fixture}), which holds @greeting"])
       counter = ObjectSpace.trace_object_allocations { EligibilitySpecApps::Visits.new }
       expect(app_state_of(counter)).to eq(["app (an EligibilitySpecApps::Visits), whose code sets @visits " \
                                            "(made at #{__FILE__}:#{__LINE__ - 2})"])

@@ -57,7 +57,7 @@ RSpec.describe "Mode choice and :ractor mode" do
         # The port is taken: had :ractor mode bound before checking the app,
         # this would be the bind error instead.
         expect { new_server(fixture_app(fixture), port: port, mode: :threaded).start }
-          .to raise_error(Kino::Error, /cannot listen on tcp:\/\/127\.0\.0\.1:#{port}/)
+          .to raise_error(Kino::Error, %r{cannot listen on tcp://127\.0\.0\.1:#{port}})
 
         server = new_server(fixture_app(fixture), port: port, mode: :ractor)
         expect { server.start }.to raise_error(Kino::UnshareableAppError) { |error|
@@ -75,7 +75,8 @@ RSpec.describe "Mode choice and :ractor mode" do
     it "names a hook that runs in workers and cannot be shared" do
       queue = Queue.new
       server = new_server(RactorModeApps::Hello, port: 0, mode: :ractor, after_worker_boot: -> { queue << :booted })
-      expect { server.start }.to raise_error(Kino::UnshareableAppError, /^  - after_worker_boot: a lambda whose self is/)
+      expect { server.start }
+        .to raise_error(Kino::UnshareableAppError, /^  - after_worker_boot: a lambda whose self is/)
       expect(server.running?).to be(false)
     end
   end
@@ -85,8 +86,8 @@ RSpec.describe "Mode choice and :ractor mode" do
       start_server(fixture_app("capture.ru"), mode: :auto, lint: false)
       expect(server.mode).to eq(:threaded)
       expect(server_log.lines).to eq([
-                                       "kino: running in :threaded mode: app (captured variable `counts`): holds a Hash, " \
-                                       "which is not shareable (`kino --check` lists every blocker)\n"
+                                       "kino: running in :threaded mode: app (captured variable `counts`): " \
+                                       "holds a Hash, which is not shareable (`kino --check` lists every blocker)\n"
                                      ])
       # The captured Hash is shared by all requests, as in any threaded server.
       expect(Array.new(2) { http_get("/").body }).to eq(["hit 1\n", "hit 2\n"])
@@ -114,7 +115,7 @@ RSpec.describe "Mode choice and :ractor mode" do
     it "serves a middleware stack frozen with freeze_app through every middleware" do
       start_server(fixture_app("stack.ru"), mode: :ractor, workers: 2, threads: 1)
       expect(server.mode).to eq(:ractor)
-      response = read_response(connect.tap { |s| s.write("GET /page HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") })
+      response = read_response(connect_with("GET /page HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
       expect(response.status).to eq(200)
       expect(response.body).to eq("stacked\n")
       expect(response["content-length"]).to eq("8") # Rack::ContentLength

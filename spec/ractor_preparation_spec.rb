@@ -11,7 +11,7 @@ module PreparedSpecApps
     -> { :booted }
   end
 
-  SETTINGS = { "greeting" => ["hello", "from", "settings"] }.freeze
+  SETTINGS = { "greeting" => %w[hello from settings] }.freeze
 
   module ReadsSettings
     def self.call(_env)

@@ -138,7 +138,7 @@ module ResponseContractApps
       return [200, HttpApps.text, ["fine"]] unless env["PATH_INFO"] == "/cut"
 
       [200, HttpApps.text, TrackedBody.new(env["HTTP_X_CLOSED_MARKER"], "part one\n",
-                                  RuntimeError.new("body failed midway"), "never\n")]
+                                           RuntimeError.new("body failed midway"), "never\n")]
     end
   end
 

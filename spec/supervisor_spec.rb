@@ -56,7 +56,9 @@ RSpec.describe Kino::Supervisor do
             # One thread is free, in the worker that holds one request:
             # the crash lands there and takes that request down with it.
             expect(http_get("/crash").code).to eq("500")
-            wait_until(message: "no held request was answered while the gate was closed") { held.any? { |t| !t.alive? } }
+            wait_until(message: "no held request was answered while the gate was closed") do
+              held.any? { |t| !t.alive? }
+            end
             cut, *survivors = held.partition { |t| !t.alive? }.flatten
             expect(cut.value).to eq(["500", "Internal Server Error\n"])
             expect(survivors.map(&:alive?)).to eq([true, true]) # still held: the other worker lives
@@ -134,7 +136,8 @@ RSpec.describe Kino::Supervisor do
       index, error = exits.pop
       expect(index).to eq(0)
       expect(error).to be_a(Kino::WorkerCrash)
-      expect([error.error_class, error.message]).to eq(["SupervisorApps::Fatal", "SupervisorApps::Fatal: disk, full, retry, later"])
+      expect([error.error_class, error.message])
+        .to eq(["SupervisorApps::Fatal", "SupervisorApps::Fatal: disk, full, retry, later"])
       expect(error.backtrace.first).to include("supervisor_spec.rb")
       expect(server_log).to include("kino: worker 0 died: SupervisorApps::Fatal: disk, full, retry, later\n")
       wait_until(message: -> { "no replacement\n#{server_log}" }) { server.stats[:respawns] == 1 }

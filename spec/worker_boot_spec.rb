@@ -41,7 +41,9 @@ RSpec.describe "after_worker_boot" do
       start_server(WorkerBootApps::Hello, mode: mode, workers: 2, threads: 1, lint: false,
                                           after_worker_boot: WorkerBootApps.index_marker(dir))
       expect(server.mode).to eq(mode)
-      %w[boot-0 boot-1].each { |name| wait_for_file(File.join(dir, name), message: -> { "#{name} missing\n#{server_log}" }) }
+      %w[boot-0 boot-1].each do |name|
+        wait_for_file(File.join(dir, name), message: -> { "#{name} missing\n#{server_log}" })
+      end
       expect(Dir.children(dir).sort).to eq(%w[boot-0 boot-1])
       expect(server_log).to eq("")
     end

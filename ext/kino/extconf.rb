@@ -47,7 +47,8 @@ have_func("rb_ext_ractor_safe", "ruby.h")
 # Ruby's own headers warn under -Wextra in C++; as system headers they
 # stay quiet and our warnings stay visible.
 ruby_includes = [RbConfig::CONFIG["rubyhdrdir"], RbConfig::CONFIG["rubyarchhdrdir"]].compact.uniq
-$INCFLAGS = ruby_includes.map { |d| "-isystem #{d}" }.join(" ") + " " + $INCFLAGS
+system_includes = ruby_includes.map { |d| "-isystem #{d}" }.join(" ")
+$INCFLAGS = "#{system_includes} #{$INCFLAGS}"
 
 $CXXFLAGS << " -O2 -fvisibility=hidden -fvisibility-inlines-hidden -Wall -Wextra"
 $CXXFLAGS << " -DBOOST_ASIO_NO_DEPRECATED"

@@ -14,11 +14,11 @@ module Kino
   # --help, --version and --init answer at once and work before the
   # extension is built.
   class CLI
-    BANNER = <<~TEXT
+    BANNER = <<~TEXT.freeze
       Usage: kino [options] [rackup file]
 
       Serves the Rack application built by the rackup file (default: #{Configuration::DEFAULTS[:rackup]}),
-      with settings from a config file (default: #{Configuration::DEFAULT_CONFIG_FILES.join(" or ")} when
+      with settings from a config file (default: #{Configuration::DEFAULT_CONFIG_FILES.join(' or ')} when
       present). Flags override the config file.
 
     TEXT
@@ -64,7 +64,7 @@ module Kino
       return first_line if candidates.empty?
 
       flags = candidates.map { |name| name.length == 1 ? "-#{name}" : "--#{name}" }
-      "#{first_line} (did you mean #{flags.join(" or ")}?)"
+      "#{first_line} (did you mean #{flags.join(' or ')}?)"
     end
 
     # Returns { action:, parser:, options:, config_file: }. The last of
@@ -87,7 +87,8 @@ module Kino
                 "repeat for several (replaces the config file's binds)") do |address|
           (options[:bind] ||= []) << address
         end
-        opts.on("-p", "--port PORT", Integer, "Port for binds without their own (default: #{defaults[:port]})") do |port|
+        opts.on("-p", "--port PORT", Integer,
+                "Port for binds without their own (default: #{defaults[:port]})") do |port|
           options[:port] = port
         end
         opts.on("-w", "--workers N", Integer, "Workers (default: number of cores)") do |count|
@@ -114,7 +115,7 @@ module Kino
         opts.on("-h", "--help", "Print this help") { request[:action] = :help }
       end
       arguments = parser.parse(argv)
-      raise Kino::Error, "one rackup file at most (got #{arguments.join(" ")})" if arguments.size > 1
+      raise Kino::Error, "one rackup file at most (got #{arguments.join(' ')})" if arguments.size > 1
 
       options[:rackup] = arguments.first
       request.merge(parser: parser)

@@ -20,8 +20,7 @@ module Kino
 
     def to_seconds(value)
       seconds = case value
-                when Integer then value
-                when Float then value
+                when Integer, Float then value
                 when String then Float(value, exception: false)
                 end
       seconds if seconds.nil? || seconds.finite?
@@ -50,7 +49,7 @@ module Kino
     end
 
     def boolean(directive, value)
-      accepted(directive, value, value, "true or false") { |given| given == true || given == false }
+      accepted(directive, value, value, "true or false") { |given| [true, false].include?(given) }
     end
 
     # A String or anything that says it is a path (Pathname). +part+ names

@@ -204,7 +204,7 @@ module Kino
     def mode(name)
       mode = name.to_sym if name.is_a?(Symbol) || name.is_a?(String)
       unless MODES.include?(mode)
-        invalid!("mode must be one of #{MODES.map(&:inspect).join(", ")} (got #{name.inspect})")
+        invalid!("mode must be one of #{MODES.map(&:inspect).join(', ')} (got #{name.inspect})")
       end
       @settings[:mode] = mode
     end
@@ -739,7 +739,9 @@ module Kino
     end
 
     def apply_option(name, value)
-      invalid!("unknown option #{name.inspect}#{suggestion(name) { |closest| ":#{closest}" }}") unless self.class.directives.include?(name)
+      unless self.class.directives.include?(name)
+        invalid!("unknown option #{name.inspect}#{suggestion(name) { |closest| ":#{closest}" }}")
+      end
 
       case name
       when :bind then Array(value).each { |address| bind(address) }

@@ -151,7 +151,7 @@ module Kino
     # the end. The buffer grows with what arrives: read(huge) must not
     # allocate huge before the client has sent a byte.
     def fill(wanted)
-      @buffer ||= String.new(capacity: wanted < CHUNK ? wanted : CHUNK, encoding: Encoding::BINARY)
+      @buffer ||= String.new(capacity: [wanted, CHUNK].min, encoding: Encoding::BINARY)
       !Native.input_read(@request, wanted, @buffer).nil?
     end
 

@@ -11,6 +11,7 @@ rescue LoadError => e
   MSG
 end
 
+# What Kino defines beside the extension it calls (see lib/kino.rb).
 module Kino
   # Sleeps `seconds` on the OS clock with the GVL released (in a worker
   # ractor: only that ractor's lock), in short chunks so Thread#kill and

@@ -74,9 +74,7 @@ module Kino
     # diagnosis says so; otherwise (`mode :ractor`, which prepares anyway)
     # it runs here without the probe.
     def diagnose(first_only: false, in_process: true)
-      if Process.respond_to?(:fork) && Ractor.count == 1
-        return in_child { survey(first_only: first_only, probe: true) }
-      end
+      return in_child { survey(first_only: first_only, probe: true) } if Process.respond_to?(:fork) && Ractor.count == 1
       unless in_process
         return Diagnosis.check_failed("other ractors already run in this process, so it cannot be checked " \
                                       "in a forked child, and checking it here would freeze its constants")
@@ -255,7 +253,7 @@ module Kino
     # the ractor-local ones cannot be made to work at all.
     def check_code_reads(findings, probe)
       @preparation.code_reads.each do |read|
-        return if findings.done?
+        break if findings.done?
 
         if read.kind == :global
           findings.isolation << Blocker.new(read.reader, "uses the global #{read.name}; worker ractors cannot " \
@@ -284,7 +282,8 @@ module Kino
     def probe_constant(read, findings)
       Ractor.make_shareable(read.value)
     rescue Ractor::Error, FrozenError => e
-      findings.blockers << Blocker.new(read.name, "is frozen but cannot be shared (#{e.message}); #{read.reader} reads it",
+      findings.blockers << Blocker.new(read.name,
+                                       "is frozen but cannot be shared (#{e.message}); #{read.reader} reads it",
                                        "hold only shareable values in it", constant_location(read.name))
     end
 
@@ -359,10 +358,10 @@ module Kino
         kind = proc.lambda? ? "lambda" : "proc"
         hint = if node.path == "app"
                  "define the app as a class or module with a `call` method, " \
-                 "or create the #{kind} where self is shareable"
+                   "or create the #{kind} where self is shareable"
                else
                  "create the #{kind} where self is shareable (in a module body, say), " \
-                 "or pass a method of a shareable module"
+                   "or pass a method of a shareable module"
                end
         findings.blockers << Blocker.new(node.path, "a #{kind} whose self is #{article(recv.class)}, " \
                                                     "which cannot be shared", hint, location)
@@ -407,14 +406,14 @@ module Kino
       @preparation.detach_builders
       findings.procs.each do |proc, path, location|
         probe_captures(proc, path, location, findings)
-        return if findings.done?
+        break if findings.done?
       end
-      return unless findings.blockers.empty?
+      return if findings.done? || !findings.blockers.empty?
 
       begin
         Ractor.make_shareable(@app)
         @hooks.each_value { |h| Ractor.make_shareable(h) }
-      rescue Ractor::Error, Ractor::IsolationError => e
+      rescue Ractor::Error => e
         findings.blockers << Blocker.new("app", e.message, nil, nil)
       end
     end
@@ -424,7 +423,7 @@ module Kino
       MAX_CAPTURES_NAMED.times do
         Ractor.make_shareable(proc)
         return
-      rescue Ractor::IsolationError, Ractor::Error, ArgumentError => e
+      rescue Ractor::Error, ArgumentError => e
         name = e.message[/from variable [`']([^'`]+)'/, 1]
         if (reassigned = e.message[/outer variable [`']([^'`]+)' may be reassigned/, 1])
           # Ruby 4.0 refuses a proc over a variable assigned twice, whatever
@@ -461,15 +460,15 @@ module Kino
       location = mod.name && Object.const_source_location(mod.name)&.join(":")
       mod.class_variables.each do |cv|
         findings.blockers << Blocker.new("#{mod}#{cv}", "is a class variable; worker ractors cannot read or write it",
-                           "use a constant made shareable, or per-worker state", location)
+                                         "use a constant made shareable, or per-worker state", location)
       end
       mod.instance_variables.each do |iv|
         value = mod.instance_variable_get(iv)
         next if Ractor.shareable?(value)
 
         findings.blockers << Blocker.new("#{mod}.#{iv}", "holds #{article(value.class)}; worker ractors cannot read it",
-                           "make it shareable (Ractor.make_shareable) if it never changes; " \
-                           "mutable class-level state cannot work across ractors", location)
+                                         "make it shareable (Ractor.make_shareable) if it never changes; " \
+                                         "mutable class-level state cannot work across ractors", location)
       end
       check_class_level_assignments(mod, findings, location)
     rescue NameError
@@ -491,6 +490,5 @@ module Kino
                                        "keep that state in a constant made shareable when the file loads, " \
                                        "or per request", location)
     end
-
   end
 end

@@ -32,7 +32,7 @@ module Kino
     # were traced (kino --check).
     AppState = Struct.new(:path, :what, :sets, :holds, :location) do
       def describe
-        text = +"#{path} (#{what})"
+        text = "#{path} (#{what})"
         if !sets.empty?
           text << ", whose code sets #{sets.join(', ')}"
         elsif !holds.empty?

@@ -57,7 +57,7 @@ module Kino
       detach_builders
       code_reads.each { |read| Ractor.make_shareable(read.value) if read.freezable? }
       [Ractor.make_shareable(@app), @hooks.transform_values { |h| Ractor.make_shareable(h) }]
-    rescue Ractor::Error, Ractor::IsolationError, FrozenError => e
+    rescue Ractor::Error, FrozenError => e
       raise UnshareableAppError, "the app cannot be shared between ractors: #{e.message}"
     end
 
@@ -93,7 +93,7 @@ module Kino
           builder.remove_instance_variable(iv) if builder.instance_variable_defined?(iv)
         end
         Ractor.make_shareable(builder)
-      rescue Ractor::Error, Ractor::IsolationError, FrozenError
+      rescue Ractor::Error, FrozenError
         next
       end
     end
@@ -133,11 +133,11 @@ module Kino
     end
 
     # Yields [code, scope its constants are read from, what to call it].
-    def each_code_of(obj, scanned, &block)
+    def each_code_of(obj, scanned, &)
       if obj.is_a?(Module)
         return if obj.name&.start_with?("Rack::", "Kino::") || obj.name == "Rack"
 
-        each_method_code(obj.singleton_class, nil, scanned, &block)
+        each_method_code(obj.singleton_class, nil, scanned, &)
       elsif obj.is_a?(Proc)
         recv = AppGraph.proc_receiver(obj)
         scope = recv.is_a?(Module) ? recv : (recv.class unless recv.nil? || RactorEligibility.rack_builder?(recv))
@@ -145,9 +145,9 @@ module Kino
         yield obj, scope, "the #{kind} at #{obj.source_location&.join(':')}"
       else
         unless RactorEligibility.rack_built_data?(obj) || obj.class.name&.start_with?("Rack::", "Kino::")
-          each_method_code(obj.class, Object, scanned, &block)
+          each_method_code(obj.class, Object, scanned, &)
         end
-        each_method_code(obj.singleton_class, obj.class, scanned, &block) unless obj.singleton_methods.empty?
+        each_method_code(obj.singleton_class, obj.class, scanned, &) unless obj.singleton_methods.empty?
       end
     end
 
@@ -235,9 +235,7 @@ module Kino
           next
         end
       end
-      if ::Rack::Utils.respond_to?(:default_query_parser)
-        Ractor.make_shareable(::Rack::Utils.default_query_parser)
-      end
+      Ractor.make_shareable(::Rack::Utils.default_query_parser) if ::Rack::Utils.respond_to?(:default_query_parser)
       if defined?(::Rack::Request)
         ::Rack::Request.instance_variables.each do |iv|
           Ractor.make_shareable(::Rack::Request.instance_variable_get(iv))

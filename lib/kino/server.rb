@@ -133,15 +133,15 @@ module Kino
       return choose_ractor(preparation, check) if requested == :ractor
 
       diagnosis = check.diagnose(first_only: true, in_process: false)
-      reason = if diagnosis.clean?
-                 begin
-                   return [:ractor, *preparation.prepare!]
-                 rescue UnshareableAppError => e
-                   e.message # only when the check could not probe (see RactorCheck#diagnose)
-                 end
-               else
-                 check.fallback_reason(diagnosis)
-               end
+      if diagnosis.clean?
+        begin
+          return [:ractor, *preparation.prepare!]
+        rescue UnshareableAppError => e
+          reason = e.message # only when the check could not probe (see RactorCheck#diagnose)
+        end
+      else
+        reason = check.fallback_reason(diagnosis)
+      end
       @log.write("kino: running in :threaded mode: #{reason}\n")
       [:threaded, @app, hooks]
     end
@@ -200,10 +200,11 @@ module Kino
     def build_supervisor(hooks)
       spawner_class = @mode == :ractor ? RactorSpawner : ThreadSpawner
       spawner = spawner_class.new(@server_id, @app, threads: threads, **hooks)
-      Supervisor.new(@server_id, spawner, workers: workers, threads: threads, log: @log,
-                                       on_worker_exit: @configuration[:on_worker_exit],
-                                       quarantine_timeout: @configuration[:quarantine_timeout],
-                                       quarantine_max: @configuration[:quarantine_max])
+      Supervisor.new(@server_id, spawner,
+                     workers: workers, threads: threads, log: @log,
+                     on_worker_exit: @configuration[:on_worker_exit],
+                     quarantine_timeout: @configuration[:quarantine_timeout],
+                     quarantine_max: @configuration[:quarantine_max])
     end
 
     # At process exit Ruby interrupts every ractor and waits for it; workers

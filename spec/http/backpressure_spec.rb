@@ -37,7 +37,9 @@ RSpec.describe "Backpressure" do
       serve(app, workers: 1, threads: 1, queue_depth: 1, queue_timeout: 0.3)
       busy = connect
       busy.write("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n") # taken by the only worker
-      wait_until(message: "the worker never took /slow") { server.stats[:queued].zero? && server.stats[:in_flight] == 1 }
+      wait_until(message: "the worker never took /slow") do
+        server.stats[:queued].zero? && server.stats[:in_flight] == 1
+      end
       queued = connect
       queued.write("GET /queued HTTP/1.1\r\nHost: x\r\n\r\n") # the one place in the queue
       # Each connection may be read by another I/O thread: let /queued take

@@ -4,6 +4,12 @@ require "net/http"
 require "socket"
 require "tmpdir"
 
+# The child's descriptor limit, and clients enough to run past it.
+module DescriptorExhaustion
+  FD_LIMIT = 64
+  CLIENTS = 150
+end
+
 # A server out of file descriptors (EMFILE) pauses accepting instead of
 # retrying at once: retrying spun an I/O thread at 100% and wrote a log
 # line per try. `exe/kino` runs as a child with a low RLIMIT_NOFILE and
@@ -11,9 +17,6 @@ require "tmpdir"
 # accepting before the descriptors run out).
 RSpec.describe "Running out of file descriptors" do
   include ServerHelper
-
-  FD_LIMIT = 64
-  CLIENTS = 150
 
   # CPU seconds (user + system) the process has used so far.
   def cpu_seconds(pid)
@@ -27,11 +30,12 @@ RSpec.describe "Running out of file descriptors" do
       config = File.join(Dir.mktmpdir("kino-fds"), "kino.rb")
       File.write(config, "max_connections 100_000\n")
       port = free_port
+      limit = DescriptorExhaustion::FD_LIMIT
       kino = spawn_kino("-C", config, "-m", mode, "-w", "1", "-t", "2", "spec/fixtures/hello.ru",
-                        port: port, spawn_options: { rlimit_nofile: [FD_LIMIT, FD_LIMIT] })
+                        port: port, spawn_options: { rlimit_nofile: [limit, limit] })
       expect(http_get("/", port: port).code).to eq("200")
 
-      clients = Array.new(CLIENTS) { connect(port) } # beyond the limit, they wait in the backlog
+      clients = Array.new(DescriptorExhaustion::CLIENTS) { connect(port) } # beyond the limit, they wait in the backlog
       wait_until(message: "the server never ran out of descriptors:\n#{kino.stderr}") do
         kino.stderr.include?("Too many open files")
       end

@@ -60,7 +60,7 @@ RSpec.describe "Graceful drain under load" do
     outcomes
   end
 
-  [:threaded, :ractor].each do |mode|
+  %i[threaded ractor].each do |mode|
     it "answers every request in flight when shutdown begins (#{mode} mode)" do
       @drain_dir = Dir.mktmpdir("kino-drain")
       log_path = File.join(@drain_dir, "seen")
@@ -100,7 +100,7 @@ RSpec.describe "Graceful drain under load" do
   # Bodies are read whole before a worker sees them, so an upload still
   # arriving is no request in flight yet; a drain must wait for it anyway,
   # as it waits for a request with the app.
-  [:threaded, :ractor].each do |mode|
+  %i[threaded ractor].each do |mode|
     it "finishes an upload still arriving when shutdown begins, and answers it (#{mode} mode)" do
       start_server(DrainApps::Upload, mode: mode, workers: 1, threads: 1)
       body = "a" * 300_000 # spooled: past body_buffer_size

@@ -210,7 +210,7 @@ RSpec.describe "Request bodies" do
     it "hands a spooled body over intact once it is all here, keeping the connection" do
       boot(BodyApps::Digest)
       socket = connect
-      body = Random.new(42).bytes(3 * mib + 17)
+      body = Random.new(42).bytes((3 * mib) + 17)
       socket.write(post_head("/", length: body.bytesize))
       socket.write(body)
       response = read_response(socket)
@@ -231,7 +231,7 @@ RSpec.describe "Request bodies" do
       wait_until(message: "the first part never arrived") { spool_files.positive? }
       sleep 0.2
       expect(server.stats[:in_flight]).to eq(0)
-      socket.write(body[2 * mib..])
+      socket.write(body[(2 * mib)..])
       response = read_response(socket)
       expect(json(response)).to eq("class" => "Kino::Input", "size" => body.bytesize,
                                    "sha256" => Digest::SHA256.hexdigest(body))
@@ -315,7 +315,7 @@ RSpec.describe "Request bodies" do
       boot(BodyApps::Digest, max_body_size: 64 * mib)
       files_before = spool_files
       head = post_head("/", length: 8 * mib).freeze
-      part = ("v" * (mib + mib / 2)).freeze # past the memory limit: spooled
+      part = ("v" * (mib + (mib / 2))).freeze # past the memory limit: spooled
       vanish = lambda do |times|
         times.times do
           socket = Socket.tcp("127.0.0.1", server.port, connect_timeout: ServerHelper::IO_TIMEOUT)
@@ -404,7 +404,7 @@ RSpec.describe "Request bodies" do
 
       it "answers 408 to a body that stalls while the app reads it, and the app's read fails" do
         answer_to_stalled_upload
-        wait_for_log(/request body of POST \/ cut off: request body stalled \(408\)/)
+        wait_for_log(%r{request body of POST / cut off: request body stalled \(408\)})
         expect(server_log).not_to include("error while serving")
         expect(http_get("/").code).to eq("200")
       end
@@ -420,7 +420,7 @@ RSpec.describe "Request bodies" do
           nil # the server may already have closed its side
         end
         read_last_response(socket, 413)
-        wait_for_log(/request body of POST \/ cut off: request body too large \(413\)/)
+        wait_for_log(%r{request body of POST / cut off: request body too large \(413\)})
         expect(http_get("/").code).to eq("200")
       end
 

@@ -12,7 +12,7 @@ module HeaderValueApps
     def self.call(env)
       headers = { "content-type" => "text/plain", "x-n" => 5, "x-s" => :sym, "x-t" => true,
                   "set-cookie" => "a=1\nb=2", "x-list" => ["one", 2] }
-      body = env["PATH_INFO"] == "/each" ? ["lo", "ose"].each : ["loose"]
+      body = env["PATH_INFO"] == "/each" ? %w[lo ose].each : ["loose"]
       [200, headers, body]
     end
   end

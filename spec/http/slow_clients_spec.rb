@@ -43,7 +43,7 @@ end
 # Expect: 100-continue: each case here once broke the server. Every example
 # runs in :threaded and in :ractor mode.
 RSpec.describe "Slow clients and pipelining" do
-  in_each_mode do |mode|
+  in_each_mode do |_mode|
     # One worker with two threads. In :threaded mode the worker threads and
     # the spec's share one GVL, so both checks below would stall if the
     # waiting thread held it. In :ractor mode the worker's ractor has a
@@ -52,7 +52,7 @@ RSpec.describe "Slow clients and pipelining" do
     # let go of that lock. (With threads: 1, /quick is not answered in time.)
     it "keeps other Ruby threads running while a streamed body waits for a client that does not read" do
       serve(SlowClientsApps::Stream, workers: 1, threads: 2, first_data_timeout: 5)
-      socket = connect_with("GET / HTTP/1.1\r\nHost: x\r\n\r\n") # and never read
+      connect_with("GET / HTTP/1.1\r\nHost: x\r\n\r\n") # and never read
       wait_until(message: "the app never started streaming") { server.stats[:in_flight] == 1 }
       sleep 0.3 # the worker is now waiting for the socket to drain
       started = monotonic

@@ -117,7 +117,7 @@ RSpec.describe "Slow uploads" do
       expect(response.status).to eq(408)
       expect(response["connection"]).to eq("close")
       expect(server.stats[:requests_received]).to eq(1) # it did go to a worker at its head
-      wait_for_log(/request body of POST \/upload cut off: request body arrived too slowly \(408\)/)
+      wait_for_log(%r{request body of POST /upload cut off: request body arrived too slowly \(408\)})
     end
 
     it "sends 100 Continue itself and reads the body before the app runs" do
@@ -153,7 +153,7 @@ RSpec.describe "Slow uploads" do
       expect(refused.status).to eq(503)
       expect(refused["retry-after"]).to eq("1")
       expect(refused["connection"]).to eq("close")
-      first.write(first_body.byteslice(390 * kib..))
+      first.write(first_body.byteslice((390 * kib)..))
       expect(json(read_response(first))).to include("size" => first_body.bytesize,
                                                     "sha256" => digest_of(first_body))
       # The first upload's room comes back once its response is out.

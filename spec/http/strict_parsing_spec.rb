@@ -39,7 +39,7 @@ end
 #
 # Every example runs in :threaded and in :ractor mode.
 RSpec.describe "Strict request parsing" do
-  in_each_mode do |mode|
+  in_each_mode do |_mode|
     let(:echo) { HttpApps::Echo }
 
     # Requests the server has handed towards the app so far. A complete
@@ -142,7 +142,8 @@ RSpec.describe "Strict request parsing" do
         # 2.2: a bare LF MAY be taken as a line end; strict mode rejects it.
         "bare LF in the chunk lines" => "Transfer-Encoding: chunked\r\n\r\n3\nabc\n0\n\n"
       }.each do |what, rest|
-        statuses = what.start_with?("Transfer-Encoding gzip", "Transfer-Encoding chunked,", "Transfer-Encoding identity") ? [400, 501] : [400]
+        unimplemented = ["Transfer-Encoding gzip", "Transfer-Encoding chunked,", "Transfer-Encoding identity"]
+        statuses = what.start_with?(*unimplemented) ? [400, 501] : [400]
         it "rejects #{what}" do
           expect_rejection("POST /probe HTTP/1.1\r\nHost: x\r\n#{rest}#{smuggled}", *statuses)
         end
@@ -172,7 +173,8 @@ RSpec.describe "Strict request parsing" do
       # rejects the message; dropping the field would be fine too. Either
       # way it must not become CONTENT_LENGTH.
       it "never lets a trailer Content-Length reach CONTENT_LENGTH" do
-        response = expect_rejection(post("Transfer-Encoding: chunked\r\n", "5\r\nhello\r\n0\r\nContent-Length: 99\r\n\r\n"), 400)
+        response = expect_rejection(post("Transfer-Encoding: chunked\r\n",
+                                         "5\r\nhello\r\n0\r\nContent-Length: 99\r\n\r\n"), 400)
         expect(response.body).not_to include("99")
       end
 
@@ -344,7 +346,8 @@ RSpec.describe "Strict request parsing" do
       it "ignores bytes after a request with Connection: close" do
         already = dispatched
         socket = connect
-        send_raw(socket, get("Host: x\r\nConnection: close\r\n") + "GET /second HTTP/1.1\r\nHost: x\r\n\r\n")
+        closing = get("Host: x\r\nConnection: close\r\n")
+        send_raw(socket, "#{closing}GET /second HTTP/1.1\r\nHost: x\r\n\r\n")
         response = read_response(socket)
         expect(response.status).to eq(200)
         expect(response["connection"]).to eq("close")
@@ -359,11 +362,11 @@ RSpec.describe "Strict request parsing" do
       before { serve(echo, max_uri_size: 64, max_header_size: 1024, max_headers: 5, max_body_size: 16) }
 
       it "answers 414 to a request target longer than max_uri_size" do
-        expect_rejection(get("Host: x\r\n", target: "/#{"a" * 100}"), 414)
+        expect_rejection(get("Host: x\r\n", target: "/#{'a' * 100}"), 414)
       end
 
       it "answers 431 to a head larger than max_header_size" do
-        expect_rejection(get("Host: x\r\nX-Big: #{"a" * 1100}\r\n"), 431)
+        expect_rejection(get("Host: x\r\nX-Big: #{'a' * 1100}\r\n"), 431)
       end
 
       it "answers 431 to more than max_headers fields" do
@@ -380,7 +383,7 @@ RSpec.describe "Strict request parsing" do
       end
 
       it "answers 413 to a chunked body over max_body_size" do
-        expect_rejection(post("Transfer-Encoding: chunked\r\n", "9\r\n#{"a" * 9}\r\n8\r\n#{"b" * 8}\r\n0\r\n\r\n"), 413)
+        expect_rejection(post("Transfer-Encoding: chunked\r\n", "9\r\n#{'a' * 9}\r\n8\r\n#{'b' * 8}\r\n0\r\n\r\n"), 413)
       end
 
       it "accepts a body of exactly max_body_size" do
@@ -424,7 +427,7 @@ RSpec.describe "Strict request parsing" do
         expect(response.status).to eq(200)
       end
 
-      ["204", "304"].each do |status|
+      %w[204 304].each do |status|
         it "sends no body (and no framing claiming one) with #{status}" do
           response = answer(get("Host: x\r\n", target: "/#{status}"))
           expect(response.status).to eq(Integer(status))
@@ -444,7 +447,7 @@ RSpec.describe "Strict request parsing" do
           expect_rejection(get("Host: x\r\n", version: "HTTP/2.0"), 505)
         ]
         responses.each do |response|
-          expect(response.all("date").size).to eq(1), "#{response.status} has #{response.all("date").inspect}"
+          expect(response.all("date").size).to eq(1), "#{response.status} has #{response.all('date').inspect}"
           expect((Time.httpdate(response["date"]) - Time.now).abs).to be < 60
         end
       end

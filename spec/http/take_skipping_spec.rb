@@ -31,8 +31,7 @@ RSpec.describe "Requests skipped at take time" do
     let(:ledger) { signal_path("ledger") }
 
     def post_charge(id)
-      socket = connect_with("POST /charge?log=#{ledger}&id=#{id} HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\npaid")
-      socket
+      connect_with("POST /charge?log=#{ledger}&id=#{id} HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\npaid")
     end
 
     # The worker is busy with /hold once this returns.

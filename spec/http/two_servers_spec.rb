@@ -68,7 +68,6 @@ RSpec.describe "Two servers in one process" do
     writer.close
     output = Thread.new { reader.read }
     deadline = monotonic + TwoServers::EXIT_DEADLINE
-    status = nil
     until (status = Process.waitpid2(pid, Process::WNOHANG)&.last) || monotonic > deadline
       sleep 0.05
     end

@@ -131,7 +131,9 @@ module ClientHelper
     raise EOFError, "connection closed before a response" if status_line.nil?
 
     version, status, reason = status_line.split(" ", 3)
-    raise "not an HTTP status line: #{status_line.inspect}" unless version&.start_with?("HTTP/") && status =~ /\A\d{3}\z/
+    unless version&.start_with?("HTTP/") && status =~ /\A\d{3}\z/
+      raise "not an HTTP status line: #{status_line.inspect}"
+    end
 
     lines = []
     loop do
@@ -229,7 +231,9 @@ module ClientHelper
   # +count+ bytes, or fewer if the stream ends first.
   def read_bytes(socket, count, deadline)
     buffer = wire_buffer(socket)
-    buffer << fill(socket, deadline, "#{count} bytes (have #{buffer.bytesize})") while buffer.bytesize < count && !@wire_eof[socket]
+    while buffer.bytesize < count && !@wire_eof[socket]
+      buffer << fill(socket, deadline, "#{count} bytes (have #{buffer.bytesize})")
+    end
     buffer.slice!(0, count)
   end
 

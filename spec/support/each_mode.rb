@@ -21,6 +21,7 @@ module EachMode
     MODES.each do |mode|
       context "in :#{mode} mode" do
         include Serving
+
         let(:mode) { mode }
         class_exec(mode, &block)
       end

@@ -16,8 +16,8 @@ module KinoProcessHelper
       err_r, err_w = IO.pipe
       @output = { out: +"", err: +"" }
       @mutex = Mutex.new
-      @pid = Process.spawn(env, RbConfig.ruby, "exe/kino", *args, chdir: ServerHelper::ROOT,
-                           out: out_w, err: err_w, in: File::NULL, **spawn_options)
+      @pid = Process.spawn(env, RbConfig.ruby, "exe/kino", *args,
+                           chdir: ServerHelper::ROOT, out: out_w, err: err_w, in: File::NULL, **spawn_options)
       out_w.close
       err_w.close
       @readers = [pump(out_r, :out), pump(err_r, :err)]
@@ -102,7 +102,7 @@ module KinoProcessHelper
         while (data = io.readpartial(4096))
           @mutex.synchronize { @output[key] << data }
         end
-      rescue EOFError, IOError
+      rescue IOError # EOFError too
         nil
       ensure
         io.close unless io.closed?

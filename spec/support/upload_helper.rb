@@ -7,7 +7,7 @@ require "json"
 # apps answer (JSON naming the body's class, size and digest).
 module UploadHelper
   def post_head(path = "/upload", length: nil, chunked: false, expect: false)
-    head = +"POST #{path} HTTP/1.1\r\nHost: x\r\n"
+    head = "POST #{path} HTTP/1.1\r\nHost: x\r\n"
     head << "Content-Length: #{length}\r\n" if length
     head << "Transfer-Encoding: chunked\r\n" if chunked
     head << "Expect: 100-continue\r\n" if expect

@@ -21,7 +21,9 @@ module WaitHelper
     loop do
       result = yield
       return result if result
-      raise WaitTimeout, "after #{timeout}s: #{message.respond_to?(:call) ? message.call : message}" if monotonic > deadline
+      if monotonic > deadline
+        raise WaitTimeout, "after #{timeout}s: #{message.respond_to?(:call) ? message.call : message}"
+      end
 
       sleep interval
     end
