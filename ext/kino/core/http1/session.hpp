@@ -16,17 +16,17 @@
 
 #include "handoff/request_ctx.hpp"
 #include "http1/request_parser.hpp"
+#include "http1/session_connection.hpp"
 #include "net/deadlines.hpp"
 #include "util/asio.hpp"
 
 namespace kino {
 
-class Connection;
 class Server;
 
 class Http1Session {
  public:
-  Http1Session(Connection& connection, Server& server, Deadlines& deadlines, std::string_view peer,
+  Http1Session(SessionConnection& connection, Server& server, Deadlines& deadlines, std::string_view peer,
                uint16_t local_port);
   Http1Session(const Http1Session&) = delete;
   Http1Session& operator=(const Http1Session&) = delete;
@@ -101,7 +101,7 @@ class Http1Session {
   void reject(int status, std::string_view reason, RequestRef req = {});
   void expect(Deadlines::Waiting what);
 
-  Connection& connection_;
+  SessionConnection& connection_;
   Server& server_;
   Deadlines& deadlines_;
   RequestParser parser_;

@@ -15,6 +15,7 @@
 
 #include "handoff/response_sink.hpp"
 #include "http1/session.hpp"
+#include "http1/session_connection.hpp"
 #include "net/deadlines.hpp"
 #include "net/outbox.hpp"
 #include "net/socket_transport.hpp"
@@ -25,13 +26,8 @@ namespace kino {
 
 class Server;
 
-// Bytes read but not yet parsed are [start, bytes.size()).
-struct InputBuffer {
-  Bytes bytes;
-  size_t start = 0;
-};
-
 class Connection : public ResponseSink,
+                   public SessionConnection,
                    public std::enable_shared_from_this<Connection>,
                    public NativeAllocated {
  public:
@@ -65,16 +61,13 @@ class Connection : public ResponseSink,
   bool backlogged() const override;
   void log(std::string_view line) override;
 
-  // For the protocol session, on the strand.
-  InputBuffer& input() noexcept { return inbuf_; }
-  bool closed() const noexcept { return closed_; }
-  // Reads more input, unless a read is under way or the session wants none.
-  void read_more();
-  // Queues bytes of the protocol's own ahead of any response still to
-  // come (HTTP/1's `100 Continue`).
-  void send_interim(Bytes bytes);
-  // After the last response: shut the send side, drop what still comes.
-  void linger();
+  // SessionConnection, for the protocol session, on the strand.
+  InputBuffer& input() noexcept override { return inbuf_; }
+  bool closed() const noexcept override { return closed_; }
+  void read_more() override;
+  void send_interim(Bytes bytes) override;
+  void linger() override;
+  std::shared_ptr<ResponseSink> sink() override { return shared_from_this(); }
 
  private:
   using Waiting = Deadlines::Waiting;
