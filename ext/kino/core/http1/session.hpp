@@ -17,7 +17,7 @@
 #include "handoff/request_ctx.hpp"
 #include "http1/request_parser.hpp"
 #include "http1/session_connection.hpp"
-#include "net/deadlines.hpp"
+#include "http1/deadlines.hpp"
 #include "util/asio.hpp"
 
 namespace kino {

@@ -14,9 +14,9 @@
 #include <memory>
 
 #include "handoff/response_sink.hpp"
+#include "http1/deadlines.hpp"
 #include "http1/session.hpp"
 #include "http1/session_connection.hpp"
-#include "net/deadlines.hpp"
 #include "net/outbox.hpp"
 #include "net/socket_transport.hpp"
 #include "util/asio.hpp"

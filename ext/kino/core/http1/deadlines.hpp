@@ -9,6 +9,10 @@
 // the app's (request_timeout). The server's sweeper reads the earliest from
 // its own thread (due_ms); everything else belongs to the connection's
 // strand, which asks expire() what has fallen due and acts on it.
+//
+// It sits with the HTTP/1 session because what the read side waits for is
+// HTTP/1's (a head, a body, a `100 Continue`); the connection drives the
+// write and linger clocks through it.
 #pragma once
 
 #include <atomic>
