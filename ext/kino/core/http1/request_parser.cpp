@@ -429,6 +429,6 @@ RequestParser::Result RequestParser::finish() {
 
 RequestRef RequestParser::take() { return std::move(complete_); }
 
-RequestRef RequestParser::streaming() const { return headers_done_ && in_message_ ? current_ : RequestRef(); }
+RequestRef RequestParser::request_awaiting_body() const { return headers_done_ && in_message_ ? current_ : RequestRef(); }
 
 }  // namespace kino

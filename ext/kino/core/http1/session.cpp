@@ -74,7 +74,7 @@ void Http1Session::process_input() {
           if (deadlines_.waiting() == Waiting::Continue) deadlines_.disarm_app();
           expect(Waiting::Body);
         } else if (parser_.head_complete()) {
-          RequestRef req = parser_.streaming();
+          RequestRef req = parser_.request_awaiting_body();
           if (phase() != RequestPhase::ReadingBody) {
             if (!admit_body(*req)) return;
             set_phase(RequestPhase::ReadingBody);
