@@ -13,13 +13,13 @@
 #include <unordered_map>
 #include <vector>
 
+#include "handoff/request_queue.hpp"
+#include "handoff/thread_slots.hpp"
+#include "handoff/worker_exits.hpp"
+#include "server_config.hpp"
 #include "util/asio.hpp"
 #include "util/counters.hpp"
 #include "util/log_channel.hpp"
-#include "handoff/request_queue.hpp"
-#include "server_config.hpp"
-#include "handoff/worker_exits.hpp"
-#include "handoff/thread_slots.hpp"
 
 namespace kino {
 

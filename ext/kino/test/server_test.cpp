@@ -69,7 +69,8 @@ TEST_F(ServerTest, ServesARequestOverTcp) {
   uint16_t port = port_of(addresses[0]);
   auto client = Client::tcp(port);
   ASSERT_TRUE(client) << "the started server accepts no connection";
-  RequestRef req = send_and_pop(*client, "GET /hello?name=kino HTTP/1.1\r\nHost: localhost\r\nX-Test: 1\r\n\r\n");
+  RequestRef req =
+      send_and_pop(*client, "GET /hello?name=kino HTTP/1.1\r\nHost: localhost\r\nX-Test: 1\r\n\r\n");
   ASSERT_TRUE(req) << "the request never reached the queue";
   EXPECT_EQ(str(req->method), "GET");
   EXPECT_EQ(str(req->path), "/hello");
@@ -329,7 +330,8 @@ TEST_F(ServerTest, LimitErrorsUseTheirStatus) {
 
 TEST_F(ServerTest, PipelinedRequestsAnsweredInOrder) {
   auto client = start_and_connect();
-  RequestRef first = send_and_pop(*client, "GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n");
+  RequestRef first =
+      send_and_pop(*client, "GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n");
   ASSERT_TRUE(first);
   EXPECT_EQ(str(first->path), "/1");
   EXPECT_FALSE(pop(100ms)) << "one request per connection at a time";
@@ -369,9 +371,12 @@ std::string upload_head(size_t length, bool expect_continue = false) {
   return head + "\r\n";
 }
 
-constexpr std::string_view kChunkedHead = "POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+constexpr std::string_view kChunkedHead =
+    "POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
 
-std::string chunked_head(std::string_view first_chunk) { return std::string(kChunkedHead) + std::string(first_chunk); }
+std::string chunked_head(std::string_view first_chunk) {
+  return std::string(kChunkedHead) + std::string(first_chunk);
+}
 
 // The opt-in path (stream_request_bodies): requests go to the workers
 // at their head, bodies stream in while the app reads them.

@@ -32,13 +32,13 @@ class Deadlines {
   // What expire() found past its time; the connection acts on it.
   enum class Expired : uint8_t {
     None,
-    Write,       // the client stopped reading what we send: close
-    App,         // the request with the app is answered 504
-    Linger,      // the client never closed its side: enough, close
-    FirstByte,   // nothing was asked: nothing to answer, close
-    Head,        // 408: the head did not arrive in time
-    BodyStall,   // 408: the body stalled between reads
-    BodyRate,    // 408: the body arrived too slowly
+    Write,      // the client stopped reading what we send: close
+    App,        // the request with the app is answered 504
+    Linger,     // the client never closed its side: enough, close
+    FirstByte,  // nothing was asked: nothing to answer, close
+    Head,       // 408: the head did not arrive in time
+    BodyStall,  // 408: the body stalled between reads
+    BodyRate,   // 408: the body arrived too slowly
   };
   // The reason a 408 for `e` gives (Head, BodyStall, BodyRate).
   static const char* reason(Expired e) noexcept;

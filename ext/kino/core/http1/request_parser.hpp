@@ -3,11 +3,11 @@
 // one request at a time and answers pipelined requests in order.
 #pragma once
 
+#include <llhttp.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
-
-#include <llhttp.h>
 
 #include "handoff/request_ctx.hpp"
 

@@ -15,9 +15,9 @@
 #include <string_view>
 
 #include "handoff/request_ctx.hpp"
+#include "http1/deadlines.hpp"
 #include "http1/request_parser.hpp"
 #include "http1/session_connection.hpp"
-#include "http1/deadlines.hpp"
 #include "util/asio.hpp"
 
 namespace kino {
@@ -57,7 +57,9 @@ class Http1Session {
   // Whether the connection may be closed at once by a drain: no response is
   // awaited and no upload is under way (a request begun is read to its end
   // and answered, as one with the workers is).
-  bool idle() const noexcept { return !awaiting_response() && deadlines_.waiting() != Deadlines::Waiting::Body; }
+  bool idle() const noexcept {
+    return !awaiting_response() && deadlines_.waiting() != Deadlines::Waiting::Body;
+  }
 
   // Any thread. A body being read before its request goes to the workers
   // (or the answer to one refused mid-body): not in flight yet, but a drain

@@ -33,8 +33,7 @@ class Connection : public ResponseSink,
  public:
   using Socket = SocketTransport::Socket;
 
-  Connection(std::shared_ptr<Server> server, Socket socket, std::string_view peer,
-             uint16_t local_port);
+  Connection(std::shared_ptr<Server> server, Socket socket, std::string_view peer, uint16_t local_port);
   ~Connection() override;
 
   void start();
