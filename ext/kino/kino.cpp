@@ -24,16 +24,16 @@ VALUE method_owner(const char* name, const char** mid) {
 void define_seam() {
   VALUE seam = rb_ary_new();
   // Ruby's C++ headers check each function's signature against its arity.
-#define KINO_SEAM_DEFINE(unit, name, function, arity)                                          \
-  {                                                                                            \
-    const char* mid = name;                                                                    \
-    VALUE owner = method_owner(name, &mid);                                                    \
-    if (NIL_P(owner)) {                                                                        \
-      rb_define_module_function(mNative, name, function, arity);                               \
-    } else {                                                                                   \
-      rb_define_method(owner, mid, function, arity);                                           \
-    }                                                                                          \
-    rb_ary_push(seam, rb_ary_new_from_args(3, rb_usascii_str_new_cstr(name), INT2FIX(arity),   \
+#define KINO_SEAM_DEFINE(unit, name, function, arity)                                         \
+  {                                                                                           \
+    const char* mid = name;                                                                   \
+    VALUE owner = method_owner(name, &mid);                                                   \
+    if (NIL_P(owner)) {                                                                       \
+      rb_define_module_function(mNative, name, function, arity);                              \
+    } else {                                                                                  \
+      rb_define_method(owner, mid, function, arity);                                          \
+    }                                                                                         \
+    rb_ary_push(seam, rb_ary_new_from_args(3, rb_usascii_str_new_cstr(name), INT2FIX(arity),  \
                                            rb_usascii_str_new_cstr("native_" #unit ".cpp"))); \
   }
   KINO_NATIVE_SEAM(KINO_SEAM_DEFINE)

@@ -33,7 +33,8 @@ RequestBody::ReadResult read_body_until(RequestCtx& req, char* out, size_t max,
 [[noreturn]] void raise_input_error(RequestCtx& req) {
   char message[512];
   int status = req.body ? req.body->failure_status() : 500;
-  snprintf(message, sizeof message, "%s (%d)", req.body ? req.body->failure_reason() : "no request body", status);
+  snprintf(message, sizeof message, "%s (%d)", req.body ? req.body->failure_reason() : "no request body",
+           status);
   rb_raise(eInputError, "%s", message);
 }
 

@@ -37,7 +37,9 @@ namespace {
 
 // A String every ractor may use: frozen, shareable, never collected.
 // Main ractor only.
-VALUE shared_string(std::string_view s) { return shareable_forever(rb_str_new(s.data(), static_cast<long>(s.size()))); }
+VALUE shared_string(std::string_view s) {
+  return shareable_forever(rb_str_new(s.data(), static_cast<long>(s.size())));
+}
 
 // Set to true for the main ractor in Init_, unset in every other one.
 rb_ractor_local_key_t main_ractor_key;
@@ -48,9 +50,9 @@ bool on_main_ractor() {
 }
 
 struct EnvStrings {
-  VALUE request_method, script_name, path_info, query_string, server_name, server_port,
-      server_protocol, remote_addr, rack_url_scheme, rack_input, rack_errors,
-      rack_multithread, rack_multiprocess, rack_run_once, rack_hijack_p, kino_request;
+  VALUE request_method, script_name, path_info, query_string, server_name, server_port, server_protocol,
+      remote_addr, rack_url_scheme, rack_input, rack_errors, rack_multithread, rack_multiprocess,
+      rack_run_once, rack_hijack_p, kino_request;
   VALUE http, http_1_1, http_1_0, empty, localhost;
   std::unordered_map<std::string_view, VALUE> headers;  // "HTTP_ACCEPT" -> frozen key
   std::unordered_map<std::string_view, VALUE> methods;  // "GET" -> frozen value
@@ -61,22 +63,60 @@ EnvStrings* strings = nullptr;
 
 // Request header names common enough to deserve a frozen key.
 constexpr std::string_view kCommonHeaders[] = {
-    "CONTENT_TYPE", "CONTENT_LENGTH", "HTTP_ACCEPT", "HTTP_ACCEPT_CHARSET",
-    "HTTP_ACCEPT_ENCODING", "HTTP_ACCEPT_LANGUAGE", "HTTP_ACCESS_CONTROL_REQUEST_HEADERS",
-    "HTTP_ACCESS_CONTROL_REQUEST_METHOD", "HTTP_AUTHORIZATION", "HTTP_CACHE_CONTROL",
-    "HTTP_CONNECTION", "HTTP_COOKIE", "HTTP_DNT", "HTTP_EXPECT", "HTTP_FORWARDED", "HTTP_FROM",
-    "HTTP_HOST", "HTTP_IF_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_NONE_MATCH",
-    "HTTP_IF_RANGE", "HTTP_IF_UNMODIFIED_SINCE", "HTTP_KEEP_ALIVE", "HTTP_ORIGIN",
-    "HTTP_PRAGMA", "HTTP_PRIORITY", "HTTP_PROXY_AUTHORIZATION", "HTTP_RANGE", "HTTP_REFERER",
-    "HTTP_SEC_CH_UA", "HTTP_SEC_CH_UA_MOBILE", "HTTP_SEC_CH_UA_PLATFORM",
-    "HTTP_SEC_FETCH_DEST", "HTTP_SEC_FETCH_MODE", "HTTP_SEC_FETCH_SITE", "HTTP_SEC_FETCH_USER",
-    "HTTP_TE", "HTTP_TRAILER", "HTTP_TRANSFER_ENCODING", "HTTP_UPGRADE",
-    "HTTP_UPGRADE_INSECURE_REQUESTS", "HTTP_USER_AGENT", "HTTP_VIA", "HTTP_X_CSRF_TOKEN",
-    "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PORT",
-    "HTTP_X_FORWARDED_PROTO", "HTTP_X_REAL_IP", "HTTP_X_REQUEST_ID", "HTTP_X_REQUESTED_WITH",
+    "CONTENT_TYPE",
+    "CONTENT_LENGTH",
+    "HTTP_ACCEPT",
+    "HTTP_ACCEPT_CHARSET",
+    "HTTP_ACCEPT_ENCODING",
+    "HTTP_ACCEPT_LANGUAGE",
+    "HTTP_ACCESS_CONTROL_REQUEST_HEADERS",
+    "HTTP_ACCESS_CONTROL_REQUEST_METHOD",
+    "HTTP_AUTHORIZATION",
+    "HTTP_CACHE_CONTROL",
+    "HTTP_CONNECTION",
+    "HTTP_COOKIE",
+    "HTTP_DNT",
+    "HTTP_EXPECT",
+    "HTTP_FORWARDED",
+    "HTTP_FROM",
+    "HTTP_HOST",
+    "HTTP_IF_MATCH",
+    "HTTP_IF_MODIFIED_SINCE",
+    "HTTP_IF_NONE_MATCH",
+    "HTTP_IF_RANGE",
+    "HTTP_IF_UNMODIFIED_SINCE",
+    "HTTP_KEEP_ALIVE",
+    "HTTP_ORIGIN",
+    "HTTP_PRAGMA",
+    "HTTP_PRIORITY",
+    "HTTP_PROXY_AUTHORIZATION",
+    "HTTP_RANGE",
+    "HTTP_REFERER",
+    "HTTP_SEC_CH_UA",
+    "HTTP_SEC_CH_UA_MOBILE",
+    "HTTP_SEC_CH_UA_PLATFORM",
+    "HTTP_SEC_FETCH_DEST",
+    "HTTP_SEC_FETCH_MODE",
+    "HTTP_SEC_FETCH_SITE",
+    "HTTP_SEC_FETCH_USER",
+    "HTTP_TE",
+    "HTTP_TRAILER",
+    "HTTP_TRANSFER_ENCODING",
+    "HTTP_UPGRADE",
+    "HTTP_UPGRADE_INSECURE_REQUESTS",
+    "HTTP_USER_AGENT",
+    "HTTP_VIA",
+    "HTTP_X_CSRF_TOKEN",
+    "HTTP_X_FORWARDED_FOR",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_X_FORWARDED_PORT",
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_REAL_IP",
+    "HTTP_X_REQUEST_ID",
+    "HTTP_X_REQUESTED_WITH",
 };
 
-constexpr std::string_view kMethods[] = {"GET",     "HEAD",  "POST",  "PUT",  "DELETE",
+constexpr std::string_view kMethods[] = {"GET",     "HEAD",  "POST",  "PUT",     "DELETE",
                                          "OPTIONS", "PATCH", "TRACE", "PROPFIND"};
 
 // Hosts, ports and peer addresses repeat, but they come from clients, so
@@ -228,10 +268,7 @@ size_t request_size(const void* p) {
 // leaves that ractor. Freeing it only drops a reference, which is safe on
 // any thread, so it can be freed immediately during GC.
 const rb_data_type_t request_type = {
-    "Kino::Native::Request",
-    {nullptr, request_free, request_size, nullptr, {nullptr}},
-    nullptr,
-    nullptr,
+    "Kino::Native::Request",     {nullptr, request_free, request_size, nullptr, {nullptr}}, nullptr, nullptr,
     RUBY_TYPED_FREE_IMMEDIATELY,
 };
 
@@ -288,8 +325,8 @@ void share_gvl_between_requests() {
 
 // Native.take_one(server_id, slot = nil) -> env Hash, or nil once the
 // server's queue is closed and empty. With a slot, the request is recorded
-// as that worker thread's current one (see ThreadSlots). Blocks with the GVL released; a request already queued
-// is taken without releasing it.
+// as that worker thread's current one (see ThreadSlots). Blocks with the GVL released; a request already
+// queued is taken without releasing it.
 VALUE native_take_one(int argc, VALUE* argv, VALUE) {
   VALUE id, rb_slot;
   rb_scan_args(argc, argv, "11", &id, &rb_slot);

@@ -59,13 +59,9 @@ void release_body(RequestCtx& req) {
 // line. Those are converted first, into a flat Array of name and value
 // Strings, before any native object exists: `to_s` is app code and may
 // raise.
-HeaderView header_view(VALUE name, VALUE value) {
-  return {bytes_of(name), bytes_of(value)};
-}
+HeaderView header_view(VALUE name, VALUE value) { return {bytes_of(name), bytes_of(value)}; }
 
-bool has_newline(VALUE s) {
-  return bytes_of(s).find('\n') != std::string_view::npos;
-}
+bool has_newline(VALUE s) { return bytes_of(s).find('\n') != std::string_view::npos; }
 
 // Whether every value can be read in place.
 int plain_header(VALUE, VALUE value, VALUE arg) {
@@ -148,7 +144,8 @@ VALUE prepare_headers(VALUE headers) {
     // Rack 3: one field per element, each taken as it is (as Puma does).
     // The elements are copied first: an element's to_s may change the Array.
     VALUE elements = rb_ary_dup(value);
-    for (long i = 0; i < RARRAY_LEN(elements); ++i) push_line(lines, name, rb_obj_as_string(RARRAY_AREF(elements, i)));
+    for (long i = 0; i < RARRAY_LEN(elements); ++i)
+      push_line(lines, name, rb_obj_as_string(RARRAY_AREF(elements, i)));
   });
   if (!NIL_P(bad)) raise_bad_header(bad);
   return lines;
@@ -232,9 +229,7 @@ VALUE native_respond_start(VALUE, VALUE handle, VALUE status, VALUE headers) {
 VALUE native_respond_write(VALUE, VALUE handle, VALUE chunk) {
   RequestCtx* req = unwrap_request(handle);
   StringValue(chunk);
-  bool ok = protect([&]() -> VALUE {
-    return write_body(*req, bytes_of(chunk)) ? Qtrue : Qfalse;
-  }) == Qtrue;
+  bool ok = protect([&]() -> VALUE { return write_body(*req, bytes_of(chunk)) ? Qtrue : Qfalse; }) == Qtrue;
   while (ok && req->sink && req->sink->backlogged()) {
     CarriedError error;
     {
@@ -270,8 +265,7 @@ VALUE native_respond_error(VALUE, VALUE handle, VALUE status, VALUE text) {
   StringValue(text);
   return protect([&]() -> VALUE {
     release_body(*req);
-    if (respond_plain(*req, code, bytes_of(text), false))
-      return Qtrue;
+    if (respond_plain(*req, code, bytes_of(text), false)) return Qtrue;
     // Cut the response short only if this thread is the one that started
     // it; if a timeout answered first, the response is not ours to touch.
     if (req->response_streamed()) abort_response(*req);

@@ -12,30 +12,30 @@
 #include "binding.hpp"
 
 // X(unit, name, function, arity)
-#define KINO_NATIVE_SEAM(X)                                                \
-  X(server, "server_create", native_server_create, 1)                      \
-  X(server, "server_start", native_server_start, 1)                        \
-  X(server, "server_addresses", native_server_addresses, 1)                \
-  X(server, "server_stop", native_server_stop, 2)                          \
-  X(server, "server_close_queue", native_server_close_queue, 1)            \
-  X(server, "server_release", native_server_release, 1)                    \
-  X(server, "server_stats", native_server_stats, 1)                        \
-  X(server, "server_log", native_server_log, 2)                            \
-  X(server, "server_drain_log", native_server_drain_log, 1)                \
-  X(workers, "server_fail_slots", native_server_fail_slots, 3)             \
-  X(workers, "server_slot_busy_ms", native_server_slot_busy_ms, 3)         \
-  X(workers, "server_worker_exited", native_server_worker_exited, 3)       \
-  X(workers, "server_next_worker_exit", native_server_next_worker_exit, 1) \
+#define KINO_NATIVE_SEAM(X)                                                  \
+  X(server, "server_create", native_server_create, 1)                        \
+  X(server, "server_start", native_server_start, 1)                          \
+  X(server, "server_addresses", native_server_addresses, 1)                  \
+  X(server, "server_stop", native_server_stop, 2)                            \
+  X(server, "server_close_queue", native_server_close_queue, 1)              \
+  X(server, "server_release", native_server_release, 1)                      \
+  X(server, "server_stats", native_server_stats, 1)                          \
+  X(server, "server_log", native_server_log, 2)                              \
+  X(server, "server_drain_log", native_server_drain_log, 1)                  \
+  X(workers, "server_fail_slots", native_server_fail_slots, 3)               \
+  X(workers, "server_slot_busy_ms", native_server_slot_busy_ms, 3)           \
+  X(workers, "server_worker_exited", native_server_worker_exited, 3)         \
+  X(workers, "server_next_worker_exit", native_server_next_worker_exit, 1)   \
   X(workers, "server_wake_worker_exits", native_server_wake_worker_exits, 1) \
-  X(request, "take_one", native_take_one, -1)                              \
-  X(request, "Request#claimed?", request_claimed_p, 0)                     \
-  X(response, "respond", native_respond, 4)                                \
-  X(response, "respond_start", native_respond_start, 3)                    \
-  X(response, "respond_write", native_respond_write, 2)                    \
-  X(response, "respond_finish", native_respond_finish, 1)                  \
-  X(response, "respond_error", native_respond_error, 3)                    \
-  X(input, "input_read", native_input_read, 3)                             \
-  X(input, "input_rewind", native_input_rewind, 1)                         \
+  X(request, "take_one", native_take_one, -1)                                \
+  X(request, "Request#claimed?", request_claimed_p, 0)                       \
+  X(response, "respond", native_respond, 4)                                  \
+  X(response, "respond_start", native_respond_start, 3)                      \
+  X(response, "respond_write", native_respond_write, 2)                      \
+  X(response, "respond_finish", native_respond_finish, 1)                    \
+  X(response, "respond_error", native_respond_error, 3)                      \
+  X(input, "input_read", native_input_read, 3)                               \
+  X(input, "input_rewind", native_input_rewind, 1)                           \
   X(sleep, "sleep", native_sleep, -1)
 
 namespace kino::binding {

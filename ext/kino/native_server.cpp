@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "native_seam.hpp"
 #include "native_request.hpp"
+#include "native_seam.hpp"
 #include "native_server_options.hpp"
 
 namespace kino::binding {

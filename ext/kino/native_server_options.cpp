@@ -6,10 +6,10 @@ namespace kino::binding {
 
 namespace {
 
-ID id_listen, id_io_threads, id_backlog, id_max_header_size, id_max_uri_size, id_max_headers, id_max_body_size,
-    id_write_high_water, id_worker_slots, id_first_data_timeout, id_persistent_timeout, id_request_timeout,
-    id_queue_depth, id_queue_timeout, id_max_connections, id_body_memory_limit, id_spool_dir,
-    id_stream_request_bodies, id_min_body_rate, id_min_body_rate_window, id_max_spool_size;
+ID id_listen, id_io_threads, id_backlog, id_max_header_size, id_max_uri_size, id_max_headers,
+    id_max_body_size, id_write_high_water, id_worker_slots, id_first_data_timeout, id_persistent_timeout,
+    id_request_timeout, id_queue_depth, id_queue_timeout, id_max_connections, id_body_memory_limit,
+    id_spool_dir, id_stream_request_bodies, id_min_body_rate, id_min_body_rate_window, id_max_spool_size;
 
 // Kino::Server#native_options passes every key: the defaults live in
 // Ruby's table (Kino::Configuration::DEFAULTS), not here.
@@ -60,7 +60,8 @@ ServerOptions read_server_options(VALUE options) {
   o.worker_slots = required_int(options, id_worker_slots);
   o.first_data_timeout = required_seconds(options, id_first_data_timeout);
   o.persistent_timeout = required_seconds(options, id_persistent_timeout);
-  if (!(o.first_data_timeout > 0) || !(o.persistent_timeout > 0)) rb_raise(rb_eArgError, "timeouts must be positive");
+  if (!(o.first_data_timeout > 0) || !(o.persistent_timeout > 0))
+    rb_raise(rb_eArgError, "timeouts must be positive");
   VALUE request_timeout = required(options, id_request_timeout);
   o.request_timeout = NIL_P(request_timeout) ? 0 : NUM2DBL(request_timeout);  // nil: no limit
   if (o.request_timeout < 0) rb_raise(rb_eArgError, "request_timeout must not be negative");
@@ -79,7 +80,8 @@ ServerOptions read_server_options(VALUE options) {
 
 ServerConfig server_config(const ServerOptions& o) {
   ServerConfig config;
-  for (long i = 0; i < RARRAY_LEN(o.listen); ++i) config.listen.emplace_back(bytes_of(RARRAY_AREF(o.listen, i)));
+  for (long i = 0; i < RARRAY_LEN(o.listen); ++i)
+    config.listen.emplace_back(bytes_of(RARRAY_AREF(o.listen, i)));
   config.io_threads = static_cast<int>(o.io_threads);
   config.backlog = static_cast<int>(o.backlog);
   config.limits.max_header_size = static_cast<size_t>(o.max_header_size);

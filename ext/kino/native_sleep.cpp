@@ -52,8 +52,9 @@ VALUE native_sleep(int argc, VALUE* argv, VALUE) {
   if (std::isnan(s) || s < 0) rb_raise(rb_eArgError, "sleep time must be a non-negative number");
   if (s > kMaxSeconds) s = kMaxSeconds;
   uint64_t server_id = NIL_P(rb_server) ? 0 : NUM2ULL(rb_server);
-  auto until = std::chrono::steady_clock::now() +
-               std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(s));
+  auto until =
+      std::chrono::steady_clock::now() +
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(s));
   while (std::chrono::steady_clock::now() < until) {
     bool aborted = false;
     CarriedError error;

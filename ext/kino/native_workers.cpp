@@ -5,8 +5,8 @@
 #include <chrono>
 #include <string>
 
-#include "native_seam.hpp"
 #include "core/http1/responder.hpp"
+#include "native_seam.hpp"
 
 namespace kino::binding {
 
@@ -93,7 +93,8 @@ VALUE native_server_worker_exited(VALUE, VALUE id, VALUE token, VALUE report) {
     if (exit.crashed) {
       exit.error_class = bytes_of(error_class);
       exit.message = bytes_of(message);
-      for (long i = 0; i < RARRAY_LEN(backtrace); ++i) exit.backtrace.emplace_back(bytes_of(RARRAY_AREF(backtrace, i)));
+      for (long i = 0; i < RARRAY_LEN(backtrace); ++i)
+        exit.backtrace.emplace_back(bytes_of(RARRAY_AREF(backtrace, i)));
     }
     find_server(sid)->worker_exits().post(std::move(exit));
     return Qnil;
@@ -160,8 +161,6 @@ VALUE native_server_wake_worker_exits(VALUE, VALUE id) {
   });
 }
 
-void init_native_workers() {
-  id_wake = rb_intern("wake");
-}
+void init_native_workers() { id_wake = rb_intern("wake"); }
 
 }  // namespace kino::binding

@@ -4,13 +4,12 @@
 
 #include <stdexcept>
 
+#include "http1/responder.hpp"
 #include "net/connection.hpp"
 #include "net/listener.hpp"
-#include "http1/responder.hpp"
 #include "util/steady_clock.hpp"
 
 namespace kino {
-
 
 Server::Server(ServerConfig config)
     : config_(std::move(config)), queue_(config_.queue_depth), slots_(config_.worker_slots) {
@@ -211,8 +210,7 @@ int64_t Server::stop(std::chrono::milliseconds timeout, const std::atomic<bool>*
     // Handlers finish quickly once every socket is closed; io_.stop() is the
     // backstop so joining can never hang on a stuck peer.
     auto join_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-    while (counters_.connections_open.load() > stragglers &&
-           std::chrono::steady_clock::now() < join_deadline)
+    while (counters_.connections_open.load() > stragglers && std::chrono::steady_clock::now() < join_deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     io_.stop();
     // A server whose last owner was one of its own handlers (possible only

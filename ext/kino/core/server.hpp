@@ -13,13 +13,13 @@
 #include <unordered_map>
 #include <vector>
 
+#include "handoff/request_queue.hpp"
+#include "handoff/thread_slots.hpp"
+#include "handoff/worker_exits.hpp"
+#include "server_config.hpp"
 #include "util/asio.hpp"
 #include "util/counters.hpp"
 #include "util/log_channel.hpp"
-#include "handoff/request_queue.hpp"
-#include "server_config.hpp"
-#include "handoff/worker_exits.hpp"
-#include "handoff/thread_slots.hpp"
 
 namespace kino {
 
@@ -57,7 +57,6 @@ class Server : public std::enable_shared_from_this<Server> {
   // True once a stop gave up waiting for requests in flight: handlers
   // still sleeping through Kino.sleep are woken (and abort) then.
   bool aborting() const noexcept { return aborting_.load(std::memory_order_acquire); }
-  bool running() const noexcept { return started_ && !stopped_; }
 
   // True once stop() has joined the I/O threads: nothing runs handlers any
   // more, so connections must not post to them.

@@ -2,8 +2,8 @@
 // pieces of varying size (the first input byte picks the size), must never
 // crash, hang, leak or trip a sanitizer. `rake fuzz` builds and runs it.
 #include <algorithm>
-#include <cstddef>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 
 #include "http1/request_parser.hpp"

@@ -1,4 +1,4 @@
-#include "net/deadlines.hpp"
+#include "http1/deadlines.hpp"
 
 #include <gtest/gtest.h>
 

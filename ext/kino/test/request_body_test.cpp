@@ -1,13 +1,13 @@
 #include "handoff/request_body.hpp"
 
-#include "test_sink.hpp"
-
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <string>
 #include <thread>
+
+#include "test_sink.hpp"
 
 namespace kino {
 namespace {
@@ -241,8 +241,7 @@ TEST(RequestBody, ConcurrentProducerAndReaderAgree) {
   producer.join();
   EXPECT_EQ(last, Status::End);
   ASSERT_EQ(got.size(), kTotal);
-  for (size_t i = 0; i < kTotal; ++i)
-    ASSERT_EQ(got[i], static_cast<char>('a' + i % 23)) << "at byte " << i;
+  for (size_t i = 0; i < kTotal; ++i) ASSERT_EQ(got[i], static_cast<char>('a' + i % 23)) << "at byte " << i;
 }
 
 }  // namespace

@@ -796,12 +796,12 @@ TEST(RequestParser, ExpectContinueIsMarkedOnTheRequest) {
   std::string head = "POST /up HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n";
   auto r = p.feed(head.data(), head.size());
   EXPECT_EQ(r.state, State::NeedMore);
-  ASSERT_TRUE(p.streaming()) << "the head is complete: the request can go to a worker";
-  EXPECT_TRUE(p.streaming()->expect_continue);
-  EXPECT_FALSE(p.streaming()->body->complete());
+  ASSERT_TRUE(p.request_awaiting_body()) << "the head is complete: the request can go to a worker";
+  EXPECT_TRUE(p.request_awaiting_body()->expect_continue);
+  EXPECT_FALSE(p.request_awaiting_body()->body->complete());
   r = p.feed("data", 4);
   ASSERT_EQ(r.state, State::Complete);
-  EXPECT_FALSE(p.streaming()) << "nothing is streaming between requests";
+  EXPECT_FALSE(p.request_awaiting_body()) << "no request awaits its body between requests";
   auto req = p.take();
   EXPECT_TRUE(req->body->complete());
   EXPECT_EQ(str(req->body), "data");
@@ -814,15 +814,15 @@ TEST(RequestParser, ExpectContinueNeedsABodyAndHttp11) {
     RequestParser p(test::parser_limits());
     std::string in = "POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n";
     EXPECT_EQ(p.feed(in.data(), in.size()).state, State::NeedMore);
-    EXPECT_FALSE(p.streaming()->expect_continue);
+    EXPECT_FALSE(p.request_awaiting_body()->expect_continue);
   }
   {
     RequestParser p(test::parser_limits());
     std::string in =
         "POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n";
     EXPECT_EQ(p.feed(in.data(), in.size()).state, State::NeedMore);
-    EXPECT_TRUE(p.streaming()->expect_continue);
-    EXPECT_EQ(p.streaming()->body->expected_length(), 0u);
+    EXPECT_TRUE(p.request_awaiting_body()->expect_continue);
+    EXPECT_EQ(p.request_awaiting_body()->body->expected_length(), 0u);
   }
 }
 
@@ -830,7 +830,7 @@ TEST(RequestParser, StreamingBodyGrowsWhileTheRequestIsOut) {
   RequestParser p(test::parser_limits());
   std::string head = "POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 6\r\n\r\nab";
   ASSERT_EQ(p.feed(head.data(), head.size()).state, State::NeedMore);
-  RequestRef out = p.streaming();
+  RequestRef out = p.request_awaiting_body();
   ASSERT_TRUE(out);
   EXPECT_EQ(out->body->expected_length(), 6u);
   char buf[16];

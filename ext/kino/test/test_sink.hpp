@@ -2,8 +2,8 @@
 // of writing to a socket, plus small helpers to read an HTTP response back.
 #pragma once
 
-#include <atomic>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <mutex>
@@ -13,8 +13,8 @@
 #include <utility>
 #include <vector>
 
-#include "util/memory.hpp"
 #include "handoff/response_sink.hpp"
+#include "util/memory.hpp"
 
 namespace kino::test {
 

@@ -8,7 +8,9 @@ using namespace kino;
 using namespace std::chrono_literals;
 
 namespace {
-std::chrono::steady_clock::time_point in(std::chrono::milliseconds ms) { return std::chrono::steady_clock::now() + ms; }
+std::chrono::steady_clock::time_point in(std::chrono::milliseconds ms) {
+  return std::chrono::steady_clock::now() + ms;
+}
 }  // namespace
 
 TEST(WorkerExits, ExitsComeInOrderBeforeWakes) {

@@ -132,7 +132,8 @@ bool RequestBody::append(std::string_view bytes) {
   // A body announced as longer than the limit goes to the file from its
   // first byte: buffering a mebibyte only to copy it out would make every
   // large upload cost that much memory while it starts.
-  bool in_memory = fd_ < 0 && expected_ <= storage_.memory_limit && size_ + bytes.size() <= storage_.memory_limit;
+  bool in_memory =
+      fd_ < 0 && expected_ <= storage_.memory_limit && size_ + bytes.size() <= storage_.memory_limit;
   if (in_memory) {
     memory_.append(bytes.data(), bytes.size());
   } else if (const char* refusal = claim_spool_locked(size_ + bytes.size())) {

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <atomic>
+#include <boost/smart_ptr/intrusive_ptr.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -20,10 +21,8 @@
 #include <string>
 #include <string_view>
 
-#include <boost/smart_ptr/intrusive_ptr.hpp>
-
-#include "util/memory.hpp"
 #include "handoff/response_sink.hpp"
+#include "util/memory.hpp"
 
 namespace kino {
 
@@ -34,8 +33,8 @@ namespace kino {
 // (`max_descriptors`, which is max_connections): together they stay
 // within it, and a listener at the budget stops accepting.
 struct SpoolBudget {
-  uint64_t max_bytes = 0;        // 0: no limit
-  int64_t max_descriptors = 0;   // connections + spool files; 0: no limit
+  uint64_t max_bytes = 0;       // 0: no limit
+  int64_t max_descriptors = 0;  // connections + spool files; 0: no limit
   std::atomic<uint64_t> bytes{0};
   std::atomic<int64_t> files{0};
   // The server's open connections (null: none counted, as in unit tests).
@@ -68,7 +67,7 @@ struct BodyStorage {
       : memory_limit(limit), spool_dir(std::move(dir)), budget(std::move(shared)) {}
 
   size_t memory_limit{};           // bytes kept in memory before spooling (body_buffer_size)
-  std::string spool_dir = "/tmp";    // where the unlinked spool file is made
+  std::string spool_dir = "/tmp";  // where the unlinked spool file is made
   // Shared by every body of a server; null: no limits (unit tests).
   std::shared_ptr<SpoolBudget> budget;
 };
@@ -146,7 +145,9 @@ class RequestBody : public NativeAllocated {
   // small bodies to the app in one piece. Empty otherwise.
   std::string_view in_memory() const;
 
-  friend void intrusive_ptr_add_ref(RequestBody* b) noexcept { b->refs_.fetch_add(1, std::memory_order_relaxed); }
+  friend void intrusive_ptr_add_ref(RequestBody* b) noexcept {
+    b->refs_.fetch_add(1, std::memory_order_relaxed);
+  }
   friend void intrusive_ptr_release(RequestBody* b) noexcept {
     if (b->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete b;
   }
@@ -163,14 +164,14 @@ class RequestBody : public NativeAllocated {
   // Ruby handle collected late) and still has to give its room back.
   const std::shared_ptr<SpoolBudget> budget_;
   const uint64_t expected_;
-  uint64_t reserved_ = 0;     // spool bytes claimed from budget_
-  bool holds_file_ = false;   // a descriptor claimed from budget_
+  uint64_t reserved_ = 0;    // spool bytes claimed from budget_
+  bool holds_file_ = false;  // a descriptor claimed from budget_
   mutable std::mutex mu_;
   std::condition_variable arrived_;
   Bytes memory_;
   int fd_ = -1;
-  uint64_t size_ = 0;       // bytes stored
-  uint64_t read_pos_ = 0;   // the consumer's position
+  uint64_t size_ = 0;      // bytes stored
+  uint64_t read_pos_ = 0;  // the consumer's position
   bool discarded_ = false;
   int reading_ = 0;  // reads of the spool file under way, unlocked
   int failure_status_ = 0;

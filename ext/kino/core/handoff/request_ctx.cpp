@@ -1,7 +1,7 @@
 #include "handoff/request_ctx.hpp"
 
-#include "http1/responder.hpp"
 #include "handoff/response_sink.hpp"
+#include "http1/responder.hpp"
 
 namespace kino {
 
@@ -23,7 +23,7 @@ RequestCtx::~RequestCtx() {
 }
 
 RequestBody::ReadResult RequestCtx::read_body(char* out, size_t max,
-                                             std::chrono::steady_clock::time_point deadline) {
+                                              std::chrono::steady_clock::time_point deadline) {
   if (!body) return {RequestBody::ReadStatus::End, 0};
   // Reading is how the app says it wants the body: the client that asked
   // before sending it hears `100 Continue` now, and only now.

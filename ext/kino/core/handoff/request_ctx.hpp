@@ -7,15 +7,14 @@
 #pragma once
 
 #include <atomic>
+#include <boost/smart_ptr/intrusive_ptr.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string_view>
 
-#include <boost/smart_ptr/intrusive_ptr.hpp>
-
-#include "util/memory.hpp"
 #include "handoff/request_body.hpp"
+#include "util/memory.hpp"
 
 namespace kino {
 
@@ -67,7 +66,7 @@ class RequestCtx : public NativeAllocated {
   Bytes server_name;
   Bytes server_port;
 
-  Bytes peer_address;  // REMOTE_ADDR
+  Bytes peer_address;       // REMOTE_ADDR
   uint16_t local_port = 0;  // the port the connection was accepted on
   bool keep_alive = false;  // what the request itself allows
   bool head = false;        // HEAD: the response carries no body

@@ -2,8 +2,8 @@
 
 #include <new>
 
-#include "http1/responder.hpp"
 #include "handoff/response_sink.hpp"
+#include "http1/responder.hpp"
 #include "util/steady_clock.hpp"
 
 namespace kino {

@@ -3,6 +3,8 @@
 // reference to their RequestCtx; a consumer adopts that reference.
 #pragma once
 
+#include <concurrentqueue/blockingconcurrentqueue.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -11,10 +13,8 @@
 #include <mutex>
 #include <vector>
 
-#include <concurrentqueue/blockingconcurrentqueue.h>
-
-#include "util/memory.hpp"
 #include "handoff/request_ctx.hpp"
+#include "util/memory.hpp"
 
 namespace kino {
 

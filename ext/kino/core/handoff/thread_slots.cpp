@@ -6,7 +6,6 @@
 
 namespace kino {
 
-
 ThreadSlots::~ThreadSlots() = default;
 
 void ThreadSlots::hold(size_t slot, RequestCtx* req) noexcept {

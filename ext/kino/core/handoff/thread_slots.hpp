@@ -9,9 +9,9 @@
 #pragma once
 
 #include <chrono>
-#include <mutex>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "handoff/request_ctx.hpp"

@@ -284,7 +284,8 @@ int RequestParser::on_headers_complete(llhttp_t* p) {
     size_t pos = 0;
     while (pos <= codings.size()) {
       size_t comma = codings.find(',', pos);
-      std::string_view coding = codings.substr(pos, comma == std::string_view::npos ? codings.npos : comma - pos);
+      std::string_view coding =
+          codings.substr(pos, comma == std::string_view::npos ? codings.npos : comma - pos);
       while (!coding.empty() && (coding.front() == ' ' || coding.front() == '\t')) coding.remove_prefix(1);
       while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t')) coding.remove_suffix(1);
       if (!iequals(coding, "chunked")) return s->fail(501, "unsupported transfer coding");
@@ -392,7 +393,8 @@ RequestParser::Result RequestParser::feed(const char* data, size_t len) {
         // llhttp says "Invalid HTTP version" when it read two digits and
         // refuses their combination: HTTP/1.2 or HTTP/3.0 is well formed,
         // just not spoken here. Other reasons mean a malformed token.
-        if (const char* why = llhttp_get_error_reason(&parser_); why && std::strcmp(why, "Invalid HTTP version") == 0)
+        if (const char* why = llhttp_get_error_reason(&parser_);
+            why && std::strcmp(why, "Invalid HTTP version") == 0)
           fail(505, "HTTP version not supported");
         else
           fail(400, "invalid HTTP version");
@@ -429,6 +431,8 @@ RequestParser::Result RequestParser::finish() {
 
 RequestRef RequestParser::take() { return std::move(complete_); }
 
-RequestRef RequestParser::streaming() const { return headers_done_ && in_message_ ? current_ : RequestRef(); }
+RequestRef RequestParser::request_awaiting_body() const {
+  return headers_done_ && in_message_ ? current_ : RequestRef();
+}
 
 }  // namespace kino

@@ -3,11 +3,11 @@
 // one request at a time and answers pipelined requests in order.
 #pragma once
 
+#include <llhttp.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
-
-#include <llhttp.h>
 
 #include "handoff/request_ctx.hpp"
 
@@ -59,7 +59,7 @@ class RequestParser {
   // The request whose head is complete and whose body is still being
   // parsed (null otherwise). It may go to a worker at once: from here on
   // the parser touches only its RequestBody, which is made for that.
-  RequestRef streaming() const;
+  RequestRef request_awaiting_body() const;
 
   // Whether the current request's head is complete (its body may not be).
   bool head_complete() const noexcept { return in_message_ && headers_done_; }

@@ -89,8 +89,7 @@ bool respond(RequestCtx& req, int status, std::span<const HeaderView> headers,
   return true;
 }
 
-bool start_response(RequestCtx& req, int status, std::span<const HeaderView> headers,
-                    bool server_closing) {
+bool start_response(RequestCtx& req, int status, std::span<const HeaderView> headers, bool server_closing) {
   if (!req.claim()) return false;
   if (is_interim(status)) {
     // Answered in full here: there is no body to stream for the caller.

@@ -23,8 +23,21 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
 bool is_tchar(unsigned char c) noexcept {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
       return true;
     default:
       return false;
@@ -52,6 +65,8 @@ bool status_forbids_body(int status) noexcept {
 }
 
 std::string_view reason_phrase(int status) noexcept {
+  // One status a line, as RFC 9110 lists them.
+  // clang-format off
   switch (status) {
     case 100: return "Continue";
     case 101: return "Switching Protocols";
@@ -106,6 +121,7 @@ std::string_view reason_phrase(int status) noexcept {
     case 505: return "HTTP Version Not Supported";
     default: return "Unknown";
   }
+  // clang-format on
 }
 
 bool valid_header_name(std::string_view name) noexcept {
@@ -153,8 +169,8 @@ ResponsePlan plan_response(const RequestCtx& req, int status, const AppFraming& 
   ResponsePlan p;
   // A body not yet read to its end stands between this response and the
   // next request: the connection closes instead of reading it.
-  p.keep_alive = req.keep_alive && !app.connection_close && !server_closing &&
-                 !(req.body && !req.body->complete());
+  p.keep_alive =
+      req.keep_alive && !app.connection_close && !server_closing && !(req.body && !req.body->complete());
   p.announce_keep_alive = req.http_major == 1 && req.http_minor == 0;
   if (status_forbids_body(status)) {
     p.framing = BodyFraming::None;
@@ -182,8 +198,8 @@ ResponsePlan plan_response(const RequestCtx& req, int status, const AppFraming& 
   return p;
 }
 
-void write_head(Bytes& out, int status, std::span<const HeaderView> headers,
-                const ResponsePlan& plan, std::string_view date, Bytes* dropped) {
+void write_head(Bytes& out, int status, std::span<const HeaderView> headers, const ResponsePlan& plan,
+                std::string_view date, Bytes* dropped) {
   out.append("HTTP/1.1 ");
   append_uint(out, static_cast<uint64_t>(status));
   out.push_back(' ');

@@ -8,8 +8,8 @@
 #include <span>
 #include <string_view>
 
-#include "util/memory.hpp"
 #include "handoff/request_ctx.hpp"
+#include "util/memory.hpp"
 
 namespace kino {
 
@@ -29,7 +29,7 @@ struct ResponsePlan {
   bool send_body = true;
   bool keep_alive = false;
   bool announce_keep_alive = false;  // HTTP/1.0 keeps the connection only when told
-  uint64_t content_length = 0;  // meaningful with BodyFraming::ContentLength
+  uint64_t content_length = 0;       // meaningful with BodyFraming::ContentLength
 };
 
 // Statuses 1xx, 204 and 304 never carry a body, whatever the app says.
@@ -54,8 +54,8 @@ AppFraming read_app_framing(std::span<const HeaderView> headers) noexcept;
 // response are skipped and their names appended to `dropped` (comma
 // separated) for the log; framing headers from the app are replaced by
 // ours.
-void write_head(Bytes& out, int status, std::span<const HeaderView> headers,
-                const ResponsePlan& plan, std::string_view date, Bytes* dropped);
+void write_head(Bytes& out, int status, std::span<const HeaderView> headers, const ResponsePlan& plan,
+                std::string_view date, Bytes* dropped);
 
 // Chunked transfer coding pieces.
 void write_chunk(Bytes& out, std::string_view data);

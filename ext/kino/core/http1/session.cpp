@@ -1,7 +1,6 @@
 #include "http1/session.hpp"
 
 #include "http1/responder.hpp"
-#include "net/connection.hpp"
 #include "server.hpp"
 #include "util/steady_clock.hpp"
 
@@ -13,7 +12,7 @@ constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 using Waiting = Deadlines::Waiting;
 
-Http1Session::Http1Session(Connection& connection, Server& server, Deadlines& deadlines,
+Http1Session::Http1Session(SessionConnection& connection, Server& server, Deadlines& deadlines,
                            std::string_view peer, uint16_t local_port)
     : connection_(connection),
       server_(server),
@@ -75,7 +74,7 @@ void Http1Session::process_input() {
           if (deadlines_.waiting() == Waiting::Continue) deadlines_.disarm_app();
           expect(Waiting::Body);
         } else if (parser_.head_complete()) {
-          RequestRef req = parser_.streaming();
+          RequestRef req = parser_.request_awaiting_body();
           if (phase() != RequestPhase::ReadingBody) {
             if (!admit_body(*req)) return;
             set_phase(RequestPhase::ReadingBody);
@@ -143,7 +142,7 @@ bool Http1Session::should_stream_upload(const RequestCtx& req) const {
 }
 
 void Http1Session::dispatch(RequestRef req) {
-  req->sink = connection_.shared_from_this();
+  req->sink = connection_.sink();
   req->peer = req->sink;
   if (server_.config().request_timeout.count() > 0)
     in_flight_ = req;  // released by response_done: no cycle outlives it
@@ -166,7 +165,7 @@ void Http1Session::arm_app_deadline() {
 void Http1Session::start_streamed_upload(RequestRef req) {
   streamed_upload_ = req;  // released when the body ends or fails: no cycle outlives it
   bool owe = req->expect_continue && req->body->received() == 0;
-  if (owe) req->body->owe_continue(std::weak_ptr<ResponseSink>(connection_.shared_from_this()));
+  if (owe) req->body->owe_continue(std::weak_ptr<ResponseSink>(connection_.sink()));
   expect(owe ? Waiting::Continue : Waiting::Body);
   dispatch(std::move(req));
   if (owe) arm_app_deadline();
@@ -197,7 +196,7 @@ void Http1Session::reject(int status, std::string_view reason, RequestRef req) {
   expect(Waiting::Nothing);
   if (!req) {
     req = RequestRef(new RequestCtx());
-    req->sink = connection_.shared_from_this();
+    req->sink = connection_.sink();
     req->keep_alive = false;
     // Refused mid-body, it still holds a drain until its answer is out.
     set_phase(phase() == RequestPhase::ReadingBody ? RequestPhase::RefusedMidBody : RequestPhase::Refused);

@@ -15,18 +15,18 @@
 #include <string_view>
 
 #include "handoff/request_ctx.hpp"
+#include "http1/deadlines.hpp"
 #include "http1/request_parser.hpp"
-#include "net/deadlines.hpp"
+#include "http1/session_connection.hpp"
 #include "util/asio.hpp"
 
 namespace kino {
 
-class Connection;
 class Server;
 
 class Http1Session {
  public:
-  Http1Session(Connection& connection, Server& server, Deadlines& deadlines, std::string_view peer,
+  Http1Session(SessionConnection& connection, Server& server, Deadlines& deadlines, std::string_view peer,
                uint16_t local_port);
   Http1Session(const Http1Session&) = delete;
   Http1Session& operator=(const Http1Session&) = delete;
@@ -57,7 +57,9 @@ class Http1Session {
   // Whether the connection may be closed at once by a drain: no response is
   // awaited and no upload is under way (a request begun is read to its end
   // and answered, as one with the workers is).
-  bool idle() const noexcept { return !awaiting_response() && deadlines_.waiting() != Deadlines::Waiting::Body; }
+  bool idle() const noexcept {
+    return !awaiting_response() && deadlines_.waiting() != Deadlines::Waiting::Body;
+  }
 
   // Any thread. A body being read before its request goes to the workers
   // (or the answer to one refused mid-body): not in flight yet, but a drain
@@ -101,7 +103,7 @@ class Http1Session {
   void reject(int status, std::string_view reason, RequestRef req = {});
   void expect(Deadlines::Waiting what);
 
-  Connection& connection_;
+  SessionConnection& connection_;
   Server& server_;
   Deadlines& deadlines_;
   RequestParser parser_;

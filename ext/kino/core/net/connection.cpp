@@ -42,10 +42,9 @@ void Connection::read_more() {
   size_t offset = inbuf_.bytes.size();
   inbuf_.bytes.resize(offset + kReadChunk);
   reading_ = true;
-  transport_.async_read_some(asio::buffer(inbuf_.bytes.data() + offset, kReadChunk),
-                             [self = shared_from_this(), offset](const error_code& ec, size_t n) {
-                               self->on_read(ec, n, offset);
-                             });
+  transport_.async_read_some(
+      asio::buffer(inbuf_.bytes.data() + offset, kReadChunk),
+      [self = shared_from_this(), offset](const error_code& ec, size_t n) { self->on_read(ec, n, offset); });
 }
 
 void Connection::on_read(const error_code& ec, size_t n, size_t offset) {
@@ -61,8 +60,7 @@ void Connection::on_read(const error_code& ec, size_t n, size_t offset) {
   inbuf_.bytes.resize(offset + n);
   deadlines_.count_read(n);
   if (ec) {
-    if (ec != asio::error::eof && ec != asio::error::operation_aborted &&
-        ec != asio::error::connection_reset)
+    if (ec != asio::error::eof && ec != asio::error::operation_aborted && ec != asio::error::connection_reset)
       server_->report(ec, "read");
     if (session_.on_read_end(ec)) close_socket();
     return;
@@ -143,9 +141,8 @@ void Connection::do_write() {
   const auto& slice = outbox_.next_slice();
   writing_ = true;
   deadlines_.write_started(steady_ms());
-  transport_.async_write(slice, [self = shared_from_this()](const error_code& ec, size_t) {
-    self->on_write(ec);
-  });
+  transport_.async_write(slice,
+                         [self = shared_from_this()](const error_code& ec, size_t) { self->on_write(ec); });
 }
 
 void Connection::on_write(const error_code& ec) {
@@ -178,10 +175,9 @@ void Connection::linger() {
   if (reading_) return;  // that read's completion carries on (see on_read)
   inbuf_.start = 0;
   inbuf_.bytes.resize(kReadChunk);
-  transport_.async_read_some(asio::buffer(inbuf_.bytes.data(), kReadChunk),
-                             [self = shared_from_this()](const error_code& ec, size_t n) {
-                               self->on_linger_read(ec, n);
-                             });
+  transport_.async_read_some(
+      asio::buffer(inbuf_.bytes.data(), kReadChunk),
+      [self = shared_from_this()](const error_code& ec, size_t n) { self->on_linger_read(ec, n); });
 }
 
 void Connection::on_linger_read(const error_code& ec, size_t) {
@@ -190,10 +186,9 @@ void Connection::on_linger_read(const error_code& ec, size_t) {
     close_socket();
     return;
   }
-  transport_.async_read_some(asio::buffer(inbuf_.bytes.data(), kReadChunk),
-                             [self = shared_from_this()](const error_code& ec2, size_t n) {
-                               self->on_linger_read(ec2, n);
-                             });
+  transport_.async_read_some(
+      asio::buffer(inbuf_.bytes.data(), kReadChunk),
+      [self = shared_from_this()](const error_code& ec2, size_t n) { self->on_linger_read(ec2, n); });
 }
 
 void Connection::close_socket() {

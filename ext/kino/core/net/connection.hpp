@@ -14,8 +14,9 @@
 #include <memory>
 
 #include "handoff/response_sink.hpp"
+#include "http1/deadlines.hpp"
 #include "http1/session.hpp"
-#include "net/deadlines.hpp"
+#include "http1/session_connection.hpp"
 #include "net/outbox.hpp"
 #include "net/socket_transport.hpp"
 #include "util/asio.hpp"
@@ -25,20 +26,14 @@ namespace kino {
 
 class Server;
 
-// Bytes read but not yet parsed are [start, bytes.size()).
-struct InputBuffer {
-  Bytes bytes;
-  size_t start = 0;
-};
-
 class Connection : public ResponseSink,
+                   public SessionConnection,
                    public std::enable_shared_from_this<Connection>,
                    public NativeAllocated {
  public:
   using Socket = SocketTransport::Socket;
 
-  Connection(std::shared_ptr<Server> server, Socket socket, std::string_view peer,
-             uint16_t local_port);
+  Connection(std::shared_ptr<Server> server, Socket socket, std::string_view peer, uint16_t local_port);
   ~Connection() override;
 
   void start();
@@ -65,16 +60,13 @@ class Connection : public ResponseSink,
   bool backlogged() const override;
   void log(std::string_view line) override;
 
-  // For the protocol session, on the strand.
-  InputBuffer& input() noexcept { return inbuf_; }
-  bool closed() const noexcept { return closed_; }
-  // Reads more input, unless a read is under way or the session wants none.
-  void read_more();
-  // Queues bytes of the protocol's own ahead of any response still to
-  // come (HTTP/1's `100 Continue`).
-  void send_interim(Bytes bytes);
-  // After the last response: shut the send side, drop what still comes.
-  void linger();
+  // SessionConnection, for the protocol session, on the strand.
+  InputBuffer& input() noexcept override { return inbuf_; }
+  bool closed() const noexcept override { return closed_; }
+  void read_more() override;
+  void send_interim(Bytes bytes) override;
+  void linger() override;
+  std::shared_ptr<ResponseSink> sink() override { return shared_from_this(); }
 
  private:
   using Waiting = Deadlines::Waiting;

@@ -211,8 +211,7 @@ void Listener::do_accept() {
           if (self->tcp_) socket.set_option(asio::ip::tcp::no_delay(true), ignored);
           uint16_t local_port = 0;
           std::string peer = peer_address(socket, &local_port);
-          std::make_shared<Connection>(self->server_.shared_from_this(), std::move(socket), peer,
-                                       local_port)
+          std::make_shared<Connection>(self->server_.shared_from_this(), std::move(socket), peer, local_port)
               ->start();
         }
         self->do_accept();

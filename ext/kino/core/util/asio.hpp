@@ -2,9 +2,11 @@
 // first: Boost 1.74's awaitable.hpp uses std::exchange without <utility>.
 #pragma once
 
+// clang-format off
 #include <utility>
 
 #include <boost/asio.hpp>
+// clang-format on
 
 namespace kino {
 namespace asio = boost::asio;

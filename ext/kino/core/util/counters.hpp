@@ -24,9 +24,14 @@ struct Counters {
 
   Snapshot snapshot() const noexcept {
     auto r = std::memory_order_relaxed;
-    return {connections_accepted.load(r), requests_received.load(r), served.load(r),
-            rejected.load(r),            timeouts.load(r),          parse_errors.load(r),
-            connections_open.load(r),    in_flight.load(r)};
+    return {connections_accepted.load(r),
+            requests_received.load(r),
+            served.load(r),
+            rejected.load(r),
+            timeouts.load(r),
+            parse_errors.load(r),
+            connections_open.load(r),
+            in_flight.load(r)};
   }
 };
 

@@ -3,13 +3,13 @@
 // never block: past the capacity a line is counted and dropped.
 #pragma once
 
+#include <concurrentqueue/concurrentqueue.h>
+
 #include <atomic>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <concurrentqueue/concurrentqueue.h>
 
 #include "util/memory.hpp"
 

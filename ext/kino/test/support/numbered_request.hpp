@@ -16,6 +16,8 @@ inline RequestRef make_request(uint64_t number) {
   return r;
 }
 
-inline uint64_t number_of(const RequestCtx& r) { return std::stoull(std::string(r.target.data(), r.target.size())); }
+inline uint64_t number_of(const RequestCtx& r) {
+  return std::stoull(std::string(r.target.data(), r.target.size()));
+}
 
 }  // namespace kino::test

@@ -9,6 +9,10 @@
 // the app's (request_timeout). The server's sweeper reads the earliest from
 // its own thread (due_ms); everything else belongs to the connection's
 // strand, which asks expire() what has fallen due and acts on it.
+//
+// It sits with the HTTP/1 session because what the read side waits for is
+// HTTP/1's (a head, a body, a `100 Continue`); the connection drives the
+// write and linger clocks through it.
 #pragma once
 
 #include <atomic>
@@ -28,13 +32,13 @@ class Deadlines {
   // What expire() found past its time; the connection acts on it.
   enum class Expired : uint8_t {
     None,
-    Write,       // the client stopped reading what we send: close
-    App,         // the request with the app is answered 504
-    Linger,      // the client never closed its side: enough, close
-    FirstByte,   // nothing was asked: nothing to answer, close
-    Head,        // 408: the head did not arrive in time
-    BodyStall,   // 408: the body stalled between reads
-    BodyRate,    // 408: the body arrived too slowly
+    Write,      // the client stopped reading what we send: close
+    App,        // the request with the app is answered 504
+    Linger,     // the client never closed its side: enough, close
+    FirstByte,  // nothing was asked: nothing to answer, close
+    Head,       // 408: the head did not arrive in time
+    BodyStall,  // 408: the body stalled between reads
+    BodyRate,   // 408: the body arrived too slowly
   };
   // The reason a 408 for `e` gives (Head, BodyStall, BodyRate).
   static const char* reason(Expired e) noexcept;
