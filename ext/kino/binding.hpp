@@ -29,7 +29,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/handoff/registry.hpp"
+#include "core/registry.hpp"
 
 namespace kino::binding {
 

@@ -1,4 +1,4 @@
-#include "handoff/registry.hpp"
+#include "registry.hpp"
 
 #include <gtest/gtest.h>
 
