@@ -21,4 +21,14 @@ RSpec.describe "Kino::Native.server_create options" do
         .to raise_error(ArgumentError, "missing server option: #{key}")
     end
   end
+
+  it "raises ArgumentError naming a number given as nil" do
+    nil_allowed = %i[spool_dir request_timeout]
+    numbers = options.select { |key, value| value.is_a?(Numeric) && !nil_allowed.include?(key) }
+    expect(numbers.keys).to include(:io_threads, :first_data_timeout, :write_high_water)
+    numbers.each_key do |key|
+      expect { Kino::Native.server_create(options.merge(key => nil)) }
+        .to raise_error(ArgumentError, "server option #{key} is nil: give a number")
+    end
+  end
 end

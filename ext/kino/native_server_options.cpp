@@ -19,9 +19,17 @@ VALUE required(VALUE options, ID key) {
   return v;
 }
 
-long long required_int(VALUE options, ID key) { return NUM2LL(required(options, key)); }
+// A number Ruby must give: nil once meant "the native fallback", so it is
+// named as plainly as a key left out, not left to NUM2LL's TypeError.
+VALUE required_number(VALUE options, ID key) {
+  VALUE v = required(options, key);
+  if (NIL_P(v)) rb_raise(rb_eArgError, "server option %s is nil: give a number", rb_id2name(key));
+  return v;
+}
 
-double required_seconds(VALUE options, ID key) { return NUM2DBL(required(options, key)); }
+long long required_int(VALUE options, ID key) { return NUM2LL(required_number(options, key)); }
+
+double required_seconds(VALUE options, ID key) { return NUM2DBL(required_number(options, key)); }
 
 std::chrono::milliseconds milliseconds(double seconds) {
   return std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
