@@ -12,7 +12,7 @@ RSpec.describe Kino::ServerLog do
   it "writes to a worker ractor's server log too" do
     start_server(->(_env) { [200, {}, []] })
     id = server.server_id
-    Ractor.new(id) { |server_id| Kino::ServerLog.write(server_id, "kino: a line from a ractor\n") }.take
+    ractor_value(Ractor.new(id) { |server_id| Kino::ServerLog.write(server_id, "kino: a line from a ractor\n") })
     expect(wait_for_log(/a line from a ractor/)).to include("kino: a line from a ractor\n")
   end
 
