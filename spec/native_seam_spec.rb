@@ -2,7 +2,7 @@
 
 require "kino"
 
-# The seam is listed once, in ext/kino/native_seam.hpp, which registers it
+# The seam is listed once, in ext/kino/binding/native_seam.hpp, which registers it
 # and publishes it as Kino::Native::SEAM: [name, arity, unit file] a row.
 # The list must be what Ruby actually sees, and what doc/architecture.md
 # tells a reader.
@@ -48,9 +48,9 @@ RSpec.describe "Kino::Native::SEAM" do
     expect(seen.sort).to eq(methods.sort)
   end
 
-  it "puts each row in a unit file of ext/kino" do
+  it "puts each row in a unit file of ext/kino/binding" do
     units = seam.map { |_, _, unit| unit }.uniq
-    missing = units.reject { |unit| File.file?(File.join(ServerHelper::ROOT, "ext", "kino", unit)) }
+    missing = units.reject { |unit| File.file?(File.join(ServerHelper::ROOT, "ext", "kino", "binding", unit)) }
     expect(missing).to be_empty
   end
 

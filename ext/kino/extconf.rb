@@ -57,16 +57,16 @@ $CXXFLAGS << " -g" unless $CXXFLAGS.include?("-g")
 # object compiled against an older header breaks at run time.
 $CXXFLAGS << " -MMD -MP"
 
-# Sources: the binding here and the core in core/, one folder a layer
-# (util, handoff, http1, net). Object files land flat in the build
-# directory, so a file name may stand only once across all of them.
-core_dir = File.join(__dir__, "core")
-core_sources = Dir[File.join(core_dir, "**", "*.cpp")].sort
-$srcs = Dir[File.join(__dir__, "*.cpp")].map { |f| File.basename(f) } +
-        core_sources.map { |f| File.basename(f) }
+# Sources: the binding in binding/ (the only code that sees Ruby and the
+# core) and the core in core/, one folder a layer (util, handoff, http1,
+# net). Object files land flat in the build directory, so a file name may
+# stand only once across all of them.
+source_dirs = [File.join(__dir__, "binding")] + Dir[File.join(__dir__, "core", "**", "")].map { |d| d.chomp("/") }
+sources = source_dirs.flat_map { |dir| Dir[File.join(dir, "*.cpp")] }.sort
+$srcs = sources.map { |f| File.basename(f) }
 repeated = $srcs.group_by(&:itself).select { |_, names| names.size > 1 }.keys
 abort "kino: C++ source names must not repeat across folders: #{repeated.join(', ')}" unless repeated.empty?
-core_sources.map { |f| File.dirname(f) }.uniq.each do |dir|
+sources.map { |f| File.dirname(f) }.uniq.each do |dir|
   $VPATH << "$(srcdir)/#{dir.delete_prefix("#{__dir__}/")}"
 end
 $INCFLAGS << " -I$(srcdir) -I$(srcdir)/core"

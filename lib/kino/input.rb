@@ -13,7 +13,7 @@ module Kino
   # first_data_timeout, or sent more than max_body_size) a read raises
   # Kino::InputError, an EOFError; the client has already been answered.
   #
-  # The Ruby half of the input unit: ext/kino/native_input.cpp creates the
+  # The Ruby half of the input unit: ext/kino/binding/native_input.cpp creates the
   # class, Input::Empty and Input::EMPTY, and reads the body
   # (Native.input_read); this file adds their methods. One instance
   # belongs to one request in one worker.
