@@ -2,6 +2,7 @@
 
 require_relative "kino/version"
 require_relative "kino/errors"
+require_relative "kino/available_parallelism"
 require_relative "kino/configuration"
 require_relative "kino/native"
 require_relative "kino/request_loop"

@@ -94,7 +94,7 @@ RSpec.describe Kino::CLI do
       own = File.join(root, "lib", "kino", "")
       kino_files = stdout.lines.map(&:chomp).select { |path| path.start_with?(own) }.map { |path| File.basename(path) }
       expect(kino_files).to match_array(%w[cli.rb version.rb errors.rb configuration.rb dsl.rb listen_address.rb
-                                           directive_checks.rb])
+                                           directive_checks.rb available_parallelism.rb])
     end
 
     # A stand-in launcher, found first on the load path, shows what the CLI

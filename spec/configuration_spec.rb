@@ -1,6 +1,5 @@
 # frozen_string_literal: true
 
-require "etc"
 require "kino/configuration"
 
 RSpec.describe Kino::Configuration do
@@ -54,8 +53,8 @@ RSpec.describe Kino::Configuration do
     end
 
     it "sizes workers and I/O threads to the machine" do
-      expect(defaults[:workers]).to eq(Etc.nprocessors)
-      expect(defaults[:io_threads]).to eq(Etc.nprocessors)
+      expect(defaults[:workers]).to eq(Kino.available_parallelism)
+      expect(defaults[:io_threads]).to eq(Kino.available_parallelism)
     end
 
     it "has a DSL directive for every key, and no directive without a key except the tokio_threads alias" do
@@ -110,7 +109,7 @@ RSpec.describe Kino::Configuration do
       write("kino.rb", "workers 3\n")
       configuration = load_in_dir(search_default_files: false)
       expect(configuration.config_file).to be_nil
-      expect(configuration[:workers]).to eq(Etc.nprocessors)
+      expect(configuration[:workers]).to eq(Kino.available_parallelism)
     end
 
     it "loads a named file instead of the default ones" do

@@ -1,6 +1,5 @@
 # frozen_string_literal: true
 
-require "etc"
 require "kino/configuration"
 
 # Kino::Configuration::DEFAULTS is the one place Ruby writes a default.
@@ -11,15 +10,15 @@ RSpec.describe "The defaults the documentation states" do
   defaults = Kino::Configuration::DEFAULTS
   root = File.expand_path("..", __dir__)
   size_units = { "KiB" => 1024, "MiB" => 1024**2, "GiB" => 1024**3 }.freeze
-  cores = /\A(cores|number of cores|the number of CPU cores)\b/
+  cpus = /\A(the )?available CPUs\b/
 
-  # Defaults the table leaves to the machine (Etc.nprocessors) or to nil,
+  # Defaults the table leaves to the machine (Kino.available_parallelism) or to nil,
   # which the server reads as a value it derives: the documents name what
   # it derives instead of (or after) the literal, so they are checked for
   # that.
   derived = {
-    workers: ->(text) { defaults[:workers] == Etc.nprocessors && text.match?(cores) },
-    io_threads: ->(text) { defaults[:io_threads] == Etc.nprocessors && text.match?(cores) },
+    workers: ->(text) { defaults[:workers] == Kino.available_parallelism && text.match?(cpus) },
+    io_threads: ->(text) { defaults[:io_threads] == Kino.available_parallelism && text.match?(cpus) },
     threads: lambda do |text|
       stated = text.scan(/(\d+)\W+(?:in\W+)?(ractor|threaded)\b/).to_h { |count, mode| [mode.to_sym, Integer(count)] }
       defaults[:threads].nil? && stated == Kino::Configuration::THREADS_PER_WORKER

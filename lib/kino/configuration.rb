@@ -1,7 +1,7 @@
 # frozen_string_literal: true
 
-require "etc"
 require "kino/errors"
+require "kino/available_parallelism"
 require "kino/dsl"
 require "kino/listen_address"
 
@@ -24,10 +24,10 @@ module Kino
     DEFAULTS = {
       bind: "127.0.0.1",
       port: 9292,
-      workers: Etc.nprocessors,
+      workers: Kino.available_parallelism,
       threads: nil, # THREADS_PER_WORKER of the mode: see #threads_for
       mode: :auto,
-      io_threads: Etc.nprocessors,
+      io_threads: Kino.available_parallelism,
       rackup: "config.ru",
       environment: nil,
       pidfile: nil,

@@ -151,9 +151,11 @@ module Kino
 
     # How many workers serve requests: ractors in :ractor mode, groups of
     # threads in :threaded mode. In :ractor mode each worker runs Ruby in
-    # parallel, so more workers than cores only adds contention.
+    # parallel, so more workers than CPUs only adds contention.
     #
-    # The default is the number of CPU cores (Etc.nprocessors).
+    # The default is the available CPUs, Kino.available_parallelism: those
+    # the process's affinity mask allows, capped by its cgroup's CPU quota
+    # (a container's CPU limit, rounded up).
     #
     # @example
     #   workers 4
@@ -213,7 +215,8 @@ module Kino
     # Ruby, so they do not compete with workers for the GVL, only for CPU.
     # `tokio_threads`, the earlier name, does the same.
     #
-    # The default is the number of CPU cores (Etc.nprocessors).
+    # The default is the available CPUs, as for workers
+    # (Kino.available_parallelism).
     #
     # @example
     #   io_threads 2

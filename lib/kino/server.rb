@@ -52,6 +52,7 @@ module Kino
       refuse_tls
       warn_not_in_effect
       @mode, @app, hooks = choose_mode
+      warn_ruby_max_cpu if @mode == :ractor
       @server_id = Native.server_create(native_options)
       begin
         @addresses = Native.server_addresses(@server_id).freeze
@@ -261,6 +262,20 @@ module Kino
       raise ConfigError, "tls is set, but this version of Kino cannot serve TLS yet; it does not start rather " \
                          "than serve plain HTTP where HTTPS was asked for (terminate TLS in a proxy in front " \
                          "of Kino, and remove tls)"
+    end
+
+    # Ruby 3.3 and later run the Ruby code of at most RUBY_MAX_CPU ractors at
+    # once (8 when unset), whatever the CPUs: workers past it wait for a turn.
+    # Ruby reads the variable once, at its own boot, so only the environment
+    # Kino starts in can change it.
+    def warn_ruby_max_cpu
+      cap = AvailableParallelism.ruby_max_cpu
+      return unless cap && workers > cap
+
+      given = ENV.fetch("RUBY_MAX_CPU", nil)
+      source = given.to_i.positive? ? "RUBY_MAX_CPU=#{given}" : "Ruby's default; RUBY_MAX_CPU is not set to a number"
+      @log.write("kino: warning: #{workers} workers, but this Ruby runs no more than #{cap} of them at once " \
+                 "(#{source}): set RUBY_MAX_CPU=#{workers} in the environment kino starts in, or lower workers\n")
     end
 
     # Here rather than in the CLI, so an embedding app hears of them too.

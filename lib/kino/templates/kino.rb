@@ -46,7 +46,8 @@
 # mode :auto
 
 # Workers: ractors in :ractor mode, thread groups in :threaded mode.
-# Default: the number of CPU cores.
+# Default: the available CPUs (Kino.available_parallelism: the affinity
+# mask, capped by a container's CPU quota).
 # workers ENV.fetch("WEB_CONCURRENCY", 4)
 
 # Threads per worker (Puma's `threads min, max` works too: max is used).
@@ -54,7 +55,8 @@
 # threads 3
 
 # Native threads that accept connections and parse HTTP. The earlier name
-# for it, tokio_threads, still works. Default: the number of CPU cores.
+# for it, tokio_threads, still works. Default: the available CPUs (as
+# for workers).
 # io_threads 2
 
 # == Load and limits
