@@ -1,0 +1,161 @@
+# frozen_string_literal: true
+
+require "open3"
+require "rbconfig"
+require "kino/pidfile"
+
+# Kino::Pidfile: the file claimed exclusively, through real processes.
+RSpec.describe Kino::Pidfile do
+  include_context "in a fresh directory"
+
+  let(:path) { File.join(@dir, "kino.pid") }
+
+  after do
+    (@sleepers || []).each do |pid|
+      Process.kill("KILL", pid)
+      Process.wait(pid)
+    rescue SystemCallError
+      nil
+    end
+  end
+
+  # The pid of a process that has exited and been reaped.
+  def dead_pid
+    pid = Process.spawn(RbConfig.ruby, "-e", "exit")
+    Process.wait(pid)
+    pid
+  end
+
+  # A live process that is not this one, until the example ends.
+  def live_pid
+    pid = Process.spawn("sleep", "60")
+    (@sleepers ||= []) << pid
+    pid
+  end
+
+  # Runs +script+ in a new Ruby with lib on the load path; the pidfile path
+  # is ARGV[0].
+  def run_ruby(script)
+    Open3.capture3(RbConfig.ruby, "-I", File.join(ServerHelper::ROOT, "lib"), "-e", script, path)
+  end
+
+  describe ".claim" do
+    ["", "garbage\n", "0\n", "-1\n", "99999999999999999999\n"].each do |content|
+      it "replaces a file holding #{content.inspect}" do
+        File.write(path, content)
+        pidfile = described_class.claim(path)
+        expect([File.read(path), pidfile.replaced]).to eq(["#{Process.pid}\n", "it held no pid"])
+        pidfile.release
+        expect(File.exist?(path)).to be(false)
+      end
+    end
+
+    # A restarted container gives the server the pid it had before.
+    it "replaces a file holding its own pid, which no other process can own" do
+      File.write(path, "#{Process.pid}\n")
+      pidfile = described_class.claim(path)
+      expect(pidfile.replaced).to eq("pid #{Process.pid} is not running")
+      pidfile.release
+    end
+
+    it "never creates the target of a dangling symlink" do
+      target = File.join(@dir, "absent")
+      File.symlink(target, path)
+      expect { described_class.claim(path) }
+        .to raise_error(Kino::Pidfile::ClaimError, /\Apidfile #{Regexp.escape(path)} is a symbolic link/)
+      expect(File.exist?(target)).to be(false)
+    end
+
+    it "refuses a directory at the path" do
+      Dir.mkdir(path)
+      expect { described_class.claim(path) }
+        .to raise_error(Kino::Pidfile::ClaimError,
+                        "pidfile #{path} is not a regular file (directory); remove it, or name a plain file")
+    end
+
+    it "names the file and the reason when it cannot create it" do
+      missing = File.join(@dir, "no-such-dir", "kino.pid")
+      expect { described_class.claim(missing) }
+        .to raise_error(Kino::Pidfile::ClaimError, "cannot create pidfile #{missing}: No such file or directory")
+    end
+
+    it "writes mode 0644 whatever the umask" do
+      previous = File.umask(0o077)
+      pidfile = described_class.claim(path)
+      expect(File.stat(path).mode & 0o777).to eq(0o644)
+      pidfile.release
+    ensure
+      File.umask(previous) if previous
+    end
+  end
+
+  describe "#release" do
+    it "leaves a file that holds another pid" do
+      pidfile = described_class.claim(path)
+      File.write(path, "#{live_pid}\n")
+      pidfile.release
+      expect(File.read(path)).to eq("#{@sleepers.last}\n")
+      expect(pidfile.claimed?).to be(false)
+    end
+
+    it "is a no-op in a fork child, and at the claimant's exit removes the file" do
+      script = <<~RUBY
+        require "kino/pidfile"
+        pidfile = Kino::Pidfile.claim(ARGV[0])
+        child = fork { pidfile.release } # its at_exit runs the release again
+        Process.wait(child)
+        puts Process.pid, $?.exitstatus, File.read(ARGV[0])
+      RUBY
+      stdout, stderr, status = run_ruby(script)
+      expect([status.exitstatus, stderr]).to eq([0, ""])
+      pid, child_status, content = stdout.lines.map(&:chomp)
+      expect([child_status, content]).to eq(["0", pid])
+      expect(File.exist?(path)).to be(false)
+    end
+  end
+
+  # Claimants started together: exactly one wins, the file holds its pid,
+  # and every other one refuses naming the file.
+  describe "claimants racing" do
+    claimant = <<~RUBY
+      require "kino/pidfile"
+      path, go = ARGV
+      puts "ready"
+      $stdout.flush
+      sleep 0.001 until File.exist?(go)
+      begin
+        Kino::Pidfile.claim(path)
+        puts "claimed"
+      rescue Kino::Pidfile::ClaimError => e
+        puts "refused: \#{e.message}"
+      end
+      $stdout.flush
+      $stdin.read # alive, and holding its claim, until the spec lets go
+    RUBY
+
+    def race(script, count: 5)
+      go = File.join(@dir, "go")
+      claimants = Array.new(count) do
+        IO.popen([RbConfig.ruby, "-I", File.join(ServerHelper::ROOT, "lib"), "-e", script, path, go], "r+")
+      end
+      claimants.each { |io| expect(io.gets).to eq("ready\n") }
+      File.write(go, "")
+      results = claimants.to_h { |io| [io.pid, io.gets.to_s.chomp] }
+      winners = results.select { |_pid, line| line == "claimed" }.keys
+      expect(winners.size).to eq(1), results.inspect
+      expect(File.read(path)).to eq("#{winners.first}\n")
+      results.each_value { |line| expect(line).to start_with("refused: pidfile #{path} ") unless line == "claimed" }
+    ensure
+      claimants&.each(&:close)
+    end
+
+    it "lets exactly one create a missing file" do
+      race(claimant)
+    end
+
+    it "lets exactly one replace a stale file" do
+      File.write(path, "#{dead_pid}\n")
+      race(claimant)
+    end
+  end
+end
