@@ -2,13 +2,23 @@
 
 require "open3"
 require "rbconfig"
-require "kino/pidfile"
+require "stringio"
+require "kino"
 
-# Kino::Pidfile: the file claimed exclusively, through real processes.
+# A shareable app, for embedded servers in both modes.
+module PidfileApp
+  def self.call(_env)
+    [200, { "content-type" => "text/plain" }, ["pidfile app\n"]]
+  end
+end
+
+# Kino::Pidfile: the file claimed exclusively, by `kino` and by an
+# embedded Kino::Server, through real processes.
 RSpec.describe Kino::Pidfile do
   include_context "in a fresh directory"
 
   let(:path) { File.join(@dir, "kino.pid") }
+  let(:port) { free_port }
 
   after do
     (@sleepers || []).each do |pid|
@@ -33,10 +43,127 @@ RSpec.describe Kino::Pidfile do
     pid
   end
 
+  # `kino` serving hello.ru with +path+ as its pidfile (set in a kino.rb).
+  def spawn_with_pidfile(mode, port: self.port, wait: true)
+    config = write("pidfile.rb", "pidfile #{path.inspect}\n")
+    spawn_kino("-C", config, "-m", mode.to_s, "-w", "1", "-t", "1", "spec/fixtures/hello.ru",
+               port: port, wait: wait)
+  end
+
+  # The exit status and stderr of a `kino` that should not have started.
+  def refusal(kino)
+    status = kino.wait(timeout: WaitHelper::BOOT_TIMEOUT)
+    expect(kino.stdout).not_to include("Listening")
+    [status&.exitstatus, kino.stderr]
+  end
+
+  def stop_cleanly(kino)
+    kino.signal("TERM")
+    expect(kino.wait(timeout: 10)&.exitstatus).to eq(0), -> { "stdout:\n#{kino.stdout}\nstderr:\n#{kino.stderr}" }
+  end
+
   # Runs +script+ in a new Ruby with lib on the load path; the pidfile path
   # is ARGV[0].
   def run_ruby(script)
     Open3.capture3(RbConfig.ruby, "-I", File.join(ServerHelper::ROOT, "lib"), "-e", script, path)
+  end
+
+  def refused_as_running(holder)
+    "pidfile #{path} belongs to process #{holder}, which is running: is Kino already running? " \
+      "Stop it first (or, if that process is not Kino, remove #{path})"
+  end
+
+  in_each_mode do |mode|
+    it "lets a second `kino` with the same pidfile refuse to start, and the first keep serving" do
+      first = spawn_with_pidfile(mode)
+      expect(File.read(path)).to eq("#{first.pid}\n")
+      expect(File.stat(path).mode & 0o777).to eq(Kino::Pidfile::MODE)
+
+      second = spawn_with_pidfile(mode, port: free_port, wait: false)
+      expect(refusal(second)).to eq([1, "kino: #{refused_as_running(first.pid)}\n"])
+
+      expect(File.read(path)).to eq("#{first.pid}\n")
+      expect(http_get("/", port: port).body).to eq("Hello from Kino\n")
+      stop_cleanly(first)
+      expect(File.exist?(path)).to be(false)
+    end
+
+    it "replaces a stale pidfile whose process is gone, says so, and removes it on TERM" do
+      stale = dead_pid
+      File.write(path, "#{stale}\n")
+      kino = spawn_with_pidfile(mode)
+      expect(File.read(path)).to eq("#{kino.pid}\n")
+      expect(kino.stderr).to include("kino: replaced stale pidfile #{path} (pid #{stale} is not running)\n")
+
+      stop_cleanly(kino)
+      expect(File.exist?(path)).to be(false)
+    end
+
+    it "refuses a symlink at the path, naming it, and leaves its target untouched" do
+      target = write("target.txt", "precious\n")
+      File.symlink(target, path)
+      kino = spawn_with_pidfile(mode, wait: false)
+      expect(refusal(kino)).to eq([1, "kino: pidfile #{path} is a symbolic link (to #{target}); Kino does not " \
+                                      "write through one: remove it, or name a plain file\n"])
+      expect(File.read(target)).to eq("precious\n")
+      expect(File.readlink(path)).to eq(target)
+    end
+
+    it "leaves the file on TERM once it no longer holds its pid" do
+      kino = spawn_with_pidfile(mode)
+      File.write(path, "#{live_pid}\n") # rewritten by someone else
+      rewritten = File.read(path)
+      stop_cleanly(kino)
+      expect(File.read(path)).to eq(rewritten)
+    end
+
+    it "is written by an embedded Kino::Server, mode 0644, and removed by its shutdown" do
+      embedded = serve(PidfileApp, pidfile: path)
+      expect(File.read(path)).to eq("#{Process.pid}\n")
+      expect(File.stat(path).mode & 0o777).to eq(0o644)
+      expect(http_get("/").body).to eq("pidfile app\n")
+
+      embedded.shutdown
+      expect(File.exist?(path)).to be(false)
+    end
+  end
+
+  it "keeps its file across the forked ractor check of mode :auto" do
+    kino = spawn_with_pidfile(:auto)
+    expect(File.read(path)).to eq("#{kino.pid}\n")
+    stop_cleanly(kino)
+    expect(File.exist?(path)).to be(false)
+  end
+
+  describe "an embedded Kino::Server" do
+    def embedded(**options)
+      Kino::Server.new(PidfileApp, log: StringIO.new, mode: :threaded, bind: "127.0.0.1", port: port,
+                                   pidfile: path, **options)
+    end
+
+    it "does not start, nor bind, while a live process holds the file" do
+      holder = live_pid
+      File.write(path, "#{holder}\n")
+      expect { embedded.start }.to raise_error(Kino::Pidfile::ClaimError, refused_as_running(holder))
+      expect(File.read(path)).to eq("#{holder}\n")
+      TCPServer.new("127.0.0.1", port).close # the port was never taken
+    end
+
+    # As root pid 1 answers kill(0); otherwise it answers EPERM, which
+    # counts as alive all the same.
+    it "counts a process it may not signal as alive" do
+      File.write(path, "1\n")
+      expect { embedded.start }.to raise_error(Kino::Pidfile::ClaimError, refused_as_running(1))
+      expect(File.read(path)).to eq("1\n")
+    end
+
+    it "gives the file back when it cannot start after claiming it" do
+      blocker = TCPServer.new("127.0.0.1", port)
+      expect { embedded.start }.to raise_error(Kino::Error, /cannot listen on/)
+      expect(File.exist?(path)).to be(false)
+    ensure
+      blocker&.close
+    end
   end
 
   describe ".claim" do
