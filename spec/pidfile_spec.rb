@@ -2,6 +2,7 @@
 
 require "open3"
 require "rbconfig"
+require "socket"
 require "stringio"
 require "kino"
 
@@ -193,11 +194,30 @@ RSpec.describe Kino::Pidfile do
       expect(File.exist?(target)).to be(false)
     end
 
-    it "refuses a directory at the path" do
-      Dir.mkdir(path)
-      expect { described_class.claim(path) }
-        .to raise_error(Kino::Pidfile::ClaimError,
-                        "pidfile #{path} is not a regular file (directory); remove it, or name a plain file")
+    {
+      "directory" => ->(path) { Dir.mkdir(path) },
+      "fifo" => ->(path) { File.mkfifo(path) },
+      "socket" => ->(path) { UNIXServer.new(path) }
+    }.each do |kind, make|
+      it "refuses a #{kind} at the path" do
+        made = make.call(path)
+        expect { described_class.claim(path) }
+          .to raise_error(Kino::Pidfile::ClaimError,
+                          "pidfile #{path} is not a regular file (#{kind}); remove it, or name a plain file")
+      ensure
+        made.close if made.respond_to?(:close)
+      end
+    end
+
+    # Whoever holds the lock on a stale file is replacing it; a claimant
+    # waits for it, a while, rather than replace it too.
+    it "refuses a stale file another claimant holds locked past its wait" do
+      File.write(path, "#{dead_pid}\n")
+      File.open(path) do |held|
+        held.flock(File::LOCK_EX)
+        expect { described_class.claim(path) }
+          .to raise_error(Kino::Pidfile::ClaimError, /\Apidfile #{Regexp.escape(path)} is locked by another process/)
+      end
     end
 
     it "names the file and the reason when it cannot create it" do

@@ -126,6 +126,8 @@ module Kino
       claim_again(pid, attempts) if moved
     rescue Errno::ELOOP
       refuse_symlink
+    rescue Errno::ENXIO # a socket
+      refuse_not_regular
     rescue Errno::ENOENT
       claim_again(pid, attempts)
     rescue SystemCallError => e
@@ -140,7 +142,10 @@ module Kino
     def lock(file)
       deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + LOCK_WAIT
       until file.flock(File::LOCK_EX | File::LOCK_NB)
-        refuse_winner if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+        if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+          raise ClaimError, "pidfile #{@path} is locked by another process (one replacing it?); try again"
+        end
+
         sleep EMPTY_RECHECK
       end
     end
