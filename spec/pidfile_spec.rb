@@ -182,7 +182,7 @@ RSpec.describe Kino::Pidfile do
     it "replaces a file holding its own pid, which no other process can own" do
       File.write(path, "#{Process.pid}\n")
       pidfile = described_class.claim(path)
-      expect(pidfile.replaced).to eq("pid #{Process.pid} is not running")
+      expect(pidfile.replaced).to eq("it held this process's pid, from before it started")
       pidfile.release
     end
 

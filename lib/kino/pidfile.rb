@@ -120,7 +120,7 @@ module Kino
         refuse_live(holder) if alive?(holder)
         File.unlink(@path)
         refuse_winner unless create(pid)
-        @replaced = holder ? "pid #{holder} is not running" : "it held no pid"
+        @replaced = stale_reason(holder)
         false
       end
       claim_again(pid, attempts) if moved
@@ -132,6 +132,13 @@ module Kino
       claim_again(pid, attempts)
     rescue SystemCallError => e
       refuse("cannot read pidfile #{@path}", e)
+    end
+
+    def stale_reason(holder)
+      if holder.nil? then "it held no pid"
+      elsif holder == Process.pid then "it held this process's pid, from before it started"
+      else "pid #{holder} is not running"
+      end
     end
 
     def claim_again(pid, attempts)
