@@ -7,6 +7,7 @@ require_relative "kino/configuration"
 require_relative "kino/native"
 require_relative "kino/request_loop"
 require_relative "kino/thread_spawner"
+require_relative "kino/pidfile"
 require_relative "kino/server"
 
 # Kino: a Rack server whose HTTP machinery is native (C++), feeding worker

@@ -256,7 +256,11 @@ module Kino
       @settings[:environment] = name.to_s.dup.freeze
     end
 
-    # Writes the server's process id to +path+ when it starts.
+    # Writes the server's process id to +path+ when it starts (from the CLI
+    # and from an embedded Kino::Server alike), and removes it at the stop
+    # while it still holds that pid. The file is claimed exclusively: while
+    # the process it names is alive the server does not start; a stale one
+    # is replaced; a symlink at +path+ is refused, never written through.
     #
     # The default is nil (no pidfile).
     #

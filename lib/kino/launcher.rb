@@ -51,7 +51,6 @@ module Kino
       server = Server.new(app, @configuration, log: @stderr)
       previous = trap_signals
       server.start
-      write_pidfile
       banner(server)
       serve_until_stopped(server)
       @stdout.puts "- Gracefully stopping (SIG#{@stop_signal}), waiting for requests to finish"
@@ -62,7 +61,6 @@ module Kino
       @stderr.puts "kino: #{e.message}"
       1
     ensure
-      remove_pidfile
       restore_signals(previous) if previous
     end
 
@@ -179,18 +177,6 @@ module Kino
 
     def restore_signals(previous)
       previous.each { |sig, handler| Signal.trap(sig, handler || "DEFAULT") }
-    end
-
-    def write_pidfile
-      path = @configuration[:pidfile]
-      File.write(path, "#{Process.pid}\n") if path
-    end
-
-    def remove_pidfile
-      path = @configuration[:pidfile]
-      File.delete(path) if path && File.file?(path) && File.read(path).to_i == Process.pid
-    rescue SystemCallError
-      nil
     end
 
     def banner(server)

@@ -12,6 +12,7 @@ require_relative "supervisor"
 require_relative "ractor_preparation"
 require_relative "ractor_check"
 require_relative "worker_hooks"
+require_relative "pidfile"
 
 module Kino
   # The embedding API, and what the CLI runs underneath:
@@ -51,6 +52,7 @@ module Kino
 
       refuse_tls
       warn_not_in_effect
+      claim_pidfile
       @mode, @app, hooks = choose_mode
       warn_ruby_max_cpu if @mode == :ractor
       @server_id = Native.server_create(native_options)
@@ -67,6 +69,9 @@ module Kino
       @log_pump = start_log_pump
       @configuration[:after_boot]&.call
       self
+    rescue StandardError
+      release_pidfile unless @server_id # a start that failed gives the pidfile back
+      raise
     end
 
     # The TCP port of the first TCP address (useful with port 0).
@@ -111,6 +116,7 @@ module Kino
       @supervisor&.stop(stragglers.positive? ? WORKER_EXIT_GRACE : timeout.to_f + WORKER_EXIT_GRACE)
       stop_log_pump
       Native.server_release(@server_id)
+      release_pidfile
       stragglers
     end
 
@@ -252,6 +258,21 @@ module Kino
       end
     rescue Kino::Error
       nil
+    end
+
+    # Before binding: a second server started by mistake says whose
+    # pidfile it is, rather than that its port is taken.
+    def claim_pidfile
+      path = @configuration[:pidfile]
+      return unless path
+
+      @pidfile = Pidfile.claim(path)
+      @log.write("kino: replaced stale pidfile #{path} (#{@pidfile.replaced})\n") if @pidfile.replaced
+    end
+
+    def release_pidfile
+      @pidfile&.release
+      @pidfile = nil
     end
 
     # Never plain HTTP where HTTPS was asked for: until TLS is built, a

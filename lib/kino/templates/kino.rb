@@ -35,7 +35,8 @@
 # Default: nil (RACK_ENV left alone).
 # environment "production"
 
-# Where to write the process id. Default: nil (no pidfile).
+# Where to write the process id; Kino refuses to start while the process it
+# names is alive, and replaces a stale one. Default: nil (no pidfile).
 # pidfile "tmp/pids/kino.pid"
 
 # == Workers
