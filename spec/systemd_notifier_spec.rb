@@ -141,4 +141,59 @@ RSpec.describe Kino::SystemdNotifier do
       expect(log.string).to eq("")
     end
   end
+
+  describe "in exe/kino" do
+    let(:port) { free_port }
+
+    def spawn_notifying(mode, env)
+      spawn_kino("-m", mode.to_s, "-w", "2", "-t", "1", "spec/fixtures/hello.ru",
+                 port: port, env: env, wait: false)
+    end
+
+    def hello
+      response = http_get("/", port: port)
+      [response.code, response.body]
+    end
+
+    in_each_mode do |mode|
+      it "sends READY=1 once it serves, WATCHDOG=1 while it runs and STOPPING=1 on TERM" do
+        socket, name = notify_socket
+        kino = spawn_notifying(mode, "NOTIFY_SOCKET" => name, "WATCHDOG_USEC" => "200000")
+        ready = messages_until(socket, /\AREADY=1/).last
+        expect(ready).to eq("READY=1\nMAINPID=#{kino.pid}\nSTATUS=Kino #{Kino::VERSION}: 2 workers x 1 threads " \
+                            "(#{mode}), listening on tcp://127.0.0.1:#{port}")
+        banner = kino.wait_for_stdout(/^\* systemd: READY=1 and STOPPING=1 to #{name}, WATCHDOG=1 every 0.1s$/)
+        expect(banner).to include("* Listening on tcp://127.0.0.1:#{port}\n")
+        expect(hello).to eq(["200", "Hello from Kino\n"])
+        2.times { expect(messages_until(socket, /\A[A-Z]+=/, timeout: 2).last).to eq("WATCHDOG=1") }
+
+        kino.signal("TERM")
+        stopping = messages_until(socket, /\ASTOPPING=1/).last
+        expect(stopping).to eq("STOPPING=1\nSTATUS=Gracefully stopping (SIGTERM)")
+        expect(kino.wait(timeout: 10)&.exitstatus).to eq(0)
+        expect(messages_within(socket, 0.3)).to all(eq("WATCHDOG=1"))
+        expect(kino.stderr).not_to include("systemd")
+      end
+
+      it "sends to a socket in the abstract namespace" do
+        socket, name = notify_socket(abstract: true)
+        kino = spawn_notifying(mode, "NOTIFY_SOCKET" => name, "WATCHDOG_USEC" => nil)
+        expect(messages_until(socket, /\AREADY=1/)).to match([a_string_starting_with("READY=1\nMAINPID=#{kino.pid}\n")])
+        kino.wait_for_stdout(/^\* systemd: READY=1 and STOPPING=1 to #{name}, no watchdog$/)
+        kino.signal("INT")
+        expect(messages_until(socket, /\ASTOPPING=1/)).to eq(["STOPPING=1\nSTATUS=Gracefully stopping (SIGINT)"])
+        expect(kino.wait(timeout: 10)&.exitstatus).to eq(0)
+      end
+
+      it "serves as before without NOTIFY_SOCKET, and says nothing of systemd" do
+        kino = spawn_notifying(mode, "NOTIFY_SOCKET" => nil, "WATCHDOG_USEC" => "200000")
+        kino.wait_for_banner
+        expect(hello).to eq(["200", "Hello from Kino\n"])
+        kino.signal("TERM")
+        expect(kino.wait(timeout: 10)&.exitstatus).to eq(0)
+        expect(kino.stdout).to include("- Goodbye!")
+        expect(kino.stdout + kino.stderr).not_to include("systemd")
+      end
+    end
+  end
 end
