@@ -3,11 +3,13 @@
 require "rack"
 require_relative "errors"
 require_relative "server"
+require_relative "systemd_notifier"
 require_relative "worker_hooks"
 
 module Kino
   # What `kino` does once its configuration is loaded: load the app, start
-  # a Server, print the banner, and turn signals into a graceful stop.
+  # a Server, print the banner, and turn signals into a graceful stop;
+  # under systemd (NOTIFY_SOCKET), say when it serves and when it drains.
   #
   # The main thread only ever sleeps in short slices here: Ruby runs signal
   # handlers on the main thread, and one blocked in a native wait or a
@@ -47,13 +49,18 @@ module Kino
     # Serves until SIGTERM, SIGINT or SIGQUIT; returns the process exit status.
     def run
       @configuration.apply_environment!
+      # Pings from here on, as Puma's do: a slow app boot is what
+      # TimeoutStartSec bounds, not the watchdog.
+      systemd = SystemdNotifier.new(log: @stderr).start_watchdog
       app = load_app
       server = Server.new(app, @configuration, log: @stderr)
       previous = trap_signals
       server.start
       banner(server)
+      notify_ready(systemd, server)
       serve_until_stopped(server)
       @stdout.puts "- Gracefully stopping (SIG#{@stop_signal}), waiting for requests to finish"
+      systemd.stopping("Gracefully stopping (SIG#{@stop_signal})")
       server.shutdown
       @stdout.puts "- Goodbye!"
       0
@@ -62,6 +69,7 @@ module Kino
       1
     ensure
       restore_signals(previous) if previous
+      systemd&.stop
     end
 
     # `kino --check`: whether `mode :auto` runs the app in ractors, and if
@@ -177,6 +185,14 @@ module Kino
 
     def restore_signals(previous)
       previous.each { |sig, handler| Signal.trap(sig, handler || "DEFAULT") }
+    end
+
+    def notify_ready(systemd, server)
+      return unless systemd.enabled?
+
+      @stdout.puts "* systemd: #{systemd.description}"
+      systemd.ready("Kino #{Kino::VERSION}: #{server.workers} workers x #{server.threads} threads (#{server.mode}), " \
+                    "listening on #{server.addresses.join(', ')}")
     end
 
     def banner(server)
