@@ -11,7 +11,8 @@ require "kino"
 module AfterRequestCompleteApps
   # /missing answers 404, /boom raises, /broken breaks the Rack contract,
   # /stream and /stream-call stream a body (each, call) that records its
-  # close; anything else answers 200 (to HEAD as to GET).
+  # close, /stream-boom one that raises after its first chunk; anything
+  # else answers 200 (to HEAD as to GET).
   module App
     def self.call(env)
       case env["PATH_INFO"]
@@ -20,6 +21,7 @@ module AfterRequestCompleteApps
       when "/broken" then ["200", HttpApps.text, ["a String status\n"]]
       when "/stream" then [200, HttpApps.text, Streamed.new(env["HTTP_X_REPORT_TO"])]
       when "/stream-call" then [200, HttpApps.text, StreamedCall.new(env["HTTP_X_REPORT_TO"])]
+      when "/stream-boom" then [200, HttpApps.text, StreamedBoom.new(env["HTTP_X_REPORT_TO"])]
       else [200, HttpApps.text, ["ok\n"]]
       end
     end
@@ -49,6 +51,13 @@ module AfterRequestCompleteApps
     def call(stream)
       stream << "one\n" << "two\n"
       stream.close
+    end
+  end
+
+  class StreamedBoom < Streamed
+    def each
+      yield "one\n"
+      raise IOError, "the body broke"
     end
   end
 
@@ -106,6 +115,13 @@ RSpec.describe "after_request_complete" do
         expect([response.status, response.body, response.complete?]).to eq([200, "one\ntwo\n", true])
         expect(reported(2)).to eq(["body closed", "200 GET #{path}"])
       end
+    end
+
+    it "gets 500 for a body that failed after its head was out, once the body is closed" do
+      serve_with(AfterRequestCompleteApps::RECORD)
+      response = request("GET", "/stream-boom")
+      expect([response.status, response.body, response.complete?]).to eq([200, "one\n", false])
+      expect(reported(2)).to eq(["body closed", "500 GET /stream-boom"])
     end
 
     it "logs a hook that raises in one line, and the worker goes on serving" do
