@@ -74,7 +74,7 @@ module Kino
     # rather than serve plain HTTP where HTTPS was asked for.)
     NOT_YET_IMPLEMENTED = %i[
       lanes batch control_bind control_token log_requests
-      after_request_complete io_shards http2 max_workers scale_down_after
+      io_shards http2 max_workers scale_down_after
     ].freeze
 
     # Searched in this order, relative to the current directory, when no

@@ -700,10 +700,18 @@ module Kino
       @settings[:after_worker_boot] = hook(:after_worker_boot, handler, block)
     end
 
-    # Runs inside the worker after each response, with (env, status).
-    # Not yet implemented in this version: accepted, checked, no effect.
+    # Called with (env, status) in the worker after each response its app
+    # gave, once the whole response is handed to the native responder and
+    # queued for the socket (the client may not have read all of it yet),
+    # and a streamed body has written its last chunk and been closed.
+    # status is the Integer Kino sent: the app's, or 500 when the app
+    # raised or broke the Rack contract (also when a body failed after its
+    # head was out). A hook that raises is logged in one line; the
+    # response and the worker are unaffected. In :ractor mode it runs in
+    # the worker's ractor, so it must be shareable, as on_error. Takes a
+    # block or any object that responds to #call.
     #
-    # The default is nil.
+    # The default is nil, and costs nothing on the request path.
     #
     # @example
     #   after_request_complete { |env, status| warn env["PATH_INFO"] if status >= 500 }

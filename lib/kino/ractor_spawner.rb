@@ -106,13 +106,13 @@ module Kino
 
     def start_ractor(index, first_slot, token)
       Ractor.new(*worker_args(index, first_slot), token,
-                 name: "kino-worker-#{index}") do |server_id, app, threads, slot, on_error, boot, worker_index, me|
+                 name: "kino-worker-#{index}") do |server_id, *args, me|
         # The supervisor logs a worker's death with its backtrace; Ruby's
         # own report would print it a second time.
         Thread.current.report_on_exception = false
         report = nil
         begin
-          Kino::Worker.run(server_id, app, threads, slot, on_error, boot, worker_index)
+          Kino::Worker.run(server_id, *args)
         rescue Exception => e # rubocop:disable Lint/RescueException
           report = Kino::RactorSpawner.report(e)
         ensure

@@ -19,11 +19,12 @@ module Kino
 
     # `slot` names this thread's place in the server's slots, so the
     # supervisor can answer the request it holds if its worker dies.
-    def initialize(server_id, app, slot: nil, on_error: nil)
+    def initialize(server_id, app, slot: nil, on_error: nil, after_request_complete: nil)
       @server_id = server_id
       @app = app
       @slot = slot
       @on_error = on_error
+      @after_request_complete = after_request_complete
     end
 
     # Serves until the server's queue is closed and empty.
@@ -46,12 +47,18 @@ module Kino
     #
     # The 500 goes out before on_error runs: an error reporter's network
     # call must not keep the client waiting.
+    #
+    # after_request_complete runs last, once the body is closed, with the
+    # status of the answer: the app's, or 500 for a failure (also when the
+    # head was already out and the body was cut off). Unset, it costs this
+    # one nil check.
     def serve(env)
       request = env[REQUEST_KEY]
       body = nil
       status, headers, body = @app.call(env)
       write_response(request, status, headers, body, env)
     rescue Exception => e # rubocop:disable Lint/RescueException
+      status = 500
       begin
         Native.respond_error(request, 500, ERROR_BODY) if request
       ensure
@@ -60,6 +67,7 @@ module Kino
       raise unless e.is_a?(StandardError) || e.is_a?(ScriptError)
     ensure
       close_body(body, env)
+      complete(env, status) if @after_request_complete
     end
 
     private
@@ -113,6 +121,14 @@ module Kino
       @on_error&.call(error, env)
     rescue StandardError => e
       log("kino: on_error hook failed: #{e.class}: #{e.message}\n")
+    end
+
+    # A failing hook is logged as a failing on_error is, in one line; the
+    # response is already out and the loop goes on.
+    def complete(env, status)
+      @after_request_complete.call(env, status)
+    rescue StandardError => e
+      log("kino: after_request_complete hook failed: #{e.class}: #{e.message}\n")
     end
 
     # The InputError that +error+ is, or was caused by (a few levels deep).

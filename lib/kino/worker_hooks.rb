@@ -6,9 +6,10 @@ module Kino
   # the app. The other hooks (after_boot, on_worker_exit) run on the main
   # ractor.
   module WorkerHooks
-    NAMES = %i[on_error after_worker_boot].freeze
+    NAMES = %i[on_error after_worker_boot after_request_complete].freeze
 
-    # { on_error: ..., after_worker_boot: ... } from +configuration+.
+    # { on_error: ..., after_worker_boot: ..., after_request_complete: ... }
+    # from +configuration+.
     def self.of(configuration)
       NAMES.to_h { |name| [name, configuration[name]] }
     end

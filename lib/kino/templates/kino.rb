@@ -191,8 +191,9 @@
 # is logged and the worker serves anyway. Default: nil.
 # after_worker_boot { |index| warn "worker #{index} ready" }
 
-# Runs in the worker after each response, with (env, status). Default: nil.
-# Not yet implemented.
+# Runs in the worker once each response is queued for the client, with
+# (env, status); status is 500 when the app failed. If it raises, it is
+# logged and the response is unaffected. Default: nil.
 # after_request_complete { |env, status| warn env["PATH_INFO"] if status >= 500 }
 
 # Runs on the main ractor (a supervisor thread) when a worker ends, with
