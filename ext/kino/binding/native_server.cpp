@@ -136,7 +136,9 @@ VALUE native_server_stats(VALUE, VALUE id) {
     c = server->counters().snapshot();
     if (const auto& budget = server->config().body_storage.budget) {
       spooled_bytes = budget->bytes.load(std::memory_order_relaxed);
-      spool_files = budget->files.load(std::memory_order_relaxed);
+      // Acquire: pairs with take_file's release, after which the
+      // connection's body already counts as arriving (Http1Session).
+      spool_files = budget->files.load(std::memory_order_acquire);
     }
     queued = server->queue().depth() + server->queue().waiting();
     log_dropped = server->log().dropped();

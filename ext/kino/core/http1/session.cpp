@@ -76,8 +76,12 @@ void Http1Session::process_input() {
         } else if (parser_.head_complete()) {
           RequestRef req = parser_.request_awaiting_body();
           if (phase() != RequestPhase::ReadingBody) {
-            if (!admit_body(*req)) return;
+            // Marked before admission counts the body's spool file: a drain
+            // (or a client of stats) that sees the file counted then sees a
+            // body arriving too, and waits for it. A refusal from here on
+            // holds the drain until its answer is out (RefusedMidBody).
             set_phase(RequestPhase::ReadingBody);
+            if (!admit_body(*req)) return;
           }
           if (server_.config().stream_request_bodies && should_stream_upload(*req))
             start_streamed_upload(std::move(req));
