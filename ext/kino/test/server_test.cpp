@@ -979,7 +979,11 @@ TEST_F(ServerTest, OutOfDescriptorsAcceptPausesAndLogsOnce) {
   ASSERT_TRUE(reply(*req, 200, "back"));
   EXPECT_EQ(client.response().status, 200);
   req.reset();
+  // The retry that succeeds may come before the first drain (the limit is
+  // restored just before it) or after: the line is logged once either way.
   auto later = server().log().drain();
-  EXPECT_EQ(count_lines(later, "accepting connections again"), 1u);
+  EXPECT_EQ(
+      count_lines(log, "accepting connections again") + count_lines(later, "accepting connections again"),
+      1u);
   for (int fd : fds) ::close(fd);
 }
