@@ -80,8 +80,8 @@ RSpec.describe "on_error" do
       expect(File.exist?(report)).to be(false)
 
       open_gate(gate)
-      wait_for_file(report, message: -> { "on_error never finished\n#{server_log}" })
-      expect(File.read(report)).to eq('KeyError: boom on /boom, mark: "set by the app"')
+      written = wait_for_report(report, message: -> { "on_error never finished\n#{server_log}" })
+      expect(written).to eq('KeyError: boom on /boom, mark: "set by the app"')
       expect(wait_for_log(/error while serving/)).to start_with("kino: error while serving GET /boom: KeyError: boom\n")
     end
 
@@ -96,8 +96,8 @@ RSpec.describe "on_error" do
       expect(File.exist?(report)).to be(false)
 
       open_gate(gate)
-      wait_for_file(report, message: -> { "on_error never finished\n#{server_log}" })
-      expect(File.read(report)).to eq("IOError: the body broke on /stream-boom, mark: nil")
+      written = wait_for_report(report, message: -> { "on_error never finished\n#{server_log}" })
+      expect(written).to eq("IOError: the body broke on /stream-boom, mark: nil")
     end
 
     %w[/upload /upload-wrapped].each do |path|

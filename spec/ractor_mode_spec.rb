@@ -138,8 +138,7 @@ RSpec.describe "Mode choice and :ractor mode" do
       report = signal_path("report")
       start_server(RactorModeApps::Fails, mode: :ractor, workers: 1, threads: 1, on_error: RactorModeApps::ON_ERROR)
       expect(http_get("/missing", { "X-Report-To" => report }).code).to eq("500")
-      wait_for_file(report)
-      expect(File.read(report)).to eq("KeyError: no such thing: /missing in kino-worker-0")
+      expect(wait_for_report(report)).to eq("KeyError: no such thing: /missing in kino-worker-0")
     end
   end
 end

@@ -54,6 +54,17 @@ module WaitHelper
     wait_until(timeout: timeout, message: message) { File.exist?(path) }
   end
 
+  # The contents of a report an app or hook writes with one File.write: the
+  # file exists (empty) before the write lands, so wait for its bytes.
+  def wait_for_report(path, timeout: IO_TIMEOUT, message: "#{path} was never written")
+    contents = nil
+    wait_until(timeout: timeout, message: message) do
+      contents = File.exist?(path) ? File.read(path) : ""
+      !contents.empty?
+    end
+    contents
+  end
+
   def remove_signal_files
     FileUtils.rm_rf(@signal_dir) if @signal_dir
     @signal_dir = nil
