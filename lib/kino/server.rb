@@ -206,7 +206,7 @@ module Kino
 
     def build_supervisor(hooks)
       spawner_class = @mode == :ractor ? RactorSpawner : ThreadSpawner
-      spawner = spawner_class.new(@server_id, @app, threads: threads, **hooks)
+      spawner = spawner_class.new(@server_id, @app, threads: threads, hooks: hooks)
       Supervisor.new(@server_id, spawner,
                      workers: workers, threads: threads, log: @log,
                      on_worker_exit: @configuration[:on_worker_exit],

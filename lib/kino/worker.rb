@@ -25,8 +25,9 @@ module Kino
     # Marks a member thread ended by Thread#kill (not by an exception).
     KILLED = :killed
 
-    def run(server_id, app, threads, first_slot, on_error, after_worker_boot, after_request_complete, index)
-      boot(server_id, after_worker_boot, index) if after_worker_boot
+    # +hooks+ is a frozen Hash of the WorkerHooks that are set.
+    def run(server_id, app, threads, first_slot, hooks, index)
+      boot(server_id, hooks[:after_worker_boot], index) if hooks[:after_worker_boot]
       done = Thread::Queue.new
       members = Array.new(threads) do |t|
         Thread.new(t) do |thread_index|
@@ -34,8 +35,8 @@ module Kino
           Thread.current.name = "kino-worker-slot-#{first_slot + thread_index}"
           outcome = KILLED # what is left if Thread#kill ends us: only ensure runs then
           begin
-            RequestLoop.new(server_id, app, slot: first_slot + thread_index, on_error: on_error,
-                                            after_request_complete: after_request_complete).run
+            RequestLoop.new(server_id, app, slot: first_slot + thread_index, on_error: hooks[:on_error],
+                                            after_request_complete: hooks[:after_request_complete]).run
             outcome = nil
           rescue Exception => e # rubocop:disable Lint/RescueException
             outcome = e

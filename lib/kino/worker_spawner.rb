@@ -6,13 +6,14 @@ module Kino
   # #spawn and how the Supervisor learns that one ended (#next_exit, #wake,
   # #close).
   class WorkerSpawner
-    def initialize(server_id, app, threads:, on_error: nil, after_worker_boot: nil, after_request_complete: nil)
+    # +hooks+ are the configuration's WorkerHooks, by name; each worker gets
+    # them as one frozen Hash, so a hook added to WorkerHooks::NAMES reaches
+    # the workers with no change here.
+    def initialize(server_id, app, threads:, hooks: {})
       @server_id = server_id
       @app = app
       @threads = threads
-      @on_error = on_error
-      @after_worker_boot = after_worker_boot
-      @after_request_complete = after_request_complete
+      @hooks = hooks.compact.freeze
     end
 
     private
@@ -21,7 +22,7 @@ module Kino
     # given; all of them shareable, so they can be handed to a Ractor as
     # they are.
     def worker_args(index, first_slot)
-      [@server_id, @app, @threads, first_slot, @on_error, @after_worker_boot, @after_request_complete, index]
+      [@server_id, @app, @threads, first_slot, @hooks, index]
     end
   end
 end
