@@ -24,16 +24,6 @@ module PreparationSpecApps
     end
   end
 
-  class HoldsMutex
-    def initialize
-      @lock = Mutex.new
-    end
-
-    def call(_env)
-      @lock.synchronize { [200, { "content-type" => "text/plain" }, ["locked\n"]] }
-    end
-  end
-
   class ClassVariable
     @@served = 0 # rubocop:disable Style/ClassVars
 
@@ -128,7 +118,7 @@ RSpec.describe Kino::RactorCheck do
     end
 
     it "names a Mutex held by the app, which can never be shared" do
-      expect(blockers_of(PreparationSpecApps::HoldsMutex.new).map(&:summary))
+      expect(blockers_of(UnshareableApps::HoldsMutex.new).map(&:summary))
         .to eq(["app.@lock: Thread::Mutex can never be shared between ractors"])
     end
 

@@ -18,16 +18,6 @@ module PreparedSpecApps
       [200, { "content-type" => "text/plain" }, ["#{SETTINGS['greeting'].join(' ')}\n"]]
     end
   end
-
-  class HoldsMutex
-    def initialize
-      @lock = Mutex.new
-    end
-
-    def call(_env)
-      @lock.synchronize { [200, { "content-type" => "text/plain" }, ["locked\n"]] }
-    end
-  end
 end
 
 RSpec.describe Kino::RactorPreparation do
@@ -53,7 +43,7 @@ RSpec.describe Kino::RactorPreparation do
     end
 
     it "raises UnshareableAppError for an app that cannot be shared" do
-      expect { described_class.new(PreparedSpecApps::HoldsMutex.new).prepare! }
+      expect { described_class.new(UnshareableApps::HoldsMutex.new).prepare! }
         .to raise_error(Kino::UnshareableAppError, /cannot be shared between ractors/)
     end
   end
