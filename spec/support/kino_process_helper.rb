@@ -11,13 +11,13 @@ module KinoProcessHelper
   class KinoProcess
     attr_reader :pid
 
-    def initialize(args, env:, spawn_options: {})
+    def initialize(args, env:, chdir: ServerHelper::ROOT, spawn_options: {})
       out_r, out_w = IO.pipe
       err_r, err_w = IO.pipe
       @output = { out: +"", err: +"" }
       @mutex = Mutex.new
-      @pid = Process.spawn(env, RbConfig.ruby, "exe/kino", *args,
-                           chdir: ServerHelper::ROOT, out: out_w, err: err_w, in: File::NULL, **spawn_options)
+      @pid = Process.spawn(env, RbConfig.ruby, File.join(ServerHelper::ROOT, "exe/kino"), *args,
+                           chdir: chdir, out: out_w, err: err_w, in: File::NULL, **spawn_options)
       out_w.close
       err_w.close
       @readers = [pump(out_r, :out), pump(err_r, :err)]
@@ -110,12 +110,12 @@ module KinoProcessHelper
     end
   end
 
-  # Starts `ruby exe/kino ARGS` from the checkout root (relative paths in
-  # +args+ are relative to it). `port:` adds `-p PORT`; `wait: true` waits
-  # for the "Listening on" banner line.
-  def spawn_kino(*args, port: nil, env: {}, wait: true, spawn_options: {})
+  # Starts `ruby exe/kino ARGS` in +chdir+, the checkout root unless told
+  # (relative paths in +args+ are relative to it). `port:` adds `-p PORT`;
+  # `wait: true` waits for the "Listening on" banner line.
+  def spawn_kino(*args, port: nil, env: {}, wait: true, chdir: ServerHelper::ROOT, spawn_options: {})
     args = ["-p", port.to_s, *args] if port
-    process = KinoProcess.new(args, env: env, spawn_options: spawn_options)
+    process = KinoProcess.new(args, env: env, chdir: chdir, spawn_options: spawn_options)
     (@kino_processes ||= []) << process
     process.wait_for_banner if wait
     process
