@@ -32,6 +32,15 @@ class TlsTransportTest : public test::ServerTest {
   }
   uint16_t port() { return test::port_of(server().addresses().at(0)); }
 
+  // One GET over `client`, answered with `body`: the body the client read.
+  std::string round_trip(TlsClient& client, std::string_view body) {
+    if (!client.send("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")) return "(not sent)";
+    RequestRef req = pop();
+    if (!req) return "(no request)";
+    if (!reply(*req, 200, body)) return "(not answered)";
+    return parse_response(client.read_response()).body;
+  }
+
   CertificatePem pem_ = self_signed();
 };
 
@@ -151,11 +160,7 @@ TEST_F(TlsTransportTest, TheHandshakeDeadlineEndsWithTheHandshake) {
   TlsClient client(port(), pem_.cert);
   ASSERT_TRUE(client.handshake_ok()) << client.handshake_error();
   std::this_thread::sleep_for(600ms);  // idle past the handshake's deadline, within first_data_timeout
-  ASSERT_TRUE(client.send("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"));
-  RequestRef req = pop();
-  ASSERT_TRUE(req);
-  ASSERT_TRUE(reply(*req, 200, "still here"));
-  EXPECT_EQ(parse_response(client.read_response()).body, "still here");
+  EXPECT_EQ(round_trip(client, "still here"), "still here");
 }
 
 TEST_F(TlsTransportTest, ClosesPlaintextSentToTheTlsPortAndServesOn) {
@@ -196,11 +201,7 @@ TEST_F(TlsTransportTest, AReloadReachesNewConnectionsOnly) {
   EXPECT_TRUE(still.handshake_ok()) << still.handshake_error();
 
   // The connection made before the reload goes on with its certificate.
-  ASSERT_TRUE(before.send("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"));
-  RequestRef req = pop();
-  ASSERT_TRUE(req);
-  ASSERT_TRUE(reply(*req, 200, "old"));
-  EXPECT_EQ(parse_response(before.read_response()).body, "old");
+  EXPECT_EQ(round_trip(before, "old"), "old");
   EXPECT_EQ(before.peer_common_name(), "localhost");
   std::filesystem::remove_all(dir);
 }
@@ -226,11 +227,27 @@ TEST_F(TlsTransportTest, RequiresAClientCertificateSignedByTheCa) {
   }
   TlsClient known(port(), pem_.cert, {.client_cert = &client_pem});
   ASSERT_TRUE(known.handshake_ok()) << known.handshake_error();
-  ASSERT_TRUE(known.send("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+  EXPECT_EQ(round_trip(known, "known"), "known");
+}
+
+TEST_F(TlsTransportTest, ADrainAnswersWhatIsInFlightAndClosesIdleConnections) {
+  start_tls();
+  TlsClient idle(port(), pem_.cert);
+  ASSERT_TRUE(idle.handshake_ok()) << idle.handshake_error();
+  TlsClient busy(port(), pem_.cert);
+  ASSERT_TRUE(busy.handshake_ok()) << busy.handshake_error();
+  ASSERT_TRUE(busy.send("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"));
   RequestRef req = pop();
   ASSERT_TRUE(req);
-  ASSERT_TRUE(reply(*req, 200, "known"));
-  EXPECT_EQ(parse_response(known.read_response()).body, "known");
+  auto started = std::chrono::steady_clock::now();
+  std::thread stopper([this] { server().stop(5000ms); });
+  std::string wire;
+  idle.read_to_end(wire);  // the drain closes it at once
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2000ms);
+  EXPECT_EQ(wire, "");
+  ASSERT_TRUE(reply(*req, 200, "drained"));
+  EXPECT_EQ(parse_response(busy.read_response()).body, "drained");
+  stopper.join();
 }
 
 TEST_F(TlsTransportTest, PlaintextServersStayPlaintext) {
