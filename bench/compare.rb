@@ -10,6 +10,7 @@
 #   bundle exec ruby bench/compare.rb --yjit                # every server with --yjit
 #   bundle exec ruby bench/compare.rb --targets kino-threaded,kino-ractor,puma --ratio kino-ractor:kino-threaded
 #   bundle exec ruby bench/compare.rb --check-app           # only the app's Ractor check
+#   bundle exec ruby bench/compare.rb --tls -e plaintext,10k # HTTPS: Kino's tls against Puma's ssl_bind
 #
 # Exit status: 0 when every measurement was clean; 1 when any had socket
 # errors, non-2xx/3xx answers, a wrong answer, a crash, a hung shutdown or a
@@ -42,6 +43,7 @@ module BenchCompare
       threads: env_int("BENCH_THREADS", nil), # nil: each target's own default
       ratios: env_list("BENCH_RATIO", []).map { |spec| Bench::Options.parse_ratio(spec) },
       yjit: %w[1 true yes on].include?(ENV["BENCH_YJIT"].to_s.downcase),
+      tls: %w[1 true yes on].include?(ENV["BENCH_TLS"].to_s.downcase) || nil,
       output: File.join(Bench::RESULTS_DIR, "latest.md"),
       pause: 1.0,
       wait_idle: Float(ENV["BENCH_WAIT_IDLE"] || 0),
@@ -83,6 +85,8 @@ module BenchCompare
               "Every target is always compared with puma when puma runs") do |v|
         o.ratios << Bench::Options.parse_ratio(v)
       end
+      opts.on("--tls", "Serve HTTPS: Kino's tls directive, Puma's ssl:// bind, one self-signed certificate",
+              "made for the session (BENCH_TLS=1; default off)") { o.tls = true }
       opts.on("--[no-]yjit", "Run every server with ruby --yjit (BENCH_YJIT=1; default off)") { |v| o.yjit = v }
       opts.on("-o", "--output FILE",
               "Markdown report (default bench/results/latest.md)") { |v| o.output = File.expand_path(v) }
@@ -106,6 +110,7 @@ module BenchCompare
       end
     end.parse!(argv)
 
+    o.tls = Bench::TlsFiles.create(File.join(Bench::RESULTS_DIR, "tls")) if o.tls
     o.validate!
   end
 

@@ -5,9 +5,8 @@ require "kino"
 # Directives of the earlier Kino that this one accepts before it builds
 # them: a config written for it loads and each value is checked (dsl_spec.rb
 # has those examples), and a server started with one says at boot that it
-# has no effect, from the CLI and when embedded. `tls` is the exception: until TLS is built a server with
-# it set refuses to start, so it never serves plain HTTP where HTTPS was
-# asked for.
+# has no effect, from the CLI and when embedded. TLS is configured only
+# through `tls`: an ssl:// bind or Puma's ssl_bind refuses to start.
 RSpec.describe "Directives accepted but not in effect yet" do
   include_context "in a fresh directory"
 
@@ -30,19 +29,6 @@ RSpec.describe "Directives accepted but not in effect yet" do
       expect(server_log).to eq("")
       expect(http_get("/").body).to eq("hello\n")
     end
-
-    it "does not start with tls set, and listens on nothing" do
-      port = free_port
-      server = Kino::Server.new(hello, log: StringIO.new, port: port, mode: :threaded,
-                                       tls: { cert: "cert.pem", key: "key.pem" })
-      expect { server.start }.to raise_error(Kino::ConfigError) { |error|
-        expect(error.message).to eq("tls is set, but this version of Kino cannot serve TLS yet; it does not start " \
-                                    "rather than serve plain HTTP where HTTPS was asked for (terminate TLS in a " \
-                                    "proxy in front of Kino, and remove tls)")
-      }
-      expect(server.running?).to be(false)
-      expect { Socket.tcp("127.0.0.1", port, connect_timeout: 1).close }.to raise_error(Errno::ECONNREFUSED)
-    end
   end
 
   describe "exe/kino" do
@@ -60,16 +46,6 @@ RSpec.describe "Directives accepted but not in effect yet" do
       kino = spawn_kino("-C", config, "-m", "threaded", "spec/fixtures/hello.ru", port: port)
       expect(http_get("/", port: port).body).to eq("Hello from Kino\n")
       expect(kino.stderr.lines).to match_array(%w[io_shards http2 max_workers scale_down_after].map { |n| warning(n) })
-    end
-
-    it "refuses to start with tls in the config, exits 1, and never listens" do
-      config = write("kino.rb", "tls cert: \"cert.pem\", key: \"key.pem\"\n")
-      kino = spawn_kino("-C", config, "spec/fixtures/hello.ru", port: port, wait: false)
-      expect(kino.wait(timeout: ServerHelper::BOOT_TIMEOUT)&.exitstatus).to eq(1)
-      expect(kino.stderr).to eq("kino: tls is set, but this version of Kino cannot serve TLS yet; it does not " \
-                                "start rather than serve plain HTTP where HTTPS was asked for (terminate TLS in " \
-                                "a proxy in front of Kino, and remove tls)\n")
-      expect(kino.stdout).not_to include("Listening")
     end
 
     {

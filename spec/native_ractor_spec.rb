@@ -14,6 +14,7 @@ RSpec.describe "Kino::Native from a non-main ractor" do
       server_slot_busy_ms server_fail_slots server_close_queue server_stop server_release
       take_one respond respond_start respond_write respond_finish respond_error sleep
       input_read input_rewind server_worker_exited server_next_worker_exit server_wake_worker_exits
+      server_reload_tls
     ]
   end
 
@@ -88,6 +89,12 @@ RSpec.describe "Kino::Native from a non-main ractor" do
       results[:stats] = native.server_stats(id)[:served]
       native.server_log(id, "from a ractor")
       results[:log] = native.server_drain_log(id)
+      # A plaintext server: the call itself works, and says why it cannot.
+      results[:reload_tls] = begin
+        native.server_reload_tls(id)
+      rescue Kino::Error => e
+        e.message
+      end
       native.server_close_queue(id)
       results[:after_close] = native.take_one(id)
       results[:stragglers] = native.server_stop(id, 1.0)
@@ -111,6 +118,7 @@ RSpec.describe "Kino::Native from a non-main ractor" do
     expect(results[:failed]).to eq(0) # both slots' requests had been answered
     expect(results[:stats]).to eq(3)
     expect(results[:log]).to include("from a ractor")
+    expect(results[:reload_tls]).to eq("this server does not serve TLS")
     expect(results[:after_close]).to be_nil
     expect(results[:stragglers]).to eq(0)
     expect(results[:released]).to be(true)

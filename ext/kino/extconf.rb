@@ -39,6 +39,10 @@ have_library("mimalloc", "mi_malloc", "mimalloc.h") || abort_missing("libmimallo
 have_header("boost/asio.hpp", ASIO_PREHEADERS) || abort_missing("Boost.Asio", "libboost-dev")
 have_header("concurrentqueue/blockingconcurrentqueue.h") ||
   abort_missing("moodycamel ConcurrentQueue", "libconcurrentqueue-dev")
+# TLS (tls directive): OpenSSL through Boost.Asio's SSL stream.
+have_header("openssl/ssl.h") || abort_missing("OpenSSL headers (openssl/ssl.h)", "libssl-dev")
+have_library("crypto", "ERR_get_error", "openssl/err.h") || abort_missing("libcrypto", "libssl-dev")
+have_library("ssl", "SSL_CTX_new", "openssl/ssl.h") || abort_missing("libssl", "libssl-dev")
 have_library("pthread")
 
 have_func("rb_hash_new_capa", "ruby.h")

@@ -70,8 +70,6 @@ module Kino
     # Directives that load and are checked but do nothing yet in this
     # version, so a config written for the earlier Kino still loads. The
     # server warns at start about each one set to anything but its default.
-    # (`tls` is not among them: a server with it set refuses to start,
-    # rather than serve plain HTTP where HTTPS was asked for.)
     NOT_YET_IMPLEMENTED = %i[
       lanes batch control_bind control_token log_requests
       io_shards http2 max_workers scale_down_after

@@ -71,7 +71,7 @@ module Kino
     # it) with the directive of the same name and stores it in +settings+.
     # A nil value means "not given", the way Rack handlers pass unset
     # options. +bind+ may be one address or an Array of them, +threads+ an
-    # Integer or [min, max], +tls+ a Hash with :cert and :key.
+    # Integer or [min, max], +tls+ a Hash with :cert and :key (and :ca).
     def self.apply_options(options, settings)
       dsl = new(settings)
       options.each do |name, value|
@@ -575,11 +575,12 @@ module Kino
       @settings[:log_requests] = boolean(:log_requests, enabled)
     end
 
-    # Serves HTTPS with this certificate and private key, each a file path
-    # or the PEM text itself.
-    # Not built yet: the config loads and is checked, but a server with
-    # +tls+ set refuses to start, so it never serves plain HTTP where HTTPS
-    # was asked for. Terminate TLS in a proxy in front of Kino meanwhile.
+    # Serves HTTPS on every bind with this certificate (its chain may
+    # follow it) and private key, each a file path or the PEM text itself.
+    # TLS 1.2 and 1.3 only, ALPN http/1.1. With +ca+ (a path or PEM of one
+    # or more CA certificates) clients must present a certificate it
+    # signed. SIGHUP loads the files again. A certificate or key that does
+    # not load stops the boot, naming the file.
     #
     # The default is nil (plain HTTP).
     #
@@ -587,9 +588,13 @@ module Kino
     #   tls cert: "config/tls/cert.pem", key: "config/tls/key.pem"
     # @example PEM text from the environment
     #   tls cert: ENV.fetch("TLS_CERT"), key: ENV.fetch("TLS_KEY")
+    # @example Client certificates required
+    #   tls cert: "config/tls/cert.pem", key: "config/tls/key.pem", ca: "config/tls/clients-ca.pem"
     #
-    def tls(cert:, key:)
-      @settings[:tls] = { cert: path_string(:tls, cert, "cert"), key: path_string(:tls, key, "key") }.freeze
+    def tls(cert:, key:, ca: nil) # rubocop:disable Naming/MethodParameterName -- Puma's and OpenSSL's word
+      settings = { cert: path_string(:tls, cert, "cert"), key: path_string(:tls, key, "key") }
+      settings[:ca] = path_string(:tls, ca, "ca") unless ca.nil?
+      @settings[:tls] = settings.freeze
     end
 
     # Serves a control endpoint on this address: /stats (JSON), /metrics

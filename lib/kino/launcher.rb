@@ -20,8 +20,9 @@ module Kino
   #
   # - TERM, INT, QUIT: graceful stop; a second one exits at once.
   # - USR1: one stats line to the log (stderr); the server goes on.
-  # - HUP: logged and otherwise ignored. Puma reopens its log files on HUP;
-  #   Kino writes to stdout and stderr and has none to reopen.
+  # - HUP: with tls set, loads the certificate and key again
+  #   (Server#reload_tls). Otherwise logged and ignored: Puma reopens its
+  #   log files on HUP; Kino writes to stdout and stderr and has none.
   # - USR2: reserved for a zero-downtime restart, which is not built yet:
   #   logged, ignored.
   # - ALRM: logged, ignored (Ruby's default would end the process).
@@ -161,6 +162,8 @@ module Kino
     end
 
     def answer_signal(sig, server)
+      return server.reload_tls if sig == "HUP" && @configuration[:tls] # new connections get the new certificate
+
       text = case sig
              when "USR1" then stats_line(server)
              when "HUP" then "SIGHUP ignored: Kino has no log file to reopen (it writes to stdout and stderr)"
@@ -187,6 +190,14 @@ module Kino
       previous.each { |sig, handler| Signal.trap(sig, handler || "DEFAULT") }
     end
 
+    # With tls every bind serves HTTPS: tcp://HOST:PORT shows as the URL a
+    # client uses, a unix socket says it is TLS.
+    def listening_label(address)
+      return address unless @configuration[:tls]
+
+      address.start_with?("tcp://") ? address.sub("tcp://", "https://") : "#{address} (TLS)"
+    end
+
     def notify_ready(systemd, server)
       return unless systemd.enabled?
 
@@ -200,7 +211,7 @@ module Kino
       @stdout.puts "Kino #{Kino::VERSION} (ruby #{RUBY_VERSION}p#{RUBY_PATCHLEVEL}, YJIT #{yjit}), pid #{Process.pid}"
       @stdout.puts "* Mode: #{server.mode}, #{server.workers} workers x #{server.threads} threads, " \
                    "#{@configuration[:io_threads]} I/O threads"
-      server.addresses.each { |a| @stdout.puts "* Listening on #{a}" }
+      server.addresses.each { |a| @stdout.puts "* Listening on #{listening_label(a)}" }
       @stdout.puts "Use Ctrl-C to stop"
     end
   end

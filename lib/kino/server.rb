@@ -29,6 +29,10 @@ module Kino
     # Unwritten response bytes a connection may hold before respond_write
     # waits for the socket. Not a directive: Puma exposes no such knob.
     WRITE_HIGH_WATER = 1 << 20
+    # Seconds from accept until a TLS handshake must be done, so clients
+    # that connect and stall cannot pin connections. Not a directive (the
+    # earlier Kino fixed it at 10 s too).
+    TLS_HANDSHAKE_TIMEOUT = 10.0
 
     attr_reader :configuration, :mode, :addresses, :server_id
 
@@ -50,7 +54,6 @@ module Kino
     def start
       raise Error, "server already started" if @server_id
 
-      refuse_tls
       warn_not_in_effect
       claim_pidfile
       @mode, @app, hooks = choose_mode
@@ -94,6 +97,22 @@ module Kino
         mode: @mode, workers: workers, threads: threads,
         respawns: @supervisor.respawns, quarantined: @supervisor.quarantined
       )
+    end
+
+    # Loads the tls certificate and key again (SIGHUP in `kino`): new
+    # connections get them, open ones keep theirs. Returns true; false, with
+    # a log line saying why, when they do not load (the server keeps
+    # serving with the ones it had).
+    def reload_tls
+      raise Error, "server not started" unless @server_id
+      raise Error, "tls is not set: nothing to reload" unless @configuration[:tls]
+
+      Native.server_reload_tls(@server_id)
+      @log.write("kino: tls: certificate and key reloaded; new connections get them\n")
+      true
+    rescue ConfigError => e
+      @log.write("kino: tls: reload failed, still serving the previous certificate: #{e.message}\n")
+      false
     end
 
     def running?
@@ -190,8 +209,17 @@ module Kino
         queue_timeout: c[:queue_timeout],
         max_connections: c[:max_connections] || default_max_connections,
         worker_slots: Supervisor.slot_count(workers: workers, threads: threads,
-                                            quarantine_max: c[:quarantine_max])
+                                            quarantine_max: c[:quarantine_max]),
+        **tls_options(c[:tls])
       }
+    end
+
+    # Paths made absolute now, so a reload reads the same files whatever
+    # the process's directory is by then; PEM text goes as it is.
+    def tls_options(tls)
+      source = ->(value) { value.nil? || value.include?("-----BEGIN") ? value : File.expand_path(value) }
+      { tls_cert: source.call(tls&.fetch(:cert)), tls_key: source.call(tls&.fetch(:key)),
+        tls_ca: source.call(tls&.fetch(:ca, nil)), tls_handshake_timeout: TLS_HANDSHAKE_TIMEOUT }
     end
 
     # From the open-file limit, keeping a tenth of it (at least 64
@@ -273,16 +301,6 @@ module Kino
     def release_pidfile
       @pidfile&.release
       @pidfile = nil
-    end
-
-    # Never plain HTTP where HTTPS was asked for: until TLS is built, a
-    # server with `tls` set does not start.
-    def refuse_tls
-      return unless @configuration[:tls]
-
-      raise ConfigError, "tls is set, but this version of Kino cannot serve TLS yet; it does not start rather " \
-                         "than serve plain HTTP where HTTPS was asked for (terminate TLS in a proxy in front " \
-                         "of Kino, and remove tls)"
     end
 
     # Ruby 3.3 and later run the Ruby code of at most RUBY_MAX_CPU ractors at

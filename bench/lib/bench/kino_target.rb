@@ -54,7 +54,14 @@ module Bench
     def command(port)
       [*ruby_command, File.join(@options.kino_root, "exe", "kino"),
        "-b", "tcp://#{HOST}:#{port}", "-w", @options.workers.to_s, "-t", threads.to_s,
-       "-m", @mode, "-e", "production", APP_FILE]
+       "-m", @mode, "-e", "production", *tls_arguments, APP_FILE]
+    end
+
+    private
+
+    # With --tls, a config file holding the tls directive.
+    def tls_arguments
+      @options.tls ? ["-C", @options.tls.kino_config(File.dirname(@options.tls.cert))] : []
     end
   end
 end

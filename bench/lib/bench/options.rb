@@ -5,7 +5,7 @@ module Bench
   # bench/modes.rb's own), whichever script built them.
   Options = Struct.new(:rounds, :duration, :warmup, :connections, :wrk_threads, :endpoints,
                        :targets, :workers, :threads, :ratios, :yjit, :output, :pause, :wait_idle, :boot_timeout,
-                       :stop_timeout, :check_app, :kino_root, keyword_init: true) do
+                       :stop_timeout, :check_app, :kino_root, :tls, keyword_init: true) do
     def self.parse_ratio(spec)
       parts = spec.to_s.split(":").map(&:strip)
       raise OptionParser::InvalidArgument, "#{spec.inspect}: expected A:B (two target names)" unless
@@ -38,6 +38,11 @@ module Bench
     # [numerator, denominator] pairs to show as ratio columns: every target
     # against puma when puma runs (the original "vs puma" column), then those
     # asked for with --ratio, without repeats.
+    # "https" when the servers serve TLS (tls: a Bench::TlsFiles), else "http".
+    def url_scheme
+      tls ? "https" : "http"
+    end
+
     def ratio_pairs
       default = targets.include?("puma") ? (targets - ["puma"]).map { |t| [t, "puma"] } : []
       (default + ratios).uniq

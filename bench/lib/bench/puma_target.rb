@@ -16,7 +16,7 @@ module Bench
 
     def command(port)
       [*ruby_command, Gem.bin_path("puma", "puma"),
-       "-b", "tcp://#{HOST}:#{port}", "-w", @options.workers.to_s,
+       "-b", @options.tls ? @options.tls.puma_bind(port) : "tcp://#{HOST}:#{port}", "-w", @options.workers.to_s,
        "-t", "#{threads}:#{threads}", "-e", "production", APP_FILE]
     end
 

@@ -63,11 +63,13 @@ module Bench
     def header_lines(options, command_line, machine, started_at)
       yjit = options.yjit ? "ON (every server runs `ruby --yjit`; RSS includes YJIT's code region)" : "off (no --yjit)"
       targets = options.targets.map { |n| "#{n} = #{Target.build(n, options).describe}" }
-      load = Wrk.command(options, "http://127.0.0.1:PORT/ENDPOINT", duration: options.duration, latency: true)
+      load = Wrk.command(options, "#{options.url_scheme}://127.0.0.1:PORT/ENDPOINT", duration: options.duration,
+                                                                                     latency: true)
       idle_wait = options.wait_idle.positive?
       [
         Provenance.machine_line(machine),
         "Ruby: #{machine[:ruby]}; YJIT for the servers: #{yjit}",
+        *(options.tls ? ["TLS: every server serves HTTPS with one self-signed certificate (#{options.tls.cert})"] : []),
         "Versions: #{Provenance.versions(options.kino_root)}",
         "Command: #{command_line}",
         "Targets: #{targets.join('; ')}",

@@ -89,7 +89,7 @@ module Bench
           handle_boot_failure(label, target, failure, server)
           return
         end
-        url = "http://#{HOST}:#{server.port}#{spec[:path]}"
+        url = "#{@options.url_scheme}://#{HOST}:#{server.port}#{spec[:path]}"
         if endpoint == "io_native" && round == 1
           @notes << "#{spec[:path]} on #{target.name} answered #{server.verify_body.inspect}"
         end

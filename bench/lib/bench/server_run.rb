@@ -48,12 +48,13 @@ module Bench
 
     # :ok, :retry (not listening yet) or a description of a wrong answer.
     def verify(path, body_check)
-      response = Net::HTTP.start(HOST, @port, open_timeout: 2, read_timeout: 30) { |http| http.get(path) }
+      tls = @options.tls&.http_options || {}
+      response = Net::HTTP.start(HOST, @port, open_timeout: 2, read_timeout: 30, **tls) { |http| http.get(path) }
       @verify_body = response.body.to_s
       return :ok if response.code == "200" && body_check.call(@verify_body)
 
       "GET #{path} answered #{response.code} with #{@verify_body[0, 60].inspect}"
-    rescue Errno::ECONNREFUSED, Errno::ECONNRESET, EOFError, Net::OpenTimeout
+    rescue Errno::ECONNREFUSED, Errno::ECONNRESET, EOFError, Net::OpenTimeout, OpenSSL::SSL::SSLError
       :retry
     rescue Net::ReadTimeout
       "GET #{path} got no answer within 30s"

@@ -52,8 +52,8 @@ bool on_main_ractor() {
 struct EnvStrings {
   VALUE request_method, script_name, path_info, query_string, server_name, server_port, server_protocol,
       remote_addr, rack_url_scheme, rack_input, rack_errors, rack_multithread, rack_multiprocess,
-      rack_run_once, rack_hijack_p, kino_request;
-  VALUE http, http_1_1, http_1_0, empty, localhost;
+      rack_run_once, rack_hijack_p, kino_request, https_key;
+  VALUE http, https, on, http_1_1, http_1_0, empty, localhost;
   std::unordered_map<std::string_view, VALUE> headers;  // "HTTP_ACCEPT" -> frozen key
   std::unordered_map<std::string_view, VALUE> methods;  // "GET" -> frozen value
 };
@@ -227,11 +227,12 @@ VALUE build_env(const RequestCtx& req, VALUE handle) {
   } else if (!req.server_name.empty()) {
     // A Host without a port means the scheme's default port (RFC 9110
     // 4.2.1); the port we accepted on may be behind a proxy's.
-    rb_hash_aset(env, s.server_port, cached(port_cache, "80"));
+    rb_hash_aset(env, s.server_port, cached(port_cache, req.https ? "443" : "80"));
   } else {
     // No Host at all (HTTP/1.0): the port the client connected to.
     char buf[8];
-    int n = snprintf(buf, sizeof buf, "%u", static_cast<unsigned>(req.local_port ? req.local_port : 80));
+    int n = snprintf(buf, sizeof buf, "%u",
+                     static_cast<unsigned>(req.local_port ? req.local_port : (req.https ? 443 : 80)));
     rb_hash_aset(env, s.server_port, cached(port_cache, std::string_view(buf, static_cast<size_t>(n))));
   }
   rb_hash_aset(env, s.server_protocol, req.http_minor == 0 ? s.http_1_0 : s.http_1_1);
@@ -241,7 +242,12 @@ VALUE build_env(const RequestCtx& req, VALUE handle) {
     VALUE key = k != s.headers.end() ? k->second : rb_obj_freeze(str(h.key));
     rb_hash_aset(env, key, str(h.value));
   }
-  rb_hash_aset(env, s.rack_url_scheme, s.http);
+  if (req.https) {
+    rb_hash_aset(env, s.rack_url_scheme, s.https);
+    rb_hash_aset(env, s.https_key, s.on);
+  } else {
+    rb_hash_aset(env, s.rack_url_scheme, s.http);
+  }
   rb_hash_aset(env, s.rack_input, rack_input(req, handle));
   rb_hash_aset(env, s.rack_errors, rb_gv_get("$stderr"));
   rb_hash_aset(env, s.rack_multithread, Qtrue);
@@ -412,6 +418,9 @@ void init_native_request(VALUE mNative) {
   s->rack_hijack_p = shared_string("rack.hijack?");
   s->kino_request = shared_string("kino.request");
   s->http = shared_string("http");
+  s->https = shared_string("https");
+  s->https_key = shared_string("HTTPS");
+  s->on = shared_string("on");
   s->http_1_1 = shared_string("HTTP/1.1");
   s->http_1_0 = shared_string("HTTP/1.0");
   s->empty = shared_string("");

@@ -22,6 +22,7 @@
   X(server, "server_stats", native_server_stats, 1)                          \
   X(server, "server_log", native_server_log, 2)                              \
   X(server, "server_drain_log", native_server_drain_log, 1)                  \
+  X(server, "server_reload_tls", native_server_reload_tls, 1)                \
   X(workers, "server_fail_slots", native_server_fail_slots, 3)               \
   X(workers, "server_slot_busy_ms", native_server_slot_busy_ms, 3)           \
   X(workers, "server_worker_exited", native_server_worker_exited, 3)         \

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/net/tls_context.hpp"
 #include "native_request.hpp"
 #include "native_seam.hpp"
 #include "native_server_options.hpp"
@@ -34,6 +35,25 @@ struct ReleaseCall : Interruptible {
   }
 };
 
+// Kino::ConfigError: a certificate or key that does not load is a mistake
+// in the configuration, like any other.
+VALUE eConfigError = Qnil;
+
+// A TlsError's message, kept as plain data so that it is raised (as a
+// Kino::ConfigError) only after `protect` has left the C++ scope.
+struct TlsFailure {
+  bool failed = false;
+  char message[1024];
+
+  void take(const TlsError& e) noexcept {
+    failed = true;
+    snprintf(message, sizeof message, "%s", e.what());
+  }
+  void raise_if_failed() const {
+    if (failed) rb_raise(eConfigError, "%s", message);
+  }
+};
+
 }  // namespace
 
 // Native.server_create(options) -> Integer id. Binds every address now, so
@@ -41,13 +61,24 @@ struct ReleaseCall : Interruptible {
 VALUE native_server_create(VALUE, VALUE options) {
   // Read everything Ruby-side first: NUM2LL and StringValue may raise.
   ServerOptions read = read_server_options(options);
+  TlsFailure tls;
   VALUE created = protect([&]() -> VALUE {
-    auto server = std::make_shared<Server>(server_config(read));
+    std::shared_ptr<Server> server;
+    try {
+      server = std::make_shared<Server>(server_config(read));
+    } catch (const TlsError& e) {
+      tls.take(e);
+      return Qnil;
+    }
     server->bind();
     return ULL2NUM(Registry::instance().add(std::move(server)));
   });
   RB_GC_GUARD(read.listen);
   RB_GC_GUARD(read.spool_dir);
+  RB_GC_GUARD(read.tls_cert);
+  RB_GC_GUARD(read.tls_key);
+  RB_GC_GUARD(read.tls_ca);
+  tls.raise_if_failed();
   return created;
 }
 
@@ -124,6 +155,25 @@ VALUE native_server_release(VALUE, VALUE id) {
   });
 }
 
+// Native.server_reload_tls(id) -> true. Loads the certificate and key
+// again from where server_create's options said; raises Kino::ConfigError
+// (and the server keeps what it had) when they do not load.
+VALUE native_server_reload_tls(VALUE, VALUE id) {
+  uint64_t sid = NUM2ULL(id);
+  TlsFailure tls;
+  protect([&]() -> VALUE {
+    auto server = find_server(sid);
+    try {
+      server->reload_tls();
+    } catch (const TlsError& e) {
+      tls.take(e);
+    }
+    return Qnil;
+  });
+  tls.raise_if_failed();
+  return Qtrue;
+}
+
 VALUE native_server_stats(VALUE, VALUE id) {
   uint64_t sid = NUM2ULL(id);
   Counters::Snapshot c{};
@@ -190,6 +240,7 @@ VALUE native_server_drain_log(VALUE, VALUE id) {
 
 void init_native_server() {
   init_native_server_options();
+  eConfigError = rb_define_class_under(rb_define_module("Kino"), "ConfigError", eKinoError);
   // Interned here, on the main ractor, so stats never interns in a worker.
   for (const char* name : {"connections_accepted", "connections_open", "requests_received", "in_flight",
                            "queued", "served", "rejected", "timeouts", "parse_errors", "log_dropped"})

@@ -9,7 +9,8 @@ namespace {
 ID id_listen, id_io_threads, id_backlog, id_max_header_size, id_max_uri_size, id_max_headers,
     id_max_body_size, id_write_high_water, id_worker_slots, id_first_data_timeout, id_persistent_timeout,
     id_request_timeout, id_queue_depth, id_queue_timeout, id_max_connections, id_body_memory_limit,
-    id_spool_dir, id_stream_request_bodies, id_min_body_rate, id_min_body_rate_window, id_max_spool_size;
+    id_spool_dir, id_stream_request_bodies, id_min_body_rate, id_min_body_rate_window, id_max_spool_size,
+    id_tls_cert, id_tls_key, id_tls_ca, id_tls_handshake_timeout;
 
 // Kino::Server#native_options passes every key: the defaults live in
 // Ruby's table (Kino::Configuration::DEFAULTS), not here.
@@ -30,6 +31,12 @@ VALUE required_number(VALUE options, ID key) {
 long long required_int(VALUE options, ID key) { return NUM2LL(required_number(options, key)); }
 
 double required_seconds(VALUE options, ID key) { return NUM2DBL(required_number(options, key)); }
+
+VALUE optional_string(VALUE options, ID key) {
+  VALUE v = required(options, key);
+  if (!NIL_P(v)) StringValue(v);
+  return v;
+}
 
 std::chrono::milliseconds milliseconds(double seconds) {
   return std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
@@ -58,6 +65,14 @@ ServerOptions read_server_options(VALUE options) {
     rb_raise(rb_eArgError, "min_body_rate and max_spool_size must not be negative");
   if (!(o.min_body_rate_window > 0) || o.min_body_rate_window > 3600)
     rb_raise(rb_eArgError, "min_body_rate_window must be between 0 and 3600 seconds");
+  o.tls_cert = optional_string(options, id_tls_cert);
+  o.tls_key = optional_string(options, id_tls_key);
+  o.tls_ca = optional_string(options, id_tls_ca);
+  if (NIL_P(o.tls_cert) != NIL_P(o.tls_key)) rb_raise(rb_eArgError, "tls_cert and tls_key go together");
+  if (NIL_P(o.tls_cert) && !NIL_P(o.tls_ca)) rb_raise(rb_eArgError, "tls_ca needs tls_cert and tls_key");
+  o.tls_handshake_timeout = required_seconds(options, id_tls_handshake_timeout);
+  if (!(o.tls_handshake_timeout > 0) || o.tls_handshake_timeout > 3600)
+    rb_raise(rb_eArgError, "tls_handshake_timeout must be between 0 and 3600 seconds");
   o.io_threads = required_int(options, id_io_threads);
   o.backlog = required_int(options, id_backlog);
   o.max_header_size = required_int(options, id_max_header_size);
@@ -110,6 +125,13 @@ ServerConfig server_config(const ServerOptions& o) {
   config.min_body_rate = static_cast<uint64_t>(o.min_body_rate);
   config.min_body_rate_window = milliseconds(o.min_body_rate_window);
   config.max_spool_size = static_cast<uint64_t>(o.max_spool_size);
+  if (!NIL_P(o.tls_cert)) {
+    config.tls.emplace();
+    config.tls->cert = bytes_of(o.tls_cert);
+    config.tls->key = bytes_of(o.tls_key);
+    if (!NIL_P(o.tls_ca)) config.tls->ca = bytes_of(o.tls_ca);
+  }
+  config.tls_handshake_timeout = milliseconds(o.tls_handshake_timeout);
   return config;
 }
 
@@ -135,6 +157,10 @@ void init_native_server_options() {
   id_min_body_rate = rb_intern("min_body_rate");
   id_min_body_rate_window = rb_intern("min_body_rate_window");
   id_max_spool_size = rb_intern("max_spool_size");
+  id_tls_cert = rb_intern("tls_cert");
+  id_tls_key = rb_intern("tls_key");
+  id_tls_ca = rb_intern("tls_ca");
+  id_tls_handshake_timeout = rb_intern("tls_handshake_timeout");
 }
 
 }  // namespace kino::binding

@@ -7,6 +7,7 @@
 #include "http1/responder.hpp"
 #include "net/connection.hpp"
 #include "net/listener.hpp"
+#include "net/tls_context.hpp"
 #include "util/steady_clock.hpp"
 
 namespace kino {
@@ -20,6 +21,8 @@ Server::Server(ServerConfig config)
   // Read only while a connection spools, which keeps this server alive.
   budget->connections = &counters_.connections_open;
   config_.body_storage.budget = std::move(budget);
+  // Before any socket: a certificate that does not load stops the boot.
+  if (config_.tls) tls_ = std::make_unique<TlsContextHolder>(*config_.tls);
 }
 
 Server::~Server() {
@@ -69,6 +72,13 @@ void Server::start() {
     });
   }
   started_ = true;
+}
+
+std::shared_ptr<TlsContext> Server::tls_context() const noexcept { return tls_ ? tls_->current() : nullptr; }
+
+void Server::reload_tls() {
+  if (!tls_) throw std::logic_error("this server does not serve TLS");
+  tls_->reload();
 }
 
 std::vector<std::string> Server::addresses() const {

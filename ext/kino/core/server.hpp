@@ -25,6 +25,8 @@ namespace kino {
 
 class Connection;
 class Listener;
+class TlsContext;
+class TlsContextHolder;
 
 class Server : public std::enable_shared_from_this<Server> {
  public:
@@ -86,6 +88,15 @@ class Server : public std::enable_shared_from_this<Server> {
   ThreadSlots& slots() noexcept { return slots_; }
   WorkerExits& worker_exits() noexcept { return worker_exits_; }
 
+  // The TLS context new connections take; null when the server is
+  // plaintext. Any thread.
+  std::shared_ptr<TlsContext> tls_context() const noexcept;
+  // Loads the certificate and key again from where config().tls says; new
+  // connections get them, those open keep theirs. Throws TlsError (naming
+  // the file and OpenSSL's reason) and keeps the current ones when they do
+  // not load; std::logic_error on a plaintext server. Any thread.
+  void reload_tls();
+
   // Hands a complete request to the workers; answers 503 itself when the
   // queue no longer takes requests.
   void dispatch(RequestRef req);
@@ -112,6 +123,7 @@ class Server : public std::enable_shared_from_this<Server> {
   void refuse_overdue(int64_t now_ms);
 
   ServerConfig config_;
+  std::unique_ptr<TlsContextHolder> tls_;  // set in the constructor, when config_.tls is
   asio::io_context io_;
   // Declared after io_ so it is destroyed before it.
   std::unique_ptr<asio::steady_timer> sweeper_;

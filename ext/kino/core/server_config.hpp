@@ -2,12 +2,23 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "http1/request_parser.hpp"
 
 namespace kino {
+
+// Where a TLS server's certificate, key and client CA come from: each a
+// file path or the PEM text itself (anything holding "-----BEGIN"). `ca`
+// empty: no client certificate is asked for; otherwise one it signed is
+// required.
+struct TlsSources {
+  std::string cert;
+  std::string key;
+  std::string ca;
+};
 
 // What one server runs with. No field has a default here: the defaults
 // live in Ruby's table (Kino::Configuration::DEFAULTS) and the binding
@@ -58,6 +69,10 @@ struct ServerConfig {
   std::chrono::milliseconds persistent_timeout{};
   // Worker threads whose current request is tracked (see ThreadSlots).
   size_t worker_slots{};
+  // Every listen address serves HTTPS when set (see net/tls_context).
+  std::optional<TlsSources> tls;
+  // From accept until the TLS handshake is done (10 s; not a directive).
+  std::chrono::milliseconds tls_handshake_timeout{};
 };
 
 }  // namespace kino

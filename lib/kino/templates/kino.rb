@@ -154,8 +154,8 @@
 # Native access log to stdout. Default: false. Not yet implemented.
 # log_requests true
 
-# HTTPS with this certificate and key (paths or PEM text). Default: nil.
-# Not built yet: with it set, kino refuses to start (never plain HTTP).
+# HTTPS with this certificate and key (paths or PEM text); SIGHUP reloads
+# them. Default: nil.
 # tls cert: "config/tls/cert.pem", key: "config/tls/key.pem"
 
 # Control endpoint with /stats, /metrics, /ready and /live. Default: nil.

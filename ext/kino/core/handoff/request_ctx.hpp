@@ -68,6 +68,7 @@ class RequestCtx : public NativeAllocated {
 
   Bytes peer_address;       // REMOTE_ADDR
   uint16_t local_port = 0;  // the port the connection was accepted on
+  bool https = false;       // it came over TLS
   bool keep_alive = false;  // what the request itself allows
   bool head = false;        // HEAD: the response carries no body
   // `Expect: 100-continue` with a body: the client waits for our interim

@@ -38,6 +38,7 @@ void Deadlines::expect(Waiting what, int64_t now) noexcept {
     case Waiting::Continue:
     case Waiting::Nothing:
     case Waiting::Linger:
+    case Waiting::Handshake:
       break;
   }
   read_deadline_ms_.store(deadline, std::memory_order_relaxed);
@@ -82,6 +83,10 @@ Deadlines::Expired Deadlines::expire(int64_t now) noexcept {
   }
   if (now < read_deadline_ms_.load(std::memory_order_relaxed)) return Expired::None;
   if (waiting_ == Waiting::Linger) return Expired::Linger;
+  if (waiting_ == Waiting::Handshake) {
+    read_deadline_ms_.store(kNever, std::memory_order_relaxed);
+    return Expired::Handshake;
+  }
   Expired body = Expired::BodyStall;
   if (waiting_ == Waiting::Body && now < stall_deadline_ms_) {
     // Not stalled: the deadline was the end of a rate window.

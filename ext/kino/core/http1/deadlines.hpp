@@ -12,7 +12,7 @@
 //
 // It sits with the HTTP/1 session because what the read side waits for is
 // HTTP/1's (a head, a body, a `100 Continue`); the connection drives the
-// write and linger clocks through it.
+// write, linger and TLS handshake clocks through it.
 #pragma once
 
 #include <atomic>
@@ -27,7 +27,8 @@ class Deadlines {
   // What the read side waits for, and until when.
   // Continue: a body that will come only once the app asks for it (and we
   // send `100 Continue`); nothing is due from the client until then.
-  enum class Waiting : uint8_t { FirstByte, Head, Body, Continue, Nothing, Linger };
+  // Handshake: a TLS connection's handshake, before any request.
+  enum class Waiting : uint8_t { FirstByte, Head, Body, Continue, Nothing, Linger, Handshake };
 
   // What expire() found past its time; the connection acts on it.
   enum class Expired : uint8_t {
@@ -39,6 +40,7 @@ class Deadlines {
     Head,       // 408: the head did not arrive in time
     BodyStall,  // 408: the body stalled between reads
     BodyRate,   // 408: the body arrived too slowly
+    Handshake,  // the TLS handshake did not finish in time: close
   };
   // The reason a 408 for `e` gives (Head, BodyStall, BodyRate).
   static const char* reason(Expired e) noexcept;
@@ -67,6 +69,11 @@ class Deadlines {
   // Bytes read while the body is awaited count towards its rate.
   void count_read(size_t n) noexcept {
     if (waiting_ == Waiting::Body) body_window_bytes_ += n;
+  }
+  // A TLS handshake begins at `now`; it may take tls_handshake_timeout.
+  void handshake(int64_t now) noexcept {
+    waiting_ = Waiting::Handshake;
+    read_deadline_ms_.store(now + config_.tls_handshake_timeout.count(), std::memory_order_relaxed);
   }
   // The response is over and the send side shut: what still comes is
   // dropped for kLingerMs.

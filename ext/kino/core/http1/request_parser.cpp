@@ -48,9 +48,10 @@ RequestParser::RequestParser(const ParserLimits& limits, const BodyStorage& stor
   parser_.data = this;
 }
 
-void RequestParser::set_peer(std::string_view peer, uint16_t local_port) {
+void RequestParser::set_peer(std::string_view peer, uint16_t local_port, bool https) {
   peer_.assign(peer.data(), peer.size());
   local_port_ = local_port;
+  https_ = https;
 }
 
 int RequestParser::fail(int status, const char* reason) {
@@ -79,6 +80,7 @@ int RequestParser::on_message_begin(llhttp_t* p) {
   s->current_ = RequestRef(new RequestCtx());
   s->current_->peer_address = s->peer_;
   s->current_->local_port = s->local_port_;
+  s->current_->https = s->https_;
   s->field_.clear();
   s->value_.clear();
   s->value_started_ = false;

@@ -64,7 +64,7 @@ class RequestParser {
   // Whether the current request's head is complete (its body may not be).
   bool head_complete() const noexcept { return in_message_ && headers_done_; }
 
-  void set_peer(std::string_view peer, uint16_t local_port);
+  void set_peer(std::string_view peer, uint16_t local_port, bool https = false);
 
  private:
   static int on_message_begin(llhttp_t*);
@@ -118,6 +118,7 @@ class RequestParser {
   const char* error_reason_ = "";
   Bytes peer_;
   uint16_t local_port_ = 0;
+  bool https_ = false;
 };
 
 }  // namespace kino

@@ -13,12 +13,12 @@ constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 using Waiting = Deadlines::Waiting;
 
 Http1Session::Http1Session(SessionConnection& connection, Server& server, Deadlines& deadlines,
-                           std::string_view peer, uint16_t local_port)
+                           std::string_view peer, uint16_t local_port, bool https)
     : connection_(connection),
       server_(server),
       deadlines_(deadlines),
       parser_(server.config().limits, server.config().body_storage) {
-  parser_.set_peer(peer, local_port);
+  parser_.set_peer(peer, local_port, https);
 }
 
 void Http1Session::expect(Waiting what) { deadlines_.expect(what, steady_ms()); }

@@ -26,8 +26,9 @@ class Server;
 
 class Http1Session {
  public:
+  // `https`: the connection is over TLS (its requests say so to the app).
   Http1Session(SessionConnection& connection, Server& server, Deadlines& deadlines, std::string_view peer,
-               uint16_t local_port);
+               uint16_t local_port, bool https = false);
   Http1Session(const Http1Session&) = delete;
   Http1Session& operator=(const Http1Session&) = delete;
 

@@ -9,13 +9,13 @@ namespace {
 constexpr size_t kReadChunk = 16 * 1024;
 }  // namespace
 
-Connection::Connection(std::shared_ptr<Server> server, Socket socket, std::string_view peer,
+Connection::Connection(std::shared_ptr<Server> server, Transport transport, std::string_view peer,
                        uint16_t local_port)
     : server_(std::move(server)),
-      transport_(std::move(socket)),
+      transport_(std::move(transport)),
       outbox_(server_->config().write_high_water),
       deadlines_(server_->config()),
-      session_(*this, *server_, deadlines_, peer, local_port) {
+      session_(*this, *server_, deadlines_, peer, local_port, transport_.tls() != nullptr) {
   server_->counters().connections_accepted.fetch_add(1, std::memory_order_relaxed);
   server_->counters().connections_open.fetch_add(1, std::memory_order_relaxed);
 }
@@ -26,11 +26,40 @@ Connection::~Connection() {
 }
 
 void Connection::start() {
+  server_->track(shared_from_this());
+  if (TlsTransport* tls = transport_.tls()) {
+    // The request's clocks start once the handshake is done; until then
+    // only the handshake's runs, so a stalled one cannot pin the slot.
+    deadlines_.handshake(steady_ms());
+    asio::dispatch(transport_.executor(), [self = shared_from_this(), tls] {
+      tls->async_handshake([self](const error_code& ec) { self->on_handshake(ec); });
+    });
+    return;
+  }
   deadlines_.begin_request(steady_ms(), false);
   deadlines_.expect(Waiting::FirstByte, steady_ms());
-  server_->track(shared_from_this());
   // The accept handler runs on the listener's strand; move onto ours.
   asio::dispatch(transport_.executor(), [self = shared_from_this()] { self->read_more(); });
+}
+
+void Connection::on_handshake(const error_code& ec) {
+  if (closed_) return;
+  if (ec) {
+    // Plaintext on the TLS port, an old protocol, no common cipher: the
+    // client hears an alert (or nothing); the server says nothing.
+    if (!client_trouble(ec)) server_->report(ec, "tls handshake");
+    close_socket();
+    return;
+  }
+  deadlines_.begin_request(steady_ms(), false);
+  deadlines_.expect(Waiting::FirstByte, steady_ms());
+  read_more();
+}
+
+bool Connection::client_trouble(const error_code& ec) noexcept {
+  return ec == asio::error::eof || ec == asio::error::operation_aborted ||
+         ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
+         ec == asio::ssl::error::stream_truncated || ec.category() == asio::error::get_ssl_category();
 }
 
 void Connection::read_more() {
@@ -60,8 +89,7 @@ void Connection::on_read(const error_code& ec, size_t n, size_t offset) {
   inbuf_.bytes.resize(offset + n);
   deadlines_.count_read(n);
   if (ec) {
-    if (ec != asio::error::eof && ec != asio::error::operation_aborted && ec != asio::error::connection_reset)
-      server_->report(ec, "read");
+    if (!client_trouble(ec)) server_->report(ec, "read");
     if (session_.on_read_end(ec)) close_socket();
     return;
   }
@@ -88,6 +116,7 @@ void Connection::on_deadline() {
       close_socket();  // the client never closed its side: enough
       return;
     case Deadlines::Expired::FirstByte:
+    case Deadlines::Expired::Handshake:
       server_->counters().timeouts.fetch_add(1, std::memory_order_relaxed);
       close_socket();  // nothing was asked: nothing to answer
       return;
@@ -151,9 +180,7 @@ void Connection::on_write(const error_code& ec) {
   bool done = w.response_done;
   deadlines_.write_ended();  // do_write sets it again
   if (ec) {
-    if (ec != asio::error::operation_aborted && ec != asio::error::broken_pipe &&
-        ec != asio::error::connection_reset)
-      server_->report(ec, "write");
+    if (!client_trouble(ec) || ec == asio::error::eof) server_->report(ec, "write");
     close_socket();
     if (outbox_.discard()) done = true;
     if (done) session_.response_done(false);
@@ -169,9 +196,19 @@ void Connection::on_write(const error_code& ec) {
 // which can destroy our response before the client has read it. So the
 // send side is shut, and what still arrives is read and dropped for a
 // short while, until the client closes too (nginx's lingering close).
+//
+// Over TLS the send side ends with close_notify (end_tls), which OpenSSL
+// follows by reading, and dropping, what the client still sends until it
+// answers with its own close_notify or leaves; the same linger deadline
+// bounds the wait.
 void Connection::linger() {
-  transport_.shutdown_send();
   deadlines_.linger(steady_ms());
+  if (SocketTransport* plain = transport_.plain()) {
+    plain->shutdown_send();
+  } else {
+    if (!reading_) end_tls();  // else that read's completion does (see on_read)
+    return;
+  }
   if (reading_) return;  // that read's completion carries on (see on_read)
   inbuf_.start = 0;
   inbuf_.bytes.resize(kReadChunk);
@@ -186,9 +223,19 @@ void Connection::on_linger_read(const error_code& ec, size_t) {
     close_socket();
     return;
   }
+  if (transport_.tls()) {
+    end_tls();
+    return;
+  }
   transport_.async_read_some(
       asio::buffer(inbuf_.bytes.data(), kReadChunk),
       [self = shared_from_this()](const error_code& ec2, size_t n) { self->on_linger_read(ec2, n); });
+}
+
+void Connection::end_tls() {
+  if (tls_ending_) return;
+  tls_ending_ = true;
+  transport_.tls()->async_shutdown([self = shared_from_this()](const error_code&) { self->close_socket(); });
 }
 
 void Connection::close_socket() {

@@ -18,7 +18,7 @@
 #include "http1/session.hpp"
 #include "http1/session_connection.hpp"
 #include "net/outbox.hpp"
-#include "net/socket_transport.hpp"
+#include "net/transport.hpp"
 #include "util/asio.hpp"
 #include "util/memory.hpp"
 
@@ -31,9 +31,11 @@ class Connection : public ResponseSink,
                    public std::enable_shared_from_this<Connection>,
                    public NativeAllocated {
  public:
-  using Socket = SocketTransport::Socket;
+  using Socket = Transport::Socket;
 
-  Connection(std::shared_ptr<Server> server, Socket socket, std::string_view peer, uint16_t local_port);
+  // Over TLS (a TlsTransport) the handshake comes first, within the
+  // server's tls_handshake_timeout.
+  Connection(std::shared_ptr<Server> server, Transport transport, std::string_view peer, uint16_t local_port);
   ~Connection() override;
 
   void start();
@@ -71,6 +73,7 @@ class Connection : public ResponseSink,
  private:
   using Waiting = Deadlines::Waiting;
 
+  void on_handshake(const error_code& ec);
   void on_read(const error_code& ec, size_t n, size_t offset);
   void enqueue(Outbox::Item item);
   void do_write();
@@ -78,9 +81,14 @@ class Connection : public ResponseSink,
   void close_socket();
   void on_deadline();
   void on_linger_read(const error_code& ec, size_t n);
+  void end_tls();
+
+  // Errors that are the client's doing (it left, it spoke no TLS): not
+  // worth a log line each.
+  static bool client_trouble(const error_code& ec) noexcept;
 
   std::shared_ptr<Server> server_;
-  SocketTransport transport_;
+  Transport transport_;
   InputBuffer inbuf_;
   Outbox outbox_;
   Deadlines deadlines_;
@@ -89,6 +97,7 @@ class Connection : public ResponseSink,
   bool reading_ = false;
   bool writing_ = false;
   bool closed_ = false;
+  bool tls_ending_ = false;  // close_notify sent (TLS linger)
   std::atomic<bool> open_{true};
 };
 

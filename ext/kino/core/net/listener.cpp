@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "net/connection.hpp"
+#include "net/tls_context.hpp"
 #include "server.hpp"
 
 namespace kino {
@@ -192,30 +193,47 @@ void Listener::do_accept() {
   }
   // Each connection gets its own strand: handlers of one connection never
   // run concurrently, different connections run on all I/O threads.
-  acceptor_.async_accept(
-      asio::make_strand(server_.io()),
-      [self = shared_from_this()](const error_code& ec, Connection::Socket socket) {
-        if (ec) {
-          if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
-          if (is_exhaustion(ec)) {
-            self->back_off(ec);
-            return;
-          }
-          self->server_.report(ec, "accept");  // this client's trouble (ECONNABORTED): go on
-        } else if (self->backoff_ms_ > 0) {
-          self->backoff_ms_ = 0;
-          self->server_.log().push("accept: accepting connections again");
-        }
-        if (!ec && !self->server_.draining()) {
-          error_code ignored;
-          if (self->tcp_) socket.set_option(asio::ip::tcp::no_delay(true), ignored);
-          uint16_t local_port = 0;
-          std::string peer = peer_address(socket, &local_port);
-          std::make_shared<Connection>(self->server_.shared_from_this(), std::move(socket), peer, local_port)
-              ->start();
-        }
-        self->do_accept();
-      });
+  acceptor_.async_accept(asio::make_strand(server_.io()),
+                         [self = shared_from_this()](const error_code& ec, Connection::Socket socket) {
+                           if (ec) {
+                             if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
+                             if (is_exhaustion(ec)) {
+                               self->back_off(ec);
+                               return;
+                             }
+                             self->server_.report(ec,
+                                                  "accept");  // this client's trouble (ECONNABORTED): go on
+                           } else if (self->backoff_ms_ > 0) {
+                             self->backoff_ms_ = 0;
+                             self->server_.log().push("accept: accepting connections again");
+                           }
+                           if (!ec && !self->server_.draining()) {
+                             error_code ignored;
+                             if (self->tcp_) socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+                             uint16_t local_port = 0;
+                             std::string peer = peer_address(socket, &local_port);
+                             self->open_connection(std::move(socket), peer, local_port);
+                           }
+                           self->do_accept();
+                         });
+}
+
+void Listener::open_connection(Connection::Socket socket, const std::string& peer, uint16_t local_port) {
+  std::shared_ptr<TlsContext> tls = server_.tls_context();
+  if (!tls) {
+    std::make_shared<Connection>(server_.shared_from_this(), Transport(SocketTransport(std::move(socket))),
+                                 peer, local_port)
+        ->start();
+    return;
+  }
+  // OpenSSL allocates per connection, and may fail: that client is
+  // dropped, the listener goes on.
+  try {
+    Transport transport(TlsTransport(std::move(socket), std::move(tls)));
+    std::make_shared<Connection>(server_.shared_from_this(), std::move(transport), peer, local_port)->start();
+  } catch (const std::exception& e) {
+    server_.log().push(std::string("tls: cannot set up a connection: ") + e.what());
+  }
 }
 
 // The kernel backlog holds new clients meanwhile; connections that close

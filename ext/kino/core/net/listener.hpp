@@ -1,6 +1,7 @@
 // Accepts connections on one address (TCP over IPv4/IPv6, or a Unix
 // socket) through a generic stream acceptor, so the same Connection code
-// serves every kind of socket (and, later, TLS streams over them).
+// serves every kind of socket, plaintext or TLS (when the server has a
+// TLS context, every connection it accepts is HTTPS).
 #pragma once
 
 #include <cstdint>
@@ -34,6 +35,8 @@ class Listener : public std::enable_shared_from_this<Listener> {
 
  private:
   void do_accept();
+  void open_connection(asio::generic::stream_protocol::socket socket, const std::string& peer,
+                       uint16_t local_port);
   void back_off(const error_code& ec);
 
   Server& server_;

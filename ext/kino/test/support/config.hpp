@@ -46,6 +46,7 @@ inline ServerConfig server_config() {
   config.max_connections = 0;  // no limit
   config.worker_slots = 1024;
   config.write_high_water = 1u << 20;
+  config.tls_handshake_timeout = milliseconds(10'000);  // Kino::Server::TLS_HANDSHAKE_TIMEOUT
   return config;
 }
 
