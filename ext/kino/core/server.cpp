@@ -82,7 +82,8 @@ std::vector<std::string> Server::addresses() const {
 void Server::dispatch(RequestRef req) {
   counters_.requests_received.fetch_add(1, std::memory_order_relaxed);
   counters_.in_flight.fetch_add(1, std::memory_order_relaxed);
-  int64_t until = steady_ms() + config_.queue_timeout.count();
+  req->queued_ns = steady_ns();
+  int64_t until = ns_to_ms(req->queued_ns) + config_.queue_timeout.count();
   switch (queue_.admit(req, until)) {
     case RequestQueue::Admission::Queued:
     case RequestQueue::Admission::Waiting:

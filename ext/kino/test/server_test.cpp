@@ -74,6 +74,8 @@ TEST_F(ServerTest, ServesARequestOverTcp) {
   EXPECT_EQ(req->local_port, port);
   EXPECT_TRUE(req->sink);
   EXPECT_EQ(server().counters().in_flight.load(), 1);
+  EXPECT_GT(req->queued_ns, 0) << "dispatch marks when it queued the request";
+  EXPECT_GE(req->taken_ns(), req->queued_ns);
   ASSERT_TRUE(reply(*req, 200, "hello, kino"));
 
   auto r = client->response();

@@ -24,6 +24,16 @@ TEST(ThreadSlots, HoldKeepsAReferenceUntilReplaced) {
   EXPECT_EQ(b->use_count(), 2u);
 }
 
+TEST(ThreadSlots, HoldMarksWhichSlotTookTheRequest) {
+  ThreadSlots slots(3);
+  RequestRef a = make_request(1), b = make_request(2);
+  EXPECT_EQ(a->taken_by_slot(), -1);
+  slots.hold(2, a.get());
+  EXPECT_EQ(a->taken_by_slot(), 2);
+  slots.hold(9, b.get());
+  EXPECT_EQ(b->taken_by_slot(), -1) << "an untracked slot is not recorded";
+}
+
 TEST(ThreadSlots, TakeEmptiesTheRangeAndReturnsWhatItHeld) {
   ThreadSlots slots(4);
   RequestRef a = make_request(1), b = make_request(2), c = make_request(3);

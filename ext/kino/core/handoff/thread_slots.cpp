@@ -10,6 +10,7 @@ ThreadSlots::~ThreadSlots() = default;
 
 void ThreadSlots::hold(size_t slot, RequestCtx* req) noexcept {
   if (slot >= slots_.size()) return;
+  req->mark_taken_by_slot(static_cast<int32_t>(slot));
   RequestRef previous;  // released after the lock, outside the critical section
   {
     Slot& s = slots_[slot];

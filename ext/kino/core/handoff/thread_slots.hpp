@@ -27,8 +27,9 @@ class ThreadSlots {
 
   size_t size() const noexcept { return slots_.size(); }
 
-  // Records `req` as slot `slot`'s current request (an extra reference) and
-  // releases the previous one. Slots out of range are not tracked.
+  // Records `req` as slot `slot`'s current request (an extra reference),
+  // marks it taken by that slot, and releases the previous one. Slots out
+  // of range are not tracked.
   void hold(size_t slot, RequestCtx* req) noexcept;
 
   // Empties slots [first, first + count) and returns what they held.
