@@ -73,7 +73,7 @@ module Kino
     # (`tls` is not among them: a server with it set refuses to start,
     # rather than serve plain HTTP where HTTPS was asked for.)
     NOT_YET_IMPLEMENTED = %i[
-      lanes batch control_bind control_token log_requests
+      lanes batch log_requests
       io_shards http2 max_workers scale_down_after
     ].freeze
 
@@ -159,6 +159,17 @@ module Kino
       self[:bind].map do |address|
         ListenAddress.parse(address).resolve(default_port: self[:port], base_directory: base_directory).to_s
       end.uniq.freeze
+    end
+
+    # control_bind as the native side takes it ("tcp://HOST:PORT" or
+    # "unix:///absolute/path", a relative path from the config file's
+    # directory), or nil when the control plane is off.
+    def control_address
+      address = self[:control_bind]
+      return nil unless address
+
+      base_directory = @config_file ? File.dirname(@config_file) : @working_directory
+      ListenAddress.parse(address).resolve(default_port: nil, base_directory: base_directory).to_s
     end
 
     # Sets RACK_ENV from the +environment+ directive unless +env+ already

@@ -31,6 +31,9 @@ module Kino
     WRITE_HIGH_WATER = 1 << 20
 
     attr_reader :configuration, :mode, :addresses, :server_id
+    # Where the control plane listens ("tcp://127.0.0.1:9293" or
+    # "unix:///path"), or nil without control_bind.
+    attr_reader :control_address
 
     def initialize(app, configuration = nil, log: $stderr, **options)
       raise ArgumentError, "app must respond to #call" unless app.respond_to?(:call)
@@ -58,6 +61,7 @@ module Kino
       @server_id = Native.server_create(native_options)
       begin
         @addresses = Native.server_addresses(@server_id).freeze
+        @control_address = Native.server_control_address(@server_id)&.freeze
         Native.server_start(@server_id)
         @supervisor = build_supervisor(hooks).start
       rescue StandardError
@@ -87,13 +91,24 @@ module Kino
       @configuration.threads_for(@mode || :threaded)
     end
 
+    # A live snapshot, read natively (the control plane's /stats shows the
+    # same): the pool (mode, workers, threads, workers_up, respawns,
+    # quarantined), the counters (queued, in_flight, served, rejected,
+    # timeouts, log_dropped, ...), `state` (:booting, :ready, :draining),
+    # one row a worker thread in `slots` ({slot:, worker:, served:,
+    # in_flight:, busy_ms:}) and the queue-wait histogram in `queue_wait`.
     def stats
       raise Error, "server not started" unless @server_id
 
-      Native.server_stats(@server_id).merge(
-        mode: @mode, workers: workers, threads: threads,
-        respawns: @supervisor.respawns, quarantined: @supervisor.quarantined
-      )
+      Native.server_stats(@server_id)
+    end
+
+    # The control plane's TCP port (the real one for port 0), or nil.
+    def control_port
+      return nil unless @control_address
+
+      address = ListenAddress.parse(@control_address)
+      address.tcp? ? address.port : nil
     end
 
     def running?
@@ -190,7 +205,9 @@ module Kino
         queue_timeout: c[:queue_timeout],
         max_connections: c[:max_connections] || default_max_connections,
         worker_slots: Supervisor.slot_count(workers: workers, threads: threads,
-                                            quarantine_max: c[:quarantine_max])
+                                            quarantine_max: c[:quarantine_max]),
+        mode: @mode.to_s, workers: workers, threads: threads,
+        control_bind: c.control_address, control_token: c[:control_token]
       }
     end
 

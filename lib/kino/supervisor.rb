@@ -100,11 +100,21 @@ module Kino
     # Spawns and registers under the lock: a worker that ends at once is
     # already reporting its end, and the monitor must find it registered.
     def start_worker(index)
-      @lock.synchronize do
+      handle = @lock.synchronize do
         handle = @spawner.spawn(index, index * @threads)
         @running[handle] = [index, monotonic]
         handle
       end
+      report_pool
+      handle
+    end
+
+    # Stats and the control plane read the pool natively, never calling
+    # back into Ruby: every change is pushed there.
+    def report_pool
+      Native.server_report_pool(@server_id, running_workers, respawns, quarantined)
+    rescue Kino::Error
+      nil # the server was released
     end
 
     def monitor
@@ -120,6 +130,8 @@ module Kino
         handle, error = event
         index, started = @lock.synchronize { @running.delete(handle) }
         next unless index
+
+        report_pool
 
         begin
           worker_ended(index, started, error)

@@ -58,6 +58,17 @@ struct ServerConfig {
   std::chrono::milliseconds persistent_timeout{};
   // Worker threads whose current request is tracked (see ThreadSlots).
   size_t worker_slots{};
+  // The worker pool Ruby runs, as stats show it: "threaded" or "ractor",
+  // workers, and threads in each (worker w's threads hold slots
+  // w * threads up to (w + 1) * threads).
+  std::string mode;
+  int workers{};
+  int threads{};
+  // Where the control plane listens ("tcp://HOST:PORT" or
+  // "unix:///path"); empty for none. With a token, /stats and /metrics
+  // require `Authorization: Bearer <token>`.
+  std::string control_bind;
+  std::string control_token;
 };
 
 }  // namespace kino

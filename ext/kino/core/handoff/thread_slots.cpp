@@ -16,6 +16,7 @@ void ThreadSlots::hold(size_t slot, RequestCtx* req) noexcept {
     Slot& s = slots_[slot];
     std::lock_guard<std::mutex> lock(s.mu);
     previous = std::move(s.request);
+    if (previous && previous->claimed()) ++s.served;
     s.request = RequestRef(req);
     s.since_ms = steady_ms();
   }
@@ -44,6 +45,20 @@ int64_t ThreadSlots::busy_ms(size_t slot) const noexcept {
     since = std::max(since, body->completed_ms());
   }
   return steady_ms() - since;
+}
+
+ThreadSlots::Row ThreadSlots::row(size_t slot) const noexcept {
+  Row out;
+  if (slot >= slots_.size()) return out;
+  {
+    const Slot& s = slots_[slot];
+    std::lock_guard<std::mutex> lock(s.mu);
+    out.served = s.served + (s.request && s.request->claimed() ? 1 : 0);
+  }
+  int64_t busy = busy_ms(slot);
+  out.in_flight = busy >= 0;
+  out.busy_ms = busy > 0 ? busy : 0;
+  return out;
 }
 
 }  // namespace kino

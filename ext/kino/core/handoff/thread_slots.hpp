@@ -39,11 +39,22 @@ class ThreadSlots {
   // been answered yet; -1 for an idle slot.
   int64_t busy_ms(size_t slot) const noexcept;
 
+  // One slot as stats show it: requests it took that were answered (by
+  // the app or for it: a 504, a 500), whether it holds one unanswered now,
+  // and for how long (0 when idle; a stuck slot climbs).
+  struct Row {
+    uint64_t served = 0;
+    bool in_flight = false;
+    int64_t busy_ms = 0;
+  };
+  Row row(size_t slot) const noexcept;
+
  private:
   struct Slot {
     mutable std::mutex mu;
     RequestRef request;
     int64_t since_ms = 0;
+    uint64_t served = 0;  // answered requests it held before `request`
   };
 
   std::vector<Slot> slots_;

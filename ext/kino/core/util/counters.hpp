@@ -2,10 +2,59 @@
 // and read as a snapshot by stats (and, later, the Prometheus endpoint).
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 namespace kino {
+
+// How long requests waited in the queue for a worker, in fixed buckets
+// (upper bounds in seconds, as Prometheus' `le`). One observation is two
+// relaxed increments, of its bucket and of the sum; the total count is the
+// buckets' sum, added up when read.
+class QueueWaitHistogram {
+ public:
+  static constexpr std::array<double, 14> kBoundsSeconds = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                            0.1,    0.25,  0.5,    1.0,   2.5,  5.0,   10.0};
+  static constexpr size_t kBuckets = kBoundsSeconds.size() + 1;  // the last is +Inf
+
+  void observe(int64_t wait_ns) noexcept {
+    if (wait_ns < 0) wait_ns = 0;
+    size_t i = 0;
+    while (i < kBoundsSeconds.size() && wait_ns > kBoundsNs[i]) ++i;
+    buckets_[i].fetch_add(1, std::memory_order_relaxed);
+    sum_ns_.fetch_add(static_cast<uint64_t>(wait_ns), std::memory_order_relaxed);
+  }
+
+  struct Snapshot {
+    std::array<uint64_t, kBuckets> cumulative{};  // observations <= each bound, the last = count
+    uint64_t count = 0;
+    double sum_seconds = 0;
+  };
+
+  Snapshot snapshot() const noexcept {
+    Snapshot out;
+    uint64_t running = 0;
+    for (size_t i = 0; i < kBuckets; ++i) {
+      running += buckets_[i].load(std::memory_order_relaxed);
+      out.cumulative[i] = running;
+    }
+    out.count = running;
+    out.sum_seconds = static_cast<double>(sum_ns_.load(std::memory_order_relaxed)) / 1e9;
+    return out;
+  }
+
+ private:
+  static constexpr std::array<int64_t, kBoundsSeconds.size()> kBoundsNs = [] {
+    std::array<int64_t, kBoundsSeconds.size()> ns{};
+    for (size_t i = 0; i < ns.size(); ++i) ns[i] = static_cast<int64_t>(kBoundsSeconds[i] * 1e9 + 0.5);
+    return ns;
+  }();
+
+  std::array<std::atomic<uint64_t>, kBuckets> buckets_{};
+  std::atomic<uint64_t> sum_ns_{0};
+};
 
 struct Counters {
   std::atomic<uint64_t> connections_accepted{0};
@@ -16,6 +65,11 @@ struct Counters {
   std::atomic<uint64_t> rejected{0};           // answered by the server itself: bad request, overload
   std::atomic<uint64_t> timeouts{0};
   std::atomic<uint64_t> parse_errors{0};
+  // What only the Ruby supervisor knows, pushed by it whenever it changes
+  // (Server::report_pool), so that native readers never call into Ruby.
+  std::atomic<int64_t> workers_up{0};
+  std::atomic<uint64_t> respawns{0};
+  std::atomic<uint64_t> quarantined{0};
 
   struct Snapshot {
     uint64_t connections_accepted, requests_received, served, rejected, timeouts, parse_errors;
