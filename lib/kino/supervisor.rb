@@ -95,6 +95,15 @@ module Kino
       @spawner.wake
     end
 
+    # Stats and the control plane read the pool natively, never calling
+    # back into Ruby: every change is pushed there (the Quarantine pushes
+    # its own count as it changes).
+    def report_pool
+      Native.server_report_pool(@server_id, running_workers, respawns, quarantined)
+    rescue Kino::Error
+      nil # the server was released
+    end
+
     private
 
     # Spawns and registers under the lock: a worker that ends at once is
@@ -107,14 +116,6 @@ module Kino
       end
       report_pool
       handle
-    end
-
-    # Stats and the control plane read the pool natively, never calling
-    # back into Ruby: every change is pushed there.
-    def report_pool
-      Native.server_report_pool(@server_id, running_workers, respawns, quarantined)
-    rescue Kino::Error
-      nil # the server was released
     end
 
     def monitor
@@ -166,7 +167,7 @@ module Kino
       return if stopping?
 
       @lock.synchronize { @respawns += 1 }
-      start_worker(index)
+      start_worker(index) # reports the pool
     end
 
     def stopping?
