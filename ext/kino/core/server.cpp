@@ -129,7 +129,7 @@ ServerStats Server::stats() const {
     ThreadSlots::Row row = slots_.row(i);
     s.slots.push_back(SlotStats{i, i / threads, row.served, row.in_flight, row.busy_ms});
   }
-  s.queue_wait = queue_.wait_times().snapshot();
+  s.queue_wait = slots_.queue_wait();
   return s;
 }
 

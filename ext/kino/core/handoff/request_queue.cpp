@@ -91,9 +91,7 @@ std::vector<RequestRef> RequestQueue::expire_waiting(int64_t now_ms) {
 
 RequestRef RequestQueue::adopt(RequestCtx* raw) {
   depth_.fetch_sub(1, std::memory_order_relaxed);
-  int64_t now = steady_ns();
-  raw->mark_taken(now);
-  if (raw->queued_ns != 0) wait_times_.observe(now - raw->queued_ns);
+  raw->mark_taken(steady_ns());
   admit_waiting();  // a place just freed up
   return RequestRef(raw, false);
 }

@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "handoff/request_ctx.hpp"
-#include "util/counters.hpp"
 #include "util/memory.hpp"
 
 namespace kino {
@@ -61,10 +60,6 @@ class RequestQueue {
   // skipped request: callers loop.
   RequestRef pop_for(std::chrono::microseconds timeout);
 
-  // How long the requests taken so far waited, from Server::dispatch to
-  // a worker's pop (requests never stamped by dispatch are not counted).
-  const QueueWaitHistogram& wait_times() const noexcept { return wait_times_; }
-
   // Requests skipped by the pops so far.
   uint64_t skipped() const noexcept { return skipped_.load(std::memory_order_relaxed); }
 
@@ -102,7 +97,6 @@ class RequestQueue {
   std::atomic<bool> closed_{false};
   std::atomic<long> depth_{0};
   std::atomic<uint64_t> skipped_{0};
-  QueueWaitHistogram wait_times_;
 
   size_t capacity_;
   struct Waiting {

@@ -11,6 +11,9 @@ ThreadSlots::~ThreadSlots() = default;
 void ThreadSlots::hold(size_t slot, RequestCtx* req) noexcept {
   if (slot >= slots_.size()) return;
   req->mark_taken_by_slot(static_cast<int32_t>(slot));
+  // The pop's clock read serves here too: no second one a request.
+  int64_t taken_ns = req->taken_ns();
+  int64_t now_ms = taken_ns != 0 ? ns_to_ms(taken_ns) : steady_ms();
   RequestRef previous;  // released after the lock, outside the critical section
   {
     Slot& s = slots_[slot];
@@ -18,7 +21,8 @@ void ThreadSlots::hold(size_t slot, RequestCtx* req) noexcept {
     previous = std::move(s.request);
     if (previous && previous->claimed()) ++s.served;
     s.request = RequestRef(req);
-    s.since_ms = steady_ms();
+    s.since_ms = now_ms;
+    if (taken_ns != 0 && req->queued_ns != 0) s.queue_wait.observe(taken_ns - req->queued_ns);
   }
 }
 
@@ -59,6 +63,15 @@ ThreadSlots::Row ThreadSlots::row(size_t slot) const noexcept {
   out.in_flight = busy >= 0;
   out.busy_ms = busy > 0 ? busy : 0;
   return out;
+}
+
+QueueWaitHistogram::Snapshot ThreadSlots::queue_wait() const noexcept {
+  QueueWaitHistogram total;
+  for (const Slot& s : slots_) {
+    std::lock_guard<std::mutex> lock(s.mu);
+    total.add(s.queue_wait);
+  }
+  return total.snapshot();
 }
 
 }  // namespace kino

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "handoff/request_ctx.hpp"
+#include "util/counters.hpp"
 
 namespace kino {
 
@@ -28,8 +29,8 @@ class ThreadSlots {
   size_t size() const noexcept { return slots_.size(); }
 
   // Records `req` as slot `slot`'s current request (an extra reference),
-  // marks it taken by that slot, and releases the previous one. Slots out
-  // of range are not tracked.
+  // marks it taken by that slot, counts its wait in the queue, and
+  // releases the previous one. Slots out of range are not tracked.
   void hold(size_t slot, RequestCtx* req) noexcept;
 
   // Empties slots [first, first + count) and returns what they held.
@@ -49,12 +50,18 @@ class ThreadSlots {
   };
   Row row(size_t slot) const noexcept;
 
+  // How long the requests the slots took had waited in the queue, from
+  // Server::dispatch to the pop (requests not stamped by both are left
+  // out), over every slot.
+  QueueWaitHistogram::Snapshot queue_wait() const noexcept;
+
  private:
   struct Slot {
     mutable std::mutex mu;
     RequestRef request;
     int64_t since_ms = 0;
     uint64_t served = 0;  // answered requests it held before `request`
+    QueueWaitHistogram queue_wait;
   };
 
   std::vector<Slot> slots_;
