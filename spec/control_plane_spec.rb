@@ -36,6 +36,9 @@ RSpec.describe "the control plane" do
       serve(SupervisorApps::Crashy, workers: 2, threads: 1, control_bind: "127.0.0.1:0")
       wait_until_ready
       3.times { |i| expect(http_get("/m#{i}").code).to eq("200") }
+      # Counted once the last byte is handed to the socket, which may be
+      # just after the client has read it.
+      wait_until(message: -> { "never counted: #{server.stats}" }) { server.stats[:served] == 3 }
       response = control("/metrics")
       expect(response.code).to eq("200")
       expect(response["content-type"]).to eq("text/plain; version=0.0.4; charset=utf-8")
@@ -158,6 +161,27 @@ RSpec.describe "the control plane" do
     response = read_response(bad)
     expect([response.status, response["connection"]]).to eq([400, "close"])
     expect(closed_by_peer?(bad)).to be(true)
+  end
+
+  context "from kino.rb, through exe/kino" do
+    include_context "in a fresh directory"
+
+    it "serves the control plane on a socket path relative to the config file, named in the banner" do
+      config = write("deploy/kino.rb", <<~RUBY)
+        workers 1
+        threads 1
+        control_bind "unix://control.sock"
+      RUBY
+      socket_path = File.join(@dir, "deploy", "control.sock")
+      kino = spawn_kino("-C", config, "spec/fixtures/hello.ru", port: free_port)
+      expect(kino.stdout).to include("* Control plane on unix://#{socket_path}\n")
+      socket = UNIXSocket.new(socket_path)
+      socket.write("GET /ready HTTP/1.1\r\nHost: x\r\n\r\n")
+      expect(read_response(socket).status).to eq(200)
+      kino.signal("TERM")
+      expect(kino.wait(timeout: 10)&.exitstatus).to eq(0)
+      expect(File.exist?(socket_path)).to be(false)
+    end
   end
 
   it "names the address when control_bind cannot be bound" do

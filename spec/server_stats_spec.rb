@@ -17,6 +17,9 @@ RSpec.describe "Kino::Server#stats" do
       serve(SupervisorApps::Crashy, workers: 2, threads: 2)
       wait_until(message: -> { "never ready: #{server.stats}" }) { server.stats[:state] == :ready }
       6.times { |i| expect(http_get("/r#{i}").body).to eq("/r#{i}\n") }
+      # Counted once the last byte is handed to the socket, which may be
+      # just after the client has read it.
+      wait_until(message: -> { "never counted: #{server.stats}" }) { server.stats[:served] == 6 }
 
       stats = server.stats
       expect(stats).to include(mode: mode, workers: 2, threads: 2, workers_up: 2, respawns: 0, quarantined: 0,

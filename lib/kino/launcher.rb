@@ -201,6 +201,7 @@ module Kino
       @stdout.puts "* Mode: #{server.mode}, #{server.workers} workers x #{server.threads} threads, " \
                    "#{@configuration[:io_threads]} I/O threads"
       server.addresses.each { |a| @stdout.puts "* Listening on #{a}" }
+      @stdout.puts "* Control plane on #{server.control_address}" if server.control_address
       @stdout.puts "Use Ctrl-C to stop"
     end
   end
