@@ -171,32 +171,40 @@ std::string metrics_text(const ServerStats& s) {
       .sample(1, "mode=\"" + s.mode + "\"");
   Family(out, "kino_ready", "gauge", "1 while the server takes requests, 0 while booting or draining.")
       .sample(s.ready() ? 1 : 0);
-  Family(out, "kino_workers", "gauge", "Workers configured.").sample(s.workers);
-  Family(out, "kino_workers_up", "gauge", "Workers running, as the supervisor last reported.")
-      .sample(s.workers_up);
-  Family(out, "kino_threads_per_worker", "gauge", "Request threads in each worker.").sample(s.threads);
-  Family(out, "kino_worker_respawns_total", "counter", "Workers restarted after a crash.").sample(s.respawns);
-  Family(out, "kino_quarantined_workers_total", "counter", "Stuck workers set aside and replaced.")
-      .sample(s.quarantined);
-  Family(out, "kino_queue_depth", "gauge", "Requests waiting for a worker.").sample(s.queued);
-  Family(out, "kino_requests_in_flight", "gauge", "Requests queued or with a worker, not yet answered.")
-      .sample(s.in_flight);
-  Family(out, "kino_requests_received_total", "counter", "Requests handed to the workers' queue.")
-      .sample(s.requests_received);
-  Family(out, "kino_requests_served_total", "counter", "Responses completed for requests the workers took.")
-      .sample(s.served);
-  Family(out, "kino_requests_rejected_total", "counter",
-         "Requests answered by the server itself: bad requests, overload, shutdown.")
-      .sample(s.rejected);
-  Family(out, "kino_request_timeouts_total", "counter", "Requests and connections cut off by a deadline.")
-      .sample(s.timeouts);
-  Family(out, "kino_parse_errors_total", "counter", "Requests that could not be parsed.")
-      .sample(s.parse_errors);
-  Family(out, "kino_connections_accepted_total", "counter", "Client connections accepted.")
-      .sample(s.connections_accepted);
-  Family(out, "kino_connections_open", "gauge", "Client connections open now.").sample(s.connections_open);
-  Family(out, "kino_log_lines_dropped_total", "counter", "Log lines dropped because the log buffer was full.")
-      .sample(s.log_dropped);
+  // The families with one sample and no labels, as a table.
+  struct Scalar {
+    const char* name;
+    const char* type;
+    const char* help;
+    int64_t value;
+  };
+  auto count = [](uint64_t v) { return static_cast<int64_t>(v); };
+  const Scalar scalars[] = {
+      {"kino_workers", "gauge", "Workers configured.", s.workers},
+      {"kino_workers_up", "gauge", "Workers running, as the supervisor last reported.", s.workers_up},
+      {"kino_threads_per_worker", "gauge", "Request threads in each worker.", s.threads},
+      {"kino_worker_respawns_total", "counter", "Workers restarted after a crash.", count(s.respawns)},
+      {"kino_quarantined_workers_total", "counter", "Stuck workers set aside and replaced.",
+       count(s.quarantined)},
+      {"kino_queue_depth", "gauge", "Requests waiting for a worker.", count(s.queued)},
+      {"kino_requests_in_flight", "gauge", "Requests queued or with a worker, not yet answered.",
+       s.in_flight},
+      {"kino_requests_received_total", "counter", "Requests handed to the workers' queue.",
+       count(s.requests_received)},
+      {"kino_requests_served_total", "counter", "Responses completed for requests the workers took.",
+       count(s.served)},
+      {"kino_requests_rejected_total", "counter",
+       "Requests answered by the server itself: bad requests, overload, shutdown.", count(s.rejected)},
+      {"kino_request_timeouts_total", "counter", "Requests and connections cut off by a deadline.",
+       count(s.timeouts)},
+      {"kino_parse_errors_total", "counter", "Requests that could not be parsed.", count(s.parse_errors)},
+      {"kino_connections_accepted_total", "counter", "Client connections accepted.",
+       count(s.connections_accepted)},
+      {"kino_connections_open", "gauge", "Client connections open now.", s.connections_open},
+      {"kino_log_lines_dropped_total", "counter", "Log lines dropped because the log buffer was full.",
+       count(s.log_dropped)},
+  };
+  for (const Scalar& m : scalars) Family(out, m.name, m.type, m.help).sample(m.value);
 
   Family wait(out, "kino_request_queue_seconds", "histogram",
               "Time requests waited in the queue for a worker.");
