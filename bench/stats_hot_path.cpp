@@ -51,8 +51,10 @@ int main(int argc, char** argv) {
         mine->observe(wait_of(i));
       },
       threads);
-  double clock = ns_per_op([&](int) { sink.fetch_add(kino::steady_ns() & 1, std::memory_order_relaxed); }, threads);
-  double baseline = ns_per_op([&](int i) { sink.fetch_add(wait_of(i) & 1, std::memory_order_relaxed); }, threads);
+  double clock =
+      ns_per_op([&](int) { sink.fetch_add(kino::steady_ns() & 1, std::memory_order_relaxed); }, threads);
+  double baseline =
+      ns_per_op([&](int i) { sink.fetch_add(wait_of(i) & 1, std::memory_order_relaxed); }, threads);
   std::printf("threads %d: observe %.1f ns, steady_ns %.1f ns, baseline loop %.1f ns (count %llu)\n", threads,
               observe, clock - baseline, baseline,
               static_cast<unsigned long long>(histograms[0].snapshot().count));
