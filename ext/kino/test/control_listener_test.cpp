@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <string>
+#include <thread>
 
 #include "control/exposition.hpp"
 #include "control/server_stats.hpp"
@@ -151,4 +152,24 @@ TEST(ControlListener, AnOversizedHeadGets431) {
   ASSERT_TRUE(client->send("GET /live HTTP/1.1\r\nX-Pad: " + std::string(400, 'a') + "\r\n\r\n"));
   std::string wire = client->read_response();
   EXPECT_EQ(wire.rfind("HTTP/1.1 431 ", 0), 0u) << wire;
+}
+
+TEST(ControlListener, PastItsConnectionBoundNewClientsAreClosedAndTheOthersServed) {
+  ControlListener::Limits limits;
+  limits.max_connections = 2;
+  ControlListener control(
+      "tcp://127.0.0.1:0", "", [] { return sample_stats(); }, limits);
+  control.start();
+  uint16_t port = port_of(control.address());
+  auto idle_one = Client::tcp(port), idle_two = Client::tcp(port);
+  ASSERT_TRUE(idle_one && idle_two);
+  ASSERT_TRUE(idle_one->send("G"));
+  ASSERT_TRUE(idle_two->send("G"));
+  std::this_thread::sleep_for(100ms);  // both accepted and reading
+  auto refused = Client::tcp(port);
+  ASSERT_TRUE(refused);
+  EXPECT_TRUE(refused->closed_by_peer(3000ms)) << "a third one is closed at once";
+  ASSERT_TRUE(idle_one->send("ET /live HTTP/1.1\r\n\r\n"));
+  std::string wire = idle_one->read_response();
+  EXPECT_EQ(wire.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << wire;
 }
