@@ -14,7 +14,7 @@ RSpec.describe "Kino::Native from a non-main ractor" do
       server_slot_busy_ms server_fail_slots server_close_queue server_stop server_release
       take_one respond respond_start respond_write respond_finish respond_error sleep
       input_read input_rewind server_worker_exited server_next_worker_exit server_wake_worker_exits
-      server_reload_tls
+      server_report_pool server_control_address server_reload_tls
     ]
   end
 
@@ -86,7 +86,9 @@ RSpec.describe "Kino::Native from a non-main ractor" do
       results[:failed] = native.server_fail_slots(id, 0, 2)
       native.sleep(0.01)
       native.sleep(0.01, id)
-      results[:stats] = native.server_stats(id)[:served]
+      native.server_report_pool(id, 2, 1, 0)
+      results[:stats] = native.server_stats(id).values_at(:served, :workers_up, :respawns)
+      results[:control] = native.server_control_address(id)
       native.server_log(id, "from a ractor")
       results[:log] = native.server_drain_log(id)
       # A plaintext server: the call itself works, and says why it cannot.
@@ -116,7 +118,8 @@ RSpec.describe "Kino::Native from a non-main ractor" do
     expect(results[:third]).to start_with("HTTP/1.1 503")
     expect(results[:exits]).to eq([[7, ["RuntimeError", "boom", ["app.rb:1"]]], [8, nil], :wake])
     expect(results[:failed]).to eq(0) # both slots' requests had been answered
-    expect(results[:stats]).to eq(3)
+    expect(results[:stats]).to eq([3, 2, 1])
+    expect(results[:control]).to be_nil # no control_bind
     expect(results[:log]).to include("from a ractor")
     expect(results[:reload_tls]).to eq("this server does not serve TLS")
     expect(results[:after_close]).to be_nil

@@ -71,7 +71,7 @@ module Kino
     # version, so a config written for the earlier Kino still loads. The
     # server warns at start about each one set to anything but its default.
     NOT_YET_IMPLEMENTED = %i[
-      lanes batch control_bind control_token log_requests
+      lanes batch log_requests
       io_shards http2 max_workers scale_down_after
     ].freeze
 
@@ -157,6 +157,17 @@ module Kino
       self[:bind].map do |address|
         ListenAddress.parse(address).resolve(default_port: self[:port], base_directory: base_directory).to_s
       end.uniq.freeze
+    end
+
+    # control_bind as the native side takes it ("tcp://HOST:PORT" or
+    # "unix:///absolute/path", a relative path from the config file's
+    # directory), or nil when the control plane is off.
+    def control_address
+      address = self[:control_bind]
+      return nil unless address
+
+      base_directory = @config_file ? File.dirname(@config_file) : @working_directory
+      ListenAddress.parse(address).resolve(default_port: nil, base_directory: base_directory).to_s
     end
 
     # Sets RACK_ENV from the +environment+ directive unless +env+ already

@@ -598,8 +598,9 @@ module Kino
     end
 
     # Serves a control endpoint on this address: /stats (JSON), /metrics
-    # (Prometheus), /ready and /live. Keep it off the public interface.
-    # Not yet implemented in this version: accepted, checked, no effect.
+    # (Prometheus), /ready and /live, answered natively on a thread of its
+    # own, so it answers while every worker is busy. Keep it off the public
+    # interface, or set control_token.
     #
     # The default is nil (no control endpoint).
     #
@@ -617,8 +618,7 @@ module Kino
     end
 
     # A token the control endpoint requires on /stats and /metrics, as
-    # "Authorization: Bearer <token>".
-    # Not yet implemented in this version: accepted, checked, no effect.
+    # "Authorization: Bearer <token>"; /ready and /live stay open.
     #
     # The default is nil (no token required).
     #

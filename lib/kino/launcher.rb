@@ -37,7 +37,7 @@ module Kino
     IGNORED_SIGNALS = %w[TTIN TTOU].freeze
     POLL_INTERVAL = 0.1
     STATS_KEYS = %i[mode workers threads connections_open queued in_flight served rejected timeouts
-                    parse_errors respawns quarantined].freeze
+                    parse_errors respawns quarantined log_dropped].freeze
 
     def initialize(configuration, stdout: $stdout, stderr: $stderr)
       @configuration = configuration
@@ -212,6 +212,7 @@ module Kino
       @stdout.puts "* Mode: #{server.mode}, #{server.workers} workers x #{server.threads} threads, " \
                    "#{@configuration[:io_threads]} I/O threads"
       server.addresses.each { |a| @stdout.puts "* Listening on #{listening_label(a)}" }
+      @stdout.puts "* Control plane on #{server.control_address}" if server.control_address
       @stdout.puts "Use Ctrl-C to stop"
     end
   end

@@ -82,6 +82,7 @@ module Kino
         @workers + @count - 1
       end
       @set_aside[index] = true
+      @supervisor.report_pool
       @log.write("kino: worker #{index} set aside: a request has run #{busy} ms " \
                  "(quarantine_timeout #{@timeout}s); started worker #{replacement}\n")
       @supervisor.start_replacement(replacement)

@@ -35,6 +35,9 @@ module Kino
     TLS_HANDSHAKE_TIMEOUT = 10.0
 
     attr_reader :configuration, :mode, :addresses, :server_id
+    # Where the control plane listens ("tcp://127.0.0.1:9293" or
+    # "unix:///path"), or nil without control_bind.
+    attr_reader :control_address
 
     def initialize(app, configuration = nil, log: $stderr, **options)
       raise ArgumentError, "app must respond to #call" unless app.respond_to?(:call)
@@ -61,6 +64,7 @@ module Kino
       @server_id = Native.server_create(native_options)
       begin
         @addresses = Native.server_addresses(@server_id).freeze
+        @control_address = Native.server_control_address(@server_id)&.freeze
         Native.server_start(@server_id)
         @supervisor = build_supervisor(hooks).start
       rescue StandardError
@@ -90,13 +94,24 @@ module Kino
       @configuration.threads_for(@mode || :threaded)
     end
 
+    # A live snapshot, read natively (the control plane's /stats shows the
+    # same): the pool (mode, workers, threads, workers_up, respawns,
+    # quarantined), the counters (queued, in_flight, served, rejected,
+    # timeouts, log_dropped, ...), `state` (:booting, :ready, :draining),
+    # one row a worker thread in `slots` ({slot:, worker:, served:,
+    # in_flight:, busy_ms:}) and the queue-wait histogram in `queue_wait`.
     def stats
       raise Error, "server not started" unless @server_id
 
-      Native.server_stats(@server_id).merge(
-        mode: @mode, workers: workers, threads: threads,
-        respawns: @supervisor.respawns, quarantined: @supervisor.quarantined
-      )
+      Native.server_stats(@server_id)
+    end
+
+    # The control plane's TCP port (the real one for port 0), or nil.
+    def control_port
+      return nil unless @control_address
+
+      address = ListenAddress.parse(@control_address)
+      address.tcp? ? address.port : nil
     end
 
     # Loads the tls certificate and key again (SIGHUP in `kino`): new
@@ -210,7 +225,9 @@ module Kino
         max_connections: c[:max_connections] || default_max_connections,
         worker_slots: Supervisor.slot_count(workers: workers, threads: threads,
                                             quarantine_max: c[:quarantine_max]),
-        **tls_options(c[:tls])
+        **tls_options(c[:tls]),
+        mode: @mode.to_s, workers: workers, threads: threads,
+        control_bind: c.control_address, control_token: c[:control_token]
       }
     end
 

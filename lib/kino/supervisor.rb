@@ -95,16 +95,27 @@ module Kino
       @spawner.wake
     end
 
+    # Stats and the control plane read the pool natively, never calling
+    # back into Ruby: every change is pushed there (the Quarantine pushes
+    # its own count as it changes).
+    def report_pool
+      Native.server_report_pool(@server_id, running_workers, respawns, quarantined)
+    rescue Kino::Error
+      nil # the server was released
+    end
+
     private
 
     # Spawns and registers under the lock: a worker that ends at once is
     # already reporting its end, and the monitor must find it registered.
     def start_worker(index)
-      @lock.synchronize do
+      handle = @lock.synchronize do
         handle = @spawner.spawn(index, index * @threads)
         @running[handle] = [index, monotonic]
         handle
       end
+      report_pool
+      handle
     end
 
     def monitor
@@ -120,6 +131,8 @@ module Kino
         handle, error = event
         index, started = @lock.synchronize { @running.delete(handle) }
         next unless index
+
+        report_pool
 
         begin
           worker_ended(index, started, error)
@@ -154,7 +167,7 @@ module Kino
       return if stopping?
 
       @lock.synchronize { @respawns += 1 }
-      start_worker(index)
+      start_worker(index) # reports the pool
     end
 
     def stopping?

@@ -20,6 +20,7 @@
   X(server, "server_close_queue", native_server_close_queue, 1)              \
   X(server, "server_release", native_server_release, 1)                      \
   X(server, "server_stats", native_server_stats, 1)                          \
+  X(server, "server_control_address", native_server_control_address, 1)      \
   X(server, "server_log", native_server_log, 2)                              \
   X(server, "server_drain_log", native_server_drain_log, 1)                  \
   X(server, "server_reload_tls", native_server_reload_tls, 1)                \
@@ -28,6 +29,7 @@
   X(workers, "server_worker_exited", native_server_worker_exited, 3)         \
   X(workers, "server_next_worker_exit", native_server_next_worker_exit, 1)   \
   X(workers, "server_wake_worker_exits", native_server_wake_worker_exits, 1) \
+  X(workers, "server_report_pool", native_server_report_pool, 4)             \
   X(request, "take_one", native_take_one, -1)                                \
   X(request, "Request#claimed?", request_claimed_p, 0)                       \
   X(response, "respond", native_respond, 4)                                  \

@@ -4,6 +4,7 @@
 // the native object, so the id can be handed to worker ractors and the
 // server's lifetime stays explicit (never a side effect of GC).
 #include <chrono>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -78,6 +79,9 @@ VALUE native_server_create(VALUE, VALUE options) {
   RB_GC_GUARD(read.tls_cert);
   RB_GC_GUARD(read.tls_key);
   RB_GC_GUARD(read.tls_ca);
+  RB_GC_GUARD(read.mode);
+  RB_GC_GUARD(read.control_bind);
+  RB_GC_GUARD(read.control_token);
   tls.raise_if_failed();
   return created;
 }
@@ -174,40 +178,77 @@ VALUE native_server_reload_tls(VALUE, VALUE id) {
   return Qtrue;
 }
 
+// Native.server_stats(id) -> Hash: Server::stats() (see ServerStats), with
+// `slots` an Array of Hashes and `queue_wait` a Hash of cumulative
+// `buckets` ({upper bound in seconds => count}, the last Float::INFINITY),
+// `count` and `sum` (seconds).
 VALUE native_server_stats(VALUE, VALUE id) {
   uint64_t sid = NUM2ULL(id);
-  Counters::Snapshot c{};
-  size_t queued = 0;
-  uint64_t log_dropped = 0;
-  uint64_t spooled_bytes = 0;
-  int64_t spool_files = 0;
+  ServerStats* held = nullptr;
   protect([&]() -> VALUE {
-    auto server = find_server(sid);
-    c = server->counters().snapshot();
-    if (const auto& budget = server->config().body_storage.budget) {
-      spooled_bytes = budget->bytes.load(std::memory_order_relaxed);
-      // Acquire: pairs with take_file's release, after which the
-      // connection's body already counts as arriving (Http1Session).
-      spool_files = budget->files.load(std::memory_order_acquire);
-    }
-    queued = server->queue().depth() + server->queue().waiting();
-    log_dropped = server->log().dropped();
+    held = new ServerStats(find_server(sid)->stats());
     return Qnil;
   });
-  VALUE h = rb_hash_new();
-  rb_hash_aset(h, ID2SYM(rb_intern("connections_accepted")), ULL2NUM(c.connections_accepted));
-  rb_hash_aset(h, ID2SYM(rb_intern("connections_open")), LL2NUM(c.connections_open));
-  rb_hash_aset(h, ID2SYM(rb_intern("requests_received")), ULL2NUM(c.requests_received));
-  rb_hash_aset(h, ID2SYM(rb_intern("in_flight")), LL2NUM(c.in_flight));
-  rb_hash_aset(h, ID2SYM(rb_intern("queued")), ULL2NUM(queued));
-  rb_hash_aset(h, ID2SYM(rb_intern("served")), ULL2NUM(c.served));
-  rb_hash_aset(h, ID2SYM(rb_intern("rejected")), ULL2NUM(c.rejected));
-  rb_hash_aset(h, ID2SYM(rb_intern("timeouts")), ULL2NUM(c.timeouts));
-  rb_hash_aset(h, ID2SYM(rb_intern("parse_errors")), ULL2NUM(c.parse_errors));
-  rb_hash_aset(h, ID2SYM(rb_intern("log_dropped")), ULL2NUM(log_dropped));
-  rb_hash_aset(h, ID2SYM(rb_intern("spooled_bytes")), ULL2NUM(spooled_bytes));
-  rb_hash_aset(h, ID2SYM(rb_intern("spool_files")), LL2NUM(spool_files));
-  return h;
+  return with_held(held, [](const ServerStats& s) {
+    auto sym = [](const char* name) { return ID2SYM(rb_intern(name)); };
+    VALUE h = rb_hash_new();
+    rb_hash_aset(h, sym("state"), sym(s.state.c_str()));
+    rb_hash_aset(h, sym("mode"), s.mode.empty() ? Qnil : sym(s.mode.c_str()));
+    rb_hash_aset(h, sym("workers"), LL2NUM(s.workers));
+    rb_hash_aset(h, sym("threads"), LL2NUM(s.threads));
+    rb_hash_aset(h, sym("workers_up"), LL2NUM(s.workers_up));
+    rb_hash_aset(h, sym("respawns"), ULL2NUM(s.respawns));
+    rb_hash_aset(h, sym("quarantined"), ULL2NUM(s.quarantined));
+    rb_hash_aset(h, sym("connections_accepted"), ULL2NUM(s.connections_accepted));
+    rb_hash_aset(h, sym("connections_open"), LL2NUM(s.connections_open));
+    rb_hash_aset(h, sym("requests_received"), ULL2NUM(s.requests_received));
+    rb_hash_aset(h, sym("in_flight"), LL2NUM(s.in_flight));
+    rb_hash_aset(h, sym("queued"), ULL2NUM(s.queued));
+    rb_hash_aset(h, sym("served"), ULL2NUM(s.served));
+    rb_hash_aset(h, sym("rejected"), ULL2NUM(s.rejected));
+    rb_hash_aset(h, sym("timeouts"), ULL2NUM(s.timeouts));
+    rb_hash_aset(h, sym("parse_errors"), ULL2NUM(s.parse_errors));
+    rb_hash_aset(h, sym("log_dropped"), ULL2NUM(s.log_dropped));
+    rb_hash_aset(h, sym("spooled_bytes"), ULL2NUM(s.spooled_bytes));
+    rb_hash_aset(h, sym("spool_files"), LL2NUM(s.spool_files));
+    VALUE slots = rb_ary_new_capa(static_cast<long>(s.slots.size()));
+    for (const SlotStats& slot : s.slots) {
+      VALUE row = rb_hash_new();
+      rb_hash_aset(row, sym("slot"), ULL2NUM(slot.slot));
+      rb_hash_aset(row, sym("worker"), ULL2NUM(slot.worker));
+      rb_hash_aset(row, sym("served"), ULL2NUM(slot.served));
+      rb_hash_aset(row, sym("in_flight"), slot.in_flight ? Qtrue : Qfalse);
+      rb_hash_aset(row, sym("busy_ms"), LL2NUM(slot.busy_ms));
+      rb_ary_push(slots, row);
+    }
+    rb_hash_aset(h, sym("slots"), slots);
+    VALUE buckets = rb_hash_new();
+    const auto& bounds = QueueWaitHistogram::kBoundsSeconds;
+    for (size_t i = 0; i < QueueWaitHistogram::kBuckets; ++i) {
+      double le = i < bounds.size() ? bounds[i] : HUGE_VAL;
+      rb_hash_aset(buckets, DBL2NUM(le), ULL2NUM(s.queue_wait.cumulative[i]));
+    }
+    VALUE wait = rb_hash_new();
+    rb_hash_aset(wait, sym("buckets"), buckets);
+    rb_hash_aset(wait, sym("count"), ULL2NUM(s.queue_wait.count));
+    rb_hash_aset(wait, sym("sum"), DBL2NUM(s.queue_wait.sum_seconds));
+    rb_hash_aset(h, sym("queue_wait"), wait);
+    return h;
+  });
+}
+
+// Native.server_control_address(id) -> String, or nil without control_bind:
+// where the control plane listens, as bound (the real port for port 0).
+VALUE native_server_control_address(VALUE, VALUE id) {
+  uint64_t sid = NUM2ULL(id);
+  std::vector<std::string> address;
+  protect([&]() -> VALUE {
+    std::string bound = find_server(sid)->control_address();
+    if (!bound.empty()) address.push_back(std::move(bound));
+    return Qnil;
+  });
+  VALUE out = string_array(std::move(address));
+  return RARRAY_LEN(out) > 0 ? RARRAY_AREF(out, 0) : Qnil;
 }
 
 // Native.server_log(id, text): queues text for the server's log (app
@@ -242,8 +283,38 @@ void init_native_server() {
   init_native_server_options();
   eConfigError = rb_define_class_under(rb_define_module("Kino"), "ConfigError", eKinoError);
   // Interned here, on the main ractor, so stats never interns in a worker.
-  for (const char* name : {"connections_accepted", "connections_open", "requests_received", "in_flight",
-                           "queued", "served", "rejected", "timeouts", "parse_errors", "log_dropped"})
+  for (const char* name : {"state",
+                           "mode",
+                           "workers",
+                           "threads",
+                           "workers_up",
+                           "respawns",
+                           "quarantined",
+                           "connections_accepted",
+                           "connections_open",
+                           "requests_received",
+                           "in_flight",
+                           "queued",
+                           "served",
+                           "rejected",
+                           "timeouts",
+                           "parse_errors",
+                           "log_dropped",
+                           "spooled_bytes",
+                           "spool_files",
+                           "slots",
+                           "slot",
+                           "worker",
+                           "busy_ms",
+                           "queue_wait",
+                           "buckets",
+                           "count",
+                           "sum",
+                           "booting",
+                           "ready",
+                           "draining",
+                           "threaded",
+                           "ractor"})
     rb_intern(name);
 }
 

@@ -10,7 +10,8 @@ ID id_listen, id_io_threads, id_backlog, id_max_header_size, id_max_uri_size, id
     id_max_body_size, id_write_high_water, id_worker_slots, id_first_data_timeout, id_persistent_timeout,
     id_request_timeout, id_queue_depth, id_queue_timeout, id_max_connections, id_body_memory_limit,
     id_spool_dir, id_stream_request_bodies, id_min_body_rate, id_min_body_rate_window, id_max_spool_size,
-    id_tls_cert, id_tls_key, id_tls_ca, id_tls_handshake_timeout;
+    id_tls_cert, id_tls_key, id_tls_ca, id_tls_handshake_timeout, id_mode, id_workers, id_threads,
+    id_control_bind, id_control_token;
 
 // Kino::Server#native_options passes every key: the defaults live in
 // Ruby's table (Kino::Configuration::DEFAULTS), not here.
@@ -28,15 +29,16 @@ VALUE required_number(VALUE options, ID key) {
   return v;
 }
 
-long long required_int(VALUE options, ID key) { return NUM2LL(required_number(options, key)); }
-
-double required_seconds(VALUE options, ID key) { return NUM2DBL(required_number(options, key)); }
-
+// A String option that may be nil.
 VALUE optional_string(VALUE options, ID key) {
   VALUE v = required(options, key);
   if (!NIL_P(v)) StringValue(v);
   return v;
 }
+
+long long required_int(VALUE options, ID key) { return NUM2LL(required_number(options, key)); }
+
+double required_seconds(VALUE options, ID key) { return NUM2DBL(required_number(options, key)); }
 
 std::chrono::milliseconds milliseconds(double seconds) {
   return std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
@@ -52,8 +54,15 @@ ServerOptions read_server_options(VALUE options) {
   // The addresses as Strings go into an Array of our own: an element's
   // to_str is Ruby code, and may change the caller's Array under us.
   o.listen = string_values(listen);
-  o.spool_dir = required(options, id_spool_dir);
-  if (!NIL_P(o.spool_dir)) StringValue(o.spool_dir);
+  o.spool_dir = optional_string(options, id_spool_dir);
+  o.mode = required(options, id_mode);
+  StringValue(o.mode);
+  o.control_bind = optional_string(options, id_control_bind);
+  o.control_token = optional_string(options, id_control_token);
+  o.workers = required_int(options, id_workers);
+  o.threads = required_int(options, id_threads);
+  if (o.workers < 0 || o.threads < 0 || o.workers > (1 << 20) || o.threads > (1 << 20))
+    rb_raise(rb_eArgError, "workers and threads must not be negative");
   o.body_memory_limit = required_int(options, id_body_memory_limit);
   o.stream_request_bodies = RTEST(required(options, id_stream_request_bodies));
   o.min_body_rate = required_int(options, id_min_body_rate);
@@ -132,6 +141,11 @@ ServerConfig server_config(const ServerOptions& o) {
     if (!NIL_P(o.tls_ca)) config.tls->ca = bytes_of(o.tls_ca);
   }
   config.tls_handshake_timeout = milliseconds(o.tls_handshake_timeout);
+  config.mode = bytes_of(o.mode);
+  config.workers = static_cast<int>(o.workers);
+  config.threads = static_cast<int>(o.threads);
+  if (!NIL_P(o.control_bind)) config.control_bind = bytes_of(o.control_bind);
+  if (!NIL_P(o.control_token)) config.control_token = bytes_of(o.control_token);
   return config;
 }
 
@@ -161,6 +175,11 @@ void init_native_server_options() {
   id_tls_key = rb_intern("tls_key");
   id_tls_ca = rb_intern("tls_ca");
   id_tls_handshake_timeout = rb_intern("tls_handshake_timeout");
+  id_mode = rb_intern("mode");
+  id_workers = rb_intern("workers");
+  id_threads = rb_intern("threads");
+  id_control_bind = rb_intern("control_bind");
+  id_control_token = rb_intern("control_token");
 }
 
 }  // namespace kino::binding

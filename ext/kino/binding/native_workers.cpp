@@ -70,6 +70,19 @@ VALUE native_server_slot_busy_ms(VALUE, VALUE id, VALUE first, VALUE count) {
   return out;
 }
 
+// Native.server_report_pool(id, workers_up, respawns, quarantined) -> nil.
+// The supervisor pushes what only it knows whenever it changes, so stats
+// and the control plane read it natively and never call into Ruby.
+VALUE native_server_report_pool(VALUE, VALUE id, VALUE workers_up, VALUE respawns, VALUE quarantined) {
+  uint64_t sid = NUM2ULL(id);
+  long long up = NUM2LL(workers_up), restarted = NUM2LL(respawns), set_aside = NUM2LL(quarantined);
+  if (up < 0 || restarted < 0 || set_aside < 0) rb_raise(rb_eArgError, "pool counts must not be negative");
+  return protect([&]() -> VALUE {
+    find_server(sid)->report_pool(up, static_cast<uint64_t>(restarted), static_cast<uint64_t>(set_aside));
+    return Qnil;
+  });
+}
+
 // Native.server_worker_exited(id, token, report) -> nil. A worker says,
 // from inside its own ractor or thread, that it ends: report is nil for a
 // clean end, or [class name, message, [backtrace lines]] for a crash.

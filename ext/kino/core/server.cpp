@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "http1/responder.hpp"
@@ -37,6 +38,9 @@ void Server::bind() {
   for (const auto& address : config_.listen)
     opened.push_back(std::make_shared<Listener>(*this, address, config_.backlog));
   if (opened.empty()) throw std::runtime_error("no address to listen on");
+  if (!config_.control_bind.empty())
+    control_ = std::make_unique<ControlListener>(config_.control_bind, config_.control_token,
+                                                 [this] { return stats(); });
   std::lock_guard<std::mutex> listeners_lock(listeners_mu_);
   listeners_ = std::move(opened);
 }
@@ -53,6 +57,7 @@ void Server::start() {
     if (auto server = weak.lock()) server->resume_if_room();
   };
   for (auto& l : listeners_) l->start();
+  if (control_) control_->start();
   sweeper_ = std::make_unique<asio::steady_timer>(asio::make_strand(io_));
   sweep();
   for (int i = 0; i < config_.io_threads; ++i) {
@@ -89,10 +94,60 @@ std::vector<std::string> Server::addresses() const {
   return out;
 }
 
+std::string Server::control_address() const { return control_ ? control_->address() : std::string(); }
+
+void Server::report_pool(int64_t workers_up, uint64_t respawns, uint64_t quarantined) noexcept {
+  counters_.workers_up.store(workers_up, std::memory_order_relaxed);
+  counters_.respawns.store(respawns, std::memory_order_relaxed);
+  counters_.quarantined.store(quarantined, std::memory_order_relaxed);
+}
+
+ServerStats Server::stats() const {
+  ServerStats s;
+  auto r = std::memory_order_relaxed;
+  Counters::Snapshot c = counters_.snapshot();
+  s.mode = config_.mode;
+  s.workers = config_.workers;
+  s.threads = config_.threads;
+  s.workers_up = counters_.workers_up.load(r);
+  s.respawns = counters_.respawns.load(r);
+  s.quarantined = counters_.quarantined.load(r);
+  s.queued = queue_.depth() + queue_.waiting();
+  s.in_flight = c.in_flight;
+  s.served = c.served;
+  s.rejected = c.rejected;
+  s.timeouts = c.timeouts;
+  s.parse_errors = c.parse_errors;
+  s.requests_received = c.requests_received;
+  s.connections_accepted = c.connections_accepted;
+  s.connections_open = c.connections_open;
+  s.log_dropped = log_dropped();
+  if (const auto& budget = config_.body_storage.budget) {
+    s.spooled_bytes = budget->bytes.load(r);
+    // Acquire: pairs with take_file's release, after which the
+    // connection's body already counts as arriving (Http1Session).
+    s.spool_files = budget->files.load(std::memory_order_acquire);
+  }
+  s.state = draining() ? "draining" : s.workers_up > 0 ? "ready" : "booting";
+  // Worker w holds slots [w * threads, (w + 1) * threads); replacements
+  // for quarantined workers take the next indexes.
+  size_t threads = config_.threads > 0 ? static_cast<size_t>(config_.threads) : 1;
+  size_t started = static_cast<size_t>(std::max(config_.workers, 0)) + static_cast<size_t>(s.quarantined);
+  size_t rows = std::min(slots_.size(), started * threads);
+  s.slots.reserve(rows);
+  for (size_t i = 0; i < rows; ++i) {
+    ThreadSlots::Row row = slots_.row(i);
+    s.slots.push_back(SlotStats{i, i / threads, row.served, row.in_flight, row.busy_ms});
+  }
+  s.queue_wait = slots_.queue_wait();
+  return s;
+}
+
 void Server::dispatch(RequestRef req) {
   counters_.requests_received.fetch_add(1, std::memory_order_relaxed);
   counters_.in_flight.fetch_add(1, std::memory_order_relaxed);
-  int64_t until = steady_ms() + config_.queue_timeout.count();
+  req->queued_ns = steady_ns();
+  int64_t until = ns_to_ms(req->queued_ns) + config_.queue_timeout.count();
   switch (queue_.admit(req, until)) {
     case RequestQueue::Admission::Queued:
     case RequestQueue::Admission::Waiting:
@@ -255,6 +310,8 @@ int64_t Server::stop(std::chrono::milliseconds timeout, const std::atomic<bool>*
     std::lock_guard<std::mutex> lock(listeners_mu_);
     listeners_.clear();
   }
+  // It answered through the drain (/ready said draining); now it goes too.
+  if (control_) control_->stop();
   stopped_ = true;
   return stragglers;
 }

@@ -13,6 +13,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "control/control_listener.hpp"
+#include "control/server_stats.hpp"
 #include "handoff/request_queue.hpp"
 #include "handoff/thread_slots.hpp"
 #include "handoff/worker_exits.hpp"
@@ -79,6 +81,20 @@ class Server : public std::enable_shared_from_this<Server> {
     asio::post(executor, std::forward<Handler>(handler));
     return true;
   }
+
+  // Everything stats show, read from atomics on any thread (the control
+  // plane's included).
+  ServerStats stats() const;
+
+  // Log lines dropped because the log channel was full.
+  uint64_t log_dropped() const noexcept { return log_.dropped(); }
+
+  // What the Ruby supervisor knows, pushed whenever it changes: workers
+  // running now, restarts after crashes, workers set aside as stuck.
+  void report_pool(int64_t workers_up, uint64_t respawns, uint64_t quarantined) noexcept;
+
+  // Where the control plane listens, as bound; empty without control_bind.
+  std::string control_address() const;
 
   RequestQueue& queue() noexcept { return queue_; }
   Counters& counters() noexcept { return counters_; }
@@ -148,6 +164,8 @@ class Server : public std::enable_shared_from_this<Server> {
   bool started_ = false;
   bool stopped_ = false;
   std::mutex lifecycle_mu_;
+  // Last, so it is gone before anything its stats() calls read.
+  std::unique_ptr<ControlListener> control_;  // written in bind() only
 };
 
 }  // namespace kino

@@ -73,6 +73,17 @@ struct ServerConfig {
   std::optional<TlsSources> tls;
   // From accept until the TLS handshake is done (10 s; not a directive).
   std::chrono::milliseconds tls_handshake_timeout{};
+  // The worker pool Ruby runs, as stats show it: "threaded" or "ractor",
+  // workers, and threads in each (worker w's threads hold slots
+  // w * threads up to (w + 1) * threads).
+  std::string mode;
+  int workers{};
+  int threads{};
+  // Where the control plane listens ("tcp://HOST:PORT" or
+  // "unix:///path"); empty for none. With a token, /stats and /metrics
+  // require `Authorization: Bearer <token>`.
+  std::string control_bind;
+  std::string control_token;
 };
 
 }  // namespace kino

@@ -11,6 +11,7 @@
 #include "http1/responder.hpp"
 #include "support/numbered_request.hpp"
 #include "test_sink.hpp"
+#include "util/steady_clock.hpp"
 
 using namespace kino;
 using test::make_request;
@@ -47,6 +48,18 @@ TEST(RequestQueue, PushAndTryPop) {
   EXPECT_EQ(number_of(*out), 7u);
   EXPECT_EQ(out->use_count(), 1u) << "the consumer adopted the queue's reference";
   EXPECT_FALSE(q.try_pop());
+}
+
+TEST(RequestQueue, APopMarksWhenTheRequestWasTaken) {
+  RequestQueue q;
+  RequestRef r = make_request(1);
+  EXPECT_EQ(r->taken_ns(), 0) << "not taken while queued";
+  int64_t before = steady_ns();
+  ASSERT_TRUE(q.push(r));
+  RequestRef out = q.pop_for(10ms);
+  ASSERT_TRUE(out);
+  EXPECT_GE(out->taken_ns(), before);
+  EXPECT_LE(out->taken_ns(), steady_ns());
 }
 
 TEST(RequestQueue, FifoFromOneProducer) {

@@ -57,6 +57,36 @@ size_t count_lines(const std::vector<std::string>& lines, std::string_view what)
 
 }  // namespace
 
+TEST_F(ServerTest, StatsShowSlotsTheQueueWaitAndTheControlPlane) {
+  config.workers = 2;
+  config.threads = 1;
+  config.worker_slots = 4;  // room for quarantine replacements: not shown
+  config.mode = "threaded";
+  config.control_bind = "tcp://127.0.0.1:0";
+  start();
+  EXPECT_EQ(server().stats().state, "booting") << "no worker reported yet";
+  server().report_pool(2, 1, 0);
+  auto client = connect();
+  RequestRef req = send_and_pop(*client, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_TRUE(req);
+  server().slots().hold(1, req.get());
+  ServerStats busy = server().stats();
+  EXPECT_EQ(busy.state, "ready");
+  EXPECT_EQ(busy.respawns, 1u);
+  ASSERT_EQ(busy.slots.size(), 2u);
+  EXPECT_TRUE(busy.slots[1].in_flight);
+  EXPECT_EQ(busy.slots[1].worker, 1u);
+  EXPECT_EQ(busy.queue_wait.count, 1u);
+  ASSERT_TRUE(reply(*req, 200, "ok"));
+  EXPECT_EQ(server().stats().slots[1].served, 1u);
+
+  auto control = Client::tcp(port_of(server().control_address()));
+  ASSERT_TRUE(control);
+  ASSERT_TRUE(control->send("GET /stats HTTP/1.1\r\n\r\n"));
+  std::string wire = control->read_response();
+  EXPECT_NE(wire.find("\"workers_up\":2"), std::string::npos) << wire;
+}
+
 TEST_F(ServerTest, ServesARequestOverTcp) {
   start();
   auto addresses = server().addresses();
@@ -74,6 +104,8 @@ TEST_F(ServerTest, ServesARequestOverTcp) {
   EXPECT_EQ(req->local_port, port);
   EXPECT_TRUE(req->sink);
   EXPECT_EQ(server().counters().in_flight.load(), 1);
+  EXPECT_GT(req->queued_ns, 0) << "dispatch marks when it queued the request";
+  EXPECT_GE(req->taken_ns(), req->queued_ns);
   ASSERT_TRUE(reply(*req, 200, "hello, kino"));
 
   auto r = client->response();

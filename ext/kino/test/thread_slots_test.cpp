@@ -24,6 +24,16 @@ TEST(ThreadSlots, HoldKeepsAReferenceUntilReplaced) {
   EXPECT_EQ(b->use_count(), 2u);
 }
 
+TEST(ThreadSlots, HoldMarksWhichSlotTookTheRequest) {
+  ThreadSlots slots(3);
+  RequestRef a = make_request(1), b = make_request(2);
+  EXPECT_EQ(a->taken_by_slot(), -1);
+  slots.hold(2, a.get());
+  EXPECT_EQ(a->taken_by_slot(), 2);
+  slots.hold(9, b.get());
+  EXPECT_EQ(b->taken_by_slot(), -1) << "an untracked slot is not recorded";
+}
+
 TEST(ThreadSlots, TakeEmptiesTheRangeAndReturnsWhatItHeld) {
   ThreadSlots slots(4);
   RequestRef a = make_request(1), b = make_request(2), c = make_request(3);
@@ -93,4 +103,21 @@ TEST(ThreadSlots, ConcurrentHoldAndTakeReleaseEveryRequestOnce) {
   slots.take(0, 1);
   // Whichever thread let go of each request, it let go exactly once.
   for (auto& r : all) ASSERT_EQ(r->use_count(), 1u) << number_of(*r);
+}
+
+TEST(ThreadSlots, ARowCountsAnsweredRequestsAndTheCurrentOnesAge) {
+  ThreadSlots slots(1);
+  RequestRef a = make_request(1), b = make_request(2);
+  slots.hold(0, a.get());
+  std::this_thread::sleep_for(20ms);
+  ThreadSlots::Row busy = slots.row(0);
+  EXPECT_TRUE(busy.in_flight);
+  EXPECT_GE(busy.busy_ms, 15);
+  EXPECT_EQ(busy.served, 0u);
+  ASSERT_TRUE(a->claim());
+  EXPECT_EQ(slots.row(0).served, 1u) << "answered, still held";
+  EXPECT_FALSE(slots.row(0).in_flight);
+  slots.hold(0, b.get());
+  EXPECT_EQ(slots.row(0).served, 1u) << "the answered one is counted once";
+  EXPECT_EQ(slots.row(7).served, 0u) << "out of range: an empty row";
 }

@@ -158,12 +158,11 @@
 # them. Default: nil.
 # tls cert: "config/tls/cert.pem", key: "config/tls/key.pem"
 
-# Control endpoint with /stats, /metrics, /ready and /live. Default: nil.
-# Not yet implemented.
+# Control endpoint with /stats, /metrics, /ready and /live, answered on a
+# thread of its own. Default: nil.
 # control_bind "127.0.0.1:9293"
 
 # Bearer token required on /stats and /metrics. Default: nil.
-# Not yet implemented.
 # control_token ENV.fetch("KINO_CONTROL_TOKEN", "change-me")
 
 # Seconds after which a worker stuck on one request is set aside (never

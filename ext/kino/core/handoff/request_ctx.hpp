@@ -75,7 +75,18 @@ class RequestCtx : public NativeAllocated {
   // answer before sending it, and gets it only if the app reads the body.
   bool expect_continue = false;
 
-  int64_t queued_at_ms = 0;  // steady clock, when the request entered the queue
+  // When Server::dispatch handed the request to the queue, in steady_ns();
+  // 0 for a request answered without reaching the queue (400, 408, 413).
+  int64_t queued_ns = 0;
+
+  // When a worker took the request from the queue (steady_ns(); 0 until
+  // then), and which worker thread slot holds it (ThreadSlots; -1 until
+  // then, or for a taker without a slot). Written by the taking worker and
+  // read by any thread (an I/O thread answering a 504, stats), so atomic.
+  int64_t taken_ns() const noexcept { return taken_ns_.load(std::memory_order_relaxed); }
+  int32_t taken_by_slot() const noexcept { return taken_by_slot_.load(std::memory_order_relaxed); }
+  void mark_taken(int64_t now_ns) noexcept { taken_ns_.store(now_ns, std::memory_order_relaxed); }
+  void mark_taken_by_slot(int32_t slot) noexcept { taken_by_slot_.store(slot, std::memory_order_relaxed); }
 
   // The connection that wants the answer; null in unit tests of parsing.
   std::shared_ptr<ResponseSink> sink;
@@ -115,6 +126,8 @@ class RequestCtx : public NativeAllocated {
   std::atomic<bool> claimed_{false};
   std::atomic<bool> response_streamed_{false};
   std::atomic<uint32_t> refs_{0};
+  std::atomic<int64_t> taken_ns_{0};
+  std::atomic<int32_t> taken_by_slot_{-1};
 };
 
 using RequestRef = boost::intrusive_ptr<RequestCtx>;

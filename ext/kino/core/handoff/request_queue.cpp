@@ -17,7 +17,7 @@ constexpr int kWakeTokens = 64;
 // A request that sat in the queue at least this long is checked for a
 // client that left meanwhile (a syscall); one taken sooner is not, so the
 // busy path costs nothing.
-constexpr int64_t kProbeAfterMs = 2;
+constexpr int64_t kProbeAfterNs = 2'000'000;
 
 std::atomic<int> allocations_to_fail{0};
 }  // namespace
@@ -44,7 +44,6 @@ bool RequestQueue::enqueue(RequestCtx* raw) {
 
 RequestQueue::Admission RequestQueue::admit(RequestRef& req, int64_t wait_until_ms) {
   if (closed()) return Admission::Refused;
-  req->queued_at_ms = steady_ms();
   // Nobody overtakes a request already waiting for a place.
   if (capacity_ == 0 || (depth() < capacity_ && waiting() == 0)) {
     // The reference moves to the queue only once it is in.
@@ -92,6 +91,7 @@ std::vector<RequestRef> RequestQueue::expire_waiting(int64_t now_ms) {
 
 RequestRef RequestQueue::adopt(RequestCtx* raw) {
   depth_.fetch_sub(1, std::memory_order_relaxed);
+  raw->mark_taken(steady_ns());
   admit_waiting();  // a place just freed up
   return RequestRef(raw, false);
 }
@@ -101,7 +101,7 @@ bool RequestQueue::still_wanted(RequestRef& req) {
   if (!answered) {
     std::shared_ptr<ResponseSink> sink = req->peer.lock();
     bool gone =
-        sink && (!sink->open() || (steady_ms() - req->queued_at_ms >= kProbeAfterMs && sink->peer_gone()));
+        sink && (!sink->open() || (req->taken_ns() - req->queued_ns >= kProbeAfterNs && sink->peer_gone()));
     if (!gone) return true;
     // Nobody reads this; it ends the request for the connection.
     respond_plain(*req, 503, "Service Unavailable: the client closed the connection\n", true);

@@ -10,13 +10,19 @@ ThreadSlots::~ThreadSlots() = default;
 
 void ThreadSlots::hold(size_t slot, RequestCtx* req) noexcept {
   if (slot >= slots_.size()) return;
+  req->mark_taken_by_slot(static_cast<int32_t>(slot));
+  // The pop's clock read serves here too: no second one a request.
+  int64_t taken_ns = req->taken_ns();
+  int64_t now_ms = taken_ns != 0 ? ns_to_ms(taken_ns) : steady_ms();
   RequestRef previous;  // released after the lock, outside the critical section
   {
     Slot& s = slots_[slot];
     std::lock_guard<std::mutex> lock(s.mu);
     previous = std::move(s.request);
+    if (previous && previous->claimed()) ++s.served;
     s.request = RequestRef(req);
-    s.since_ms = steady_ms();
+    s.since_ms = now_ms;
+    if (taken_ns != 0 && req->queued_ns != 0) s.queue_wait.observe(taken_ns - req->queued_ns);
   }
 }
 
@@ -43,6 +49,29 @@ int64_t ThreadSlots::busy_ms(size_t slot) const noexcept {
     since = std::max(since, body->completed_ms());
   }
   return steady_ms() - since;
+}
+
+ThreadSlots::Row ThreadSlots::row(size_t slot) const noexcept {
+  Row out;
+  if (slot >= slots_.size()) return out;
+  {
+    const Slot& s = slots_[slot];
+    std::lock_guard<std::mutex> lock(s.mu);
+    out.served = s.served + (s.request && s.request->claimed() ? 1 : 0);
+  }
+  int64_t busy = busy_ms(slot);
+  out.in_flight = busy >= 0;
+  out.busy_ms = busy > 0 ? busy : 0;
+  return out;
+}
+
+QueueWaitHistogram::Snapshot ThreadSlots::queue_wait() const noexcept {
+  QueueWaitHistogram total;
+  for (const Slot& s : slots_) {
+    std::lock_guard<std::mutex> lock(s.mu);
+    total.add(s.queue_wait);
+  }
+  return total.snapshot();
 }
 
 }  // namespace kino

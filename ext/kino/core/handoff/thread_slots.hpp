@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "handoff/request_ctx.hpp"
+#include "util/counters.hpp"
 
 namespace kino {
 
@@ -27,7 +28,8 @@ class ThreadSlots {
 
   size_t size() const noexcept { return slots_.size(); }
 
-  // Records `req` as slot `slot`'s current request (an extra reference) and
+  // Records `req` as slot `slot`'s current request (an extra reference),
+  // marks it taken by that slot, counts its wait in the queue, and
   // releases the previous one. Slots out of range are not tracked.
   void hold(size_t slot, RequestCtx* req) noexcept;
 
@@ -38,11 +40,28 @@ class ThreadSlots {
   // been answered yet; -1 for an idle slot.
   int64_t busy_ms(size_t slot) const noexcept;
 
+  // One slot as stats show it: requests it took that were answered (by
+  // the app or for it: a 504, a 500), whether it holds one unanswered now,
+  // and for how long (0 when idle; a stuck slot climbs).
+  struct Row {
+    uint64_t served = 0;
+    bool in_flight = false;
+    int64_t busy_ms = 0;
+  };
+  Row row(size_t slot) const noexcept;
+
+  // How long the requests the slots took had waited in the queue, from
+  // Server::dispatch to the pop (requests not stamped by both are left
+  // out), over every slot.
+  QueueWaitHistogram::Snapshot queue_wait() const noexcept;
+
  private:
   struct Slot {
     mutable std::mutex mu;
     RequestRef request;
     int64_t since_ms = 0;
+    uint64_t served = 0;  // answered requests it held before `request`
+    QueueWaitHistogram queue_wait;
   };
 
   std::vector<Slot> slots_;

@@ -108,23 +108,24 @@ std::string peer_address(const asio::generic::stream_protocol::socket& s, uint16
   return "";
 }
 
-Listener::Listener(Server& server, const std::string& address, int backlog)
-    : server_(server), strand_(asio::make_strand(server.io())), acceptor_(strand_), backoff_timer_(strand_) {
+BoundAcceptor bind_acceptor(BoundAcceptor::Acceptor& acceptor, asio::io_context& io,
+                            const std::string& address, int backlog) {
+  BoundAcceptor bound;
   error_code ec;
   if (address.rfind("tcp://", 0) == 0) {
-    auto ep = parse_tcp(server.io(), address);
+    auto ep = parse_tcp(io, address);
     generic_endpoint gep(ep);
-    acceptor_.open(gep.protocol(), ec);
-    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(gep, ec);
-    if (!ec) acceptor_.listen(backlog, ec);
+    acceptor.open(gep.protocol(), ec);
+    if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor.bind(gep, ec);
+    if (!ec) acceptor.listen(backlog, ec);
     if (ec) throw bind_error(address, ec.message());
-    generic_endpoint actual = acceptor_.local_endpoint(ec);
+    generic_endpoint actual = acceptor.local_endpoint(ec);
     asio::ip::tcp::endpoint tcp_actual;
     std::memcpy(tcp_actual.data(), actual.data(), actual.size());
-    bound_ = describe(tcp_actual);
+    bound.address = describe(tcp_actual);
   } else if (address.rfind("unix://", 0) == 0) {
-    tcp_ = false;
+    bound.tcp = false;
     std::string path = address.substr(7);
     if (path.empty() || path.size() >= sizeof(sockaddr_un::sun_path))
       throw bind_error(address, "invalid unix socket path");
@@ -132,22 +133,31 @@ Listener::Listener(Server& server, const std::string& address, int backlog)
     if (lstat(path.c_str(), &st) == 0) {
       if (!S_ISSOCK(st.st_mode)) throw bind_error(address, "the path exists and is not a socket");
       // A socket file nobody answers on is left over from a crash.
-      asio::local::stream_protocol::socket probe(server.io());
+      asio::local::stream_protocol::socket probe(io);
       probe.connect(asio::local::stream_protocol::endpoint(path), ec);
       if (!ec) throw bind_error(address, "another server is listening there");
       ::unlink(path.c_str());
       ec.clear();
     }
     generic_endpoint gep(asio::local::stream_protocol::endpoint{path});
-    acceptor_.open(gep.protocol(), ec);
-    if (!ec) acceptor_.bind(gep, ec);
-    if (!ec) acceptor_.listen(backlog, ec);
+    acceptor.open(gep.protocol(), ec);
+    if (!ec) acceptor.bind(gep, ec);
+    if (!ec) acceptor.listen(backlog, ec);
     if (ec) throw bind_error(address, ec.message());
-    unix_path_ = path;
-    bound_ = "unix://" + path;
+    bound.unix_path = path;
+    bound.address = "unix://" + path;
   } else {
     throw bind_error(address, "expected tcp://HOST:PORT or unix:///PATH");
   }
+  return bound;
+}
+
+Listener::Listener(Server& server, const std::string& address, int backlog)
+    : server_(server), strand_(asio::make_strand(server.io())), acceptor_(strand_), backoff_timer_(strand_) {
+  BoundAcceptor bound = bind_acceptor(acceptor_, server.io(), address, backlog);
+  bound_ = std::move(bound.address);
+  unix_path_ = std::move(bound.unix_path);
+  tcp_ = bound.tcp;
 }
 
 Listener::~Listener() {

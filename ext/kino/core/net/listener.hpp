@@ -19,9 +19,21 @@ class Server;
 // address of the socket's family, never a made-up host.
 std::string peer_address(const asio::generic::stream_protocol::socket& s, uint16_t* local_port);
 
+// An acceptor opened, bound and listening on `address` ("tcp://HOST:PORT"
+// or "unix:///path"; a stale socket file is replaced, a live one refused).
+// Throws std::runtime_error naming the address.
+struct BoundAcceptor {
+  using Acceptor = asio::basic_socket_acceptor<asio::generic::stream_protocol>;
+  std::string address;    // as bound: the real port when 0 was asked for
+  std::string unix_path;  // for the owner to remove at close; empty for TCP
+  bool tcp = true;
+};
+BoundAcceptor bind_acceptor(BoundAcceptor::Acceptor& acceptor, asio::io_context& io,
+                            const std::string& address, int backlog);
+
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
-  using Acceptor = asio::basic_socket_acceptor<asio::generic::stream_protocol>;
+  using Acceptor = BoundAcceptor::Acceptor;
 
   // Opens, binds and listens; throws std::runtime_error naming `address`.
   Listener(Server& server, const std::string& address, int backlog);

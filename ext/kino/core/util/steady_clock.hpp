@@ -15,4 +15,14 @@ inline int64_t steady_ms() noexcept {
       .count();
 }
 
+// The same clock in nanoseconds, for durations finer than a millisecond
+// (a request's wait in the queue).
+inline int64_t steady_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+inline int64_t ns_to_ms(int64_t ns) noexcept { return ns / 1'000'000; }
+
 }  // namespace kino

@@ -1,0 +1,92 @@
+// The control plane: a small HTTP/1.1 listener for operators and probes
+// (/stats, /metrics, /ready, /live), on its own thread and io_context, so
+// it answers while every worker is busy or stuck and while the request
+// I/O threads are saturated. Every answer is made here, natively, from a
+// ServerStats snapshot; nothing here calls into Ruby.
+//
+// One request per connection (each answer says `connection: close`), a
+// bounded head, a deadline for the whole exchange and a bound on
+// connections open at once: a slow or idle client costs a socket and a
+// timer until the deadline, never the thread.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "util/asio.hpp"
+
+namespace kino {
+
+struct ServerStats;
+
+class ControlListener {
+ public:
+  struct Limits {
+    size_t max_head = 8192;                    // bytes of request line and headers
+    std::chrono::milliseconds deadline{5000};  // from accept until the answer is written
+    size_t max_connections = 64;               // beyond it, new ones are closed at once
+  };
+
+  // `stats` is called on the control thread for every /stats, /metrics and
+  // /ready request. `token`: empty for none; otherwise /stats and /metrics
+  // require `Authorization: Bearer <token>`.
+  ControlListener(const std::string& address, std::string token, std::function<ServerStats()> stats,
+                  Limits limits);
+  ControlListener(const std::string& address, std::string token, std::function<ServerStats()> stats)
+      : ControlListener(address, std::move(token), std::move(stats), Limits{}) {}
+  ~ControlListener();
+  ControlListener(const ControlListener&) = delete;
+  ControlListener& operator=(const ControlListener&) = delete;
+
+  void start();  // starts the thread
+  void stop();   // closes everything and joins the thread; idempotent
+
+  // As bound: "tcp://127.0.0.1:41235" (the real port for port 0), or
+  // "unix:///path".
+  const std::string& address() const noexcept { return address_; }
+
+  class Session;
+
+ private:
+  void do_accept();
+
+  asio::io_context io_;
+  asio::basic_socket_acceptor<asio::generic::stream_protocol> acceptor_;
+  std::string address_;
+  std::string unix_path_;
+  std::string token_;
+  std::function<ServerStats()> stats_;
+  Limits limits_;
+  // Sessions alive; control thread only. Shared with each session, whose
+  // destructor may run when io_ is destroyed, after this listener's other
+  // members.
+  std::shared_ptr<size_t> open_ = std::make_shared<size_t>(0);
+  std::thread thread_;
+  bool started_ = false;
+  bool stopped_ = false;
+
+  friend class Session;
+};
+
+// What the control plane answers to one request head: exposed for tests.
+struct ControlResponse {
+  int status = 200;
+  std::string content_type;
+  std::string body;
+  bool challenge = false;  // 401: add `www-authenticate`
+  std::string allow;       // 405: the methods the path takes
+};
+
+// `head` is the request line and headers up to and including the blank
+// line. `stats` is only called when the answer needs it.
+ControlResponse answer_control_request(std::string_view head, std::string_view token,
+                                       const std::function<ServerStats()>& stats);
+
+// The whole response on the wire, `connection: close` included.
+std::string serialize_control_response(const ControlResponse& response, bool head_only);
+
+}  // namespace kino

@@ -1,0 +1,175 @@
+#include "control/control_listener.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "control/exposition.hpp"
+#include "control/server_stats.hpp"
+#include "support/test_client.hpp"
+
+using namespace kino;
+using namespace kino::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+ServerStats sample_stats(std::string state = "ready") {
+  ServerStats s;
+  s.state = std::move(state);
+  s.mode = "threaded";
+  s.workers = 2;
+  s.threads = 1;
+  s.workers_up = 2;
+  s.served = 7;
+  s.slots = {SlotStats{0, 0, 4, false, 0}, SlotStats{1, 1, 3, true, 1500}};
+  QueueWaitHistogram h;
+  h.observe(200'000);         // 0.2 ms
+  h.observe(3'000'000);       // 3 ms
+  h.observe(20'000'000'000);  // 20 s: only +Inf
+  s.queue_wait = h.snapshot();
+  return s;
+}
+
+ControlResponse ask(std::string_view head, std::string_view token = {}, std::string state = "ready") {
+  return answer_control_request(head, token, [&] { return sample_stats(state); });
+}
+
+}  // namespace
+
+TEST(QueueWaitHistogram, BucketsAreCumulativeAndTheLastIsTheCount) {
+  QueueWaitHistogram h;
+  h.observe(500'000);  // exactly 0.5 ms: in the 0.0005 bucket (le is inclusive)
+  h.observe(600'000);
+  h.observe(-5);  // a clock step backwards counts as no wait
+  auto s = h.snapshot();
+  EXPECT_EQ(s.cumulative[0], 2u);
+  EXPECT_EQ(s.cumulative[1], 3u);
+  EXPECT_EQ(s.cumulative.back(), 3u);
+  EXPECT_EQ(s.count, 3u);
+  EXPECT_NEAR(s.sum_seconds, 0.0011, 1e-9);
+}
+
+TEST(ControlPlane, ProbesAnswerWithoutAToken) {
+  EXPECT_EQ(ask("GET /live HTTP/1.1\r\n\r\n", "secret").status, 200);
+  EXPECT_EQ(ask("GET /ready HTTP/1.1\r\nHost: x\r\n\r\n", "secret").status, 200);
+  auto booting = ask("GET /ready HTTP/1.1\r\n\r\n", {}, "booting");
+  EXPECT_EQ(booting.status, 503);
+  EXPECT_EQ(booting.body, "booting\n");
+  EXPECT_EQ(ask("GET /ready HTTP/1.1\r\n\r\n", {}, "draining").status, 503);
+}
+
+TEST(ControlPlane, TheTokenGuardsStatsAndMetrics) {
+  auto denied = ask("GET /stats HTTP/1.1\r\n\r\n", "secret");
+  EXPECT_EQ(denied.status, 401);
+  EXPECT_TRUE(denied.challenge);
+  EXPECT_EQ(ask("GET /metrics HTTP/1.1\r\nAuthorization: Bearer secreT\r\n\r\n", "secret").status, 401);
+  EXPECT_EQ(ask("GET /metrics HTTP/1.1\r\nAuthorization: Bearer secre\r\n\r\n", "secret").status, 401);
+  EXPECT_EQ(ask("GET /metrics HTTP/1.1\r\nAuthorization: Basic c2VjcmV0\r\n\r\n", "secret").status, 401);
+  EXPECT_EQ(ask("GET /metrics HTTP/1.1\r\nauthorization:  bearer secret \r\n\r\n", "secret").status, 200);
+  EXPECT_EQ(ask("GET /stats?pretty HTTP/1.1\r\nAuthorization: Bearer secret\r\n\r\n", "secret").status, 200);
+}
+
+TEST(ControlPlane, UnknownPathsMethodsAndBadHeads) {
+  EXPECT_EQ(ask("GET /nope HTTP/1.1\r\n\r\n").status, 404);
+  auto post = ask("POST /stats HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(post.status, 405);
+  EXPECT_EQ(post.allow, "GET, HEAD");
+  EXPECT_EQ(ask("HEAD /live HTTP/1.1\r\n\r\n").status, 200);
+  for (std::string_view bad :
+       {"GET /stats\r\n\r\n", "GET  /stats HTTP/1.1\r\n\r\n", "GET stats HTTP/1.1\r\n\r\n",
+        "GET /stats HTTP/2.0\r\n\r\n", "GET /stats HTTP/1.1\r\nno colon\r\n\r\n",
+        "GET /stats HTTP/1.1\r\n: empty name\r\n\r\n", "G(T /stats HTTP/1.1\r\n\r\n"})
+    EXPECT_EQ(ask(bad).status, 400) << bad;
+  std::string wire = serialize_control_response(ask("GET /nope HTTP/1.1\r\n\r\n"), false);
+  EXPECT_NE(wire.find("connection: close\r\n"), std::string::npos);
+  std::string head_only = serialize_control_response(ask("HEAD /live HTTP/1.1\r\n\r\n"), true);
+  EXPECT_NE(head_only.find("content-length: 5\r\n"), std::string::npos);
+  EXPECT_EQ(head_only.substr(head_only.size() - 4), "\r\n\r\n") << "no body after HEAD";
+}
+
+TEST(ControlPlane, StatsJsonCarriesSlotsAndTheHistogram) {
+  std::string json = stats_json(sample_stats());
+  EXPECT_NE(json.find("\"state\":\"ready\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"served\":7"), std::string::npos) << json;
+  EXPECT_NE(json.find("{\"slot\":1,\"worker\":1,\"served\":3,\"in_flight\":true,\"busy_ms\":1500}"),
+            std::string::npos)
+      << json;
+  EXPECT_NE(json.find("{\"le\":0.0005,\"count\":1}"), std::string::npos) << json;
+  EXPECT_NE(json.find("{\"le\":\"+Inf\",\"count\":3}"), std::string::npos) << json;
+}
+
+TEST(ControlPlane, MetricsAreAPrometheusHistogramAndLabelledSlots) {
+  std::string text = metrics_text(sample_stats());
+  EXPECT_NE(text.find("# TYPE kino_request_queue_seconds histogram\n"), std::string::npos);
+  EXPECT_NE(text.find("kino_request_queue_seconds_bucket{le=\"0.0005\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("kino_request_queue_seconds_bucket{le=\"0.005\"} 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("kino_request_queue_seconds_bucket{le=\"+Inf\"} 3\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("kino_request_queue_seconds_count 3\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("kino_slot_request_age_seconds{slot=\"1\",worker=\"1\"} 1.5\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("# TYPE kino_requests_served_total counter\nkino_requests_served_total 7\n"),
+            std::string::npos);
+}
+
+TEST(ControlListener, AnswersOverTcpWhileAnotherClientStalls) {
+  ControlListener control("tcp://127.0.0.1:0", "", [] { return sample_stats(); });
+  control.start();
+  uint16_t port = port_of(control.address());
+  auto stalled = Client::tcp(port);
+  ASSERT_TRUE(stalled);
+  ASSERT_TRUE(stalled->send("GET /stats HTTP/1.1\r\nHost: a"));  // never finished
+  auto client = Client::tcp(port);
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send("GET /live HTTP/1.1\r\n\r\n"));
+  std::string wire = client->read_response();
+  EXPECT_EQ(wire.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << wire;
+  EXPECT_EQ(wire.substr(wire.size() - 5), "live\n");
+}
+
+TEST(ControlListener, AStalledClientIsClosedAtTheDeadline) {
+  ControlListener::Limits limits;
+  limits.deadline = 200ms;
+  ControlListener control(
+      "tcp://127.0.0.1:0", "", [] { return sample_stats(); }, limits);
+  control.start();
+  auto stalled = Client::tcp(port_of(control.address()));
+  ASSERT_TRUE(stalled);
+  ASSERT_TRUE(stalled->send("GET /stats HTTP/1.1\r\n"));
+  EXPECT_TRUE(stalled->closed_by_peer(3000ms));
+}
+
+TEST(ControlListener, AnOversizedHeadGets431) {
+  ControlListener::Limits limits;
+  limits.max_head = 256;
+  ControlListener control(
+      "tcp://127.0.0.1:0", "", [] { return sample_stats(); }, limits);
+  control.start();
+  auto client = Client::tcp(port_of(control.address()));
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send("GET /live HTTP/1.1\r\nX-Pad: " + std::string(400, 'a') + "\r\n\r\n"));
+  std::string wire = client->read_response();
+  EXPECT_EQ(wire.rfind("HTTP/1.1 431 ", 0), 0u) << wire;
+}
+
+TEST(ControlListener, PastItsConnectionBoundNewClientsAreClosedAndTheOthersServed) {
+  ControlListener::Limits limits;
+  limits.max_connections = 2;
+  ControlListener control(
+      "tcp://127.0.0.1:0", "", [] { return sample_stats(); }, limits);
+  control.start();
+  uint16_t port = port_of(control.address());
+  auto idle_one = Client::tcp(port), idle_two = Client::tcp(port);
+  ASSERT_TRUE(idle_one && idle_two);
+  ASSERT_TRUE(idle_one->send("G"));
+  ASSERT_TRUE(idle_two->send("G"));
+  std::this_thread::sleep_for(100ms);  // both accepted and reading
+  auto refused = Client::tcp(port);
+  ASSERT_TRUE(refused);
+  EXPECT_TRUE(refused->closed_by_peer(3000ms)) << "a third one is closed at once";
+  ASSERT_TRUE(idle_one->send("ET /live HTTP/1.1\r\n\r\n"));
+  std::string wire = idle_one->read_response();
+  EXPECT_EQ(wire.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << wire;
+}
