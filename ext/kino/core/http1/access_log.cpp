@@ -1,0 +1,239 @@
+#include "http1/access_log.hpp"
+
+#include <ctime>
+
+#include "util/log_writer.hpp"
+
+namespace kino {
+
+namespace {
+
+constexpr char kHex[] = "0123456789abcdef";
+
+void append_hex_byte(std::string& out, unsigned char c) {
+  out.push_back(kHex[c >> 4]);
+  out.push_back(kHex[c & 0xf]);
+}
+
+void append_uint(std::string& out, uint64_t n) {
+  char digits[20];
+  size_t len = 0;
+  do {
+    digits[len++] = static_cast<char>('0' + n % 10);
+    n /= 10;
+  } while (n > 0);
+  while (len > 0) out.push_back(digits[--len]);
+}
+
+// Microseconds as milliseconds with three decimals, without floating point.
+void append_ms(std::string& out, int64_t us) {
+  if (us < 0) us = 0;
+  append_uint(out, static_cast<uint64_t>(us / 1000));
+  out.push_back('.');
+  int64_t frac = us % 1000;
+  out.push_back(static_cast<char>('0' + frac / 100));
+  out.push_back(static_cast<char>('0' + frac / 10 % 10));
+  out.push_back(static_cast<char>('0' + frac % 10));
+}
+
+// ISO 8601 in UTC with milliseconds: `2026-12-02T02:24:12.123Z`.
+void append_time(std::string& out, int64_t unix_us) {
+  time_t seconds = static_cast<time_t>(unix_us / 1000000);
+  struct tm parts {};
+  gmtime_r(&seconds, &parts);
+  char text[32];
+  size_t n = strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &parts);
+  out.append(text, n);
+  out.push_back('.');
+  int64_t ms = unix_us / 1000 % 1000;
+  out.push_back(static_cast<char>('0' + ms / 100));
+  out.push_back(static_cast<char>('0' + ms / 10 % 10));
+  out.push_back(static_cast<char>('0' + ms % 10));
+  out.push_back('Z');
+}
+
+// Printable ASCII stays; everything else (controls, DEL, bytes past 0x7f)
+// and the quote and backslash that delimit the field become `\xHH`.
+void append_text_escaped(std::string& out, std::string_view bytes) {
+  if (bytes.empty()) {
+    out.push_back('-');
+    return;
+  }
+  for (char ch : bytes) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+      out.push_back(ch);
+    } else {
+      out.append("\\x");
+      append_hex_byte(out, c);
+    }
+  }
+}
+
+// The length of the well-formed UTF-8 sequence at the start of `s`, or 0
+// (overlong forms, surrogates and code points past U+10FFFF are not).
+size_t utf8_sequence(std::string_view s) {
+  auto at = [&s](size_t i) { return static_cast<unsigned char>(s[i]); };
+  auto continuation = [&](size_t i) { return i < s.size() && (at(i) & 0xc0) == 0x80; };
+  unsigned char c = at(0);
+  if (c >= 0xc2 && c <= 0xdf) return continuation(1) ? 2 : 0;
+  if (c >= 0xe0 && c <= 0xef) {
+    if (!continuation(1) || !continuation(2)) return 0;
+    if (c == 0xe0 && at(1) < 0xa0) return 0;   // overlong
+    if (c == 0xed && at(1) >= 0xa0) return 0;  // a surrogate
+    return 3;
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    if (!continuation(1) || !continuation(2) || !continuation(3)) return 0;
+    if (c == 0xf0 && at(1) < 0x90) return 0;   // overlong
+    if (c == 0xf4 && at(1) >= 0x90) return 0;  // past U+10FFFF
+    return 4;
+  }
+  return 0;
+}
+
+void append_json_string(std::string& out, std::string_view bytes) {
+  out.push_back('"');
+  size_t i = 0;
+  while (i < bytes.size()) {
+    auto c = static_cast<unsigned char>(bytes[i]);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(static_cast<char>(c));
+      ++i;
+    } else if (c >= 0x20 && c < 0x7f) {
+      out.push_back(static_cast<char>(c));
+      ++i;
+    } else if (size_t n = c >= 0x80 ? utf8_sequence(bytes.substr(i)) : 0; n > 0) {
+      out.append(bytes.data() + i, n);
+      i += n;
+    } else {
+      // A control character, DEL, or a byte that is not part of UTF-8.
+      out.append("\\u00");
+      append_hex_byte(out, c);
+      ++i;
+    }
+  }
+  out.push_back('"');
+}
+
+void append_json_string_or_null(std::string& out, std::string_view bytes) {
+  if (bytes.empty())
+    out.append("null");
+  else
+    append_json_string(out, bytes);
+}
+
+void append_protocol(std::string& out, const AccessRecord& r) {
+  out.append("HTTP/");
+  out.push_back(static_cast<char>('0' + r.http_major % 10));
+  out.push_back('.');
+  out.push_back(static_cast<char>('0' + r.http_minor % 10));
+}
+
+const char* tint_for(int status) {
+  if (status >= 200 && status < 300) return "\x1b[32m";
+  if (status >= 300 && status < 400) return "\x1b[33m";
+  if (status >= 400 && status < 500) return "\x1b[31m";
+  if (status >= 500 && status < 600) return "\x1b[91m";
+  return nullptr;
+}
+
+}  // namespace
+
+void format_access_text(const AccessRecord& r, bool tint, std::string& out) {
+  const char* colour = tint ? tint_for(r.status) : nullptr;
+  if (colour) out.append(colour);
+  append_time(out, r.began_unix_us);
+  out.push_back(' ');
+  append_text_escaped(out, r.peer);
+  out.append(" \"");
+  append_text_escaped(out, r.method);
+  out.push_back(' ');
+  append_text_escaped(out, r.target);
+  out.push_back(' ');
+  if (r.http_major > 0)
+    append_protocol(out, r);
+  else
+    out.push_back('-');
+  out.append("\" ");
+  append_uint(out, static_cast<uint64_t>(r.status));
+  out.push_back(' ');
+  append_uint(out, r.bytes);
+  out.push_back(' ');
+  append_ms(out, r.duration_us);
+  out.append("ms wait=");
+  if (r.queue_wait_us >= 0) {
+    append_ms(out, r.queue_wait_us);
+    out.append("ms");
+  } else {
+    out.push_back('-');
+  }
+  out.append(" worker=");
+  if (r.worker >= 0)
+    append_uint(out, static_cast<uint64_t>(r.worker));
+  else
+    out.push_back('-');
+  if (colour) out.append("\x1b[0m");
+  out.push_back('\n');
+}
+
+void format_access_json(const AccessRecord& r, std::string& out) {
+  out.append("{\"time\":\"");
+  append_time(out, r.began_unix_us);
+  out.append("\",\"peer\":");
+  append_json_string_or_null(out, r.peer);
+  out.append(",\"method\":");
+  append_json_string_or_null(out, r.method);
+  out.append(",\"target\":");
+  append_json_string_or_null(out, r.target);
+  out.append(",\"protocol\":");
+  if (r.http_major > 0) {
+    out.push_back('"');
+    append_protocol(out, r);
+    out.push_back('"');
+  } else {
+    out.append("null");
+  }
+  out.append(",\"status\":");
+  append_uint(out, static_cast<uint64_t>(r.status));
+  out.append(",\"bytes\":");
+  append_uint(out, r.bytes);
+  out.append(",\"duration_ms\":");
+  append_ms(out, r.duration_us);
+  out.append(",\"wait_ms\":");
+  if (r.queue_wait_us >= 0)
+    append_ms(out, r.queue_wait_us);
+  else
+    out.append("null");
+  out.append(",\"worker\":");
+  if (r.worker >= 0)
+    append_uint(out, static_cast<uint64_t>(r.worker));
+  else
+    out.append("null");
+  out.append("}\n");
+}
+
+AccessLog::AccessLog(int fd, AccessLogFormat format)
+    : format_(format),
+      writer_(std::make_unique<LogWriter>(fd)),
+      tint_(format == AccessLogFormat::Text && writer_->is_tty()) {}
+
+AccessLog::~AccessLog() = default;
+
+void AccessLog::write(const AccessRecord& record) {
+  // One buffer a thread: a line costs no allocation once it has grown.
+  thread_local std::string line;
+  line.clear();
+  if (format_ == AccessLogFormat::Json)
+    format_access_json(record, line);
+  else
+    format_access_text(record, tint_, line);
+  writer_->push(line);
+}
+
+void AccessLog::stop() { writer_->stop(); }
+
+uint64_t AccessLog::dropped() const noexcept { return writer_->dropped(); }
+
+}  // namespace kino
