@@ -1,6 +1,7 @@
 #include "server.hpp"
 
 #include <pthread.h>
+#include <unistd.h>
 
 #include <stdexcept>
 
@@ -20,6 +21,7 @@ Server::Server(ServerConfig config)
   // Read only while a connection spools, which keeps this server alive.
   budget->connections = &counters_.connections_open;
   config_.body_storage.budget = std::move(budget);
+  if (config_.log_requests) access_log_ = std::make_unique<AccessLog>(STDOUT_FILENO, config_.log_format);
 }
 
 Server::~Server() {
@@ -242,6 +244,8 @@ int64_t Server::stop(std::chrono::milliseconds timeout, const std::atomic<bool>*
   }
   for (auto& req : queue_.expire_waiting(INT64_MAX)) req.reset();
   slots_.take(0, slots_.size());
+  // Every response that was written has been logged by now.
+  if (access_log_) access_log_->stop();
   {
     std::lock_guard<std::mutex> lock(listeners_mu_);
     listeners_.clear();

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "http1/access_log.hpp"
 #include "http1/request_parser.hpp"
 
 namespace kino {
@@ -58,6 +59,12 @@ struct ServerConfig {
   std::chrono::milliseconds persistent_timeout{};
   // Worker threads whose current request is tracked (see ThreadSlots).
   size_t worker_slots{};
+  // The access log (log_requests): a line per request on stdout, in this
+  // format. Worker threads per worker name the worker that served a
+  // request from its slot (slot / threads_per_worker).
+  bool log_requests{};
+  AccessLogFormat log_format{};
+  size_t threads_per_worker{};
 };
 
 }  // namespace kino
