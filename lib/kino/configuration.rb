@@ -51,6 +51,7 @@ module Kino
       batch: 1,
       lanes: false,
       log_requests: false,
+      log_format: :text,
       io_shards: false,
       http2: false, # HTTP/1.1 only until HTTP/2 is built (the earlier Kino's default was true)
       max_workers: nil, # a fixed pool of `workers`
@@ -73,7 +74,7 @@ module Kino
     # (`tls` is not among them: a server with it set refuses to start,
     # rather than serve plain HTTP where HTTPS was asked for.)
     NOT_YET_IMPLEMENTED = %i[
-      lanes batch control_bind control_token log_requests
+      lanes batch control_bind control_token
       io_shards http2 max_workers scale_down_after
     ].freeze
 

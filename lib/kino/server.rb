@@ -190,7 +190,10 @@ module Kino
         queue_timeout: c[:queue_timeout],
         max_connections: c[:max_connections] || default_max_connections,
         worker_slots: Supervisor.slot_count(workers: workers, threads: threads,
-                                            quarantine_max: c[:quarantine_max])
+                                            quarantine_max: c[:quarantine_max]),
+        log_requests: c[:log_requests],
+        log_format: c[:log_format],
+        threads_per_worker: threads
       }
     end
 

@@ -9,7 +9,8 @@ namespace {
 ID id_listen, id_io_threads, id_backlog, id_max_header_size, id_max_uri_size, id_max_headers,
     id_max_body_size, id_write_high_water, id_worker_slots, id_first_data_timeout, id_persistent_timeout,
     id_request_timeout, id_queue_depth, id_queue_timeout, id_max_connections, id_body_memory_limit,
-    id_spool_dir, id_stream_request_bodies, id_min_body_rate, id_min_body_rate_window, id_max_spool_size;
+    id_spool_dir, id_stream_request_bodies, id_min_body_rate, id_min_body_rate_window, id_max_spool_size,
+    id_log_requests, id_log_format, id_threads_per_worker, id_json;
 
 // Kino::Server#native_options passes every key: the defaults live in
 // Ruby's table (Kino::Configuration::DEFAULTS), not here.
@@ -30,6 +31,13 @@ VALUE required_number(VALUE options, ID key) {
 long long required_int(VALUE options, ID key) { return NUM2LL(required_number(options, key)); }
 
 double required_seconds(VALUE options, ID key) { return NUM2DBL(required_number(options, key)); }
+
+// :text or :json (Kino::DSL checked it; anything else is a caller's bug).
+bool access_log_json(VALUE format) {
+  if (format == ID2SYM(id_json)) return true;
+  if (format == ID2SYM(rb_intern("text"))) return false;
+  rb_raise(rb_eArgError, "log_format must be :text or :json");
+}
 
 std::chrono::milliseconds milliseconds(double seconds) {
   return std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
@@ -66,6 +74,10 @@ ServerOptions read_server_options(VALUE options) {
   o.max_body_size = required_int(options, id_max_body_size);
   o.write_high_water = required_int(options, id_write_high_water);
   o.worker_slots = required_int(options, id_worker_slots);
+  o.log_requests = RTEST(required(options, id_log_requests));
+  o.log_format_json = access_log_json(required(options, id_log_format));
+  o.threads_per_worker = required_int(options, id_threads_per_worker);
+  if (o.threads_per_worker < 1) rb_raise(rb_eArgError, "threads_per_worker must be positive");
   o.first_data_timeout = required_seconds(options, id_first_data_timeout);
   o.persistent_timeout = required_seconds(options, id_persistent_timeout);
   if (!(o.first_data_timeout > 0) || !(o.persistent_timeout > 0))
@@ -110,6 +122,9 @@ ServerConfig server_config(const ServerOptions& o) {
   config.min_body_rate = static_cast<uint64_t>(o.min_body_rate);
   config.min_body_rate_window = milliseconds(o.min_body_rate_window);
   config.max_spool_size = static_cast<uint64_t>(o.max_spool_size);
+  config.log_requests = o.log_requests;
+  config.log_format = o.log_format_json ? AccessLogFormat::Json : AccessLogFormat::Text;
+  config.threads_per_worker = static_cast<size_t>(o.threads_per_worker);
   return config;
 }
 
@@ -135,6 +150,10 @@ void init_native_server_options() {
   id_min_body_rate = rb_intern("min_body_rate");
   id_min_body_rate_window = rb_intern("min_body_rate_window");
   id_max_spool_size = rb_intern("max_spool_size");
+  id_log_requests = rb_intern("log_requests");
+  id_log_format = rb_intern("log_format");
+  id_threads_per_worker = rb_intern("threads_per_worker");
+  id_json = rb_intern("json");
 }
 
 }  // namespace kino::binding

@@ -23,6 +23,8 @@ struct ServerOptions {
       write_high_water, worker_slots, queue_depth, max_connections, min_body_rate, max_spool_size;
   double first_data_timeout, persistent_timeout, request_timeout, queue_timeout, min_body_rate_window;
   bool stream_request_bodies;
+  bool log_requests, log_format_json;
+  long long threads_per_worker;
 };
 
 ServerOptions read_server_options(VALUE options);
