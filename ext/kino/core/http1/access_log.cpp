@@ -131,6 +131,34 @@ void append_protocol(std::string& out, const AccessRecord& r) {
   out.push_back(static_cast<char>('0' + r.http_minor % 10));
 }
 
+// What the record lacks is written `absent` ("-" in text, null in JSON).
+void append_uint_or(std::string& out, int64_t n, std::string_view absent) {
+  if (n >= 0)
+    append_uint(out, static_cast<uint64_t>(n));
+  else
+    out.append(absent);
+}
+
+void append_ms_or(std::string& out, int64_t us, std::string_view unit, std::string_view absent) {
+  if (us < 0) {
+    out.append(absent);
+    return;
+  }
+  append_ms(out, us);
+  out.append(unit);
+}
+
+void append_protocol_or(std::string& out, const AccessRecord& r, std::string_view quote,
+                        std::string_view absent) {
+  if (r.http_major == 0) {
+    out.append(absent);
+    return;
+  }
+  out.append(quote);
+  append_protocol(out, r);
+  out.append(quote);
+}
+
 const char* tint_for(int status) {
   if (status >= 200 && status < 300) return "\x1b[32m";
   if (status >= 300 && status < 400) return "\x1b[33m";
@@ -152,10 +180,7 @@ void format_access_text(const AccessRecord& r, bool tint, std::string& out) {
   out.push_back(' ');
   append_text_escaped(out, r.target);
   out.push_back(' ');
-  if (r.http_major > 0)
-    append_protocol(out, r);
-  else
-    out.push_back('-');
+  append_protocol_or(out, r, "", "-");
   out.append("\" ");
   append_uint(out, static_cast<uint64_t>(r.status));
   out.push_back(' ');
@@ -163,17 +188,9 @@ void format_access_text(const AccessRecord& r, bool tint, std::string& out) {
   out.push_back(' ');
   append_ms(out, r.duration_us);
   out.append("ms wait=");
-  if (r.queue_wait_us >= 0) {
-    append_ms(out, r.queue_wait_us);
-    out.append("ms");
-  } else {
-    out.push_back('-');
-  }
+  append_ms_or(out, r.queue_wait_us, "ms", "-");
   out.append(" worker=");
-  if (r.worker >= 0)
-    append_uint(out, static_cast<uint64_t>(r.worker));
-  else
-    out.push_back('-');
+  append_uint_or(out, r.worker, "-");
   if (colour) out.append("\x1b[0m");
   out.push_back('\n');
 }
@@ -188,13 +205,7 @@ void format_access_json(const AccessRecord& r, std::string& out) {
   out.append(",\"target\":");
   append_json_string_or_null(out, r.target);
   out.append(",\"protocol\":");
-  if (r.http_major > 0) {
-    out.push_back('"');
-    append_protocol(out, r);
-    out.push_back('"');
-  } else {
-    out.append("null");
-  }
+  append_protocol_or(out, r, "\"", "null");
   out.append(",\"status\":");
   append_uint(out, static_cast<uint64_t>(r.status));
   out.append(",\"bytes\":");
@@ -202,15 +213,9 @@ void format_access_json(const AccessRecord& r, std::string& out) {
   out.append(",\"duration_ms\":");
   append_ms(out, r.duration_us);
   out.append(",\"wait_ms\":");
-  if (r.queue_wait_us >= 0)
-    append_ms(out, r.queue_wait_us);
-  else
-    out.append("null");
+  append_ms_or(out, r.queue_wait_us, "", "null");
   out.append(",\"worker\":");
-  if (r.worker >= 0)
-    append_uint(out, static_cast<uint64_t>(r.worker));
-  else
-    out.append("null");
+  append_uint_or(out, r.worker, "null");
   out.append("}\n");
 }
 
