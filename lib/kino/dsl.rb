@@ -205,11 +205,7 @@ module Kino
     #   mode :threaded
     #
     def mode(name)
-      mode = name.to_sym if name.is_a?(Symbol) || name.is_a?(String)
-      unless MODES.include?(mode)
-        invalid!("mode must be one of #{MODES.map(&:inspect).join(', ')} (got #{name.inspect})")
-      end
-      @settings[:mode] = mode
+      @settings[:mode] = one_of(:mode, name, MODES)
     end
 
     # Native threads that accept connections and parse HTTP. They never run
@@ -589,11 +585,7 @@ module Kino
     #   log_format :json
     #
     def log_format(name)
-      format = name.to_sym if name.is_a?(Symbol) || name.is_a?(String)
-      unless LOG_FORMATS.include?(format)
-        invalid!("log_format must be one of #{LOG_FORMATS.map(&:inspect).join(', ')} (got #{name.inspect})")
-      end
-      @settings[:log_format] = format
+      @settings[:log_format] = one_of(:log_format, name, LOG_FORMATS)
     end
 
     # Serves HTTPS with this certificate and private key, each a file path
