@@ -142,3 +142,14 @@ TEST(AccessLogJson, LongDurations) {
   r.duration_us = 123456789012;
   EXPECT_NE(json(r).find("\"duration_ms\":123456789.012,"), std::string::npos);
 }
+
+TEST(AccessLogText, EachSecondHasItsOwnTime) {
+  AccessRecord r = served();
+  EXPECT_EQ(text(r).substr(0, 24), "2026-12-02T02:24:12.123Z");
+  r.began_unix_us += 1000000;
+  EXPECT_EQ(text(r).substr(0, 24), "2026-12-02T02:24:13.123Z");
+  r.began_unix_us -= 86400 * 1000000ll;
+  EXPECT_EQ(text(r).substr(0, 24), "2026-12-01T02:24:13.123Z");
+  r.began_unix_us += 86400 * 1000000ll - 1000000 + 999;
+  EXPECT_EQ(json(r).substr(9, 24), "2026-12-02T02:24:12.124Z");
+}

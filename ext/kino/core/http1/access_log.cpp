@@ -36,14 +36,23 @@ void append_ms(std::string& out, int64_t us) {
   out.push_back(static_cast<char>('0' + frac % 10));
 }
 
-// ISO 8601 in UTC with milliseconds: `2026-12-02T02:24:12.123Z`.
+// ISO 8601 in UTC with milliseconds: `2026-12-02T02:24:12.123Z`. At full
+// load a thread writes thousands of lines a second, nearly all in the
+// second of the one before: the date and time are made once per second
+// and thread, not with gmtime_r and strftime on every line.
 void append_time(std::string& out, int64_t unix_us) {
-  time_t seconds = static_cast<time_t>(unix_us / 1000000);
-  struct tm parts {};
-  gmtime_r(&seconds, &parts);
-  char text[32];
-  size_t n = strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &parts);
-  out.append(text, n);
+  thread_local int64_t cached_second = -1;
+  thread_local char cached[32];
+  thread_local size_t cached_length = 0;
+  int64_t second = unix_us / 1000000;
+  if (second != cached_second) {
+    time_t seconds = static_cast<time_t>(second);
+    struct tm parts {};
+    gmtime_r(&seconds, &parts);
+    cached_length = strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &parts);
+    cached_second = second;
+  }
+  out.append(cached, cached_length);
   out.push_back('.');
   int64_t ms = unix_us / 1000 % 1000;
   out.push_back(static_cast<char>('0' + ms / 100));
