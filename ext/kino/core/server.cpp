@@ -244,8 +244,13 @@ int64_t Server::stop(std::chrono::milliseconds timeout, const std::atomic<bool>*
   }
   for (auto& req : queue_.expire_waiting(INT64_MAX)) req.reset();
   slots_.take(0, slots_.size());
-  // Every response that was written has been logged by now.
-  if (access_log_) access_log_->stop();
+  // Every response that was written has been logged by now. Lines the
+  // writer had to drop (stdout did not keep up) are told once, here.
+  if (access_log_) {
+    access_log_->stop();
+    if (uint64_t lost = access_log_->dropped(); lost > 0)
+      log_.push("access log: " + std::to_string(lost) + " lines dropped, stdout did not keep up");
+  }
   {
     std::lock_guard<std::mutex> lock(listeners_mu_);
     listeners_.clear();
