@@ -91,22 +91,20 @@ RSpec.describe "The access log" do
         expect(first[:time]).to be <= second[:time]
       end
 
-      it "logs a 413 the server answered itself, with no wait and no worker" do
-        kino = start_kino("log_requests true\nmax_body_size 10", mode: mode)
-        wire = exchange("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
-        expect(wire).to start_with("HTTP/1.1 413 ")
-        fields = text_fields(access_lines(kino, 1).first)
-        expect(fields).to include(method: "POST", target: "/upload", protocol: "HTTP/1.1", status: "413",
-                                  wait: "-", worker: "-")
-        expect(Integer(fields[:bytes])).to eq(wire.bytesize)
-      end
-
-      it "logs a 431 the server answered itself" do
-        kino = start_kino("log_requests true\nmax_header_size 1024", mode: mode)
-        wire = exchange("GET /big HTTP/1.1\r\nHost: x\r\nX-Big: #{'a' * 2000}\r\n\r\n")
-        expect(wire).to start_with("HTTP/1.1 431 ")
-        fields = text_fields(access_lines(kino, 1).first)
-        expect(fields).to include(method: "GET", target: "/big", status: "431", wait: "-", worker: "-")
+      # What the server answers before any worker sees the request.
+      {
+        "413" => ["max_body_size 10", "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"],
+        "431" => ["max_header_size 1024", "POST /upload HTTP/1.1\r\nHost: x\r\nX-Big: #{'a' * 2000}\r\n\r\n"]
+      }.each do |status, (limit, request)|
+        it "logs a #{status} the server answered itself, with no wait and no worker" do
+          kino = start_kino("log_requests true\n#{limit}", mode: mode)
+          wire = exchange(request)
+          expect(wire).to start_with("HTTP/1.1 #{status} ")
+          fields = text_fields(access_lines(kino, 1).first)
+          expect(fields).to include(method: "POST", target: "/upload", protocol: "HTTP/1.1", status: status,
+                                    wait: "-", worker: "-")
+          expect(Integer(fields[:bytes])).to eq(wire.bytesize)
+        end
       end
 
       it "logs the 504 of a request the app took too long with, naming its worker" do
