@@ -176,56 +176,73 @@ const char* tint_for(int status) {
   return nullptr;
 }
 
+// The one thing the two formats differ in: what comes before each field,
+// how strings are escaped, and what stands for a value the record lacks.
+// Both write the fields in the same order.
+struct Layout {
+  const char* before[10];  // time, peer, method, target, protocol, status, bytes, duration, wait, worker
+  const char* end;
+  void (*string)(std::string& out, std::string_view bytes);
+  std::string_view quote;  // around the protocol
+  std::string_view ms;     // after a duration
+  std::string_view absent;
+};
+
+constexpr Layout kText = {{"", " ", " \"", " ", " ", "\" ", " ", " ", "ms wait=", " worker="},
+                          "",
+                          append_text_escaped,
+                          "",
+                          "ms",
+                          "-"};
+
+constexpr Layout kJson = {
+    {"{\"time\":", ",\"peer\":", ",\"method\":", ",\"target\":", ",\"protocol\":", ",\"status\":",
+     ",\"bytes\":", ",\"duration_ms\":", ",\"wait_ms\":", ",\"worker\":"},
+    "}",
+    append_json_string_or_null,
+    "\"",
+    "",
+    "null"};
+
+void append_record(const Layout& l, const AccessRecord& r, std::string& out) {
+  out.append(l.before[0]);
+  out.append(l.quote);
+  append_time(out, r.began_unix_us);
+  out.append(l.quote);
+  out.append(l.before[1]);
+  l.string(out, r.peer);
+  out.append(l.before[2]);
+  l.string(out, r.method);
+  out.append(l.before[3]);
+  l.string(out, r.target);
+  out.append(l.before[4]);
+  append_protocol_or(out, r, l.quote, l.absent);
+  out.append(l.before[5]);
+  append_uint(out, static_cast<uint64_t>(r.status));
+  out.append(l.before[6]);
+  append_uint(out, r.bytes);
+  out.append(l.before[7]);
+  append_ms(out, r.duration_us);
+  out.append(l.before[8]);
+  append_ms_or(out, r.queue_wait_us, l.ms, l.absent);
+  out.append(l.before[9]);
+  append_uint_or(out, r.worker, l.absent);
+  out.append(l.end);
+}
+
 }  // namespace
 
 void format_access_text(const AccessRecord& r, bool tint, std::string& out) {
   const char* colour = tint ? tint_for(r.status) : nullptr;
   if (colour) out.append(colour);
-  append_time(out, r.began_unix_us);
-  out.push_back(' ');
-  append_text_escaped(out, r.peer);
-  out.append(" \"");
-  append_text_escaped(out, r.method);
-  out.push_back(' ');
-  append_text_escaped(out, r.target);
-  out.push_back(' ');
-  append_protocol_or(out, r, "", "-");
-  out.append("\" ");
-  append_uint(out, static_cast<uint64_t>(r.status));
-  out.push_back(' ');
-  append_uint(out, r.bytes);
-  out.push_back(' ');
-  append_ms(out, r.duration_us);
-  out.append("ms wait=");
-  append_ms_or(out, r.queue_wait_us, "ms", "-");
-  out.append(" worker=");
-  append_uint_or(out, r.worker, "-");
+  append_record(kText, r, out);
   if (colour) out.append("\x1b[0m");
   out.push_back('\n');
 }
 
 void format_access_json(const AccessRecord& r, std::string& out) {
-  out.append("{\"time\":\"");
-  append_time(out, r.began_unix_us);
-  out.append("\",\"peer\":");
-  append_json_string_or_null(out, r.peer);
-  out.append(",\"method\":");
-  append_json_string_or_null(out, r.method);
-  out.append(",\"target\":");
-  append_json_string_or_null(out, r.target);
-  out.append(",\"protocol\":");
-  append_protocol_or(out, r, "\"", "null");
-  out.append(",\"status\":");
-  append_uint(out, static_cast<uint64_t>(r.status));
-  out.append(",\"bytes\":");
-  append_uint(out, r.bytes);
-  out.append(",\"duration_ms\":");
-  append_ms(out, r.duration_us);
-  out.append(",\"wait_ms\":");
-  append_ms_or(out, r.queue_wait_us, "", "null");
-  out.append(",\"worker\":");
-  append_uint_or(out, r.worker, "null");
-  out.append("}\n");
+  append_record(kJson, r, out);
+  out.push_back('\n');
 }
 
 AccessLog::AccessLog(int fd, AccessLogFormat format)
