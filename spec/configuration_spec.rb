@@ -28,7 +28,8 @@ RSpec.describe Kino::Configuration do
       ]
       hardening = %i[max_header_size max_uri_size max_headers first_data_timeout persistent_timeout backlog]
       bodies = %i[body_buffer_size stream_request_bodies min_body_rate min_body_rate_window max_spool_size]
-      expect(defaults.keys).to match_array(earlier + hardening + bodies)
+      logging = %i[log_format]
+      expect(defaults.keys).to match_array(earlier + hardening + bodies + logging)
     end
 
     it "holds the documented values" do
@@ -36,7 +37,7 @@ RSpec.describe Kino::Configuration do
         bind: "127.0.0.1", port: 9292, mode: :auto, rackup: "config.ru",
         threads: nil, max_connections: nil, quarantine_max: nil,
         max_body_size: 52_428_800, queue_depth: 1024, queue_timeout: 5.0,
-        shutdown_timeout: 30, batch: 1, lanes: false, log_requests: false,
+        shutdown_timeout: 30, batch: 1, lanes: false, log_requests: false, log_format: :text,
         max_header_size: 65_536, max_uri_size: 8192, max_headers: 100,
         first_data_timeout: 30, persistent_timeout: 20, backlog: 1024,
         environment: nil, pidfile: nil, tls: nil, control_bind: nil,

@@ -43,6 +43,7 @@ RSpec.describe Kino::DSL do
         batch 8
         lanes
         log_requests false
+        log_format "json"
         environment :production
         pidfile "tmp/kino.pid"
         rackup "app.ru"
@@ -57,7 +58,7 @@ RSpec.describe Kino::DSL do
         queue_timeout: 0.5, request_timeout: 10, max_connections: 100, max_body_size: 1024,
         max_header_size: 8192, max_uri_size: 2048, max_headers: 20, first_data_timeout: 5,
         persistent_timeout: 6, backlog: 128, shutdown_timeout: 0, batch: 8, lanes: true,
-        log_requests: false, environment: "production", pidfile: "tmp/kino.pid",
+        log_requests: false, log_format: :json, environment: "production", pidfile: "tmp/kino.pid",
         rackup: "app.ru", control_bind: "127.0.0.1:9293", control_token: "secret",
         quarantine_timeout: 60, quarantine_max: 0, tls: { cert: "cert.pem", key: "key.pem" }
       )
@@ -131,6 +132,7 @@ RSpec.describe Kino::DSL do
       "port 70000" => "port must be an Integer from 0 to 65535 (got 70000)",
       "port(-1)" => "port must be an Integer from 0 to 65535 (got -1)",
       "mode :fast" => "mode must be one of :auto, :ractor, :threaded (got :fast)",
+      "log_format :xml" => "log_format must be one of :text, :json (got :xml)",
       "queue_timeout(-1)" => "queue_timeout must be a number of seconds, 0 or more (got -1)",
       "request_timeout 0" => "request_timeout must be a positive number of seconds, or nil for none (got 0)",
       "first_data_timeout \"soon\"" => 'first_data_timeout must be a positive number of seconds (got "soon")',

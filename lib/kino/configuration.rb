@@ -51,6 +51,7 @@ module Kino
       batch: 1,
       lanes: false,
       log_requests: false,
+      log_format: :text,
       io_shards: false,
       http2: false, # HTTP/1.1 only until HTTP/2 is built (the earlier Kino's default was true)
       max_workers: nil, # a fixed pool of `workers`
@@ -71,7 +72,7 @@ module Kino
     # version, so a config written for the earlier Kino still loads. The
     # server warns at start about each one set to anything but its default.
     NOT_YET_IMPLEMENTED = %i[
-      lanes batch log_requests
+      lanes batch
       io_shards http2 max_workers scale_down_after
     ].freeze
 

@@ -48,6 +48,13 @@ module Kino
       accepted(directive, value, to_seconds(value), "a positive number of seconds, or nil for none", &:positive?)
     end
 
+    # One of +choices+ (Symbols), given as a Symbol or a String.
+    def one_of(directive, value, choices)
+      symbol = value.to_sym if value.is_a?(Symbol) || value.is_a?(String)
+      expected = "one of #{choices.map(&:inspect).join(', ')}"
+      accepted(directive, value, symbol, expected) { |given| choices.include?(given) }
+    end
+
     def boolean(directive, value)
       accepted(directive, value, value, "true or false") { |given| [true, false].include?(given) }
     end

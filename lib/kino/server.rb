@@ -227,7 +227,9 @@ module Kino
                                             quarantine_max: c[:quarantine_max]),
         **tls_options(c[:tls]),
         mode: @mode.to_s, workers: workers, threads: threads,
-        control_bind: c.control_address, control_token: c[:control_token]
+        control_bind: c.control_address, control_token: c[:control_token],
+        log_requests: c[:log_requests],
+        log_format: c[:log_format]
       }
     end
 

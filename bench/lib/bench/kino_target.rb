@@ -2,8 +2,13 @@
 
 module Bench
   # Kino in one mode (kino-threaded, kino-ractor, kino-auto, ...), run from
-  # --kino-root.
+  # --kino-root. With +log or +json after the mode (kino-threaded+log), the
+  # access log is on (log_requests, in that log_format), written like the
+  # rest of the server's output to its log file: the cost of logging every
+  # request to a file, not to a terminal.
   class KinoTarget < Target
+    ACCESS_LOGS = { nil => nil, "log" => :text, "json" => :json }.freeze
+
     # Threads per worker when --threads is not given: Kino's own default.
     # They mirror Kino::Configuration::THREADS_PER_WORKER (1 in :ractor, 3
     # in :threaded); :auto picks :ractor for this app, which is shareable.
@@ -14,9 +19,10 @@ module Bench
 
     attr_reader :mode
 
-    def initialize(name, options, mode)
+    def initialize(name, options, mode, access_log: nil)
       super(name, options)
       @mode = mode
+      @access_log = access_log
     end
 
     def kino?
@@ -28,7 +34,8 @@ module Bench
     end
 
     def describe
-      "Kino :#{@mode}, #{@options.workers} workers x #{threads_text}, one process"
+      log = @access_log ? ", access log on (#{@access_log})" : ""
+      "Kino :#{@mode}, #{@options.workers} workers x #{threads_text}, one process#{log}"
     end
 
     # Kino prints "* Mode: ractor, 2 workers x 1 threads" at boot. It must
@@ -54,14 +61,22 @@ module Bench
     def command(port)
       [*ruby_command, File.join(@options.kino_root, "exe", "kino"),
        "-b", "tcp://#{HOST}:#{port}", "-w", @options.workers.to_s, "-t", threads.to_s,
-       "-m", @mode, "-e", "production", *tls_arguments, APP_FILE]
+       "-m", @mode, "-e", "production", *config_arguments, APP_FILE]
     end
 
     private
 
-    # With --tls, a config file holding the tls directive.
-    def tls_arguments
-      @options.tls ? ["-C", @options.tls.kino_config(File.dirname(@options.tls.cert))] : []
+    # `-C FILE` for a config file holding what this target turns on (the
+    # tls directive with --tls, the access log), or nothing.
+    def config_arguments
+      directives = []
+      directives << @options.tls.kino_directive if @options.tls
+      directives << "log_requests true\nlog_format #{@access_log.inspect}\n" if @access_log
+      return [] if directives.empty?
+
+      path = File.join(Dir.tmpdir, "kino-bench-#{Process.pid}-#{@mode}-#{@access_log || 'plain'}.rb")
+      File.write(path, "# frozen_string_literal: true\n\n#{directives.join}")
+      ["-C", path]
     end
   end
 end

@@ -119,8 +119,9 @@ module Bench
     def suspicious_log_lines
       return [] unless File.exist?(@log_path)
 
-      File.readlines(@log_path).map(&:rstrip)
-          .grep(/error|exception|fail|fatal|abort|segmentation|killed|timeout|cut off|warn/i)
+      # Line by line: with the access log on the file holds a line a request.
+      File.foreach(@log_path).lazy.map(&:rstrip)
+          .grep(/error|exception|fail|fatal|abort|segmentation|killed|timeout|cut off|warn/i).to_a
     end
 
     private

@@ -9,8 +9,11 @@ module Bench
     def self.build(name, options)
       case name
       when "puma" then PumaTarget.new(name, options)
-      when /\Akino-([a-z]+)\z/ then KinoTarget.new(name, options, Regexp.last_match(1))
-      else raise OptionParser::InvalidArgument, "unknown target #{name} (expected puma or kino-MODE)"
+      when /\Akino-([a-z]+)(?:\+(log|json))?\z/
+        KinoTarget.new(name, options, Regexp.last_match(1), access_log: KinoTarget::ACCESS_LOGS[Regexp.last_match(2)])
+      else
+        raise OptionParser::InvalidArgument,
+              "unknown target #{name} (expected puma, kino-MODE, kino-MODE+log or kino-MODE+json)"
       end
     end
 

@@ -33,11 +33,9 @@ module Bench
       @key = key
     end
 
-    # A kino.rb that turns TLS on (binds come from the command line).
-    def kino_config(dir)
-      path = File.join(dir, "kino_tls.rb")
-      File.write(path, "# frozen_string_literal: true\n\ntls cert: #{@cert.inspect}, key: #{@key.inspect}\n")
-      path
+    # The kino.rb line that turns TLS on (binds come from the command line).
+    def kino_directive
+      "tls cert: #{@cert.inspect}, key: #{@key.inspect}\n"
     end
 
     # Puma's bind for the same certificate.

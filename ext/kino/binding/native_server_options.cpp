@@ -11,7 +11,7 @@ ID id_listen, id_io_threads, id_backlog, id_max_header_size, id_max_uri_size, id
     id_request_timeout, id_queue_depth, id_queue_timeout, id_max_connections, id_body_memory_limit,
     id_spool_dir, id_stream_request_bodies, id_min_body_rate, id_min_body_rate_window, id_max_spool_size,
     id_tls_cert, id_tls_key, id_tls_ca, id_tls_handshake_timeout, id_mode, id_workers, id_threads,
-    id_control_bind, id_control_token;
+    id_control_bind, id_control_token, id_log_requests, id_log_format, id_json;
 
 // Kino::Server#native_options passes every key: the defaults live in
 // Ruby's table (Kino::Configuration::DEFAULTS), not here.
@@ -39,6 +39,13 @@ VALUE optional_string(VALUE options, ID key) {
 long long required_int(VALUE options, ID key) { return NUM2LL(required_number(options, key)); }
 
 double required_seconds(VALUE options, ID key) { return NUM2DBL(required_number(options, key)); }
+
+// :text or :json (Kino::DSL checked it; anything else is a caller's bug).
+bool access_log_json(VALUE format) {
+  if (format == ID2SYM(id_json)) return true;
+  if (format == ID2SYM(rb_intern("text"))) return false;
+  rb_raise(rb_eArgError, "log_format must be :text or :json");
+}
 
 std::chrono::milliseconds milliseconds(double seconds) {
   return std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
@@ -90,6 +97,8 @@ ServerOptions read_server_options(VALUE options) {
   o.max_body_size = required_int(options, id_max_body_size);
   o.write_high_water = required_int(options, id_write_high_water);
   o.worker_slots = required_int(options, id_worker_slots);
+  o.log_requests = RTEST(required(options, id_log_requests));
+  o.log_format_json = access_log_json(required(options, id_log_format));
   o.first_data_timeout = required_seconds(options, id_first_data_timeout);
   o.persistent_timeout = required_seconds(options, id_persistent_timeout);
   if (!(o.first_data_timeout > 0) || !(o.persistent_timeout > 0))
@@ -146,6 +155,8 @@ ServerConfig server_config(const ServerOptions& o) {
   config.threads = static_cast<int>(o.threads);
   if (!NIL_P(o.control_bind)) config.control_bind = bytes_of(o.control_bind);
   if (!NIL_P(o.control_token)) config.control_token = bytes_of(o.control_token);
+  config.log_requests = o.log_requests;
+  config.log_format = o.log_format_json ? AccessLogFormat::Json : AccessLogFormat::Text;
   return config;
 }
 
@@ -180,6 +191,9 @@ void init_native_server_options() {
   id_threads = rb_intern("threads");
   id_control_bind = rb_intern("control_bind");
   id_control_token = rb_intern("control_token");
+  id_log_requests = rb_intern("log_requests");
+  id_log_format = rb_intern("log_format");
+  id_json = rb_intern("json");
 }
 
 }  // namespace kino::binding

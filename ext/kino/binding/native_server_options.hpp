@@ -29,6 +29,7 @@ struct ServerOptions {
   double first_data_timeout, persistent_timeout, request_timeout, queue_timeout, min_body_rate_window,
       tls_handshake_timeout;
   bool stream_request_bodies;
+  bool log_requests, log_format_json;
 };
 
 ServerOptions read_server_options(VALUE options);

@@ -1,6 +1,7 @@
 #include "server.hpp"
 
 #include <pthread.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <stdexcept>
@@ -24,6 +25,7 @@ Server::Server(ServerConfig config)
   config_.body_storage.budget = std::move(budget);
   // Before any socket: a certificate that does not load stops the boot.
   if (config_.tls) tls_ = std::make_unique<TlsContextHolder>(*config_.tls);
+  if (config_.log_requests) access_log_ = std::make_unique<AccessLog>(STDOUT_FILENO, config_.log_format);
 }
 
 Server::~Server() {
@@ -129,15 +131,13 @@ ServerStats Server::stats() const {
     s.spool_files = budget->files.load(std::memory_order_acquire);
   }
   s.state = draining() ? "draining" : s.workers_up > 0 ? "ready" : "booting";
-  // Worker w holds slots [w * threads, (w + 1) * threads); replacements
-  // for quarantined workers take the next indexes.
   size_t threads = config_.threads > 0 ? static_cast<size_t>(config_.threads) : 1;
   size_t started = static_cast<size_t>(std::max(config_.workers, 0)) + static_cast<size_t>(s.quarantined);
   size_t rows = std::min(slots_.size(), started * threads);
   s.slots.reserve(rows);
   for (size_t i = 0; i < rows; ++i) {
     ThreadSlots::Row row = slots_.row(i);
-    s.slots.push_back(SlotStats{i, i / threads, row.served, row.in_flight, row.busy_ms});
+    s.slots.push_back(SlotStats{i, config_.worker_of_slot(i), row.served, row.in_flight, row.busy_ms});
   }
   s.queue_wait = slots_.queue_wait();
   return s;
@@ -306,6 +306,13 @@ int64_t Server::stop(std::chrono::milliseconds timeout, const std::atomic<bool>*
   }
   for (auto& req : queue_.expire_waiting(INT64_MAX)) req.reset();
   slots_.take(0, slots_.size());
+  // Every response that was written has been logged by now. Lines the
+  // writer had to drop (stdout did not keep up) are told once, here.
+  if (access_log_) {
+    access_log_->stop();
+    if (uint64_t lost = access_log_->dropped(); lost > 0)
+      log_.push("access log: " + std::to_string(lost) + " lines dropped, stdout did not keep up");
+  }
   {
     std::lock_guard<std::mutex> lock(listeners_mu_);
     listeners_.clear();

@@ -100,6 +100,8 @@ class Server : public std::enable_shared_from_this<Server> {
   Counters& counters() noexcept { return counters_; }
   LogChannel& log() noexcept { return log_; }
   const ServerConfig& config() const noexcept { return config_; }
+  // Null unless config().log_requests.
+  AccessLog* access_log() noexcept { return access_log_.get(); }
   asio::io_context& io() noexcept { return io_; }
   ThreadSlots& slots() noexcept { return slots_; }
   WorkerExits& worker_exits() noexcept { return worker_exits_; }
@@ -152,6 +154,7 @@ class Server : public std::enable_shared_from_this<Server> {
   WorkerExits worker_exits_;
   Counters counters_;
   LogChannel log_;
+  std::unique_ptr<AccessLog> access_log_;  // stopped (flushed) by stop()
 
   std::mutex connections_mu_;
   std::unordered_map<Connection*, std::weak_ptr<Connection>> connections_;

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "http1/access_log.hpp"
 #include "http1/request_parser.hpp"
 
 namespace kino {
@@ -84,6 +85,16 @@ struct ServerConfig {
   // require `Authorization: Bearer <token>`.
   std::string control_bind;
   std::string control_token;
+
+  // The worker whose thread holds `slot`: worker w holds slots
+  // [w * threads, (w + 1) * threads), and replacements take the next ones.
+  size_t worker_of_slot(size_t slot) const noexcept {
+    return threads > 0 ? slot / static_cast<size_t>(threads) : slot;
+  }
+  // The access log (log_requests): a line per request on stdout, in this
+  // format.
+  bool log_requests{};
+  AccessLogFormat log_format{};
 };
 
 }  // namespace kino

@@ -35,14 +35,27 @@ TEST(LogChannel, DrainTakesAtMostMax) {
 
 TEST(LogChannel, PastCapacityLinesAreCountedAndDropped) {
   LogChannel log(3);
-  for (int i = 0; i < 5; ++i) log.push("l" + std::to_string(i));
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(log.push("l" + std::to_string(i)), i < 3);
   EXPECT_EQ(log.dropped(), 2u);
+  EXPECT_EQ(log.size(), 3u);
   auto lines = log.drain();
   EXPECT_EQ(lines, (std::vector<std::string>{"l0", "l1", "l2"}));
   // Draining frees the room again.
   log.push("again");
   EXPECT_EQ(log.drain(), (std::vector<std::string>{"again"}));
   EXPECT_EQ(log.dropped(), 2u);
+  EXPECT_EQ(log.size(), 0u);
+}
+
+TEST(LogChannel, TakeMovesIntoReusedStorage) {
+  LogChannel log;
+  log.push("a");
+  log.push("b");
+  std::vector<std::string> batch(8);
+  EXPECT_EQ(log.take(batch.data(), batch.size()), 2u);
+  EXPECT_EQ(batch[0], "a");
+  EXPECT_EQ(batch[1], "b");
+  EXPECT_EQ(log.take(batch.data(), batch.size()), 0u);
 }
 
 TEST(LogChannel, ConcurrentProducersNeverExceedCapacity) {

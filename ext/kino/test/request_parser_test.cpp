@@ -973,3 +973,48 @@ TEST(RequestParser, TransferCodingsOtherThanChunkedGet501) {
   EXPECT_EQ(r.state, RequestParser::State::Error);
   EXPECT_EQ(parser.error_status(), 501);
 }
+
+TEST(RequestParser, RequestLineOfARefusedRequest) {
+  ParserLimits limits = test::parser_limits();
+  limits.max_header_size = 64;
+  RequestParser p(limits);
+  p.note_versions();
+  p.set_peer("10.1.2.3", 8080);
+  EXPECT_EQ(p.peer(), "10.1.2.3");
+  std::string in = "POST /up HTTP/1.0\r\nX-Big: " + std::string(100, 'a') + "\r\n\r\n";
+  ASSERT_EQ(p.feed(in.data(), in.size()).state, State::Error);
+  EXPECT_EQ(p.error_status(), 431);
+  RequestParser::RequestLine line = p.request_line();
+  EXPECT_EQ(line.method, "POST");
+  EXPECT_EQ(line.target, "/up");
+  EXPECT_EQ(line.http_major, 1);
+  EXPECT_EQ(line.http_minor, 0);
+}
+
+TEST(RequestParser, RequestLineBeforeItsVersion) {
+  ParserLimits limits = test::parser_limits();
+  limits.max_uri_size = 8;
+  RequestParser p(limits);
+  p.note_versions();
+  // The version of the request before stays that request's.
+  std::string in = "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /far-too-long HTTP/1.0\r\n";
+  auto r = p.feed(in.data(), in.size());
+  ASSERT_EQ(r.state, State::Complete);
+  p.take();
+  EXPECT_EQ(p.request_line().method, "") << "nothing read of the next request yet";
+  ASSERT_EQ(p.feed(in.data() + r.consumed, in.size() - r.consumed).state, State::Error);
+  EXPECT_EQ(p.error_status(), 414);
+  RequestParser::RequestLine line = p.request_line();
+  EXPECT_EQ(line.method, "GET");
+  EXPECT_EQ(line.http_major, 0) << "the version was not read";
+}
+
+TEST(RequestParser, VersionsAreNotNotedUnlessAsked) {
+  ParserLimits limits = test::parser_limits();
+  limits.max_header_size = 64;
+  RequestParser p(limits);
+  std::string in = "GET / HTTP/1.1\r\nX-Big: " + std::string(100, 'a') + "\r\n\r\n";
+  ASSERT_EQ(p.feed(in.data(), in.size()).state, State::Error);
+  EXPECT_EQ(p.request_line().method, "GET");
+  EXPECT_EQ(p.request_line().http_major, 0);
+}

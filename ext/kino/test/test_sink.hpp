@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "handoff/request_ctx.hpp"
 #include "handoff/response_sink.hpp"
 #include "util/memory.hpp"
 
@@ -22,13 +23,14 @@ struct Sent {
   std::string bytes;
   bool last;
   bool keep_alive;
+  bool logged;  // it carried its request, for the access log
 };
 
 class RecordingSink : public ResponseSink {
  public:
-  void send(Bytes bytes, bool last, bool keep_alive) override {
+  void send(Bytes bytes, bool last, bool keep_alive, RequestRef logged) override {
     std::lock_guard<std::mutex> lock(mu_);
-    sent_.push_back(Sent{std::string(bytes.data(), bytes.size()), last, keep_alive});
+    sent_.push_back(Sent{std::string(bytes.data(), bytes.size()), last, keep_alive, logged != nullptr});
   }
   bool wait_writable(std::chrono::steady_clock::time_point) override { return open_; }
   void send_continue(const RequestCtx&) override { continues_.fetch_add(1); }

@@ -151,8 +151,11 @@
 # Not yet implemented.
 # scale_down_after 30
 
-# Native access log to stdout. Default: false. Not yet implemented.
+# Native access log to stdout, a line per request. Default: false.
 # log_requests true
+
+# The access log's format, :text or :json. Default: :text.
+# log_format :json
 
 # HTTPS with this certificate and key (paths or PEM text); SIGHUP reloads
 # them. Default: nil.

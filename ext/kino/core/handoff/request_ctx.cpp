@@ -10,6 +10,9 @@ namespace kino {
 // gets a response instead of a connection that hangs forever.
 RequestCtx::~RequestCtx() {
   if (!sink) return;
+  // A request being destroyed cannot be carried to its connection to be
+  // logged (see deliver): this answer goes unlogged.
+  access_logged = false;
   try {
     if (!claimed()) {
       sink->log("a request was released without a response; answered 500");

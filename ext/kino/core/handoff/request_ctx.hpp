@@ -37,6 +37,7 @@ struct ResponseState {
   bool finished = false;
   bool send_body = true;
   bool keep_alive = false;
+  int status = 0;  // the final status sent
   uint64_t declared_length = 0;
   uint64_t body_written = 0;
 };
@@ -87,6 +88,10 @@ class RequestCtx : public NativeAllocated {
   int32_t taken_by_slot() const noexcept { return taken_by_slot_.load(std::memory_order_relaxed); }
   void mark_taken(int64_t now_ns) noexcept { taken_ns_.store(now_ns, std::memory_order_relaxed); }
   void mark_taken_by_slot(int32_t slot) noexcept { taken_by_slot_.store(slot, std::memory_order_relaxed); }
+
+  // Set by the session when the access log is on: the end of the response
+  // then carries the request back to its connection, which logs it.
+  bool access_logged = false;
 
   // The connection that wants the answer; null in unit tests of parsing.
   std::shared_ptr<ResponseSink> sink;

@@ -3,6 +3,7 @@
 // one thread that claimed the response.
 #pragma once
 
+#include <boost/smart_ptr/intrusive_ptr.hpp>
 #include <chrono>
 #include <string_view>
 
@@ -18,7 +19,9 @@ class ResponseSink {
 
   // Queue bytes for the socket. `last` ends the current response; after it
   // the connection reads the next request when `keep_alive`, or closes.
-  virtual void send(Bytes bytes, bool last, bool keep_alive) = 0;
+  // `logged`, with the last bytes only, is the request they end when the
+  // access log wants it (RequestCtx::access_logged); null otherwise.
+  virtual void send(Bytes bytes, bool last, bool keep_alive, boost::intrusive_ptr<RequestCtx> logged) = 0;
 
   // Blocks until the socket has drained below its high-water mark, the
   // deadline passes, or the peer is gone. Returns false once the peer is

@@ -54,6 +54,25 @@ void RequestParser::set_peer(std::string_view peer, uint16_t local_port, bool ht
   https_ = https;
 }
 
+void RequestParser::note_versions() { settings_.on_version_complete = &RequestParser::on_version_complete; }
+
+int RequestParser::on_version_complete(llhttp_t* p) {
+  self(p)->version_read_ = true;
+  return 0;
+}
+
+RequestParser::RequestLine RequestParser::request_line() const {
+  RequestLine line;
+  if (!current_) return line;
+  line.method = view(current_->method);
+  line.target = view(current_->target);
+  if (version_read_) {
+    line.http_major = parser_.http_major;
+    line.http_minor = parser_.http_minor;
+  }
+  return line;
+}
+
 int RequestParser::fail(int status, const char* reason) {
   if (error_status_ == 0) {
     error_status_ = status;
@@ -89,6 +108,7 @@ int RequestParser::on_message_begin(llhttp_t* p) {
   s->headers_done_ = false;
   s->host_from_target_ = false;
   s->expect_continue_ = false;
+  s->version_read_ = false;
   s->head_bytes_ = 0;
   s->head_wire_ = 0;
   s->header_count_ = 0;

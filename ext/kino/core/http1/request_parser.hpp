@@ -65,11 +65,28 @@ class RequestParser {
   bool head_complete() const noexcept { return in_message_ && headers_done_; }
 
   void set_peer(std::string_view peer, uint16_t local_port, bool https = false);
+  std::string_view peer() const noexcept { return view(peer_); }
+
+  // What was read of the current request's line, for the access log's
+  // record of a request refused before its head was complete: empty parts
+  // were not read, and `http_major` stays 0 until the version was (which
+  // the parser notes only after note_versions()).
+  struct RequestLine {
+    std::string_view method;
+    std::string_view target;
+    uint8_t http_major = 0;
+    uint8_t http_minor = 0;
+  };
+  RequestLine request_line() const;
+  // Has the parser note when a request line's version has been read; only
+  // the access log asks, so parsing pays nothing for it otherwise.
+  void note_versions();
 
  private:
   static int on_message_begin(llhttp_t*);
   static int on_url(llhttp_t*, const char*, size_t);
   static int on_method(llhttp_t*, const char*, size_t);
+  static int on_version_complete(llhttp_t*);
   static int on_header_field(llhttp_t*, const char*, size_t);
   static int on_header_value(llhttp_t*, const char*, size_t);
   static int on_header_value_complete(llhttp_t*);
@@ -103,8 +120,9 @@ class RequestParser {
   bool headers_done_ = false;
   bool host_from_target_ = false;
   bool expect_continue_ = false;
-  size_t head_bytes_ = 0;  // head bytes seen by callbacks
-  size_t head_wire_ = 0;   // bytes of feed() calls that ended inside the head
+  bool version_read_ = false;  // of the current request; see note_versions
+  size_t head_bytes_ = 0;      // head bytes seen by callbacks
+  size_t head_wire_ = 0;       // bytes of feed() calls that ended inside the head
   size_t header_count_ = 0;
   size_t extras_bytes_ = 0;  // chunk extensions and trailers seen by callbacks
   // Chunked framing on the wire, for what no callback reports (a size's

@@ -21,7 +21,10 @@ bool must_close(const RequestCtx& req, bool server_closing) {
 
 void deliver(RequestCtx& req, Bytes bytes, bool last) {
   if (!req.sink) return;
-  req.sink->send(std::move(bytes), last, req.response.keep_alive);
+  // The connection logs the request once its last byte is written, so the
+  // end of the response carries it there (only with the access log on).
+  RequestRef logged = last && req.access_logged ? RequestRef(&req) : RequestRef();
+  req.sink->send(std::move(bytes), last, req.response.keep_alive, std::move(logged));
   // The Ruby handle may outlive the response until GC; the connection
   // must not live that long with it.
   if (last) req.sink.reset();
@@ -55,6 +58,7 @@ void send_whole(RequestCtx& req, int status, std::span<const HeaderView> headers
   }
   req.response.framing = plan.framing;
   req.response.keep_alive = plan.keep_alive;
+  req.response.status = status;
   req.response.started = req.response.finished = true;
   report_dropped(req, dropped);
   deliver(req, std::move(out), true);
@@ -104,6 +108,7 @@ bool start_response(RequestCtx& req, int status, std::span<const HeaderView> hea
   auto& st = req.response;
   st.framing = plan.framing;
   st.keep_alive = plan.keep_alive;
+  st.status = status;
   st.send_body = plan.send_body;
   st.declared_length = plan.content_length;
   st.started = true;

@@ -17,15 +17,24 @@ Http1Session::Http1Session(SessionConnection& connection, Server& server, Deadli
     : connection_(connection),
       server_(server),
       deadlines_(deadlines),
-      parser_(server.config().limits, server.config().body_storage) {
+      parser_(server.config().limits, server.config().body_storage),
+      access_log_(server.access_log()) {
   parser_.set_peer(peer, local_port, https);
+  if (access_log_) parser_.note_versions();
 }
 
 void Http1Session::expect(Waiting what) { deadlines_.expect(what, steady_ms()); }
 
 void Http1Session::on_read(size_t n) {
-  if (n > 0 && deadlines_.waiting() == Waiting::FirstByte) expect(Waiting::Head);
+  if (n > 0 && deadlines_.waiting() == Waiting::FirstByte) {
+    expect(Waiting::Head);
+    note_request_began();
+  }
   process_input();
+}
+
+void Http1Session::note_request_began() {
+  if (access_log_) request_began_ns_ = steady_ns();
 }
 
 bool Http1Session::on_read_end(const error_code& ec) {
@@ -148,6 +157,7 @@ bool Http1Session::should_stream_upload(const RequestCtx& req) const {
 void Http1Session::dispatch(RequestRef req) {
   req->sink = connection_.sink();
   req->peer = req->sink;
+  req->access_logged = access_log_ != nullptr;
   if (server_.config().request_timeout.count() > 0)
     in_flight_ = req;  // released by response_done: no cycle outlives it
   server_.dispatch(std::move(req));
@@ -202,6 +212,17 @@ void Http1Session::reject(int status, std::string_view reason, RequestRef req) {
     req = RequestRef(new RequestCtx());
     req->sink = connection_.sink();
     req->keep_alive = false;
+    if (access_log_) {
+      // What was read of the request, for its line in the access log. The
+      // answer is unchanged by the version: it has a length and closes.
+      RequestParser::RequestLine line = parser_.request_line();
+      req->method.assign(line.method.data(), line.method.size());
+      req->target.assign(line.target.data(), line.target.size());
+      req->http_major = line.http_major;
+      req->http_minor = line.http_minor;
+      req->peer_address.assign(parser_.peer().data(), parser_.peer().size());
+      req->access_logged = true;
+    }
     // Refused mid-body, it still holds a drain until its answer is out.
     set_phase(phase() == RequestPhase::ReadingBody ? RequestPhase::RefusedMidBody : RequestPhase::Refused);
   }
@@ -263,7 +284,9 @@ void Http1Session::response_done(bool keep_alive) {
   deadlines_.begin_request(steady_ms(), true);
   // Pipelined bytes already here count as the next request's first data.
   const InputBuffer& in = connection_.input();
-  expect(in.start < in.bytes.size() ? Waiting::Head : Waiting::FirstByte);
+  bool pipelined = in.start < in.bytes.size();
+  expect(pipelined ? Waiting::Head : Waiting::FirstByte);
+  if (pipelined) note_request_began();
   process_input();
 }
 
@@ -280,6 +303,35 @@ void Http1Session::on_closed() {
     set_phase(RequestPhase::ReadingHead);
   else if (phase() == RequestPhase::RefusedMidBody)
     set_phase(RequestPhase::Refused);
+}
+
+// The wait for a worker runs from the queue to the worker's take, or, for
+// a request never taken (a 503 or 504 while queued), to its answer.
+void Http1Session::log_response(const RequestCtx& req, uint64_t bytes_sent) {
+  if (!access_log_) return;
+  int64_t now = steady_ns();
+  int64_t began = request_began_ns_ > 0 ? request_began_ns_ : now;
+  int64_t unix_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+  AccessRecord record;
+  record.began_unix_us = (unix_ns - (now - began)) / 1000;
+  record.peer = view(req.peer_address);
+  record.method = view(req.method);
+  record.target = view(req.target);
+  record.http_major = req.http_major;
+  record.http_minor = req.http_minor;
+  record.status = req.response.status;
+  record.bytes = bytes_sent;
+  record.duration_us = (now - began) / 1000;
+  if (req.queued_ns > 0) {
+    int64_t taken = req.taken_ns();
+    record.queue_wait_us = ((taken > 0 ? taken : now) - req.queued_ns) / 1000;
+  }
+  int32_t slot = req.taken_by_slot();
+  if (slot >= 0)
+    record.worker = static_cast<int64_t>(server_.config().worker_of_slot(static_cast<size_t>(slot)));
+  access_log_->write(record);
 }
 
 }  // namespace kino

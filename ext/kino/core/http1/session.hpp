@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "handoff/request_ctx.hpp"
+#include "http1/access_log.hpp"
 #include "http1/deadlines.hpp"
 #include "http1/request_parser.hpp"
 #include "http1/session_connection.hpp"
@@ -54,6 +55,9 @@ class Http1Session {
   void response_done(bool keep_alive);
   // The connection closed: nothing more arrives, nothing more is sent.
   void on_closed();
+  // With the access log on: the response to `req` (the connection's
+  // current request) is over, `bytes_sent` of it written; log it.
+  void log_response(const RequestCtx& req, uint64_t bytes_sent);
 
   // Whether the connection may be closed at once by a drain: no response is
   // awaited and no upload is under way (a request begun is read to its end
@@ -103,6 +107,7 @@ class Http1Session {
   void arm_app_deadline();
   void reject(int status, std::string_view reason, RequestRef req = {});
   void expect(Deadlines::Waiting what);
+  void note_request_began();
 
   SessionConnection& connection_;
   Server& server_;
@@ -114,6 +119,11 @@ class Http1Session {
   // connection goes on reading for it, and answers it itself (408, 413,
   // 400) if the body goes wrong.
   RequestRef streamed_upload_;
+  // Null unless log_requests is on; then the first byte of each request is
+  // timed (steady_ns: the only clock read the access log adds before the
+  // response is written).
+  AccessLog* access_log_;
+  int64_t request_began_ns_ = 0;
 };
 
 }  // namespace kino

@@ -129,15 +129,17 @@ void Connection::on_deadline() {
   }
 }
 
-void Connection::send(Bytes bytes, bool last, bool keep_alive) {
+void Connection::send(Bytes bytes, bool last, bool keep_alive, RequestRef logged) {
   // A response finished after the server stopped has nobody to write it:
   // it is dropped here, never left in a handler that would not run.
   size_t size = bytes.size();
   outbox_.promise(size);
   bool posted = server_->post_while_running(
       transport_.executor(),
-      [self = shared_from_this(), item = Outbox::Item{std::move(bytes), last, keep_alive}]() mutable {
+      [self = shared_from_this(), item = Outbox::Item{std::move(bytes), last, keep_alive},
+       logged = std::move(logged)]() mutable {
         self->session_.response_begins();
+        if (logged) self->logged_ = std::move(logged);
         self->enqueue(std::move(item));
       });
   if (!posted) outbox_.withdraw(size);
@@ -159,7 +161,7 @@ void Connection::send_interim(Bytes bytes) {
 void Connection::enqueue(Outbox::Item item) {
   if (closed_) {
     outbox_.withdraw(item.bytes.size());
-    if (item.last) session_.response_done(false);
+    if (item.last) end_response(false);
     return;
   }
   outbox_.push(std::move(item));
@@ -170,12 +172,13 @@ void Connection::do_write() {
   const auto& slice = outbox_.next_slice();
   writing_ = true;
   deadlines_.write_started(steady_ms());
-  transport_.async_write(slice,
-                         [self = shared_from_this()](const error_code& ec, size_t) { self->on_write(ec); });
+  transport_.async_write(
+      slice, [self = shared_from_this()](const error_code& ec, size_t n) { self->on_write(ec, n); });
 }
 
-void Connection::on_write(const error_code& ec) {
+void Connection::on_write(const error_code& ec, size_t n) {
   writing_ = false;
+  response_bytes_ += n;
   Outbox::Written w = outbox_.written();
   bool done = w.response_done;
   deadlines_.write_ended();  // do_write sets it again
@@ -183,12 +186,24 @@ void Connection::on_write(const error_code& ec) {
     if (!client_trouble(ec) || ec == asio::error::eof) server_->report(ec, "write");
     close_socket();
     if (outbox_.discard()) done = true;
-    if (done) session_.response_done(false);
+    if (done) end_response(false);
     return;
   }
-  if (done) session_.response_done(w.keep_alive);
+  if (done) end_response(w.keep_alive);
   // response_done may have queued (100 Continue) and started a write itself.
   if (!closed_ && !writing_ && !outbox_.empty()) do_write();
+}
+
+// The last byte of a response was written, or the response was dropped
+// with the connection: the access log hears of it before the session
+// moves on to the next request.
+void Connection::end_response(bool keep_alive) {
+  if (logged_) {
+    RequestRef req = std::move(logged_);
+    session_.log_response(*req, response_bytes_);
+  }
+  response_bytes_ = 0;
+  session_.response_done(keep_alive);
 }
 
 // Closing right after the last byte would make the kernel answer anything
@@ -246,7 +261,7 @@ void Connection::close_socket() {
   open_.store(false, std::memory_order_release);
   transport_.close();
   // While a write is under way its completion handler discards the rest.
-  if (!writing_ && outbox_.discard() && session_.awaiting_response()) session_.response_done(false);
+  if (!writing_ && outbox_.discard() && session_.awaiting_response()) end_response(false);
   outbox_.notify_writers();
 }
 

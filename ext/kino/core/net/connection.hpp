@@ -53,7 +53,7 @@ class Connection : public ResponseSink,
   void check_deadline();  // any thread: re-checks on the strand
 
   // ResponseSink, called from the thread that claimed the response.
-  void send(Bytes bytes, bool last, bool keep_alive) override;
+  void send(Bytes bytes, bool last, bool keep_alive, RequestRef logged) override;
   bool wait_writable(std::chrono::steady_clock::time_point deadline) override;
   void send_continue(const RequestCtx& req) override;
   bool open() const override { return open_.load(std::memory_order_acquire); }
@@ -77,7 +77,8 @@ class Connection : public ResponseSink,
   void on_read(const error_code& ec, size_t n, size_t offset);
   void enqueue(Outbox::Item item);
   void do_write();
-  void on_write(const error_code& ec);
+  void on_write(const error_code& ec, size_t n);
+  void end_response(bool keep_alive);
   void close_socket();
   void on_deadline();
   void on_linger_read(const error_code& ec, size_t n);
@@ -93,6 +94,11 @@ class Connection : public ResponseSink,
   Outbox outbox_;
   Deadlines deadlines_;
   Http1Session session_;
+
+  // The request whose response is being written, when the access log wants
+  // it (see ResponseSink::send), and the bytes written for that response.
+  RequestRef logged_;
+  uint64_t response_bytes_ = 0;
 
   bool reading_ = false;
   bool writing_ = false;

@@ -1,6 +1,8 @@
-// Lines the native side wants logged (I/O errors, dropped headers, lost
-// requests) wait here until Ruby drains them on its own thread. Producers
-// never block: past the capacity a line is counted and dropped.
+// A bounded lock-free channel of whole lines: any thread pushes, one
+// consumer takes them in batches (a LogWriter's thread, or Ruby draining a
+// server's lines into a log IO without a descriptor). Producers never
+// block, lock or make a syscall: past the capacity a line is counted and
+// dropped.
 #pragma once
 
 #include <concurrentqueue/concurrentqueue.h>
@@ -19,23 +21,39 @@ class LogChannel {
  public:
   explicit LogChannel(size_t capacity = 8192) : capacity_(capacity) {}
 
-  void push(std::string_view line) {
+  // False when the line was dropped (the channel is full).
+  bool push(std::string_view line) {
     if (size_.fetch_add(1, std::memory_order_relaxed) >= capacity_) {
       size_.fetch_sub(1, std::memory_order_relaxed);
       dropped_.fetch_add(1, std::memory_order_relaxed);
-      return;
+      return false;
     }
     lines_.enqueue(std::string(line));
+    return true;
   }
 
   // Takes up to `max` lines.
   std::vector<std::string> drain(size_t max = 1024) {
     std::vector<std::string> out(max);
-    size_t n = lines_.try_dequeue_bulk(out.begin(), max);
-    out.resize(n);
-    size_.fetch_sub(n, std::memory_order_relaxed);
+    out.resize(take(out.data(), max));
     return out;
   }
+
+  // Moves up to `max` lines into `out` (reused by a consumer that drains
+  // in a loop); returns how many.
+  size_t take(std::string* out, size_t max) {
+    size_t n = lines_.try_dequeue_bulk(out, max);
+    size_.fetch_sub(n, std::memory_order_acq_rel);
+    return n;
+  }
+
+  // Lines pushed and not yet taken, counting pushes still under way: a
+  // consumer that must see every line pushed before some moment waits for
+  // this to reach zero.
+  size_t size() const noexcept { return size_.load(std::memory_order_acquire); }
+
+  // Lines the consumer lost after taking them (a write that failed).
+  void count_dropped(uint64_t n) noexcept { dropped_.fetch_add(n, std::memory_order_relaxed); }
 
   uint64_t dropped() const noexcept { return dropped_.load(std::memory_order_relaxed); }
 

@@ -1,0 +1,182 @@
+#include "util/log_writer.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <system_error>
+#include <vector>
+
+#include "util/steady_clock.hpp"
+
+namespace kino {
+
+namespace {
+
+constexpr size_t kBatch = 512;  // lines a writev, well under IOV_MAX
+constexpr int kOpenFlags = O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC;
+
+std::system_error open_error(int err, const std::string& path) {
+  return std::system_error(err, std::generic_category(), "cannot open log file " + path);
+}
+
+}  // namespace
+
+LogWriter::LogWriter(int fd, size_t capacity) : LogWriter(fd, false, std::string(), capacity) {}
+
+LogWriter::LogWriter(int fd, bool owned, std::string path, size_t capacity)
+    : fd_(fd), owned_(owned), tty_(::isatty(fd) == 1), path_(std::move(path)), channel_(capacity) {
+  // Signals are the host's business (Ruby handles them on its own
+  // threads); a write to a closed pipe must come back as EPIPE here, not
+  // as a SIGPIPE aimed at this thread. The thread inherits the mask.
+  sigset_t all, previous;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &previous);
+  try {
+    thread_ = std::thread([this] { run(); });
+  } catch (...) {
+    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    if (owned_) ::close(fd_);
+    throw;
+  }
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+}
+
+std::unique_ptr<LogWriter> LogWriter::open(const std::string& path, size_t capacity) {
+  int fd = ::open(path.c_str(), kOpenFlags, 0644);
+  if (fd < 0) throw open_error(errno, path);
+  return std::unique_ptr<LogWriter>(new LogWriter(fd, true, path, capacity));
+}
+
+LogWriter::~LogWriter() {
+  stop();
+  drop_unwritten();
+  if (owned_) ::close(fd_);
+}
+
+bool LogWriter::push(std::string_view line) {
+  if (closed_.load(std::memory_order_acquire)) {
+    channel_.count_dropped(1);
+    return false;
+  }
+  return channel_.push(line);
+}
+
+bool LogWriter::reopen() {
+  if (!owned_) return false;
+  int fresh = ::open(path_.c_str(), kOpenFlags, 0644);
+  if (fresh < 0) throw open_error(errno, path_);
+  // dup3 swaps what fd_ refers to in one step: a writev under way finishes
+  // on the old file, the next one goes to the new.
+  int err = ::dup3(fresh, fd_, O_CLOEXEC) < 0 ? errno : 0;
+  ::close(fresh);
+  if (err != 0) throw open_error(err, path_);
+  return true;
+}
+
+void LogWriter::stop(std::chrono::milliseconds give_up) {
+  {
+    std::lock_guard<std::mutex> lock(stop_mu_);
+    if (!stopping_.load(std::memory_order_relaxed)) {
+      give_up_at_ms_.store(steady_ms() + give_up.count(), std::memory_order_relaxed);
+      stopping_.store(true, std::memory_order_release);
+    }
+  }
+  stop_cv_.notify_all();
+  std::lock_guard<std::mutex> lock(join_mu_);
+  if (!thread_.joinable()) return;
+  thread_.join();
+  closed_.store(true, std::memory_order_release);
+  drop_unwritten();
+}
+
+// A push that raced stop() past the thread's last drain is lost: count it.
+void LogWriter::drop_unwritten() {
+  std::vector<std::string> rest(kBatch);
+  while (size_t n = channel_.take(rest.data(), kBatch)) channel_.count_dropped(n);
+}
+
+void LogWriter::run() {
+  pthread_setname_np(pthread_self(), "kino-log-writer");
+  std::vector<std::string> batch(kBatch);
+  auto idle = std::chrono::milliseconds(1);
+  for (;;) {
+    if (size_t n = channel_.take(batch.data(), kBatch)) {
+      write_batch(batch.data(), n);
+      idle = std::chrono::milliseconds(1);
+      continue;
+    }
+    if (stopping_.load(std::memory_order_acquire)) {
+      // Everything pushed before stop() is in the channel or on its way
+      // (counted in size() before it is enqueued): wait for those.
+      if (channel_.size() == 0) return;
+      std::this_thread::yield();
+      continue;
+    }
+    std::unique_lock<std::mutex> lock(stop_mu_);
+    stop_cv_.wait_for(lock, idle, [this] { return stopping_.load(std::memory_order_relaxed); });
+    idle = std::min(idle * 2, kMaxIdle);
+  }
+}
+
+void LogWriter::write_batch(std::string* lines, size_t n) {
+  iovec iov[kBatch];
+  for (size_t i = 0; i < n; ++i) iov[i] = {lines[i].data(), lines[i].size()};
+  size_t first = 0;
+  auto skip_written = [&] {
+    while (first < n && iov[first].iov_len == 0) ++first;
+  };
+  skip_written();
+  while (first < n) {
+    ssize_t written = ::writev(fd_, iov + first, static_cast<int>(std::min<size_t>(n - first, IOV_MAX)));
+    if (written < 0) {
+      int err = errno;
+      if (err == EINTR) continue;
+      if ((err == EAGAIN || err == EWOULDBLOCK) && wait_writable()) continue;
+      if (err == EPIPE) {
+        // The SIGPIPE this write raised is pending on this thread (it is
+        // blocked here): take it, so it is never delivered.
+        sigset_t pipe;
+        sigemptyset(&pipe);
+        sigaddset(&pipe, SIGPIPE);
+        timespec now{0, 0};
+        sigtimedwait(&pipe, nullptr, &now);
+      }
+      channel_.count_dropped(n - first);
+      return;
+    }
+    writes_.fetch_add(1, std::memory_order_relaxed);
+    auto left = static_cast<size_t>(written);
+    while (left > 0) {
+      size_t step = std::min(left, iov[first].iov_len);
+      iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + step;
+      iov[first].iov_len -= step;
+      left -= step;
+      skip_written();
+    }
+    skip_written();
+  }
+}
+
+// A non-blocking descriptor that is full (a pipe nobody reads): wait for
+// room. Lines pushed meanwhile are dropped at the full channel. Once
+// stop() has waited long enough the rest is given up on.
+bool LogWriter::wait_writable() {
+  for (;;) {
+    if (stopping_.load(std::memory_order_acquire) &&
+        steady_ms() >= give_up_at_ms_.load(std::memory_order_relaxed))
+      return false;
+    pollfd p{fd_, POLLOUT, 0};
+    int ready = ::poll(&p, 1, 20);
+    if (ready > 0) return (p.revents & (POLLERR | POLLNVAL)) == 0 || (p.revents & POLLOUT) != 0;
+    if (ready < 0 && errno != EINTR) return false;
+  }
+}
+
+}  // namespace kino
