@@ -20,8 +20,8 @@ module Kino
   #
   # - TERM, INT, QUIT: graceful stop; a second one exits at once.
   # - USR1: one stats line to the log (stderr); the server goes on.
-  # - HUP: logged and otherwise ignored. Puma reopens its log files on HUP;
-  #   Kino writes to stdout and stderr and has none to reopen.
+  # - HUP: the log files of Kino::Logger are reopened (Server#reopen), for
+  #   logrotate.
   # - USR2: reserved for a zero-downtime restart, which is not built yet:
   #   logged, ignored.
   # - ALRM: logged, ignored (Ruby's default would end the process).
@@ -163,7 +163,7 @@ module Kino
     def answer_signal(sig, server)
       text = case sig
              when "USR1" then stats_line(server)
-             when "HUP" then "SIGHUP ignored: Kino has no log file to reopen (it writes to stdout and stderr)"
+             when "HUP" then reopen_line(server)
              when "USR2" then "SIGUSR2 ignored: restarting in place is not supported yet"
              else "SIG#{sig} ignored"
              end
@@ -172,6 +172,12 @@ module Kino
       @stderr.write("kino: #{text}#{suffix}\n")
     rescue IOError, SystemCallError
       nil # stderr is gone (a closed terminal sends HUP): serving matters more than the line
+    end
+
+    def reopen_line(server)
+      "SIGHUP: reopened #{server.reopen} log file(s)"
+    rescue Kino::Error => e
+      "SIGHUP: reopening log files failed: #{e.message}"
     end
 
     # The earlier Kino's `kill -USR1` line: key=value pairs, one line.

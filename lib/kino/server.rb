@@ -13,6 +13,7 @@ require_relative "ractor_preparation"
 require_relative "ractor_check"
 require_relative "worker_hooks"
 require_relative "pidfile"
+require_relative "logger"
 
 module Kino
   # The embedding API, and what the CLI runs underneath:
@@ -29,6 +30,9 @@ module Kino
     # Unwritten response bytes a connection may hold before respond_write
     # waits for the socket. Not a directive: Puma exposes no such knob.
     WRITE_HIGH_WATER = 1 << 20
+    # How long a graceful stop waits for Kino::Logger lines to be written
+    # (a log on a pipe nobody reads must not hold the stop for ever).
+    LOG_FLUSH_TIMEOUT = 5.0
 
     attr_reader :configuration, :mode, :addresses, :server_id
 
@@ -96,6 +100,12 @@ module Kino
       )
     end
 
+    # SIGHUP, after logrotate renamed them: every file a Kino::Logger
+    # appends to is opened again by its name. Returns how many.
+    def reopen
+      Native.logger_reopen_all
+    end
+
     def running?
       !@server_id.nil? && !@stopped
     end
@@ -115,6 +125,7 @@ module Kino
       # busy (not in Kino.sleep, which aborted) gets a little longer.
       @supervisor&.stop(stragglers.positive? ? WORKER_EXIT_GRACE : timeout.to_f + WORKER_EXIT_GRACE)
       stop_log_pump
+      Native.logger_flush_all(LOG_FLUSH_TIMEOUT)
       Native.server_release(@server_id)
       release_pidfile
       stragglers

@@ -54,6 +54,10 @@ std::unique_ptr<LogWriter> LogWriter::open(const std::string& path, size_t capac
   return std::unique_ptr<LogWriter>(new LogWriter(fd, true, path, capacity));
 }
 
+std::unique_ptr<LogWriter> LogWriter::adopt(int fd, size_t capacity) {
+  return std::unique_ptr<LogWriter>(new LogWriter(fd, true, std::string(), capacity));
+}
+
 LogWriter::~LogWriter() {
   stop();
   drop_unwritten();
@@ -65,7 +69,19 @@ bool LogWriter::push(std::string_view line) {
     channel_.count_dropped(1);
     return false;
   }
-  return channel_.push(line);
+  if (!channel_.push(line)) return false;
+  accepted_.fetch_add(1, std::memory_order_release);
+  return true;
+}
+
+bool LogWriter::flush(std::chrono::milliseconds timeout) {
+  uint64_t target = accepted_.load(std::memory_order_acquire);
+  int64_t until = steady_ms() + timeout.count();
+  while (done_.load(std::memory_order_acquire) < target) {
+    if (closed_.load(std::memory_order_acquire) || steady_ms() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
 }
 
 bool LogWriter::reopen() {
@@ -109,6 +125,7 @@ void LogWriter::run() {
   for (;;) {
     if (size_t n = channel_.take(batch.data(), kBatch)) {
       write_batch(batch.data(), n);
+      done_.fetch_add(n, std::memory_order_release);
       idle = std::chrono::milliseconds(1);
       continue;
     }

@@ -36,6 +36,10 @@ class LogWriter {
   // descriptor. Throws std::system_error naming the path.
   static std::unique_ptr<LogWriter> open(const std::string& path, size_t capacity = kDefaultCapacity);
 
+  // Writes to `fd` and owns it from now on (a dup of someone's descriptor,
+  // so the writer outlives the IO it came from).
+  static std::unique_ptr<LogWriter> adopt(int fd, size_t capacity = kDefaultCapacity);
+
   ~LogWriter();  // stop(), then closes a descriptor it opened
   LogWriter(const LogWriter&) = delete;
   LogWriter& operator=(const LogWriter&) = delete;
@@ -54,6 +58,10 @@ class LogWriter {
   bool is_tty() const noexcept { return tty_; }
   int fd() const noexcept { return fd_; }
   const std::string& path() const noexcept { return path_; }  // empty unless opened by path
+
+  // Waits until every line pushed before the call is written (or lost),
+  // up to `timeout`; false if it is not. The writer goes on running.
+  bool flush(std::chrono::milliseconds timeout);
 
   // For logrotate: opens the path again (the file that now has its name)
   // and puts it in place of the old one atomically (dup2), so the writer
@@ -79,6 +87,8 @@ class LogWriter {
   std::string path_;
   LogChannel channel_;
   std::atomic<uint64_t> writes_{0};
+  std::atomic<uint64_t> accepted_{0};  // lines the channel took
+  std::atomic<uint64_t> done_{0};      // of those, lines written or lost
   std::atomic<bool> stopping_{false};
   std::atomic<bool> closed_{false};        // the thread has drained its last line
   std::atomic<int64_t> give_up_at_ms_{0};  // steady ms; 0 while not stopping
