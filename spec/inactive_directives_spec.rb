@@ -11,8 +11,8 @@ require "kino"
 RSpec.describe "Directives accepted but not in effect yet" do
   include_context "in a fresh directory"
 
-  def warning(name)
-    "kino: warning: `#{name}` is not implemented in this version yet; it has no effect\n"
+  def warning(name, pid: Process.pid)
+    "#{said_by(pid: pid)}warning: `#{name}` is not implemented in this version yet; it has no effect\n"
   end
 
   hello = ->(_env) { [200, { "content-type" => "text/plain" }, ["hello\n"]] }
@@ -59,14 +59,17 @@ RSpec.describe "Directives accepted but not in effect yet" do
       RUBY
       kino = spawn_kino("-C", config, "-m", "threaded", "spec/fixtures/hello.ru", port: port)
       expect(http_get("/", port: port).body).to eq("Hello from Kino\n")
-      expect(kino.stderr.lines).to match_array(%w[io_shards http2 max_workers scale_down_after].map { |n| warning(n) })
+      expect(kino.stderr.lines).to match_array(%w[io_shards http2 max_workers scale_down_after].map { |n|
+        warning(n, pid: kino.pid)
+      })
     end
 
     it "refuses to start with tls in the config, exits 1, and never listens" do
       config = write("kino.rb", "tls cert: \"cert.pem\", key: \"key.pem\"\n")
       kino = spawn_kino("-C", config, "spec/fixtures/hello.ru", port: port, wait: false)
       expect(kino.wait(timeout: ServerHelper::BOOT_TIMEOUT)&.exitstatus).to eq(1)
-      expect(kino.stderr).to eq("kino: tls is set, but this version of Kino cannot serve TLS yet; it does not " \
+      expect(kino.stderr).to eq("#{said_by(pid: kino.pid)}tls is set, but this version of Kino cannot serve TLS " \
+                                "yet; it does not " \
                                 "start rather than serve plain HTTP where HTTPS was asked for (terminate TLS in " \
                                 "a proxy in front of Kino, and remove tls)\n")
       expect(kino.stdout).not_to include("Listening")

@@ -2,6 +2,7 @@
 
 require "kino"
 require "socket"
+require "tmpdir"
 
 # The canary: every function of the native seam, called from a non-main
 # ractor. If the extension stopped declaring itself ractor-safe, or a
@@ -14,6 +15,8 @@ RSpec.describe "Kino::Native from a non-main ractor" do
       server_slot_busy_ms server_fail_slots server_close_queue server_stop server_release
       take_one respond respond_start respond_write respond_finish respond_error sleep
       input_read input_rewind server_worker_exited server_next_worker_exit server_wake_worker_exits
+      logger_open logger_write logger_dropped logger_tty? logger_reopen logger_flush logger_flush_all
+      logger_reopen_all
     ]
   end
 
@@ -25,7 +28,8 @@ RSpec.describe "Kino::Native from a non-main ractor" do
     Warning[:experimental] = false
     # Streaming bodies, so input_read has a body still arriving to wait for.
     options = NativeOptions.with(io_threads: 1, worker_slots: 4, stream_request_bodies: true)
-    ractor = Ractor.new(options) do |server_options|
+    log_path = File.join(Dir.mktmpdir("kino-native-ractor"), "app.log")
+    ractor = Ractor.new(options, log_path) do |server_options, path|
       native = Kino::Native
       # Reads until the response's last bytes (`ending`) have arrived.
       read_response = lambda do |socket, ending|
@@ -88,6 +92,10 @@ RSpec.describe "Kino::Native from a non-main ractor" do
       results[:stats] = native.server_stats(id)[:served]
       native.server_log(id, "from a ractor")
       results[:log] = native.server_drain_log(id)
+      logger = native.logger_open(path, 16)
+      results[:logger] = [native.logger_write(logger, "logged from a ractor\n"), native.logger_flush(logger, 5.0),
+                          native.logger_flush_all(5.0), native.logger_dropped(logger), native.logger_tty?(logger),
+                          native.logger_reopen(logger), native.logger_reopen_all >= 1]
       native.server_close_queue(id)
       results[:after_close] = native.take_one(id)
       results[:stragglers] = native.server_stop(id, 1.0)
@@ -110,7 +118,9 @@ RSpec.describe "Kino::Native from a non-main ractor" do
     expect(results[:exits]).to eq([[7, ["RuntimeError", "boom", ["app.rb:1"]]], [8, nil], :wake])
     expect(results[:failed]).to eq(0) # both slots' requests had been answered
     expect(results[:stats]).to eq(3)
-    expect(results[:log]).to include("from a ractor")
+    expect(results[:log]).to include(a_string_ending_with("main: from a ractor\n"))
+    expect(results[:logger]).to eq([true, true, true, 0, false, true, true])
+    expect(File.read(log_path)).to eq("logged from a ractor\n")
     expect(results[:after_close]).to be_nil
     expect(results[:stragglers]).to eq(0)
     expect(results[:released]).to be(true)

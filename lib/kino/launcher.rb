@@ -3,6 +3,7 @@
 require "rack"
 require_relative "errors"
 require_relative "server"
+require_relative "server_log"
 require_relative "systemd_notifier"
 require_relative "worker_hooks"
 
@@ -42,6 +43,7 @@ module Kino
       @configuration = configuration
       @stdout = stdout
       @stderr = stderr
+      @log = ServerLog::Output.over(stderr) # what the server and the signals say
       @signals = [] # pending signals that do not stop the server, oldest first
       @stop_signal = nil
     end
@@ -51,9 +53,9 @@ module Kino
       @configuration.apply_environment!
       # Pings from here on, as Puma's do: a slow app boot is what
       # TimeoutStartSec bounds, not the watchdog.
-      systemd = SystemdNotifier.new(log: @stderr).start_watchdog
+      systemd = SystemdNotifier.new(log: @log).start_watchdog
       app = load_app
-      server = Server.new(app, @configuration, log: @stderr)
+      server = Server.new(app, @configuration, log: @log)
       previous = trap_signals
       server.start
       banner(server)
@@ -65,7 +67,7 @@ module Kino
       @stdout.puts "- Goodbye!"
       0
     rescue Kino::Error => e
-      @stderr.puts "kino: #{e.message}"
+      @log.puts "kino: #{e.message}"
       1
     ensure
       restore_signals(previous) if previous
@@ -168,8 +170,8 @@ module Kino
              else "SIG#{sig} ignored"
              end
       suffix = sig == "USR1" ? "" : "; still serving (TERM, INT or QUIT stop the server)"
-      # One write per line: the native log pump writes to the same IO.
-      @stderr.write("kino: #{text}#{suffix}\n")
+      # One write per line: the workers' lines go to the same log.
+      @log.write("kino: #{text}#{suffix}\n")
     rescue IOError, SystemCallError
       nil # stderr is gone (a closed terminal sends HUP): serving matters more than the line
     end

@@ -19,8 +19,10 @@ module Kino
 
     # `slot` names this thread's place in the server's slots, so the
     # supervisor can answer the request it holds if its worker dies.
-    def initialize(server_id, app, slot: nil, on_error: nil, after_request_complete: nil)
+    # `speaker` is what its log lines say it is (ServerLog.speaker).
+    def initialize(server_id, app, slot: nil, on_error: nil, after_request_complete: nil, speaker: "worker")
       @server_id = server_id
+      @speaker = speaker
       @app = app
       @slot = slot
       @on_error = on_error
@@ -62,7 +64,7 @@ module Kino
       begin
         Native.respond_error(request, 500, ERROR_BODY) if request
       ensure
-        report(e, env)
+        report(e, env, "500")
       end
       raise unless e.is_a?(StandardError) || e.is_a?(ScriptError)
     ensure
@@ -101,26 +103,30 @@ module Kino
     def close_body(body, env)
       body.close if body.respond_to?(:close)
     rescue StandardError => e
-      report(e, env)
+      report(e, env, "body.close failed:")
     end
 
-    # Errors go to the server's log (ServerLog); on_error gets the
-    # request's own env.
+    # Errors go to the server's log (ServerLog): one line saying what
+    # failed, "500 GET /path · Class: message (file:line)", and the
+    # backtrace under it, the app's own frames first (BacktraceFormatter);
+    # on_error gets the request's own env.
     #
     # A body cut off by its client (gone, stalled, too large) is the
     # client's doing and already answered natively: one line, no backtrace,
     # and not an app error, so on_error does not hear of it. That holds too
     # when the app wrapped the read's error in one of its own.
-    def report(error, env)
-      where = "#{env['REQUEST_METHOD']} #{env['PATH_INFO']}"
+    def report(error, env, what)
       cut_off = input_error_of(error)
-      return log("kino: request body of #{where} cut off: #{cut_off.message}\n") if cut_off
+      if cut_off
+        return log("request body of #{env['REQUEST_METHOD']} #{env['PATH_INFO']} cut off: #{cut_off.message}\n")
+      end
 
-      log(BacktraceFormatter.format("kino: error while serving #{where}: #{error.class}: #{error.message}",
-                                    error))
+      log(BacktraceFormatter.format(
+            BacktraceFormatter.request_headline(what, env["REQUEST_METHOD"], env["PATH_INFO"], error), error
+          ))
       @on_error&.call(error, env)
     rescue StandardError => e
-      log("kino: on_error hook failed: #{e.class}: #{e.message}\n")
+      log("on_error hook failed: #{e.class}: #{e.message}\n")
     end
 
     # A failing hook is logged as a failing on_error is, in one line; the
@@ -128,7 +134,7 @@ module Kino
     def complete(env, status)
       @after_request_complete.call(env, status)
     rescue StandardError => e
-      log("kino: after_request_complete hook failed: #{e.class}: #{e.message}\n")
+      log("after_request_complete hook failed: #{e.class}: #{e.message}\n")
     end
 
     # The InputError that +error+ is, or was caused by (a few levels deep).
@@ -143,7 +149,7 @@ module Kino
     end
 
     def log(text)
-      ServerLog.write(@server_id, text)
+      ServerLog.write(@server_id, ServerLog.line(@speaker, text))
     end
   end
 end

@@ -36,7 +36,8 @@ module Kino
           outcome = KILLED # what is left if Thread#kill ends us: only ensure runs then
           begin
             RequestLoop.new(server_id, app, slot: first_slot + thread_index, on_error: hooks[:on_error],
-                                            after_request_complete: hooks[:after_request_complete]).run
+                                            after_request_complete: hooks[:after_request_complete],
+                                            speaker: ServerLog.speaker(index, threads > 1 ? thread_index : nil)).run
             outcome = nil
           rescue Exception => e # rubocop:disable Lint/RescueException
             outcome = e
@@ -63,8 +64,8 @@ module Kino
     def boot(server_id, hook, index)
       hook_arity(hook).zero? ? hook.call : hook.call(index)
     rescue StandardError, ScriptError => e
-      ServerLog.write(server_id, BacktraceFormatter.format("kino: after_worker_boot failed in worker #{index} " \
-                                                           "(it serves anyway): #{e.class}: #{e.message}", e))
+      headline = "after_worker_boot failed (the worker serves anyway): #{e.class}: #{e.message}"
+      ServerLog.write(server_id, ServerLog.line(ServerLog.speaker(index), BacktraceFormatter.format(headline, e)))
     end
 
     def hook_arity(hook)

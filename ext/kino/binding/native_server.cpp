@@ -30,6 +30,9 @@ struct ReleaseCall : Interruptible {
   std::shared_ptr<Server> server;
   void run() {
     server->stop(std::chrono::milliseconds(0));
+    // What workers logged during the drain is written before the process
+    // may exit.
+    server->flush_log(std::chrono::seconds(5));
     server.reset();  // when it is the last reference, the server is freed here too
   }
 };
@@ -141,7 +144,7 @@ VALUE native_server_stats(VALUE, VALUE id) {
       spool_files = budget->files.load(std::memory_order_acquire);
     }
     queued = server->queue().depth() + server->queue().waiting();
-    log_dropped = server->log().dropped();
+    log_dropped = server->log_dropped();
     return Qnil;
   });
   VALUE h = rb_hash_new();
@@ -166,7 +169,7 @@ VALUE native_server_log(VALUE, VALUE id, VALUE text) {
   uint64_t sid = NUM2ULL(id);
   StringValue(text);
   return protect([&]() -> VALUE {
-    find_server(sid)->log().push(bytes_of(text));
+    find_server(sid)->log_line(bytes_of(text));
     return Qnil;
   });
 }

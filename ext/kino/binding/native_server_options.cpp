@@ -9,7 +9,8 @@ namespace {
 ID id_listen, id_io_threads, id_backlog, id_max_header_size, id_max_uri_size, id_max_headers,
     id_max_body_size, id_write_high_water, id_worker_slots, id_first_data_timeout, id_persistent_timeout,
     id_request_timeout, id_queue_depth, id_queue_timeout, id_max_connections, id_body_memory_limit,
-    id_spool_dir, id_stream_request_bodies, id_min_body_rate, id_min_body_rate_window, id_max_spool_size;
+    id_spool_dir, id_stream_request_bodies, id_min_body_rate, id_min_body_rate_window, id_max_spool_size,
+    id_log_fd;
 
 // Kino::Server#native_options passes every key: the defaults live in
 // Ruby's table (Kino::Configuration::DEFAULTS), not here.
@@ -74,6 +75,8 @@ ServerOptions read_server_options(VALUE options) {
   o.request_timeout = NIL_P(request_timeout) ? 0 : NUM2DBL(request_timeout);  // nil: no limit
   if (o.request_timeout < 0) rb_raise(rb_eArgError, "request_timeout must not be negative");
   o.queue_depth = required_int(options, id_queue_depth);
+  o.log_fd = required_int(options, id_log_fd);
+  if (o.log_fd < -1 || o.log_fd > INT32_MAX) rb_raise(rb_eArgError, "log_fd must be a descriptor, or -1");
   o.max_connections = required_int(options, id_max_connections);
   if (o.max_connections < 0) rb_raise(rb_eArgError, "max_connections must not be negative");
   o.queue_timeout = required_seconds(options, id_queue_timeout);
@@ -110,6 +113,7 @@ ServerConfig server_config(const ServerOptions& o) {
   config.min_body_rate = static_cast<uint64_t>(o.min_body_rate);
   config.min_body_rate_window = milliseconds(o.min_body_rate_window);
   config.max_spool_size = static_cast<uint64_t>(o.max_spool_size);
+  config.log_fd = static_cast<int>(o.log_fd);
   return config;
 }
 
@@ -135,6 +139,7 @@ void init_native_server_options() {
   id_min_body_rate = rb_intern("min_body_rate");
   id_min_body_rate_window = rb_intern("min_body_rate_window");
   id_max_spool_size = rb_intern("max_spool_size");
+  id_log_fd = rb_intern("log_fd");
 }
 
 }  // namespace kino::binding

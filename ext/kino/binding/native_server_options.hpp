@@ -20,7 +20,7 @@ struct ServerOptions {
   VALUE listen;
   VALUE spool_dir;  // a String, or nil
   long long io_threads, backlog, max_header_size, max_uri_size, max_headers, max_body_size, body_memory_limit,
-      write_high_water, worker_slots, queue_depth, max_connections, min_body_rate, max_spool_size;
+      write_high_water, worker_slots, queue_depth, max_connections, min_body_rate, max_spool_size, log_fd;
   double first_data_timeout, persistent_timeout, request_timeout, queue_timeout, min_body_rate_window;
   bool stream_request_bodies;
 };

@@ -58,6 +58,10 @@ struct ServerConfig {
   std::chrono::milliseconds persistent_timeout{};
   // Worker threads whose current request is tracked (see ThreadSlots).
   size_t worker_slots{};
+  // The server's own lines go to a LogWriter on a duplicate of this
+  // descriptor; -1: into Server::log() for Ruby to drain (a log IO with no
+  // descriptor, such as a StringIO).
+  int log_fd = -1;
 };
 
 }  // namespace kino

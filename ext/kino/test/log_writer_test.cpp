@@ -263,3 +263,30 @@ TEST(LogWriter, WritesEmptyAndPartialLinesAsGiven) {
   log->stop();
   EXPECT_EQ(read_file(dir.file("e.log")), "no newline\n");
 }
+
+TEST(LogWriter, FlushWaitsForWhatWasPushedAndKeepsRunning) {
+  TempDir dir;
+  auto log = LogWriter::open(dir.file("f.log"));
+  for (int i = 0; i < 1000; ++i) log->push("x\n");
+  EXPECT_TRUE(log->flush(std::chrono::seconds(5)));
+  EXPECT_EQ(read_file(dir.file("f.log")).size(), 2000u);
+  log->push("after\n");
+  EXPECT_TRUE(log->flush(std::chrono::seconds(5)));
+  EXPECT_EQ(read_file(dir.file("f.log")).size(), 2006u);
+}
+
+TEST(LogWriter, FlushGivesUpOnAPipeNobodyReads) {
+  FullPipe pipe;
+  LogWriter log(pipe.fds[1], 10);
+  log.push("stuck\n");
+  EXPECT_FALSE(log.flush(std::chrono::milliseconds(30)));
+  log.stop(std::chrono::milliseconds(10));
+}
+
+TEST(LogWriter, AdoptedDescriptorsAreClosedWithTheWriter) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  { auto log = LogWriter::adopt(fds[1]); }
+  EXPECT_EQ(::fcntl(fds[1], F_GETFD), -1);
+  ::close(fds[0]);
+}

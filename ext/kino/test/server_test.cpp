@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -991,4 +992,59 @@ TEST_F(ServerTest, OutOfDescriptorsAcceptPausesAndLogsOnce) {
   }
   EXPECT_EQ(again + count_lines(server().log().drain(), "accepting connections again"), 1u);
   for (int fd : fds) ::close(fd);
+}
+
+TEST(ServerLog, LinesNotYetLabelledAreSaidByMain) {
+  Server server(server_config());
+  server.log_line("accept: too many open files");
+  server.log_line("kino: said by Ruby's main\n");
+  server.log_line("kino[7] worker-3: a worker's line\n    with its backtrace\n");
+  std::string main = "kino[" + std::to_string(::getpid()) + "] main: ";
+  EXPECT_EQ(server.log().drain(),
+            (std::vector<std::string>{main + "accept: too many open files\n", main + "said by Ruby's main\n",
+                                      "kino[7] worker-3: a worker's line\n    with its backtrace\n"}));
+}
+
+TEST(ServerLog, AServerWithADescriptorWritesItsLinesThere) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  auto config = server_config();
+  config.log_fd = fds[1];
+  {
+    Server server(config);
+    ::close(fds[1]);  // the server writes to a duplicate of its own
+    server.log_line("kino[7] worker-1: to the pipe");
+    server.flush_log(5s);
+    EXPECT_TRUE(server.log().drain().empty());
+    EXPECT_EQ(server.log_dropped(), 0u);
+  }
+  char buf[256];
+  ssize_t n = ::read(fds[0], buf, sizeof buf);
+  EXPECT_EQ(std::string(buf, n > 0 ? static_cast<size_t>(n) : 0), "kino[7] worker-1: to the pipe\n");
+  ::close(fds[0]);
+}
+
+TEST(ServerLog, OnATerminalTheSpeakerIsTinted) {
+  int master = ::posix_openpt(O_RDWR | O_NOCTTY);
+  ASSERT_GE(master, 0);
+  ASSERT_EQ(::grantpt(master), 0);
+  ASSERT_EQ(::unlockpt(master), 0);
+  int tty = ::open(::ptsname(master), O_RDWR | O_NOCTTY);
+  ASSERT_GE(tty, 0);
+  struct termios raw;
+  ASSERT_EQ(::tcgetattr(tty, &raw), 0);
+  ::cfmakeraw(&raw);
+  ASSERT_EQ(::tcsetattr(tty, TCSANOW, &raw), 0);
+  auto config = server_config();
+  config.log_fd = tty;
+  {
+    Server server(config);
+    server.log_line("kino[7] worker-2: hello");
+    server.flush_log(5s);
+  }
+  char buf[256];
+  ssize_t n = ::read(master, buf, sizeof buf);
+  EXPECT_EQ(std::string(buf, n > 0 ? static_cast<size_t>(n) : 0), "kino[7] \033[35mworker-2\033[0m: hello\n");
+  ::close(tty);
+  ::close(master);
 }

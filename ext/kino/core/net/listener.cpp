@@ -204,7 +204,7 @@ void Listener::do_accept() {
           self->server_.report(ec, "accept");  // this client's trouble (ECONNABORTED): go on
         } else if (self->backoff_ms_ > 0) {
           self->backoff_ms_ = 0;
-          self->server_.log().push("accept: accepting connections again");
+          self->server_.log_line("accept: accepting connections again");
         }
         if (!ec && !self->server_.draining()) {
           error_code ignored;
@@ -222,7 +222,7 @@ void Listener::do_accept() {
 // free descriptors, and the next try after the pause takes the backlog.
 void Listener::back_off(const error_code& ec) {
   if (backoff_ms_ == 0) {
-    server_.log().push("accept: " + ec.message() + "; pausing accepts until connections close");
+    server_.log_line("accept: " + ec.message() + "; pausing accepts until connections close");
     backoff_ms_ = 10;
   } else if (backoff_ms_ < 100) {
     backoff_ms_ = backoff_ms_ * 2 < 100 ? backoff_ms_ * 2 : 100;
