@@ -5,6 +5,7 @@ require_relative "backtrace_formatter"
 require_relative "server_log"
 require_relative "invalid_response"
 require_relative "response_stream"
+require_relative "error_stream"
 
 module Kino
   # The loop one thread of a worker runs, a consumer of the server's
@@ -15,14 +16,19 @@ module Kino
   # mutable constants.
   class RequestLoop
     REQUEST_KEY = "kino.request"
+    RACK_ERRORS = "rack.errors"
     ERROR_BODY = "Internal Server Error\n"
 
     # `slot` names this thread's place in the server's slots, so the
     # supervisor can answer the request it holds if its worker dies.
-    # `speaker` is what its log lines say it is (ServerLog.speaker).
-    def initialize(server_id, app, slot: nil, on_error: nil, after_request_complete: nil, speaker: "worker")
+    # `speaker` is what its log lines say it is (ServerLog.speaker);
+    # `errors` the worker's rack.errors (an ErrorStream), or nil for the
+    # one build_env gives ($stderr).
+    def initialize(server_id, app, slot: nil, on_error: nil, after_request_complete: nil, speaker: "worker",
+                   errors: nil)
       @server_id = server_id
       @speaker = speaker
+      @errors = errors
       @app = app
       @slot = slot
       @on_error = on_error
@@ -56,6 +62,7 @@ module Kino
     # one nil check.
     def serve(env)
       request = env[REQUEST_KEY]
+      env[RACK_ERRORS] = @errors if @errors
       body = nil
       status, headers, body = @app.call(env)
       write_response(request, status, headers, body, env)

@@ -2,6 +2,7 @@
 
 require_relative "backtrace_formatter"
 require_relative "server_log"
+require_relative "error_stream"
 
 module Kino
   # One worker, what the `workers` directive counts: runs after_worker_boot,
@@ -29,6 +30,7 @@ module Kino
     def run(server_id, app, threads, first_slot, hooks, index)
       boot(server_id, hooks[:after_worker_boot], index) if hooks[:after_worker_boot]
       done = Thread::Queue.new
+      errors = ErrorStream.new(server_id, ServerLog.speaker(index))
       members = Array.new(threads) do |t|
         Thread.new(t) do |thread_index|
           Thread.current.report_on_exception = false
@@ -37,7 +39,8 @@ module Kino
           begin
             RequestLoop.new(server_id, app, slot: first_slot + thread_index, on_error: hooks[:on_error],
                                             after_request_complete: hooks[:after_request_complete],
-                                            speaker: ServerLog.speaker(index, threads > 1 ? thread_index : nil)).run
+                                            speaker: ServerLog.speaker(index, threads > 1 ? thread_index : nil),
+                                            errors: errors).run
             outcome = nil
           rescue Exception => e # rubocop:disable Lint/RescueException
             outcome = e
