@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/terminal.hpp"
+
 using namespace kino;
 
 namespace {
@@ -178,18 +180,9 @@ TEST(LogWriter, ReopenIsANoOpOnAGivenDescriptor) {
 }
 
 TEST(LogWriter, KnowsATerminal) {
-  int master = ::posix_openpt(O_RDWR | O_NOCTTY);
-  ASSERT_GE(master, 0);
-  ASSERT_EQ(::grantpt(master), 0);
-  ASSERT_EQ(::unlockpt(master), 0);
-  int tty = ::open(::ptsname(master), O_RDWR | O_NOCTTY);
-  ASSERT_GE(tty, 0);
-  {
-    LogWriter log(tty);
-    EXPECT_TRUE(log.is_tty());
-  }
-  ::close(tty);
-  ::close(master);
+  kino::test::Terminal terminal;
+  LogWriter log(terminal.tty);
+  EXPECT_TRUE(log.is_tty());
 }
 
 TEST(LogWriter, AFullPipeDropsAndCountsWithoutBlocking) {

@@ -6,7 +6,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -20,6 +19,7 @@
 
 #include "http1/responder.hpp"
 #include "support/server_fixture.hpp"
+#include "support/terminal.hpp"
 
 using namespace kino;
 using namespace kino::test;
@@ -1025,26 +1025,15 @@ TEST(ServerLog, AServerWithADescriptorWritesItsLinesThere) {
 }
 
 TEST(ServerLog, OnATerminalTheSpeakerIsTinted) {
-  int master = ::posix_openpt(O_RDWR | O_NOCTTY);
-  ASSERT_GE(master, 0);
-  ASSERT_EQ(::grantpt(master), 0);
-  ASSERT_EQ(::unlockpt(master), 0);
-  int tty = ::open(::ptsname(master), O_RDWR | O_NOCTTY);
-  ASSERT_GE(tty, 0);
-  struct termios raw;
-  ASSERT_EQ(::tcgetattr(tty, &raw), 0);
-  ::cfmakeraw(&raw);
-  ASSERT_EQ(::tcsetattr(tty, TCSANOW, &raw), 0);
+  Terminal terminal;
   auto config = server_config();
-  config.log_fd = tty;
+  config.log_fd = terminal.tty;
   {
     Server server(config);
     server.log_line("kino[7] worker-2: hello");
     server.flush_log(5s);
   }
   char buf[256];
-  ssize_t n = ::read(master, buf, sizeof buf);
+  ssize_t n = ::read(terminal.master, buf, sizeof buf);
   EXPECT_EQ(std::string(buf, n > 0 ? static_cast<size_t>(n) : 0), "kino[7] \033[35mworker-2\033[0m: hello\n");
-  ::close(tty);
-  ::close(master);
 }
