@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -282,4 +283,23 @@ TEST(LogWriter, AdoptedDescriptorsAreClosedWithTheWriter) {
   { auto log = LogWriter::adopt(fds[1]); }
   EXPECT_EQ(::fcntl(fds[1], F_GETFD), -1);
   ::close(fds[0]);
+}
+
+TEST(LogWriter, AForkedChildWritesWhatItLoggedWhenItStops) {
+  TempDir dir;
+  auto log = LogWriter::open(dir.file("fork.log"));
+  log->push("parent\n");
+  ASSERT_TRUE(log->flush(std::chrono::seconds(5)));
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    log->push("child\n");
+    log->stop();
+    ::_exit(log->dropped() == 0 ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  log->stop();
+  EXPECT_EQ(read_file(dir.file("fork.log")), "parent\nchild\n");
 }

@@ -38,6 +38,7 @@ LogWriter::LogWriter(int fd, bool owned, std::string path, size_t capacity)
   sigset_t all, previous;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, &previous);
+  owner_ = ::getpid();
   try {
     thread_ = std::thread([this] { run(); });
   } catch (...) {
@@ -97,6 +98,7 @@ bool LogWriter::reopen() {
 }
 
 void LogWriter::stop(std::chrono::milliseconds give_up) {
+  if (::getpid() != owner_) return stop_in_fork_child();
   {
     std::lock_guard<std::mutex> lock(stop_mu_);
     if (!stopping_.load(std::memory_order_relaxed)) {
@@ -110,6 +112,15 @@ void LogWriter::stop(std::chrono::milliseconds give_up) {
   thread_.join();
   closed_.store(true, std::memory_order_release);
   drop_unwritten();
+}
+
+// The thread did not follow the fork, and a mutex it held then stays
+// locked here: write what this process queued without either.
+void LogWriter::stop_in_fork_child() {
+  if (closed_.exchange(true, std::memory_order_acq_rel)) return;
+  std::vector<std::string> batch(kBatch);
+  while (size_t n = channel_.take(batch.data(), kBatch)) write_batch(batch.data(), n);
+  if (thread_.joinable()) thread_.detach();  // the parent's thread; nothing of it runs here
 }
 
 // A push that raced stop() past the thread's last drain is lost: count it.

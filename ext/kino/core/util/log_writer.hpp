@@ -10,6 +10,8 @@
 // kMaxIdle while the channel stays empty. A line waits at most that long.
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -72,12 +74,15 @@ class LogWriter {
   // Writes every line pushed before the call, then joins the thread. A
   // descriptor that takes nothing for `give_up` (a non-blocking pipe
   // nobody reads) has the rest counted as dropped instead. Idempotent.
+  // In a forked child, where the thread did not follow, the caller writes
+  // what is queued itself.
   void stop(std::chrono::milliseconds give_up = std::chrono::seconds(10));
 
  private:
   LogWriter(int fd, bool owned, std::string path, size_t capacity);
   void run();
   void drop_unwritten();
+  void stop_in_fork_child();
   void write_batch(std::string* lines, size_t n);
   bool wait_writable();
 
@@ -96,6 +101,7 @@ class LogWriter {
   std::condition_variable stop_cv_;
   std::mutex join_mu_;  // stop() from two threads joins once
   std::thread thread_;
+  pid_t owner_ = 0;  // the process the thread runs in: a fork child has no writer thread
 };
 
 }  // namespace kino
