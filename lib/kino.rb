@@ -10,6 +10,7 @@ require_relative "kino/thread_spawner"
 require_relative "kino/pidfile"
 require_relative "kino/server"
 require_relative "kino/systemd_notifier"
+require_relative "kino/logger"
 
 # Kino: a Rack server whose HTTP machinery is native (C++), feeding worker
 # Ractors or threads through a lock-free queue. See README.md. Kino.sleep is

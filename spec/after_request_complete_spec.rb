@@ -131,8 +131,8 @@ RSpec.describe "after_request_complete" do
       # One worker thread: this answer means the failed hook's turn is over.
       expect(request("GET", "/missing").status).to eq(404)
       expect(reported(1)).to eq(["404 GET /missing"])
-      expect(wait_for_log(/hook failed/))
-        .to eq("kino: after_request_complete hook failed: ArgumentError: the hook broke on /hook-fails\n")
+      expect(wait_for_log(/hook failed/)).to eq("#{said_by('worker-0')}after_request_complete hook failed: " \
+                                                "ArgumentError: the hook broke on /hook-fails\n")
     end
 
     it "takes effect from a kino.rb loaded by `kino`" do
@@ -155,7 +155,7 @@ RSpec.describe "after_request_complete" do
     start_server(AfterRequestCompleteApps::App, mode: :auto, workers: 1, threads: 1, lint: false,
                                                 after_request_complete: hook)
     expect(server.mode).to eq(:threaded)
-    expect(server_log).to start_with("kino: running in :threaded mode: after_request_complete: ")
+    expect(server_log).to start_with("#{said_by}running in :threaded mode: after_request_complete: ")
     expect(http_get("/missing").code).to eq("404")
     expect(seen.pop(timeout: 5)).to eq(["/missing", 404])
   end

@@ -162,11 +162,11 @@ RSpec.describe "mode :auto never freezes what the app made" do
 
   # Starts +app+ as #start_default does and expects :auto to have chosen
   # :threaded, saying why: +reason+ is how the log's line begins after
-  # "kino: running in :threaded mode: ".
+  # "#{said_by}running in :threaded mode: ".
   def expect_threaded(app, reason)
     start_default(app)
     expect(server.mode).to eq(:threaded)
-    expect(server_log).to start_with("kino: running in :threaded mode: #{reason}")
+    expect(server_log).to start_with("#{said_by}running in :threaded mode: #{reason}")
   end
 
   # The lines `kino --check +rackup+` prints, once it has exited 1 with
@@ -184,7 +184,8 @@ RSpec.describe "mode :auto never freezes what the app made" do
     kino = spawn_kino("-m", "ractor", "-w", "1", rackup, port: port)
     expect(kino.stdout).to include("* Mode: ractor, 1 workers x 1 threads")
     expect(kino.stderr.lines.first(2)).to eq(
-      ["kino: mode :ractor froze 1 object that the app made (code that changes them now raises FrozenError):\n",
+      ["#{said_by(pid: kino.pid)}mode :ractor froze 1 object that the app made " \
+       "(code that changes them now raises FrozenError):\n",
        "  - #{listed}\n"]
     )
     expect(http_get("/", port: port).code).to eq("500")
@@ -200,7 +201,7 @@ RSpec.describe "mode :auto never freezes what the app made" do
       expect(Array.new(3) { http_get("/", port: port) }.map { |r| [r.code, r.body] })
         .to eq([["200", "1\n"], ["200", "2\n"], ["200", "3\n"]])
       expect(kino.stderr).to eq(
-        "kino: running in :threaded mode: :ractor mode would freeze app (a KinoFixtureCounter), " \
+        "#{said_by(pid: kino.pid)}running in :threaded mode: :ractor mode would freeze app (a KinoFixtureCounter), " \
         "whose code sets @n; `mode :ractor` freezes what the app made and runs it in ractors " \
         "(`kino --check` lists each object and where it was made)\n"
       )
@@ -264,7 +265,8 @@ RSpec.describe "mode :auto never freezes what the app made" do
     it "runs an app counting in a global :threaded, naming it, and counts" do
       start_default(AutoModeApps::GlobalCounter)
       expect(server.mode).to eq(:threaded)
-      expect(server_log).to eq("kino: running in :threaded mode: AutoModeApps::GlobalCounter.call: uses the global " \
+      expect(server_log).to eq("#{said_by}running in :threaded mode: AutoModeApps::GlobalCounter.call: " \
+                               "uses the global " \
                                "$kino_auto_spec_count; worker ractors cannot read or set it (`kino --check` lists " \
                                "every blocker)\n")
       before = $kino_auto_spec_count # rubocop:disable Style/GlobalVars
@@ -305,7 +307,7 @@ RSpec.describe "mode :auto never freezes what the app made" do
       start_default(AutoModeApps::GlobalCounter, mode: :ractor)
       expect(server.mode).to eq(:ractor)
       expect(server_log.lines.first(2)).to eq(
-        ["kino: mode :ractor runs code that worker ractors refuse (it raises Ractor::IsolationError there):\n",
+        ["#{said_by}mode :ractor runs code that worker ractors refuse (it raises Ractor::IsolationError there):\n",
          "  - AutoModeApps::GlobalCounter.call: uses the global $kino_auto_spec_count; worker ractors cannot " \
          "read or set it\n"]
       )
@@ -323,7 +325,7 @@ RSpec.describe "mode :auto never freezes what the app made" do
   it "runs :threaded, saying why, when the forked check dies" do
     start_default(KinoAutoSpecDiesInCheck)
     expect(server.mode).to eq(:threaded)
-    expect(server_log).to eq("kino: running in :threaded mode: app: checking it failed: the forked check was " \
+    expect(server_log).to eq("#{said_by}running in :threaded mode: app: checking it failed: the forked check was " \
                              "killed by SIGKILL (`kino --check` lists every blocker)\n")
     expect(http_get("/").body).to eq("served in main\n")
   end
@@ -342,7 +344,8 @@ RSpec.describe "mode :auto never freezes what the app made" do
     ractor_server.start
     start_default(KinoAutoSpecUnprepared)
     expect(server.mode).to eq(:threaded)
-    expect(server_log).to eq("kino: running in :threaded mode: app: checking it failed: other ractors already run " \
+    expect(server_log).to eq("#{said_by}running in :threaded mode: app: checking it failed: " \
+                             "other ractors already run " \
                              "in this process, so it cannot be checked in a forked child, and checking it here " \
                              "would freeze its constants (`kino --check` lists every blocker)\n")
     expect(Ractor.shareable?(KinoAutoSpecUnprepared::TABLE)).to be(false)

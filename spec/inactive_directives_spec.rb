@@ -10,8 +10,8 @@ require "kino"
 RSpec.describe "Directives accepted but not in effect yet" do
   include_context "in a fresh directory"
 
-  def warning(name)
-    "kino: warning: `#{name}` is not implemented in this version yet; it has no effect\n"
+  def warning(name, pid: Process.pid)
+    "#{said_by(pid: pid)}warning: `#{name}` is not implemented in this version yet; it has no effect\n"
   end
 
   hello = ->(_env) { [200, { "content-type" => "text/plain" }, ["hello\n"]] }
@@ -45,7 +45,9 @@ RSpec.describe "Directives accepted but not in effect yet" do
       RUBY
       kino = spawn_kino("-C", config, "-m", "threaded", "spec/fixtures/hello.ru", port: port)
       expect(http_get("/", port: port).body).to eq("Hello from Kino\n")
-      expect(kino.stderr.lines).to match_array(%w[io_shards http2 max_workers scale_down_after].map { |n| warning(n) })
+      expect(kino.stderr.lines).to match_array(%w[io_shards http2 max_workers scale_down_after].map { |n|
+        warning(n, pid: kino.pid)
+      })
     end
 
     {

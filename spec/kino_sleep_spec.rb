@@ -130,7 +130,7 @@ RSpec.describe "Kino.sleep" do
         stragglers, shutdown_took = stopping.value
         expect(disconnected_after).to be < 3.0 # at the timeout, not when the sleep would end
         expect(stragglers).to eq(1)
-        expect(server_log).to include("kino: shutdown timeout reached; 1 request(s) cut off\n")
+        expect(server_log).to include("#{said_by}shutdown timeout reached; 1 request(s) cut off\n")
         expect(exits.size).to eq(1) # the worker has ended by the time shutdown returns
 
         # Shutdown interrupts the Kino.sleep of the request it cut off, so

@@ -140,7 +140,8 @@ RSpec.describe "exe/kino" do
       expect(kino.stdout).to include("* Mode: threaded, 1 workers x 3 threads")
       # Written before the banner, but read from its own pipe.
       wait_until(message: -> { "no warning on stderr: #{kino.stderr.inspect}" }) { kino.stderr.end_with?("\n") }
-      expect(kino.stderr).to eq("kino: running in :threaded mode: app (captured variable `counts`): holds a Hash, " \
+      expect(kino.stderr).to eq("#{said_by(pid: kino.pid)}running in :threaded mode: app (captured variable " \
+                                "`counts`): holds a Hash, " \
                                 "which is not shareable (`kino --check` lists every blocker)\n")
       expect(Array.new(2) { http_get("/", port: port).body }).to eq(["hit 1\n", "hit 2\n"])
     end
@@ -149,7 +150,8 @@ RSpec.describe "exe/kino" do
       kino = spawn_kino("-m", "ractor", "spec/fixtures/class_ivar.ru", port: port, wait: false)
       status = kino.wait(timeout: ServerHelper::BOOT_TIMEOUT)
       expect(status&.exitstatus).to eq(1)
-      expect(kino.stderr.lines.first).to eq("kino: the app cannot run in :ractor mode (1 blocker):\n")
+      expect(kino.stderr.lines.first)
+        .to eq("#{said_by(pid: kino.pid)}the app cannot run in :ractor mode (1 blocker):\n")
       expect(kino.stderr).to include("  - KinoFixtureClassIvarApp.@cache: holds a Hash; worker ractors cannot read it")
       expect(kino.stdout).not_to include("Listening")
     end
@@ -206,7 +208,7 @@ RSpec.describe "exe/kino" do
     kino = spawn_kino(File.join(@dir, "nowhere.ru"), port: port, wait: false)
     status = kino.wait(timeout: ServerHelper::BOOT_TIMEOUT)
     expect(status&.exitstatus).to eq(1)
-    expect(kino.stderr).to eq("kino: rackup file not found: #{File.join(@dir, 'nowhere.ru')}\n")
+    expect(kino.stderr).to eq("#{said_by(pid: kino.pid)}rackup file not found: #{File.join(@dir, 'nowhere.ru')}\n")
     expect(kino.stdout).not_to include("Listening")
   end
 
@@ -214,7 +216,8 @@ RSpec.describe "exe/kino" do
     kino = spawn_kino("spec/fixtures/raises.ru", port: port, wait: false)
     status = kino.wait(timeout: ServerHelper::BOOT_TIMEOUT)
     expect(status&.exitstatus).to eq(1)
-    expect(kino.stderr).to eq("kino: spec/fixtures/raises.ru:5: could not load the app: ArgumentError: broken rackup\n")
+    expect(kino.stderr).to eq("#{said_by(pid: kino.pid)}spec/fixtures/raises.ru:5: could not load the app: " \
+                              "ArgumentError: broken rackup\n")
   end
 
   it "reports a port it cannot listen on and exits 1" do
@@ -223,7 +226,8 @@ RSpec.describe "exe/kino" do
     status = kino.wait(timeout: ServerHelper::BOOT_TIMEOUT)
     expect(status&.exitstatus).to eq(1)
     expect(kino.stderr)
-      .to include("kino: cannot listen on tcp://127.0.0.1:#{blocker.addr[1]}: Address already in use\n")
+      .to include("#{said_by(pid: kino.pid)}cannot listen on tcp://127.0.0.1:#{blocker.addr[1]}: " \
+                  "Address already in use\n")
     expect(kino.stdout).not_to include("Listening")
   ensure
     blocker&.close

@@ -2,6 +2,7 @@
 
 require "kino"
 require "socket"
+require "tmpdir"
 
 # The canary: every function of the native seam, called from a non-main
 # ractor. If the extension stopped declaring itself ractor-safe, or a
@@ -15,6 +16,8 @@ RSpec.describe "Kino::Native from a non-main ractor" do
       take_one respond respond_start respond_write respond_finish respond_error sleep
       input_read input_rewind server_worker_exited server_next_worker_exit server_wake_worker_exits
       server_report_pool server_control_address server_reload_tls
+      logger_open logger_write logger_dropped logger_tty? logger_reopen logger_flush logger_flush_all
+      logger_reopen_all
     ]
   end
 
@@ -26,7 +29,8 @@ RSpec.describe "Kino::Native from a non-main ractor" do
     Warning[:experimental] = false
     # Streaming bodies, so input_read has a body still arriving to wait for.
     options = NativeOptions.with(io_threads: 1, worker_slots: 4, stream_request_bodies: true)
-    ractor = Ractor.new(options) do |server_options|
+    log_path = File.join(Dir.mktmpdir("kino-native-ractor"), "app.log")
+    ractor = Ractor.new(options, log_path) do |server_options, path|
       native = Kino::Native
       # Reads until the response's last bytes (`ending`) have arrived.
       read_response = lambda do |socket, ending|
@@ -91,9 +95,20 @@ RSpec.describe "Kino::Native from a non-main ractor" do
       results[:control] = native.server_control_address(id)
       native.server_log(id, "from a ractor")
       results[:log] = native.server_drain_log(id)
+      logger = native.logger_open(path, 16)
+      results[:logger] = [native.logger_write(logger, "logged from a ractor\n"), native.logger_flush(logger, 5.0),
+                          native.logger_flush_all(5.0), native.logger_dropped(logger), native.logger_tty?(logger),
+                          native.logger_reopen(logger)]
       # A plaintext server: the call itself works, and says why it cannot.
       results[:reload_tls] = begin
         native.server_reload_tls(id)
+      rescue Kino::Error => e
+        e.message
+      end
+      # Every writer of the process: one an earlier example opened in a
+      # directory since removed cannot be reopened, and says so.
+      results[:reopen_all] = begin
+        native.logger_reopen_all
       rescue Kino::Error => e
         e.message
       end
@@ -120,8 +135,11 @@ RSpec.describe "Kino::Native from a non-main ractor" do
     expect(results[:failed]).to eq(0) # both slots' requests had been answered
     expect(results[:stats]).to eq([3, 2, 1])
     expect(results[:control]).to be_nil # no control_bind
-    expect(results[:log]).to include("from a ractor")
     expect(results[:reload_tls]).to eq("this server does not serve TLS")
+    expect(results[:log]).to include(a_string_ending_with("main: from a ractor\n"))
+    expect(results[:logger]).to eq([true, true, true, 0, false, true])
+    expect(results[:reopen_all]).to be_a(Integer).and(be >= 1).or(match(/\Acannot open log file /))
+    expect(File.read(log_path)).to eq("logged from a ractor\n")
     expect(results[:after_close]).to be_nil
     expect(results[:stragglers]).to eq(0)
     expect(results[:released]).to be(true)

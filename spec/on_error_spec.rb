@@ -82,7 +82,13 @@ RSpec.describe "on_error" do
       open_gate(gate)
       written = wait_for_report(report, message: -> { "on_error never finished\n#{server_log}" })
       expect(written).to eq('KeyError: boom on /boom, mark: "set by the app"')
-      expect(wait_for_log(/error while serving/)).to start_with("kino: error while serving GET /boom: KeyError: boom\n")
+      # One line saying what failed and where, then the app's own frames
+      # (relative to the working directory), the rest folded.
+      lines = wait_for_log(/500 GET/).lines
+      expect(lines.first).to eq("#{said_by('worker-0')}500 GET /boom · KeyError: boom (spec/on_error_spec.rb:20)\n")
+      expect(lines[1]).to start_with("    spec/on_error_spec.rb:20:in ")
+      expect(lines.drop(1)).to all(start_with("    spec/").or(match(/\A    … \d+ more\n\z/)))
+      expect(lines.last).to match(/\A    … \d+ more\n\z/)
     end
 
     it "runs after a response that broke while streaming has been cut off" do
@@ -117,7 +123,8 @@ RSpec.describe "on_error" do
         # on_error included.
         expect(http_get("/").body).to eq("ok\n")
         expect(File.exist?(report)).to be(false)
-        expect(server_log).to match(/\Akino: request body of POST #{path} cut off: [^\n]+\n\z/)
+        said = Regexp.escape(said_by("worker-0"))
+        expect(server_log).to match(/\A#{said}request body of POST #{path} cut off: [^\n]+\n\z/)
       end
     end
   end

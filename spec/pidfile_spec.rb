@@ -81,7 +81,7 @@ RSpec.describe Kino::Pidfile do
       expect(File.stat(path).mode & 0o777).to eq(Kino::Pidfile::MODE)
 
       second = spawn_with_pidfile(mode, port: free_port, wait: false)
-      expect(refusal(second)).to eq([1, "kino: #{refused_as_running(first.pid)}\n"])
+      expect(refusal(second)).to eq([1, "#{said_by(pid: second.pid)}#{refused_as_running(first.pid)}\n"])
 
       expect(File.read(path)).to eq("#{first.pid}\n")
       expect(http_get("/", port: port).body).to eq("Hello from Kino\n")
@@ -94,7 +94,8 @@ RSpec.describe Kino::Pidfile do
       File.write(path, "#{stale}\n")
       kino = spawn_with_pidfile(mode)
       expect(File.read(path)).to eq("#{kino.pid}\n")
-      expect(kino.stderr).to include("kino: replaced stale pidfile #{path} (pid #{stale} is not running)\n")
+      expect(kino.stderr)
+        .to include("#{said_by(pid: kino.pid)}replaced stale pidfile #{path} (pid #{stale} is not running)\n")
 
       stop_cleanly(kino)
       expect(File.exist?(path)).to be(false)
@@ -104,7 +105,8 @@ RSpec.describe Kino::Pidfile do
       target = write("target.txt", "precious\n")
       File.symlink(target, path)
       kino = spawn_with_pidfile(mode, wait: false)
-      expect(refusal(kino)).to eq([1, "kino: pidfile #{path} is a symbolic link (to #{target}); Kino does not " \
+      expect(refusal(kino)).to eq([1, "#{said_by(pid: kino.pid)}pidfile #{path} is a symbolic link " \
+                                      "(to #{target}); Kino does not " \
                                       "write through one: remove it, or name a plain file\n"])
       expect(File.read(target)).to eq("precious\n")
       expect(File.readlink(path)).to eq(target)

@@ -16,8 +16,9 @@ RSpec.describe Kino::Quarantine do
         begin
           first = request_in_background("/hold", first_gate)
           log = wait_for_log(/set aside/)
+          said = Regexp.escape(said_by)
           expect(log).to match(
-            /^kino: worker [01] set aside: a request has run \d+ ms \(quarantine_timeout 0\.3s\); started worker 2$/
+            /^#{said}worker [01] set aside: a request has run \d+ ms \(quarantine_timeout 0\.3s\); started worker 2$/
           )
           expect(server.stats).to include(quarantined: 1, respawns: 0)
           # The stuck request goes on; others are served meanwhile.
@@ -27,7 +28,7 @@ RSpec.describe Kino::Quarantine do
           second = request_in_background("/hold", second_gate)
           log = wait_for_log(/quarantine_max/)
           stuck = /is stuck \(\d+ ms\) but quarantine_max \(1\) is reached; no more replacements will be started/
-          expect(log).to match(/^kino: worker [0-2] #{stuck}$/)
+          expect(log).to match(/^kino\[#{Process.pid}\] main: worker [0-2] #{stuck}$/)
           expect(log.scan("set aside").size).to eq(1)
           expect(server.stats).to include(quarantined: 1)
           expect(http_get("/still").body).to eq("/still\n")

@@ -86,7 +86,7 @@ RSpec.describe "Mode choice and :ractor mode" do
       start_server(fixture_app("capture.ru"), mode: :auto, lint: false)
       expect(server.mode).to eq(:threaded)
       expect(server_log.lines).to eq([
-                                       "kino: running in :threaded mode: app (captured variable `counts`): " \
+                                       "#{said_by}running in :threaded mode: app (captured variable `counts`): " \
                                        "holds a Hash, which is not shareable (`kino --check` lists every blocker)\n"
                                      ])
       # The captured Hash is shared by all requests, as in any threaded server.
@@ -97,7 +97,7 @@ RSpec.describe "Mode choice and :ractor mode" do
       start_server(fixture_app("class_ivar.ru"), mode: :auto, lint: false)
       expect(server.mode).to eq(:threaded)
       expect(server_log.lines.grep(/running in :threaded mode/))
-        .to eq(["kino: running in :threaded mode: KinoFixtureClassIvarApp.@cache: holds a Hash; worker ractors " \
+        .to eq(["#{said_by}running in :threaded mode: KinoFixtureClassIvarApp.@cache: holds a Hash; worker ractors " \
                 "cannot read it (`kino --check` lists every blocker)\n"])
       expect(http_get("/x").body).to eq("cached /x\n")
     end

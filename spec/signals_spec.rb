@@ -33,7 +33,7 @@ RSpec.describe "exe/kino and signals" do
       expect(kino.exited?).to be(false)
       lines = kino.stderr.lines.grep(/stats/)
       expect(lines.size).to eq(1)
-      head = /\Akino: stats pid=#{kino.pid} mode=#{mode} workers=2 threads=1/
+      head = /\A#{Regexp.escape(said_by(pid: kino.pid))}stats pid=#{kino.pid} mode=#{mode} workers=2 threads=1/
       gauges = /connections_open=\d+ queued=0 in_flight=0/
       counts = /served=3 rejected=0 timeouts=0 parse_errors=0 respawns=0 quarantined=0 log_dropped=0/
       expect(lines.first).to match(/#{head} #{gauges} #{counts}\n\z/)
@@ -49,11 +49,11 @@ RSpec.describe "exe/kino and signals" do
   end
 
   {
-    "HUP" => "kino: SIGHUP ignored: Kino has no log file to reopen (it writes to stdout and stderr); " \
+    "HUP" => "SIGHUP: reopened 0 log file(s); " \
              "still serving (TERM, INT or QUIT stop the server)\n",
-    "USR2" => "kino: SIGUSR2 ignored: restarting in place is not supported yet; " \
+    "USR2" => "SIGUSR2 ignored: restarting in place is not supported yet; " \
               "still serving (TERM, INT or QUIT stop the server)\n",
-    "ALRM" => "kino: SIGALRM ignored; still serving (TERM, INT or QUIT stop the server)\n"
+    "ALRM" => "SIGALRM ignored; still serving (TERM, INT or QUIT stop the server)\n"
   }.each do |signal, line|
     it "says so in one line on SIG#{signal} and keeps serving" do
       kino = spawn_kino("-m", "threaded", "-w", "1", "-t", "1", "spec/fixtures/hello.ru", port: port)
@@ -61,7 +61,7 @@ RSpec.describe "exe/kino and signals" do
       wait_until(message: -> { "nothing logged for SIG#{signal}\nstderr:\n#{kino.stderr}" }) do
         kino.stderr.end_with?("\n")
       end
-      expect(kino.stderr).to eq(line)
+      expect(kino.stderr).to eq(said_by(pid: kino.pid) + line)
       expect(kino.exited?).to be(false)
       expect(hello(kino)).to eq(["200", "Hello from Kino\n"])
       stops_gracefully(kino)
@@ -98,8 +98,9 @@ RSpec.describe "exe/kino and signals" do
     # so how many lines come out is not fixed; that each is whole is.
     5.times { %w[USR1 HUP USR2 ALRM TTIN TTOU].each { |signal| kino.signal(signal) } }
     expect(hello(kino)).to eq(["200", "Hello from Kino\n"])
-    wait_until(message: -> { "no stats line\nstderr:\n#{kino.stderr}" }) { kino.stderr.include?("kino: stats ") }
+    wait_until(message: -> { "no stats line\nstderr:\n#{kino.stderr}" }) { kino.stderr.include?("main: stats ") }
     stops_gracefully(kino)
-    expect(kino.stderr.lines).to all(match(/\Akino: (stats pid=|SIG(HUP|USR2|ALRM) ignored)/))
+    said = Regexp.escape(said_by(pid: kino.pid))
+    expect(kino.stderr.lines).to all(match(/\A#{said}(stats pid=|SIGHUP: reopened 0 log file|SIG(USR2|ALRM) ignored)/))
   end
 end

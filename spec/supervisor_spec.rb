@@ -70,8 +70,8 @@ RSpec.describe Kino::Supervisor do
             expect([error.class, error.message]).to eq([Exception, "worker down on purpose"])
 
             log = wait_for_log(/restarting worker #{index}/)
-            expect(log).to include("kino: worker #{index} died: Exception: worker down on purpose\n",
-                                   "kino: answered 1 in-flight request(s) of worker #{index} with 500\n")
+            expect(log).to include("#{said_by}worker #{index} died: Exception: worker down on purpose\n",
+                                   "#{said_by}answered 1 in-flight request(s) of worker #{index} with 500\n")
             wait_until(message: -> { "no replacement was started: #{server.stats}\n#{server_log}" }) do
               server.stats[:respawns] == 1
             end
@@ -108,8 +108,9 @@ RSpec.describe Kino::Supervisor do
                                               after_worker_boot: SupervisorApps::FAILING_BOOT,
                                               on_worker_exit: on_worker_exit)
           log = wait_for_log(/restarting worker 0 in 0\.20s/)
-          expect(log.scan(/^kino: restarting worker 0 in (\d\.\d\d)s$/).flatten.first(3)).to eq(%w[0.05 0.10 0.20])
-          expect(log).to include("kino: worker 0 died: Exception: boot failed on purpose\n")
+          restarts = log.scan(/^#{Regexp.escape(said_by)}restarting worker 0 in (\d\.\d\d)s$/)
+          expect(restarts.flatten.first(3)).to eq(%w[0.05 0.10 0.20])
+          expect(log).to include("#{said_by}worker 0 died: Exception: boot failed on purpose\n")
           calls = drain(exits)
           expect(calls.size).to be >= 3
           expect(calls.map { |index, error| [index, error.message] }.uniq).to eq([[0, "boot failed on purpose"]])
@@ -139,7 +140,7 @@ RSpec.describe Kino::Supervisor do
       expect([error.error_class, error.message])
         .to eq(["SupervisorApps::Fatal", "SupervisorApps::Fatal: disk, full, retry, later"])
       expect(error.backtrace.first).to include("supervisor_spec.rb")
-      expect(server_log).to include("kino: worker 0 died: SupervisorApps::Fatal: disk, full, retry, later\n")
+      expect(server_log).to include("#{said_by}worker 0 died: SupervisorApps::Fatal: disk, full, retry, later\n")
       wait_until(message: -> { "no replacement\n#{server_log}" }) { server.stats[:respawns] == 1 }
       expect(http_get("/").body).to eq("alive\n")
       expect(server.shutdown(2)).to eq(0)

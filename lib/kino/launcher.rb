@@ -3,6 +3,7 @@
 require "rack"
 require_relative "errors"
 require_relative "server"
+require_relative "server_log"
 require_relative "systemd_notifier"
 require_relative "worker_hooks"
 
@@ -20,9 +21,9 @@ module Kino
   #
   # - TERM, INT, QUIT: graceful stop; a second one exits at once.
   # - USR1: one stats line to the log (stderr); the server goes on.
-  # - HUP: with tls set, loads the certificate and key again
-  #   (Server#reload_tls). Otherwise logged and ignored: Puma reopens its
-  #   log files on HUP; Kino writes to stdout and stderr and has none.
+  # - HUP: the log files of Kino::Logger are reopened (Server#reopen), for
+  #   logrotate; with tls set, the certificate and key are loaded again
+  #   (Server#reload_tls).
   # - USR2: reserved for a zero-downtime restart, which is not built yet:
   #   logged, ignored.
   # - ALRM: logged, ignored (Ruby's default would end the process).
@@ -43,6 +44,7 @@ module Kino
       @configuration = configuration
       @stdout = stdout
       @stderr = stderr
+      @log = ServerLog::Output.over(stderr) # what the server and the signals say
       @signals = [] # pending signals that do not stop the server, oldest first
       @stop_signal = nil
     end
@@ -52,9 +54,9 @@ module Kino
       @configuration.apply_environment!
       # Pings from here on, as Puma's do: a slow app boot is what
       # TimeoutStartSec bounds, not the watchdog.
-      systemd = SystemdNotifier.new(log: @stderr).start_watchdog
+      systemd = SystemdNotifier.new(log: @log).start_watchdog
       app = load_app
-      server = Server.new(app, @configuration, log: @stderr)
+      server = Server.new(app, @configuration, log: @log)
       previous = trap_signals
       server.start
       banner(server)
@@ -66,7 +68,7 @@ module Kino
       @stdout.puts "- Goodbye!"
       0
     rescue Kino::Error => e
-      @stderr.puts "kino: #{e.message}"
+      @log.puts "kino: #{e.message}"
       1
     ensure
       restore_signals(previous) if previous
@@ -162,19 +164,25 @@ module Kino
     end
 
     def answer_signal(sig, server)
-      return server.reload_tls if sig == "HUP" && @configuration[:tls] # new connections get the new certificate
+      server.reload_tls if sig == "HUP" && @configuration[:tls] # new connections get the new certificate
 
       text = case sig
              when "USR1" then stats_line(server)
-             when "HUP" then "SIGHUP ignored: Kino has no log file to reopen (it writes to stdout and stderr)"
+             when "HUP" then reopen_line(server)
              when "USR2" then "SIGUSR2 ignored: restarting in place is not supported yet"
              else "SIG#{sig} ignored"
              end
       suffix = sig == "USR1" ? "" : "; still serving (TERM, INT or QUIT stop the server)"
-      # One write per line: the native log pump writes to the same IO.
-      @stderr.write("kino: #{text}#{suffix}\n")
+      # One write per line: the workers' lines go to the same log.
+      @log.write("kino: #{text}#{suffix}\n")
     rescue IOError, SystemCallError
       nil # stderr is gone (a closed terminal sends HUP): serving matters more than the line
+    end
+
+    def reopen_line(server)
+      "SIGHUP: reopened #{server.reopen} log file(s)"
+    rescue Kino::Error => e
+      "SIGHUP: reopening log files failed: #{e.message}"
     end
 
     # The earlier Kino's `kill -USR1` line: key=value pairs, one line.

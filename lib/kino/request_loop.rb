@@ -5,6 +5,7 @@ require_relative "backtrace_formatter"
 require_relative "server_log"
 require_relative "invalid_response"
 require_relative "response_stream"
+require_relative "error_stream"
 
 module Kino
   # The loop one thread of a worker runs, a consumer of the server's
@@ -15,12 +16,19 @@ module Kino
   # mutable constants.
   class RequestLoop
     REQUEST_KEY = "kino.request"
+    RACK_ERRORS = "rack.errors"
     ERROR_BODY = "Internal Server Error\n"
 
     # `slot` names this thread's place in the server's slots, so the
     # supervisor can answer the request it holds if its worker dies.
-    def initialize(server_id, app, slot: nil, on_error: nil, after_request_complete: nil)
+    # `speaker` is what its log lines say it is (ServerLog.speaker);
+    # `errors` the worker's rack.errors (an ErrorStream), or nil for the
+    # one build_env gives ($stderr).
+    def initialize(server_id, app, slot: nil, on_error: nil, after_request_complete: nil, speaker: "worker",
+                   errors: nil)
       @server_id = server_id
+      @speaker = speaker
+      @errors = errors
       @app = app
       @slot = slot
       @on_error = on_error
@@ -54,6 +62,7 @@ module Kino
     # one nil check.
     def serve(env)
       request = env[REQUEST_KEY]
+      env[RACK_ERRORS] = @errors if @errors
       body = nil
       status, headers, body = @app.call(env)
       write_response(request, status, headers, body, env)
@@ -62,7 +71,7 @@ module Kino
       begin
         Native.respond_error(request, 500, ERROR_BODY) if request
       ensure
-        report(e, env)
+        report(e, env, "500")
       end
       raise unless e.is_a?(StandardError) || e.is_a?(ScriptError)
     ensure
@@ -101,26 +110,30 @@ module Kino
     def close_body(body, env)
       body.close if body.respond_to?(:close)
     rescue StandardError => e
-      report(e, env)
+      report(e, env, "body.close failed:")
     end
 
-    # Errors go to the server's log (ServerLog); on_error gets the
-    # request's own env.
+    # Errors go to the server's log (ServerLog): one line saying what
+    # failed, "500 GET /path · Class: message (file:line)", and the
+    # backtrace under it, the app's own frames first (BacktraceFormatter);
+    # on_error gets the request's own env.
     #
     # A body cut off by its client (gone, stalled, too large) is the
     # client's doing and already answered natively: one line, no backtrace,
     # and not an app error, so on_error does not hear of it. That holds too
     # when the app wrapped the read's error in one of its own.
-    def report(error, env)
-      where = "#{env['REQUEST_METHOD']} #{env['PATH_INFO']}"
+    def report(error, env, what)
       cut_off = input_error_of(error)
-      return log("kino: request body of #{where} cut off: #{cut_off.message}\n") if cut_off
+      if cut_off
+        return log("request body of #{env['REQUEST_METHOD']} #{env['PATH_INFO']} cut off: #{cut_off.message}\n")
+      end
 
-      log(BacktraceFormatter.format("kino: error while serving #{where}: #{error.class}: #{error.message}",
-                                    error))
+      log(BacktraceFormatter.format(
+            BacktraceFormatter.request_headline(what, env["REQUEST_METHOD"], env["PATH_INFO"], error), error
+          ))
       @on_error&.call(error, env)
     rescue StandardError => e
-      log("kino: on_error hook failed: #{e.class}: #{e.message}\n")
+      log("on_error hook failed: #{e.class}: #{e.message}\n")
     end
 
     # A failing hook is logged as a failing on_error is, in one line; the
@@ -128,7 +141,7 @@ module Kino
     def complete(env, status)
       @after_request_complete.call(env, status)
     rescue StandardError => e
-      log("kino: after_request_complete hook failed: #{e.class}: #{e.message}\n")
+      log("after_request_complete hook failed: #{e.class}: #{e.message}\n")
     end
 
     # The InputError that +error+ is, or was caused by (a few levels deep).
@@ -143,7 +156,7 @@ module Kino
     end
 
     def log(text)
-      ServerLog.write(@server_id, text)
+      ServerLog.write(@server_id, ServerLog.line(@speaker, text))
     end
   end
 end

@@ -13,6 +13,8 @@ require_relative "ractor_preparation"
 require_relative "ractor_check"
 require_relative "worker_hooks"
 require_relative "pidfile"
+require_relative "server_log"
+require_relative "logger"
 
 module Kino
   # The embedding API, and what the CLI runs underneath:
@@ -33,6 +35,9 @@ module Kino
     # that connect and stall cannot pin connections. Not a directive (the
     # earlier Kino fixed it at 10 s too).
     TLS_HANDSHAKE_TIMEOUT = 10.0
+    # How long a graceful stop waits for Kino::Logger lines to be written
+    # (a log on a pipe nobody reads must not hold the stop for ever).
+    LOG_FLUSH_TIMEOUT = 5.0
 
     attr_reader :configuration, :mode, :addresses, :server_id
     # Where the control plane listens ("tcp://127.0.0.1:9293" or
@@ -45,7 +50,7 @@ module Kino
       @app = app
       @configuration = configuration ||
                        Configuration.new({ port: 0 }.merge(options), search_default_files: false).load
-      @log = log
+      @log = ServerLog::Output.over(log)
       @server_id = nil
       @addresses = [].freeze
       @mode = nil
@@ -62,12 +67,14 @@ module Kino
       @mode, @app, hooks = choose_mode
       warn_ruby_max_cpu if @mode == :ractor
       @server_id = Native.server_create(native_options)
+      @log.route_to(@server_id) if @log.descriptor
       begin
         @addresses = Native.server_addresses(@server_id).freeze
         @control_address = Native.server_control_address(@server_id)&.freeze
         Native.server_start(@server_id)
         @supervisor = build_supervisor(hooks).start
       rescue StandardError
+        @log.route_to(nil)
         Native.server_release(@server_id)
         @server_id = nil
         raise
@@ -130,6 +137,12 @@ module Kino
       false
     end
 
+    # SIGHUP, after logrotate renamed them: every file a Kino::Logger
+    # appends to is opened again by its name. Returns how many.
+    def reopen
+      Native.logger_reopen_all
+    end
+
     def running?
       !@server_id.nil? && !@stopped
     end
@@ -149,6 +162,8 @@ module Kino
       # busy (not in Kino.sleep, which aborted) gets a little longer.
       @supervisor&.stop(stragglers.positive? ? WORKER_EXIT_GRACE : timeout.to_f + WORKER_EXIT_GRACE)
       stop_log_pump
+      Native.logger_flush_all(LOG_FLUSH_TIMEOUT)
+      @log.route_to(nil)
       Native.server_release(@server_id)
       release_pidfile
       stragglers
@@ -223,6 +238,7 @@ module Kino
         queue_depth: c[:queue_depth],
         queue_timeout: c[:queue_timeout],
         max_connections: c[:max_connections] || default_max_connections,
+        log_fd: @log.descriptor || -1,
         worker_slots: Supervisor.slot_count(workers: workers, threads: threads,
                                             quarantine_max: c[:quarantine_max]),
         **tls_options(c[:tls]),
@@ -271,8 +287,10 @@ module Kino
       end
     end
 
-    # Native code never writes to stderr from an I/O thread; its lines wait
-    # in a channel that this thread empties into the log.
+    # Native code never writes to stderr from an I/O thread. For a log IO
+    # without a descriptor its lines (labelled already) wait in a channel
+    # that this thread empties into the log; with one, a native writer
+    # thread writes them and this one only shares env values (below).
     def start_log_pump
       server_id = @server_id
       Thread.new do
@@ -295,13 +313,9 @@ module Kino
     # that worker ractors ask for.
     def pump_log(server_id)
       Native.server_drain_log(server_id).each do |line|
-        line = "kino: #{line}" unless line.start_with?("kino: ")
-        line += "\n" unless line.end_with?("\n")
-        begin
-          @log.write(line)
-        rescue IOError, SystemCallError
-          nil
-        end
+        @log.io.write(line)
+      rescue IOError, SystemCallError
+        nil
       end
     rescue Kino::Error
       nil

@@ -186,9 +186,8 @@ module Kino
       rescue StandardError
         error.class.to_s
       end
-      text = BacktraceFormatter.format("kino: worker #{index} died: #{what}", error)
-      text += "kino: answered #{answered} in-flight request(s) of worker #{index} with 500\n" if answered.positive?
-      @log.write(text)
+      @log.write(BacktraceFormatter.format("kino: worker #{index} died: #{what}", error))
+      @log.write("kino: answered #{answered} in-flight request(s) of worker #{index} with 500\n") if answered.positive?
     end
 
     def monotonic

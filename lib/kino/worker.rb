@@ -2,6 +2,7 @@
 
 require_relative "backtrace_formatter"
 require_relative "server_log"
+require_relative "error_stream"
 
 module Kino
   # One worker, what the `workers` directive counts: runs after_worker_boot,
@@ -29,6 +30,7 @@ module Kino
     def run(server_id, app, threads, first_slot, hooks, index)
       boot(server_id, hooks[:after_worker_boot], index) if hooks[:after_worker_boot]
       done = Thread::Queue.new
+      errors = ErrorStream.new(server_id, ServerLog.speaker(index))
       members = Array.new(threads) do |t|
         Thread.new(t) do |thread_index|
           Thread.current.report_on_exception = false
@@ -36,7 +38,9 @@ module Kino
           outcome = KILLED # what is left if Thread#kill ends us: only ensure runs then
           begin
             RequestLoop.new(server_id, app, slot: first_slot + thread_index, on_error: hooks[:on_error],
-                                            after_request_complete: hooks[:after_request_complete]).run
+                                            after_request_complete: hooks[:after_request_complete],
+                                            speaker: ServerLog.speaker(index, threads > 1 ? thread_index : nil),
+                                            errors: errors).run
             outcome = nil
           rescue Exception => e # rubocop:disable Lint/RescueException
             outcome = e
@@ -63,8 +67,8 @@ module Kino
     def boot(server_id, hook, index)
       hook_arity(hook).zero? ? hook.call : hook.call(index)
     rescue StandardError, ScriptError => e
-      ServerLog.write(server_id, BacktraceFormatter.format("kino: after_worker_boot failed in worker #{index} " \
-                                                           "(it serves anyway): #{e.class}: #{e.message}", e))
+      headline = "after_worker_boot failed (the worker serves anyway): #{e.class}: #{e.message}"
+      ServerLog.write(server_id, ServerLog.line(ServerLog.speaker(index), BacktraceFormatter.format(headline, e)))
     end
 
     def hook_arity(hook)

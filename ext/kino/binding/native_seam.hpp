@@ -39,7 +39,15 @@
   X(response, "respond_error", native_respond_error, 3)                      \
   X(input, "input_read", native_input_read, 3)                               \
   X(input, "input_rewind", native_input_rewind, 1)                           \
-  X(sleep, "sleep", native_sleep, -1)
+  X(sleep, "sleep", native_sleep, -1)                                        \
+  X(logger, "logger_open", native_logger_open, 2)                            \
+  X(logger, "logger_write", native_logger_write, 2)                          \
+  X(logger, "logger_dropped", native_logger_dropped, 1)                      \
+  X(logger, "logger_tty?", native_logger_tty_p, 1)                           \
+  X(logger, "logger_reopen", native_logger_reopen, 1)                        \
+  X(logger, "logger_flush", native_logger_flush, 2)                          \
+  X(logger, "logger_flush_all", native_logger_flush_all, 1)                  \
+  X(logger, "logger_reopen_all", native_logger_reopen_all, 0)
 
 namespace kino::binding {
 

@@ -32,6 +32,9 @@ struct ReleaseCall : Interruptible {
   std::shared_ptr<Server> server;
   void run() {
     server->stop(std::chrono::milliseconds(0));
+    // What workers logged during the drain is written before the process
+    // may exit.
+    server->flush_log(std::chrono::seconds(5));
     server.reset();  // when it is the last reference, the server is freed here too
   }
 };
@@ -257,7 +260,7 @@ VALUE native_server_log(VALUE, VALUE id, VALUE text) {
   uint64_t sid = NUM2ULL(id);
   StringValue(text);
   return protect([&]() -> VALUE {
-    find_server(sid)->log().push(bytes_of(text));
+    find_server(sid)->log_line(bytes_of(text));
     return Qnil;
   });
 }

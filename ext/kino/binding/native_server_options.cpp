@@ -11,7 +11,7 @@ ID id_listen, id_io_threads, id_backlog, id_max_header_size, id_max_uri_size, id
     id_request_timeout, id_queue_depth, id_queue_timeout, id_max_connections, id_body_memory_limit,
     id_spool_dir, id_stream_request_bodies, id_min_body_rate, id_min_body_rate_window, id_max_spool_size,
     id_tls_cert, id_tls_key, id_tls_ca, id_tls_handshake_timeout, id_mode, id_workers, id_threads,
-    id_control_bind, id_control_token, id_log_requests, id_log_format, id_json;
+    id_control_bind, id_control_token, id_log_requests, id_log_format, id_json, id_log_fd;
 
 // Kino::Server#native_options passes every key: the defaults live in
 // Ruby's table (Kino::Configuration::DEFAULTS), not here.
@@ -107,6 +107,8 @@ ServerOptions read_server_options(VALUE options) {
   o.request_timeout = NIL_P(request_timeout) ? 0 : NUM2DBL(request_timeout);  // nil: no limit
   if (o.request_timeout < 0) rb_raise(rb_eArgError, "request_timeout must not be negative");
   o.queue_depth = required_int(options, id_queue_depth);
+  o.log_fd = required_int(options, id_log_fd);
+  if (o.log_fd < -1 || o.log_fd > INT32_MAX) rb_raise(rb_eArgError, "log_fd must be a descriptor, or -1");
   o.max_connections = required_int(options, id_max_connections);
   if (o.max_connections < 0) rb_raise(rb_eArgError, "max_connections must not be negative");
   o.queue_timeout = required_seconds(options, id_queue_timeout);
@@ -157,6 +159,7 @@ ServerConfig server_config(const ServerOptions& o) {
   if (!NIL_P(o.control_token)) config.control_token = bytes_of(o.control_token);
   config.log_requests = o.log_requests;
   config.log_format = o.log_format_json ? AccessLogFormat::Json : AccessLogFormat::Text;
+  config.log_fd = static_cast<int>(o.log_fd);
   return config;
 }
 
@@ -194,6 +197,7 @@ void init_native_server_options() {
   id_log_requests = rb_intern("log_requests");
   id_log_format = rb_intern("log_format");
   id_json = rb_intern("json");
+  id_log_fd = rb_intern("log_fd");
 }
 
 }  // namespace kino::binding

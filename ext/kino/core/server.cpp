@@ -1,10 +1,13 @@
 #include "server.hpp"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <stdexcept>
+#include <system_error>
 
 #include "http1/responder.hpp"
 #include "net/connection.hpp"
@@ -26,6 +29,17 @@ Server::Server(ServerConfig config)
   // Before any socket: a certificate that does not load stops the boot.
   if (config_.tls) tls_ = std::make_unique<TlsContextHolder>(*config_.tls);
   if (config_.log_requests) access_log_ = std::make_unique<AccessLog>(STDOUT_FILENO, config_.log_format);
+  if (config_.log_fd >= 0) {
+    // A duplicate of our own, so the writer outlives the IO it came from.
+    int fd = ::fcntl(config_.log_fd, F_DUPFD_CLOEXEC, 3);
+    if (fd < 0) throw std::system_error(errno, std::generic_category(), "cannot log to descriptor");
+    try {
+      log_writer_ = LogWriter::adopt(fd);
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
+  }
 }
 
 Server::~Server() {
@@ -73,7 +87,7 @@ void Server::start() {
           return;
         } catch (const std::exception& e) {
           // A handler threw (out of memory): log it and keep the thread.
-          log_.push(std::string("I/O thread error: ") + e.what());
+          log_line(std::string("I/O thread error: ") + e.what());
         }
       }
     });
@@ -158,7 +172,7 @@ void Server::dispatch(RequestRef req) {
       return;
     case RequestQueue::Admission::NoMemory:
       counters_.rejected.fetch_add(1, std::memory_order_relaxed);
-      log_.push("out of memory queueing a request; answered 503");
+      log_line("out of memory queueing a request; answered 503");
       respond_plain(*req, 503, "Service Unavailable: the server is out of memory\n", true);
       return;
   }
@@ -177,7 +191,56 @@ void Server::refuse_overdue(int64_t now) {
 }
 
 void Server::report(const error_code& ec, const char* what) {
-  log_.push(std::string(what) + ": " + ec.message());
+  log_line(std::string(what) + ": " + ec.message());
+}
+
+namespace {
+
+constexpr std::string_view kLabelled = "kino[";
+constexpr std::string_view kMainTint = "\033[36m", kWorkerTint = "\033[35m", kReset = "\033[0m";
+
+// "kino[4242] worker-3: ..." with the speaker in colour.
+std::string tinted(std::string_view line) {
+  size_t open = line.find("] ");
+  size_t colon = open == std::string_view::npos ? open : line.find(':', open);
+  if (colon == std::string_view::npos) return std::string(line);
+  std::string_view speaker = line.substr(open + 2, colon - open - 2);
+  std::string out;
+  out.reserve(line.size() + 16);
+  out.append(line.substr(0, open + 2));
+  out.append(speaker == "main" ? kMainTint : kWorkerTint);
+  out.append(speaker);
+  out.append(kReset);
+  out.append(line.substr(colon));
+  return out;
+}
+
+}  // namespace
+
+void Server::log_line(std::string_view text) {
+  std::string line;
+  if (text.substr(0, kLabelled.size()) != kLabelled) {
+    line = "kino[" + std::to_string(::getpid()) + "] main: ";
+    if (text.substr(0, 6) == "kino: ") text.remove_prefix(6);
+  }
+  line.append(text);
+  if (line.empty() || line.back() != '\n') line.push_back('\n');
+  if (!log_writer_) {
+    log_.push(line);
+  } else if (log_writer_->is_tty()) {
+    log_writer_->push(tinted(line));
+  } else {
+    log_writer_->push(line);
+  }
+}
+
+uint64_t Server::log_dropped() const noexcept {
+  return log_.dropped() + (log_writer_ ? log_writer_->dropped() : 0) +
+         (access_log_ ? access_log_->dropped() : 0);
+}
+
+void Server::flush_log(std::chrono::milliseconds timeout) {
+  if (log_writer_) log_writer_->flush(timeout);
 }
 
 bool Server::at_capacity() const noexcept {

@@ -22,6 +22,7 @@
 #include "util/asio.hpp"
 #include "util/counters.hpp"
 #include "util/log_channel.hpp"
+#include "util/log_writer.hpp"
 
 namespace kino {
 
@@ -86,9 +87,6 @@ class Server : public std::enable_shared_from_this<Server> {
   // plane's included).
   ServerStats stats() const;
 
-  // Log lines dropped because the log channel was full.
-  uint64_t log_dropped() const noexcept { return log_.dropped(); }
-
   // What the Ruby supervisor knows, pushed whenever it changes: workers
   // running now, restarts after crashes, workers set aside as stuck.
   void report_pool(int64_t workers_up, uint64_t respawns, uint64_t quarantined) noexcept;
@@ -118,6 +116,21 @@ class Server : public std::enable_shared_from_this<Server> {
   // Hands a complete request to the workers; answers 503 itself when the
   // queue no longer takes requests.
   void dispatch(RequestRef req);
+
+  // Every line the server logs about itself (the I/O path's errors, and
+  // Ruby's: the workers', main's once the server exists). One not yet
+  // labelled is said by main: "kino[<pid>] main: ...". To the server's
+  // LogWriter when it has one (the label tinted on a terminal), else into
+  // log() for Ruby to drain. Never blocks.
+  void log_line(std::string_view text);
+
+  // Lines lost by the server's log channel and writers, the access log's
+  // included (stats).
+  uint64_t log_dropped() const noexcept;
+
+  // Waits up to `timeout` until the server's writer has written what was
+  // logged before (a stop, before the process may exit).
+  void flush_log(std::chrono::milliseconds timeout);
 
   // Funnel for errors on the I/O path (Beast's `fail`): one line to the
   // log channel, never a write to stderr from an I/O thread.
@@ -155,6 +168,7 @@ class Server : public std::enable_shared_from_this<Server> {
   Counters counters_;
   LogChannel log_;
   std::unique_ptr<AccessLog> access_log_;  // stopped (flushed) by stop()
+  std::unique_ptr<LogWriter> log_writer_;  // with config.log_fd only
 
   std::mutex connections_mu_;
   std::unordered_map<Connection*, std::weak_ptr<Connection>> connections_;

@@ -95,6 +95,10 @@ struct ServerConfig {
   // format.
   bool log_requests{};
   AccessLogFormat log_format{};
+  // The server's own lines go to a LogWriter on a duplicate of this
+  // descriptor; -1: into Server::log() for Ruby to drain (a log IO with no
+  // descriptor, such as a StringIO).
+  int log_fd = -1;
 };
 
 }  // namespace kino

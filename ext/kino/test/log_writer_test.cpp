@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -15,6 +16,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "support/terminal.hpp"
 
 using namespace kino;
 
@@ -178,18 +181,9 @@ TEST(LogWriter, ReopenIsANoOpOnAGivenDescriptor) {
 }
 
 TEST(LogWriter, KnowsATerminal) {
-  int master = ::posix_openpt(O_RDWR | O_NOCTTY);
-  ASSERT_GE(master, 0);
-  ASSERT_EQ(::grantpt(master), 0);
-  ASSERT_EQ(::unlockpt(master), 0);
-  int tty = ::open(::ptsname(master), O_RDWR | O_NOCTTY);
-  ASSERT_GE(tty, 0);
-  {
-    LogWriter log(tty);
-    EXPECT_TRUE(log.is_tty());
-  }
-  ::close(tty);
-  ::close(master);
+  kino::test::Terminal terminal;
+  LogWriter log(terminal.tty);
+  EXPECT_TRUE(log.is_tty());
 }
 
 TEST(LogWriter, AFullPipeDropsAndCountsWithoutBlocking) {
@@ -262,4 +256,50 @@ TEST(LogWriter, WritesEmptyAndPartialLinesAsGiven) {
   log->push("\n");
   log->stop();
   EXPECT_EQ(read_file(dir.file("e.log")), "no newline\n");
+}
+
+TEST(LogWriter, FlushWaitsForWhatWasPushedAndKeepsRunning) {
+  TempDir dir;
+  auto log = LogWriter::open(dir.file("f.log"));
+  for (int i = 0; i < 1000; ++i) log->push("x\n");
+  EXPECT_TRUE(log->flush(std::chrono::seconds(5)));
+  EXPECT_EQ(read_file(dir.file("f.log")).size(), 2000u);
+  log->push("after\n");
+  EXPECT_TRUE(log->flush(std::chrono::seconds(5)));
+  EXPECT_EQ(read_file(dir.file("f.log")).size(), 2006u);
+}
+
+TEST(LogWriter, FlushGivesUpOnAPipeNobodyReads) {
+  FullPipe pipe;
+  LogWriter log(pipe.fds[1], 10);
+  log.push("stuck\n");
+  EXPECT_FALSE(log.flush(std::chrono::milliseconds(30)));
+  log.stop(std::chrono::milliseconds(10));
+}
+
+TEST(LogWriter, AdoptedDescriptorsAreClosedWithTheWriter) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  { auto log = LogWriter::adopt(fds[1]); }
+  EXPECT_EQ(::fcntl(fds[1], F_GETFD), -1);
+  ::close(fds[0]);
+}
+
+TEST(LogWriter, AForkedChildWritesWhatItLoggedWhenItStops) {
+  TempDir dir;
+  auto log = LogWriter::open(dir.file("fork.log"));
+  log->push("parent\n");
+  ASSERT_TRUE(log->flush(std::chrono::seconds(5)));
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    log->push("child\n");
+    log->stop();
+    ::_exit(log->dropped() == 0 ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  log->stop();
+  EXPECT_EQ(read_file(dir.file("fork.log")), "parent\nchild\n");
 }

@@ -19,6 +19,7 @@
 
 #include "http1/responder.hpp"
 #include "support/server_fixture.hpp"
+#include "support/terminal.hpp"
 
 using namespace kino;
 using namespace kino::test;
@@ -1023,4 +1024,48 @@ TEST_F(ServerTest, OutOfDescriptorsAcceptPausesAndLogsOnce) {
   }
   EXPECT_EQ(again + count_lines(server().log().drain(), "accepting connections again"), 1u);
   for (int fd : fds) ::close(fd);
+}
+
+TEST(ServerLog, LinesNotYetLabelledAreSaidByMain) {
+  Server server(server_config());
+  server.log_line("accept: too many open files");
+  server.log_line("kino: said by Ruby's main\n");
+  server.log_line("kino[7] worker-3: a worker's line\n    with its backtrace\n");
+  std::string main = "kino[" + std::to_string(::getpid()) + "] main: ";
+  EXPECT_EQ(server.log().drain(),
+            (std::vector<std::string>{main + "accept: too many open files\n", main + "said by Ruby's main\n",
+                                      "kino[7] worker-3: a worker's line\n    with its backtrace\n"}));
+}
+
+TEST(ServerLog, AServerWithADescriptorWritesItsLinesThere) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  auto config = server_config();
+  config.log_fd = fds[1];
+  {
+    Server server(config);
+    ::close(fds[1]);  // the server writes to a duplicate of its own
+    server.log_line("kino[7] worker-1: to the pipe");
+    server.flush_log(5s);
+    EXPECT_TRUE(server.log().drain().empty());
+    EXPECT_EQ(server.log_dropped(), 0u);
+  }
+  char buf[256];
+  ssize_t n = ::read(fds[0], buf, sizeof buf);
+  EXPECT_EQ(std::string(buf, n > 0 ? static_cast<size_t>(n) : 0), "kino[7] worker-1: to the pipe\n");
+  ::close(fds[0]);
+}
+
+TEST(ServerLog, OnATerminalTheSpeakerIsTinted) {
+  Terminal terminal;
+  auto config = server_config();
+  config.log_fd = terminal.tty;
+  {
+    Server server(config);
+    server.log_line("kino[7] worker-2: hello");
+    server.flush_log(5s);
+  }
+  char buf[256];
+  ssize_t n = ::read(terminal.master, buf, sizeof buf);
+  EXPECT_EQ(std::string(buf, n > 0 ? static_cast<size_t>(n) : 0), "kino[7] \033[35mworker-2\033[0m: hello\n");
 }

@@ -109,7 +109,7 @@ void Connection::on_deadline() {
     case Deadlines::Expired::Write:
       // The client stopped reading what we send: let its buffers go.
       server_->counters().timeouts.fetch_add(1, std::memory_order_relaxed);
-      server_->log().push("closed a connection whose client stopped reading the response");
+      server_->log_line("closed a connection whose client stopped reading the response");
       close_socket();
       return;
     case Deadlines::Expired::Linger:
@@ -284,7 +284,7 @@ bool Connection::wait_writable(std::chrono::steady_clock::time_point deadline) {
 // client that left meanwhile shows only here (see SocketTransport).
 bool Connection::peer_gone() const { return !open() || transport_.peer_gone(); }
 
-void Connection::log(std::string_view line) { server_->log().push(line); }
+void Connection::log(std::string_view line) { server_->log_line(line); }
 
 bool Connection::draining() const { return server_->draining(); }
 

@@ -215,7 +215,7 @@ void Listener::do_accept() {
                                                   "accept");  // this client's trouble (ECONNABORTED): go on
                            } else if (self->backoff_ms_ > 0) {
                              self->backoff_ms_ = 0;
-                             self->server_.log().push("accept: accepting connections again");
+                             self->server_.log_line("accept: accepting connections again");
                            }
                            if (!ec && !self->server_.draining()) {
                              error_code ignored;
@@ -242,7 +242,7 @@ void Listener::open_connection(Connection::Socket socket, const std::string& pee
     Transport transport(TlsTransport(std::move(socket), std::move(tls)));
     std::make_shared<Connection>(server_.shared_from_this(), std::move(transport), peer, local_port)->start();
   } catch (const std::exception& e) {
-    server_.log().push(std::string("tls: cannot set up a connection: ") + e.what());
+    server_.log_line(std::string("tls: cannot set up a connection: ") + e.what());
   }
 }
 
@@ -250,7 +250,7 @@ void Listener::open_connection(Connection::Socket socket, const std::string& pee
 // free descriptors, and the next try after the pause takes the backlog.
 void Listener::back_off(const error_code& ec) {
   if (backoff_ms_ == 0) {
-    server_.log().push("accept: " + ec.message() + "; pausing accepts until connections close");
+    server_.log_line("accept: " + ec.message() + "; pausing accepts until connections close");
     backoff_ms_ = 10;
   } else if (backoff_ms_ < 100) {
     backoff_ms_ = backoff_ms_ * 2 < 100 ? backoff_ms_ * 2 : 100;

@@ -38,6 +38,7 @@ LogWriter::LogWriter(int fd, bool owned, std::string path, size_t capacity)
   sigset_t all, previous;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, &previous);
+  owner_ = ::getpid();
   try {
     thread_ = std::thread([this] { run(); });
   } catch (...) {
@@ -54,6 +55,10 @@ std::unique_ptr<LogWriter> LogWriter::open(const std::string& path, size_t capac
   return std::unique_ptr<LogWriter>(new LogWriter(fd, true, path, capacity));
 }
 
+std::unique_ptr<LogWriter> LogWriter::adopt(int fd, size_t capacity) {
+  return std::unique_ptr<LogWriter>(new LogWriter(fd, true, std::string(), capacity));
+}
+
 LogWriter::~LogWriter() {
   stop();
   drop_unwritten();
@@ -65,7 +70,19 @@ bool LogWriter::push(std::string_view line) {
     channel_.count_dropped(1);
     return false;
   }
-  return channel_.push(line);
+  if (!channel_.push(line)) return false;
+  accepted_.fetch_add(1, std::memory_order_release);
+  return true;
+}
+
+bool LogWriter::flush(std::chrono::milliseconds timeout) {
+  uint64_t target = accepted_.load(std::memory_order_acquire);
+  int64_t until = steady_ms() + timeout.count();
+  while (done_.load(std::memory_order_acquire) < target) {
+    if (closed_.load(std::memory_order_acquire) || steady_ms() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
 }
 
 bool LogWriter::reopen() {
@@ -81,6 +98,7 @@ bool LogWriter::reopen() {
 }
 
 void LogWriter::stop(std::chrono::milliseconds give_up) {
+  if (::getpid() != owner_) return stop_in_fork_child();
   {
     std::lock_guard<std::mutex> lock(stop_mu_);
     if (!stopping_.load(std::memory_order_relaxed)) {
@@ -96,6 +114,15 @@ void LogWriter::stop(std::chrono::milliseconds give_up) {
   drop_unwritten();
 }
 
+// The thread did not follow the fork, and a mutex it held then stays
+// locked here: write what this process queued without either.
+void LogWriter::stop_in_fork_child() {
+  if (closed_.exchange(true, std::memory_order_acq_rel)) return;
+  std::vector<std::string> batch(kBatch);
+  while (size_t n = channel_.take(batch.data(), kBatch)) write_batch(batch.data(), n);
+  if (thread_.joinable()) thread_.detach();  // the parent's thread; nothing of it runs here
+}
+
 // A push that raced stop() past the thread's last drain is lost: count it.
 void LogWriter::drop_unwritten() {
   std::vector<std::string> rest(kBatch);
@@ -109,6 +136,7 @@ void LogWriter::run() {
   for (;;) {
     if (size_t n = channel_.take(batch.data(), kBatch)) {
       write_batch(batch.data(), n);
+      done_.fetch_add(n, std::memory_order_release);
       idle = std::chrono::milliseconds(1);
       continue;
     }

@@ -10,6 +10,8 @@
 // kMaxIdle while the channel stays empty. A line waits at most that long.
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -36,6 +38,10 @@ class LogWriter {
   // descriptor. Throws std::system_error naming the path.
   static std::unique_ptr<LogWriter> open(const std::string& path, size_t capacity = kDefaultCapacity);
 
+  // Writes to `fd` and owns it from now on (a dup of someone's descriptor,
+  // so the writer outlives the IO it came from).
+  static std::unique_ptr<LogWriter> adopt(int fd, size_t capacity = kDefaultCapacity);
+
   ~LogWriter();  // stop(), then closes a descriptor it opened
   LogWriter(const LogWriter&) = delete;
   LogWriter& operator=(const LogWriter&) = delete;
@@ -55,6 +61,10 @@ class LogWriter {
   int fd() const noexcept { return fd_; }
   const std::string& path() const noexcept { return path_; }  // empty unless opened by path
 
+  // Waits until every line pushed before the call is written (or lost),
+  // up to `timeout`; false if it is not. The writer goes on running.
+  bool flush(std::chrono::milliseconds timeout);
+
   // For logrotate: opens the path again (the file that now has its name)
   // and puts it in place of the old one atomically (dup2), so the writer
   // thread never sees a closed descriptor. False for a writer on a
@@ -64,12 +74,15 @@ class LogWriter {
   // Writes every line pushed before the call, then joins the thread. A
   // descriptor that takes nothing for `give_up` (a non-blocking pipe
   // nobody reads) has the rest counted as dropped instead. Idempotent.
+  // In a forked child, where the thread did not follow, the caller writes
+  // what is queued itself.
   void stop(std::chrono::milliseconds give_up = std::chrono::seconds(10));
 
  private:
   LogWriter(int fd, bool owned, std::string path, size_t capacity);
   void run();
   void drop_unwritten();
+  void stop_in_fork_child();
   void write_batch(std::string* lines, size_t n);
   bool wait_writable();
 
@@ -79,6 +92,8 @@ class LogWriter {
   std::string path_;
   LogChannel channel_;
   std::atomic<uint64_t> writes_{0};
+  std::atomic<uint64_t> accepted_{0};  // lines the channel took
+  std::atomic<uint64_t> done_{0};      // of those, lines written or lost
   std::atomic<bool> stopping_{false};
   std::atomic<bool> closed_{false};        // the thread has drained its last line
   std::atomic<int64_t> give_up_at_ms_{0};  // steady ms; 0 while not stopping
@@ -86,6 +101,7 @@ class LogWriter {
   std::condition_variable stop_cv_;
   std::mutex join_mu_;  // stop() from two threads joins once
   std::thread thread_;
+  pid_t owner_ = 0;  // the process the thread runs in: a fork child has no writer thread
 };
 
 }  // namespace kino

@@ -1,0 +1,27 @@
+#include "log_writers.hpp"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+using namespace kino;
+
+TEST(LogWriters, FindsAWriterByTheIdItWasGiven) {
+  auto& writers = LogWriters::instance();
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  uint64_t id = writers.add(LogWriter::adopt(fds[1]));
+  ASSERT_NE(writers.find(id), nullptr);
+  EXPECT_EQ(writers.find(id)->fd(), fds[1]);
+  EXPECT_EQ(writers.find(0), nullptr);
+  EXPECT_EQ(writers.find(id + 1000), nullptr);
+  auto all = writers.all();
+  EXPECT_NE(std::find(all.begin(), all.end(), writers.find(id)), all.end());
+  EXPECT_TRUE(writers.find(id)->push("hi\n"));
+  EXPECT_TRUE(writers.find(id)->flush(std::chrono::seconds(5)));
+  char buf[8];
+  EXPECT_EQ(::read(fds[0], buf, sizeof buf), 3);
+  ::close(fds[0]);
+}
