@@ -159,7 +159,8 @@ RSpec.describe "TLS" do
       kino = spawn_kino("-C", config, "spec/fixtures/hello.ru", port: free_port, wait: false)
       expect(kino.wait(timeout: ServerHelper::BOOT_TIMEOUT)&.exitstatus).to eq(1)
       expect(kino.stderr)
-        .to eq("kino: tls cert #{File.join(@dir, 'gone.pem')}: cannot read it: No such file or directory\n")
+        .to eq("#{said_by(pid: kino.pid)}tls cert #{File.join(@dir, 'gone.pem')}: cannot read it: " \
+               "No such file or directory\n")
       expect(kino.stdout).not_to include("Listening")
     end
   end
@@ -184,7 +185,8 @@ RSpec.describe "TLS" do
         File.write(File.join(tls, "key.pem"), "not a key\n")
         kino.signal("HUP")
         wait_until(message: -> { "no failure line\nstderr:\n#{kino.stderr}" }) { kino.stderr.include?("failed") }
-        expect(kino.stderr).to include("kino: tls: reload failed, still serving the previous certificate: " \
+        expect(kino.stderr).to include("#{said_by(pid: kino.pid)}tls: reload failed, still serving the previous " \
+                                       "certificate: " \
                                        "tls key #{tls}/key.pem: not a usable PEM private key")
         expect(presented_common_name(port)).to eq("second")
       end
