@@ -113,9 +113,19 @@ RSpec.describe Kino::Logger do
       expect(logger.level).to eq(Logger::WARN)
     end
 
+    it "is wrapped by ActiveSupport::TaggedLogging, as a Rails app's logger is" do
+      require "active_support"
+      require "active_support/tagged_logging"
+      logger = ActiveSupport::TaggedLogging.new(described_class.new(log_path))
+      logger.tagged("req-1", "shop") { logger.info("tagged") }
+      logger.info("untagged")
+      logger.flush
+      expect(log_lines("app.log")).to eq(["[req-1] [shop] tagged\n", "untagged\n"])
+    end
+
     it "logs from another ractor" do
       logger = Ractor.make_shareable(described_class.new(log_path, progname: "r"))
-      Ractor.new(logger) { |l| 100.times { |i| l.info("from a ractor #{i}") } }.take
+      ractor_value(Ractor.new(logger) { |l| 100.times { |i| l.info("from a ractor #{i}") } })
       logger.flush
       expect(log_lines("app.log").map { |l| l[/INFO -- r: (.*)/, 1] }).to eq(Array.new(100) { |i|
         "from a ractor #{i}"
