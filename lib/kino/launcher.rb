@@ -38,7 +38,7 @@ module Kino
     IGNORED_SIGNALS = %w[TTIN TTOU].freeze
     POLL_INTERVAL = 0.1
     STATS_KEYS = %i[mode workers threads connections_open queued in_flight served rejected timeouts
-                    parse_errors respawns quarantined log_dropped].freeze
+                    parse_errors respawns quarantined log_dropped logger_dropped].freeze
 
     def initialize(configuration, stdout: $stdout, stderr: $stderr)
       @configuration = configuration

@@ -212,6 +212,7 @@ VALUE native_server_stats(VALUE, VALUE id) {
     rb_hash_aset(h, sym("timeouts"), ULL2NUM(s.timeouts));
     rb_hash_aset(h, sym("parse_errors"), ULL2NUM(s.parse_errors));
     rb_hash_aset(h, sym("log_dropped"), ULL2NUM(s.log_dropped));
+    rb_hash_aset(h, sym("logger_dropped"), ULL2NUM(s.logger_dropped));
     rb_hash_aset(h, sym("spooled_bytes"), ULL2NUM(s.spooled_bytes));
     rb_hash_aset(h, sym("spool_files"), LL2NUM(s.spool_files));
     VALUE slots = rb_ary_new_capa(static_cast<long>(s.slots.size()));
@@ -303,6 +304,7 @@ void init_native_server() {
                            "timeouts",
                            "parse_errors",
                            "log_dropped",
+                           "logger_dropped",
                            "spooled_bytes",
                            "spool_files",
                            "slots",

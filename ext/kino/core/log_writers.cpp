@@ -35,4 +35,12 @@ std::vector<LogWriter*> LogWriters::all() const {
   return out;
 }
 
+uint64_t LogWriters::dropped() const noexcept {
+  uint64_t total = 0;
+  size_t n = used_.load(std::memory_order_acquire);
+  for (size_t i = 0; i < n; ++i)
+    if (auto* w = slots_[i].load(std::memory_order_acquire)) total += w->dropped();
+  return total;
+}
+
 }  // namespace kino

@@ -29,6 +29,8 @@ class LogWriters {
   LogWriter* find(uint64_t id) const noexcept;  // null when unknown
   // Every writer, for reopening after logrotate and flushing at a stop.
   std::vector<LogWriter*> all() const;
+  // Lines every writer has lost so far (stats), read without a lock.
+  uint64_t dropped() const noexcept;
 
  private:
   std::array<std::atomic<LogWriter*>, kMaxWriters> slots_{};

@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "http1/responder.hpp"
+#include "log_writers.hpp"
 #include "net/connection.hpp"
 #include "net/listener.hpp"
 #include "net/tls_context.hpp"
@@ -138,6 +139,7 @@ ServerStats Server::stats() const {
   s.connections_accepted = c.connections_accepted;
   s.connections_open = c.connections_open;
   s.log_dropped = log_dropped();
+  s.logger_dropped = LogWriters::instance().dropped();
   if (const auto& budget = config_.body_storage.budget) {
     s.spooled_bytes = budget->bytes.load(r);
     // Acquire: pairs with take_file's release, after which the

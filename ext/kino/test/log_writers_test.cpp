@@ -25,3 +25,18 @@ TEST(LogWriters, FindsAWriterByTheIdItWasGiven) {
   EXPECT_EQ(::read(fds[0], buf, sizeof buf), 3);
   ::close(fds[0]);
 }
+
+TEST(LogWriters, DroppedSumsWhatEveryWriterLost) {
+  auto& writers = LogWriters::instance();
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  uint64_t before = writers.dropped();
+  // Room for one line: pushed faster than its thread wakes, the rest drop.
+  LogWriter* writer = writers.find(writers.add(LogWriter::adopt(fds[1], 1)));
+  ASSERT_NE(writer, nullptr);
+  for (int i = 0; i < 1000; ++i) writer->push("line\n");
+  EXPECT_GT(writer->dropped(), 0u);
+  EXPECT_GE(writers.dropped() - before, writer->dropped());
+  EXPECT_TRUE(writer->flush(std::chrono::seconds(5)));
+  ::close(fds[0]);
+}

@@ -129,6 +129,7 @@ std::string stats_json(const ServerStats& s) {
     o.field("connections_accepted", s.connections_accepted);
     o.field("connections_open", s.connections_open);
     o.field("log_dropped", s.log_dropped);
+    o.field("logger_dropped", s.logger_dropped);
     o.field("spooled_bytes", s.spooled_bytes);
     o.field("spool_files", s.spool_files);
     std::string& slots = o.key("slots");
@@ -203,6 +204,9 @@ std::string metrics_text(const ServerStats& s) {
       {"kino_connections_open", "gauge", "Client connections open now.", s.connections_open},
       {"kino_log_lines_dropped_total", "counter", "Log lines dropped because the log buffer was full.",
        count(s.log_dropped)},
+      {"kino_logger_lines_dropped_total", "counter",
+       "Kino::Logger lines dropped because a logger's buffer was full or its file not writable.",
+       count(s.logger_dropped)},
   };
   for (const Scalar& m : scalars) Family(out, m.name, m.type, m.help).sample(m.value);
 

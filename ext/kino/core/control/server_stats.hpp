@@ -32,7 +32,8 @@ struct ServerStats {
   uint64_t served = 0, rejected = 0, timeouts = 0, parse_errors = 0;
   uint64_t connections_accepted = 0, requests_received = 0;
   int64_t connections_open = 0;
-  uint64_t log_dropped = 0;
+  uint64_t log_dropped = 0;     // this server's own lines and access log
+  uint64_t logger_dropped = 0;  // Kino::Logger devices, the process's all
   uint64_t spooled_bytes = 0;
   int64_t spool_files = 0;
 
