@@ -24,8 +24,8 @@ RSpec.describe "The RUBY_MAX_CPU warning in :ractor mode" do
     kino = boot("ractor", 2, 1)
     http(port) { |h| 4.times { expect(h.get("/").body).to eq("Hello from Kino\n") } }
     kino.stop
-    warning = "kino: warning: 2 workers, but this Ruby runs no more than 1 of them at once (RUBY_MAX_CPU=1): " \
-              "set RUBY_MAX_CPU=2 in the environment kino starts in, or lower workers\n"
+    warning = "#{said_by(pid: kino.pid)}warning: 2 workers, but this Ruby runs no more than 1 of them at once " \
+              "(RUBY_MAX_CPU=1): set RUBY_MAX_CPU=2 in the environment kino starts in, or lower workers\n"
     expect(kino.stderr.scan(warning).size).to eq(1), kino.stderr
   end
 
