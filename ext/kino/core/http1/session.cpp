@@ -261,14 +261,18 @@ void Http1Session::continue_wanted(const RequestCtx* which) {
 void Http1Session::response_done(bool keep_alive) {
   in_flight_.reset();
   deadlines_.disarm_app();
+  RequestPhase was = phase();
+  // A refused request, or one answered before its body arrived: the client
+  // may still be sending the rest.
+  bool input_pending = was == RequestPhase::Refused || was == RequestPhase::RefusedMidBody;
   if (streamed_upload_) {
     // Answered before its body arrived (the plan said close): the rest of
     // the body is read and dropped by the lingering close.
+    input_pending = true;
     RequestRef req = std::move(streamed_upload_);
     req->body->fail(400, "the response was sent before the request body arrived");
     keep_alive = false;
   }
-  RequestPhase was = phase();
   if (was == RequestPhase::WithApp || was == RequestPhase::Responding) {
     server_.counters().in_flight.fetch_sub(1, std::memory_order_relaxed);
     server_.counters().served.fetch_add(1, std::memory_order_relaxed);
@@ -278,7 +282,7 @@ void Http1Session::response_done(bool keep_alive) {
   if (!keep_alive || server_.draining()) {
     // Responses queued behind this one belong to nobody; close after the
     // last byte so the client sees a clean end.
-    connection_.linger();
+    connection_.linger(input_pending);
     return;
   }
   deadlines_.begin_request(steady_ms(), true);

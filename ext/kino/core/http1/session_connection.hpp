@@ -32,7 +32,9 @@ class SessionConnection {
   // come (HTTP/1's `100 Continue`).
   virtual void send_interim(Bytes bytes) = 0;
   // After the last response: shut the send side, drop what still comes.
-  virtual void linger() = 0;
+  // `input_pending` says the client may still be sending (the rest of a
+  // refused request): over TLS, that must be read before close_notify.
+  virtual void linger(bool input_pending) = 0;
   // The connection as the sink its requests are answered through.
   virtual std::shared_ptr<ResponseSink> sink() = 0;
 

@@ -212,17 +212,23 @@ void Connection::end_response(bool keep_alive) {
 // send side is shut, and what still arrives is read and dropped for a
 // short while, until the client closes too (nginx's lingering close).
 //
-// Over TLS the send side ends with close_notify (end_tls), which OpenSSL
-// follows by reading, and dropping, what the client still sends until it
-// answers with its own close_notify or leaves; the same linger deadline
-// bounds the wait.
-void Connection::linger() {
+// Over TLS the send side ends with close_notify (end_tls). OpenSSL treats
+// application data that arrives after its close_notify as fatal, and the
+// close that follows would reset the connection as above. So when the
+// client may still be sending (the rest of a refused request), what comes
+// is read and dropped first, and close_notify goes once the client ends
+// its side; otherwise it goes at once. The same linger deadline bounds
+// both waits.
+void Connection::linger(bool input_pending) {
   deadlines_.linger(steady_ms());
   if (SocketTransport* plain = transport_.plain()) {
     plain->shutdown_send();
   } else {
-    if (!reading_) end_tls();  // else that read's completion does (see on_read)
-    return;
+    linger_drains_ = input_pending;
+    if (!input_pending) {
+      if (!reading_) end_tls();  // else that read's completion does (see on_read)
+      return;
+    }
   }
   if (reading_) return;  // that read's completion carries on (see on_read)
   inbuf_.start = 0;
@@ -234,12 +240,14 @@ void Connection::linger() {
 
 void Connection::on_linger_read(const error_code& ec, size_t) {
   if (closed_) return;
-  if (ec) {
-    close_socket();
+  if (transport_.tls() && (!ec ? !linger_drains_ : ec == asio::error::eof)) {
+    // Nothing more was expected, or the client sent its own close_notify:
+    // ours answers it.
+    end_tls();
     return;
   }
-  if (transport_.tls()) {
-    end_tls();
+  if (ec) {
+    close_socket();
     return;
   }
   transport_.async_read_some(

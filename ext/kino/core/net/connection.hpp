@@ -67,7 +67,7 @@ class Connection : public ResponseSink,
   bool closed() const noexcept override { return closed_; }
   void read_more() override;
   void send_interim(Bytes bytes) override;
-  void linger() override;
+  void linger(bool input_pending) override;
   std::shared_ptr<ResponseSink> sink() override { return shared_from_this(); }
 
  private:
@@ -103,7 +103,8 @@ class Connection : public ResponseSink,
   bool reading_ = false;
   bool writing_ = false;
   bool closed_ = false;
-  bool tls_ending_ = false;  // close_notify sent (TLS linger)
+  bool tls_ending_ = false;     // close_notify sent (TLS linger)
+  bool linger_drains_ = false;  // TLS linger: read to the client's end first
   std::atomic<bool> open_{true};
 };
 

@@ -49,8 +49,10 @@ class TlsTransport {
 
   // The TLS end of the send side: close_notify, then (once the client's
   // answer to it, its end of stream or an error comes back) the handler.
-  // Application data still arriving meanwhile is dropped by OpenSSL. The
-  // connection bounds the wait with its linger deadline.
+  // Application data arriving meanwhile is fatal to OpenSSL, so the
+  // connection first reads to the client's end what a client may still be
+  // sending (Connection::linger), and bounds the wait with its linger
+  // deadline.
   template <class Handler>
   void async_shutdown(Handler&& handler) {
     stream_->async_shutdown(std::forward<Handler>(handler));
