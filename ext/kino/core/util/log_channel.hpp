@@ -21,15 +21,20 @@ class LogChannel {
  public:
   explicit LogChannel(size_t capacity = 8192) : capacity_(capacity) {}
 
-  // False when the line was dropped (the channel is full).
-  bool push(std::string_view line) {
-    if (size_.fetch_add(1, std::memory_order_relaxed) >= capacity_) {
-      size_.fetch_sub(1, std::memory_order_relaxed);
-      dropped_.fetch_add(1, std::memory_order_relaxed);
-      return false;
+  // False when the line was dropped: the channel is full, or the line's
+  // memory could not be had. Never throws: a caller on an I/O thread is in
+  // the middle of ending a response, and a consumer waiting for size() to
+  // reach zero must never wait for a line that is not coming.
+  bool push(std::string_view line) noexcept {
+    if (size_.fetch_add(1, std::memory_order_relaxed) < capacity_) {
+      try {
+        if (lines_.enqueue(std::string(line))) return true;
+      } catch (...) {  // std::bad_alloc from the line or a queue block
+      }
     }
-    lines_.enqueue(std::string(line));
-    return true;
+    size_.fetch_sub(1, std::memory_order_relaxed);
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return false;
   }
 
   // Takes up to `max` lines.
