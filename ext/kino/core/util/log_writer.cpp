@@ -42,8 +42,9 @@ LogWriter::LogWriter(int fd, bool owned, std::string path, size_t capacity)
   try {
     thread_ = std::thread([this] { run(); });
   } catch (...) {
+    // The descriptor stays the caller's to close: a second close here
+    // could shut one the process has opened again meanwhile.
     pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-    if (owned_) ::close(fd_);
     throw;
   }
   pthread_sigmask(SIG_SETMASK, &previous, nullptr);
@@ -52,7 +53,12 @@ LogWriter::LogWriter(int fd, bool owned, std::string path, size_t capacity)
 std::unique_ptr<LogWriter> LogWriter::open(const std::string& path, size_t capacity) {
   int fd = ::open(path.c_str(), kOpenFlags, 0644);
   if (fd < 0) throw open_error(errno, path);
-  return std::unique_ptr<LogWriter>(new LogWriter(fd, true, path, capacity));
+  try {
+    return std::unique_ptr<LogWriter>(new LogWriter(fd, true, path, capacity));
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
 }
 
 std::unique_ptr<LogWriter> LogWriter::adopt(int fd, size_t capacity) {

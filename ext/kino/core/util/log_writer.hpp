@@ -38,8 +38,9 @@ class LogWriter {
   // descriptor. Throws std::system_error naming the path.
   static std::unique_ptr<LogWriter> open(const std::string& path, size_t capacity = kDefaultCapacity);
 
-  // Writes to `fd` and owns it from now on (a dup of someone's descriptor,
-  // so the writer outlives the IO it came from).
+  // Writes to `fd` and owns it once it returns (a dup of someone's
+  // descriptor, so the writer outlives the IO it came from); if it throws,
+  // `fd` is still the caller's to close.
   static std::unique_ptr<LogWriter> adopt(int fd, size_t capacity = kDefaultCapacity);
 
   ~LogWriter();  // stop(), then closes a descriptor it opened
