@@ -153,3 +153,13 @@ TEST(AccessLogText, EachSecondHasItsOwnTime) {
   r.began_unix_us += 86400 * 1000000ll - 1000000 + 999;
   EXPECT_EQ(json(r).substr(9, 24), "2026-12-02T02:24:12.124Z");
 }
+
+TEST(AccessLog, CutsALongTargetAndMarksIt) {
+  std::string target = "/" + std::string(kMaxLoggedTarget + 500, 'a');
+  AccessRecord r = served();
+  r.target = target;
+  std::string kept = "/" + std::string(kMaxLoggedTarget - 1, 'a');
+  EXPECT_NE(text(r).find("\"GET " + kept + "... HTTP/1.1\""), std::string::npos) << text(r).size();
+  EXPECT_NE(json(r).find("\"target\":\"" + kept + "...\","), std::string::npos) << json(r).size();
+  EXPECT_LT(json(r).size(), kMaxLoggedTarget + 300);
+}

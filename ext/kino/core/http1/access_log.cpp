@@ -186,6 +186,7 @@ struct Layout {
   std::string_view quote;  // around the protocol
   std::string_view ms;     // after a duration
   std::string_view absent;
+  size_t string_close;  // bytes `string` writes after the content (a quote)
 };
 
 constexpr Layout kText = {{"", " ", " \"", " ", " ", "\" ", " ", " ", "ms wait=", " worker="},
@@ -193,7 +194,8 @@ constexpr Layout kText = {{"", " ", " \"", " ", " ", "\" ", " ", " ", "ms wait="
                           append_text_escaped,
                           "",
                           "ms",
-                          "-"};
+                          "-",
+                          0};
 
 constexpr Layout kJson = {
     {"{\"time\":", ",\"peer\":", ",\"method\":", ",\"target\":", ",\"protocol\":", ",\"status\":",
@@ -202,7 +204,8 @@ constexpr Layout kJson = {
     append_json_string_or_null,
     "\"",
     "",
-    "null"};
+    "null",
+    1};
 
 void append_record(const Layout& l, const AccessRecord& r, std::string& out) {
   out.append(l.before[0]);
@@ -214,7 +217,12 @@ void append_record(const Layout& l, const AccessRecord& r, std::string& out) {
   out.append(l.before[2]);
   l.string(out, r.method);
   out.append(l.before[3]);
-  l.string(out, r.target);
+  if (r.target.size() > kMaxLoggedTarget) {
+    l.string(out, r.target.substr(0, kMaxLoggedTarget));
+    out.insert(out.size() - l.string_close, "...");
+  } else {
+    l.string(out, r.target);
+  }
   out.append(l.before[4]);
   append_protocol_or(out, r, l.quote, l.absent);
   out.append(l.before[5]);

@@ -35,6 +35,12 @@ struct AccessRecord {
   int64_t worker = -1;         // the worker that served it; -1: none
 };
 
+// A target longer than this is logged cut to it and marked `...`: the
+// lines wait in memory while the log is slow, and a client must not be
+// able to make each one as long as max_uri_size (and four times that once
+// escaped).
+constexpr size_t kMaxLoggedTarget = 2048;
+
 // `2026-12-02T02:24:12.123Z 127.0.0.1 "GET /x HTTP/1.1" 200 1234 0.412ms
 // wait=0.031ms worker=2`, then '\n'; what is unknown is `-`. With `tint`
 // the line is coloured by the status's class (2xx green, 3xx yellow, 4xx
