@@ -45,6 +45,9 @@ module Kino
                                                       timeout: quarantine_timeout, max: quarantine_max, log: log)
       end
       @lock = Mutex.new
+      # Held while the counts are read and pushed, so that of two threads
+      # reporting at once the later counts are the ones the core keeps.
+      @report_lock = Mutex.new
       @running = {} # handle => [index, started_at]
       @quick_crashes = Hash.new(0)
       @respawns = 0
@@ -99,7 +102,9 @@ module Kino
     # back into Ruby: every change is pushed there (the Quarantine pushes
     # its own count as it changes).
     def report_pool
-      Native.server_report_pool(@server_id, running_workers, respawns, quarantined)
+      @report_lock.synchronize do
+        Native.server_report_pool(@server_id, running_workers, respawns, quarantined)
+      end
     rescue Kino::Error
       nil # the server was released
     end
