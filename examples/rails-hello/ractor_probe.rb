@@ -74,7 +74,7 @@ class RactorProbe
     say ""
     say "2. What sharing would have to freeze (ivars, collections and blocks' selves, from the app)"
     never, procs, objects = survey
-    say "  #{objects} objects reachable"
+    say "  #{objects} unshareable objects reachable"
     never.each do |klass, paths|
       blocker(2, "#{paths.size} #{klass} (never shareable), e.g. at #{paths.first(LISTED_PER_KIND).join('; ')}")
     end
