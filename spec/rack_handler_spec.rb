@@ -14,9 +14,12 @@ RSpec.describe Kino::RackHandler do
   let(:hello_ru) { File.join(ServerHelper::FIXTURES, "hello.ru") }
 
   # The gem's own executable, run by this Ruby with this checkout's lib.
+  def rackup_command
+    [RbConfig.ruby, "-I", File.join(ServerHelper::ROOT, "lib"), Gem.bin_path("rackup", "rackup")]
+  end
+
   def rackup(*args, wait: true)
-    command = [RbConfig.ruby, "-I", File.join(ServerHelper::ROOT, "lib"), Gem.bin_path("rackup", "rackup")]
-    spawn_kino(*args, command: command, chdir: @dir, wait: wait)
+    spawn_kino(*args, command: rackup_command, chdir: @dir, wait: wait)
   end
 
   def hello(port)
@@ -41,6 +44,28 @@ RSpec.describe Kino::RackHandler do
       expect(kino.wait(timeout: 10)&.exitstatus).to eq(0)
       expect(kino.stdout).to include("- Gracefully stopping (SIG#{signal})", "- Goodbye!")
     end
+  end
+
+  it "finishes the request in flight on SIGTERM before rackup exits" do
+    started = File.join(@dir, "started")
+    kino = spawn_kino("-s", "kino", "-o", "127.0.0.1", "-p", "0", "-O", "Mode=threaded",
+                      File.join(ServerHelper::FIXTURES, "slow.ru"),
+                      command: rackup_command, chdir: @dir, env: { "KINO_SPEC_STARTED_FILE" => started })
+    port = kino.listening_port
+    request = Thread.new do
+      response = http_get("/slow", port: port)
+      [response.code, response.body]
+    end
+    wait_until(message: -> { "/slow never started\nstdout:\n#{kino.stdout}\nstderr:\n#{kino.stderr}" }) do
+      File.exist?(started)
+    end
+    kino.signal("TERM")
+
+    expect(request.value).to eq(["200", "slow done\n"])
+    expect(kino.wait(timeout: 10)&.exitstatus).to eq(0)
+    expect(kino.stdout).to include("- Gracefully stopping (SIGTERM)", "- Goodbye!")
+  ensure
+    request&.join(ServerHelper::IO_TIMEOUT)
   end
 
   it "takes -O Mode=, Workers= and Threads=" do
