@@ -32,6 +32,12 @@ RSpec.describe Kino::RackHandler do
     expect(Rackup::Handler::Kino.singleton_class).to include(described_class)
   end
 
+  it "invents no Rack::Handler on Rack 3, where only Rackup::Handler exists" do
+    script = 'require "rack"; require "rack/handler/kino"; print defined?(Rack::Handler).inspect'
+    output = IO.popen([RbConfig.ruby, "-I", File.join(ServerHelper::ROOT, "lib"), "-e", script], &:read)
+    expect(output).to eq("nil")
+  end
+
   %w[TERM INT].each do |signal|
     it "serves a rackup file with `rackup -s kino -p 0` and stops gracefully on SIG#{signal}" do
       kino = rackup("-s", "kino", "-o", "127.0.0.1", "-p", "0", hello_ru)
