@@ -167,6 +167,26 @@ RSpec.describe Kino::Configuration do
     it "applies options before any file is loaded" do
       expect(described_class.new({ port: 3000 }, search_default_files: false)[:port]).to eq(3000)
     end
+
+    it "puts a host's defaults under the file and over Kino's defaults" do
+      write("kino.rb", "port 4000\n")
+      configuration = load_in_dir({ workers: 2 }, host_defaults: { port: 3000, bind: "0.0.0.0", workers: 5 })
+
+      expect(configuration[:port]).to eq(4000) # the file's
+      expect(configuration[:bind]).to eq(["0.0.0.0"]) # the host's: the file has no bind
+      expect(configuration[:workers]).to eq(2) # the command line's
+      expect(configuration.listen_addresses).to eq(["tcp://0.0.0.0:4000"])
+    end
+
+    it "takes a host's defaults when there is no file" do
+      configuration = load_in_dir({}, host_defaults: { port: 3000 })
+      expect(configuration.listen_addresses).to eq(["tcp://127.0.0.1:3000"])
+    end
+
+    it "checks a host's defaults with the directives" do
+      expect { described_class.new({}, host_defaults: { port: "http" }) }
+        .to raise_error(Kino::ConfigError, /port/)
+    end
   end
 
   describe "#[] and #to_h" do

@@ -6,9 +6,10 @@ require "kino/dsl"
 require "kino/listen_address"
 
 module Kino
-  # Every setting of a Kino server, resolved from three sources in order of
-  # precedence: options given to +new+ (the command line) over the config
-  # file over DEFAULTS.
+  # Every setting of a Kino server, resolved from up to four sources in
+  # order of precedence: options given to +new+ (the command line) over the
+  # config file over +host_defaults+ (what a host such as `rails server`
+  # passes without the user asking for it) over DEFAULTS.
   #
   #   configuration = Kino::Configuration.new({ port: 3000 }).load
   #   configuration[:workers]          # => 4 (say, from kino.rb)
@@ -89,12 +90,15 @@ module Kino
     # rackup: "app.ru" }); nil values count as not given. They are checked
     # here, so a bad one raises Kino::ConfigError at once. +config_file+
     # names a file that must exist; without one, +search_default_files+
-    # looks for DEFAULT_CONFIG_FILES.
-    def initialize(cli_options = {}, config_file: nil, search_default_files: true)
+    # looks for DEFAULT_CONFIG_FILES. +host_defaults+ has the same form as
+    # +cli_options+ and gives way to the config file: Rails' port 3000 when
+    # the user did not type `-p` (see Kino::RackHandler).
+    def initialize(cli_options = {}, config_file: nil, search_default_files: true, host_defaults: {})
       # Captured once: relative paths mean what they meant when Kino started.
       @working_directory = Dir.pwd.freeze
       @requested_config_file = config_file
       @search_default_files = search_default_files
+      @host_settings = DSL.apply_options(host_defaults, {}).freeze
       @cli_settings = DSL.apply_options(cli_options, {}).freeze
       @file_settings = {}.freeze
       @config_file = nil
@@ -200,8 +204,9 @@ module Kino
     end
 
     def resolve
-      values = DEFAULTS.merge(@file_settings, @cli_settings)
-      values[:bind] = Array(@cli_settings[:bind] || @file_settings[:bind] || DEFAULTS[:bind]).freeze
+      values = DEFAULTS.merge(@host_settings, @file_settings, @cli_settings)
+      bind = @cli_settings[:bind] || @file_settings[:bind] || @host_settings[:bind] || DEFAULTS[:bind]
+      values[:bind] = Array(bind).freeze
       values.freeze
     end
   end

@@ -40,8 +40,11 @@ module Kino
     STATS_KEYS = %i[mode workers threads connections_open queued in_flight served rejected timeouts
                     parse_errors respawns quarantined log_dropped logger_dropped].freeze
 
-    def initialize(configuration, stdout: $stdout, stderr: $stderr)
+    # +app+: a Rack app a host has already built (`rackup`, `rails server`);
+    # without one, the configuration's rackup file is loaded.
+    def initialize(configuration, stdout: $stdout, stderr: $stderr, app: nil)
       @configuration = configuration
+      @app = app
       @stdout = stdout
       @stderr = stderr
       @log = ServerLog::Output.over(stderr) # what the server and the signals say
@@ -55,7 +58,7 @@ module Kino
       # Pings from here on, as Puma's do: a slow app boot is what
       # TimeoutStartSec bounds, not the watchdog.
       systemd = SystemdNotifier.new(log: @log).start_watchdog
-      app = load_app
+      app = @app || load_app
       server = Server.new(app, @configuration, log: @log)
       previous = trap_signals
       server.start

@@ -5,18 +5,21 @@ require_relative "server_helper"
 require_relative "wait_helper"
 
 # `exe/kino` as a child process (#spawn_kino), stopped after every
-# example.
+# example. Other commands that start Kino (`rackup -s kino`,
+# `bin/rails server -u kino`) run the same way with `command:`.
 module KinoProcessHelper
+  KINO_COMMAND = [RbConfig.ruby, File.join(ServerHelper::ROOT, "exe/kino")].freeze
+
   # A running `exe/kino`. Its stdout and stderr are collected as they come.
   class KinoProcess
     attr_reader :pid
 
-    def initialize(args, env:, chdir: ServerHelper::ROOT, spawn_options: {})
+    def initialize(args, env:, chdir: ServerHelper::ROOT, spawn_options: {}, command: KINO_COMMAND)
       out_r, out_w = IO.pipe
       err_r, err_w = IO.pipe
       @output = { out: +"", err: +"" }
       @mutex = Mutex.new
-      @pid = Process.spawn(env, RbConfig.ruby, File.join(ServerHelper::ROOT, "exe/kino"), *args,
+      @pid = Process.spawn(env, *command, *args,
                            chdir: chdir, out: out_w, err: err_w, in: File::NULL, **spawn_options)
       out_w.close
       err_w.close
@@ -53,6 +56,11 @@ module KinoProcessHelper
 
     def wait_for_banner
       wait_for_stdout(/^\* Listening on .*\n/)
+    end
+
+    # The port of the first TCP address in the banner (after `-p 0`).
+    def listening_port
+      Integer(wait_for_stdout(%r{^\* Listening on \w+://[^\n]*:\d+\n})[%r{^\* Listening on \w+://\S*:(\d+)\n}, 1])
     end
 
     def signal(name)
@@ -113,9 +121,10 @@ module KinoProcessHelper
   # Starts `ruby exe/kino ARGS` in +chdir+, the checkout root unless told
   # (relative paths in +args+ are relative to it). `port:` adds `-p PORT`;
   # `wait: true` waits for the "Listening on" banner line.
-  def spawn_kino(*args, port: nil, env: {}, wait: true, chdir: ServerHelper::ROOT, spawn_options: {})
+  def spawn_kino(*args, port: nil, env: {}, wait: true, chdir: ServerHelper::ROOT, spawn_options: {},
+                 command: KINO_COMMAND)
     args = ["-p", port.to_s, *args] if port
-    process = KinoProcess.new(args, env: env, chdir: chdir, spawn_options: spawn_options)
+    process = KinoProcess.new(args, env: env, chdir: chdir, spawn_options: spawn_options, command: command)
     (@kino_processes ||= []) << process
     process.wait_for_banner if wait
     process
