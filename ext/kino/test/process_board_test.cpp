@@ -276,3 +276,26 @@ TEST(ProcessBoard, WhatAForkedChildPublishesTheParentReads) {
   EXPECT_EQ(board.row(1).state, ProcessState::Empty);
   for (int fd : {go[0], go[1], published[0], published[1]}) ::close(fd);
 }
+
+// A Server given a board claims its row when made, publishes as it starts
+// and says it stopped once it has.
+TEST(ProcessBoard, AServerPublishesItsRowFromBootToStop) {
+  auto board = std::make_shared<ProcessBoard>(2);
+  ServerConfig config = test::server_config();
+  config.io_threads = 1;
+  config.board = board;
+  config.board_index = 1;
+  auto server = std::make_shared<Server>(config);
+  EXPECT_EQ(board->row(1).pid, ::getpid());
+  EXPECT_EQ(board->row(1).state, ProcessState::Booting);
+  server->bind();
+  server->start();
+  server->report_pool(1, 0, 0);
+  EXPECT_EQ(board->row(1).state, ProcessState::Ready) << "a worker up is published at once";
+  EXPECT_EQ(board->row(1).stats.workers_up, 1);
+  server->stop(std::chrono::milliseconds(0));
+  EXPECT_EQ(board->row(1).state, ProcessState::Stopped);
+  server->report_pool(0, 0, 0);
+  EXPECT_EQ(board->row(1).state, ProcessState::Stopped) << "nothing is written after the last row";
+  EXPECT_EQ(board->row(0).state, ProcessState::Empty);
+}
