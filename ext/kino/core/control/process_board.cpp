@@ -372,7 +372,8 @@ ProcessRow ProcessBoard::row(size_t index) const {
   ProcessRow out;
   out.index = index;
   // On the heap: a row's image is some 8 KiB, too much for a small stack.
-  auto image = std::make_unique<RowImage>();
+  // Not zeroed: read_row fills every word up to the slots it counts.
+  std::unique_ptr<RowImage> image(new RowImage);
   if (!read_row(rows_begin_[index], *image)) {
     out.stale = true;
     out.stats.state = "stale";
