@@ -15,6 +15,7 @@ require_relative "worker_hooks"
 require_relative "pidfile"
 require_relative "server_log"
 require_relative "logger"
+require_relative "process_board"
 
 module Kino
   # The embedding API, and what the CLI runs underneath:
@@ -44,8 +45,13 @@ module Kino
     # "unix:///path"), or nil without control_bind.
     attr_reader :control_address
 
-    def initialize(app, configuration = nil, log: $stderr, **options)
+    # `process_board` (a Kino::ProcessBoard) and `process_index`: one
+    # process of a group, publishing its stats on that row of the board.
+    def initialize(app, configuration = nil, log: $stderr, process_board: nil, process_index: nil, **options)
       raise ArgumentError, "app must respond to #call" unless app.respond_to?(:call)
+
+      @process_board = process_board
+      @process_index = process_index
 
       @app = app
       @configuration = configuration ||
@@ -245,7 +251,8 @@ module Kino
         mode: @mode.to_s, workers: workers, threads: threads,
         control_bind: c.control_address, control_token: c[:control_token],
         log_requests: c[:log_requests],
-        log_format: c[:log_format]
+        log_format: c[:log_format],
+        process_board: @process_board&.id, process_index: @process_index
       }
     end
 

@@ -210,6 +210,7 @@ constexpr auto kWaitTick = std::chrono::milliseconds(50);
 // classes created), called from Init_kino. The response and sleep units
 // need none.
 void init_native_server();
+void init_native_process_board();
 void init_native_workers();
 void init_native_input(VALUE mKino);
 void init_native_request(VALUE mNative);

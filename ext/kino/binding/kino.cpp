@@ -58,6 +58,7 @@ extern "C" __attribute__((visibility("default"))) void Init_kino() {
   mNative = rb_define_module_under(mKino, "Native");
 
   init_native_server();
+  init_native_process_board();
   init_native_workers();
   init_native_input(mKino);
   init_native_request(mNative);

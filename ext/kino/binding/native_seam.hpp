@@ -24,6 +24,11 @@
   X(server, "server_log", native_server_log, 2)                              \
   X(server, "server_drain_log", native_server_drain_log, 1)                  \
   X(server, "server_reload_tls", native_server_reload_tls, 1)                \
+  X(process_board, "board_create", native_board_create, 1)                   \
+  X(process_board, "board_stats", native_board_stats, 1)                     \
+  X(process_board, "board_set_state", native_board_set_state, 2)             \
+  X(process_board, "board_reset", native_board_reset, 2)                     \
+  X(process_board, "board_release", native_board_release, 1)                 \
   X(workers, "server_fail_slots", native_server_fail_slots, 3)               \
   X(workers, "server_slot_busy_ms", native_server_slot_busy_ms, 3)           \
   X(workers, "server_worker_exited", native_server_worker_exited, 3)         \

@@ -3,6 +3,8 @@
 // created, started, stopped and released by integer id; Ruby never holds
 // the native object, so the id can be handed to worker ractors and the
 // server's lifetime stays explicit (never a side effect of GC).
+#include "native_server.hpp"
+
 #include <chrono>
 #include <cmath>
 #include <string>
@@ -192,53 +194,55 @@ VALUE native_server_stats(VALUE, VALUE id) {
     held = new ServerStats(find_server(sid)->stats());
     return Qnil;
   });
-  return with_held(held, [](const ServerStats& s) {
-    auto sym = [](const char* name) { return ID2SYM(rb_intern(name)); };
-    VALUE h = rb_hash_new();
-    rb_hash_aset(h, sym("state"), sym(s.state.c_str()));
-    rb_hash_aset(h, sym("mode"), s.mode.empty() ? Qnil : sym(s.mode.c_str()));
-    rb_hash_aset(h, sym("workers"), LL2NUM(s.workers));
-    rb_hash_aset(h, sym("threads"), LL2NUM(s.threads));
-    rb_hash_aset(h, sym("workers_up"), LL2NUM(s.workers_up));
-    rb_hash_aset(h, sym("respawns"), ULL2NUM(s.respawns));
-    rb_hash_aset(h, sym("quarantined"), ULL2NUM(s.quarantined));
-    rb_hash_aset(h, sym("connections_accepted"), ULL2NUM(s.connections_accepted));
-    rb_hash_aset(h, sym("connections_open"), LL2NUM(s.connections_open));
-    rb_hash_aset(h, sym("requests_received"), ULL2NUM(s.requests_received));
-    rb_hash_aset(h, sym("in_flight"), LL2NUM(s.in_flight));
-    rb_hash_aset(h, sym("queued"), ULL2NUM(s.queued));
-    rb_hash_aset(h, sym("served"), ULL2NUM(s.served));
-    rb_hash_aset(h, sym("rejected"), ULL2NUM(s.rejected));
-    rb_hash_aset(h, sym("timeouts"), ULL2NUM(s.timeouts));
-    rb_hash_aset(h, sym("parse_errors"), ULL2NUM(s.parse_errors));
-    rb_hash_aset(h, sym("log_dropped"), ULL2NUM(s.log_dropped));
-    rb_hash_aset(h, sym("logger_dropped"), ULL2NUM(s.logger_dropped));
-    rb_hash_aset(h, sym("spooled_bytes"), ULL2NUM(s.spooled_bytes));
-    rb_hash_aset(h, sym("spool_files"), LL2NUM(s.spool_files));
-    VALUE slots = rb_ary_new_capa(static_cast<long>(s.slots.size()));
-    for (const SlotStats& slot : s.slots) {
-      VALUE row = rb_hash_new();
-      rb_hash_aset(row, sym("slot"), ULL2NUM(slot.slot));
-      rb_hash_aset(row, sym("worker"), ULL2NUM(slot.worker));
-      rb_hash_aset(row, sym("served"), ULL2NUM(slot.served));
-      rb_hash_aset(row, sym("in_flight"), slot.in_flight ? Qtrue : Qfalse);
-      rb_hash_aset(row, sym("busy_ms"), LL2NUM(slot.busy_ms));
-      rb_ary_push(slots, row);
-    }
-    rb_hash_aset(h, sym("slots"), slots);
-    VALUE buckets = rb_hash_new();
-    const auto& bounds = QueueWaitHistogram::kBoundsSeconds;
-    for (size_t i = 0; i < QueueWaitHistogram::kBuckets; ++i) {
-      double le = i < bounds.size() ? bounds[i] : HUGE_VAL;
-      rb_hash_aset(buckets, DBL2NUM(le), ULL2NUM(s.queue_wait.cumulative[i]));
-    }
-    VALUE wait = rb_hash_new();
-    rb_hash_aset(wait, sym("buckets"), buckets);
-    rb_hash_aset(wait, sym("count"), ULL2NUM(s.queue_wait.count));
-    rb_hash_aset(wait, sym("sum"), DBL2NUM(s.queue_wait.sum_seconds));
-    rb_hash_aset(h, sym("queue_wait"), wait);
-    return h;
-  });
+  return with_held(held, [](const ServerStats& s) { return server_stats_hash(s); });
+}
+
+VALUE server_stats_hash(const ServerStats& s) {
+  auto sym = [](const char* name) { return ID2SYM(rb_intern(name)); };
+  VALUE h = rb_hash_new();
+  rb_hash_aset(h, sym("state"), sym(s.state.c_str()));
+  rb_hash_aset(h, sym("mode"), s.mode.empty() ? Qnil : sym(s.mode.c_str()));
+  rb_hash_aset(h, sym("workers"), LL2NUM(s.workers));
+  rb_hash_aset(h, sym("threads"), LL2NUM(s.threads));
+  rb_hash_aset(h, sym("workers_up"), LL2NUM(s.workers_up));
+  rb_hash_aset(h, sym("respawns"), ULL2NUM(s.respawns));
+  rb_hash_aset(h, sym("quarantined"), ULL2NUM(s.quarantined));
+  rb_hash_aset(h, sym("connections_accepted"), ULL2NUM(s.connections_accepted));
+  rb_hash_aset(h, sym("connections_open"), LL2NUM(s.connections_open));
+  rb_hash_aset(h, sym("requests_received"), ULL2NUM(s.requests_received));
+  rb_hash_aset(h, sym("in_flight"), LL2NUM(s.in_flight));
+  rb_hash_aset(h, sym("queued"), ULL2NUM(s.queued));
+  rb_hash_aset(h, sym("served"), ULL2NUM(s.served));
+  rb_hash_aset(h, sym("rejected"), ULL2NUM(s.rejected));
+  rb_hash_aset(h, sym("timeouts"), ULL2NUM(s.timeouts));
+  rb_hash_aset(h, sym("parse_errors"), ULL2NUM(s.parse_errors));
+  rb_hash_aset(h, sym("log_dropped"), ULL2NUM(s.log_dropped));
+  rb_hash_aset(h, sym("logger_dropped"), ULL2NUM(s.logger_dropped));
+  rb_hash_aset(h, sym("spooled_bytes"), ULL2NUM(s.spooled_bytes));
+  rb_hash_aset(h, sym("spool_files"), LL2NUM(s.spool_files));
+  VALUE slots = rb_ary_new_capa(static_cast<long>(s.slots.size()));
+  for (const SlotStats& slot : s.slots) {
+    VALUE row = rb_hash_new();
+    rb_hash_aset(row, sym("slot"), ULL2NUM(slot.slot));
+    rb_hash_aset(row, sym("worker"), ULL2NUM(slot.worker));
+    rb_hash_aset(row, sym("served"), ULL2NUM(slot.served));
+    rb_hash_aset(row, sym("in_flight"), slot.in_flight ? Qtrue : Qfalse);
+    rb_hash_aset(row, sym("busy_ms"), LL2NUM(slot.busy_ms));
+    rb_ary_push(slots, row);
+  }
+  rb_hash_aset(h, sym("slots"), slots);
+  VALUE buckets = rb_hash_new();
+  const auto& bounds = QueueWaitHistogram::kBoundsSeconds;
+  for (size_t i = 0; i < QueueWaitHistogram::kBuckets; ++i) {
+    double le = i < bounds.size() ? bounds[i] : HUGE_VAL;
+    rb_hash_aset(buckets, DBL2NUM(le), ULL2NUM(s.queue_wait.cumulative[i]));
+  }
+  VALUE wait = rb_hash_new();
+  rb_hash_aset(wait, sym("buckets"), buckets);
+  rb_hash_aset(wait, sym("count"), ULL2NUM(s.queue_wait.count));
+  rb_hash_aset(wait, sym("sum"), DBL2NUM(s.queue_wait.sum_seconds));
+  rb_hash_aset(h, sym("queue_wait"), wait);
+  return h;
 }
 
 // Native.server_control_address(id) -> String, or nil without control_bind:

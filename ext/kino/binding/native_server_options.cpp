@@ -1,6 +1,9 @@
 #include "native_server_options.hpp"
 
 #include <chrono>
+#include <stdexcept>
+
+#include "core/control/board_registry.hpp"
 
 namespace kino::binding {
 
@@ -11,7 +14,8 @@ ID id_listen, id_io_threads, id_backlog, id_max_header_size, id_max_uri_size, id
     id_request_timeout, id_queue_depth, id_queue_timeout, id_max_connections, id_body_memory_limit,
     id_spool_dir, id_stream_request_bodies, id_min_body_rate, id_min_body_rate_window, id_max_spool_size,
     id_tls_cert, id_tls_key, id_tls_ca, id_tls_handshake_timeout, id_mode, id_workers, id_threads,
-    id_control_bind, id_control_token, id_log_requests, id_log_format, id_json, id_log_fd;
+    id_control_bind, id_control_token, id_log_requests, id_log_format, id_json, id_log_fd, id_process_board,
+    id_process_index;
 
 // Kino::Server#native_options passes every key: the defaults live in
 // Ruby's table (Kino::Configuration::DEFAULTS), not here.
@@ -45,6 +49,26 @@ bool access_log_json(VALUE format) {
   if (format == ID2SYM(id_json)) return true;
   if (format == ID2SYM(rb_intern("text"))) return false;
   rb_raise(rb_eArgError, "log_format must be :text or :json");
+}
+
+// process_board and process_index: both nil, or a board's id and a row on
+// it. The board is looked up in its own scope: the raise comes after.
+void read_process_board(VALUE options, ServerOptions& o) {
+  o.process_board = required(options, id_process_board);
+  o.process_index = required(options, id_process_index);
+  if (NIL_P(o.process_board) && NIL_P(o.process_index)) return;
+  if (NIL_P(o.process_board) || NIL_P(o.process_index))
+    rb_raise(rb_eArgError, "process_board and process_index go together");
+  unsigned long long id = NUM2ULL(o.process_board);
+  long long index = NUM2LL(o.process_index);
+  size_t rows = 0;
+  {
+    auto board = BoardRegistry::instance().find(id);
+    if (board) rows = board->size();
+  }
+  if (rows == 0) rb_raise(rb_eArgError, "process_board %llu is not a board of this process", id);
+  if (index < 0 || static_cast<unsigned long long>(index) >= rows)
+    rb_raise(rb_eArgError, "process_index %lld is not on a board of %zu processes", index, rows);
 }
 
 std::chrono::milliseconds milliseconds(double seconds) {
@@ -114,6 +138,7 @@ ServerOptions read_server_options(VALUE options) {
   o.queue_timeout = required_seconds(options, id_queue_timeout);
   if (o.queue_depth < 0 || o.queue_timeout < 0)
     rb_raise(rb_eArgError, "queue_depth and queue_timeout must not be negative");
+  read_process_board(options, o);
   if (o.io_threads < 1 || o.backlog < 1 || o.max_header_size < 1 || o.max_uri_size < 1 || o.max_headers < 1 ||
       o.max_body_size < 0 || o.body_memory_limit < 0 || o.write_high_water < 1 || o.worker_slots < 0 ||
       o.worker_slots > (1 << 20))
@@ -160,6 +185,13 @@ ServerConfig server_config(const ServerOptions& o) {
   config.log_requests = o.log_requests;
   config.log_format = o.log_format_json ? AccessLogFormat::Json : AccessLogFormat::Text;
   config.log_fd = static_cast<int>(o.log_fd);
+  if (!NIL_P(o.process_board)) {
+    // Checked by read_server_options; gone since only if released in
+    // between, which find_board names.
+    config.board = BoardRegistry::instance().find(NUM2ULL(o.process_board));
+    if (!config.board) throw std::runtime_error("the process board was released");
+    config.board_index = static_cast<size_t>(NUM2LL(o.process_index));
+  }
   return config;
 }
 
@@ -198,6 +230,8 @@ void init_native_server_options() {
   id_log_format = rb_intern("log_format");
   id_json = rb_intern("json");
   id_log_fd = rb_intern("log_fd");
+  id_process_board = rb_intern("process_board");
+  id_process_index = rb_intern("process_index");
 }
 
 }  // namespace kino::binding

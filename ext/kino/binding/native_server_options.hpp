@@ -28,6 +28,9 @@ struct ServerOptions {
       threads, log_fd;
   double first_data_timeout, persistent_timeout, request_timeout, queue_timeout, min_body_rate_window,
       tls_handshake_timeout;
+  // Multi-process mode: a Native.board_create id and this process's row
+  // on it, both nil for a server on its own.
+  VALUE process_board, process_index;
   bool stream_request_bodies;
   bool log_requests, log_format_json;
 };

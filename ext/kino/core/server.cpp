@@ -41,12 +41,14 @@ Server::Server(ServerConfig config)
       throw;
     }
   }
+  if (config_.board) board_generation_ = config_.board->claim(config_.board_index, ::getpid());
 }
 
 Server::~Server() {
   // stop() joins the threads; a server dropped without it (a failed boot)
   // still must not leave them running against freed memory.
   if (started_ && !stopped_) stop(std::chrono::milliseconds(0));
+  publish_row(true);  // a server that never started leaves no row that says it boots
 }
 
 void Server::bind() {
@@ -55,9 +57,18 @@ void Server::bind() {
   for (const auto& address : config_.listen)
     opened.push_back(std::make_shared<Listener>(*this, address, config_.backlog));
   if (opened.empty()) throw std::runtime_error("no address to listen on");
-  if (!config_.control_bind.empty())
-    control_ = std::make_unique<ControlListener>(config_.control_bind, config_.control_token,
-                                                 [this] { return stats(); });
+  if (!config_.control_bind.empty()) {
+    GroupStatsSource group;
+    if (config_.board) {
+      // Our own row first, so this answer shows this process as it is now.
+      group = [this] {
+        publish_row();
+        return config_.board->read();
+      };
+    }
+    control_ = std::make_unique<ControlListener>(
+        config_.control_bind, config_.control_token, [this] { return stats(); }, std::move(group));
+  }
   std::lock_guard<std::mutex> listeners_lock(listeners_mu_);
   listeners_ = std::move(opened);
 }
@@ -94,6 +105,7 @@ void Server::start() {
     });
   }
   started_ = true;
+  publish_row();
 }
 
 std::shared_ptr<TlsContext> Server::tls_context() const noexcept { return tls_ ? tls_->current() : nullptr; }
@@ -117,6 +129,24 @@ void Server::report_pool(int64_t workers_up, uint64_t respawns, uint64_t quarant
   counters_.workers_up.store(workers_up, std::memory_order_relaxed);
   counters_.respawns.store(respawns, std::memory_order_relaxed);
   counters_.quarantined.store(quarantined, std::memory_order_relaxed);
+  publish_row();  // booting to ready, or a worker lost: the board shows it at once
+}
+
+void Server::publish_row(bool final) noexcept {
+  if (!config_.board) return;
+  std::lock_guard<std::mutex> lock(board_mu_);
+  if (board_final_) return;
+  try {
+    ServerStats s = stats();
+    ProcessState state = final                   ? ProcessState::Stopped
+                         : s.state == "ready"    ? ProcessState::Ready
+                         : s.state == "draining" ? ProcessState::Draining
+                                                 : ProcessState::Booting;
+    config_.board->publish(config_.board_index, board_generation_, state, s);
+    board_final_ = final;
+  } catch (const std::exception&) {
+    // Out of memory making the snapshot: the row keeps its last one.
+  }
 }
 
 ServerStats Server::stats() const {
@@ -293,6 +323,7 @@ void Server::sweep() {
   constexpr auto kSweepInterval = std::chrono::milliseconds(250);
   int64_t now = steady_ms();
   refuse_overdue(now);
+  publish_row();
   for_each_connection([now](Connection& c) {
     if (c.deadline_ms() <= now) c.check_deadline();
   });
@@ -309,6 +340,7 @@ int64_t Server::stop(std::chrono::milliseconds timeout, const std::atomic<bool>*
   if (stopped_) return 0;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   draining_.store(true, std::memory_order_release);
+  publish_row();
   for (auto& l : listeners_) l->close();
 
   // Keep-alive connections between requests are closed now; busy ones
@@ -385,6 +417,7 @@ int64_t Server::stop(std::chrono::milliseconds timeout, const std::atomic<bool>*
   // It answered through the drain (/ready said draining); now it goes too.
   if (control_) control_->stop();
   stopped_ = true;
+  publish_row(true);
   return stragglers;
 }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "control/control_listener.hpp"
+#include "control/process_board.hpp"
 #include "control/server_stats.hpp"
 #include "handoff/request_queue.hpp"
 #include "handoff/thread_slots.hpp"
@@ -90,6 +91,11 @@ class Server : public std::enable_shared_from_this<Server> {
   // What the Ruby supervisor knows, pushed whenever it changes: workers
   // running now, restarts after crashes, workers set aside as stuck.
   void report_pool(int64_t workers_up, uint64_t respawns, uint64_t quarantined) noexcept;
+
+  // With a process board (config().board): writes this process's row now,
+  // as `stopped` when `final` (after which nothing more is written). Also
+  // done every sweep (250 ms) and at each change of state. Any thread.
+  void publish_row(bool final = false) noexcept;
 
   // Where the control plane listens, as bound; empty without control_bind.
   std::string control_address() const;
@@ -181,6 +187,11 @@ class Server : public std::enable_shared_from_this<Server> {
   bool started_ = false;
   bool stopped_ = false;
   std::mutex lifecycle_mu_;
+  // This process's row on config_.board: the generation claim() gave it,
+  // and publishes one at a time (the seqlock has one writer).
+  uint64_t board_generation_ = 0;
+  bool board_final_ = false;  // under board_mu_
+  std::mutex board_mu_;
   // Last, so it is gone before anything its stats() calls read.
   std::unique_ptr<ControlListener> control_;  // written in bind() only
 };

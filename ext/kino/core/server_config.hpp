@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -10,6 +11,8 @@
 #include "http1/request_parser.hpp"
 
 namespace kino {
+
+class ProcessBoard;
 
 // Where a TLS server's certificate, key and client CA come from: each a
 // file path or the PEM text itself (anything holding "-----BEGIN"). `ca`
@@ -85,6 +88,11 @@ struct ServerConfig {
   // require `Authorization: Bearer <token>`.
   std::string control_bind;
   std::string control_token;
+  // One process of a group (multi-process mode): the board every process
+  // of the group publishes its stats on, and this one's row there. Null
+  // for a server on its own.
+  std::shared_ptr<ProcessBoard> board;
+  size_t board_index{};
 
   // The worker whose thread holds `slot`: worker w holds slots
   // [w * threads, (w + 1) * threads), and replacements take the next ones.

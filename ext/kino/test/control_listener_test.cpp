@@ -1,12 +1,14 @@
 #include "control/control_listener.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <string>
 #include <thread>
 
 #include "control/exposition.hpp"
+#include "control/process_board.hpp"
 #include "control/server_stats.hpp"
 #include "support/test_client.hpp"
 
@@ -172,4 +174,38 @@ TEST(ControlListener, PastItsConnectionBoundNewClientsAreClosedAndTheOthersServe
   ASSERT_TRUE(idle_one->send("ET /live HTTP/1.1\r\n\r\n"));
   std::string wire = idle_one->read_response();
   EXPECT_EQ(wire.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << wire;
+}
+
+// A server of a group: /stats and /metrics show the board, /ready also
+// follows the group's word.
+TEST(ControlPlane, AGroupMembersAnswersShowEveryProcessAndDrainWithTheGroup) {
+  ProcessBoard board(2);
+  for (size_t i = 0; i < 2; ++i) {
+    uint64_t generation = board.claim(i, ::getpid());
+    ServerStats s = sample_stats();
+    s.served = 10 + i;
+    ASSERT_TRUE(board.publish(i, generation, ProcessState::Ready, s));
+  }
+  GroupStatsSource group = [&] { return board.read(); };
+  auto own = [] { return sample_stats(); };
+  auto stats = answer_control_request("GET /stats HTTP/1.1\r\n\r\n", {}, own, group);
+  EXPECT_EQ(stats.status, 200);
+  EXPECT_NE(stats.body.find("\"served\":21,"), std::string::npos) << stats.body;
+  EXPECT_NE(stats.body.find("\"group\":\"booting\",\"processes\":[{\"index\":0,\"pid\":"), std::string::npos);
+  EXPECT_NE(stats.body.find("{\"index\":1,"), std::string::npos);
+  auto metrics = answer_control_request("GET /metrics HTTP/1.1\r\n\r\n", {}, own, group);
+  EXPECT_NE(metrics.body.find("kino_requests_served_total{process=\"1\"} 11\n"), std::string::npos)
+      << metrics.body;
+  EXPECT_NE(metrics.body.find("kino_group_requests_served_total 21\n"), std::string::npos);
+  EXPECT_NE(metrics.body.find("kino_slot_busy{process=\"0\",slot=\"1\",worker=\"1\"} 1\n"),
+            std::string::npos);
+
+  EXPECT_EQ(answer_control_request("GET /ready HTTP/1.1\r\n\r\n", {}, own, group).status, 200);
+  auto booting = answer_control_request(
+      "GET /ready HTTP/1.1\r\n\r\n", {}, [] { return sample_stats("booting"); }, group);
+  EXPECT_EQ(booting.body, "booting\n") << "this process first";
+  board.set_group_state(GroupState::Draining);
+  auto draining = answer_control_request("GET /ready HTTP/1.1\r\n\r\n", {}, own, group);
+  EXPECT_EQ(draining.status, 503);
+  EXPECT_EQ(draining.body, "draining\n");
 }

@@ -129,7 +129,8 @@ const char* reason(int status) {
 }  // namespace
 
 ControlResponse answer_control_request(std::string_view head, std::string_view token,
-                                       const std::function<ServerStats()>& stats) {
+                                       const std::function<ServerStats()>& stats,
+                                       const GroupStatsSource& group) {
   RequestHead req;
   if (!parse_head(head, req)) return text(400, "Bad Request\n");
   enum class Page { Stats, Metrics, Ready, Live } page;
@@ -159,20 +160,24 @@ ControlResponse answer_control_request(std::string_view head, std::string_view t
     case Page::Live:
       return text(200, "live\n");
     case Page::Ready: {
+      // This process must be ready, and its group not draining: a
+      // balancer then stops sending before any process stops accepting.
       ServerStats s = stats();
-      return s.ready() ? text(200, "ready\n") : text(503, s.state + "\n");
+      if (!s.ready()) return text(503, s.state + "\n");
+      if (group && group().group == GroupState::Draining) return text(503, "draining\n");
+      return text(200, "ready\n");
     }
     case Page::Stats: {
       ControlResponse r;
       r.content_type = "application/json";
-      r.body = stats_json(stats());
+      r.body = group ? group_stats_json(group()) : stats_json(stats());
       r.body += '\n';
       return r;
     }
     case Page::Metrics: {
       ControlResponse r;
       r.content_type = kMetricsContentType;
-      r.body = metrics_text(stats());
+      r.body = group ? group_metrics_text(group()) : metrics_text(stats());
       return r;
     }
   }
@@ -234,7 +239,7 @@ class ControlListener::Session : public std::enable_shared_from_this<Session> {
     if (end + 4 > max_head) return reply(text(431, "Request Header Fields Too Large\n"), false);
     std::string_view head(in_.data(), end + 4);
     bool head_only = head.substr(0, 5) == "HEAD ";
-    reply(answer_control_request(head, owner_.token_, owner_.stats_), head_only);
+    reply(answer_control_request(head, owner_.token_, owner_.stats_, owner_.group_), head_only);
   }
 
   void reply(const ControlResponse& response, bool head_only) {
@@ -264,8 +269,12 @@ class ControlListener::Session : public std::enable_shared_from_this<Session> {
 };
 
 ControlListener::ControlListener(const std::string& address, std::string token,
-                                 std::function<ServerStats()> stats, Limits limits)
-    : acceptor_(io_), token_(std::move(token)), stats_(std::move(stats)), limits_(limits) {
+                                 std::function<ServerStats()> stats, GroupStatsSource group, Limits limits)
+    : acceptor_(io_),
+      token_(std::move(token)),
+      stats_(std::move(stats)),
+      group_(std::move(group)),
+      limits_(limits) {
   BoundAcceptor bound = bind_acceptor(acceptor_, io_, address, kBacklog);
   address_ = std::move(bound.address);
   unix_path_ = std::move(bound.unix_path);

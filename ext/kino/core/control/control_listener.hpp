@@ -22,6 +22,11 @@
 namespace kino {
 
 struct ServerStats;
+struct GroupStats;
+
+// What a group's control plane reads besides its own server: the process
+// board of every process (empty for a server on its own).
+using GroupStatsSource = std::function<GroupStats()>;
 
 class ControlListener {
  public:
@@ -33,11 +38,17 @@ class ControlListener {
 
   // `stats` is called on the control thread for every /stats, /metrics and
   // /ready request. `token`: empty for none; otherwise /stats and /metrics
-  // require `Authorization: Bearer <token>`.
+  // require `Authorization: Bearer <token>`. `group`, when set, is what
+  // /stats and /metrics show instead (every process of the board), and
+  // /ready is 503 while the group drains.
   ControlListener(const std::string& address, std::string token, std::function<ServerStats()> stats,
-                  Limits limits);
-  ControlListener(const std::string& address, std::string token, std::function<ServerStats()> stats)
-      : ControlListener(address, std::move(token), std::move(stats), Limits{}) {}
+                  GroupStatsSource group, Limits limits);
+  ControlListener(const std::string& address, std::string token, std::function<ServerStats()> stats,
+                  GroupStatsSource group = {})
+      : ControlListener(address, std::move(token), std::move(stats), std::move(group), Limits{}) {}
+  ControlListener(const std::string& address, std::string token, std::function<ServerStats()> stats,
+                  Limits limits)
+      : ControlListener(address, std::move(token), std::move(stats), GroupStatsSource{}, limits) {}
   ~ControlListener();
   ControlListener(const ControlListener&) = delete;
   ControlListener& operator=(const ControlListener&) = delete;
@@ -60,6 +71,7 @@ class ControlListener {
   std::string unix_path_;
   std::string token_;
   std::function<ServerStats()> stats_;
+  GroupStatsSource group_;
   Limits limits_;
   // Sessions alive; control thread only. Shared with each session, whose
   // destructor may run when io_ is destroyed, after this listener's other
@@ -82,9 +94,11 @@ struct ControlResponse {
 };
 
 // `head` is the request line and headers up to and including the blank
-// line. `stats` is only called when the answer needs it.
+// line. `stats` and `group` are only called when the answer needs them;
+// `group` empty: a server on its own.
 ControlResponse answer_control_request(std::string_view head, std::string_view token,
-                                       const std::function<ServerStats()>& stats);
+                                       const std::function<ServerStats()>& stats,
+                                       const GroupStatsSource& group = {});
 
 // The whole response on the wire, `connection: close` included.
 std::string serialize_control_response(const ControlResponse& response, bool head_only);
