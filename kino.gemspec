@@ -38,4 +38,8 @@ Gem::Specification.new do |spec|
   spec.extensions = ["ext/kino/extconf.rb"]
 
   spec.add_dependency "rack", ">= 3.0", "< 4"
+  # Kino::Logger is a ::Logger. From Ruby 4.0 on logger is a bundled gem,
+  # not a default one: under Bundler, or with a GEM_PATH of its own, an app
+  # has it only when a gem it uses asks for it.
+  spec.add_dependency "logger"
 end
