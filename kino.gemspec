@@ -41,5 +41,5 @@ Gem::Specification.new do |spec|
   # Kino::Logger is a ::Logger. From Ruby 4.0 on logger is a bundled gem,
   # not a default one: under Bundler, or with a GEM_PATH of its own, an app
   # has it only when a gem it uses asks for it.
-  spec.add_dependency "logger"
+  spec.add_dependency "logger", "~> 1.5"
 end

@@ -60,6 +60,6 @@ RSpec.describe "kino.gemspec" do
 
   it "depends on rack 3 and on logger (a bundled gem, not a default one, from Ruby 4.0)" do
     runtime = @package.spec.runtime_dependencies.to_h { |dep| [dep.name, dep.requirement.to_s] }
-    expect(runtime).to eq("rack" => ">= 3.0, < 4", "logger" => ">= 0")
+    expect(runtime).to eq("rack" => ">= 3.0, < 4", "logger" => "~> 1.5")
   end
 end
