@@ -25,13 +25,12 @@ Gem::Specification.new do |spec|
   # tmp/, which belongs in the repository, not in every installed copy.
   # Globbed from the gemspec's folder, so the list does not depend on the
   # directory `gem build` or Bundler runs in.
-  spec.files = Dir.chdir(__dir__) do
-    Dir[
-      "lib/**/*.rb", "exe/*", "sig/**/*.rbs",
-      "ext/kino/extconf.rb", "ext/kino/{binding,core}/**/*.{cpp,hpp}",
-      "README.md", "doc/**/*.md", "examples/hello/*.{ru,rb}"
-    ].sort
-  end
+  spec.files = Dir.glob(
+    ["lib/**/*.rb", "exe/*", "sig/**/*.rbs",
+     "ext/kino/extconf.rb", "ext/kino/{binding,core}/**/*.{cpp,hpp}",
+     "README.md", "doc/**/*.md", "examples/hello/*.{ru,rb}"],
+    base: __dir__
+  ).sort
   spec.bindir = "exe"
   spec.executables = ["kino"]
   spec.require_paths = ["lib"]
