@@ -7,10 +7,16 @@
 #
 #   rake rbs:validate   # every type sig/ names exists and is well formed
 
+require "rbconfig"
+
 namespace :rbs do
   desc "Check sig/ with `rbs validate` (types resolve, signatures well formed)"
   task :validate do
-    # Kino::Logger is a ::Logger: its signatures are the logger library's.
-    sh "bundle", "exec", "rbs", "-r", "logger", "-I", "sig", "validate"
+    # The bundle's rbs, run by this Ruby. Not through a nested `bundle
+    # exec`: under `bundle exec rake` on Ruby 4.0 (with Gemfile.lock's
+    # Bundler 2.3.15) that took rbs's -r for Bundler's own --retry.
+    # Kino::Logger is a ::Logger: -r logger loads the logger library's
+    # signatures.
+    sh RbConfig.ruby, Gem.bin_path("rbs", "rbs"), "-r", "logger", "-I", "sig", "validate"
   end
 end
