@@ -6,7 +6,7 @@ namespace kino::binding {
 
 namespace {
 
-ID id_listen, id_io_threads, id_backlog, id_max_header_size, id_max_uri_size, id_max_headers,
+ID id_listen, id_inherited_listeners, id_io_threads, id_backlog, id_max_header_size, id_max_uri_size, id_max_headers,
     id_max_body_size, id_write_high_water, id_worker_slots, id_first_data_timeout, id_persistent_timeout,
     id_request_timeout, id_queue_depth, id_queue_timeout, id_max_connections, id_body_memory_limit,
     id_spool_dir, id_stream_request_bodies, id_min_body_rate, id_min_body_rate_window, id_max_spool_size,
@@ -61,6 +61,20 @@ ServerOptions read_server_options(VALUE options) {
   // The addresses as Strings go into an Array of our own: an element's
   // to_str is Ruby code, and may change the caller's Array under us.
   o.listen = string_values(listen);
+  // [[address, fd], ...]: sockets a parent (or systemd) bound already.
+  VALUE inherited = required(options, id_inherited_listeners);
+  Check_Type(inherited, T_ARRAY);
+  o.inherited_listeners = rb_ary_new_capa(RARRAY_LEN(inherited));
+  for (long i = 0; i < RARRAY_LEN(inherited); ++i) {
+    VALUE pair = RARRAY_AREF(inherited, i);
+    Check_Type(pair, T_ARRAY);
+    if (RARRAY_LEN(pair) != 2) rb_raise(rb_eArgError, "inherited_listeners: each is [address, fd]");
+    VALUE given = RARRAY_AREF(pair, 0);
+    VALUE address = rb_str_new_frozen(StringValue(given));
+    int fd = NUM2INT(RARRAY_AREF(pair, 1));
+    if (fd < 0) rb_raise(rb_eArgError, "inherited_listeners: fd must not be negative");
+    rb_ary_push(o.inherited_listeners, rb_assoc_new(address, INT2NUM(fd)));
+  }
   o.spool_dir = optional_string(options, id_spool_dir);
   o.mode = required(options, id_mode);
   StringValue(o.mode);
@@ -125,6 +139,10 @@ ServerConfig server_config(const ServerOptions& o) {
   ServerConfig config;
   for (long i = 0; i < RARRAY_LEN(o.listen); ++i)
     config.listen.emplace_back(bytes_of(RARRAY_AREF(o.listen, i)));
+  for (long i = 0; i < RARRAY_LEN(o.inherited_listeners); ++i) {
+    VALUE pair = RARRAY_AREF(o.inherited_listeners, i);
+    config.inherited_listeners.push_back({std::string(bytes_of(RARRAY_AREF(pair, 0))), FIX2INT(RARRAY_AREF(pair, 1))});
+  }
   config.io_threads = static_cast<int>(o.io_threads);
   config.backlog = static_cast<int>(o.backlog);
   config.limits.max_header_size = static_cast<size_t>(o.max_header_size);
@@ -165,6 +183,7 @@ ServerConfig server_config(const ServerOptions& o) {
 
 void init_native_server_options() {
   id_listen = rb_intern("listen");
+  id_inherited_listeners = rb_intern("inherited_listeners");
   id_io_threads = rb_intern("io_threads");
   id_backlog = rb_intern("backlog");
   id_max_header_size = rb_intern("max_header_size");

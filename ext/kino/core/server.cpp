@@ -54,6 +54,8 @@ void Server::bind() {
   std::vector<std::shared_ptr<Listener>> opened;
   for (const auto& address : config_.listen)
     opened.push_back(std::make_shared<Listener>(*this, address, config_.backlog));
+  for (const auto& inherited : config_.inherited_listeners)
+    opened.push_back(std::make_shared<Listener>(*this, inherited.address, InheritedFd{inherited.fd}));
   if (opened.empty()) throw std::runtime_error("no address to listen on");
   if (!config_.control_bind.empty())
     control_ = std::make_unique<ControlListener>(config_.control_bind, config_.control_token,

@@ -28,6 +28,15 @@ struct ServerConfig {
   // "tcp://HOST:PORT" (HOST may be an [IPv6] literal; PORT 0 = ephemeral)
   // or "unix:///absolute/path.sock".
   std::vector<std::string> listen;
+  // Sockets bound and listening already (by a parent process that forks
+  // this one, or by systemd), served as they are and never bound again:
+  // the address each was bound as, and its descriptor, which stays the
+  // caller's.
+  struct InheritedListener {
+    std::string address;
+    int fd = -1;
+  };
+  std::vector<InheritedListener> inherited_listeners;
   int io_threads{};
   int backlog{};
   ParserLimits limits;

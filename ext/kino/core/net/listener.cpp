@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <fcntl.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -150,6 +151,48 @@ BoundAcceptor bind_acceptor(BoundAcceptor::Acceptor& acceptor, asio::io_context&
     throw bind_error(address, "expected tcp://HOST:PORT or unix:///PATH");
   }
   return bound;
+}
+
+ListeningSocket open_listening_socket(const std::string& address, int backlog) {
+  // A private io_context: it starts no thread, and dies with this call.
+  asio::io_context io;
+  BoundAcceptor::Acceptor acceptor(io);
+  BoundAcceptor bound = bind_acceptor(acceptor, io, address, backlog);
+  error_code ec;
+  int fd = acceptor.release(ec);
+  if (ec) {
+    if (!bound.unix_path.empty()) ::unlink(bound.unix_path.c_str());
+    throw bind_error(address, ec.message());
+  }
+  return ListeningSocket{fd, std::move(bound.address), std::move(bound.unix_path)};
+}
+
+Listener::Listener(Server& server, const std::string& address, InheritedFd inherited)
+    : server_(server), strand_(asio::make_strand(server.io())), acceptor_(strand_), backoff_timer_(strand_) {
+  int accepting = 0;
+  socklen_t len = sizeof accepting;
+  int type = 0;
+  socklen_t type_len = sizeof type;
+  if (::getsockopt(inherited.fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 ||
+      ::getsockopt(inherited.fd, SOL_SOCKET, SO_TYPE, &type, &type_len) != 0 || type != SOCK_STREAM ||
+      accepting == 0)
+    throw bind_error(address, "descriptor " + std::to_string(inherited.fd) + " is not a listening stream socket");
+  sockaddr_storage local{};
+  socklen_t local_len = sizeof local;
+  if (::getsockname(inherited.fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0)
+    throw bind_error(address, std::strerror(errno));
+  int family = local.ss_family;
+  tcp_ = family == AF_INET || family == AF_INET6;
+  // The duplicate is ours to close; close-on-exec, as asio's own sockets.
+  int fd = ::fcntl(inherited.fd, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) throw bind_error(address, std::strerror(errno));
+  error_code ec;
+  acceptor_.assign(asio::generic::stream_protocol(family, tcp_ ? IPPROTO_TCP : 0), fd, ec);
+  if (ec) {
+    ::close(fd);
+    throw bind_error(address, ec.message());
+  }
+  bound_ = address;
 }
 
 Listener::Listener(Server& server, const std::string& address, int backlog)
