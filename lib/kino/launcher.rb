@@ -4,7 +4,10 @@ require "rack"
 require_relative "errors"
 require_relative "server"
 require_relative "server_log"
+require_relative "pidfile"
 require_relative "systemd_notifier"
+require_relative "listen_sockets"
+require_relative "process_group"
 require_relative "worker_hooks"
 
 module Kino
@@ -55,8 +58,11 @@ module Kino
       # Pings from here on, as Puma's do: a slow app boot is what
       # TimeoutStartSec bounds, not the watchdog.
       systemd = SystemdNotifier.new(log: @log).start_watchdog
+      activated = ListenSockets.from_systemd
+      return run_group(systemd, activated) if @configuration[:processes] > 1
+
       app = load_app
-      server = Server.new(app, @configuration, log: @log)
+      server = Server.new(app, @configuration, log: @log, listeners: activated)
       previous = trap_signals
       server.start
       banner(server)
@@ -73,6 +79,32 @@ module Kino
     ensure
       restore_signals(previous) if previous
       systemd&.stop
+    end
+
+    # `processes N`: the parent binds, preloads, forks and supervises
+    # (ProcessGroup); each child serves (ProcessChild).
+    def run_group(systemd, activated)
+      pidfile = claim_group_pidfile
+      sockets = ListenSockets.open(@configuration, activated: activated)
+      @group = ProcessGroup.new(@configuration, log: @log, listen_sockets: sockets, load_app: -> { load_app },
+                                                answer_signal: ->(sig, server) { answer_signal(sig, server) })
+      previous = trap_signals
+      @group.start
+      group_banner(@group, sockets)
+      systemd.ready("Kino #{Kino::VERSION}: #{@group.size} processes, listening on #{sockets.addresses.join(', ')}")
+      supervise_until_stopped(@group)
+      @stdout.puts "- Gracefully stopping (SIG#{@stop_signal}), waiting for #{@group.size} processes to finish"
+      systemd.stopping("Gracefully stopping (SIG#{@stop_signal})")
+      @group.drain
+      @stdout.puts "- Goodbye!"
+      0
+    rescue Kino::Error => e
+      @log.puts "kino: #{e.message}"
+      sockets&.close
+      1
+    ensure
+      restore_signals(previous) if previous
+      pidfile&.release
     end
 
     # `kino --check`: whether `mode :auto` runs the app in ractors, and if
@@ -145,7 +177,10 @@ module Kino
       previous = (STOP_SIGNALS + LOGGED_SIGNALS).to_h do |sig|
         [sig, Signal.trap(sig) do
           if STOP_SIGNALS.include?(sig)
-            exit!(1) if @stop_signal
+            if @stop_signal
+              @group&.kill_all
+              exit!(1)
+            end
             @stop_signal = sig
           else
             @signals << sig
@@ -154,6 +189,62 @@ module Kino
       end
       IGNORED_SIGNALS.each { |sig| previous[sig] = Signal.trap(sig, "IGNORE") }
       previous
+    end
+
+    def claim_group_pidfile
+      path = @configuration[:pidfile]
+      return unless path
+
+      pidfile = Pidfile.claim(path)
+      @log.write("kino: replaced stale pidfile #{path} (#{pidfile.replaced})\n") if pidfile.replaced
+      pidfile
+    end
+
+    # The parent answers USR1 with the group's line when the board that
+    # holds every child's stats is there, and otherwise has each child
+    # say its own; HUP reopens the parent's log files and each child's.
+    def supervise_until_stopped(group)
+      until @stop_signal
+        answer_group_signal(@signals.shift, group) until @signals.empty?
+        group.supervise
+        sleep POLL_INTERVAL
+      end
+    end
+
+    def answer_group_signal(sig, group)
+      case sig
+      when "USR1"
+        return group.forward("USR1") unless group.board.respond_to?(:stats)
+
+        @log.write("kino: #{group_stats_line(group)}\n")
+      when "HUP"
+        Native.logger_reopen_all
+        group.forward("HUP")
+        @log.write("kino: SIGHUP: forwarded to #{group.size} processes; still serving\n")
+      else
+        @log.write("kino: SIG#{sig} ignored; still serving (TERM, INT or QUIT stop the server)\n")
+      end
+    rescue IOError, SystemCallError, Kino::Error
+      nil
+    end
+
+    def group_stats_line(group)
+      stats = group.board.stats
+      totals = stats.reject { |key, _| key == :processes }
+      pairs = STATS_KEYS.filter_map { |key| "#{key}=#{totals[key]}" if totals.key?(key) }
+      "stats pid=#{Process.pid} processes=#{stats[:processes].size} #{pairs.join(' ')}"
+    end
+
+    def group_banner(group, sockets)
+      yjit = defined?(RubyVM::YJIT) && RubyVM::YJIT.enabled? ? "on" : "off"
+      mode = group.chosen&.mode
+      threads = @configuration.threads_for(mode || :threaded)
+      @stdout.puts "Kino #{Kino::VERSION} (ruby #{RUBY_VERSION}p#{RUBY_PATCHLEVEL}, YJIT #{yjit}), pid #{Process.pid}"
+      @stdout.puts "* Processes: #{group.size} processes x #{@configuration[:workers]} workers x #{threads} threads " \
+                   "(#{mode ? "mode #{mode}" : 'mode chosen in each process'}), " \
+                   "#{@configuration[:io_threads]} I/O threads each; pids #{group.pids.compact.join(', ')}"
+      sockets.addresses.each { |a| @stdout.puts "* Listening on #{listening_label(a)}" }
+      @stdout.puts "Use Ctrl-C to stop"
     end
 
     def serve_until_stopped(server)
