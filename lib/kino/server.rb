@@ -191,8 +191,7 @@ module Kino
     def native_options
       c = @configuration
       {
-        # A bind a parent (or systemd) opened already is served, not bound again.
-        listen: c.listen_addresses - @listeners.map(&:first), inherited_listeners: @listeners,
+        listen: addresses_to_bind, inherited_listeners: @listeners,
         io_threads: c[:io_threads],
         backlog: c[:backlog],
         max_header_size: c[:max_header_size],
@@ -222,6 +221,16 @@ module Kino
         log_requests: c[:log_requests],
         log_format: c[:log_format]
       }
+    end
+
+    # A bind a parent (or systemd) opened already is served, not bound
+    # again; given listeners and no bind configured, only they are served
+    # (the default bind is for a server nobody handed a socket).
+    def addresses_to_bind
+      return @configuration.listen_addresses if @listeners.empty?
+      return [] unless @configuration.set?(:bind)
+
+      @configuration.listen_addresses - @listeners.map(&:first)
     end
 
     # Paths made absolute now, so a reload reads the same files whatever

@@ -11,12 +11,14 @@ module KinoProcessHelper
   class KinoProcess
     attr_reader :pid
 
-    def initialize(args, env:, chdir: ServerHelper::ROOT, spawn_options: {})
+    # +wrapper+ is a command that execs the rest of its arguments (it runs
+    # first, as the same process: `sh -c '...; exec "$@"' sh`).
+    def initialize(args, env:, chdir: ServerHelper::ROOT, spawn_options: {}, wrapper: [])
       out_r, out_w = IO.pipe
       err_r, err_w = IO.pipe
       @output = { out: +"", err: +"" }
       @mutex = Mutex.new
-      @pid = Process.spawn(env, RbConfig.ruby, File.join(ServerHelper::ROOT, "exe/kino"), *args,
+      @pid = Process.spawn(env, *wrapper, RbConfig.ruby, File.join(ServerHelper::ROOT, "exe/kino"), *args,
                            chdir: chdir, out: out_w, err: err_w, in: File::NULL, **spawn_options)
       out_w.close
       err_w.close
@@ -113,9 +115,9 @@ module KinoProcessHelper
   # Starts `ruby exe/kino ARGS` in +chdir+, the checkout root unless told
   # (relative paths in +args+ are relative to it). `port:` adds `-p PORT`;
   # `wait: true` waits for the "Listening on" banner line.
-  def spawn_kino(*args, port: nil, env: {}, wait: true, chdir: ServerHelper::ROOT, spawn_options: {})
+  def spawn_kino(*args, port: nil, env: {}, wait: true, chdir: ServerHelper::ROOT, spawn_options: {}, wrapper: [])
     args = ["-p", port.to_s, *args] if port
-    process = KinoProcess.new(args, env: env, chdir: chdir, spawn_options: spawn_options)
+    process = KinoProcess.new(args, env: env, chdir: chdir, spawn_options: spawn_options, wrapper: wrapper)
     (@kino_processes ||= []) << process
     process.wait_for_banner if wait
     process
