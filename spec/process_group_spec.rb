@@ -64,7 +64,8 @@ RSpec.describe Kino::ProcessGroup do
     expect(lines(boots)).to eq(["boot #{kino.pid}"]) # preloaded: one boot, in the parent
     hook_lines = lines(hooks)
     expect(hook_lines.grep(/before_fork/)).to eq(["before_fork #{kino.pid}"] * 2)
-    expect(hook_lines.grep(/after_fork/)).to match_array(children.each_with_index.map { |pid, i| "after_fork #{i} #{pid}" })
+    after_fork = children.each_with_index.map { |pid, i| "after_fork #{i} #{pid}" }
+    expect(hook_lines.grep(/after_fork/)).to match_array(after_fork)
 
     kino.signal("TERM")
     expect(kino.wait(timeout: 20)&.exitstatus).to eq(0)

@@ -230,7 +230,7 @@ module Kino
 
     def group_stats_line(group)
       stats = group.board.stats
-      totals = stats.reject { |key, _| key == :processes }
+      totals = stats.except(:processes)
       pairs = STATS_KEYS.filter_map { |key| "#{key}=#{totals[key]}" if totals.key?(key) }
       "stats pid=#{Process.pid} processes=#{stats[:processes].size} #{pairs.join(' ')}"
     end

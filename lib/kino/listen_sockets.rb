@@ -37,8 +37,8 @@ module Kino
 
     # "tcp://HOST:PORT" or "unix:///path" for a listening descriptor, as
     # Kino writes an address (IPv6 hosts in brackets).
-    def self.address_of(fd)
-      socket = Socket.for_fd(fd)
+    def self.address_of(descriptor)
+      socket = Socket.for_fd(descriptor)
       socket.autoclose = false # the descriptor is the group's, not this object's
       local = socket.local_address
       if local.unix?
@@ -48,7 +48,7 @@ module Kino
         "tcp://#{host}:#{local.ip_port}"
       end
     rescue SystemCallError, ArgumentError => e
-      raise ConfigError, "LISTEN_FDS: descriptor #{fd} is not a listening socket: #{e.message}"
+      raise ConfigError, "LISTEN_FDS: descriptor #{descriptor} is not a listening socket: #{e.message}"
     end
 
     # The sockets +configuration+ listens on: systemd's (+activated+

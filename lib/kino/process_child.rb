@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require "io/wait"
 require_relative "errors"
 require_relative "server"
 require_relative "server_log"
@@ -89,7 +90,7 @@ module Kino
     def serve_until_stopped(server)
       until @stop
         @answer_signal.call(@signals.shift, server) until @signals.empty?
-        next unless IO.select([@parent_alive], nil, nil, POLL_INTERVAL)
+        next unless @parent_alive.wait_readable(POLL_INTERVAL)
 
         # Nobody writes to the pipe: readable means its last writer, the
         # parent, is gone.

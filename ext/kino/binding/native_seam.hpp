@@ -48,8 +48,8 @@
   X(logger, "logger_reopen", native_logger_reopen, 1)                        \
   X(logger, "logger_flush", native_logger_flush, 2)                          \
   X(logger, "logger_flush_all", native_logger_flush_all, 1)                  \
-  X(logger, "logger_reopen_all", native_logger_reopen_all, 0)              \
-  X(logger, "logger_pause_all", native_logger_pause_all, 0)                \
+  X(logger, "logger_reopen_all", native_logger_reopen_all, 0)                \
+  X(logger, "logger_pause_all", native_logger_pause_all, 0)                  \
   X(logger, "logger_resume_all", native_logger_resume_all, 0)
 
 namespace kino::binding {

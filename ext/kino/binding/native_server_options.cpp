@@ -6,12 +6,12 @@ namespace kino::binding {
 
 namespace {
 
-ID id_listen, id_inherited_listeners, id_io_threads, id_backlog, id_max_header_size, id_max_uri_size, id_max_headers,
-    id_max_body_size, id_write_high_water, id_worker_slots, id_first_data_timeout, id_persistent_timeout,
-    id_request_timeout, id_queue_depth, id_queue_timeout, id_max_connections, id_body_memory_limit,
-    id_spool_dir, id_stream_request_bodies, id_min_body_rate, id_min_body_rate_window, id_max_spool_size,
-    id_tls_cert, id_tls_key, id_tls_ca, id_tls_handshake_timeout, id_mode, id_workers, id_threads,
-    id_control_bind, id_control_token, id_log_requests, id_log_format, id_json, id_log_fd;
+ID id_listen, id_inherited_listeners, id_io_threads, id_backlog, id_max_header_size, id_max_uri_size,
+    id_max_headers, id_max_body_size, id_write_high_water, id_worker_slots, id_first_data_timeout,
+    id_persistent_timeout, id_request_timeout, id_queue_depth, id_queue_timeout, id_max_connections,
+    id_body_memory_limit, id_spool_dir, id_stream_request_bodies, id_min_body_rate, id_min_body_rate_window,
+    id_max_spool_size, id_tls_cert, id_tls_key, id_tls_ca, id_tls_handshake_timeout, id_mode, id_workers,
+    id_threads, id_control_bind, id_control_token, id_log_requests, id_log_format, id_json, id_log_fd;
 
 // Kino::Server#native_options passes every key: the defaults live in
 // Ruby's table (Kino::Configuration::DEFAULTS), not here.
@@ -141,7 +141,8 @@ ServerConfig server_config(const ServerOptions& o) {
     config.listen.emplace_back(bytes_of(RARRAY_AREF(o.listen, i)));
   for (long i = 0; i < RARRAY_LEN(o.inherited_listeners); ++i) {
     VALUE pair = RARRAY_AREF(o.inherited_listeners, i);
-    config.inherited_listeners.push_back({std::string(bytes_of(RARRAY_AREF(pair, 0))), FIX2INT(RARRAY_AREF(pair, 1))});
+    config.inherited_listeners.push_back(
+        {std::string(bytes_of(RARRAY_AREF(pair, 0))), FIX2INT(RARRAY_AREF(pair, 1))});
   }
   config.io_threads = static_cast<int>(o.io_threads);
   config.backlog = static_cast<int>(o.backlog);

@@ -18,7 +18,7 @@ namespace kino::binding {
 // which the caller keeps alive (RB_GC_GUARD) until server_config.
 struct ServerOptions {
   VALUE listen;
-  VALUE inherited_listeners;  // an Array of [address String, fd Integer] of our own
+  VALUE inherited_listeners;          // an Array of [address String, fd Integer] of our own
   VALUE spool_dir;                    // a String, or nil
   VALUE mode;                         // a String: "threaded" or "ractor"
   VALUE control_bind, control_token;  // Strings, or nil

@@ -278,7 +278,8 @@ TEST(Server, RefusesAnInheritedDescriptorThatIsNotAListeningSocket) {
       server.bind();
       ADD_FAILURE() << "fd " << fd << " was taken";
     } catch (const std::runtime_error& e) {
-      EXPECT_NE(std::string(e.what()).find("is not a listening stream socket"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("is not a listening stream socket"), std::string::npos)
+          << e.what();
     }
   }
   ::close(fds[0]);

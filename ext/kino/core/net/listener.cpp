@@ -1,10 +1,10 @@
 #include "net/listener.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <fcntl.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -176,7 +176,8 @@ Listener::Listener(Server& server, const std::string& address, InheritedFd inher
   if (::getsockopt(inherited.fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 ||
       ::getsockopt(inherited.fd, SOL_SOCKET, SO_TYPE, &type, &type_len) != 0 || type != SOCK_STREAM ||
       accepting == 0)
-    throw bind_error(address, "descriptor " + std::to_string(inherited.fd) + " is not a listening stream socket");
+    throw bind_error(address,
+                     "descriptor " + std::to_string(inherited.fd) + " is not a listening stream socket");
   sockaddr_storage local{};
   socklen_t local_len = sizeof local;
   if (::getsockname(inherited.fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0)

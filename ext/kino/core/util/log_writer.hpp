@@ -106,7 +106,7 @@ class LogWriter {
   std::atomic<uint64_t> accepted_{0};  // lines the channel took
   std::atomic<uint64_t> done_{0};      // of those, lines written or lost
   std::atomic<bool> stopping_{false};
-  bool paused_ = false;  // under join_mu_
+  bool paused_ = false;                    // under join_mu_
   std::atomic<bool> closed_{false};        // the thread has drained its last line
   std::atomic<int64_t> give_up_at_ms_{0};  // steady ms; 0 while not stopping
   std::mutex stop_mu_;                     // the writer's sleep and stop() only
