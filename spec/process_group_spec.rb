@@ -180,4 +180,17 @@ RSpec.describe Kino::ProcessGroup do
       children.all? { |pid| lines(log).any? { |line| line.include?("served / in #{pid}") } }
     end
   end
+
+  it "serves control_bind from the children on one socket the parent bound" do
+    kino = start_group("-b", "tcp://127.0.0.1:0", env: { "KINO_SPEC_CONTROL" => "tcp://127.0.0.1:0" })
+    control = Integer(kino.stdout[%r{^\* Control plane on tcp://127\.0\.0\.1:(\d+)$}, 1])
+    children = children_of(kino)
+    pids_seen(port_of(kino), children)
+    3.times do
+      response = Net::HTTP.start("127.0.0.1", control, open_timeout: 5, read_timeout: 5) { |h| h.get("/live") }
+      expect(response.code).to eq("200")
+    end
+    expect(kino.stderr).not_to include("cannot listen")
+    expect(children.all? { |pid| Process.kill(0, pid) == 1 }).to be(true) # none died binding it again
+  end
 end

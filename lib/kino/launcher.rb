@@ -244,6 +244,7 @@ module Kino
                    "(#{mode ? "mode #{mode}" : 'mode chosen in each process'}), " \
                    "#{@configuration[:io_threads]} I/O threads each; pids #{group.pids.compact.join(', ')}"
       sockets.addresses.each { |a| @stdout.puts "* Listening on #{listening_label(a)}" }
+      @stdout.puts "* Control plane on #{sockets.control.first}" if sockets.control
       @stdout.puts "Use Ctrl-C to stop"
     end
 

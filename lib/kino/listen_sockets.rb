@@ -21,8 +21,12 @@ module Kino
   class ListenSockets
     SYSTEMD_FIRST_FD = 3
     SYSTEMD_VARIABLES = %w[LISTEN_FDS LISTEN_PID LISTEN_FDNAMES].freeze
+    CONTROL_BACKLOG = 64 # as the control listener binds its own
 
     attr_reader :pairs
+    # The control plane's socket ([address, fd]), bound once for every
+    # child (control_bind), or nil.
+    attr_reader :control
 
     # The sockets systemd handed this process, as pairs; empty without
     # socket activation. Removes the variables from +env+ either way, when
@@ -61,6 +65,8 @@ module Kino
       wanted.each { |address| sockets.bind(address, configuration[:backlog]) }
       raise ConfigError, "nothing to listen on" if sockets.pairs.empty?
 
+      sockets.bind_control(configuration.control_address) if configuration.control_address
+
       sockets
     rescue StandardError
       sockets&.close
@@ -70,6 +76,7 @@ module Kino
     def initialize(activated = [])
       @pairs = activated.map { |address, fd| [address.dup.freeze, fd].freeze }
       @bound = [] # what this process bound, to close and remove
+      @control = nil
     end
 
     def addresses
@@ -85,6 +92,14 @@ module Kino
       @bound << pair
     rescue Kino::Error, RuntimeError => e
       raise ConfigError, e.message
+    end
+
+    def bind_control(address)
+      bound_as, fd = Native.listen_socket(address, CONTROL_BACKLOG)
+      @control = [bound_as.freeze, fd].freeze
+      @bound << @control
+    rescue Kino::Error, RuntimeError => e
+      raise ConfigError, "control_bind: #{e.message}"
     end
 
     # Closes the descriptors this process bound and removes their unix

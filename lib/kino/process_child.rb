@@ -53,6 +53,7 @@ module Kino
       run_after_fork
       chosen = @chosen || ModeChoice.new(@load_app.call, @configuration, log: @log).choose
       server = Server.new(chosen.app, @configuration, log: @log, listeners: @listen_sockets.pairs,
+                                                      control_listener: @listen_sockets.control,
                                                       process_index: @index, process_board: @board, chosen: chosen)
       server.start
       serve_until_stopped(server)

@@ -47,14 +47,16 @@ module Kino
     # parent bound ([[address, fd], ...], served as they are; a configured
     # bind among them is not bound again), +process_index+ (the child's
     # index: the parent holds the pidfile, so the child never claims it),
-    # +process_board+ (the group's shared stats) and +chosen+ (a
+    # +control_listener+ (the control plane's socket, [address, fd], bound
+    # once for the group), +process_board+ (the group's shared stats) and +chosen+ (a
     # ModeChoice::Chosen the parent made after preloading the app).
-    def initialize(app, configuration = nil, log: $stderr, listeners: [], process_index: nil,
-                   process_board: nil, chosen: nil, **options)
+    def initialize(app, configuration = nil, log: $stderr, listeners: [], control_listener: nil,
+                   process_index: nil, process_board: nil, chosen: nil, **options)
       raise ArgumentError, "app must respond to #call" unless app.respond_to?(:call)
 
       @app = app
       @listeners = listeners.map { |address, fd| [address.to_s.dup.freeze, Integer(fd)].freeze }.freeze
+      @control_listener = control_listener
       @process_index = process_index
       @process_board = process_board
       @chosen = chosen
@@ -217,7 +219,8 @@ module Kino
                                             quarantine_max: c[:quarantine_max]),
         **tls_options(c[:tls]),
         mode: @mode.to_s, workers: workers, threads: threads,
-        control_bind: c.control_address, control_token: c[:control_token],
+        control_bind: @control_listener&.first || c.control_address, control_fd: @control_listener&.last || -1,
+        control_token: c[:control_token],
         log_requests: c[:log_requests],
         log_format: c[:log_format]
       }

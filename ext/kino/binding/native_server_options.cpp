@@ -11,7 +11,8 @@ ID id_listen, id_inherited_listeners, id_io_threads, id_backlog, id_max_header_s
     id_persistent_timeout, id_request_timeout, id_queue_depth, id_queue_timeout, id_max_connections,
     id_body_memory_limit, id_spool_dir, id_stream_request_bodies, id_min_body_rate, id_min_body_rate_window,
     id_max_spool_size, id_tls_cert, id_tls_key, id_tls_ca, id_tls_handshake_timeout, id_mode, id_workers,
-    id_threads, id_control_bind, id_control_token, id_log_requests, id_log_format, id_json, id_log_fd;
+    id_threads, id_control_bind, id_control_token, id_log_requests, id_log_format, id_json, id_log_fd,
+    id_control_fd;
 
 // Kino::Server#native_options passes every key: the defaults live in
 // Ruby's table (Kino::Configuration::DEFAULTS), not here.
@@ -122,6 +123,9 @@ ServerOptions read_server_options(VALUE options) {
   if (o.request_timeout < 0) rb_raise(rb_eArgError, "request_timeout must not be negative");
   o.queue_depth = required_int(options, id_queue_depth);
   o.log_fd = required_int(options, id_log_fd);
+  o.control_fd = required_int(options, id_control_fd);
+  if (o.control_fd < -1 || o.control_fd > INT32_MAX)
+    rb_raise(rb_eArgError, "control_fd must be a descriptor, or -1");
   if (o.log_fd < -1 || o.log_fd > INT32_MAX) rb_raise(rb_eArgError, "log_fd must be a descriptor, or -1");
   o.max_connections = required_int(options, id_max_connections);
   if (o.max_connections < 0) rb_raise(rb_eArgError, "max_connections must not be negative");
@@ -179,6 +183,7 @@ ServerConfig server_config(const ServerOptions& o) {
   config.log_requests = o.log_requests;
   config.log_format = o.log_format_json ? AccessLogFormat::Json : AccessLogFormat::Text;
   config.log_fd = static_cast<int>(o.log_fd);
+  config.control_fd = static_cast<int>(o.control_fd);
   return config;
 }
 
@@ -218,6 +223,7 @@ void init_native_server_options() {
   id_log_format = rb_intern("log_format");
   id_json = rb_intern("json");
   id_log_fd = rb_intern("log_fd");
+  id_control_fd = rb_intern("control_fd");
 }
 
 }  // namespace kino::binding

@@ -26,7 +26,7 @@ struct ServerOptions {
   VALUE tls_cert, tls_key, tls_ca;
   long long io_threads, backlog, max_header_size, max_uri_size, max_headers, max_body_size, body_memory_limit,
       write_high_water, worker_slots, queue_depth, max_connections, min_body_rate, max_spool_size, workers,
-      threads, log_fd;
+      threads, log_fd, control_fd;
   double first_data_timeout, persistent_timeout, request_timeout, queue_timeout, min_body_rate_window,
       tls_handshake_timeout;
   bool stream_request_bodies;

@@ -57,7 +57,10 @@ void Server::bind() {
   for (const auto& inherited : config_.inherited_listeners)
     opened.push_back(std::make_shared<Listener>(*this, inherited.address, InheritedFd{inherited.fd}));
   if (opened.empty()) throw std::runtime_error("no address to listen on");
-  if (!config_.control_bind.empty())
+  if (!config_.control_bind.empty() && config_.control_fd >= 0)
+    control_ = std::make_unique<ControlListener>(config_.control_bind, InheritedFd{config_.control_fd},
+                                                 config_.control_token, [this] { return stats(); });
+  else if (!config_.control_bind.empty())
     control_ = std::make_unique<ControlListener>(config_.control_bind, config_.control_token,
                                                  [this] { return stats(); });
   std::lock_guard<std::mutex> listeners_lock(listeners_mu_);

@@ -94,6 +94,9 @@ struct ServerConfig {
   // require `Authorization: Bearer <token>`.
   std::string control_bind;
   std::string control_token;
+  // A descriptor bound and listening on control_bind already (a process
+  // group's parent binds it once); -1: bind control_bind here.
+  int control_fd{-1};  // -1, not 0: a forgotten field must never adopt stdin
 
   // The worker whose thread holds `slot`: worker w holds slots
   // [w * threads, (w + 1) * threads), and replacements take the next ones.

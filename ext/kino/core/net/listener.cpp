@@ -167,8 +167,7 @@ ListeningSocket open_listening_socket(const std::string& address, int backlog) {
   return ListeningSocket{fd, std::move(bound.address), std::move(bound.unix_path)};
 }
 
-Listener::Listener(Server& server, const std::string& address, InheritedFd inherited)
-    : server_(server), strand_(asio::make_strand(server.io())), acceptor_(strand_), backoff_timer_(strand_) {
+bool adopt_acceptor(BoundAcceptor::Acceptor& acceptor, const std::string& address, InheritedFd inherited) {
   int accepting = 0;
   socklen_t len = sizeof accepting;
   int type = 0;
@@ -183,16 +182,22 @@ Listener::Listener(Server& server, const std::string& address, InheritedFd inher
   if (::getsockname(inherited.fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0)
     throw bind_error(address, std::strerror(errno));
   int family = local.ss_family;
-  tcp_ = family == AF_INET || family == AF_INET6;
+  bool tcp = family == AF_INET || family == AF_INET6;
   // The duplicate is ours to close; close-on-exec, as asio's own sockets.
   int fd = ::fcntl(inherited.fd, F_DUPFD_CLOEXEC, 0);
   if (fd < 0) throw bind_error(address, std::strerror(errno));
   error_code ec;
-  acceptor_.assign(asio::generic::stream_protocol(family, tcp_ ? IPPROTO_TCP : 0), fd, ec);
+  acceptor.assign(asio::generic::stream_protocol(family, tcp ? IPPROTO_TCP : 0), fd, ec);
   if (ec) {
     ::close(fd);
     throw bind_error(address, ec.message());
   }
+  return tcp;
+}
+
+Listener::Listener(Server& server, const std::string& address, InheritedFd inherited)
+    : server_(server), strand_(asio::make_strand(server.io())), acceptor_(strand_), backoff_timer_(strand_) {
+  tcp_ = adopt_acceptor(acceptor_, address, inherited);
   bound_ = address;
 }
 

@@ -48,6 +48,12 @@ struct ListeningSocket {
 };
 ListeningSocket open_listening_socket(const std::string& address, int backlog);
 
+// Puts `fd` (a socket someone else bound and made listen) into `acceptor`
+// as a duplicate, so `fd` stays the caller's. Returns whether it is TCP.
+// Throws std::runtime_error naming `address` when `fd` is not a listening
+// stream socket.
+bool adopt_acceptor(BoundAcceptor::Acceptor& acceptor, const std::string& address, InheritedFd fd);
+
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
   using Acceptor = BoundAcceptor::Acceptor;
