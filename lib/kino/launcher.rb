@@ -8,6 +8,7 @@ require_relative "pidfile"
 require_relative "systemd_notifier"
 require_relative "listen_sockets"
 require_relative "process_group"
+require_relative "successor"
 require_relative "worker_hooks"
 
 module Kino
@@ -27,8 +28,8 @@ module Kino
   # - HUP: the log files of Kino::Logger are reopened (Server#reopen), for
   #   logrotate; with tls set, the certificate and key are loaded again
   #   (Server#reload_tls).
-  # - USR2: reserved for a zero-downtime restart, which is not built yet:
-  #   logged, ignored.
+  # - USR2: with `processes` above 1, a zero-downtime restart (Successor);
+  #   in one process, logged and ignored.
   # - ALRM: logged, ignored (Ruby's default would end the process).
   # - TTIN, TTOU: ignored without a handler. The kernel sends them itself to
   #   a background process that touches its terminal; with a handler
@@ -43,8 +44,13 @@ module Kino
     STATS_KEYS = %i[mode workers threads connections_open queued in_flight served rejected timeouts
                     parse_errors respawns quarantined log_dropped logger_dropped].freeze
 
-    def initialize(configuration, stdout: $stdout, stderr: $stderr)
+    # +restart_command+ is `kino`'s own command line (the script and its
+    # arguments), which SIGUSR2 starts again in a process group; nil (an
+    # embedding) leaves USR2 ignored.
+    def initialize(configuration, stdout: $stdout, stderr: $stderr, restart_command: nil)
       @configuration = configuration
+      @restart_command = restart_command
+      @directory = Dir.pwd
       @stdout = stdout
       @stderr = stderr
       @log = ServerLog::Output.over(stderr) # what the server and the signals say
@@ -58,8 +64,9 @@ module Kino
       # Pings from here on, as Puma's do: a slow app boot is what
       # TimeoutStartSec bounds, not the watchdog.
       systemd = SystemdNotifier.new(log: @log).start_watchdog
+      handed_over = Successor.handed_over
       activated = ListenSockets.from_systemd
-      return run_group(systemd, activated) if @configuration[:processes] > 1
+      return run_group(systemd, activated, handed_over) if @configuration[:processes] > 1 || handed_over
 
       app = load_app
       server = Server.new(app, @configuration, log: @log, listeners: activated)
@@ -83,9 +90,12 @@ module Kino
 
     # `processes N`: the parent binds, preloads, forks and supervises
     # (ProcessGroup); each child serves (ProcessChild).
-    def run_group(systemd, activated)
-      pidfile = claim_group_pidfile
-      sockets = ListenSockets.open(@configuration, activated: activated)
+    def run_group(systemd, activated, handed_over)
+      @handed_over = handed_over
+      # A successor takes the pidfile over once it serves (see #take_over).
+      @pidfile = claim_group_pidfile unless handed_over
+      sockets = ListenSockets.open(@configuration, activated: activated, handed_over: handed_over)
+      @sockets = sockets
       @group = ProcessGroup.new(@configuration, log: @log, listen_sockets: sockets, load_app: -> { load_app },
                                                 answer_signal: ->(sig, server) { answer_signal(sig, server) })
       previous = trap_signals
@@ -93,18 +103,22 @@ module Kino
       group_banner(@group, sockets)
       systemd.ready("Kino #{Kino::VERSION}: #{@group.size} processes, listening on #{sockets.addresses.join(', ')}")
       supervise_until_stopped(@group)
-      @stdout.puts "- Gracefully stopping (SIG#{@stop_signal}), waiting for #{@group.size} processes to finish"
-      systemd.stopping("Gracefully stopping (SIG#{@stop_signal})")
-      @group.drain
+      @stdout.puts "- Gracefully stopping (#{stop_reason}), waiting for #{@group.size} processes to finish"
+      systemd.stopping("Gracefully stopping (#{stop_reason})")
+      @group.drain(sockets: @successor_ready ? :disown : :close)
       @stdout.puts "- Goodbye!"
       0
     rescue Kino::Error => e
       @log.puts "kino: #{e.message}"
-      sockets&.close
+      @group ? @group.drain : sockets&.close
       1
     ensure
       restore_signals(previous) if previous
-      pidfile&.release
+      @pidfile&.release
+    end
+
+    def stop_reason
+      @successor_ready ? "restarted as pid #{@successor.pid}" : "SIG#{@stop_signal}"
     end
 
     # `kino --check`: whether `mode :auto` runs the app in ractors, and if
@@ -207,8 +221,52 @@ module Kino
       until @stop_signal
         answer_group_signal(@signals.shift, group) until @signals.empty?
         group.supervise
+        watch_successor
+        take_over(group) if @handed_over
         sleep POLL_INTERVAL
       end
+    end
+
+    # SIGUSR2: start the successor, unless one is booting already.
+    def restart
+      return @log.write("kino: SIGUSR2: a restart is under way already (pid #{@successor.pid})\n") if @successor
+      return @log.write("kino: SIGUSR2 ignored: no command line to restart with\n") unless @restart_command
+
+      @successor = Successor.start(@restart_command, @sockets, directory: @directory)
+      @log.write("kino: SIGUSR2: restarting; the new kino is pid #{@successor.pid}, " \
+                 "this one serves until it is ready\n")
+    rescue Kino::Error => e
+      @log.write("kino: SIGUSR2: #{e.message}; still serving\n")
+    end
+
+    # The old side of a restart: once the successor serves, it gets the
+    # pidfile and this parent drains; a successor that died leaves things
+    # as they were.
+    def watch_successor
+      return unless @successor
+
+      outcome = @successor.poll
+      if outcome == :ready
+        @pidfile&.hand_over(@successor.pid)
+        @successor_ready = true
+        @stop_signal = "USR2"
+      elsif outcome
+        @log.write("kino: SIGUSR2: the new kino (pid #{@successor.pid}) #{outcome.last} before it was ready; " \
+                   "still serving\n")
+        @successor = nil
+      end
+    end
+
+    # The new side of a restart: once every child serves, take the
+    # pidfile and tell the predecessor; a child lost before that means the
+    # new code does not boot, and this kino gives up.
+    def take_over(group)
+      raise Error, "restart: a process exited before the new code served; giving up" if group.lost_before_ready?
+      return unless group.ready?
+
+      @pidfile = Pidfile.adopt(@configuration[:pidfile]) if @configuration[:pidfile]
+      Successor.say_ready(@handed_over[:ready])
+      @handed_over = nil
     end
 
     def answer_group_signal(sig, group)
@@ -217,6 +275,7 @@ module Kino
         return group.forward("USR1") unless group.board.respond_to?(:stats)
 
         @log.write("kino: #{group_stats_line(group)}\n")
+      when "USR2" then restart
       when "HUP"
         Native.logger_reopen_all
         group.forward("HUP")

@@ -59,7 +59,14 @@ module Kino
     # pairs), then every configured bind not among them, each bound once
     # here (Native.listen_socket: a stale unix socket is replaced, port 0
     # made real).
-    def self.open(configuration, activated: [])
+    #
+    # +handed_over+ (Successor.handed_over) is what the `kino` this one
+    # replaces listened on: exactly its binds and control socket, now this
+    # process's to close and remove, and nothing else is bound (changing
+    # the binds takes a full restart).
+    def self.open(configuration, activated: [], handed_over: nil)
+      return adopt(handed_over) if handed_over
+
       sockets = new(activated)
       wanted = activated.empty? || configuration.set?(:bind) ? configuration.listen_addresses : []
       wanted.each { |address| sockets.bind(address, configuration[:backlog]) }
@@ -73,10 +80,16 @@ module Kino
       raise
     end
 
-    def initialize(activated = [])
+    def self.adopt(handed_over)
+      new(handed_over[:listeners], owned: true, control: handed_over[:control])
+    end
+
+    # +owned+: the +activated+ pairs (and +control+) are this process's to
+    # close and remove, as if it had bound them.
+    def initialize(activated = [], owned: false, control: nil)
       @pairs = activated.map { |address, fd| [address.dup.freeze, fd].freeze }
-      @bound = [] # what this process bound, to close and remove
-      @control = nil
+      @control = control
+      @bound = owned ? [*@pairs, control].compact : [] # what this process owns, to close and remove
     end
 
     def addresses
@@ -100,6 +113,17 @@ module Kino
       @bound << @control
     rescue Kino::Error, RuntimeError => e
       raise ConfigError, "control_bind: #{e.message}"
+    end
+
+    # After a restart's hand-over the successor owns the sockets: closing
+    # them here must not remove a unix socket file it serves on.
+    def disown!
+      @bound.each do |pair|
+        IO.for_fd(pair.last).close
+      rescue SystemCallError, IOError
+        nil
+      end
+      @bound.clear
     end
 
     # Closes the descriptors this process bound and removes their unix

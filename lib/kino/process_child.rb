@@ -32,13 +32,14 @@ module Kino
     # +chosen+ is the parent's ModeChoice::Chosen when it preloaded the
     # app; otherwise +load_app+ loads it here. +answer_signal+ is called
     # with (signal name, server) for USR1 and HUP.
-    def initialize(index, configuration, log:, listen_sockets:, parent_alive:, chosen:, load_app:,
+    def initialize(index, configuration, log:, listen_sockets:, parent_alive:, ready:, chosen:, load_app:,
                    answer_signal:, board: nil)
       @index = index
       @configuration = configuration
       @log = ServerLog::Output.new(log.is_a?(ServerLog::Output) ? log.io : log)
       @listen_sockets = listen_sockets
       @parent_alive = parent_alive
+      @ready = ready
       @chosen = chosen
       @load_app = load_app
       @answer_signal = answer_signal
@@ -56,6 +57,7 @@ module Kino
                                                       control_listener: @listen_sockets.control,
                                                       process_index: @index, process_board: @board, chosen: chosen)
       server.start
+      say_ready
       serve_until_stopped(server)
       server.shutdown
       0
@@ -78,6 +80,14 @@ module Kino
       end
       IGNORED_SIGNALS.each { |sig| Signal.trap(sig, "IGNORE") }
       HANDLED_SIGNALS.each { |sig| Signal.trap(sig) { @signals << sig } }
+    end
+
+    # One write, shorter than PIPE_BUF: the children's lines never mix.
+    def say_ready
+      @ready.write("#{@index} #{Process.pid}\n")
+      @ready.close
+    rescue IOError, SystemCallError
+      nil
     end
 
     def run_after_fork

@@ -33,7 +33,7 @@ module Kino
     REAP_INTERVAL = 0.05
 
     # One place in the group: the child serving it now, if any.
-    Slot = Struct.new(:index, :pid, :started_at, :fast_deaths, :restart_at)
+    Slot = Struct.new(:index, :pid, :started_at, :fast_deaths, :restart_at, :ready)
 
     attr_reader :chosen, :board
 
@@ -45,7 +45,9 @@ module Kino
       @listen_sockets = listen_sockets
       @load_app = load_app
       @answer_signal = answer_signal
-      @slots = Array.new(configuration[:processes]) { |i| Slot.new(i, nil, nil, 0, nil) }
+      @slots = Array.new(configuration[:processes]) { |i| Slot.new(i, nil, nil, 0, nil, false) }
+      @ready_said = +""
+      @lost_before_ready = false
       @draining = false
       @chosen = nil
       @board = nil
@@ -60,6 +62,8 @@ module Kino
       @chosen = ModeChoice.new(@load_app.call, @configuration, log: @log).choose if @configuration[:preload_app]
       @board = Kino::ProcessBoard.new(size) if defined?(Kino::ProcessBoard)
       @parent_alive, @parent_alive_writer = IO.pipe
+      # Each child writes "index pid" here once its server serves.
+      @ready_reader, @ready_writer = IO.pipe
       @slots.each { |slot| fork_child(slot) }
       self
     end
@@ -70,9 +74,21 @@ module Kino
       @slots.map(&:pid)
     end
 
+    # Whether every child serves (each has said so since it started).
+    def ready?
+      @slots.all? { |slot| slot.pid && slot.ready }
+    end
+
+    # Whether a child ended before the whole group had served once: a boot
+    # that fails (a restart's successor gives up then).
+    def lost_before_ready?
+      @lost_before_ready
+    end
+
     # Reaps children that exited and starts the replacements that are due.
     # The launcher calls it between its short sleeps.
     def supervise
+      read_ready
       reap { |slot, status| child_exited(slot, status) }
       return if @draining
 
@@ -88,7 +104,7 @@ module Kino
     # Graceful stop: every child gets TERM and drains; returns once the
     # last has exited (a child still there past shutdown_timeout and
     # EXIT_GRACE is killed).
-    def drain
+    def drain(sockets: :close)
       @draining = true
       @board.draining! if @board.respond_to?(:draining!)
       forward("TERM")
@@ -101,7 +117,7 @@ module Kino
       end
       kill_stragglers
     ensure
-      @listen_sockets.close
+      sockets == :disown ? @listen_sockets.disown! : @listen_sockets.close
     end
 
     # From a trap handler (a second stop signal): every child ends now.
@@ -118,6 +134,7 @@ module Kino
       pid = Process.fork { exit!(run_child(slot.index)) }
       Native.logger_resume_all
       slot.pid = pid
+      slot.ready = false
       slot.started_at = monotonic
     rescue StandardError => e
       Native.logger_resume_all
@@ -130,8 +147,10 @@ module Kino
     def run_child(index)
       Native.logger_resume_all
       @parent_alive_writer.close
+      @ready_reader.close
       status = ProcessChild.new(index, @configuration, log: @log, listen_sockets: @listen_sockets,
-                                                       parent_alive: @parent_alive, chosen: @chosen,
+                                                       parent_alive: @parent_alive, ready: @ready_writer,
+                                                       chosen: @chosen,
                                                        load_app: @load_app, answer_signal: @answer_signal,
                                                        board: @board).run
       status
@@ -156,9 +175,22 @@ module Kino
       end
     end
 
+    def read_ready
+      @ready_said << @ready_reader.read_nonblock(4096)
+      while (line = @ready_said.slice!(/\A.*\n/))
+        index, pid = line.split.map { |word| Integer(word) }
+        slot = @slots[index]
+        slot.ready = true if slot&.pid == pid
+      end
+    rescue IO::WaitReadable, IOError # EOFError too
+      nil
+    end
+
     def child_exited(slot, status)
       pid = slot.pid
+      @lost_before_ready = true unless @ever_ready ||= ready?
       slot.pid = nil
+      slot.ready = false
       return child_drained(slot, status, pid) if @draining
 
       lived = monotonic - slot.started_at
