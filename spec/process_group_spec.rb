@@ -179,6 +179,10 @@ RSpec.describe Kino::ProcessGroup do
     wait_until(timeout: 10, message: -> { "log:\n#{lines(log).join("\n")}" }) do
       children.all? { |pid| lines(log).any? { |line| line.include?("served / in #{pid}") } }
     end
+    # The parent serves nothing: no I/O, worker or control thread, only
+    # the logger's writer, started again after each fork.
+    threads = Dir.glob("/proc/#{kino.pid}/task/*/comm").map { |path| File.read(path).strip }
+    expect(threads.grep(/\Akino-/)).to eq(["kino-log-writer"]) if File.directory?("/proc/#{kino.pid}/task")
   end
 
   it "serves control_bind from the children on one socket the parent bound" do

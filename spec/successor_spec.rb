@@ -9,6 +9,7 @@ require "kino/successor"
 RSpec.describe Kino::Successor do
   let(:dir) { Dir.mktmpdir("kino-usr2") }
   let(:pidfile) { File.join(dir, "kino.pid") }
+  let(:socket_path) { File.join(dir, "kino.sock") }
 
   after do
     stop_kino_processes
@@ -43,6 +44,7 @@ RSpec.describe Kino::Successor do
       io_threads 1
       mode :threaded
       bind "tcp://127.0.0.1:0"
+      bind "unix://#{socket_path}"
       pidfile #{pidfile.inspect}
       #{extra}
     RUBY
@@ -91,6 +93,11 @@ RSpec.describe Kino::Successor do
     expect(all.size).to be > 10
     successor = Integer(File.read(pidfile))
     expect(successor).not_to eq(kino.pid)
+    # The old parent left the unix socket to the new one.
+    over_unix = UNIXSocket.new(socket_path)
+    over_unix.write("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    expect(over_unix.read).to start_with("HTTP/1.1 200").and include("v2 ")
+    over_unix.close
     expect(kino.stdout).to include("Gracefully stopping (restarted as pid #{successor})")
   end
 
