@@ -197,4 +197,26 @@ RSpec.describe Kino::ProcessGroup do
     expect(kino.stderr).not_to include("cannot listen")
     expect(children.all? { |pid| Process.kill(0, pid) == 1 }).to be(true) # none died binding it again
   end
+
+  it "backs off longer each time a child dies soon after it started" do
+    kino = start_group(env: { "KINO_SPEC_FAILING_INDEX" => "1" })
+    port = port_of(kino)
+    wait_until(timeout: 20, message: -> { "no growing back-off\nstderr:\n#{kino.stderr}" }) do
+      kino.stderr.scan(/process 1 \(pid \d+\) exited with status 1 after [\d.]+s; replacing in ([\d.]+)s/).size >= 2
+    end
+    delays = kino.stderr.scan(/process 1 \(pid \d+\) exited with status 1 after [\d.]+s; replacing in ([\d.]+)s/)
+    expect(delays.flatten.first(2).map { |d| Float(d) }).to eq([1.0, 2.0])
+    expect(kino.stderr).to include("process 1: RuntimeError: cannot reach the database")
+    expect(served_by(port).first).to eq("200") # process 0 serves on
+  end
+
+  it "has each child log its stats line on SIGUSR1" do
+    kino = start_group
+    children = children_of(kino)
+    pids_seen(port_of(kino), children)
+    kino.signal("USR1")
+    wait_until(message: -> { "stderr:\n#{kino.stderr}" }) do
+      children.all? { |pid| kino.stderr.include?("stats pid=#{pid} mode=threaded workers=1 threads=4") }
+    end
+  end
 end

@@ -4,6 +4,13 @@ require_relative "errors"
 require_relative "native"
 require_relative "mode_choice"
 require_relative "process_child"
+begin
+  # The group's stats board (the `board` branch). Until it is merged the
+  # group runs without one: USR1 is forwarded and each child says its own.
+  require_relative "process_board"
+rescue LoadError
+  nil
+end
 
 module Kino
   # The parent of `processes N`: it binds every listener once, loads the
@@ -129,6 +136,7 @@ module Kino
 
     def fork_child(slot)
       slot.restart_at = nil
+      @board.reset(slot.index) if @board.respond_to?(:reset) # a dead child's row goes
       @configuration[:before_fork]&.call
       Native.logger_pause_all
       pid = Process.fork { exit!(run_child(slot.index)) }
