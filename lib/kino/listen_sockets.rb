@@ -36,7 +36,12 @@ module Kino
       return [] unless count&.positive? && Integer(env["LISTEN_PID"] || "", exception: false) == pid
 
       SYSTEMD_VARIABLES.each { |name| env.delete(name) }
-      Array.new(count) { |i| [address_of(SYSTEMD_FIRST_FD + i), SYSTEMD_FIRST_FD + i] }
+      Array.new(count) do |i|
+        fd = SYSTEMD_FIRST_FD + i
+        # Forked children inherit it anyway; a program the app runs must not.
+        IO.for_fd(fd, autoclose: false).close_on_exec = true
+        [address_of(fd), fd]
+      end
     end
 
     # "tcp://HOST:PORT" or "unix:///path" for a listening descriptor, as

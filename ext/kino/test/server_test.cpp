@@ -258,7 +258,7 @@ TEST(Server, ServesASocketBoundBeforeItAndLeavesItToItsOwner) {
     EXPECT_EQ(server->stop(2000ms), 0);
     server.reset();
     EXPECT_TRUE(exists(path)) << "the socket file is its binder's to remove";
-    EXPECT_EQ(::fcntl(tcp.fd, F_GETFD), 0) << "the caller's descriptor stays open (and inheritable)";
+    EXPECT_EQ(::fcntl(tcp.fd, F_GETFD), FD_CLOEXEC) << "the caller's descriptor stays open, closed on exec";
   }
   ::close(tcp.fd);
   ::close(unix_socket.fd);

@@ -164,6 +164,15 @@ ListeningSocket open_listening_socket(const std::string& address, int backlog) {
     if (!bound.unix_path.empty()) ::unlink(bound.unix_path.c_str());
     throw bind_error(address, ec.message());
   }
+  // Close-on-exec: forked children inherit it all the same, and a program
+  // the app runs must not hold the port open after the server has gone. A
+  // restart that execs hands it over explicitly.
+  if (::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+    int err = errno;
+    ::close(fd);
+    if (!bound.unix_path.empty()) ::unlink(bound.unix_path.c_str());
+    throw bind_error(address, std::strerror(err));
+  }
   return ListeningSocket{fd, std::move(bound.address), std::move(bound.unix_path)};
 }
 
