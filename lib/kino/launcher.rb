@@ -272,7 +272,7 @@ module Kino
     def answer_group_signal(sig, group)
       case sig
       when "USR1"
-        return group.forward("USR1") unless group.board.respond_to?(:stats)
+        return group.forward("USR1") unless group.board.respond_to?(:stats) # each child says its own
 
         @log.write("kino: #{group_stats_line(group)}\n")
       when "USR2" then restart
@@ -288,7 +288,7 @@ module Kino
     end
 
     def group_stats_line(group)
-      stats = group.board.stats
+      stats = group.stats
       totals = stats.except(:processes)
       pairs = STATS_KEYS.filter_map { |key| "#{key}=#{totals[key]}" if totals.key?(key) }
       "stats pid=#{Process.pid} processes=#{stats[:processes].size} #{pairs.join(' ')}"

@@ -92,6 +92,15 @@ module Kino
       @lost_before_ready
     end
 
+    # Every child's stats and the totals, from the group's board
+    # (Kino::ProcessBoard#stats): { processes: [{ index:, pid:, state:,
+    # ... }], <the keys of Server#stats, summed> }.
+    def stats
+      raise Error, "no stats board in this build: each child answers USR1 itself" unless @board.respond_to?(:stats)
+
+      @board.stats
+    end
+
     # Reaps children that exited and starts the replacements that are due.
     # The launcher calls it between its short sleeps.
     def supervise
