@@ -104,15 +104,17 @@ RSpec.describe Kino::CLI do
         write("stand_in/kino/launcher.rb", <<~RUBY)
           module Kino
             class Launcher
-              def initialize(configuration, stdout:, stderr:)
+              def initialize(configuration, stdout:, stderr:, restart_command: nil)
                 @configuration = configuration
                 @stdout = stdout
                 @stderr = stderr
+                @restart_command = restart_command
               end
 
               def run
                 @stdout.puts "run workers=\#{@configuration[:workers]} rackup=\#{@configuration.rackup} " \\
                              "mode=\#{@configuration[:mode]} listen=\#{@configuration.listen_addresses.join(",")}"
+                @stderr.puts "restart=\#{@restart_command.join(" ")}" if ENV["KINO_SPEC_RESTART"]
                 7
               end
 
@@ -138,6 +140,14 @@ RSpec.describe Kino::CLI do
         expect(stderr).to eq("")
         expect(status.exitstatus).to eq(7)
         expect(stdout).to eq("run workers=5 rackup=app.ru mode=threaded listen=tcp://0.0.0.0:5000\n")
+      end
+
+      it "gives the launcher its own command line, for SIGUSR2 to start again" do
+        load_path = ["-I", File.join(@dir, "stand_in"), "-I", File.join(root, "lib")]
+        stdout, stderr, = kino(*%w[-w 5 app.ru], ruby_options: load_path,
+                                                 env: { "RUBYOPT" => nil, "KINO_SPEC_RESTART" => "1" })
+        expect(stdout).to start_with("run workers=5")
+        expect(stderr).to eq("restart=#{File.join(root, 'exe/kino')} -w 5 app.ru\n")
       end
 
       it "replaces the file's binds with every --bind" do

@@ -29,7 +29,8 @@ RSpec.describe Kino::Configuration do
       hardening = %i[max_header_size max_uri_size max_headers first_data_timeout persistent_timeout backlog]
       bodies = %i[body_buffer_size stream_request_bodies min_body_rate min_body_rate_window max_spool_size]
       logging = %i[log_format]
-      expect(defaults.keys).to match_array(earlier + hardening + bodies + logging)
+      processes = %i[processes preload_app before_fork after_fork]
+      expect(defaults.keys).to match_array(earlier + hardening + bodies + logging + processes)
     end
 
     it "holds the documented values" do

@@ -177,6 +177,35 @@ RSpec.describe Kino::DSL do
     end
   end
 
+  describe "processes, preload_app and the fork hooks" do
+    it "reads them" do
+      config = load_config(<<~RUBY)
+        processes "3"
+        preload_app false
+        before_fork { :parent }
+        after_fork { |index| index }
+      RUBY
+      expect(config[:processes]).to eq(3)
+      expect(config[:preload_app]).to be(false)
+      expect(config[:before_fork].call).to eq(:parent)
+      expect(config[:after_fork].call(2)).to eq(2)
+    end
+
+    it "defaults to one process, preloading" do
+      config = load_config("")
+      expect(config[:processes]).to eq(1)
+      expect(config[:preload_app]).to be(true)
+    end
+
+    it "names the file and line of a bad value" do
+      expect(config_error("workers 2\nprocesses 0\n"))
+        .to eq("kino.rb:2: processes must be a positive Integer (got 0)")
+      expect(config_error("preload_app :yes\n")).to eq("kino.rb:1: preload_app must be true or false (got :yes)")
+      expect(config_error("after_fork 42\n"))
+        .to eq("kino.rb:1: after_fork needs a block or an object that responds to #call (got 42)")
+    end
+  end
+
   describe "unknown directives" do
     it "suggests the directive that was probably meant" do
       expect(config_error("workers 2\n\n\n\n\n\nwrokers 3\n"))
@@ -184,7 +213,7 @@ RSpec.describe Kino::DSL do
     end
 
     it "says only that it is unknown when nothing is close" do
-      expect(config_error("preload_app!\n")).to eq("kino.rb:1: unknown directive 'preload_app!'")
+      expect(config_error("daemonize\n")).to eq("kino.rb:1: unknown directive 'daemonize'")
     end
   end
 

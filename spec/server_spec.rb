@@ -230,4 +230,10 @@ RSpec.describe Kino::Server do
       end
     end
   end
+
+  it "refuses processes above 1 when embedded: forking is kino's" do
+    embedded = described_class.new(ServerApps::Path, processes: 2)
+    expect { embedded.start }.to raise_error(Kino::ConfigError, /processes 2: Kino::Server serves in one process/)
+    expect(embedded.running?).to be(false)
+  end
 end

@@ -38,6 +38,7 @@ module Kino
     end
 
     def start(argv)
+      @argv = argv.dup.freeze
       request = parse(argv)
       case request[:action]
       when :help then help(request[:parser])
@@ -151,7 +152,13 @@ module Kino
 
     def launcher(configuration)
       require "kino/launcher"
-      Kino::Launcher.new(configuration, stdout: @stdout, stderr: @stderr)
+      Kino::Launcher.new(configuration, stdout: @stdout, stderr: @stderr, restart_command: restart_command)
+    end
+
+    # What SIGUSR2 runs again (a process group's zero-downtime restart):
+    # this script, by its absolute path, with the same arguments.
+    def restart_command
+      [File.expand_path($PROGRAM_NAME), *@argv]
     end
   end
 end

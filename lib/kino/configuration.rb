@@ -25,6 +25,8 @@ module Kino
     DEFAULTS = {
       bind: "127.0.0.1",
       port: 9292,
+      processes: 1, # one process, no fork
+      preload_app: true, # only matters with more than one process
       workers: Kino.available_parallelism,
       threads: nil, # THREADS_PER_WORKER of the mode: see #threads_for
       mode: :auto,
@@ -66,7 +68,9 @@ module Kino
       after_boot: nil,
       after_worker_boot: nil,
       after_request_complete: nil,
-      on_worker_exit: nil
+      on_worker_exit: nil,
+      before_fork: nil,
+      after_fork: nil
     }.freeze
 
     # Directives that load and are checked but do nothing yet in this
@@ -126,6 +130,12 @@ module Kino
     # gives them in a form ready to listen on.
     def [](key)
       @values.fetch(key)
+    end
+
+    # Whether the config file or the command line set +key+ (rather than
+    # leaving it to DEFAULTS).
+    def set?(key)
+      @cli_settings.key?(key) || @file_settings.key?(key)
     end
 
     # Every resolved value, keyed as DEFAULTS.

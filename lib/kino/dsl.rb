@@ -167,6 +167,40 @@ module Kino
       @settings[:workers] = positive_integer(:workers, count)
     end
 
+    # Server processes forked from one parent: each serves every bind on
+    # the sockets the parent opened once, with its own native core and its
+    # own `workers` (in :threaded or :ractor mode), so an app that cannot
+    # run in ractors still uses every core. The parent only supervises: it
+    # replaces a child that dies and drains them all on TERM. This is what
+    # Puma calls `workers` (its cluster mode); Kino's `workers` are inside
+    # each process.
+    #
+    # The default is 1: one process, no fork.
+    #
+    # @example
+    #   processes 4
+    # @example From the environment
+    #   processes ENV.fetch("WEB_CONCURRENCY", 2)
+    #
+    def processes(count)
+      @settings[:processes] = positive_integer(:processes, count)
+    end
+
+    # With more than one process: load the app once in the parent, before
+    # forking, so the children share its memory copy-on-write and boot at
+    # once (Puma's preload_app!). false loads it in each child after
+    # after_fork, for apps that open connections or threads while they
+    # load. With one process it changes nothing.
+    #
+    # The default is true.
+    #
+    # @example
+    #   preload_app false
+    #
+    def preload_app(enabled = true)
+      @settings[:preload_app] = boolean(:preload_app, enabled)
+    end
+
     # Threads per worker. A worker runs a fixed number of threads, so Puma's
     # `threads min, max` form is accepted (a Puma config loads unchanged)
     # and the max is used.
@@ -748,6 +782,34 @@ module Kino
     #
     def on_worker_exit(handler = nil, &block)
       @settings[:on_worker_exit] = hook(:on_worker_exit, handler, block)
+    end
+
+    # Runs in the parent before each child process is forked (with
+    # `processes` above 1): close what a child must not inherit, such as a
+    # database connection the preloaded app opened.
+    #
+    # The default is nil.
+    #
+    # @example
+    #   before_fork { ActiveRecord::Base.connection_pool.disconnect! }
+    #
+    def before_fork(handler = nil, &block)
+      @settings[:before_fork] = hook(:before_fork, handler, block)
+    end
+
+    # Runs in each child process right after the fork, before its server
+    # starts, with the process index (0 to processes - 1; a replacement
+    # gets the index of the child it replaces): reconnect databases here.
+    # If it raises, the child logs the error and exits, and the parent
+    # starts another after a back-off.
+    #
+    # The default is nil.
+    #
+    # @example
+    #   after_fork { |index| ActiveRecord::Base.establish_connection }
+    #
+    def after_fork(handler = nil, &block)
+      @settings[:after_fork] = hook(:after_fork, handler, block)
     end
 
     private

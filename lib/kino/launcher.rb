@@ -5,6 +5,8 @@ require_relative "errors"
 require_relative "server"
 require_relative "server_log"
 require_relative "systemd_notifier"
+require_relative "listen_sockets"
+require_relative "group_mode"
 require_relative "worker_hooks"
 
 module Kino
@@ -24,14 +26,16 @@ module Kino
   # - HUP: the log files of Kino::Logger are reopened (Server#reopen), for
   #   logrotate; with tls set, the certificate and key are loaded again
   #   (Server#reload_tls).
-  # - USR2: reserved for a zero-downtime restart, which is not built yet:
-  #   logged, ignored.
+  # - USR2: with `processes` above 1, a zero-downtime restart (Successor);
+  #   in one process, logged and ignored.
   # - ALRM: logged, ignored (Ruby's default would end the process).
   # - TTIN, TTOU: ignored without a handler. The kernel sends them itself to
   #   a background process that touches its terminal; with a handler
   #   installed it would send them again and again, and a handler that logs
   #   would write to the terminal once more.
   class Launcher
+    include GroupMode
+
     STOP_SIGNALS = %w[TERM INT QUIT].freeze
     # Signals that are answered in the log; the server keeps serving.
     LOGGED_SIGNALS = %w[USR1 HUP USR2 ALRM].freeze
@@ -42,9 +46,14 @@ module Kino
 
     # +app+: a Rack app a host has already built (`rackup`, `rails server`);
     # without one, the configuration's rackup file is loaded.
-    def initialize(configuration, stdout: $stdout, stderr: $stderr, app: nil)
+    # +restart_command+ is `kino`'s own command line (the script and its
+    # arguments), which SIGUSR2 starts again in a process group; nil (an
+    # embedding) leaves USR2 ignored.
+    def initialize(configuration, stdout: $stdout, stderr: $stderr, app: nil, restart_command: nil)
       @configuration = configuration
       @app = app
+      @restart_command = restart_command
+      @directory = Dir.pwd
       @stdout = stdout
       @stderr = stderr
       @log = ServerLog::Output.over(stderr) # what the server and the signals say
@@ -58,8 +67,12 @@ module Kino
       # Pings from here on, as Puma's do: a slow app boot is what
       # TimeoutStartSec bounds, not the watchdog.
       systemd = SystemdNotifier.new(log: @log).start_watchdog
+      handed_over = Successor.handed_over
+      activated = ListenSockets.from_systemd
+      return run_group(systemd, activated, handed_over) if @configuration[:processes] > 1 || handed_over
+
       app = @app || load_app
-      server = Server.new(app, @configuration, log: @log)
+      server = Server.new(app, @configuration, log: @log, listeners: activated)
       previous = trap_signals
       server.start
       banner(server)
@@ -148,7 +161,10 @@ module Kino
       previous = (STOP_SIGNALS + LOGGED_SIGNALS).to_h do |sig|
         [sig, Signal.trap(sig) do
           if STOP_SIGNALS.include?(sig)
-            exit!(1) if @stop_signal
+            if @stop_signal
+              @group&.kill_all
+              exit!(1)
+            end
             @stop_signal = sig
           else
             @signals << sig

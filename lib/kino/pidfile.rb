@@ -77,6 +77,33 @@ module Kino
       @pid = nil # gone already, or no longer ours to remove
     end
 
+    # A zero-downtime restart: the file now names +pid+, the new `kino`
+    # this process started, written whole under a temporary name and
+    # renamed into place; this process no longer removes it at exit.
+    def hand_over(pid)
+      return unless claimed?
+
+      temporary = "#{@path}.#{Process.pid}.tmp"
+      File.open(temporary, CREATE_FLAGS, MODE) { |file| file.write("#{pid}\n") }
+      File.rename(temporary, @path)
+      @pid = nil
+    rescue SystemCallError => e
+      File.unlink(temporary) if temporary && File.exist?(temporary)
+      refuse("cannot hand pidfile #{@path} over to pid #{pid}", e)
+    end
+
+    # The new `kino` of a restart takes over the file its predecessor
+    # wrote its pid into (#hand_over): it removes it at exit from now on.
+    def self.adopt(path)
+      new(path).adopt
+    end
+
+    def adopt
+      @pid = Process.pid
+      at_exit { release }
+      self
+    end
+
     def claimed?
       !@pid.nil? && @pid == Process.pid
     end

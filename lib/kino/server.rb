@@ -9,9 +9,7 @@ require_relative "worker"
 require_relative "thread_spawner"
 require_relative "ractor_spawner"
 require_relative "supervisor"
-require_relative "ractor_preparation"
-require_relative "ractor_check"
-require_relative "worker_hooks"
+require_relative "mode_choice"
 require_relative "pidfile"
 require_relative "server_log"
 require_relative "logger"
@@ -45,15 +43,24 @@ module Kino
     # "unix:///path"), or nil without control_bind.
     attr_reader :control_address
 
-    # `process_board` (a Kino::ProcessBoard) and `process_index`: one
-    # process of a group, publishing its stats on that row of the board.
-    def initialize(app, configuration = nil, log: $stderr, process_board: nil, process_index: nil, **options)
+    # In a process group (the `processes` directive) each child runs one
+    # Server, given what the parent prepared: +listeners+, the sockets the
+    # parent bound ([[address, fd], ...], served as they are; a configured
+    # bind among them is not bound again), +process_index+ (the child's
+    # index: the parent holds the pidfile, so the child never claims it),
+    # +control_listener+ (the control plane's socket, [address, fd], bound
+    # once for the group), +process_board+ (the group's shared stats) and +chosen+ (a
+    # ModeChoice::Chosen the parent made after preloading the app).
+    def initialize(app, configuration = nil, log: $stderr, listeners: [], control_listener: nil,
+                   process_index: nil, process_board: nil, chosen: nil, **options)
       raise ArgumentError, "app must respond to #call" unless app.respond_to?(:call)
 
-      @process_board = process_board
-      @process_index = process_index
-
       @app = app
+      @listeners = listeners.map { |address, fd| [address.to_s.dup.freeze, Integer(fd)].freeze }.freeze
+      @control_listener = control_listener
+      @process_index = process_index
+      @process_board = process_board
+      @chosen = chosen
       @configuration = configuration ||
                        Configuration.new({ port: 0 }.merge(options), search_default_files: false).load
       @log = ServerLog::Output.over(log)
@@ -68,9 +75,16 @@ module Kino
     def start
       raise Error, "server already started" if @server_id
 
+      if @configuration[:processes] > 1 && @process_index.nil?
+        raise ConfigError, "processes #{@configuration[:processes]}: Kino::Server serves in one process; " \
+                           "run `kino` for a process group"
+      end
       warn_not_in_effect
       claim_pidfile
-      @mode, @app, hooks = choose_mode
+      chosen = @chosen || ModeChoice.new(@app, @configuration, log: @log).choose
+      @mode = chosen.mode
+      @app = chosen.app
+      hooks = chosen.hooks
       warn_ruby_max_cpu if @mode == :ractor
       @server_id = Native.server_create(native_options)
       @log.route_to(@server_id) if @log.descriptor
@@ -177,53 +191,10 @@ module Kino
 
     private
 
-    # :threaded runs anything. :ractor needs the app (and the hooks that run
-    # inside workers) to be shareable; RactorPreparation makes them so,
-    # freezing what they hold, and RactorCheck says beforehand exactly what
-    # stands in the way.
-    # :auto takes :ractor only when that freezes nothing the app made and
-    # may change (ADR 0006), and otherwise says why in one line and runs
-    # :threaded. No other mode gets here: reading the configuration refused
-    # it (DSL::MODES).
-    def choose_mode
-      hooks = WorkerHooks.of(@configuration)
-      requested = @configuration[:mode]
-      return [:threaded, @app, hooks] if requested == :threaded
-
-      preparation = RactorPreparation.new(@app, hooks)
-      check = RactorCheck.new(preparation)
-      return choose_ractor(preparation, check) if requested == :ractor
-
-      diagnosis = check.diagnose(first_only: true, in_process: false)
-      if diagnosis.clean?
-        begin
-          return [:ractor, *preparation.prepare!]
-        rescue UnshareableAppError => e
-          reason = e.message # only when the check could not probe (see RactorCheck#diagnose)
-        end
-      else
-        reason = check.fallback_reason(diagnosis)
-      end
-      @log.write("kino: running in :threaded mode: #{reason}\n")
-      [:threaded, @app, hooks]
-    end
-
-    # `mode :ractor`: the user asked for ractors, so what the app made is
-    # frozen, and the log says what.
-    def choose_ractor(preparation, check)
-      diagnosis = check.diagnose
-      raise UnshareableAppError, check.explain(diagnosis.blockers) unless diagnosis.blockers.empty?
-
-      app, hooks = preparation.prepare!
-      @log.write("kino: #{check.explain_frozen(diagnosis)}\n") unless diagnosis.app_state.empty?
-      @log.write("kino: #{check.explain_isolation(diagnosis)}\n") unless diagnosis.isolation.empty?
-      [:ractor, app, hooks]
-    end
-
     def native_options
       c = @configuration
       {
-        listen: c.listen_addresses,
+        listen: addresses_to_bind, inherited_listeners: @listeners,
         io_threads: c[:io_threads],
         backlog: c[:backlog],
         max_header_size: c[:max_header_size],
@@ -249,11 +220,22 @@ module Kino
                                             quarantine_max: c[:quarantine_max]),
         **tls_options(c[:tls]),
         mode: @mode.to_s, workers: workers, threads: threads,
-        control_bind: c.control_address, control_token: c[:control_token],
+        control_bind: @control_listener&.first || c.control_address, control_fd: @control_listener&.last || -1,
+        control_token: c[:control_token],
         log_requests: c[:log_requests],
         log_format: c[:log_format],
         process_board: @process_board&.id, process_index: @process_index
       }
+    end
+
+    # A bind a parent (or systemd) opened already is served, not bound
+    # again; given listeners and no bind configured, only they are served
+    # (the default bind is for a server nobody handed a socket).
+    def addresses_to_bind
+      return @configuration.listen_addresses if @listeners.empty?
+      return [] unless @configuration.set?(:bind)
+
+      @configuration.listen_addresses - @listeners.map(&:first)
     end
 
     # Paths made absolute now, so a reload reads the same files whatever
@@ -333,6 +315,7 @@ module Kino
     def claim_pidfile
       path = @configuration[:pidfile]
       return unless path
+      return if @process_index # a group's parent holds it
 
       @pidfile = Pidfile.claim(path)
       @log.write("kino: replaced stale pidfile #{path} (#{@pidfile.replaced})\n") if @pidfile.replaced

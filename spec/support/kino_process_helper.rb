@@ -14,12 +14,14 @@ module KinoProcessHelper
   class KinoProcess
     attr_reader :pid
 
-    def initialize(args, env:, chdir: ServerHelper::ROOT, spawn_options: {}, command: KINO_COMMAND)
+    # +wrapper+ is a command that execs the rest of its arguments (it runs
+    # first, as the same process: `sh -c '...; exec "$@"' sh`).
+    def initialize(args, env:, chdir: ServerHelper::ROOT, spawn_options: {}, command: KINO_COMMAND, wrapper: [])
       out_r, out_w = IO.pipe
       err_r, err_w = IO.pipe
       @output = { out: +"", err: +"" }
       @mutex = Mutex.new
-      @pid = Process.spawn(env, *command, *args,
+      @pid = Process.spawn(env, *wrapper, *command, *args,
                            chdir: chdir, out: out_w, err: err_w, in: File::NULL, **spawn_options)
       out_w.close
       err_w.close
@@ -122,9 +124,10 @@ module KinoProcessHelper
   # (relative paths in +args+ are relative to it). `port:` adds `-p PORT`;
   # `wait: true` waits for the "Listening on" banner line.
   def spawn_kino(*args, port: nil, env: {}, wait: true, chdir: ServerHelper::ROOT, spawn_options: {},
-                 command: KINO_COMMAND)
+                 command: KINO_COMMAND, wrapper: [])
     args = ["-p", port.to_s, *args] if port
-    process = KinoProcess.new(args, env: env, chdir: chdir, spawn_options: spawn_options, command: command)
+    process = KinoProcess.new(args, env: env, chdir: chdir, spawn_options: spawn_options, command: command,
+                                    wrapper: wrapper)
     (@kino_processes ||= []) << process
     process.wait_for_banner if wait
     process

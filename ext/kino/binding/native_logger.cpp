@@ -138,4 +138,41 @@ VALUE native_logger_reopen_all(VALUE) {
   });
 }
 
+// Native.logger_pause_all -> Integer writers paused. Before a fork: every
+// writer writes what it holds and its thread ends, so the child is not
+// left a copy of a thread's half-done work (see LogWriter::pause). Lines
+// logged meanwhile wait. Joins without the GVL.
+VALUE native_logger_pause_all(VALUE) {
+  CarriedError error;
+  size_t paused = 0;
+  {
+    struct PauseCall : Interruptible {
+      std::vector<LogWriter*> writers;
+      size_t* paused = nullptr;
+      void run() {
+        for (auto* w : writers) {
+          w->pause();
+          ++*paused;
+        }
+      }
+    } call;
+    call.writers = LogWriters::instance().all();
+    call.paused = &paused;
+    without_gvl(call);
+    error.take(call.failure);
+  }
+  error.raise_if_any();
+  return SIZET2NUM(paused);
+}
+
+// Native.logger_resume_all -> Integer writers. After a fork, in the parent
+// and in the child: each paused writer starts a thread of this process.
+VALUE native_logger_resume_all(VALUE) {
+  return protect([&]() -> VALUE {
+    auto writers = LogWriters::instance().all();
+    for (auto* w : writers) w->resume();
+    return SIZET2NUM(writers.size());
+  });
+}
+
 }  // namespace kino::binding

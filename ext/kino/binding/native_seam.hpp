@@ -29,6 +29,7 @@
   X(process_board, "board_set_state", native_board_set_state, 2)             \
   X(process_board, "board_reset", native_board_reset, 2)                     \
   X(process_board, "board_release", native_board_release, 1)                 \
+  X(server, "listen_socket", native_listen_socket, 2)                        \
   X(workers, "server_fail_slots", native_server_fail_slots, 3)               \
   X(workers, "server_slot_busy_ms", native_server_slot_busy_ms, 3)           \
   X(workers, "server_worker_exited", native_server_worker_exited, 3)         \
@@ -52,7 +53,9 @@
   X(logger, "logger_reopen", native_logger_reopen, 1)                        \
   X(logger, "logger_flush", native_logger_flush, 2)                          \
   X(logger, "logger_flush_all", native_logger_flush_all, 1)                  \
-  X(logger, "logger_reopen_all", native_logger_reopen_all, 0)
+  X(logger, "logger_reopen_all", native_logger_reopen_all, 0)                \
+  X(logger, "logger_pause_all", native_logger_pause_all, 0)                  \
+  X(logger, "logger_resume_all", native_logger_resume_all, 0)
 
 namespace kino::binding {
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/net/listener.hpp"
 #include "core/net/tls_context.hpp"
 #include "native_request.hpp"
 #include "native_seam.hpp"
@@ -80,6 +81,7 @@ VALUE native_server_create(VALUE, VALUE options) {
     return ULL2NUM(Registry::instance().add(std::move(server)));
   });
   RB_GC_GUARD(read.listen);
+  RB_GC_GUARD(read.inherited_listeners);
   RB_GC_GUARD(read.spool_dir);
   RB_GC_GUARD(read.tls_cert);
   RB_GC_GUARD(read.tls_key);
@@ -285,6 +287,31 @@ VALUE native_server_drain_log(VALUE, VALUE id) {
     return Qnil;
   });
   return string_array(std::move(lines));
+}
+
+// Native.listen_socket(address, backlog) -> [address as bound, fd]. Opens,
+// binds and listens as server_create does (a stale unix socket replaced, a
+// live one refused, port 0 made real), and hands the descriptor over: it
+// is the caller's to pass to children (server_create's
+// inherited_listeners) and to close. No thread is started, so a process
+// that only binds may still fork safely.
+VALUE native_listen_socket(VALUE, VALUE address, VALUE backlog) {
+  StringValue(address);
+  int depth = NUM2INT(backlog);
+  if (depth < 1) rb_raise(rb_eArgError, "backlog must be positive");
+  int fd = -1;
+  std::vector<std::string> bound;
+  protect([&]() -> VALUE {
+    ListeningSocket socket = open_listening_socket(std::string(bytes_of(address)), depth);
+    fd = socket.fd;
+    bound.push_back(std::move(socket.address));
+    return Qnil;
+  });
+  RB_GC_GUARD(address);
+  VALUE pair = rb_ary_new_capa(2);
+  rb_ary_push(pair, RARRAY_AREF(string_array(std::move(bound)), 0));
+  rb_ary_push(pair, INT2NUM(fd));
+  return pair;
 }
 
 void init_native_server() {

@@ -9,13 +9,13 @@ namespace kino::binding {
 
 namespace {
 
-ID id_listen, id_io_threads, id_backlog, id_max_header_size, id_max_uri_size, id_max_headers,
-    id_max_body_size, id_write_high_water, id_worker_slots, id_first_data_timeout, id_persistent_timeout,
-    id_request_timeout, id_queue_depth, id_queue_timeout, id_max_connections, id_body_memory_limit,
-    id_spool_dir, id_stream_request_bodies, id_min_body_rate, id_min_body_rate_window, id_max_spool_size,
-    id_tls_cert, id_tls_key, id_tls_ca, id_tls_handshake_timeout, id_mode, id_workers, id_threads,
-    id_control_bind, id_control_token, id_log_requests, id_log_format, id_json, id_log_fd, id_process_board,
-    id_process_index;
+ID id_listen, id_inherited_listeners, id_io_threads, id_backlog, id_max_header_size, id_max_uri_size,
+    id_max_headers, id_max_body_size, id_write_high_water, id_worker_slots, id_first_data_timeout,
+    id_persistent_timeout, id_request_timeout, id_queue_depth, id_queue_timeout, id_max_connections,
+    id_body_memory_limit, id_spool_dir, id_stream_request_bodies, id_min_body_rate, id_min_body_rate_window,
+    id_max_spool_size, id_tls_cert, id_tls_key, id_tls_ca, id_tls_handshake_timeout, id_mode, id_workers,
+    id_threads, id_control_bind, id_control_token, id_log_requests, id_log_format, id_json, id_log_fd,
+    id_control_fd, id_process_board, id_process_index;
 
 // Kino::Server#native_options passes every key: the defaults live in
 // Ruby's table (Kino::Configuration::DEFAULTS), not here.
@@ -85,6 +85,20 @@ ServerOptions read_server_options(VALUE options) {
   // The addresses as Strings go into an Array of our own: an element's
   // to_str is Ruby code, and may change the caller's Array under us.
   o.listen = string_values(listen);
+  // [[address, fd], ...]: sockets a parent (or systemd) bound already.
+  VALUE inherited = required(options, id_inherited_listeners);
+  Check_Type(inherited, T_ARRAY);
+  o.inherited_listeners = rb_ary_new_capa(RARRAY_LEN(inherited));
+  for (long i = 0; i < RARRAY_LEN(inherited); ++i) {
+    VALUE pair = RARRAY_AREF(inherited, i);
+    Check_Type(pair, T_ARRAY);
+    if (RARRAY_LEN(pair) != 2) rb_raise(rb_eArgError, "inherited_listeners: each is [address, fd]");
+    VALUE given = RARRAY_AREF(pair, 0);
+    VALUE address = rb_str_new_frozen(StringValue(given));
+    int fd = NUM2INT(RARRAY_AREF(pair, 1));
+    if (fd < 0) rb_raise(rb_eArgError, "inherited_listeners: fd must not be negative");
+    rb_ary_push(o.inherited_listeners, rb_assoc_new(address, INT2NUM(fd)));
+  }
   o.spool_dir = optional_string(options, id_spool_dir);
   o.mode = required(options, id_mode);
   StringValue(o.mode);
@@ -132,6 +146,9 @@ ServerOptions read_server_options(VALUE options) {
   if (o.request_timeout < 0) rb_raise(rb_eArgError, "request_timeout must not be negative");
   o.queue_depth = required_int(options, id_queue_depth);
   o.log_fd = required_int(options, id_log_fd);
+  o.control_fd = required_int(options, id_control_fd);
+  if (o.control_fd < -1 || o.control_fd > INT32_MAX)
+    rb_raise(rb_eArgError, "control_fd must be a descriptor, or -1");
   if (o.log_fd < -1 || o.log_fd > INT32_MAX) rb_raise(rb_eArgError, "log_fd must be a descriptor, or -1");
   o.max_connections = required_int(options, id_max_connections);
   if (o.max_connections < 0) rb_raise(rb_eArgError, "max_connections must not be negative");
@@ -150,6 +167,11 @@ ServerConfig server_config(const ServerOptions& o) {
   ServerConfig config;
   for (long i = 0; i < RARRAY_LEN(o.listen); ++i)
     config.listen.emplace_back(bytes_of(RARRAY_AREF(o.listen, i)));
+  for (long i = 0; i < RARRAY_LEN(o.inherited_listeners); ++i) {
+    VALUE pair = RARRAY_AREF(o.inherited_listeners, i);
+    config.inherited_listeners.push_back(
+        {std::string(bytes_of(RARRAY_AREF(pair, 0))), FIX2INT(RARRAY_AREF(pair, 1))});
+  }
   config.io_threads = static_cast<int>(o.io_threads);
   config.backlog = static_cast<int>(o.backlog);
   config.limits.max_header_size = static_cast<size_t>(o.max_header_size);
@@ -192,11 +214,13 @@ ServerConfig server_config(const ServerOptions& o) {
     if (!config.board) throw std::runtime_error("the process board was released");
     config.board_index = static_cast<size_t>(NUM2LL(o.process_index));
   }
+  config.control_fd = static_cast<int>(o.control_fd);
   return config;
 }
 
 void init_native_server_options() {
   id_listen = rb_intern("listen");
+  id_inherited_listeners = rb_intern("inherited_listeners");
   id_io_threads = rb_intern("io_threads");
   id_backlog = rb_intern("backlog");
   id_max_header_size = rb_intern("max_header_size");
@@ -232,6 +256,7 @@ void init_native_server_options() {
   id_log_fd = rb_intern("log_fd");
   id_process_board = rb_intern("process_board");
   id_process_index = rb_intern("process_index");
+  id_control_fd = rb_intern("control_fd");
 }
 
 }  // namespace kino::binding

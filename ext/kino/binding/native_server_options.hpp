@@ -18,6 +18,7 @@ namespace kino::binding {
 // which the caller keeps alive (RB_GC_GUARD) until server_config.
 struct ServerOptions {
   VALUE listen;
+  VALUE inherited_listeners;          // an Array of [address String, fd Integer] of our own
   VALUE spool_dir;                    // a String, or nil
   VALUE mode;                         // a String: "threaded" or "ractor"
   VALUE control_bind, control_token;  // Strings, or nil
@@ -25,7 +26,7 @@ struct ServerOptions {
   VALUE tls_cert, tls_key, tls_ca;
   long long io_threads, backlog, max_header_size, max_uri_size, max_headers, max_body_size, body_memory_limit,
       write_high_water, worker_slots, queue_depth, max_connections, min_body_rate, max_spool_size, workers,
-      threads, log_fd;
+      threads, log_fd, control_fd;
   double first_data_timeout, persistent_timeout, request_timeout, queue_timeout, min_body_rate_window,
       tls_handshake_timeout;
   // Multi-process mode: a Native.board_create id and this process's row

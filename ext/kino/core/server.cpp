@@ -56,6 +56,8 @@ void Server::bind() {
   std::vector<std::shared_ptr<Listener>> opened;
   for (const auto& address : config_.listen)
     opened.push_back(std::make_shared<Listener>(*this, address, config_.backlog));
+  for (const auto& inherited : config_.inherited_listeners)
+    opened.push_back(std::make_shared<Listener>(*this, inherited.address, InheritedFd{inherited.fd}));
   if (opened.empty()) throw std::runtime_error("no address to listen on");
   if (!config_.control_bind.empty()) {
     GroupStatsSource group;
@@ -66,8 +68,13 @@ void Server::bind() {
         return config_.board->read();
       };
     }
-    control_ = std::make_unique<ControlListener>(
-        config_.control_bind, config_.control_token, [this] { return stats(); }, std::move(group));
+    if (config_.control_fd >= 0)
+      control_ = std::make_unique<ControlListener>(
+          config_.control_bind, InheritedFd{config_.control_fd}, config_.control_token,
+          [this] { return stats(); }, std::move(group));
+    else
+      control_ = std::make_unique<ControlListener>(
+          config_.control_bind, config_.control_token, [this] { return stats(); }, std::move(group));
   }
   std::lock_guard<std::mutex> listeners_lock(listeners_mu_);
   listeners_ = std::move(opened);

@@ -31,6 +31,15 @@ struct ServerConfig {
   // "tcp://HOST:PORT" (HOST may be an [IPv6] literal; PORT 0 = ephemeral)
   // or "unix:///absolute/path.sock".
   std::vector<std::string> listen;
+  // Sockets bound and listening already (by a parent process that forks
+  // this one, or by systemd), served as they are and never bound again:
+  // the address each was bound as, and its descriptor, which stays the
+  // caller's.
+  struct InheritedListener {
+    std::string address;
+    int fd = -1;
+  };
+  std::vector<InheritedListener> inherited_listeners;
   int io_threads{};
   int backlog{};
   ParserLimits limits;
@@ -93,6 +102,9 @@ struct ServerConfig {
   // for a server on its own.
   std::shared_ptr<ProcessBoard> board;
   size_t board_index{};
+  // A descriptor bound and listening on control_bind already (a process
+  // group's parent binds it once); -1: bind control_bind here.
+  int control_fd{-1};  // -1, not 0: a forgotten field must never adopt stdin
 
   // The worker whose thread holds `slot`: worker w holds slots
   // [w * threads, (w + 1) * threads), and replacements take the next ones.

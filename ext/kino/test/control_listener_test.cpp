@@ -131,6 +131,23 @@ TEST(ControlListener, AnswersOverTcpWhileAnotherClientStalls) {
   EXPECT_EQ(wire.substr(wire.size() - 5), "live\n");
 }
 
+TEST(ControlListener, ServesASocketBoundBeforeIt) {
+  // A process group's parent binds the control address once; each child
+  // serves the same socket.
+  ListeningSocket bound = open_listening_socket("tcp://127.0.0.1:0", 16);
+  for (int child = 0; child < 2; ++child) {
+    ControlListener control(bound.address, InheritedFd{bound.fd}, "", [] { return sample_stats(); });
+    control.start();
+    EXPECT_EQ(control.address(), bound.address);
+    auto client = Client::tcp(port_of(bound.address));
+    ASSERT_TRUE(client);
+    ASSERT_TRUE(client->send("GET /live HTTP/1.1\r\n\r\n"));
+    std::string wire = client->read_response();
+    EXPECT_EQ(wire.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << wire;
+  }
+  ::close(bound.fd);
+}
+
 TEST(ControlListener, AStalledClientIsClosedAtTheDeadline) {
   ControlListener::Limits limits;
   limits.deadline = 200ms;

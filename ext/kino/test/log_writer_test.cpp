@@ -303,3 +303,45 @@ TEST(LogWriter, AForkedChildWritesWhatItLoggedWhenItStops) {
   log->stop();
   EXPECT_EQ(read_file(dir.file("fork.log")), "parent\nchild\n");
 }
+
+TEST(LogWriter, PausedAroundAForkBothProcessesGoOnWritingThroughAThread) {
+  TempDir dir;
+  auto log = LogWriter::open(dir.file("paused.log"));
+  log->push("before\n");
+  log->pause();
+  EXPECT_EQ(read_file(dir.file("paused.log")), "before\n") << "pause writes what is queued";
+  log->push("while paused\n");  // waits for a thread
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    log->resume();
+    log->push("child\n");
+    // A flush only succeeds when a thread of this process drains.
+    bool flushed = log->flush(std::chrono::seconds(5));
+    log->stop();
+    ::_exit(flushed && log->dropped() == 0 ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  log->resume();
+  log->push("parent\n");
+  ASSERT_TRUE(log->flush(std::chrono::seconds(5)));
+  log->stop();
+  auto lines = lines_of(read_file(dir.file("paused.log")));
+  std::multiset<std::string> seen(lines.begin(), lines.end());
+  // The line queued during the pause was copied into the child too: each
+  // process writes its copy.
+  EXPECT_EQ(seen, (std::multiset<std::string>{"before", "while paused", "while paused", "child", "parent"}));
+}
+
+TEST(LogWriter, StopWhilePausedWritesWhatWaits) {
+  TempDir dir;
+  auto log = LogWriter::open(dir.file("stop.log"));
+  log->pause();
+  log->push("queued\n");
+  log->stop();
+  log->resume();  // a stopped writer stays stopped
+  EXPECT_FALSE(log->push("late\n"));
+  EXPECT_EQ(read_file(dir.file("stop.log")), "queued\n");
+}

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "http1/responder.hpp"
+#include "net/listener.hpp"
 #include "support/server_fixture.hpp"
 #include "support/terminal.hpp"
 
@@ -219,6 +220,71 @@ TEST(Server, UnixSocketServesAndIsRemovedAfterStop) {
   EXPECT_EQ(server->stop(2000ms), 0);
   server.reset();
   EXPECT_FALSE(exists(path)) << "the socket file outlived the server";
+}
+
+TEST(Server, ServesASocketBoundBeforeItAndLeavesItToItsOwner) {
+  // What a parent process does before it forks: bind once, keep the fd.
+  ListeningSocket tcp = open_listening_socket("tcp://127.0.0.1:0", 16);
+  ASSERT_GE(tcp.fd, 0);
+  EXPECT_NE(tcp.address, "tcp://127.0.0.1:0") << "port 0 is made real";
+  std::string path = temp_socket_path("inherited");
+  ::unlink(path.c_str());
+  ListeningSocket unix_socket = open_listening_socket("unix://" + path, 16);
+  EXPECT_EQ(unix_socket.unix_path, path);
+
+  for (int round = 0; round < 2; ++round) {  // a second server (a replaced child) takes the same sockets
+    ServerConfig config = server_config();
+    config.listen = {};
+    config.inherited_listeners = {{tcp.address, tcp.fd}, {unix_socket.address, unix_socket.fd}};
+    auto server = start_server(config);
+    EXPECT_EQ(server->addresses(), (std::vector<std::string>{tcp.address, unix_socket.address}));
+    auto client = Client::tcp(port_of(tcp.address));
+    ASSERT_TRUE(client->send("GET /inherited HTTP/1.1\r\nHost: x\r\n\r\n"));
+    RequestRef req = pop(*server);
+    ASSERT_TRUE(req);
+    EXPECT_EQ(str(req->path), "/inherited");
+    ASSERT_TRUE(reply(*req, 200, "ok"));
+    EXPECT_EQ(client->response().status, 200);
+    auto over_unix = Client::unix_socket(path);
+    ASSERT_TRUE(over_unix);
+    ASSERT_TRUE(over_unix->send("GET /u HTTP/1.1\r\nHost: x\r\n\r\n"));
+    req = pop(*server);
+    ASSERT_TRUE(req);
+    ASSERT_TRUE(reply(*req, 200, "ok"));
+    EXPECT_EQ(over_unix->response().status, 200);
+    client.reset();
+    over_unix.reset();
+    req.reset();
+    EXPECT_EQ(server->stop(2000ms), 0);
+    server.reset();
+    EXPECT_TRUE(exists(path)) << "the socket file is its binder's to remove";
+    EXPECT_EQ(::fcntl(tcp.fd, F_GETFD), FD_CLOEXEC) << "the caller's descriptor stays open, closed on exec";
+  }
+  ::close(tcp.fd);
+  ::close(unix_socket.fd);
+  ::unlink(path.c_str());
+}
+
+TEST(Server, RefusesAnInheritedDescriptorThatIsNotAListeningSocket) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  int unbound = ::socket(AF_INET, SOCK_STREAM, 0);
+  for (int fd : {fds[0], unbound}) {
+    ServerConfig config = server_config();
+    config.listen = {};
+    config.inherited_listeners = {{"tcp://127.0.0.1:1", fd}};
+    Server server(config);
+    try {
+      server.bind();
+      ADD_FAILURE() << "fd " << fd << " was taken";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("is not a listening stream socket"), std::string::npos)
+          << e.what();
+    }
+  }
+  ::close(fds[0]);
+  ::close(fds[1]);
+  ::close(unbound);
 }
 
 TEST(Server, UnixSocketFileRemovedWhenStoppedServerIsReleased) {

@@ -26,6 +26,17 @@
 # Length of the kernel's queue of connections not yet accepted. Default: 1024.
 # backlog 1024
 
+# == Processes
+
+# Server processes forked from one parent, each with its own workers: what
+# Puma calls `workers`. The parent binds once and supervises. Default: 1.
+# processes 2
+
+# With processes above 1, load the app in the parent before forking (the
+# children share it copy-on-write); false loads it in each child instead.
+# Default: true.
+# preload_app true
+
 # == The application
 
 # Rackup file; `kino app.ru` on the command line wins. Default: "config.ru".
@@ -202,3 +213,10 @@
 # (index, error or nil).
 # Default: nil.
 # on_worker_exit { |index, error| warn "worker #{index} exited: #{error.inspect}" if error }
+
+# Runs in the parent before each child process is forked. Default: nil.
+# before_fork { ActiveRecord::Base.connection_pool.disconnect! }
+
+# Runs in each child process before its server starts, with its index;
+# reconnect databases here. Default: nil.
+# after_fork { |index| ActiveRecord::Base.establish_connection }

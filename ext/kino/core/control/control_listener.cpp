@@ -280,6 +280,17 @@ ControlListener::ControlListener(const std::string& address, std::string token,
   unix_path_ = std::move(bound.unix_path);
 }
 
+ControlListener::ControlListener(const std::string& address, InheritedFd fd, std::string token,
+                                 std::function<ServerStats()> stats, GroupStatsSource group)
+    : acceptor_(io_),
+      token_(std::move(token)),
+      stats_(std::move(stats)),
+      group_(std::move(group)),
+      limits_(Limits{}) {
+  adopt_acceptor(acceptor_, address, fd);
+  address_ = address;
+}
+
 ControlListener::~ControlListener() { stop(); }
 
 void ControlListener::start() {

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <thread>
 
+#include "net/listener.hpp"
 #include "util/asio.hpp"
 
 namespace kino {
@@ -49,6 +50,12 @@ class ControlListener {
   ControlListener(const std::string& address, std::string token, std::function<ServerStats()> stats,
                   Limits limits)
       : ControlListener(address, std::move(token), std::move(stats), GroupStatsSource{}, limits) {}
+  // Serves a socket bound already (by a process group's parent, which
+  // binds the control address once for all its children), known as
+  // `address`; `fd` stays the caller's and a unix socket's file is left to
+  // its binder.
+  ControlListener(const std::string& address, InheritedFd fd, std::string token,
+                  std::function<ServerStats()> stats, GroupStatsSource group = {});
   ~ControlListener();
   ControlListener(const ControlListener&) = delete;
   ControlListener& operator=(const ControlListener&) = delete;

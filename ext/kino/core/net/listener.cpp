@@ -1,6 +1,7 @@
 #include "net/listener.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -150,6 +151,63 @@ BoundAcceptor bind_acceptor(BoundAcceptor::Acceptor& acceptor, asio::io_context&
     throw bind_error(address, "expected tcp://HOST:PORT or unix:///PATH");
   }
   return bound;
+}
+
+ListeningSocket open_listening_socket(const std::string& address, int backlog) {
+  // A private io_context: it starts no thread, and dies with this call.
+  asio::io_context io;
+  BoundAcceptor::Acceptor acceptor(io);
+  BoundAcceptor bound = bind_acceptor(acceptor, io, address, backlog);
+  error_code ec;
+  int fd = acceptor.release(ec);
+  if (ec) {
+    if (!bound.unix_path.empty()) ::unlink(bound.unix_path.c_str());
+    throw bind_error(address, ec.message());
+  }
+  // Close-on-exec: forked children inherit it all the same, and a program
+  // the app runs must not hold the port open after the server has gone. A
+  // restart that execs hands it over explicitly.
+  if (::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+    int err = errno;
+    ::close(fd);
+    if (!bound.unix_path.empty()) ::unlink(bound.unix_path.c_str());
+    throw bind_error(address, std::strerror(err));
+  }
+  return ListeningSocket{fd, std::move(bound.address), std::move(bound.unix_path)};
+}
+
+bool adopt_acceptor(BoundAcceptor::Acceptor& acceptor, const std::string& address, InheritedFd inherited) {
+  int accepting = 0;
+  socklen_t len = sizeof accepting;
+  int type = 0;
+  socklen_t type_len = sizeof type;
+  if (::getsockopt(inherited.fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 ||
+      ::getsockopt(inherited.fd, SOL_SOCKET, SO_TYPE, &type, &type_len) != 0 || type != SOCK_STREAM ||
+      accepting == 0)
+    throw bind_error(address,
+                     "descriptor " + std::to_string(inherited.fd) + " is not a listening stream socket");
+  sockaddr_storage local{};
+  socklen_t local_len = sizeof local;
+  if (::getsockname(inherited.fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0)
+    throw bind_error(address, std::strerror(errno));
+  int family = local.ss_family;
+  bool tcp = family == AF_INET || family == AF_INET6;
+  // The duplicate is ours to close; close-on-exec, as asio's own sockets.
+  int fd = ::fcntl(inherited.fd, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) throw bind_error(address, std::strerror(errno));
+  error_code ec;
+  acceptor.assign(asio::generic::stream_protocol(family, tcp ? IPPROTO_TCP : 0), fd, ec);
+  if (ec) {
+    ::close(fd);
+    throw bind_error(address, ec.message());
+  }
+  return tcp;
+}
+
+Listener::Listener(Server& server, const std::string& address, InheritedFd inherited)
+    : server_(server), strand_(asio::make_strand(server.io())), acceptor_(strand_), backoff_timer_(strand_) {
+  tcp_ = adopt_acceptor(acceptor_, address, inherited);
+  bound_ = address;
 }
 
 Listener::Listener(Server& server, const std::string& address, int backlog)

@@ -14,6 +14,11 @@ namespace kino {
 
 class Server;
 
+// A descriptor handed to a Listener rather than an address to bind.
+struct InheritedFd {
+  int fd = -1;
+};
+
 // REMOTE_ADDR for an accepted socket, and the local port it came in on.
 // A peer that is already gone (getpeername fails) is the unspecified
 // address of the socket's family, never a made-up host.
@@ -31,12 +36,37 @@ struct BoundAcceptor {
 BoundAcceptor bind_acceptor(BoundAcceptor::Acceptor& acceptor, asio::io_context& io,
                             const std::string& address, int backlog);
 
+// A socket opened, bound and listening on `address` exactly as
+// bind_acceptor does it, handed over as a raw descriptor that belongs to
+// the caller: for a parent process that binds once and forks children to
+// serve on it (no io_context or thread outlives the call). Throws
+// std::runtime_error naming the address.
+struct ListeningSocket {
+  int fd = -1;
+  std::string address;    // as bound: the real port when 0 was asked for
+  std::string unix_path;  // empty for TCP; the caller removes the file when done
+};
+ListeningSocket open_listening_socket(const std::string& address, int backlog);
+
+// Puts `fd` (a socket someone else bound and made listen) into `acceptor`
+// as a duplicate, so `fd` stays the caller's. Returns whether it is TCP.
+// Throws std::runtime_error naming `address` when `fd` is not a listening
+// stream socket.
+bool adopt_acceptor(BoundAcceptor::Acceptor& acceptor, const std::string& address, InheritedFd fd);
+
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
   using Acceptor = BoundAcceptor::Acceptor;
 
   // Opens, binds and listens; throws std::runtime_error naming `address`.
   Listener(Server& server, const std::string& address, int backlog);
+  // Serves a socket someone else bound and made listen (`fd`, inherited
+  // from a parent or from systemd), known as `address`. The listener
+  // accepts on a duplicate, so `fd` stays the caller's; a unix socket's
+  // file is never removed here (its binder owns it). Throws
+  // std::runtime_error naming `address` when `fd` is not a listening
+  // stream socket.
+  Listener(Server& server, const std::string& address, InheritedFd fd);
   ~Listener();
 
   void start();

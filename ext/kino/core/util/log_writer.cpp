@@ -32,6 +32,15 @@ LogWriter::LogWriter(int fd, size_t capacity) : LogWriter(fd, false, std::string
 
 LogWriter::LogWriter(int fd, bool owned, std::string path, size_t capacity)
     : fd_(fd), owned_(owned), tty_(::isatty(fd) == 1), path_(std::move(path)), channel_(capacity) {
+  try {
+    start_thread();
+  } catch (...) {
+    if (owned_) ::close(fd_);
+    throw;
+  }
+}
+
+void LogWriter::start_thread() {
   // Signals are the host's business (Ruby handles them on its own
   // threads); a write to a closed pipe must come back as EPIPE here, not
   // as a SIGPIPE aimed at this thread. The thread inherits the mask.
@@ -48,6 +57,29 @@ LogWriter::LogWriter(int fd, bool owned, std::string path, size_t capacity)
     throw;
   }
   pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+}
+
+void LogWriter::pause(std::chrono::milliseconds give_up) {
+  std::lock_guard<std::mutex> join(join_mu_);
+  if (paused_ || !thread_.joinable() || ::getpid() != owner_) return;
+  {
+    std::lock_guard<std::mutex> lock(stop_mu_);
+    give_up_at_ms_.store(steady_ms() + give_up.count(), std::memory_order_relaxed);
+    stopping_.store(true, std::memory_order_release);
+  }
+  stop_cv_.notify_all();
+  thread_.join();
+  stopping_.store(false, std::memory_order_release);
+  give_up_at_ms_.store(0, std::memory_order_relaxed);
+  paused_ = true;
+}
+
+void LogWriter::resume() {
+  std::lock_guard<std::mutex> join(join_mu_);
+  if (!paused_ || closed_.load(std::memory_order_acquire)) return;
+  paused_ = false;
+  // In a child, the std::thread object is the parent's joined one: empty.
+  start_thread();
 }
 
 std::unique_ptr<LogWriter> LogWriter::open(const std::string& path, size_t capacity) {
@@ -114,6 +146,12 @@ void LogWriter::stop(std::chrono::milliseconds give_up) {
   }
   stop_cv_.notify_all();
   std::lock_guard<std::mutex> lock(join_mu_);
+  if (paused_ && !closed_.exchange(true, std::memory_order_acq_rel)) {
+    // No thread to drain the channel: write what waits here.
+    std::vector<std::string> batch(kBatch);
+    while (size_t n = channel_.take(batch.data(), kBatch)) write_batch(batch.data(), n);
+    return;
+  }
   if (!thread_.joinable()) return;
   thread_.join();
   closed_.store(true, std::memory_order_release);

@@ -79,7 +79,18 @@ class LogWriter {
   // what is queued itself.
   void stop(std::chrono::milliseconds give_up = std::chrono::seconds(10));
 
+  // Around a fork: a thread running at fork time leaves the child a copy
+  // of whatever it held (a mutex, half a writev). pause() writes what is
+  // queued and joins the thread, as stop() does, but keeps the writer
+  // open: lines pushed meanwhile wait in the channel. resume() starts a
+  // thread again in whichever process calls it (the parent, and each
+  // child). Call both from one thread, with no fork between them but the
+  // one they guard. A stopped writer stays stopped.
+  void pause(std::chrono::milliseconds give_up = std::chrono::seconds(10));
+  void resume();
+
  private:
+  void start_thread();
   LogWriter(int fd, bool owned, std::string path, size_t capacity);
   void run();
   void drop_unwritten();
@@ -96,6 +107,7 @@ class LogWriter {
   std::atomic<uint64_t> accepted_{0};  // lines the channel took
   std::atomic<uint64_t> done_{0};      // of those, lines written or lost
   std::atomic<bool> stopping_{false};
+  bool paused_ = false;                    // under join_mu_
   std::atomic<bool> closed_{false};        // the thread has drained its last line
   std::atomic<int64_t> give_up_at_ms_{0};  // steady ms; 0 while not stopping
   std::mutex stop_mu_;                     // the writer's sleep and stop() only

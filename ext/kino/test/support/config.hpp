@@ -47,6 +47,7 @@ inline ServerConfig server_config() {
   config.worker_slots = 1024;
   config.write_high_water = 1u << 20;
   config.tls_handshake_timeout = milliseconds(10'000);  // Kino::Server::TLS_HANDSHAKE_TIMEOUT
+  config.control_fd = -1;                               // control_bind, if set, is bound
   return config;
 }
 
