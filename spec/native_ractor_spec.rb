@@ -17,7 +17,7 @@ RSpec.describe "Kino::Native from a non-main ractor" do
       input_read input_rewind server_worker_exited server_next_worker_exit server_wake_worker_exits
       server_report_pool server_control_address server_reload_tls
       logger_open logger_write logger_dropped logger_tty? logger_reopen logger_flush logger_flush_all
-      logger_reopen_all
+      logger_reopen_all logger_pause_all logger_resume_all listen_socket
     ]
   end
 
@@ -112,6 +112,11 @@ RSpec.describe "Kino::Native from a non-main ractor" do
       rescue Kino::Error => e
         e.message
       end
+      # Around a fork (none here): writers stop, then start again.
+      results[:paused] = [native.logger_pause_all, native.logger_resume_all]
+      address, fd = native.listen_socket("tcp://127.0.0.1:0", 4)
+      results[:listen_socket] = address
+      IO.for_fd(fd).close
       native.server_close_queue(id)
       results[:after_close] = native.take_one(id)
       results[:stragglers] = native.server_stop(id, 1.0)
@@ -121,6 +126,9 @@ RSpec.describe "Kino::Native from a non-main ractor" do
     end
     results = ractor_value(ractor)
 
+    expect(results[:paused].first).to be_positive
+    expect(results[:paused].last).to eq(results[:paused].first)
+    expect(results[:listen_socket]).to match(%r{\Atcp://127\.0\.0\.1:[1-9]\d*\z})
     expect(results[:path]).to eq("/one")
     expect(results[:busy]).to be >= 0
     expect(results[:respond]).to be(true)
