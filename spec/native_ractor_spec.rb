@@ -18,6 +18,7 @@ RSpec.describe "Kino::Native from a non-main ractor" do
       server_report_pool server_control_address server_reload_tls
       logger_open logger_write logger_dropped logger_tty? logger_reopen logger_flush logger_flush_all
       logger_reopen_all logger_pause_all logger_resume_all listen_socket
+      board_create board_stats board_set_state board_reset board_release
     ]
   end
 
@@ -117,6 +118,11 @@ RSpec.describe "Kino::Native from a non-main ractor" do
       address, fd = native.listen_socket("tcp://127.0.0.1:0", 4)
       results[:listen_socket] = address
       IO.for_fd(fd).close
+      board = native.board_create(2)
+      native.board_set_state(board, :draining)
+      native.board_reset(board, 1)
+      results[:board] = native.board_stats(board)[:processes].size
+      results[:board_released] = native.board_release(board)
       native.server_close_queue(id)
       results[:after_close] = native.take_one(id)
       results[:stragglers] = native.server_stop(id, 1.0)
@@ -128,6 +134,8 @@ RSpec.describe "Kino::Native from a non-main ractor" do
 
     expect(results[:paused].first).to be_positive
     expect(results[:paused].last).to eq(results[:paused].first)
+    expect(results[:board]).to eq(2)
+    expect(results[:board_released]).to be(true)
     expect(results[:listen_socket]).to match(%r{\Atcp://127\.0\.0\.1:[1-9]\d*\z})
     expect(results[:path]).to eq("/one")
     expect(results[:busy]).to be >= 0
