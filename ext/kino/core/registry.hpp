@@ -3,28 +3,14 @@
 // drains, without any Ruby object crossing a ractor boundary.
 #pragma once
 
-#include <cstdint>
-#include <memory>
-#include <mutex>
-#include <unordered_map>
-
 #include "server.hpp"
+#include "util/id_table.hpp"
 
 namespace kino {
 
-class Registry {
+class Registry : public IdTable<Server> {
  public:
   static Registry& instance();
-
-  uint64_t add(std::shared_ptr<Server> server);
-  std::shared_ptr<Server> find(uint64_t id) const;  // null when unknown
-  std::shared_ptr<Server> remove(uint64_t id);
-  size_t size() const;
-
- private:
-  mutable std::mutex mu_;
-  std::unordered_map<uint64_t, std::shared_ptr<Server>> servers_;
-  uint64_t next_id_ = 1;
 };
 
 }  // namespace kino

@@ -4,27 +4,14 @@
 // still naming the same shared mapping.
 #pragma once
 
-#include <cstdint>
-#include <memory>
-#include <mutex>
-#include <unordered_map>
-
 #include "control/process_board.hpp"
+#include "util/id_table.hpp"
 
 namespace kino {
 
-class BoardRegistry {
+class BoardRegistry : public IdTable<ProcessBoard> {
  public:
   static BoardRegistry& instance();
-
-  uint64_t add(std::shared_ptr<ProcessBoard> board);
-  std::shared_ptr<ProcessBoard> find(uint64_t id) const;  // null when unknown
-  std::shared_ptr<ProcessBoard> remove(uint64_t id);
-
- private:
-  mutable std::mutex mu_;
-  std::unordered_map<uint64_t, std::shared_ptr<ProcessBoard>> boards_;
-  uint64_t next_id_ = 1;
 };
 
 }  // namespace kino
