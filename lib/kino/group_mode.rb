@@ -141,16 +141,12 @@ module Kino
     end
 
     def group_banner(group, sockets)
-      yjit = defined?(RubyVM::YJIT) && RubyVM::YJIT.enabled? ? "on" : "off"
       mode = group.chosen&.mode
       threads = @configuration.threads_for(mode || :threaded)
-      @stdout.puts "Kino #{Kino::VERSION} (ruby #{RUBY_VERSION}p#{RUBY_PATCHLEVEL}, YJIT #{yjit}), pid #{Process.pid}"
-      @stdout.puts "* Processes: #{group.size} processes x #{@configuration[:workers]} workers x #{threads} threads " \
+      print_banner("* Processes: #{group.size} processes x #{@configuration[:workers]} workers x #{threads} threads " \
                    "(#{mode ? "mode #{mode}" : 'mode chosen in each process'}), " \
-                   "#{@configuration[:io_threads]} I/O threads each; pids #{group.pids.compact.join(', ')}"
-      sockets.addresses.each { |a| @stdout.puts "* Listening on #{listening_label(a)}" }
-      @stdout.puts "* Control plane on #{sockets.control.first}" if sockets.control
-      @stdout.puts "Use Ctrl-C to stop"
+                   "#{@configuration[:io_threads]} I/O threads each; pids #{group.pids.compact.join(', ')}",
+                   sockets.addresses, sockets.control&.first)
     end
   end
 end

@@ -234,12 +234,18 @@ module Kino
     end
 
     def banner(server)
+      print_banner("* Mode: #{server.mode}, #{server.workers} workers x #{server.threads} threads, " \
+                   "#{@configuration[:io_threads]} I/O threads", server.addresses, server.control_address)
+    end
+
+    # The boot lines of one process or of a group (GroupMode): the same
+    # around the line that says what runs.
+    def print_banner(topology, addresses, control_address)
       yjit = defined?(RubyVM::YJIT) && RubyVM::YJIT.enabled? ? "on" : "off"
       @stdout.puts "Kino #{Kino::VERSION} (ruby #{RUBY_VERSION}p#{RUBY_PATCHLEVEL}, YJIT #{yjit}), pid #{Process.pid}"
-      @stdout.puts "* Mode: #{server.mode}, #{server.workers} workers x #{server.threads} threads, " \
-                   "#{@configuration[:io_threads]} I/O threads"
-      server.addresses.each { |a| @stdout.puts "* Listening on #{listening_label(a)}" }
-      @stdout.puts "* Control plane on #{server.control_address}" if server.control_address
+      @stdout.puts topology
+      addresses.each { |a| @stdout.puts "* Listening on #{listening_label(a)}" }
+      @stdout.puts "* Control plane on #{control_address}" if control_address
       @stdout.puts "Use Ctrl-C to stop"
     end
   end
