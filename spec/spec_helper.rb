@@ -14,6 +14,8 @@ RSpec.configure do |config|
   config.include ClientHelper
   config.include ServerHelper
   config.include KinoProcessHelper
+  config.include RactorLeaks
+  config.before { @ractors_before = Ractor.count }
   # Clients first, so that no server waits on a connection an example
   # still holds open; signal files last, as a server may still read them.
   config.after do
@@ -21,5 +23,6 @@ RSpec.configure do |config|
     stop_servers
     stop_kino_processes
     remove_signal_files
+    settle_ractors(@ractors_before)
   end
 end
