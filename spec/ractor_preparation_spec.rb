@@ -20,6 +20,16 @@ module PreparedSpecApps
   end
 end
 
+# An app whose namespace autoloads one file that loads and one that raises.
+module PreparedSpecAutoloads
+  autoload :FINE, File.expand_path("fixtures/autoloads/fine.rb", __dir__)
+  autoload :BROKEN, File.expand_path("fixtures/autoloads/broken.rb", __dir__)
+
+  def self.call(_env)
+    [200, {}, [FINE]]
+  end
+end
+
 RSpec.describe Kino::RactorPreparation do
   include RackupFixtures
 
@@ -40,6 +50,12 @@ RSpec.describe Kino::RactorPreparation do
       app, = described_class.new(fixture_app("builder_greeting.ru")).prepare!
       expect(Ractor.shareable?(app)).to be(true)
       expect(app.call({})[2]).to eq(["hello from the builder\n"])
+    end
+
+    it "loads the autoloads of the app's namespace, passing over one whose file raises" do
+      app, = described_class.new(PreparedSpecAutoloads).prepare!
+      expect(PreparedSpecAutoloads.autoload?(:FINE)).to be_nil
+      expect(app.call({})[2]).to eq(["loaded"])
     end
 
     it "raises UnshareableAppError for an app that cannot be shared" do
