@@ -70,6 +70,16 @@ module EligibilitySpecApps
   end
 end
 
+# An app whose namespace autoloads a file that never finishes loading: the
+# forked check, which loads autoloads first, gets stuck there.
+module StuckCheckApp
+  autoload :NEVER, File.expand_path("fixtures/autoloads/never.rb", __dir__)
+
+  def self.call(_env)
+    [200, {}, []]
+  end
+end
+
 RSpec.describe Kino::RactorCheck do
   include RackupFixtures
 
@@ -155,6 +165,28 @@ RSpec.describe Kino::RactorCheck do
       # The app still works, with its captured Hash still writable.
       expect(app.call({})[2]).to eq(["hit 1\n"])
       expect(app.call({})[2]).to eq(["hit 2\n"])
+    end
+  end
+
+  describe "#diagnose: the forked child" do
+    # Marshal's bytes for a diagnosis this long are not valid UTF-8, and an
+    # app may set Encoding.default_internal (Rails does): the pipe must not
+    # transcode them.
+    it "reports back while the app has set Encoding.default_internal" do
+      internal = Encoding.default_internal
+      Encoding.default_internal = Encoding::UTF_8
+      blockers = blockers_of(fixture_app("capture.ru"))
+      expect(blockers.map(&:path)).to eq(["app (captured variable `counts`)"])
+    ensure
+      Encoding.default_internal = internal
+    end
+
+    it "is killed when it has not reported within its timeout, and the diagnosis says so" do
+      check = described_class.new(Kino::RactorPreparation.new(StuckCheckApp, {}), child_timeout: 0.5)
+      started = monotonic
+      blockers = check.diagnose.blockers
+      expect(blockers.map(&:summary)).to eq(["app: checking it failed: the forked check was killed by SIGKILL"])
+      expect(monotonic - started).to be < 10
     end
   end
 

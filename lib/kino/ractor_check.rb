@@ -53,9 +53,14 @@ module Kino
     # screens; the first ones say what to fix.
     APP_STATE_LISTED = 50
 
+    # A Rails app's graph takes seconds to walk; a forked check still busy
+    # after this long is stuck, and the server must boot regardless.
+    CHILD_TIMEOUT = 120
+
     # +preparation+ is what would get the app ready: the check runs its
     # first steps, then looks at its app and hooks.
-    def initialize(preparation)
+    def initialize(preparation, child_timeout: CHILD_TIMEOUT)
+      @child_timeout = child_timeout
       @preparation = preparation
       @app = preparation.app
       @hooks = preparation.hooks
@@ -134,23 +139,22 @@ module Kino
 
     # Runs the block in a forked child and returns what it returned (via
     # Marshal), so that freezing and probing never touch this process.
-    # A child that dies before it reports (killed, crashed) leaves a
-    # diagnosis that says the check failed, and why.
-    def in_child
+    # A child that dies before it reports (killed, crashed), or that has not
+    # reported within the child timeout, leaves a diagnosis that says the check
+    # failed, and why.
+    #
+    # The child leaves with exit!, whatever happened: at_exit handlers and
+    # finalizers it inherited are the app's, written for the parent (seen:
+    # one of concurrent-ruby's waited forever on a lock whose holder did
+    # not exist in the child). The pipe is binary: an app may have set
+    # Encoding.default_internal, and Marshal's bytes are no text.
+    def in_child(&survey)
       reader, writer = IO.pipe
-      pid = fork do
-        reader.close
-        result = begin
-          yield
-        rescue Exception => e # rubocop:disable Lint/RescueException
-          Diagnosis.check_failed("#{e.class}: #{e.message}")
-        end
-        writer.write(Marshal.dump(result))
-        writer.close
-        exit!(0)
-      end
+      reader.binmode
+      writer.binmode
+      pid = fork { report_from_child(reader, writer, &survey) }
       writer.close
-      data = reader.read
+      data = read_report(reader, pid)
       _, status = Process.wait2(pid)
       return Diagnosis.check_failed("the forked check #{child_failure(status)}") unless status.success?
 
@@ -162,6 +166,38 @@ module Kino
     ensure
       reader&.close unless reader&.closed?
       writer&.close unless writer&.closed?
+    end
+
+    def report_from_child(reader, writer)
+      reader.close
+      result = begin
+        yield
+      rescue Exception => e # rubocop:disable Lint/RescueException
+        Diagnosis.check_failed("#{e.class}: #{e.message}")
+      end
+      writer.write(Marshal.dump(result))
+      writer.close
+      exit!(0)
+    ensure
+      exit!(1)
+    end
+
+    # The child's bytes up to its end of the pipe; kills a child that
+    # outlives the child timeout (its exit status then says so).
+    def read_report(reader, pid)
+      data = +""
+      deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + @child_timeout
+      loop do
+        left = deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)
+        unless left.positive? && reader.wait_readable(left)
+          Process.kill(:KILL, pid)
+          return data
+        end
+        chunk = reader.read_nonblock(65_536, exception: false)
+        return data if chunk.nil?
+
+        data << chunk unless chunk == :wait_readable
+      end
     end
 
     def child_failure(status)
