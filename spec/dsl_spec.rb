@@ -144,6 +144,10 @@ RSpec.describe Kino::DSL do
       "rackup nil" => "rackup must be a non-empty String (got nil)",
       "tls cert: \"c.pem\", key: 42" => "tls key must be a non-empty String (got 42)",
       "control_token 123" => "control_token must be a non-empty String (got 123)",
+      'control_token "s3cret\n"' => "control_token must be a Bearer token (letters, digits and -._~+/, then any =): " \
+                                    '"s3cret\\n" is not (strip its newline)',
+      'control_token "two words"' => "control_token must be a Bearer token (letters, digits and -._~+/, then any =): " \
+                                     '"two words" is not',
       "body_buffer_size(-1)" => "body_buffer_size must be an Integer, 0 or more (got -1)",
       "stream_request_bodies \"yes\"" => 'stream_request_bodies must be true or false (got "yes")',
       "min_body_rate 1.5" => "min_body_rate must be an Integer, 0 or more (got 1.5)",

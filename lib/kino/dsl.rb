@@ -676,8 +676,18 @@ module Kino
       unless token.nil? || (token.is_a?(String) && !token.empty?)
         invalid!("control_token must be a non-empty String (got #{token.inspect})")
       end
+      if token && !BEARER_TOKEN.match?(token)
+        # A token read from a file keeps its newline, and no client can
+        # send that in a header: refused here, it would only ever get 401.
+        invalid!("control_token must be a Bearer token (letters, digits and -._~+/, then any =): " \
+                 "#{token.inspect} is not#{' (strip its newline)' if token.end_with?("\n")}")
+      end
       @settings[:control_token] = token&.dup&.freeze
     end
+
+    # RFC 6750's b64token: what "Authorization: Bearer <token>" can carry.
+    BEARER_TOKEN = %r{\A[A-Za-z0-9\-._~+/]+=*\z}
+    private_constant :BEARER_TOKEN
 
     # Seconds after which a worker slot stuck on one request is written off
     # and replaced by a fresh one, so a hung request cannot take capacity
