@@ -102,8 +102,9 @@ module Bench
       "Kino booted as #{line.strip.delete_prefix('* ').inspect}, expected :#{@mode}, #{topology}"
     end
 
-    # `-C FILE` for a config file holding what this target turns on (the
-    # tls directive with --tls, the access log), or nothing.
+    # `-C FILE` for a config file holding what this target turns on
+    # (`processes` for -pN, the tls directive with --tls, the access log),
+    # or nothing.
     def config_arguments
       directives = []
       directives << "processes #{processes}\n" if processes
