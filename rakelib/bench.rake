@@ -1,7 +1,7 @@
 # frozen_string_literal: true
 
-# Benchmarks (bench/compare.rb, bench/modes.rb, bench/allocations.rb; see
-# bench/README.md).
+# Benchmarks (bench/compare.rb, bench/modes.rb, bench/allocations.rb,
+# bench/rails.rb; see bench/README.md).
 #
 #   rake bench                                   # Kino vs Puma: 3 rounds x 10 s, every endpoint
 #   rake bench:quick                             # 1 round x 3 s, plaintext, cpu, io
@@ -11,10 +11,13 @@
 #   rake bench:modes                             # :ractor vs :threaded acceptance check (5 x 8 s)
 #   BENCH_ARGS="--all --yjit" rake bench:modes
 #   rake bench:allocations                       # objects allocated per request, per mode
+#   rake bench:rails                             # examples/rails-hello: Kino processes vs Puma cluster
+#   BENCH_ARGS="--yjit" rake bench:rails
 #
 # For `rake bench`, every setting has a BENCH_* variable (listed by `ruby
 # bench/compare.rb --help`). For every task, BENCH_ARGS is passed on as
-# extra flags (bench:modes and bench:allocations take flags only).
+# extra flags (bench:modes, bench:allocations and bench:rails take flags
+# only).
 
 # Rake loads rakelib/ by itself; a Rakefile that also imports it must not
 # define the tasks (and their actions) twice.
@@ -57,6 +60,11 @@ namespace :bench do
   desc "Ruby objects allocated per request by Kino in each mode (BENCH_ARGS adds flags)"
   task allocations: :compile do
     ruby File.expand_path("../bench/allocations.rb", __dir__), *extra_args.call
+  end
+
+  desc "examples/rails-hello on a Kino group, one Kino process and a Puma cluster (BENCH_ARGS adds flags)"
+  task rails: :compile do
+    ruby File.expand_path("../bench/rails.rb", __dir__), *extra_args.call
   end
 
   desc "Check that bench/bench_app.ru is Ractor-shareable and answers from inside a Ractor"

@@ -11,8 +11,8 @@ RSpec.describe "examples/rails-hello" do
 
   before(:all) { RailsExample.check_bundle! }
 
-  def start(command, *args)
-    kino = spawn_kino(*args, command: command, chdir: RailsExample::DIR, env: RailsExample.env,
+  def start(command, *args, env: {})
+    kino = spawn_kino(*args, command: command, chdir: RailsExample::DIR, env: RailsExample.env(env),
                              spawn_options: RailsExample.spawn_options, wait: false)
     kino.wait_for_stdout(/^\* Listening on .*\n/, timeout: RailsExample::BOOT_TIMEOUT)
     kino
@@ -34,6 +34,18 @@ RSpec.describe "examples/rails-hello" do
     kino.signal("TERM")
     expect(kino.wait(timeout: 30)&.exitstatus).to eq(0)
     expect(kino.stdout).to include("- Gracefully stopping (SIGTERM)", "- Goodbye!")
+  end
+
+  # The pids /hello.json names, asked on fresh connections (each may reach
+  # either process of a group) until every one of +pids+ has answered.
+  def pids_answering(port, pids)
+    seen = Set.new
+    wait_until(timeout: 30, message: -> { "only #{seen.to_a} of #{pids} answered" }) do
+      response = http_get("/hello.json", port: port)
+      seen << JSON.parse(response.body).fetch("pid") if response.code == "200"
+      (pids - seen.to_a).empty?
+    end
+    seen.to_a
   end
 
   # The Rails the example's Gemfile.lock pins.
@@ -59,6 +71,22 @@ RSpec.describe "examples/rails-hello" do
     expect(kino.listening_port).not_to eq(3000)
     answers_both_actions(kino)
     stops_gracefully(kino)
+  end
+
+  it "serves from two processes with WEB_CONCURRENCY=2, as a Puma cluster would; TERM stops the group" do
+    kino = start(%w[bundle exec kino], "-p", "0", env: { "WEB_CONCURRENCY" => "2" })
+    count, pids = kino.stdout.match(RailsExample::GROUP_LINE)&.captures
+    expect(count).to eq("2"), "no group boot line in:\n#{kino.stdout}"
+    children = pids.split(", ").map { |pid| Integer(pid) }
+    expect(children.size).to eq(2)
+    expect(children).not_to include(kino.pid)
+    # Rails answered in each child: the action renders its own pid.
+    expect(pids_answering(kino.listening_port, children)).to match_array(children)
+
+    kino.signal("TERM")
+    expect(kino.wait(timeout: 30)&.exitstatus).to eq(0)
+    expect(kino.stdout).to include("- Gracefully stopping (SIGTERM), waiting for 2 processes to finish", "- Goodbye!")
+    children.each { |pid| expect { Process.kill(0, pid) }.to raise_error(Errno::ESRCH) }
   end
 
   it "logs through Kino::Logger, tagged with the request id" do

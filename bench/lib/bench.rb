@@ -47,6 +47,7 @@ require "bundler/setup"
 require "rack"
 
 require_relative "bench/endpoints"
+require_relative "bench/workload"
 require_relative "bench/options"
 require_relative "bench/measured_ruby"
 require_relative "bench/target"

@@ -12,13 +12,18 @@ module RailsExample
   # A production Rails boot with eager loading takes seconds on a busy
   # two-core machine; more than the suite's BOOT_TIMEOUT.
   BOOT_TIMEOUT = 90
+  # The boot line of a group, which config/kino.rb forks when
+  # WEB_CONCURRENCY is above 1: how many processes, and the children's pids.
+  GROUP_LINE = /^\* Processes: (\d+) processes x 1 workers x 3 threads \(mode threaded\), .*; pids ([\d, ]+)$/
 
   # The environment the example runs in: the one this process had before
   # Bundler changed it, with the example's Gemfile. Pass it with
   # `unsetenv_others: true`, so nothing of the suite's bundle leaks in.
   def self.env(extra = {})
     base = defined?(Bundler) ? Bundler.unbundled_env : ENV.to_h
-    base.merge("BUNDLE_GEMFILE" => GEMFILE, "RAILS_ENV" => "production", "RACK_ENV" => "production",
+    # config/kino.rb forks WEB_CONCURRENCY processes: only a spec that asks gets more than one.
+    base.except("WEB_CONCURRENCY")
+        .merge("BUNDLE_GEMFILE" => GEMFILE, "RAILS_ENV" => "production", "RACK_ENV" => "production",
                "SECRET_KEY_BASE" => "kino-spec-not-a-secret").merge(extra)
   end
 

@@ -5,7 +5,7 @@ module Bench
   # bench/modes.rb's own), whichever script built them.
   Options = Struct.new(:rounds, :duration, :warmup, :connections, :wrk_threads, :endpoints,
                        :targets, :workers, :threads, :ratios, :yjit, :output, :pause, :wait_idle, :boot_timeout,
-                       :stop_timeout, :check_app, :kino_root, :tls, keyword_init: true) do
+                       :stop_timeout, :check_app, :kino_root, :tls, :workload, keyword_init: true) do
     def self.parse_ratio(spec)
       parts = spec.to_s.split(":").map(&:strip)
       raise OptionParser::InvalidArgument, "#{spec.inspect}: expected A:B (two target names)" unless
@@ -14,9 +14,14 @@ module Bench
       parts
     end
 
+    # The app measured (a Bench::Workload); bench/bench_app.ru unless set.
+    def workload
+      self[:workload] ||= Workload.bench_app
+    end
+
     # Checks that do not depend on how the options were given.
     def validate!
-      unknown = endpoints - ENDPOINTS.keys
+      unknown = endpoints - workload.endpoints.keys
       raise OptionParser::InvalidArgument, "unknown endpoint(s): #{unknown.join(', ')}" unless unknown.empty?
 
       targets.each { |t| Target.build(t, self) } # validates the names

@@ -1,7 +1,8 @@
 # frozen_string_literal: true
 
 module Bench
-  # Puma in cluster mode: a master and --workers forked workers.
+  # Puma in cluster mode: a master and forked workers, --workers of them
+  # (`puma`), or N (`puma-pN`, to stand beside `kino-MODE-pN`).
   class PumaTarget < Target
     # Threads per worker when --threads is not given: Puma's own default.
     DEFAULT_THREADS = 3
@@ -10,14 +11,22 @@ module Bench
       DEFAULT_THREADS
     end
 
+    def forks
+      processes || @options.workers
+    end
+
+    def topology
+      processes ? "#{processes} procs x #{threads}" : super
+    end
+
     def describe
-      "Puma cluster, #{@options.workers} forked workers x #{threads_text}"
+      "Puma #{@options.workload.puma_version} cluster, #{forks} forked workers x #{threads_text}"
     end
 
     def command(port)
-      [*ruby_command, Gem.bin_path("puma", "puma"),
-       "-b", @options.tls ? @options.tls.puma_bind(port) : "tcp://#{HOST}:#{port}", "-w", @options.workers.to_s,
-       "-t", "#{threads}:#{threads}", "-e", "production", APP_FILE]
+      [*ruby_command, @options.workload.puma_bin,
+       "-b", @options.tls ? @options.tls.puma_bind(port) : "tcp://#{HOST}:#{port}", "-w", forks.to_s,
+       "-t", "#{threads}:#{threads}", "-e", "production", @options.workload.rackup]
     end
 
     # Puma's master re-raises SIGTERM after a graceful stop, so it exits

@@ -112,7 +112,8 @@ module Bench
       text << ("=" * 100)
       options.endpoints.each do |endpoint|
         headers, rows, numeric = table(endpoint, runner.cells, options, runner.skipped)
-        heading = "#{ENDPOINTS[endpoint][:path]}  (wrk -t#{options.wrk_threads} -c#{options.connections} " \
+        path = options.workload.endpoints[endpoint][:path]
+        heading = "#{path}  (wrk -t#{options.wrk_threads} -c#{options.connections} " \
                   "-d#{options.duration}s, YJIT #{options.yjit ? 'on' : 'off'})"
         text << "" << heading << Tables.text(headers, rows, numeric)
         md << "" << "## #{heading}" << "" << Tables.markdown(headers, rows, numeric)

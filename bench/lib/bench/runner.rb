@@ -78,7 +78,7 @@ module Bench
     end
 
     def measure(round, endpoint, target)
-      spec = ENDPOINTS.fetch(endpoint)
+      spec = @options.workload.endpoints.fetch(endpoint)
       label = "[round #{round}/#{@options.rounds}] #{spec[:path]} #{target.name}"
       log_path = File.join(@logs_dir, "r#{round}-#{endpoint}-#{target.name}.log")
       server = ServerRun.new(target, @options, log_path)

@@ -21,9 +21,10 @@ module Bench
     # body. Returns nil when ready, or the reason it is not.
     def start(path, body_check)
       @port = free_port
-      env = MeasuredRuby.env(@target.gemfile)
+      workload = @options.workload
+      env = MeasuredRuby.env(@target.gemfile).merge(workload.env)
       started = Bench.now
-      @pid = Processes.spawn(env, *command, chdir: Dir.tmpdir, in: File::NULL, %i[out err] => [@log_path, "w"])
+      @pid = Processes.spawn(env, *command, chdir: workload.dir, in: File::NULL, %i[out err] => [@log_path, "w"])
       deadline = started + @options.boot_timeout
       loop do
         if (status = Processes.reap(@pid) && $?)

@@ -2,24 +2,41 @@
 
 module Bench
   # A server to measure: how to start it, and what counts as a clean exit.
-  # KinoTarget and PumaTarget are the two kinds.
+  # KinoTarget and PumaTarget are the two kinds. A name ending in -pN
+  # (kino-threaded-p2, puma-p2) forks N server processes from one parent:
+  # Kino's `processes N`, each with --workers workers; Puma's `-w N`.
   class Target
-    attr_reader :name
+    attr_reader :name, :processes
 
     def self.build(name, options)
       case name
-      when "puma" then PumaTarget.new(name, options)
-      when /\Akino-([a-z]+)(?:\+(log|json))?\z/
-        KinoTarget.new(name, options, Regexp.last_match(1), access_log: KinoTarget::ACCESS_LOGS[Regexp.last_match(2)])
+      when /\Apuma(?:-p(\d+))?\z/
+        PumaTarget.new(name, options, processes: process_count(name, Regexp.last_match(1)))
+      when /\Akino-([a-z]+)(?:-p(\d+))?(?:\+(log|json))?\z/
+        mode, count, log = Regexp.last_match.captures
+        KinoTarget.new(name, options, mode, access_log: KinoTarget::ACCESS_LOGS[log],
+                                            processes: process_count(name, count))
       else
         raise OptionParser::InvalidArgument,
-              "unknown target #{name} (expected puma, kino-MODE, kino-MODE+log or kino-MODE+json)"
+              "unknown target #{name} (expected puma, puma-pN, kino-MODE, kino-MODE-pN, each Kino one " \
+              "with +log or +json if wanted)"
       end
     end
 
-    def initialize(name, options)
+    # nil for one process (no -pN), else N, which must be 2 or more.
+    def self.process_count(name, digits)
+      return nil unless digits
+
+      count = Integer(digits, 10)
+      raise OptionParser::InvalidArgument, "#{name}: -pN forks N processes, N must be 2 or more" if count < 2
+
+      count
+    end
+
+    def initialize(name, options, processes: nil)
       @name = name
       @options = options
+      @processes = processes
     end
 
     def kino?
@@ -49,8 +66,9 @@ module Bench
       status.success?
     end
 
+    # The workload's bundle when it has one, else the harness's.
     def gemfile
-      File.join(ROOT, "Gemfile")
+      @options.workload.gemfile || File.join(ROOT, "Gemfile")
     end
 
     private
