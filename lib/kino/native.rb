@@ -24,5 +24,8 @@ module Kino
   end
 end
 
+# Log writers stop around every fork of this process.
+require_relative "fork_hook"
+
 # Methods of Kino::Input, the class native_input.cpp hands out as rack.input.
 require_relative "input"

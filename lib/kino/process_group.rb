@@ -139,14 +139,12 @@ module Kino
       slot.restart_at = nil
       @board.reset(slot.index) # a dead child's row goes
       @configuration[:before_fork]&.call
-      Native.logger_pause_all
+      # Log writers pause and resume around it (ForkHook).
       pid = Process.fork { exit!(run_child(slot.index)) }
-      Native.logger_resume_all
       slot.pid = pid
       slot.ready = false
       slot.started_at = monotonic
     rescue StandardError => e
-      Native.logger_resume_all
       @log.write("kino: process #{slot.index}: cannot start: #{e.class}: #{e.message}; " \
                  "retrying in #{backoff(slot)}s\n")
       slot.restart_at = monotonic + backoff(slot)
@@ -154,7 +152,6 @@ module Kino
 
     # In the child: nothing of the parent's supervision goes on here.
     def run_child(index)
-      Native.logger_resume_all
       @parent_alive_writer.close
       @ready_reader.close
       status = ProcessChild.new(index, @configuration, log: @log, listen_sockets: @listen_sockets,

@@ -173,24 +173,95 @@ TEST(ControlListener, AnOversizedHeadGets431) {
   EXPECT_EQ(wire.rfind("HTTP/1.1 431 ", 0), 0u) << wire;
 }
 
-TEST(ControlListener, PastItsConnectionBoundNewClientsAreClosedAndTheOthersServed) {
+namespace {
+
+ControlListener::Limits bounded(size_t max_connections) {
   ControlListener::Limits limits;
-  limits.max_connections = 2;
+  limits.max_connections = max_connections;
+  return limits;
+}
+
+}  // namespace
+
+// Clients that connect and send nothing must not keep a scrape out: past
+// the bound, the oldest still sending its head makes room.
+TEST(ControlListener, PastItsConnectionBoundTheOldestWaitingForItsHeadMakesRoom) {
+  ControlListener control(
+      "tcp://127.0.0.1:0", "", [] { return sample_stats(); }, bounded(2));
+  control.start();
+  uint16_t port = port_of(control.address());
+  auto idle_one = Client::tcp(port);
+  ASSERT_TRUE(idle_one && idle_one->send("G"));
+  std::this_thread::sleep_for(100ms);  // accepted first
+  auto idle_two = Client::tcp(port);
+  ASSERT_TRUE(idle_two && idle_two->send("G"));
+  std::this_thread::sleep_for(100ms);  // both accepted and reading
+  auto scrape = Client::tcp(port);
+  ASSERT_TRUE(scrape && scrape->send("GET /live HTTP/1.1\r\n\r\n"));
+  std::string wire = scrape->read_response();
+  EXPECT_EQ(wire.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << wire;
+  EXPECT_TRUE(idle_one->closed_by_peer(3000ms)) << "the oldest idle one made room";
+  ASSERT_TRUE(idle_two->send("ET /live HTTP/1.1\r\n\r\n"));
+  wire = idle_two->read_response();
+  EXPECT_EQ(wire.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << wire;
+}
+
+TEST(ControlListener, PastItsBoundWithEverySessionAnsweredANewcomerIsClosed) {
+  ControlListener control(
+      "tcp://127.0.0.1:0", "", [] { return sample_stats(); }, bounded(2));
+  control.start();
+  uint16_t port = port_of(control.address());
+  // Answered, and lingering: neither closes its end.
+  auto one = Client::tcp(port), two = Client::tcp(port);
+  ASSERT_TRUE(one && two);
+  for (auto* c : {one.get(), two.get()}) {
+    ASSERT_TRUE(c->send("GET /live HTTP/1.1\r\n\r\n"));
+    std::string wire = c->read_response();
+    ASSERT_EQ(wire.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << wire;
+  }
+  auto refused = Client::tcp(port);
+  ASSERT_TRUE(refused);
+  EXPECT_TRUE(refused->closed_by_peer(3000ms));
+  std::string rest;
+  EXPECT_TRUE(refused->read_to_eof(rest));
+  EXPECT_EQ(rest, "") << "closed without an answer";
+}
+
+TEST(ControlListener, AHeadMustArriveWithinTheHeadDeadline) {
+  ControlListener::Limits limits;
+  limits.head_deadline = 200ms;
   ControlListener control(
       "tcp://127.0.0.1:0", "", [] { return sample_stats(); }, limits);
   control.start();
-  uint16_t port = port_of(control.address());
-  auto idle_one = Client::tcp(port), idle_two = Client::tcp(port);
-  ASSERT_TRUE(idle_one && idle_two);
-  ASSERT_TRUE(idle_one->send("G"));
-  ASSERT_TRUE(idle_two->send("G"));
-  std::this_thread::sleep_for(100ms);  // both accepted and reading
-  auto refused = Client::tcp(port);
-  ASSERT_TRUE(refused);
-  EXPECT_TRUE(refused->closed_by_peer(3000ms)) << "a third one is closed at once";
-  ASSERT_TRUE(idle_one->send("ET /live HTTP/1.1\r\n\r\n"));
-  std::string wire = idle_one->read_response();
+  auto slow = Client::tcp(port_of(control.address()));
+  ASSERT_TRUE(slow && slow->send("GET /stats HTTP/1.1\r\n"));
+  auto started = std::chrono::steady_clock::now();
+  EXPECT_TRUE(slow->closed_by_peer(3000ms));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 3000ms) << "well before the 5 s deadline";
+}
+
+TEST(ControlListener, ABareLineFeedGets400AtOnce) {
+  ControlListener control("tcp://127.0.0.1:0", "", [] { return sample_stats(); });
+  control.start();
+  auto client = Client::tcp(port_of(control.address()));
+  ASSERT_TRUE(client && client->send("GET /live HTTP/1.1\n\n"));
+  std::string wire = client->read_response();
+  EXPECT_EQ(wire.rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0u) << wire;
+}
+
+// Bytes the control plane never reads (a body, a pipelined request) must
+// not turn its close into a reset that loses the answer.
+TEST(ControlListener, TheAnswerSurvivesBytesSentAfterTheHead) {
+  ControlListener control("tcp://127.0.0.1:0", "", [] { return sample_stats(); });
+  control.start();
+  auto client = Client::tcp(port_of(control.address()));
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send("GET /live HTTP/1.1\r\n\r\n" + std::string(64 * 1024, 'x')));
+  std::this_thread::sleep_for(200ms);  // answered and closed, had it not lingered
+  std::string wire;
+  EXPECT_TRUE(client->read_to_eof(wire));
   EXPECT_EQ(wire.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << wire;
+  EXPECT_EQ(wire.size() >= 5 ? wire.substr(wire.size() - 5) : wire, "live\n");
 }
 
 // A server of a group: /stats and /metrics show the board, /ready also

@@ -205,20 +205,31 @@ class ControlListener::Session : public std::enable_shared_from_this<Session> {
   using Socket = asio::basic_stream_socket<asio::generic::stream_protocol>;
 
   Session(ControlListener& owner, Socket socket)
-      : owner_(owner), open_(owner.open_), socket_(std::move(socket)), timer_(owner.io_) {
-    ++*open_;
+      : owner_(owner), sessions_(owner.sessions_), socket_(std::move(socket)), timer_(owner.io_) {
+    ++sessions_->open;
+    reading_ = sessions_->reading.insert(sessions_->reading.end(), this);
   }
-  ~Session() { --*open_; }
+  ~Session() { leave(); }
 
   void start() {
-    timer_.expires_after(owner_.limits_.deadline);
-    timer_.async_wait([self = shared_from_this()](const error_code& ec) {
-      if (!ec) self->close();  // too slow to ask, or to read the answer
-    });
+    accepted_ = std::chrono::steady_clock::now();
+    arm(std::min(owner_.limits_.head_deadline, owner_.limits_.deadline));
     read();
   }
 
+  // Closes the session for a newcomer (ControlListener::do_accept).
+  void evict() { close(); }
+
  private:
+  // One timer, re-armed for each phase: the head must arrive, then the
+  // answer must be written, then the client has a moment to close.
+  void arm(std::chrono::steady_clock::duration after) {
+    timer_.expires_after(after);
+    timer_.async_wait([self = shared_from_this()](const error_code& ec) {
+      if (!ec) self->close();
+    });
+  }
+
   void read() {
     socket_.async_read_some(asio::buffer(chunk_),
                             [self = shared_from_this()](const error_code& ec, size_t n) {
@@ -229,6 +240,13 @@ class ControlListener::Session : public std::enable_shared_from_this<Session> {
 
   void received(size_t n) {
     size_t searched_from = in_.size() >= 3 ? in_.size() - 3 : 0;
+    // A line ending in a bare LF is no request of ours: answered at once,
+    // not left to wait for a CRLF CRLF that never comes.
+    for (size_t i = 0; i < n; ++i) {
+      if (chunk_[i] != '\n') continue;
+      char before = i > 0 ? chunk_[i - 1] : (in_.empty() ? '\0' : in_.back());
+      if (before != '\r') return reply(text(400, "Bad Request\n"), false);
+    }
     in_.append(chunk_.data(), n);
     size_t end = in_.find("\r\n\r\n", searched_from);
     size_t max_head = owner_.limits_.max_head;
@@ -243,26 +261,64 @@ class ControlListener::Session : public std::enable_shared_from_this<Session> {
   }
 
   void reply(const ControlResponse& response, bool head_only) {
+    unlist();
+    auto spent = std::chrono::steady_clock::now() - accepted_;
+    arm(owner_.limits_.deadline > spent ? owner_.limits_.deadline - spent : std::chrono::steady_clock::duration{});
     out_ = serialize_control_response(response, head_only);
     asio::async_write(socket_, asio::buffer(out_), [self = shared_from_this()](const error_code& ec, size_t) {
-      if (!ec) {
-        error_code ignored;
-        self->socket_.shutdown(asio::socket_base::shutdown_send, ignored);
-      }
-      self->close();
+      if (ec) return self->close();
+      self->linger();
     });
   }
 
+  // Closing with unread bytes in the socket (a body, a pipelined request)
+  // would send a reset, and the client could lose the answer it has not
+  // read yet. So the send side is shut and what comes is read and dropped
+  // until the client closes, for at most the linger time.
+  void linger() {
+    error_code ignored;
+    socket_.shutdown(asio::socket_base::shutdown_send, ignored);
+    arm(owner_.limits_.linger);
+    drain();
+  }
+
+  void drain() {
+    socket_.async_read_some(asio::buffer(chunk_), [self = shared_from_this()](const error_code& ec, size_t) {
+      if (ec) return self->close();
+      self->drain();
+    });
+  }
+
+  // A closed session holds no place, though its object lives until its
+  // cancelled handlers have run: a newcomer can take its place at once.
   void close() {
+    leave();
     error_code ignored;
     timer_.cancel();
     socket_.close(ignored);
   }
 
+  void unlist() {
+    if (!listed_) return;
+    listed_ = false;
+    sessions_->reading.erase(reading_);
+  }
+
+  void leave() {
+    unlist();
+    if (!counted_) return;
+    counted_ = false;
+    --sessions_->open;
+  }
+
   ControlListener& owner_;  // used by handlers only, which never run after stop()
-  std::shared_ptr<size_t> open_;
+  std::shared_ptr<Sessions> sessions_;
+  std::list<Session*>::iterator reading_;
+  bool listed_ = true;
+  bool counted_ = true;
   Socket socket_;
   asio::steady_timer timer_;
+  std::chrono::steady_clock::time_point accepted_;
   std::array<char, 2048> chunk_;
   std::string in_;
   std::string out_;
@@ -325,9 +381,13 @@ void ControlListener::do_accept() {
   acceptor_.async_accept(io_, [this](const error_code& ec, Session::Socket socket) {
     if (ec == asio::error::operation_aborted) return;
     if (!ec) {
-      if (*open_ >= limits_.max_connections) {
+      if (sessions_->open >= limits_.max_connections && !sessions_->reading.empty()) {
+        // The oldest still sending its head has had longest to send it.
+        sessions_->reading.front()->evict();
+      }
+      if (sessions_->open >= limits_.max_connections) {
         error_code ignored;
-        socket.close(ignored);  // full: this one is refused, the others go on
+        socket.close(ignored);  // every session is answering: this one is refused
       } else {
         std::make_shared<Session>(*this, std::move(socket))->start();
       }

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <functional>
+#include <list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -32,9 +33,14 @@ using GroupStatsSource = std::function<GroupStats()>;
 class ControlListener {
  public:
   struct Limits {
-    size_t max_head = 8192;                    // bytes of request line and headers
-    std::chrono::milliseconds deadline{5000};  // from accept until the answer is written
-    size_t max_connections = 64;               // beyond it, new ones are closed at once
+    size_t max_head = 8192;                         // bytes of request line and headers
+    std::chrono::milliseconds head_deadline{2000};  // from accept until the whole head is in
+    std::chrono::milliseconds deadline{5000};       // from accept until the answer is written
+    std::chrono::milliseconds linger{1000};         // after the answer, for the client to close
+    // Beyond it, a newcomer takes the place of the oldest session still
+    // waiting for its head (one that sends nothing must not keep a scrape
+    // out); when every session is past its head, the newcomer is closed.
+    size_t max_connections = 64;
   };
 
   // `stats` is called on the control thread for every /stats, /metrics and
@@ -80,10 +86,14 @@ class ControlListener {
   std::function<ServerStats()> stats_;
   GroupStatsSource group_;
   Limits limits_;
-  // Sessions alive; control thread only. Shared with each session, whose
-  // destructor may run when io_ is destroyed, after this listener's other
-  // members.
-  std::shared_ptr<size_t> open_ = std::make_shared<size_t>(0);
+  // Sessions alive, and those still reading their head, oldest first;
+  // control thread only. Shared with each session, whose destructor may
+  // run when io_ is destroyed, after this listener's other members.
+  struct Sessions {
+    size_t open = 0;
+    std::list<Session*> reading;
+  };
+  std::shared_ptr<Sessions> sessions_ = std::make_shared<Sessions>();
   std::thread thread_;
   bool started_ = false;
   bool stopped_ = false;
