@@ -11,11 +11,3 @@ threads threads_count, threads_count
 workers Integer(ENV.fetch("WEB_CONCURRENCY", 0))
 environment "production"
 
-# config/environments/production.rb logs through Kino::Logger, whose
-# writer threads, like every thread, are not copied by a fork: a worker
-# would queue its lines for a writer that is not there. Kino's own
-# `processes` pauses the writers around each fork and starts them again
-# on both sides; a Puma cluster is told to do the same here.
-before_worker_fork { Kino::Native.logger_pause_all if defined?(Kino::Native) }
-after_worker_fork { Kino::Native.logger_resume_all if defined?(Kino::Native) }
-before_worker_boot { Kino::Native.logger_resume_all if defined?(Kino::Native) }
