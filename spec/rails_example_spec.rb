@@ -89,6 +89,19 @@ RSpec.describe "examples/rails-hello" do
     children.each { |pid| expect { Process.kill(0, pid) }.to raise_error(Errno::ESRCH) }
   end
 
+  # The check loads every autoload of the app's namespaces and walks a
+  # graph of thousands of objects in a forked child, which must come back.
+  it "is diagnosed by `bundle exec kino --check`: blockers listed, exit status 1, nothing left running" do
+    kino = spawn_kino("--check", command: %w[bundle exec kino], chdir: RailsExample::DIR, env: RailsExample.env,
+                                 spawn_options: RailsExample.spawn_options, wait: false)
+    expect(kino.wait(timeout: RailsExample::BOOT_TIMEOUT)&.exitstatus).to eq(1)
+    report = kino.stdout + kino.stderr
+    expect(report).to match(/^kino --check: config.ru cannot run in :ractor mode \(\d+ blockers/)
+    expect(report).to include("RailsHello::Application")
+    expect(report).not_to include("checking it failed")
+    expect(kino.output_closed?).to be(true), "a forked check still holds kino's output"
+  end
+
   it "logs through Kino::Logger, tagged with the request id" do
     kino = start(%w[bundle exec kino], "-p", "0")
     response = http_get("/", { "X-Request-Id" => "spec-request-1" }, port: kino.listening_port)

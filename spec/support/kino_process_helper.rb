@@ -92,6 +92,12 @@ module KinoProcessHelper
       @status
     end
 
+    # Whether stdout and stderr reached their end: false while anything
+    # the process started still holds them (after #wait).
+    def output_closed?
+      @readers.none?(&:alive?)
+    end
+
     # TERM, then KILL if it lingers.
     def stop
       return if exited?
