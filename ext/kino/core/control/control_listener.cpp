@@ -263,7 +263,8 @@ class ControlListener::Session : public std::enable_shared_from_this<Session> {
   void reply(const ControlResponse& response, bool head_only) {
     unlist();
     auto spent = std::chrono::steady_clock::now() - accepted_;
-    arm(owner_.limits_.deadline > spent ? owner_.limits_.deadline - spent : std::chrono::steady_clock::duration{});
+    arm(owner_.limits_.deadline > spent ? owner_.limits_.deadline - spent
+                                        : std::chrono::steady_clock::duration{});
     out_ = serialize_control_response(response, head_only);
     asio::async_write(socket_, asio::buffer(out_), [self = shared_from_this()](const error_code& ec, size_t) {
       if (ec) return self->close();
