@@ -5,12 +5,14 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <set>
 #include <sstream>
 #include <string>
@@ -218,6 +220,72 @@ TEST(LogWriter, StopGivesUpOnAPipeNobodyReads) {
   for (int i = 0; i < 10; ++i) EXPECT_TRUE(log.push("waiting\n"));
   log.stop(std::chrono::milliseconds(50));
   EXPECT_EQ(log.dropped(), 10u);
+}
+
+namespace {
+
+// A full pipe or socket pair whose writing end, as handed over, blocks.
+struct BlockingFull {
+  int fds[2];
+  explicit BlockingFull(bool socket) {
+    if (socket) {
+      EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+    } else {
+      EXPECT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+    }
+    int flags = ::fcntl(fds[1], F_GETFL);
+    ::fcntl(fds[1], F_SETFL, flags | O_NONBLOCK);
+    std::string byte = "x";
+    while (::write(fds[1], byte.data(), 1) > 0) {
+    }
+    ::fcntl(fds[1], F_SETFL, flags);
+  }
+  ~BlockingFull() {
+    if (fds[0] >= 0) ::close(fds[0]);
+    ::close(fds[1]);
+  }
+};
+
+// stop() must come back though nobody reads; should it hang, closing the
+// reading end frees the writer (EPIPE) and the test fails instead.
+void expect_stop_gives_up(bool socket) {
+  BlockingFull full(socket);
+  auto log = LogWriter::adopt(::fcntl(full.fds[1], F_DUPFD_CLOEXEC, 3), 10);
+  for (int i = 0; i < 10; ++i) EXPECT_TRUE(log->push("waiting\n"));
+  auto stopping = std::async(std::launch::async, [&] { log->stop(std::chrono::milliseconds(50)); });
+  bool returned = stopping.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+  if (!returned) {
+    ::close(full.fds[0]);
+    full.fds[0] = -1;
+  }
+  stopping.wait();
+  EXPECT_TRUE(returned) << "stop() waited on a blocking write";
+  EXPECT_EQ(log->dropped(), 10u);
+  int flags = ::fcntl(full.fds[1], F_GETFL);
+  EXPECT_EQ(flags & O_NONBLOCK, 0) << "the caller's description was left as it was";
+}
+
+}  // namespace
+
+TEST(LogWriter, StopGivesUpOnABlockingPipeNobodyReads) { expect_stop_gives_up(false); }
+
+TEST(LogWriter, StopGivesUpOnABlockingSocketNobodyReads) { expect_stop_gives_up(true); }
+
+TEST(LogWriter, AnAdoptedBlockingPipeGetsEveryLineInOrder) {
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  auto log = LogWriter::adopt(fds[1]);
+  std::string expected;
+  for (int i = 0; i < 2000; ++i) {
+    std::string line = "line " + std::to_string(i) + "\n";
+    expected += line;
+    while (!log->push(line)) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  std::thread reader([&] { EXPECT_EQ(read_all(fds[0]), expected); });
+  log->stop();
+  log.reset();  // closes the writing end: the reader sees its end
+  reader.join();
+  ::close(fds[0]);
 }
 
 TEST(LogWriter, AClosedPipeCountsLinesAsDroppedAndRaisesNoSignal) {

@@ -4,6 +4,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -26,12 +28,38 @@ std::system_error open_error(int err, const std::string& path) {
   return std::system_error(err, std::generic_category(), "cannot open log file " + path);
 }
 
+// A pipe handed over blocking (a shell's pipe to a log collector) would
+// let one writev wait forever, and stop() behind it. Its O_NONBLOCK flag
+// belongs to a description others share (the shell, Ruby's $stdout), so
+// it is not flipped: the pipe is opened again through /proc, which gives
+// a description of the writer's own. -1 when there is no need or no way
+// (no reader yet, no /proc): the descriptor is then written as it is.
+int nonblocking_reopen(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode)) return -1;
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || (flags & O_NONBLOCK) != 0) return -1;
+  std::string self = "/proc/self/fd/" + std::to_string(fd);
+  return ::open(self.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+}
+
+bool is_socket(int fd) {
+  struct stat st {};
+  return ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
 }  // namespace
 
 LogWriter::LogWriter(int fd, size_t capacity) : LogWriter(fd, false, std::string(), capacity) {}
 
 LogWriter::LogWriter(int fd, bool owned, std::string path, size_t capacity)
     : fd_(fd), owned_(owned), tty_(::isatty(fd) == 1), path_(std::move(path)), channel_(capacity) {
+  if (int fresh = nonblocking_reopen(fd_); fresh >= 0) {
+    if (owned_) ::close(fd_);
+    fd_ = fresh;
+    owned_ = true;
+  }
+  socket_ = is_socket(fd_);
   try {
     start_thread();
   } catch (...) {
@@ -124,7 +152,7 @@ bool LogWriter::flush(std::chrono::milliseconds timeout) {
 }
 
 bool LogWriter::reopen() {
-  if (!owned_) return false;
+  if (path_.empty()) return false;
   int fresh = ::open(path_.c_str(), kOpenFlags, 0644);
   if (fresh < 0) throw open_error(errno, path_);
   // dup3 swaps what fd_ refers to in one step: a writev under way finishes
@@ -206,7 +234,7 @@ void LogWriter::write_batch(std::string* lines, size_t n) {
   };
   skip_written();
   while (first < n) {
-    ssize_t written = ::writev(fd_, iov + first, static_cast<int>(std::min<size_t>(n - first, IOV_MAX)));
+    ssize_t written = write_some(iov + first, std::min<size_t>(n - first, IOV_MAX));
     if (written < 0) {
       int err = errno;
       if (err == EINTR) continue;
@@ -234,6 +262,16 @@ void LogWriter::write_batch(std::string* lines, size_t n) {
     }
     skip_written();
   }
+}
+
+// A socket is written without blocking whatever its flags (they are
+// shared with whoever handed it over), and never raises SIGPIPE.
+ssize_t LogWriter::write_some(iovec* iov, size_t count) {
+  if (!socket_) return ::writev(fd_, iov, static_cast<int>(count));
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = count;
+  return ::sendmsg(fd_, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 // A non-blocking descriptor that is full (a pipe nobody reads): wait for

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <atomic>
 #include <chrono>
@@ -97,9 +98,11 @@ class LogWriter {
   void stop_in_fork_child();
   void write_batch(std::string* lines, size_t n);
   bool wait_writable();
+  ssize_t write_some(iovec* iov, size_t count);
 
   int fd_;
   bool owned_;
+  bool socket_ = false;
   bool tty_;
   std::string path_;
   LogChannel channel_;
