@@ -19,7 +19,10 @@
 #include <ruby/ractor.h>
 
 #include <algorithm>
+#include <atomic>
+#include <bit>
 #include <chrono>
+#include <functional>
 #include <mutex>
 #include <new>
 #include <string>
@@ -120,36 +123,39 @@ constexpr std::string_view kMethods[] = {"GET",     "HEAD",  "POST",  "PUT",    
                                          "OPTIONS", "PATCH", "TRACE", "PROPFIND"};
 
 // Hosts, ports and peer addresses repeat, but they come from clients, so
-// the cache is bounded: the first kLimit distinct values are kept (frozen,
-// for every ractor), later ones are allocated per request.
+// each cache is bounded: the first `limit`
+// distinct values no longer than `max_length` are kept (frozen, for every
+// ractor), later ones are allocated per request.
+//
+// Readers never lock, never allocate on a hit and never write shared
+// memory: every worker of every ractor reads these tables on every
+// request, and a mutex (or a reference count) they all touch is a cache
+// line bounced between cores, and a lock a worker may have to wait for
+// in the middle of building an env. The table is an open-addressed array of
+// atomic pointers to entries that, once published, never change and are
+// never freed (at most `limit` of them): a reader sees an entry whole or
+// not at all, and probes with the request's bytes as they are (no
+// std::string made for the lookup).
 //
 // Values are created on the main ractor only. In :threaded mode the
 // workers are main-ractor threads and a miss is cached at once. A worker
 // ractor's miss is allocated for that request and remembered (the bytes
-// only); the main ractor creates the shared value at its next
+// only, if the list's lock is free at that moment: a reader never waits
+// for it); the main ractor creates the shared value at its next
 // share_wanted(), which the log pump runs every tenth of a second, and
 // requests after that use it.
 class ValueCache {
  public:
+  ValueCache(size_t limit, size_t max_length)
+      : limit_(limit), max_length_(max_length), slots_(std::bit_ceil(2 * limit)) {}
+
   VALUE get(std::string_view bytes) {
-    try {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        auto it = values_.find(std::string(bytes));
-        if (it != values_.end()) return it->second;
-        if (values_.size() + wanted_.size() >= kLimit) return Qnil;
-      }
-      if (!on_main_ractor()) {
-        std::lock_guard<std::mutex> lock(mu_);
-        bool known = values_.count(std::string(bytes)) ||
-                     std::find(wanted_.begin(), wanted_.end(), bytes) != wanted_.end();
-        if (!known && values_.size() + wanted_.size() < kLimit) wanted_.emplace_back(bytes);
-        return Qnil;
-      }
-    } catch (const std::bad_alloc&) {
-      return Qnil;  // the caller allocates a fresh String instead
-    }
-    return insert(bytes);
+    size_t hash = std::hash<std::string_view>{}(bytes);
+    if (const Entry* e = find(bytes, hash)) return e->value;
+    if (bytes.size() > max_length_ || count_.load(std::memory_order_relaxed) >= limit_) return Qnil;
+    if (on_main_ractor()) return insert(bytes, hash);
+    remember(bytes);
+    return Qnil;
   }
 
   // Main ractor: creates the values worker ractors asked for. The bytes are
@@ -159,34 +165,78 @@ class ValueCache {
     auto* wanted = new (std::nothrow) std::vector<std::string>();
     if (!wanted) return;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      std::lock_guard<std::mutex> lock(wanted_mu_);
       wanted->swap(wanted_);
     }
     with_held(wanted, [this](const std::vector<std::string>& all) -> VALUE {
-      for (const auto& bytes : all) insert(bytes);
+      for (const auto& bytes : all) insert(bytes, std::hash<std::string_view>{}(bytes));
       return Qnil;
     });
   }
 
  private:
-  // Main ractor. Everything that may call into the VM (allocate, run GC,
-  // take the VM lock) happens with our lock released: a GC waits for every
-  // ractor to reach a safe point, and one blocked on this mutex never
-  // would. A string made by the loser of a race stays registered: at most
-  // one per race, bounded by kLimit.
-  VALUE insert(std::string_view bytes) {
-    VALUE v = shared_string(bytes);
-    try {
-      std::lock_guard<std::mutex> lock(mu_);
-      return values_.emplace(std::string(bytes), v).first->second;
-    } catch (const std::bad_alloc&) {
-      return v;  // not cached, still correct; and no C++ exception into Ruby
+  struct Entry {
+    size_t hash;
+    VALUE value;
+    std::string bytes;
+  };
+
+  const Entry* find(std::string_view bytes, size_t hash) const noexcept {
+    size_t mask = slots_.size() - 1;
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+      const Entry* e = slots_[i].load(std::memory_order_acquire);
+      if (!e) return nullptr;  // the table is never full: a probe ends
+      if (e->hash == hash && e->bytes == bytes) return e;
     }
   }
 
-  static constexpr size_t kLimit = 64;
-  std::mutex mu_;
-  std::unordered_map<std::string, VALUE> values_;
+  // A worker ractor's miss, for share_wanted. Skipped when the lock is
+  // taken (the next request with these bytes asks again) or memory is short.
+  void remember(std::string_view bytes) noexcept {
+    std::unique_lock<std::mutex> lock(wanted_mu_, std::try_to_lock);
+    if (!lock.owns_lock()) return;
+    if (count_.load(std::memory_order_relaxed) + wanted_.size() >= limit_) return;
+    if (std::find(wanted_.begin(), wanted_.end(), bytes) != wanted_.end()) return;
+    try {
+      wanted_.emplace_back(bytes);
+    } catch (const std::bad_alloc&) {
+    }
+  }
+
+  // Main ractor. The String is made before the table's lock is taken:
+  // making it may run a GC, which waits for every ractor to reach a safe
+  // point, and one blocked on this mutex never would. A string made by
+  // the loser of a race (two :threaded workers missing at once) stays
+  // registered: at most one per race, bounded by the limit.
+  VALUE insert(std::string_view bytes, size_t hash) {
+    VALUE v = shared_string(bytes);
+    std::lock_guard<std::mutex> lock(insert_mu_);
+    if (const Entry* e = find(bytes, hash)) return e->value;
+    if (count_.load(std::memory_order_relaxed) >= limit_) return v;
+    Entry* e = new (std::nothrow) Entry{hash, v, {}};
+    if (!e) return v;  // not cached, still correct; and no C++ exception into Ruby
+    try {
+      e->bytes.assign(bytes);
+    } catch (const std::bad_alloc&) {
+      delete e;
+      return v;
+    }
+    size_t mask = slots_.size() - 1;
+    size_t i = hash & mask;
+    while (slots_[i].load(std::memory_order_relaxed)) i = (i + 1) & mask;
+    slots_[i].store(e, std::memory_order_release);
+    count_.fetch_add(1, std::memory_order_relaxed);
+    return v;
+  }
+
+  const size_t limit_;
+  const size_t max_length_;
+  // A power of two, twice the limit: probes stay short and always end at
+  // an empty slot.
+  std::vector<std::atomic<const Entry*>> slots_;
+  std::atomic<size_t> count_{0};
+  std::mutex insert_mu_;  // main ractor's writers only
+  std::mutex wanted_mu_;
   std::vector<std::string> wanted_;  // worker ractors' misses, for share_wanted
 };
 
@@ -249,7 +299,8 @@ VALUE build_env(const RequestCtx& req, VALUE handle) {
     rb_hash_aset(env, s.rack_url_scheme, s.http);
   }
   rb_hash_aset(env, s.rack_input, rack_input(req, handle));
-  rb_hash_aset(env, s.rack_errors, rb_gv_get("$stderr"));
+  // The ractor's own $stderr, read without a global variable lookup.
+  rb_hash_aset(env, s.rack_errors, rb_ractor_stderr());
   rb_hash_aset(env, s.rack_multithread, Qtrue);
   rb_hash_aset(env, s.rack_multiprocess, Qfalse);
   rb_hash_aset(env, s.rack_run_once, Qfalse);
@@ -430,9 +481,9 @@ void init_native_request(VALUE mNative) {
   strings = s;
   main_ractor_key = rb_ractor_local_storage_value_newkey();
   rb_ractor_local_storage_value_set(main_ractor_key, Qtrue);
-  host_cache = new ValueCache();
-  port_cache = new ValueCache();
-  peer_cache = new ValueCache();
+  host_cache = new ValueCache(64, 255);
+  port_cache = new ValueCache(64, 5);
+  peer_cache = new ValueCache(64, 64);
   // What nearly every server sees, shared from the first request on.
   for (auto host : {"localhost", "127.0.0.1"}) host_cache->get(host);
   for (auto port : {"80", "443"}) port_cache->get(port);
