@@ -57,7 +57,11 @@ struct EnvStrings {
       remote_addr, rack_url_scheme, rack_input, rack_errors, rack_multithread, rack_multiprocess,
       rack_run_once, rack_hijack_p, kino_request, https_key;
   VALUE http, https, on, http_1_1, http_1_0, empty, localhost;
-  std::unordered_map<std::string_view, VALUE> headers;  // "HTTP_ACCEPT" -> frozen key
+  struct HeaderKey {
+    VALUE key;      // "HTTP_ACCEPT" as a frozen String
+    bool interned;  // its values come from header_value_cache
+  };
+  std::unordered_map<std::string_view, HeaderKey> headers;
   std::unordered_map<std::string_view, VALUE> methods;  // "GET" -> frozen value
 };
 
@@ -119,11 +123,52 @@ constexpr std::string_view kCommonHeaders[] = {
     "HTTP_X_REQUESTED_WITH",
 };
 
+// Request headers whose values are few and repeat from request to request
+// (one per browser version, per client library, per site), so each value
+// is one frozen String shared by every request and ractor, not a new one
+// a request. Never a header that carries a credential, a token, or
+// something unique to a request or a user (Cookie, Authorization,
+// Referer, X-Request-Id, If-None-Match, X-Forwarded-For): its value would
+// stay in memory for the life of the process and fill the cache with
+// values seen once.
+constexpr std::string_view kInternedHeaders[] = {
+    "HTTP_ACCEPT",
+    "HTTP_ACCEPT_CHARSET",
+    "HTTP_ACCEPT_ENCODING",
+    "HTTP_ACCEPT_LANGUAGE",
+    "HTTP_CACHE_CONTROL",
+    "HTTP_CONNECTION",
+    "HTTP_DNT",
+    "HTTP_HOST",
+    "HTTP_KEEP_ALIVE",
+    "HTTP_ORIGIN",
+    "HTTP_PRAGMA",
+    "HTTP_PRIORITY",
+    "HTTP_SEC_CH_UA",
+    "HTTP_SEC_CH_UA_MOBILE",
+    "HTTP_SEC_CH_UA_PLATFORM",
+    "HTTP_SEC_FETCH_DEST",
+    "HTTP_SEC_FETCH_MODE",
+    "HTTP_SEC_FETCH_SITE",
+    "HTTP_SEC_FETCH_USER",
+    "HTTP_TE",
+    "HTTP_UPGRADE_INSECURE_REQUESTS",
+    "HTTP_USER_AGENT",
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_REQUESTED_WITH",
+};
+
+// Bounds of the header value cache: a user agent is about 120 bytes, so
+// 256 values of up to 256 bytes hold what a site's clients send, in at
+// most about 100 KiB, never freed.
+constexpr size_t kInternedValues = 256;
+constexpr size_t kInternedValueLength = 256;
+
 constexpr std::string_view kMethods[] = {"GET",     "HEAD",  "POST",  "PUT",     "DELETE",
                                          "OPTIONS", "PATCH", "TRACE", "PROPFIND"};
 
-// Hosts, ports and peer addresses repeat, but they come from clients, so
-// each cache is bounded: the first `limit`
+// Hosts, ports, peer addresses and the common header values repeat, but
+// they come from clients, so each cache is bounded: the first `limit`
 // distinct values no longer than `max_length` are kept (frozen, for every
 // ractor), later ones are allocated per request.
 //
@@ -243,6 +288,8 @@ class ValueCache {
 ValueCache* host_cache = nullptr;
 ValueCache* port_cache = nullptr;
 ValueCache* peer_cache = nullptr;
+// Values of the headers EnvStrings marks as interned (see kInternedHeaders).
+ValueCache* header_value_cache = nullptr;
 
 VALUE str(const Bytes& b) { return rb_str_new(b.data(), static_cast<long>(b.size())); }
 
@@ -289,8 +336,12 @@ VALUE build_env(const RequestCtx& req, VALUE handle) {
   rb_hash_aset(env, s.remote_addr, cached(peer_cache, view(req.peer_address)));
   for (const auto& h : req.headers) {
     auto k = s.headers.find(view(h.key));
-    VALUE key = k != s.headers.end() ? k->second : rb_obj_freeze(str(h.key));
-    rb_hash_aset(env, key, str(h.value));
+    if (k == s.headers.end()) {
+      rb_hash_aset(env, rb_obj_freeze(str(h.key)), str(h.value));
+    } else {
+      const auto& [key, interned] = k->second;
+      rb_hash_aset(env, key, interned ? cached(header_value_cache, view(h.value)) : str(h.value));
+    }
   }
   if (req.https) {
     rb_hash_aset(env, s.rack_url_scheme, s.https);
@@ -448,6 +499,7 @@ void share_wanted_env_values() {
   host_cache->share_wanted();
   port_cache->share_wanted();
   peer_cache->share_wanted();
+  header_value_cache->share_wanted();
 }
 
 void init_native_request(VALUE mNative) {
@@ -476,7 +528,11 @@ void init_native_request(VALUE mNative) {
   s->http_1_0 = shared_string("HTTP/1.0");
   s->empty = shared_string("");
   s->localhost = shared_string("localhost");
-  for (auto name : kCommonHeaders) s->headers.emplace(name, shared_string(name));
+  for (auto name : kCommonHeaders) {
+    bool interned = std::find(std::begin(kInternedHeaders), std::end(kInternedHeaders), name) !=
+                    std::end(kInternedHeaders);
+    s->headers.emplace(name, EnvStrings::HeaderKey{shared_string(name), interned});
+  }
   for (auto name : kMethods) s->methods.emplace(name, shared_string(name));
   strings = s;
   main_ractor_key = rb_ractor_local_storage_value_newkey();
@@ -484,6 +540,7 @@ void init_native_request(VALUE mNative) {
   host_cache = new ValueCache(64, 255);
   port_cache = new ValueCache(64, 5);
   peer_cache = new ValueCache(64, 64);
+  header_value_cache = new ValueCache(kInternedValues, kInternedValueLength);
   // What nearly every server sees, shared from the first request on.
   for (auto host : {"localhost", "127.0.0.1"}) host_cache->get(host);
   for (auto port : {"80", "443"}) port_cache->get(port);
