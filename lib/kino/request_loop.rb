@@ -18,6 +18,8 @@ module Kino
     REQUEST_KEY = "kino.request"
     RACK_ERRORS = "rack.errors"
     ERROR_BODY = "Internal Server Error\n"
+    # What serve returns when the caller is to take the next request.
+    TAKE = :take
 
     # `slot` names this thread's place in the server's slots, so the
     # supervisor can answer the request it holds if its worker dies.
@@ -35,15 +37,20 @@ module Kino
       @after_request_complete = after_request_complete
     end
 
-    # Serves until the server's queue is closed and empty.
+    # Serves until the server's queue is closed and empty, through one
+    # Native::Taker: this thread's hold on the server, so that no take
+    # looks the server up.
     def run
-      server_id = @server_id
-      slot = @slot
       # Kino.sleep in the app learns from this which server to listen to.
-      Thread.current[:kino_server_id] = server_id
-      while (env = Native.take_one(server_id, slot))
-        serve(env)
+      Thread.current[:kino_server_id] = @server_id
+      taker = Native.taker(@server_id, @slot)
+      env = taker.take
+      while env
+        env = serve(env, taker)
+        env = taker.take if env.equal?(TAKE)
       end
+    ensure
+      taker&.close
     end
 
     # Answers one request. Any failure of the app, or an answer that breaks
@@ -60,12 +67,29 @@ module Kino
     # status of the answer: the app's, or 500 for a failure (also when the
     # head was already out and the body was cut off). Unset, it costs this
     # one nil check.
-    def serve(env)
+    #
+    # With a +taker+, an answer whose body is a plain Array, when no
+    # after_request_complete hook is set, goes out with the take of the
+    # next request, in one native call (Taker#respond_and_take): there is
+    # no body to close and no hook to run between the two, so nothing but
+    # the number of calls changes. Returns the next env (or nil once the
+    # queue is closed) when it took one that way, else TAKE: the caller
+    # takes the next request itself. respond_and_take says false when the
+    # take after its answer failed: the caller's take raises that failure.
+    def serve(env, taker = nil)
       request = env[REQUEST_KEY]
       env[RACK_ERRORS] = @errors if @errors
       body = nil
       status, headers, body = @app.call(env)
-      write_response(request, status, headers, body, env)
+      # No `return` out of this begin/ensure: Ruby makes that a throw, an
+      # object allocated per request.
+      if taker && plain_answer?(status, headers, body)
+        taken = taker.respond_and_take(request, status, headers, body)
+        taken == false ? TAKE : taken
+      else
+        write_response(request, status, headers, body, env)
+        TAKE
+      end
     rescue Exception => e # rubocop:disable Lint/RescueException
       status = 500
       begin
@@ -74,12 +98,22 @@ module Kino
         report(e, env, "500")
       end
       raise unless e.is_a?(StandardError) || e.is_a?(ScriptError)
+
+      TAKE
     ensure
       close_body(body, env)
       complete(env, status) if @after_request_complete
     end
 
     private
+
+    # An answer respond_and_take may send: a plain Array body with nothing
+    # to close (an Array given a close of its own is not one), no hook to
+    # run after it, and the head write_response would accept.
+    def plain_answer?(status, headers, body)
+      body.instance_of?(Array) && !body.respond_to?(:close) && !@after_request_complete &&
+        status.is_a?(Integer) && status >= 100 && status <= 999 && headers.is_a?(Hash)
+    end
 
     def write_response(request, status, headers, body, env)
       unless status.is_a?(Integer) && status >= 100 && status <= 999

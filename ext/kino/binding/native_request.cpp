@@ -407,40 +407,30 @@ struct TakeCall : Interruptible {
 // When the thread last (re)took the GVL is kept with the Ruby thread, not
 // the OS thread: on Ruby 3.3 and later the threads of a non-main ractor
 // may run M:N, several Ruby threads taking turns on one native thread, so
-// a C++ thread_local would mix their clocks. It is a Fixnum in the
-// thread's (root fiber's) locals, read and written without allocating.
+// a C++ thread_local would mix their clocks. A Taker, made for one worker
+// thread, holds it; a bare take_one keeps it as a Fixnum in the thread's
+// (root fiber's) locals, read and written without allocating.
 constexpr int64_t kYieldAfterMs = 10;
 ID id_gvl_since_ms;
 
-int64_t gvl_since_ms() {
-  VALUE v = rb_thread_local_aref(rb_thread_current(), id_gvl_since_ms);
-  return FIXNUM_P(v) ? FIX2LONG(v) : 0;
-}
-
-void gvl_taken_now() { rb_thread_local_aset(rb_thread_current(), id_gvl_since_ms, LONG2FIX(steady_ms())); }
-
-void share_gvl_between_requests() {
-  int64_t since = gvl_since_ms();
+// `since`: when the GVL was last taken, in steady_ms(); 0 before the
+// thread's first take.
+void share_gvl_between_requests(int64_t& since) {
   if (since == 0) {
-    gvl_taken_now();
+    since = steady_ms();
   } else if (steady_ms() - since > kYieldAfterMs) {
     rb_thread_schedule();
-    gvl_taken_now();
+    since = steady_ms();
   }
 }
 
-}  // namespace
-
-// Native.take_one(server_id, slot = nil) -> env Hash, or nil once the
-// server's queue is closed and empty. With a slot, the request is recorded
-// as that worker thread's current one (see ThreadSlots). Blocks with the GVL released; a request already
+// The next request's env, or nil once the queue is closed and empty.
+// `with_server(f)` runs `f(Server&)` inside `protect`, or says there is no
+// server (returns false). Blocks with the GVL released; a request already
 // queued is taken without releasing it.
-VALUE native_take_one(int argc, VALUE* argv, VALUE) {
-  VALUE id, rb_slot;
-  rb_scan_args(argc, argv, "11", &id, &rb_slot);
-  uint64_t sid = NUM2ULL(id);
-  long slot = NIL_P(rb_slot) ? -1 : NUM2LONG(rb_slot);
-  share_gvl_between_requests();
+template <class WithServer>
+VALUE take_next(const WithServer& with_server, long slot, int64_t& gvl_since, bool& missing) {
+  share_gvl_between_requests(gvl_since);
   // The handle exists before a request is taken: the queue's reference
   // moves straight into it, so a NoMemoryError (here or while the env is
   // built) leaves the request owned by a handle whose collection answers
@@ -448,42 +438,213 @@ VALUE native_take_one(int argc, VALUE* argv, VALUE) {
   VALUE handle = TypedData_Wrap_Struct(cRequest, &request_type, nullptr);
   for (;;) {
     RequestCtx* taken = nullptr;
-    bool missing = false, closed = false, waited = false;
+    bool closed = false, waited = false;
     protect([&]() -> VALUE {
-      auto server = Registry::instance().find(sid);
-      if (!server) {
-        missing = true;
-        return Qnil;
-      }
-      RequestQueue& queue = server->queue();
-      RequestRef r = queue.try_pop();
-      if (r) {
-        taken = r.detach();
-        RTYPEDDATA_DATA(handle) = taken;
-      } else if (queue.drained()) {
-        closed = true;
-      } else {
-        TakeCall call;
-        call.queue = &queue;
-        // gvl2: a request dequeued while an interrupt arrives is kept,
-        // not lost; the interrupt is handled by the next check below.
-        without_gvl(call);
-        waited = true;
-        // Raised by protect once the server reference is gone.
-        if (call.failure) std::rethrow_exception(call.failure);
-        taken = call.taken;
-        RTYPEDDATA_DATA(handle) = taken;
-        closed = !taken && queue.drained();
-      }
-      if (taken && slot >= 0) server->slots().hold(static_cast<size_t>(slot), taken);
+      missing = !with_server([&](Server& server) {
+        RequestQueue& queue = server.queue();
+        RequestRef r = queue.try_pop();
+        if (r) {
+          taken = r.detach();
+          RTYPEDDATA_DATA(handle) = taken;
+        } else if (queue.drained()) {
+          closed = true;
+        } else {
+          TakeCall call;
+          call.queue = &queue;
+          // gvl2: a request dequeued while an interrupt arrives is kept,
+          // not lost; the interrupt is handled by the next check below.
+          without_gvl(call);
+          waited = true;
+          // Raised by protect once the server reference is gone.
+          if (call.failure) std::rethrow_exception(call.failure);
+          taken = call.taken;
+          RTYPEDDATA_DATA(handle) = taken;
+          closed = !taken && queue.drained();
+        }
+        if (taken && slot >= 0) server.slots().hold(static_cast<size_t>(slot), taken);
+      });
       return Qnil;
     });
-    if (waited) gvl_taken_now();
-    if (missing) raise_no_server(sid);
+    if (waited) gvl_since = steady_ms();
+    if (missing) return Qnil;
     if (taken) return build_env(*taken, handle);
     if (closed) return Qnil;
     rb_thread_check_ints();  // Thread#kill, Ractor shutdown: raises or returns
   }
+}
+
+// A Kino::Native::Taker: one worker thread's hold on its server, made
+// when the thread starts serving and closed when it stops. Taking through
+// it finds the server without the registry (a mutex every worker of every
+// ractor would take on every request) and without copying a shared_ptr
+// (a reference count they would all write): the taker's reference keeps
+// the server alive, so a plain pointer does.
+//
+// The taker never leaves the thread's ractor. `pending` is an exception a
+// respond_and_take met after its response was out (see there), raised by
+// the next take.
+struct Taker {
+  std::shared_ptr<Server> server;
+  long slot = -1;
+  int64_t gvl_since = 0;
+  bool busy = false;  // inside a take: close must wait for it to end
+  VALUE pending = Qnil;
+};
+
+VALUE cTaker = Qnil;
+
+void taker_mark(void* p) { rb_gc_mark(static_cast<Taker*>(p)->pending); }
+
+void taker_free(void* p) { delete static_cast<Taker*>(p); }
+
+size_t taker_size(const void*) { return sizeof(Taker); }
+
+// Not freed immediately: dropping the last reference to a server that was
+// never stopped stops it, which must not happen inside a GC.
+const rb_data_type_t taker_type = {
+    "Kino::Native::Taker", {taker_mark, taker_free, taker_size, nullptr, {nullptr}}, nullptr, nullptr, 0,
+};
+
+Taker* unwrap_taker(VALUE self) {
+  auto* t = static_cast<Taker*>(rb_check_typeddata(self, &taker_type));
+  if (!t || !t->server) rb_raise(eKinoError, "the taker is closed");
+  if (t->busy) rb_raise(eKinoError, "the taker is in use by another thread");
+  return t;
+}
+
+// Taker#take's work; `t` is unwrapped. A pending exception is raised
+// first.
+VALUE taker_take_next(Taker* t) {
+  if (!NIL_P(t->pending)) {
+    VALUE error = t->pending;
+    t->pending = Qnil;
+    rb_exc_raise(error);
+  }
+  Server* server = t->server.get();
+  bool missing = false;
+  t->busy = true;
+  struct Take {
+    Taker* t;
+    Server* server;
+    bool* missing;
+  } take{t, server, &missing};
+  // busy is cleared on every path, a raise included.
+  return rb_ensure(
+      [](VALUE arg) -> VALUE {
+        auto* k = reinterpret_cast<Take*>(arg);
+        Server* server = k->server;
+        auto with_server = [server](auto&& f) {
+          f(*server);
+          return true;
+        };
+        return take_next(with_server, k->t->slot, k->t->gvl_since, *k->missing);
+      },
+      reinterpret_cast<VALUE>(&take),
+      [](VALUE arg) -> VALUE {
+        reinterpret_cast<Take*>(arg)->t->busy = false;
+        return Qnil;
+      },
+      reinterpret_cast<VALUE>(&take));
+}
+
+}  // namespace
+
+// Native.take_one(server_id, slot = nil) -> env Hash, or nil once the
+// server's queue is closed and empty. With a slot, the request is recorded
+// as that worker thread's current one (see ThreadSlots). Blocks with the
+// GVL released; a request already queued is taken without releasing it.
+// Finds the server in the registry on every call: a worker serving many
+// requests makes a Taker instead.
+VALUE native_take_one(int argc, VALUE* argv, VALUE) {
+  VALUE id, rb_slot;
+  rb_scan_args(argc, argv, "11", &id, &rb_slot);
+  uint64_t sid = NUM2ULL(id);
+  long slot = NIL_P(rb_slot) ? -1 : NUM2LONG(rb_slot);
+  VALUE since = rb_thread_local_aref(rb_thread_current(), id_gvl_since_ms);
+  int64_t gvl_since = FIXNUM_P(since) ? FIX2LONG(since) : 0;
+  bool missing = false;
+  // The server is found anew for each wait, and its reference dropped
+  // inside `protect`, before anything may raise.
+  auto with_server = [sid](auto&& f) {
+    auto server = Registry::instance().find(sid);
+    if (!server) return false;
+    f(*server);
+    return true;
+  };
+  // A raise inside loses the clock's update, which only delays a yield.
+  VALUE env = take_next(with_server, slot, gvl_since, missing);
+  rb_thread_local_aset(rb_thread_current(), id_gvl_since_ms, LONG2FIX(gvl_since));
+  if (missing) raise_no_server(sid);
+  return env;
+}
+
+// Native.taker(server_id, slot = nil) -> Kino::Native::Taker, for one
+// worker thread, in its own ractor. Raises Kino::Error for an unknown id.
+VALUE native_taker(int argc, VALUE* argv, VALUE) {
+  VALUE id, rb_slot;
+  rb_scan_args(argc, argv, "11", &id, &rb_slot);
+  uint64_t sid = NUM2ULL(id);
+  long slot = NIL_P(rb_slot) ? -1 : NUM2LONG(rb_slot);
+  auto* t = new (std::nothrow) Taker();
+  if (!t) rb_raise(rb_eNoMemError, "kino: native allocation failed");
+  t->slot = slot;
+  // Wrapped at once, so a raise below frees it with the object.
+  VALUE self = TypedData_Wrap_Struct(cTaker, &taker_type, t);
+  protect([&]() -> VALUE {
+    t->server = find_server(sid);
+    return Qnil;
+  });
+  return self;
+}
+
+// Taker#take -> env Hash, or nil once the server's queue is closed and
+// empty: take_one without the registry.
+VALUE taker_take(VALUE self) { return taker_take_next(unwrap_taker(self)); }
+
+// Taker#respond_and_take(req, status, headers, body_array) -> env, nil or
+// false. Answers `req` as Native.respond does, then takes the next request
+// as Taker#take does: one native call a request where there were two.
+//
+// A failure to answer (a TypeError for a body element that is no String,
+// an app's to_s raising) is raised before anything is taken, as respond
+// raises it. A failure of the take that follows, with the answer already
+// out, is not raised here: the caller would take it for the answer's.
+// It is kept, `false` is returned, and the caller's next take raises it.
+VALUE taker_respond_and_take(VALUE self, VALUE handle, VALUE status, VALUE headers, VALUE body) {
+  Taker* t = unwrap_taker(self);
+  respond_array(handle, status, headers, body);
+  int state = 0;
+  VALUE env =
+      rb_protect([](VALUE taker) -> VALUE { return taker_take_next(reinterpret_cast<Taker*>(taker)); },
+                 reinterpret_cast<VALUE>(t), &state);
+  if (!state) return env;
+  VALUE error = rb_errinfo();
+  // Only an exception is kept; a kill or a throw goes on at once.
+  if (NIL_P(error) || !rb_obj_is_kind_of(error, rb_eException)) rb_jump_tag(state);
+  rb_set_errinfo(Qnil);
+  t->pending = error;
+  return Qfalse;
+}
+
+// Taker#close -> nil: lets go of the server. Taking afterwards raises.
+VALUE taker_close(VALUE self) {
+  auto* t = static_cast<Taker*>(rb_check_typeddata(self, &taker_type));
+  if (t->busy) rb_raise(eKinoError, "the taker is in use by another thread");
+  // Dropped without the GVL: when the registry let go first, this is the
+  // last reference, and freeing the server joins what is left of it.
+  struct DropCall : Interruptible {
+    std::shared_ptr<Server> server;
+    void run() { server.reset(); }
+  };
+  protect([&]() -> VALUE {
+    DropCall call;
+    call.server = std::move(t->server);
+    without_gvl(call);
+    call.failure = nullptr;  // a server's destructor does not throw
+    return Qnil;
+  });
+  t->pending = Qnil;
+  return Qnil;
 }
 
 // Request#claimed?: whether some response has been started.
@@ -548,6 +709,8 @@ void init_native_request(VALUE mNative) {
   id_gvl_since_ms = rb_intern("__kino_gvl_since_ms");
   cRequest = rb_define_class_under(mNative, "Request", rb_cObject);
   rb_undef_alloc_func(cRequest);
+  cTaker = rb_define_class_under(mNative, "Taker", rb_cObject);
+  rb_undef_alloc_func(cTaker);
 }
 
 }  // namespace kino::binding
