@@ -24,13 +24,14 @@
 require "optparse"
 require "socket"
 require "tmpdir"
+require "fileutils"
 require "etc"
 
 # instructions.rb: one callgrind run per (round, mode, checkout).
 module BenchInstructions
   ROOT = File.expand_path("..", __dir__)
 
-  Options = Struct.new(:roots, :modes, :rounds, :requests, :connections, :warmup, :path, keyword_init: true)
+  Options = Struct.new(:roots, :modes, :rounds, :requests, :connections, :warmup, :path, :keep, keyword_init: true)
 
   def self.parse(argv)
     o = Options.new(roots: [], modes: %w[ractor threaded], rounds: 2, requests: 2000, connections: 4, warmup: 300,
@@ -50,6 +51,9 @@ module BenchInstructions
         o.warmup = v
       end
       opts.on("--path PATH", "Endpoint of bench/bench_app.ru (default #{o.path})") { |v| o.path = v }
+      opts.on("--keep DIR", "Keep each run's callgrind dump there, for callgrind_annotate --inclusive=yes") do |v|
+        o.keep = File.expand_path(v)
+      end
     end.parse!(argv)
     o.roots << ROOT if o.roots.empty?
     o
@@ -98,6 +102,11 @@ module BenchInstructions
     end
   end
 
+  def self.keep(dump, root, mode, dir)
+    FileUtils.mkdir_p(dir)
+    FileUtils.cp(dump, File.join(dir, "callgrind.#{File.basename(root)}.#{mode}.#{Process.clock_gettime(Process::CLOCK_REALTIME).to_i}"))
+  end
+
   def self.callgrind_control(flag, pid)
     system("callgrind_control", flag, pid.to_s, out: File::NULL, err: File::NULL) or
       raise "callgrind_control #{flag} failed"
@@ -119,6 +128,7 @@ module BenchInstructions
         callgrind_control("-d", pid)
         dump = Dir[File.join(dir, "callgrind.out.*")].max_by { |f| File.mtime(f) } or raise "no callgrind dump"
         total = File.foreach(dump).grep(/\A(summary|totals):/).first[/\d+/].to_i
+        keep(dump, root, mode, options.keep) if options.keep
         total.fdiv(served)
       ensure
         Process.kill("TERM", pid)
