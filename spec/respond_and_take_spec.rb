@@ -121,11 +121,28 @@ RSpec.describe "Kino::Native::Taker#respond_and_take" do
       expect(read_response(socket).body).to eq("one")
       sleep 0.2 # the worker is waiting for a request that does not come
       worker.raise(RuntimeError, "interrupted")
-      expect(result.pop).to eq([:returned, false])
+      expect(result.pop).to eq(%i[returned take])
       expect(result.pop).to eq([:raised, "interrupted"])
       worker.join(2)
       taker.close
       expect { taker.take }.to raise_error(Kino::Error, "the taker is closed")
+    ensure
+      socket&.close
+    end
+
+    it "leaves any answer but a plain one to its caller, untouched" do
+      taker = Kino::Native.taker(server_id, 0)
+      socket = connect_with(request("/one"), port)
+      request = taker.take["kino.request"]
+      closable = ["x"]
+      closable.define_singleton_method(:close) { nil }
+      [[200, {}, closable], [200, {}, Class.new(Array).new], [99, {}, []], [200, [], []], [200, {}, Object.new],
+       [200.0, {}, []]].each do |answer|
+        expect(taker.respond_and_take(request, *answer)).to eq(:unanswered), answer.inspect
+      end
+      expect(request.claimed?).to be(false)
+      Kino::Native.respond(request, 200, {}, ["one"])
+      expect(read_response(socket).body).to eq("one")
     ensure
       socket&.close
     end

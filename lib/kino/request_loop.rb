@@ -18,8 +18,11 @@ module Kino
     REQUEST_KEY = "kino.request"
     RACK_ERRORS = "rack.errors"
     ERROR_BODY = "Internal Server Error\n"
-    # What serve returns when the caller is to take the next request.
+    # What serve (and Taker#respond_and_take) returns when the caller is
+    # to take the next request; what respond_and_take returns when it left
+    # the answer to its caller.
     TAKE = :take
+    UNANSWERED = :unanswered
 
     # `slot` names this thread's place in the server's slots, so the
     # supervisor can answer the request it holds if its worker dies.
@@ -68,14 +71,16 @@ module Kino
     # head was already out and the body was cut off). Unset, it costs this
     # one nil check.
     #
-    # With a +taker+, an answer whose body is a plain Array, when no
-    # after_request_complete hook is set, goes out with the take of the
-    # next request, in one native call (Taker#respond_and_take): there is
-    # no body to close and no hook to run between the two, so nothing but
-    # the number of calls changes. Returns the next env (or nil once the
-    # queue is closed) when it took one that way, else TAKE: the caller
-    # takes the next request itself. respond_and_take says false when the
-    # take after its answer failed: the caller's take raises that failure.
+    #
+    # With a +taker+ and no after_request_complete hook, the answer goes to
+    # Taker#respond_and_take, which sends a plain one (an Array body with
+    # nothing to close, a valid status, a Hash of headers) and takes the
+    # next request in the same native call: there is no body to close and
+    # no hook to run between the two, so nothing but the number of calls
+    # changes. It returns the next env (nil once the queue is closed), or
+    # TAKE when the caller is to take it (also when that take failed: the
+    # caller's take raises the failure), or UNANSWERED for any other
+    # answer, which goes out here as it always did.
     def serve(env, taker = nil)
       request = env[REQUEST_KEY]
       env[RACK_ERRORS] = @errors if @errors
@@ -83,12 +88,12 @@ module Kino
       status, headers, body = @app.call(env)
       # No `return` out of this begin/ensure: Ruby makes that a throw, an
       # object allocated per request.
-      if taker && plain_answer?(status, headers, body)
-        taken = taker.respond_and_take(request, status, headers, body)
-        taken == false ? TAKE : taken
-      else
+      taken = taker && !@after_request_complete ? taker.respond_and_take(request, status, headers, body) : UNANSWERED
+      if taken.equal?(UNANSWERED)
         write_response(request, status, headers, body, env)
         TAKE
+      else
+        taken
       end
     rescue Exception => e # rubocop:disable Lint/RescueException
       status = 500
@@ -106,14 +111,6 @@ module Kino
     end
 
     private
-
-    # An answer respond_and_take may send: a plain Array body with nothing
-    # to close (an Array given a close of its own is not one), no hook to
-    # run after it, and the head write_response would accept.
-    def plain_answer?(status, headers, body)
-      body.instance_of?(Array) && !body.respond_to?(:close) && !@after_request_complete &&
-        status.is_a?(Integer) && status >= 100 && status <= 999 && headers.is_a?(Hash)
-    end
 
     def write_response(request, status, headers, body, env)
       unless status.is_a?(Integer) && status >= 100 && status <= 999

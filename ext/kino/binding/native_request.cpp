@@ -412,6 +412,7 @@ struct TakeCall : Interruptible {
 // (root fiber's) locals, read and written without allocating.
 constexpr int64_t kYieldAfterMs = 10;
 ID id_gvl_since_ms;
+ID id_close, id_take, id_unanswered;
 
 // `since`: when the GVL was last taken, in steady_ms(); 0 before the
 // thread's first take.
@@ -601,17 +602,28 @@ VALUE native_taker(int argc, VALUE* argv, VALUE) {
 // empty: take_one without the registry.
 VALUE taker_take(VALUE self) { return taker_take_next(unwrap_taker(self)); }
 
-// Taker#respond_and_take(req, status, headers, body_array) -> env, nil or
-// false. Answers `req` as Native.respond does, then takes the next request
-// as Taker#take does: one native call a request where there were two.
+// Taker#respond_and_take(req, status, headers, body) -> env, nil,
+// :take or :unanswered. Answers `req` as Native.respond does, then takes
+// the next request as Taker#take does: one native call a request where
+// there were two.
+//
+// Only a plain answer goes this way: a status from 100 to 999, a Hash of
+// headers, and a body that is an Array (not a subclass, no singleton
+// methods) with no `close`. For anything else nothing is done and
+// :unanswered is returned, so the caller answers (and validates) as it
+// always did; deciding here costs the caller no Ruby method calls.
 //
 // A failure to answer (a TypeError for a body element that is no String,
 // an app's to_s raising) is raised before anything is taken, as respond
 // raises it. A failure of the take that follows, with the answer already
 // out, is not raised here: the caller would take it for the answer's.
-// It is kept, `false` is returned, and the caller's next take raises it.
+// It is kept, :take is returned, and the caller's next take raises it.
 VALUE taker_respond_and_take(VALUE self, VALUE handle, VALUE status, VALUE headers, VALUE body) {
   Taker* t = unwrap_taker(self);
+  bool plain = RB_TYPE_P(body, T_ARRAY) && RBASIC_CLASS(body) == rb_cArray && RB_TYPE_P(headers, T_HASH) &&
+               FIXNUM_P(status) && FIX2LONG(status) >= 100 && FIX2LONG(status) <= 999 &&
+               !rb_respond_to(body, id_close);
+  if (!plain) return ID2SYM(id_unanswered);
   respond_array(handle, status, headers, body);
   int state = 0;
   VALUE env =
@@ -623,7 +635,7 @@ VALUE taker_respond_and_take(VALUE self, VALUE handle, VALUE status, VALUE heade
   if (NIL_P(error) || !rb_obj_is_kind_of(error, rb_eException)) rb_jump_tag(state);
   rb_set_errinfo(Qnil);
   t->pending = error;
-  return Qfalse;
+  return ID2SYM(id_take);
 }
 
 // Taker#close -> nil: lets go of the server. Taking afterwards raises.
@@ -707,6 +719,9 @@ void init_native_request(VALUE mNative) {
   for (auto port : {"80", "443"}) port_cache->get(port);
   for (auto peer : {"127.0.0.1", "::1"}) peer_cache->get(peer);
   id_gvl_since_ms = rb_intern("__kino_gvl_since_ms");
+  id_close = rb_intern("close");
+  id_take = rb_intern("take");
+  id_unanswered = rb_intern("unanswered");
   cRequest = rb_define_class_under(mNative, "Request", rb_cObject);
   rb_undef_alloc_func(cRequest);
   cTaker = rb_define_class_under(mNative, "Taker", rb_cObject);
