@@ -18,7 +18,7 @@ RSpec.describe "Kino::Native from a non-main ractor" do
       server_report_pool server_control_address server_reload_tls
       logger_open logger_write logger_dropped logger_tty? logger_reopen logger_flush logger_flush_all
       logger_reopen_all logger_pause_all logger_resume_all listen_socket
-      board_create board_stats board_set_state board_reset board_release
+      board_create board_stats board_set_state board_reset board_release taker
     ]
   end
 
@@ -82,6 +82,18 @@ RSpec.describe "Kino::Native from a non-main ractor" do
       request = native.take_one(id, 1)["kino.request"]
       results[:error] = native.respond_error(request, 503, "busy\n")
       results[:third] = read_response.call(socket, "busy\n")
+
+      # A taker, made inside the ractor: two pipelined requests, the first
+      # answered with the take of the second.
+      taker = native.taker(id, 2)
+      socket.write("GET /four HTTP/1.1\r\nHost: x\r\n\r\nGET /five HTTP/1.1\r\nHost: x\r\n\r\n")
+      env = taker.take
+      results[:taker_paths] = [env["PATH_INFO"]]
+      env = taker.respond_and_take(env["kino.request"], 200, { "content-type" => "text/plain" }, ["four"])
+      results[:taker_paths] << env["PATH_INFO"]
+      native.respond(env["kino.request"], 200, { "content-type" => "text/plain" }, ["five"])
+      results[:pipelined] = read_response.call(socket, "five")
+      results[:taker_closed] = taker.close
 
       native.server_worker_exited(id, 7, ["RuntimeError", "boom", ["app.rb:1"]])
       native.server_worker_exited(id, 8, nil)
@@ -147,9 +159,13 @@ RSpec.describe "Kino::Native from a non-main ractor" do
     expect(results[:second]).to include("transfer-encoding: chunked").and include("two")
     expect(results[:error]).to be(true)
     expect(results[:third]).to start_with("HTTP/1.1 503")
+    expect(results[:taker_paths]).to eq(%w[/four /five])
+    expect(results[:pipelined].scan("HTTP/1.1 200 OK").size).to eq(2)
+    expect(results[:pipelined]).to match(/four.*five\z/m)
+    expect(results[:taker_closed]).to be_nil
     expect(results[:exits]).to eq([[7, ["RuntimeError", "boom", ["app.rb:1"]]], [8, nil], :wake])
     expect(results[:failed]).to eq(0) # both slots' requests had been answered
-    expect(results[:stats]).to eq([3, 2, 1])
+    expect(results[:stats]).to eq([5, 2, 1])
     expect(results[:control]).to be_nil # no control_bind
     expect(results[:reload_tls]).to eq("this server does not serve TLS")
     expect(results[:log]).to include(a_string_ending_with("main: from a ractor\n"))

@@ -18,6 +18,11 @@ module Kino
     REQUEST_KEY = "kino.request"
     RACK_ERRORS = "rack.errors"
     ERROR_BODY = "Internal Server Error\n"
+    # What serve (and Taker#respond_and_take) returns when the caller is
+    # to take the next request; what respond_and_take returns when it left
+    # the answer to its caller.
+    TAKE = :take
+    UNANSWERED = :unanswered
 
     # `slot` names this thread's place in the server's slots, so the
     # supervisor can answer the request it holds if its worker dies.
@@ -35,15 +40,20 @@ module Kino
       @after_request_complete = after_request_complete
     end
 
-    # Serves until the server's queue is closed and empty.
+    # Serves until the server's queue is closed and empty, through one
+    # Native::Taker: this thread's hold on the server, so that no take
+    # looks the server up.
     def run
-      server_id = @server_id
-      slot = @slot
       # Kino.sleep in the app learns from this which server to listen to.
-      Thread.current[:kino_server_id] = server_id
-      while (env = Native.take_one(server_id, slot))
-        serve(env)
+      Thread.current[:kino_server_id] = @server_id
+      taker = Native.taker(@server_id, @slot)
+      env = taker.take
+      while env
+        env = serve(env, taker)
+        env = taker.take if env.equal?(TAKE)
       end
+    ensure
+      taker&.close
     end
 
     # Answers one request. Any failure of the app, or an answer that breaks
@@ -60,12 +70,31 @@ module Kino
     # status of the answer: the app's, or 500 for a failure (also when the
     # head was already out and the body was cut off). Unset, it costs this
     # one nil check.
-    def serve(env)
+    #
+    #
+    # With a +taker+ and no after_request_complete hook, the answer goes to
+    # Taker#respond_and_take, which sends a plain one (an Array body with
+    # nothing to close, a valid status, a Hash of headers) and takes the
+    # next request in the same native call: there is no body to close and
+    # no hook to run between the two, so nothing but the number of calls
+    # changes. It returns the next env (nil once the queue is closed), or
+    # TAKE when the caller is to take it (also when that take failed: the
+    # caller's take raises the failure), or UNANSWERED for any other
+    # answer, which goes out here as it always did.
+    def serve(env, taker = nil)
       request = env[REQUEST_KEY]
       env[RACK_ERRORS] = @errors if @errors
       body = nil
       status, headers, body = @app.call(env)
-      write_response(request, status, headers, body, env)
+      # No `return` out of this begin/ensure: Ruby makes that a throw, an
+      # object allocated per request.
+      taken = taker && !@after_request_complete ? taker.respond_and_take(request, status, headers, body) : UNANSWERED
+      if taken.equal?(UNANSWERED)
+        write_response(request, status, headers, body, env)
+        TAKE
+      else
+        taken
+      end
     rescue Exception => e # rubocop:disable Lint/RescueException
       status = 500
       begin
@@ -74,6 +103,8 @@ module Kino
         report(e, env, "500")
       end
       raise unless e.is_a?(StandardError) || e.is_a?(ScriptError)
+
+      TAKE
     ensure
       close_body(body, env)
       complete(env, status) if @after_request_complete

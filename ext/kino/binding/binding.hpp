@@ -206,6 +206,13 @@ inline std::shared_ptr<Server> find_server(uint64_t id) {
 // flag and the server again.
 constexpr auto kWaitTick = std::chrono::milliseconds(50);
 
+// Native.respond's work, for Taker#respond_and_take (native_request.cpp)
+// to answer a request the same way: `req` with a whole response, the body
+// an Array of Strings. Raises before anything is sent for a bad status,
+// header or body element; true, or false when the request was already
+// answered. Defined in native_response.cpp.
+VALUE respond_array(VALUE req, VALUE status, VALUE headers, VALUE body);
+
 // What a unit sets up before the seam is registered (names interned,
 // classes created), called from Init_kino. The response and sleep units
 // need none.

@@ -19,7 +19,10 @@
 #include <ruby/ractor.h>
 
 #include <algorithm>
+#include <atomic>
+#include <bit>
 #include <chrono>
+#include <functional>
 #include <mutex>
 #include <new>
 #include <string>
@@ -54,7 +57,11 @@ struct EnvStrings {
       remote_addr, rack_url_scheme, rack_input, rack_errors, rack_multithread, rack_multiprocess,
       rack_run_once, rack_hijack_p, kino_request, https_key;
   VALUE http, https, on, http_1_1, http_1_0, empty, localhost;
-  std::unordered_map<std::string_view, VALUE> headers;  // "HTTP_ACCEPT" -> frozen key
+  struct HeaderKey {
+    VALUE key;      // "HTTP_ACCEPT" as a frozen String
+    bool interned;  // its values come from header_value_cache
+  };
+  std::unordered_map<std::string_view, HeaderKey> headers;
   std::unordered_map<std::string_view, VALUE> methods;  // "GET" -> frozen value
 };
 
@@ -116,40 +123,84 @@ constexpr std::string_view kCommonHeaders[] = {
     "HTTP_X_REQUESTED_WITH",
 };
 
+// Request headers whose values are few and repeat from request to request
+// (one per browser version, per client library, per site), so each value
+// is one frozen String shared by every request and ractor, not a new one
+// a request. Never a header that carries a credential, a token, or
+// something unique to a request or a user (Cookie, Authorization,
+// Referer, X-Request-Id, If-None-Match, X-Forwarded-For): its value would
+// stay in memory for the life of the process and fill the cache with
+// values seen once.
+constexpr std::string_view kInternedHeaders[] = {
+    "HTTP_ACCEPT",
+    "HTTP_ACCEPT_CHARSET",
+    "HTTP_ACCEPT_ENCODING",
+    "HTTP_ACCEPT_LANGUAGE",
+    "HTTP_CACHE_CONTROL",
+    "HTTP_CONNECTION",
+    "HTTP_DNT",
+    "HTTP_HOST",
+    "HTTP_KEEP_ALIVE",
+    "HTTP_ORIGIN",
+    "HTTP_PRAGMA",
+    "HTTP_PRIORITY",
+    "HTTP_SEC_CH_UA",
+    "HTTP_SEC_CH_UA_MOBILE",
+    "HTTP_SEC_CH_UA_PLATFORM",
+    "HTTP_SEC_FETCH_DEST",
+    "HTTP_SEC_FETCH_MODE",
+    "HTTP_SEC_FETCH_SITE",
+    "HTTP_SEC_FETCH_USER",
+    "HTTP_TE",
+    "HTTP_UPGRADE_INSECURE_REQUESTS",
+    "HTTP_USER_AGENT",
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_REQUESTED_WITH",
+};
+
+// Bounds of the header value cache: a user agent is about 120 bytes, so
+// 256 values of up to 256 bytes hold what a site's clients send, in at
+// most about 100 KiB, never freed.
+constexpr size_t kInternedValues = 256;
+constexpr size_t kInternedValueLength = 256;
+
 constexpr std::string_view kMethods[] = {"GET",     "HEAD",  "POST",  "PUT",     "DELETE",
                                          "OPTIONS", "PATCH", "TRACE", "PROPFIND"};
 
-// Hosts, ports and peer addresses repeat, but they come from clients, so
-// the cache is bounded: the first kLimit distinct values are kept (frozen,
-// for every ractor), later ones are allocated per request.
+// Hosts, ports, peer addresses and the common header values repeat, but
+// they come from clients, so each cache is bounded: the first `limit`
+// distinct values no longer than `max_length` are kept (frozen, for every
+// ractor), later ones are allocated per request.
+//
+// Readers never lock, never allocate on a hit and never write shared
+// memory: every worker of every ractor reads these tables on every
+// request, and a mutex (or a reference count) they all touch is a cache
+// line bounced between cores, and a lock a worker may have to wait for
+// in the middle of building an env. The table is an open-addressed array of
+// atomic pointers to entries that, once published, never change and are
+// never freed (at most `limit` of them): a reader sees an entry whole or
+// not at all, and probes with the request's bytes as they are (no
+// std::string made for the lookup).
 //
 // Values are created on the main ractor only. In :threaded mode the
 // workers are main-ractor threads and a miss is cached at once. A worker
 // ractor's miss is allocated for that request and remembered (the bytes
-// only); the main ractor creates the shared value at its next
+// only, if the list's lock is free at that moment: a reader never waits
+// for it); the main ractor creates the shared value at its next
 // share_wanted(), which the log pump runs every tenth of a second, and
 // requests after that use it.
 class ValueCache {
  public:
+  ValueCache(size_t limit, size_t max_length)
+      : limit_(limit), max_length_(max_length), slots_(std::bit_ceil(2 * limit)) {}
+
   VALUE get(std::string_view bytes) {
-    try {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        auto it = values_.find(std::string(bytes));
-        if (it != values_.end()) return it->second;
-        if (values_.size() + wanted_.size() >= kLimit) return Qnil;
-      }
-      if (!on_main_ractor()) {
-        std::lock_guard<std::mutex> lock(mu_);
-        bool known = values_.count(std::string(bytes)) ||
-                     std::find(wanted_.begin(), wanted_.end(), bytes) != wanted_.end();
-        if (!known && values_.size() + wanted_.size() < kLimit) wanted_.emplace_back(bytes);
-        return Qnil;
-      }
-    } catch (const std::bad_alloc&) {
-      return Qnil;  // the caller allocates a fresh String instead
-    }
-    return insert(bytes);
+    size_t hash = std::hash<std::string_view>{}(bytes);
+    if (const Entry* e = find(bytes, hash)) return e->value;
+    if (bytes.size() > max_length_ || count_.load(std::memory_order_relaxed) >= limit_) return Qnil;
+    if (on_main_ractor()) return insert(bytes, hash);
+    remember(bytes);
+    return Qnil;
   }
 
   // Main ractor: creates the values worker ractors asked for. The bytes are
@@ -159,40 +210,86 @@ class ValueCache {
     auto* wanted = new (std::nothrow) std::vector<std::string>();
     if (!wanted) return;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      std::lock_guard<std::mutex> lock(wanted_mu_);
       wanted->swap(wanted_);
     }
     with_held(wanted, [this](const std::vector<std::string>& all) -> VALUE {
-      for (const auto& bytes : all) insert(bytes);
+      for (const auto& bytes : all) insert(bytes, std::hash<std::string_view>{}(bytes));
       return Qnil;
     });
   }
 
  private:
-  // Main ractor. Everything that may call into the VM (allocate, run GC,
-  // take the VM lock) happens with our lock released: a GC waits for every
-  // ractor to reach a safe point, and one blocked on this mutex never
-  // would. A string made by the loser of a race stays registered: at most
-  // one per race, bounded by kLimit.
-  VALUE insert(std::string_view bytes) {
-    VALUE v = shared_string(bytes);
-    try {
-      std::lock_guard<std::mutex> lock(mu_);
-      return values_.emplace(std::string(bytes), v).first->second;
-    } catch (const std::bad_alloc&) {
-      return v;  // not cached, still correct; and no C++ exception into Ruby
+  struct Entry {
+    size_t hash;
+    VALUE value;
+    std::string bytes;
+  };
+
+  const Entry* find(std::string_view bytes, size_t hash) const noexcept {
+    size_t mask = slots_.size() - 1;
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+      const Entry* e = slots_[i].load(std::memory_order_acquire);
+      if (!e) return nullptr;  // the table is never full: a probe ends
+      if (e->hash == hash && e->bytes == bytes) return e;
     }
   }
 
-  static constexpr size_t kLimit = 64;
-  std::mutex mu_;
-  std::unordered_map<std::string, VALUE> values_;
+  // A worker ractor's miss, for share_wanted. Skipped when the lock is
+  // taken (the next request with these bytes asks again) or memory is short.
+  void remember(std::string_view bytes) noexcept {
+    std::unique_lock<std::mutex> lock(wanted_mu_, std::try_to_lock);
+    if (!lock.owns_lock()) return;
+    if (count_.load(std::memory_order_relaxed) + wanted_.size() >= limit_) return;
+    if (std::find(wanted_.begin(), wanted_.end(), bytes) != wanted_.end()) return;
+    try {
+      wanted_.emplace_back(bytes);
+    } catch (const std::bad_alloc&) {
+    }
+  }
+
+  // Main ractor. The String is made before the table's lock is taken:
+  // making it may run a GC, which waits for every ractor to reach a safe
+  // point, and one blocked on this mutex never would. A string made by
+  // the loser of a race (two :threaded workers missing at once) stays
+  // registered: at most one per race, bounded by the limit.
+  VALUE insert(std::string_view bytes, size_t hash) {
+    VALUE v = shared_string(bytes);
+    std::lock_guard<std::mutex> lock(insert_mu_);
+    if (const Entry* e = find(bytes, hash)) return e->value;
+    if (count_.load(std::memory_order_relaxed) >= limit_) return v;
+    Entry* e = new (std::nothrow) Entry{hash, v, {}};
+    if (!e) return v;  // not cached, still correct; and no C++ exception into Ruby
+    try {
+      e->bytes.assign(bytes);
+    } catch (const std::bad_alloc&) {
+      delete e;
+      return v;
+    }
+    size_t mask = slots_.size() - 1;
+    size_t i = hash & mask;
+    while (slots_[i].load(std::memory_order_relaxed)) i = (i + 1) & mask;
+    slots_[i].store(e, std::memory_order_release);
+    count_.fetch_add(1, std::memory_order_relaxed);
+    return v;
+  }
+
+  const size_t limit_;
+  const size_t max_length_;
+  // A power of two, twice the limit: probes stay short and always end at
+  // an empty slot.
+  std::vector<std::atomic<const Entry*>> slots_;
+  std::atomic<size_t> count_{0};
+  std::mutex insert_mu_;  // main ractor's writers only
+  std::mutex wanted_mu_;
   std::vector<std::string> wanted_;  // worker ractors' misses, for share_wanted
 };
 
 ValueCache* host_cache = nullptr;
 ValueCache* port_cache = nullptr;
 ValueCache* peer_cache = nullptr;
+// Values of the headers EnvStrings marks as interned (see kInternedHeaders).
+ValueCache* header_value_cache = nullptr;
 
 VALUE str(const Bytes& b) { return rb_str_new(b.data(), static_cast<long>(b.size())); }
 
@@ -239,8 +336,12 @@ VALUE build_env(const RequestCtx& req, VALUE handle) {
   rb_hash_aset(env, s.remote_addr, cached(peer_cache, view(req.peer_address)));
   for (const auto& h : req.headers) {
     auto k = s.headers.find(view(h.key));
-    VALUE key = k != s.headers.end() ? k->second : rb_obj_freeze(str(h.key));
-    rb_hash_aset(env, key, str(h.value));
+    if (k == s.headers.end()) {
+      rb_hash_aset(env, rb_obj_freeze(str(h.key)), str(h.value));
+    } else {
+      const auto& [key, interned] = k->second;
+      rb_hash_aset(env, key, interned ? cached(header_value_cache, view(h.value)) : str(h.value));
+    }
   }
   if (req.https) {
     rb_hash_aset(env, s.rack_url_scheme, s.https);
@@ -249,7 +350,8 @@ VALUE build_env(const RequestCtx& req, VALUE handle) {
     rb_hash_aset(env, s.rack_url_scheme, s.http);
   }
   rb_hash_aset(env, s.rack_input, rack_input(req, handle));
-  rb_hash_aset(env, s.rack_errors, rb_gv_get("$stderr"));
+  // The ractor's own $stderr, read without a global variable lookup.
+  rb_hash_aset(env, s.rack_errors, rb_ractor_stderr());
   rb_hash_aset(env, s.rack_multithread, Qtrue);
   rb_hash_aset(env, s.rack_multiprocess, Qfalse);
   rb_hash_aset(env, s.rack_run_once, Qfalse);
@@ -305,40 +407,31 @@ struct TakeCall : Interruptible {
 // When the thread last (re)took the GVL is kept with the Ruby thread, not
 // the OS thread: on Ruby 3.3 and later the threads of a non-main ractor
 // may run M:N, several Ruby threads taking turns on one native thread, so
-// a C++ thread_local would mix their clocks. It is a Fixnum in the
-// thread's (root fiber's) locals, read and written without allocating.
+// a C++ thread_local would mix their clocks. A Taker, made for one worker
+// thread, holds it; a bare take_one keeps it as a Fixnum in the thread's
+// (root fiber's) locals, read and written without allocating.
 constexpr int64_t kYieldAfterMs = 10;
 ID id_gvl_since_ms;
+ID id_close, id_take, id_unanswered;
 
-int64_t gvl_since_ms() {
-  VALUE v = rb_thread_local_aref(rb_thread_current(), id_gvl_since_ms);
-  return FIXNUM_P(v) ? FIX2LONG(v) : 0;
-}
-
-void gvl_taken_now() { rb_thread_local_aset(rb_thread_current(), id_gvl_since_ms, LONG2FIX(steady_ms())); }
-
-void share_gvl_between_requests() {
-  int64_t since = gvl_since_ms();
+// `since`: when the GVL was last taken, in steady_ms(); 0 before the
+// thread's first take.
+void share_gvl_between_requests(int64_t& since) {
   if (since == 0) {
-    gvl_taken_now();
+    since = steady_ms();
   } else if (steady_ms() - since > kYieldAfterMs) {
     rb_thread_schedule();
-    gvl_taken_now();
+    since = steady_ms();
   }
 }
 
-}  // namespace
-
-// Native.take_one(server_id, slot = nil) -> env Hash, or nil once the
-// server's queue is closed and empty. With a slot, the request is recorded
-// as that worker thread's current one (see ThreadSlots). Blocks with the GVL released; a request already
+// The next request's env, or nil once the queue is closed and empty.
+// `with_server(f)` runs `f(Server&)` inside `protect`, or says there is no
+// server (returns false). Blocks with the GVL released; a request already
 // queued is taken without releasing it.
-VALUE native_take_one(int argc, VALUE* argv, VALUE) {
-  VALUE id, rb_slot;
-  rb_scan_args(argc, argv, "11", &id, &rb_slot);
-  uint64_t sid = NUM2ULL(id);
-  long slot = NIL_P(rb_slot) ? -1 : NUM2LONG(rb_slot);
-  share_gvl_between_requests();
+template <class WithServer>
+VALUE take_next(const WithServer& with_server, long slot, int64_t& gvl_since, bool& missing) {
+  share_gvl_between_requests(gvl_since);
   // The handle exists before a request is taken: the queue's reference
   // moves straight into it, so a NoMemoryError (here or while the env is
   // built) leaves the request owned by a handle whose collection answers
@@ -346,42 +439,224 @@ VALUE native_take_one(int argc, VALUE* argv, VALUE) {
   VALUE handle = TypedData_Wrap_Struct(cRequest, &request_type, nullptr);
   for (;;) {
     RequestCtx* taken = nullptr;
-    bool missing = false, closed = false, waited = false;
+    bool closed = false, waited = false;
     protect([&]() -> VALUE {
-      auto server = Registry::instance().find(sid);
-      if (!server) {
-        missing = true;
-        return Qnil;
-      }
-      RequestQueue& queue = server->queue();
-      RequestRef r = queue.try_pop();
-      if (r) {
-        taken = r.detach();
-        RTYPEDDATA_DATA(handle) = taken;
-      } else if (queue.drained()) {
-        closed = true;
-      } else {
-        TakeCall call;
-        call.queue = &queue;
-        // gvl2: a request dequeued while an interrupt arrives is kept,
-        // not lost; the interrupt is handled by the next check below.
-        without_gvl(call);
-        waited = true;
-        // Raised by protect once the server reference is gone.
-        if (call.failure) std::rethrow_exception(call.failure);
-        taken = call.taken;
-        RTYPEDDATA_DATA(handle) = taken;
-        closed = !taken && queue.drained();
-      }
-      if (taken && slot >= 0) server->slots().hold(static_cast<size_t>(slot), taken);
+      missing = !with_server([&](Server& server) {
+        RequestQueue& queue = server.queue();
+        RequestRef r = queue.try_pop();
+        if (r) {
+          taken = r.detach();
+          RTYPEDDATA_DATA(handle) = taken;
+        } else if (queue.drained()) {
+          closed = true;
+        } else {
+          TakeCall call;
+          call.queue = &queue;
+          // gvl2: a request dequeued while an interrupt arrives is kept,
+          // not lost; the interrupt is handled by the next check below.
+          without_gvl(call);
+          waited = true;
+          // Raised by protect once the server reference is gone.
+          if (call.failure) std::rethrow_exception(call.failure);
+          taken = call.taken;
+          RTYPEDDATA_DATA(handle) = taken;
+          closed = !taken && queue.drained();
+        }
+        if (taken && slot >= 0) server.slots().hold(static_cast<size_t>(slot), taken);
+      });
       return Qnil;
     });
-    if (waited) gvl_taken_now();
-    if (missing) raise_no_server(sid);
+    if (waited) gvl_since = steady_ms();
+    if (missing) return Qnil;
     if (taken) return build_env(*taken, handle);
     if (closed) return Qnil;
     rb_thread_check_ints();  // Thread#kill, Ractor shutdown: raises or returns
   }
+}
+
+// A Kino::Native::Taker: one worker thread's hold on its server, made
+// when the thread starts serving and closed when it stops. Taking through
+// it finds the server without the registry (a mutex every worker of every
+// ractor would take on every request) and without copying a shared_ptr
+// (a reference count they would all write): the taker's reference keeps
+// the server alive, so a plain pointer does.
+//
+// The taker never leaves the thread's ractor. `pending` is an exception a
+// respond_and_take met after its response was out (see there), raised by
+// the next take.
+struct Taker {
+  std::shared_ptr<Server> server;
+  long slot = -1;
+  int64_t gvl_since = 0;
+  bool busy = false;  // inside a take: close must wait for it to end
+  VALUE pending = Qnil;
+};
+
+VALUE cTaker = Qnil;
+
+void taker_mark(void* p) { rb_gc_mark(static_cast<Taker*>(p)->pending); }
+
+void taker_free(void* p) { delete static_cast<Taker*>(p); }
+
+size_t taker_size(const void*) { return sizeof(Taker); }
+
+// Not freed immediately: dropping the last reference to a server that was
+// never stopped stops it, which must not happen inside a GC.
+const rb_data_type_t taker_type = {
+    "Kino::Native::Taker", {taker_mark, taker_free, taker_size, nullptr, {nullptr}}, nullptr, nullptr, 0,
+};
+
+Taker* unwrap_taker(VALUE self) {
+  auto* t = static_cast<Taker*>(rb_check_typeddata(self, &taker_type));
+  if (!t || !t->server) rb_raise(eKinoError, "the taker is closed");
+  if (t->busy) rb_raise(eKinoError, "the taker is in use by another thread");
+  return t;
+}
+
+// Taker#take's work; `t` is unwrapped. A pending exception is raised
+// first.
+VALUE taker_take_next(Taker* t) {
+  if (!NIL_P(t->pending)) {
+    VALUE error = t->pending;
+    t->pending = Qnil;
+    rb_exc_raise(error);
+  }
+  Server* server = t->server.get();
+  bool missing = false;
+  t->busy = true;
+  struct Take {
+    Taker* t;
+    Server* server;
+    bool* missing;
+  } take{t, server, &missing};
+  // busy is cleared on every path, a raise included.
+  return rb_ensure(
+      [](VALUE arg) -> VALUE {
+        auto* k = reinterpret_cast<Take*>(arg);
+        Server* server = k->server;
+        auto with_server = [server](auto&& f) {
+          f(*server);
+          return true;
+        };
+        return take_next(with_server, k->t->slot, k->t->gvl_since, *k->missing);
+      },
+      reinterpret_cast<VALUE>(&take),
+      [](VALUE arg) -> VALUE {
+        reinterpret_cast<Take*>(arg)->t->busy = false;
+        return Qnil;
+      },
+      reinterpret_cast<VALUE>(&take));
+}
+
+}  // namespace
+
+// Native.take_one(server_id, slot = nil) -> env Hash, or nil once the
+// server's queue is closed and empty. With a slot, the request is recorded
+// as that worker thread's current one (see ThreadSlots). Blocks with the
+// GVL released; a request already queued is taken without releasing it.
+// Finds the server in the registry on every call: a worker serving many
+// requests makes a Taker instead.
+VALUE native_take_one(int argc, VALUE* argv, VALUE) {
+  VALUE id, rb_slot;
+  rb_scan_args(argc, argv, "11", &id, &rb_slot);
+  uint64_t sid = NUM2ULL(id);
+  long slot = NIL_P(rb_slot) ? -1 : NUM2LONG(rb_slot);
+  VALUE since = rb_thread_local_aref(rb_thread_current(), id_gvl_since_ms);
+  int64_t gvl_since = FIXNUM_P(since) ? FIX2LONG(since) : 0;
+  bool missing = false;
+  // The server is found anew for each wait, and its reference dropped
+  // inside `protect`, before anything may raise.
+  auto with_server = [sid](auto&& f) {
+    auto server = Registry::instance().find(sid);
+    if (!server) return false;
+    f(*server);
+    return true;
+  };
+  // A raise inside loses the clock's update, which only delays a yield.
+  VALUE env = take_next(with_server, slot, gvl_since, missing);
+  rb_thread_local_aset(rb_thread_current(), id_gvl_since_ms, LONG2FIX(gvl_since));
+  if (missing) raise_no_server(sid);
+  return env;
+}
+
+// Native.taker(server_id, slot = nil) -> Kino::Native::Taker, for one
+// worker thread, in its own ractor. Raises Kino::Error for an unknown id.
+VALUE native_taker(int argc, VALUE* argv, VALUE) {
+  VALUE id, rb_slot;
+  rb_scan_args(argc, argv, "11", &id, &rb_slot);
+  uint64_t sid = NUM2ULL(id);
+  long slot = NIL_P(rb_slot) ? -1 : NUM2LONG(rb_slot);
+  auto* t = new (std::nothrow) Taker();
+  if (!t) rb_raise(rb_eNoMemError, "kino: native allocation failed");
+  t->slot = slot;
+  // Wrapped at once, so a raise below frees it with the object.
+  VALUE self = TypedData_Wrap_Struct(cTaker, &taker_type, t);
+  protect([&]() -> VALUE {
+    t->server = find_server(sid);
+    return Qnil;
+  });
+  return self;
+}
+
+// Taker#take -> env Hash, or nil once the server's queue is closed and
+// empty: take_one without the registry.
+VALUE taker_take(VALUE self) { return taker_take_next(unwrap_taker(self)); }
+
+// Taker#respond_and_take(req, status, headers, body) -> env, nil,
+// :take or :unanswered. Answers `req` as Native.respond does, then takes
+// the next request as Taker#take does: one native call a request where
+// there were two.
+//
+// Only a plain answer goes this way: a status from 100 to 999, a Hash of
+// headers, and a body that is an Array (not a subclass, no singleton
+// methods) with no `close`. For anything else nothing is done and
+// :unanswered is returned, so the caller answers (and validates) as it
+// always did; deciding here costs the caller no Ruby method calls.
+//
+// A failure to answer (a TypeError for a body element that is no String,
+// an app's to_s raising) is raised before anything is taken, as respond
+// raises it. A failure of the take that follows, with the answer already
+// out, is not raised here: the caller would take it for the answer's.
+// It is kept, :take is returned, and the caller's next take raises it.
+VALUE taker_respond_and_take(VALUE self, VALUE handle, VALUE status, VALUE headers, VALUE body) {
+  Taker* t = unwrap_taker(self);
+  bool plain = RB_TYPE_P(body, T_ARRAY) && RBASIC_CLASS(body) == rb_cArray && RB_TYPE_P(headers, T_HASH) &&
+               FIXNUM_P(status) && FIX2LONG(status) >= 100 && FIX2LONG(status) <= 999 &&
+               !rb_respond_to(body, id_close);
+  if (!plain) return ID2SYM(id_unanswered);
+  respond_array(handle, status, headers, body);
+  int state = 0;
+  VALUE env =
+      rb_protect([](VALUE taker) -> VALUE { return taker_take_next(reinterpret_cast<Taker*>(taker)); },
+                 reinterpret_cast<VALUE>(t), &state);
+  if (!state) return env;
+  VALUE error = rb_errinfo();
+  // Only an exception is kept; a kill or a throw goes on at once.
+  if (NIL_P(error) || !rb_obj_is_kind_of(error, rb_eException)) rb_jump_tag(state);
+  rb_set_errinfo(Qnil);
+  t->pending = error;
+  return ID2SYM(id_take);
+}
+
+// Taker#close -> nil: lets go of the server. Taking afterwards raises.
+VALUE taker_close(VALUE self) {
+  auto* t = static_cast<Taker*>(rb_check_typeddata(self, &taker_type));
+  if (t->busy) rb_raise(eKinoError, "the taker is in use by another thread");
+  // Dropped without the GVL: when the registry let go first, this is the
+  // last reference, and freeing the server joins what is left of it.
+  struct DropCall : Interruptible {
+    std::shared_ptr<Server> server;
+    void run() { server.reset(); }
+  };
+  protect([&]() -> VALUE {
+    DropCall call;
+    call.server = std::move(t->server);
+    without_gvl(call);
+    call.failure = nullptr;  // a server's destructor does not throw
+    return Qnil;
+  });
+  t->pending = Qnil;
+  return Qnil;
 }
 
 // Request#claimed?: whether some response has been started.
@@ -397,6 +672,7 @@ void share_wanted_env_values() {
   host_cache->share_wanted();
   port_cache->share_wanted();
   peer_cache->share_wanted();
+  header_value_cache->share_wanted();
 }
 
 void init_native_request(VALUE mNative) {
@@ -425,21 +701,31 @@ void init_native_request(VALUE mNative) {
   s->http_1_0 = shared_string("HTTP/1.0");
   s->empty = shared_string("");
   s->localhost = shared_string("localhost");
-  for (auto name : kCommonHeaders) s->headers.emplace(name, shared_string(name));
+  for (auto name : kCommonHeaders) {
+    bool interned = std::find(std::begin(kInternedHeaders), std::end(kInternedHeaders), name) !=
+                    std::end(kInternedHeaders);
+    s->headers.emplace(name, EnvStrings::HeaderKey{shared_string(name), interned});
+  }
   for (auto name : kMethods) s->methods.emplace(name, shared_string(name));
   strings = s;
   main_ractor_key = rb_ractor_local_storage_value_newkey();
   rb_ractor_local_storage_value_set(main_ractor_key, Qtrue);
-  host_cache = new ValueCache();
-  port_cache = new ValueCache();
-  peer_cache = new ValueCache();
+  host_cache = new ValueCache(64, 255);
+  port_cache = new ValueCache(64, 5);
+  peer_cache = new ValueCache(64, 64);
+  header_value_cache = new ValueCache(kInternedValues, kInternedValueLength);
   // What nearly every server sees, shared from the first request on.
   for (auto host : {"localhost", "127.0.0.1"}) host_cache->get(host);
   for (auto port : {"80", "443"}) port_cache->get(port);
   for (auto peer : {"127.0.0.1", "::1"}) peer_cache->get(peer);
   id_gvl_since_ms = rb_intern("__kino_gvl_since_ms");
+  id_close = rb_intern("close");
+  id_take = rb_intern("take");
+  id_unanswered = rb_intern("unanswered");
   cRequest = rb_define_class_under(mNative, "Request", rb_cObject);
   rb_undef_alloc_func(cRequest);
+  cTaker = rb_define_class_under(mNative, "Taker", rb_cObject);
+  rb_undef_alloc_func(cTaker);
 }
 
 }  // namespace kino::binding

@@ -192,6 +192,10 @@ struct WritableCall : Interruptible {
 // Native.respond(req, status, headers, body_array) -> true, or false when
 // the request was already answered (a timeout, a supervisor).
 VALUE native_respond(VALUE, VALUE handle, VALUE status, VALUE headers, VALUE body) {
+  return respond_array(handle, status, headers, body);
+}
+
+VALUE respond_array(VALUE handle, VALUE status, VALUE headers, VALUE body) {
   RequestCtx* req = unwrap_request(handle);
   int code = check_status(status);
   VALUE prepared = prepare_headers(headers);  // may run the app's to_s

@@ -37,6 +37,10 @@
   X(workers, "server_wake_worker_exits", native_server_wake_worker_exits, 1) \
   X(workers, "server_report_pool", native_server_report_pool, 4)             \
   X(request, "take_one", native_take_one, -1)                                \
+  X(request, "taker", native_taker, -1)                                      \
+  X(request, "Taker#take", taker_take, 0)                                    \
+  X(request, "Taker#respond_and_take", taker_respond_and_take, 4)            \
+  X(request, "Taker#close", taker_close, 0)                                  \
   X(request, "Request#claimed?", request_claimed_p, 0)                       \
   X(response, "respond", native_respond, 4)                                  \
   X(response, "respond_start", native_respond_start, 3)                      \
