@@ -10,4 +10,3 @@ threads threads_count, threads_count
 # A cluster of WEB_CONCURRENCY forked workers; 0: one process.
 workers Integer(ENV.fetch("WEB_CONCURRENCY", 0))
 environment "production"
-
