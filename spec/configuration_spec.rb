@@ -29,8 +29,9 @@ RSpec.describe Kino::Configuration do
       hardening = %i[max_header_size max_uri_size max_headers first_data_timeout persistent_timeout backlog]
       bodies = %i[body_buffer_size stream_request_bodies min_body_rate min_body_rate_window max_spool_size]
       logging = %i[log_format]
+      env = %i[intern_header_values]
       processes = %i[processes preload_app before_fork after_fork]
-      expect(defaults.keys).to match_array(earlier + hardening + bodies + logging + processes)
+      expect(defaults.keys).to match_array(earlier + hardening + bodies + logging + processes + env)
     end
 
     it "holds the documented values" do
@@ -46,7 +47,7 @@ RSpec.describe Kino::Configuration do
         on_error: nil, after_boot: nil, after_worker_boot: nil,
         after_request_complete: nil, on_worker_exit: nil,
         body_buffer_size: 114_688, stream_request_bodies: false, min_body_rate: 1024,
-        min_body_rate_window: 5, max_spool_size: 1_073_741_824
+        min_body_rate_window: 5, max_spool_size: 1_073_741_824, intern_header_values: false
       )
     end
 

@@ -150,6 +150,7 @@ RSpec.describe Kino::DSL do
                                      '"two words" is not',
       "body_buffer_size(-1)" => "body_buffer_size must be an Integer, 0 or more (got -1)",
       "stream_request_bodies \"yes\"" => 'stream_request_bodies must be true or false (got "yes")',
+      "intern_header_values 1" => "intern_header_values must be true or false (got 1)",
       "min_body_rate 1.5" => "min_body_rate must be an Integer, 0 or more (got 1.5)",
       "min_body_rate_window 0" => "min_body_rate_window must be a positive number of seconds (got 0)",
       "max_spool_size(-1)" => "max_spool_size must be an Integer, 0 or more (got -1)",

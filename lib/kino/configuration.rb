@@ -41,6 +41,7 @@ module Kino
       max_body_size: 52_428_800, # 50 MiB
       body_buffer_size: 114_688, # 112 KiB in memory, then spooled
       stream_request_bodies: false,
+      intern_header_values: false,
       min_body_rate: 1024, # bytes/s
       min_body_rate_window: 5,
       max_spool_size: 1_073_741_824, # 1 GiB

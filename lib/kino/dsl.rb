@@ -389,6 +389,21 @@ module Kino
       @settings[:stream_request_bodies] = boolean(:stream_request_bodies, enabled)
     end
 
+    # Common request header values (User-Agent, Accept*, Host, Sec-CH-*,
+    # ...; never Cookie, Authorization or another credential) become one
+    # frozen String each, shared by every request and worker, instead of a
+    # new String a request: fewer allocations, less GC. Off by default: an
+    # app that changes such a value in place (force_encoding, <<) would
+    # get a FrozenError where Puma let it.
+    # The default is false.
+    #
+    # @example
+    #   intern_header_values true
+    #
+    def intern_header_values(enabled = true)
+      @settings[:intern_header_values] = boolean(:intern_header_values, enabled)
+    end
+
     # Bytes per second a request body must arrive at, averaged over windows
     # of min_body_rate_window seconds; the first window is free. A slower
     # body gets 408 and the connection closes. nil or 0: no minimum (a body

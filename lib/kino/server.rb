@@ -206,6 +206,7 @@ module Kino
         spool_dir: Dir.tmpdir,
         body_memory_limit: c[:body_buffer_size],
         stream_request_bodies: c[:stream_request_bodies],
+        intern_header_values: c[:intern_header_values],
         min_body_rate: c[:min_body_rate] || 0,
         min_body_rate_window: c[:min_body_rate_window],
         max_spool_size: c[:max_spool_size] || 0,

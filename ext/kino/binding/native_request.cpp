@@ -126,7 +126,9 @@ constexpr std::string_view kCommonHeaders[] = {
 // Request headers whose values are few and repeat from request to request
 // (one per browser version, per client library, per site), so each value
 // is one frozen String shared by every request and ractor, not a new one
-// a request. Never a header that carries a credential, a token, or
+// a request: with `intern_header_values` only, since an app that changes
+// such a value in place (force_encoding, <<), as it may on Puma, would
+// get a FrozenError. Never a header that carries a credential, a token, or
 // something unique to a request or a user (Cookie, Authorization,
 // Referer, X-Request-Id, If-None-Match, X-Forwarded-For): its value would
 // stay in memory for the life of the process and fill the cache with
@@ -308,7 +310,7 @@ VALUE new_hash() {
 
 // The Rack env Hash for `req`, with `handle` (the Kino::Native::Request)
 // stored under "kino.request".
-VALUE build_env(const RequestCtx& req, VALUE handle) {
+VALUE build_env(const RequestCtx& req, VALUE handle, bool intern_header_values) {
   const EnvStrings& s = *strings;
   VALUE env = new_hash();
 
@@ -340,7 +342,8 @@ VALUE build_env(const RequestCtx& req, VALUE handle) {
       rb_hash_aset(env, rb_obj_freeze(str(h.key)), str(h.value));
     } else {
       const auto& [key, interned] = k->second;
-      rb_hash_aset(env, key, interned ? cached(header_value_cache, view(h.value)) : str(h.value));
+      bool shared = interned && intern_header_values;
+      rb_hash_aset(env, key, shared ? cached(header_value_cache, view(h.value)) : str(h.value));
     }
   }
   if (req.https) {
@@ -439,9 +442,10 @@ VALUE take_next(const WithServer& with_server, long slot, int64_t& gvl_since, bo
   VALUE handle = TypedData_Wrap_Struct(cRequest, &request_type, nullptr);
   for (;;) {
     RequestCtx* taken = nullptr;
-    bool closed = false, waited = false;
+    bool closed = false, waited = false, intern = false;
     protect([&]() -> VALUE {
       missing = !with_server([&](Server& server) {
+        intern = server.config().intern_header_values;
         RequestQueue& queue = server.queue();
         RequestRef r = queue.try_pop();
         if (r) {
@@ -468,7 +472,7 @@ VALUE take_next(const WithServer& with_server, long slot, int64_t& gvl_since, bo
     });
     if (waited) gvl_since = steady_ms();
     if (missing) return Qnil;
-    if (taken) return build_env(*taken, handle);
+    if (taken) return build_env(*taken, handle, intern);
     if (closed) return Qnil;
     rb_thread_check_ints();  // Thread#kill, Ractor shutdown: raises or returns
   }

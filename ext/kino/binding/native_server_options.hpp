@@ -33,6 +33,7 @@ struct ServerOptions {
   // on it, both nil for a server on its own.
   VALUE process_board, process_index;
   bool stream_request_bodies;
+  bool intern_header_values;
   bool log_requests, log_format_json;
 };
 

@@ -50,6 +50,8 @@ struct ServerConfig {
   // as soon as its head is, the body streaming to the app (true: for apps
   // that read while they answer; a slow upload then holds a worker).
   bool stream_request_bodies{};
+  // Not the core's: the binding's env builder reads it (native_request.cpp).
+  bool intern_header_values{};
   // Bytes per second a body must arrive at: its first window is free (slow
   // start, a client's pause before it sends), and each window after it
   // must bring min_body_rate x window bytes, or 408. 0: no minimum (the

@@ -104,6 +104,12 @@
 # Default: false.
 # stream_request_bodies true
 
+# One frozen String per common request header value (User-Agent, Accept*,
+# Host...; never credentials), shared by every request: fewer allocations,
+# but an app that changes one in place gets a FrozenError.
+# Default: false.
+# intern_header_values true
+
 # Bytes per second a request body must arrive at, averaged over windows
 # (the first one is free); slower gets 408. nil or 0 for no minimum.
 # Default: 1024.
