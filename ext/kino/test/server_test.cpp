@@ -438,6 +438,65 @@ TEST_F(ServerTest, PipelinedRequestsAnsweredInOrder) {
   EXPECT_EQ(client->response().body, "two");
 }
 
+TEST_F(ServerTest, PipelinedRequestsSplitOverReadsKeepEveryByte) {
+  // The second request's head ends in a later read than the one that
+  // brought the first request and its beginning; the third arrives whole
+  // while the second waits for its answer.
+  auto client = start_and_connect();
+  std::string second = "GET /2?q=split HTTP/1.1\r\nHost: h\r\nX-Long: " + std::string(300, 'v') + "\r\n\r\n";
+  ASSERT_TRUE(client->send("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n" + second.substr(0, 40)));
+  RequestRef first = pop();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(str(first->path), "/1");
+  std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(client->send(second.substr(40) + "GET /3 HTTP/1.1\r\nHost: h\r\n\r\n"));
+  reply(*first, 200, "one");
+  RequestRef req2 = pop();
+  ASSERT_TRUE(req2);
+  EXPECT_EQ(str(req2->path), "/2");
+  EXPECT_EQ(str(req2->query), "q=split");
+  bool long_header = false;
+  for (const auto& h : req2->headers)
+    if (str(h.key) == "HTTP_X_LONG") long_header = str(h.value) == std::string(300, 'v');
+  EXPECT_TRUE(long_header) << "the header split between two reads arrives whole";
+  reply(*req2, 200, "two");
+  RequestRef third = pop();
+  ASSERT_TRUE(third);
+  EXPECT_EQ(str(third->path), "/3");
+  reply(*third, 200, "three");
+  EXPECT_EQ(client->response().body, "one");
+  EXPECT_EQ(client->response().body, "two");
+  EXPECT_EQ(client->response().body, "three");
+}
+
+TEST_F(ServerTest, AHeadLongerThanOneReadIsParsedWhole) {
+  // 40 KiB of header fields: more than one read's worth (16 KiB) of input.
+  auto client = start_and_connect();
+  std::string head = "GET /big HTTP/1.1\r\nHost: h\r\n";
+  for (int i = 0; i < 40; ++i)
+    head += "X-F" + std::to_string(i) + ": " + std::string(1000, 'a' + i % 26) + "\r\n";
+  head += "\r\n";
+  ASSERT_GT(head.size(), 32u * 1024);
+  ASSERT_TRUE(client->send(head + "GET /after HTTP/1.1\r\nHost: h\r\n\r\n"));
+  RequestRef big = pop();
+  ASSERT_TRUE(big);
+  EXPECT_EQ(str(big->path), "/big");
+  size_t fields = 0;
+  for (const auto& h : big->headers)
+    if (str(h.key).starts_with("HTTP_X_F")) {
+      ++fields;
+      EXPECT_EQ(h.value.size(), 1000u);
+    }
+  EXPECT_EQ(fields, 40u);
+  reply(*big, 200, "big");
+  RequestRef after = pop();
+  ASSERT_TRUE(after);
+  EXPECT_EQ(str(after->path), "/after");
+  reply(*after, 200, "after");
+  EXPECT_EQ(client->response().body, "big");
+  EXPECT_EQ(client->response().body, "after");
+}
+
 namespace {
 
 // What a worker reads of a request body, as the binding reads it:

@@ -63,7 +63,7 @@ class Connection : public ResponseSink,
   void log(std::string_view line) override;
 
   // SessionConnection, for the protocol session, on the strand.
-  InputBuffer& input() noexcept override { return inbuf_; }
+  ReadBuffer& input() noexcept override { return inbuf_; }
   bool closed() const noexcept override { return closed_; }
   void read_more() override;
   void send_interim(Bytes bytes) override;
@@ -74,7 +74,8 @@ class Connection : public ResponseSink,
   using Waiting = Deadlines::Waiting;
 
   void on_handshake(const error_code& ec);
-  void on_read(const error_code& ec, size_t n, size_t offset);
+  void on_read(const error_code& ec, size_t n);
+  void linger_read();
   void enqueue(Outbox::Item item);
   void do_write();
   void on_write(const error_code& ec, size_t n);
@@ -90,7 +91,7 @@ class Connection : public ResponseSink,
 
   std::shared_ptr<Server> server_;
   Transport transport_;
-  InputBuffer inbuf_;
+  ReadBuffer inbuf_;
   Outbox outbox_;
   Deadlines deadlines_;
   Http1Session session_;
