@@ -1194,3 +1194,64 @@ TEST(ServerLog, OnATerminalTheSpeakerIsTinted) {
   ssize_t n = ::read(terminal.master, buf, sizeof buf);
   EXPECT_EQ(std::string(buf, n > 0 ? static_cast<size_t>(n) : 0), "kino[7] \033[35mworker-2\033[0m: hello\n");
 }
+
+namespace {
+
+// Answers `req` with one lent part, as the binding does for a large String.
+bool reply_lent(RequestCtx& req, const ByteLeaseRef& lease) {
+  std::string_view body[] = {lease->bytes()};
+  ByteLeaseRef leases[] = {lease};
+  return respond_lent(req, 200, {}, body, leases);
+}
+
+bool eventually_returned(const ByteLeaseRef& lease) { return lease->wait_returned(Clock::now() + 5s); }
+
+}  // namespace
+
+TEST_F(ServerTest, ALentBodyIsWrittenWholeAndItsLoanReturned) {
+  auto client = start_and_connect();
+  std::string owner(3 * 1024 * 1024 + 7, '\0');
+  for (size_t i = 0; i < owner.size(); ++i) owner[i] = static_cast<char>('a' + i % 23);
+  auto lease = std::make_shared<ByteLease>(std::string_view(owner));
+  RequestRef req = send_and_pop(*client, "GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+  ASSERT_TRUE(req);
+  ASSERT_TRUE(reply_lent(*req, lease));
+  auto r = client->response();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(r.body == owner) << "the lent bytes arrive unchanged";
+  EXPECT_TRUE(eventually_returned(lease));
+  // The connection goes on: the next request is read and answered.
+  RequestRef next = send_and_pop(*client, "GET /next HTTP/1.1\r\nHost: h\r\n\r\n");
+  ASSERT_TRUE(next);
+  reply(*next, 200, "next");
+  EXPECT_EQ(client->response().body, "next");
+}
+
+TEST_F(ServerTest, AClientLeavingMidWriteReturnsTheLoan) {
+  auto client = start_and_connect();
+  std::string owner(8 * 1024 * 1024, 'x');
+  auto lease = std::make_shared<ByteLease>(std::string_view(owner));
+  RequestRef req = send_and_pop(*client, "GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+  ASSERT_TRUE(req);
+  ASSERT_TRUE(reply_lent(*req, lease));
+  ASSERT_TRUE(client->read_head());
+  EXPECT_TRUE(lease->loaned_out());
+  client.reset();  // closes with most of the body unread
+  EXPECT_TRUE(eventually_returned(lease)) << "the failed write drops the rest, loan and all";
+}
+
+TEST_F(ServerTest, ARecalledLeaseClosesItsConnection) {
+  auto client = start_and_connect();
+  std::string owner(8 * 1024 * 1024, 'r');
+  auto lease = std::make_shared<ByteLease>(std::string_view(owner));
+  RequestRef req = send_and_pop(*client, "GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+  ASSERT_TRUE(req);
+  ASSERT_TRUE(reply_lent(*req, lease));
+  ASSERT_TRUE(client->read_head());
+  EXPECT_TRUE(lease->loaned_out()) << "the client reads nothing more";
+  lease->recall();
+  EXPECT_TRUE(eventually_returned(lease));
+  std::string rest;
+  EXPECT_TRUE(client->read_to_eof(rest)) << "the connection was closed";
+  EXPECT_LT(rest.size(), owner.size()) << "the body was cut off";
+}

@@ -142,6 +142,22 @@ void Connection::send(Bytes bytes, bool last, bool keep_alive, RequestRef logged
   if (!posted) outbox_.withdraw(size);
 }
 
+void Connection::send_pieces(NativeVector<OutPiece> pieces, bool last, bool keep_alive, RequestRef logged) {
+  size_t size = 0;
+  for (const auto& p : pieces) size += p.size();
+  outbox_.promise(size);
+  // Dropped with the lambda when the server has stopped: the loans are
+  // returned then too.
+  bool posted = server_->post_while_running(
+      transport_.executor(), [self = shared_from_this(), pieces = std::move(pieces), last, keep_alive,
+                              logged = std::move(logged)]() mutable {
+        self->session_.response_begins();
+        if (logged) self->logged_ = std::move(logged);
+        self->enqueue_pieces(std::move(pieces), last, keep_alive);
+      });
+  if (!posted) outbox_.withdraw(size);
+}
+
 void Connection::send_continue(const RequestCtx& req) {
   // The caller holds a reference to `req`, so its address cannot have been
   // reused by a later request of this connection.
@@ -157,12 +173,31 @@ void Connection::send_interim(Bytes bytes) {
 
 void Connection::enqueue(Outbox::Item item) {
   if (closed_) {
-    outbox_.withdraw(item.bytes.size());
+    outbox_.withdraw(item.size());
     if (item.last) end_response(false);
     return;
   }
   outbox_.push(std::move(item));
   if (!writing_) do_write();
+}
+
+// All pieces queue before the write starts, so the head and the lent body
+// go out in one gathered write.
+void Connection::enqueue_pieces(NativeVector<OutPiece> pieces, bool last, bool keep_alive) {
+  if (closed_) {
+    size_t size = 0;
+    for (const auto& p : pieces) size += p.size();
+    outbox_.withdraw(size);
+    if (last) end_response(false);
+    return;
+  }
+  if (pieces.empty()) return enqueue(Outbox::Item{Bytes(), last, keep_alive});
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    bool final_piece = i + 1 == pieces.size();
+    outbox_.push(
+        Outbox::Item{std::move(pieces[i].bytes), last && final_piece, keep_alive, std::move(pieces[i].loan)});
+  }
+  if (!writing_ && !outbox_.empty()) do_write();
 }
 
 void Connection::do_write() {
