@@ -5,9 +5,12 @@ module Bench
   # --kino-root. With +log or +json after the mode (kino-threaded+log), the
   # access log is on (log_requests, in that log_format), written like the
   # rest of the server's output to its log file: the cost of logging every
-  # request to a file, not to a terminal.
+  # request to a file, not to a terminal. +copy and +lendall move the
+  # smallest body String lent to the I/O thread instead of copied
+  # (KINO_LEND_MIN_BYTES, 4 KiB by default): past any body, or 1 byte.
   class KinoTarget < Target
     ACCESS_LOGS = { nil => nil, "log" => :text, "json" => :json }.freeze
+    LEND_MIN = { "copy" => 1 << 40, "lendall" => 1 }.freeze
 
     # Threads per worker when --threads is not given: Kino's own default.
     # They mirror Kino::Configuration::THREADS_PER_WORKER (1 in :ractor, 3
@@ -19,10 +22,15 @@ module Bench
 
     attr_reader :mode
 
-    def initialize(name, options, mode, access_log: nil)
+    def initialize(name, options, mode, access_log: nil, lend_min: nil)
       super(name, options)
       @mode = mode
       @access_log = access_log
+      @lend_min = lend_min
+    end
+
+    def env
+      @lend_min ? { "KINO_LEND_MIN_BYTES" => @lend_min.to_s } : {}
     end
 
     def kino?
@@ -35,7 +43,8 @@ module Bench
 
     def describe
       log = @access_log ? ", access log on (#{@access_log})" : ""
-      "Kino :#{@mode}, #{@options.workers} workers x #{threads_text}, one process#{log}"
+      lend = @lend_min ? ", KINO_LEND_MIN_BYTES=#{@lend_min}" : ""
+      "Kino :#{@mode}, #{@options.workers} workers x #{threads_text}, one process#{log}#{lend}"
     end
 
     # Kino prints "* Mode: ractor, 2 workers x 1 threads" at boot. It must

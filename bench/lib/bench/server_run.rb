@@ -21,7 +21,7 @@ module Bench
     # body. Returns nil when ready, or the reason it is not.
     def start(path, body_check)
       @port = free_port
-      env = MeasuredRuby.env(@target.gemfile)
+      env = MeasuredRuby.env(@target.gemfile).merge(@target.env)
       started = Bench.now
       @pid = Processes.spawn(env, *command, chdir: Dir.tmpdir, in: File::NULL, %i[out err] => [@log_path, "w"])
       deadline = started + @options.boot_timeout

@@ -9,11 +9,13 @@ module Bench
     def self.build(name, options)
       case name
       when "puma" then PumaTarget.new(name, options)
-      when /\Akino-([a-z]+)(?:\+(log|json))?\z/
-        KinoTarget.new(name, options, Regexp.last_match(1), access_log: KinoTarget::ACCESS_LOGS[Regexp.last_match(2)])
+      when /\Akino-([a-z]+)(?:\+(log|json|copy|lendall))?\z/
+        variant = Regexp.last_match(2)
+        KinoTarget.new(name, options, Regexp.last_match(1), access_log: KinoTarget::ACCESS_LOGS[variant],
+                                                            lend_min: KinoTarget::LEND_MIN[variant])
       else
         raise OptionParser::InvalidArgument,
-              "unknown target #{name} (expected puma, kino-MODE, kino-MODE+log or kino-MODE+json)"
+              "unknown target #{name} (expected puma, kino-MODE, or kino-MODE+VARIANT: log, json, copy, lendall)"
       end
     end
 
@@ -51,6 +53,11 @@ module Bench
 
     def gemfile
       File.join(ROOT, "Gemfile")
+    end
+
+    # Variables the server process gets besides MeasuredRuby's.
+    def env
+      {}
     end
 
     private
