@@ -14,6 +14,7 @@
 #   GET /io_native  -> 200 after Kino.sleep(0.005) when the server is Kino,
 #                      else sleep(0.005); the body says which one ran
 #   GET /10k        -> 200 with a 10,000-byte body
+#   GET /1k, /4k, /64k -> 200 with a body of 1,000, 4,096 or 65,536 bytes
 #   anything else   -> 404
 #
 # Serve it with `bundle exec kino bench/bench_app.ru` or
@@ -40,6 +41,9 @@ module ::KinoBench
     IO_WAIT = 0.005
     PLAINTEXT = "Hello, World!"
     BODY_10K = ("0123456789" * 1000).freeze
+    BODY_1K = ("0123456789" * 100).freeze
+    BODY_4K = ("0123456789abcdef" * 256).freeze
+    BODY_64K = ("0123456789abcdef" * 4096).freeze
     NOT_FOUND = "Not Found"
     TEXT = "text/plain"
 
@@ -62,6 +66,12 @@ module ::KinoBench
         end
       when "/10k"
         text(BODY_10K)
+      when "/1k"
+        text(BODY_1K)
+      when "/4k"
+        text(BODY_4K)
+      when "/64k"
+        text(BODY_64K)
       else
         [404, { "content-type" => TEXT, "content-length" => NOT_FOUND.bytesize.to_s }, [NOT_FOUND]]
       end

@@ -37,7 +37,7 @@ module BenchCompare
       warmup: env_int("BENCH_WARMUP", 2),
       connections: env_int("BENCH_CONNECTIONS", 64),
       wrk_threads: env_int("BENCH_WRK_THREADS", 2),
-      endpoints: env_list("BENCH_ENDPOINTS", Bench::ENDPOINTS.keys),
+      endpoints: env_list("BENCH_ENDPOINTS", Bench::DEFAULT_ENDPOINTS),
       targets: env_list("BENCH_TARGETS", %w[kino-threaded puma]),
       workers: env_int("BENCH_WORKERS", Etc.nprocessors),
       threads: env_int("BENCH_THREADS", nil), # nil: each target's own default

@@ -13,7 +13,7 @@ RSpec.describe "Kino::Native from a non-main ractor" do
     %i[
       server_create server_addresses server_start server_stats server_log server_drain_log
       server_slot_busy_ms server_fail_slots server_close_queue server_stop server_release
-      take_one respond respond_start respond_write respond_finish respond_error sleep
+      take_one respond respond_start respond_write respond_finish respond_error lent_bodies sleep
       input_read input_rewind server_worker_exited server_next_worker_exit server_wake_worker_exits
       server_report_pool server_control_address server_reload_tls
       logger_open logger_write logger_dropped logger_tty? logger_reopen logger_flush logger_flush_all
@@ -58,6 +58,7 @@ RSpec.describe "Kino::Native from a non-main ractor" do
       request = env["kino.request"]
       results[:respond] = native.respond(request, 200, { "content-type" => "text/plain" }, ["one"])
       results[:claimed] = request.claimed?
+      results[:lent] = native.lent_bodies
       results[:first] = read_response.call(socket, "one")
 
       # A body behind Expect: 100-continue reaches the app before it is
@@ -153,6 +154,7 @@ RSpec.describe "Kino::Native from a non-main ractor" do
     expect(results[:busy]).to be >= 0
     expect(results[:respond]).to be(true)
     expect(results[:claimed]).to be(true)
+    expect(results[:lent]).to eq(0)
     expect(results[:first]).to start_with("HTTP/1.1 200 OK").and end_with("one")
     expect(results[:input_class]).to eq(Kino::Input)
     expect(results[:body]).to eq(%w[abc abc])

@@ -9,6 +9,14 @@ module Bench
     "cpu" => { path: "/cpu", body: ->(b) { b == "6765" } },
     "io" => { path: "/io", body: ->(b) { b == "slept" } },
     "io_native" => { path: "/io_native", body: ->(b) { b.start_with?("slept (") } },
-    "10k" => { path: "/10k", body: ->(b) { b.bytesize == 10_000 } }
+    "10k" => { path: "/10k", body: ->(b) { b.bytesize == 10_000 } },
+    "1k" => { path: "/1k", body: ->(b) { b.bytesize == 1_000 } },
+    "4k" => { path: "/4k", body: ->(b) { b.bytesize == 4_096 } },
+    "64k" => { path: "/64k", body: ->(b) { b.bytesize == 65_536 } }
   }.freeze
+
+  # Measured unless --endpoints says otherwise: the body-size endpoints
+  # (1k, 4k, 64k) are for the lending threshold study in
+  # doc/benchmarks.md, and only run when named.
+  DEFAULT_ENDPOINTS = (ENDPOINTS.keys - %w[1k 4k 64k]).freeze
 end

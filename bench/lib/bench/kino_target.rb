@@ -7,9 +7,12 @@ module Bench
   # +log or +json at the end (kino-threaded+log), the access log is on
   # (log_requests, in that log_format), written like the rest of the
   # server's output to its log file: the cost of logging every request to
-  # a file, not to a terminal.
+  # a file, not to a terminal. +copy and +lendall move the smallest body
+  # String lent to the I/O thread instead of copied (KINO_LEND_MIN_BYTES,
+  # 4 KiB by default): past any body, or 1 byte.
   class KinoTarget < Target
     ACCESS_LOGS = { nil => nil, "log" => :text, "json" => :json }.freeze
+    LEND_MIN = { "copy" => 1 << 40, "lendall" => 1 }.freeze
 
     # Threads per worker when --threads is not given: Kino's own default.
     # They mirror Kino::Configuration::THREADS_PER_WORKER (1 in :ractor, 3
@@ -25,10 +28,15 @@ module Bench
 
     attr_reader :mode
 
-    def initialize(name, options, mode, access_log: nil, processes: nil)
+    def initialize(name, options, mode, access_log: nil, processes: nil, lend_min: nil)
       super(name, options, processes: processes)
       @mode = mode
       @access_log = access_log
+      @lend_min = lend_min
+    end
+
+    def env
+      @lend_min ? { "KINO_LEND_MIN_BYTES" => @lend_min.to_s } : {}
     end
 
     def kino?
@@ -46,7 +54,8 @@ module Bench
     def describe
       log = @access_log ? ", access log on (#{@access_log})" : ""
       where = processes ? "in each of #{processes} processes (processes #{processes})" : "one process"
-      "Kino :#{@mode}, #{@options.workers} workers x #{threads_text}, #{where}#{log}"
+      lend = @lend_min ? ", KINO_LEND_MIN_BYTES=#{@lend_min}" : ""
+      "Kino :#{@mode}, #{@options.workers} workers x #{threads_text}, #{where}#{log}#{lend}"
     end
 
     # Kino prints "* Mode: ractor, 2 workers x 1 threads" at boot. It must

@@ -22,7 +22,7 @@ module Bench
     def start(path, body_check)
       @port = free_port
       workload = @options.workload
-      env = MeasuredRuby.env(@target.gemfile).merge(workload.env)
+      env = MeasuredRuby.env(@target.gemfile).merge(workload.env).merge(@target.env)
       started = Bench.now
       @pid = Processes.spawn(env, *command, chdir: workload.dir, in: File::NULL, %i[out err] => [@log_path, "w"])
       deadline = started + @options.boot_timeout

@@ -12,14 +12,15 @@ module Bench
       case name
       when /\Apuma(?:-p(\d+))?\z/
         PumaTarget.new(name, options, processes: process_count(name, Regexp.last_match(1)))
-      when /\Akino-([a-z]+)(?:-p(\d+))?(?:\+(log|json))?\z/
-        mode, count, log = Regexp.last_match.captures
-        KinoTarget.new(name, options, mode, access_log: KinoTarget::ACCESS_LOGS[log],
-                                            processes: process_count(name, count))
+      when /\Akino-([a-z]+)(?:-p(\d+))?(?:\+(log|json|copy|lendall))?\z/
+        mode, count, variant = Regexp.last_match.captures
+        KinoTarget.new(name, options, mode, access_log: KinoTarget::ACCESS_LOGS[variant],
+                                            processes: process_count(name, count),
+                                            lend_min: KinoTarget::LEND_MIN[variant])
       else
         raise OptionParser::InvalidArgument,
-              "unknown target #{name} (expected puma, puma-pN, kino-MODE, kino-MODE-pN, each Kino one " \
-              "with +log or +json if wanted)"
+              "unknown target #{name} (expected puma, puma-pN, kino-MODE or kino-MODE-pN, each Kino one " \
+              "with +VARIANT if wanted: log, json, copy, lendall)"
       end
     end
 
@@ -69,6 +70,11 @@ module Bench
     # The workload's bundle when it has one, else the harness's.
     def gemfile
       @options.workload.gemfile || File.join(ROOT, "Gemfile")
+    end
+
+    # Variables the server process gets besides MeasuredRuby's.
+    def env
+      {}
     end
 
     private

@@ -214,12 +214,12 @@ constexpr auto kWaitTick = std::chrono::milliseconds(50);
 VALUE respond_array(VALUE req, VALUE status, VALUE headers, VALUE body);
 
 // What a unit sets up before the seam is registered (names interned,
-// classes created), called from Init_kino. The response and sleep units
-// need none.
+// classes created), called from Init_kino. The sleep unit needs none.
 void init_native_server();
 void init_native_process_board();
 void init_native_workers();
 void init_native_input(VALUE mKino);
 void init_native_request(VALUE mNative);
+void init_native_response();
 
 }  // namespace kino::binding

@@ -62,5 +62,6 @@ extern "C" __attribute__((visibility("default"))) void Init_kino() {
   init_native_workers();
   init_native_input(mKino);
   init_native_request(mNative);
+  init_native_response();
   define_seam();
 }

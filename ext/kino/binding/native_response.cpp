@@ -2,9 +2,12 @@
 // respond_write and respond_finish (a streamed one) and respond_error,
 // each handing the app's answer to the native responder.
 #include <chrono>
+#include <cstdlib>
+#include <new>
 #include <span>
 #include <string_view>
 
+#include "core/handoff/byte_lease.hpp"
 #include "core/handoff/response_sink.hpp"
 #include "core/http1/responder.hpp"
 #include "native_request.hpp"
@@ -181,6 +184,112 @@ VALUE with_headers(VALUE prepared, Send&& send) {
   return sent;
 }
 
+// Lent bodies. A String part of an Array body at least lend_min_bytes long
+// is not copied: the I/O thread writes it from the String's own bytes
+// (ByteLease). Those bytes must stay where they are, unchanged, until the
+// write is done, and the I/O thread can never tell Ruby when that is. So:
+//
+// - the part is lent as rb_str_new_frozen of it: a frozen String sharing
+//   the part's buffer. An app that changes its String afterwards changes a
+//   copy (copy on write); the frozen one keeps the bytes the app returned.
+// - it is held by a LentBodies object of the ractor that called respond,
+//   kept in that ractor's local storage: a String belongs to its ractor,
+//   and only that ractor's GC may mark it (per-ractor GC on Ruby 4.1).
+//   It marks its Strings with rb_gc_mark, which pins them, so GC.compact
+//   cannot move an embedded String's bytes from under a write.
+// - the I/O thread returns its loan when the bytes are written (or
+//   dropped with the connection): a counter, no call. The ractor lets a
+//   String go at its next respond (or lent_bodies) once its lease has no
+//   loan out. Threads of one ractor share its LentBodies under its GVL.
+//
+// A ractor that ends with loans still out (a worker stopped while a slow
+// client reads) would free Strings under a write: its LentBodies, freed
+// with it, first recalls them (closes their connections, which drops the
+// writes) and waits for the loans to come back.
+size_t lend_min_bytes = 4096;  // set once by init_native_response
+rb_ractor_local_key_t lent_bodies_key;
+
+struct LentBody {
+  VALUE string;  // frozen
+  ByteLeaseRef lease;
+};
+
+class LentBodies {
+ public:
+  ~LentBodies() {
+    for (const auto& b : bodies_)
+      if (b.lease->loaned_out()) b.lease->recall();
+    auto deadline = std::chrono::steady_clock::now() + kRecallWait;
+    for (const auto& b : bodies_) b.lease->wait_returned(deadline);
+  }
+
+  void mark() const {
+    for (const auto& b : bodies_) rb_gc_mark(b.string);
+  }
+
+  // Lets go of every String whose lease has no loan out; returns how many
+  // are still held.
+  size_t sweep() noexcept {
+    for (size_t i = 0; i < bodies_.size();) {
+      if (bodies_[i].lease->loaned_out()) {
+        ++i;
+        continue;
+      }
+      if (i + 1 != bodies_.size()) bodies_[i] = std::move(bodies_.back());
+      bodies_.pop_back();
+    }
+    return bodies_.size();
+  }
+
+  // May throw (bad_alloc): call inside protect.
+  void add(VALUE frozen) {
+    auto lease = std::allocate_shared<ByteLease>(NativeAllocator<ByteLease>(), bytes_of(frozen));
+    bodies_.push_back(LentBody{frozen, std::move(lease)});
+  }
+
+  size_t size() const noexcept { return bodies_.size(); }
+  const LentBody& operator[](size_t i) const noexcept { return bodies_[i]; }
+  size_t memsize() const noexcept { return sizeof(*this) + bodies_.capacity() * sizeof(LentBody); }
+
+ private:
+  // A recalled write ends as soon as an I/O thread closes its connection;
+  // this bounds the wait should none run any more (a server stopped).
+  static constexpr auto kRecallWait = std::chrono::seconds(10);
+  NativeVector<LentBody> bodies_;
+};
+
+// Not freed immediately: the free may wait for recalled loans, which must
+// not happen inside a GC pass.
+const rb_data_type_t lent_bodies_type = {
+    "Kino::Native::LentBodies",
+    {[](void* p) {
+       if (p) static_cast<LentBodies*>(p)->mark();
+     },
+     [](void* p) { delete static_cast<LentBodies*>(p); },
+     [](const void* p) -> size_t { return p ? static_cast<const LentBodies*>(p)->memsize() : 0; }},
+    nullptr,
+    nullptr,
+    0,
+};
+
+// This ractor's LentBodies, made on first use; null if it has none and
+// `make` is false.
+LentBodies* lent_bodies(bool make) {
+  VALUE holder = Qnil;
+  if (rb_ractor_local_storage_value_lookup(lent_bodies_key, &holder) && !NIL_P(holder))
+    return static_cast<LentBodies*>(DATA_PTR(holder));
+  if (!make) return nullptr;
+  // A hidden object (no class): nothing in Ruby can reach it.
+  holder = TypedData_Wrap_Struct(0, &lent_bodies_type, nullptr);
+  auto* bodies = new (std::nothrow) LentBodies();
+  if (!bodies) rb_raise(rb_eNoMemError, "kino: native allocation failed");
+  DATA_PTR(holder) = bodies;
+  rb_ractor_local_storage_value_set(lent_bodies_key, holder);
+  return bodies;
+}
+
+bool lendable(VALUE part) { return static_cast<size_t>(RSTRING_LEN(part)) >= lend_min_bytes; }
+
 struct WritableCall : Interruptible {
   ResponseSink* sink;
   bool open = true;
@@ -205,14 +314,61 @@ VALUE respond_array(VALUE handle, VALUE status, VALUE headers, VALUE body) {
     if (!RB_TYPE_P(RARRAY_AREF(body, i), T_STRING))
       rb_raise(rb_eTypeError, "response body must yield Strings, got %" PRIsVALUE,
                rb_obj_class(RARRAY_AREF(body, i)));
+  long lent = 0;
+  for (long i = 0; i < parts; ++i) lent += lendable(RARRAY_AREF(body, i)) ? 1 : 0;
+  LentBodies* bodies = lent_bodies(lent > 0);
+  size_t first = 0;
+  if (bodies) {
+    bodies->sweep();
+    first = bodies->size();
+  }
+  // The frozen Strings join this ractor's LentBodies as they are made, so
+  // a GC that the next one's allocation runs marks them already.
+  for (long i = 0; lent > 0 && i < parts; ++i) {
+    VALUE part = RARRAY_AREF(body, i);
+    if (!lendable(part)) continue;
+    VALUE frozen = rb_str_new_frozen(part);
+    protect([&]() -> VALUE {
+      bodies->add(frozen);
+      return Qnil;
+    });
+    RB_GC_GUARD(frozen);
+  }
   return with_headers(prepared, [&](std::span<const HeaderView> hv) {
     NativeVector<std::string_view> bv;
     bv.reserve(static_cast<size_t>(parts));
-    for (long i = 0; i < parts; ++i) bv.push_back(bytes_of(RARRAY_AREF(body, i)));
-    bool sent = respond(*req, code, hv, bv);
+    NativeVector<ByteLeaseRef> leases;
+    if (lent > 0) leases.resize(static_cast<size_t>(parts));
+    size_t next = first;
+    for (long i = 0; i < parts; ++i) {
+      VALUE part = RARRAY_AREF(body, i);
+      if (lent > 0 && lendable(part)) {
+        const LentBody& b = (*bodies)[next++];
+        bv.push_back(b.lease->bytes());
+        leases[static_cast<size_t>(i)] = b.lease;
+      } else {
+        bv.push_back(bytes_of(part));
+      }
+    }
+    bool sent = respond_lent(*req, code, hv, bv, leases);
     release_body(*req);
     return sent;
   });
+}
+
+// Native.lent_bodies -> Integer: how many Strings this ractor still holds
+// for writes not yet done (after letting go of the others).
+VALUE native_lent_bodies(VALUE) {
+  LentBodies* bodies = lent_bodies(false);
+  return SIZET2NUM(bodies ? bodies->sweep() : 0);
+}
+
+void init_native_response() {
+  lent_bodies_key = rb_ractor_local_storage_value_newkey();
+  // For measuring where lending pays (doc/benchmarks.md): the smallest
+  // part lent; a huge value turns lending off.
+  if (const char* min = std::getenv("KINO_LEND_MIN_BYTES"); min && *min)
+    lend_min_bytes = static_cast<size_t>(std::strtoull(min, nullptr, 10));
 }
 
 // Native.respond_start(req, status, headers) -> true/false (see respond).

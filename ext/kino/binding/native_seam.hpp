@@ -47,6 +47,7 @@
   X(response, "respond_write", native_respond_write, 2)                      \
   X(response, "respond_finish", native_respond_finish, 1)                    \
   X(response, "respond_error", native_respond_error, 3)                      \
+  X(response, "lent_bodies", native_lent_bodies, 0)                          \
   X(input, "input_read", native_input_read, 3)                               \
   X(input, "input_rewind", native_input_rewind, 1)                           \
   X(sleep, "sleep", native_sleep, -1)                                        \

@@ -171,3 +171,36 @@ TEST(Outbox, NotifyWakesAProducerOnceThePeerLeft) {
   producer.join();
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s) << "woken, not timed out";
 }
+
+TEST(Outbox, ALentItemIsWrittenFromItsOwnersBytesAndItsLoanReturned) {
+  Outbox box(1u << 20);
+  std::string owner(300 * 1024, 'L');
+  auto lease = std::make_shared<ByteLease>(std::string_view(owner));
+  box.promise(3 + owner.size());
+  box.push(Outbox::Item{Bytes("hd:"), false, true});
+  box.push(Outbox::Item{Bytes(), true, true, Loan(lease, lease->bytes(), nullptr)});
+  EXPECT_TRUE(lease->loaned_out());
+  // 256 KiB slices: the lent item spans two writes, read in place.
+  const auto& first = box.next_slice();
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_EQ(static_cast<const char*>(first[1].data()), owner.data()) << "no copy of the lent bytes";
+  EXPECT_EQ(slice_bytes(first), Outbox::kMaxWriteBytes);
+  EXPECT_FALSE(box.written().response_done);
+  EXPECT_TRUE(lease->loaned_out()) << "part of it is still to write";
+  EXPECT_EQ(slice_bytes(box.next_slice()), owner.size() + 3 - Outbox::kMaxWriteBytes);
+  EXPECT_TRUE(box.written().response_done);
+  EXPECT_FALSE(lease->loaned_out());
+  EXPECT_EQ(box.pending(), 0u);
+}
+
+TEST(Outbox, DiscardingALentItemReturnsItsLoan) {
+  Outbox box(1u << 20);
+  std::string owner(1000, 'D');
+  auto lease = std::make_shared<ByteLease>(std::string_view(owner));
+  box.promise(owner.size());
+  box.push(Outbox::Item{Bytes(), true, false, Loan(lease, lease->bytes(), nullptr)});
+  EXPECT_TRUE(lease->loaned_out());
+  EXPECT_TRUE(box.discard());
+  EXPECT_FALSE(lease->loaned_out());
+  EXPECT_EQ(box.pending(), 0u);
+}

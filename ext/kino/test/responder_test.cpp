@@ -447,3 +447,71 @@ TEST(Responder, FinalInterimStatusBecomes500) {
     EXPECT_EQ(streamed.sink->logs().size(), 1u);
   }
 }
+
+namespace {
+
+ByteLeaseRef lease_of(const std::string& s) { return std::make_shared<ByteLease>(std::string_view(s)); }
+
+}  // namespace
+
+TEST(Responder, LentPartsGoOutInOrderBetweenCopiedOnes) {
+  Fixture f;
+  std::string big1(5000, 'a'), big2(7000, 'b');
+  ByteLeaseRef l1 = lease_of(big1), l2 = lease_of(big2);
+  Body body{"<", big1, "|", big2};
+  std::vector<ByteLeaseRef> leases{nullptr, l1, nullptr, l2};
+  ASSERT_TRUE(respond_lent(*f.req, 200, Headers{}, body, leases));
+  EXPECT_EQ(f.sink->lent_pieces_.load(), 2);
+  auto sent = f.sink->sent();
+  ASSERT_EQ(sent.size(), 1u) << "one hand-over for the whole response";
+  EXPECT_TRUE(sent[0].last);
+  auto r = parse_response(sent[0].bytes);
+  EXPECT_EQ(r.get("content-length"), "12002");
+  EXPECT_EQ(r.body, "<" + big1 + "|" + big2);
+  EXPECT_FALSE(l1->loaned_out()) << "the sink let the pieces go: every loan came back";
+  EXPECT_FALSE(l2->loaned_out());
+  EXPECT_FALSE(f.req->sink);
+}
+
+TEST(Responder, ALentPartIsCutToTheDeclaredLength) {
+  Fixture f;
+  std::string big(5000, 'z');
+  ByteLeaseRef l = lease_of(big);
+  Body body{big};
+  std::vector<ByteLeaseRef> leases{l};
+  ASSERT_TRUE(respond_lent(*f.req, 200, Headers{{"content-length", "10"}}, body, leases));
+  auto r = parse_response(f.sink->wire());
+  EXPECT_EQ(r.body, std::string(10, 'z')) << "never more than the app declared";
+}
+
+TEST(Responder, NothingIsLentForABodyNotSent) {
+  // HEAD, 204 and a lost claim send no body: no loan is made, so the
+  // owner may let its bytes go at once.
+  std::string big(5000, 'h');
+  {
+    Fixture f(1, true, true);
+    ByteLeaseRef l = lease_of(big);
+    std::vector<ByteLeaseRef> leases{l};
+    Body body{big};
+    ASSERT_TRUE(respond_lent(*f.req, 200, Headers{}, body, leases));
+    EXPECT_EQ(f.sink->lent_pieces_.load(), 0);
+    EXPECT_EQ(parse_response(f.sink->wire()).get("content-length"), "5000");
+  }
+  {
+    Fixture f;
+    ByteLeaseRef l = lease_of(big);
+    std::vector<ByteLeaseRef> leases{l};
+    Body body{big};
+    ASSERT_TRUE(respond_lent(*f.req, 204, Headers{}, body, leases));
+    EXPECT_EQ(f.sink->lent_pieces_.load(), 0);
+  }
+  {
+    Fixture f;
+    ASSERT_TRUE(f.req->claim());
+    ByteLeaseRef l = lease_of(big);
+    std::vector<ByteLeaseRef> leases{l};
+    Body body{big};
+    EXPECT_FALSE(respond_lent(*f.req, 200, Headers{}, body, leases));
+    EXPECT_TRUE(f.sink->sent().empty());
+  }
+}

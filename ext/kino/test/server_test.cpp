@@ -438,6 +438,65 @@ TEST_F(ServerTest, PipelinedRequestsAnsweredInOrder) {
   EXPECT_EQ(client->response().body, "two");
 }
 
+TEST_F(ServerTest, PipelinedRequestsSplitOverReadsKeepEveryByte) {
+  // The second request's head ends in a later read than the one that
+  // brought the first request and its beginning; the third arrives whole
+  // while the second waits for its answer.
+  auto client = start_and_connect();
+  std::string second = "GET /2?q=split HTTP/1.1\r\nHost: h\r\nX-Long: " + std::string(300, 'v') + "\r\n\r\n";
+  ASSERT_TRUE(client->send("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n" + second.substr(0, 40)));
+  RequestRef first = pop();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(str(first->path), "/1");
+  std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(client->send(second.substr(40) + "GET /3 HTTP/1.1\r\nHost: h\r\n\r\n"));
+  reply(*first, 200, "one");
+  RequestRef req2 = pop();
+  ASSERT_TRUE(req2);
+  EXPECT_EQ(str(req2->path), "/2");
+  EXPECT_EQ(str(req2->query), "q=split");
+  bool long_header = false;
+  for (const auto& h : req2->headers)
+    if (str(h.key) == "HTTP_X_LONG") long_header = str(h.value) == std::string(300, 'v');
+  EXPECT_TRUE(long_header) << "the header split between two reads arrives whole";
+  reply(*req2, 200, "two");
+  RequestRef third = pop();
+  ASSERT_TRUE(third);
+  EXPECT_EQ(str(third->path), "/3");
+  reply(*third, 200, "three");
+  EXPECT_EQ(client->response().body, "one");
+  EXPECT_EQ(client->response().body, "two");
+  EXPECT_EQ(client->response().body, "three");
+}
+
+TEST_F(ServerTest, AHeadLongerThanOneReadIsParsedWhole) {
+  // 40 KiB of header fields: more than one read's worth (16 KiB) of input.
+  auto client = start_and_connect();
+  std::string head = "GET /big HTTP/1.1\r\nHost: h\r\n";
+  for (int i = 0; i < 40; ++i)
+    head += "X-F" + std::to_string(i) + ": " + std::string(1000, 'a' + i % 26) + "\r\n";
+  head += "\r\n";
+  ASSERT_GT(head.size(), 32u * 1024);
+  ASSERT_TRUE(client->send(head + "GET /after HTTP/1.1\r\nHost: h\r\n\r\n"));
+  RequestRef big = pop();
+  ASSERT_TRUE(big);
+  EXPECT_EQ(str(big->path), "/big");
+  size_t fields = 0;
+  for (const auto& h : big->headers)
+    if (str(h.key).starts_with("HTTP_X_F")) {
+      ++fields;
+      EXPECT_EQ(h.value.size(), 1000u);
+    }
+  EXPECT_EQ(fields, 40u);
+  reply(*big, 200, "big");
+  RequestRef after = pop();
+  ASSERT_TRUE(after);
+  EXPECT_EQ(str(after->path), "/after");
+  reply(*after, 200, "after");
+  EXPECT_EQ(client->response().body, "big");
+  EXPECT_EQ(client->response().body, "after");
+}
+
 namespace {
 
 // What a worker reads of a request body, as the binding reads it:
@@ -1134,4 +1193,65 @@ TEST(ServerLog, OnATerminalTheSpeakerIsTinted) {
   char buf[256];
   ssize_t n = ::read(terminal.master, buf, sizeof buf);
   EXPECT_EQ(std::string(buf, n > 0 ? static_cast<size_t>(n) : 0), "kino[7] \033[35mworker-2\033[0m: hello\n");
+}
+
+namespace {
+
+// Answers `req` with one lent part, as the binding does for a large String.
+bool reply_lent(RequestCtx& req, const ByteLeaseRef& lease) {
+  std::string_view body[] = {lease->bytes()};
+  ByteLeaseRef leases[] = {lease};
+  return respond_lent(req, 200, {}, body, leases);
+}
+
+bool eventually_returned(const ByteLeaseRef& lease) { return lease->wait_returned(Clock::now() + 5s); }
+
+}  // namespace
+
+TEST_F(ServerTest, ALentBodyIsWrittenWholeAndItsLoanReturned) {
+  auto client = start_and_connect();
+  std::string owner(3 * 1024 * 1024 + 7, '\0');
+  for (size_t i = 0; i < owner.size(); ++i) owner[i] = static_cast<char>('a' + i % 23);
+  auto lease = std::make_shared<ByteLease>(std::string_view(owner));
+  RequestRef req = send_and_pop(*client, "GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+  ASSERT_TRUE(req);
+  ASSERT_TRUE(reply_lent(*req, lease));
+  auto r = client->response();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(r.body == owner) << "the lent bytes arrive unchanged";
+  EXPECT_TRUE(eventually_returned(lease));
+  // The connection goes on: the next request is read and answered.
+  RequestRef next = send_and_pop(*client, "GET /next HTTP/1.1\r\nHost: h\r\n\r\n");
+  ASSERT_TRUE(next);
+  reply(*next, 200, "next");
+  EXPECT_EQ(client->response().body, "next");
+}
+
+TEST_F(ServerTest, AClientLeavingMidWriteReturnsTheLoan) {
+  auto client = start_and_connect();
+  std::string owner(8 * 1024 * 1024, 'x');
+  auto lease = std::make_shared<ByteLease>(std::string_view(owner));
+  RequestRef req = send_and_pop(*client, "GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+  ASSERT_TRUE(req);
+  ASSERT_TRUE(reply_lent(*req, lease));
+  ASSERT_TRUE(client->read_head());
+  EXPECT_TRUE(lease->loaned_out());
+  client.reset();  // closes with most of the body unread
+  EXPECT_TRUE(eventually_returned(lease)) << "the failed write drops the rest, loan and all";
+}
+
+TEST_F(ServerTest, ARecalledLeaseClosesItsConnection) {
+  auto client = start_and_connect();
+  std::string owner(8 * 1024 * 1024, 'r');
+  auto lease = std::make_shared<ByteLease>(std::string_view(owner));
+  RequestRef req = send_and_pop(*client, "GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+  ASSERT_TRUE(req);
+  ASSERT_TRUE(reply_lent(*req, lease));
+  ASSERT_TRUE(client->read_head());
+  EXPECT_TRUE(lease->loaned_out()) << "the client reads nothing more";
+  lease->recall();
+  EXPECT_TRUE(eventually_returned(lease));
+  std::string rest;
+  EXPECT_TRUE(client->read_to_eof(rest)) << "the connection was closed";
+  EXPECT_LT(rest.size(), owner.size()) << "the body was cut off";
 }

@@ -32,6 +32,19 @@ class RecordingSink : public ResponseSink {
     std::lock_guard<std::mutex> lock(mu_);
     sent_.push_back(Sent{std::string(bytes.data(), bytes.size()), last, keep_alive, logged != nullptr});
   }
+  // Recorded as one send of all the bytes; loans are returned at once,
+  // as if written.
+  void send_pieces(NativeVector<OutPiece> pieces, bool last, bool keep_alive, RequestRef logged) override {
+    std::string bytes;
+    for (const auto& p : pieces) {
+      std::string_view b = p.loan ? p.loan.bytes() : view(p.bytes);
+      bytes.append(b.data(), b.size());
+      lent_pieces_ += p.loan ? 1 : 0;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    sent_.push_back(Sent{std::move(bytes), last, keep_alive, logged != nullptr});
+  }
+  void close_now() override { open_ = false; }
   bool wait_writable(std::chrono::steady_clock::time_point) override { return open_; }
   void send_continue(const RequestCtx&) override { continues_.fetch_add(1); }
   bool backlogged() const override { return false; }
@@ -66,7 +79,8 @@ class RecordingSink : public ResponseSink {
 
   bool open_ = true;
   bool draining_ = false;
-  std::atomic<int> continues_{0};  // send_continue calls
+  std::atomic<int> continues_{0};    // send_continue calls
+  std::atomic<int> lent_pieces_{0};  // pieces that came as loans
 
  private:
   mutable std::mutex mu_;

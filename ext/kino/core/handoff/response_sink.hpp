@@ -7,11 +7,20 @@
 #include <chrono>
 #include <string_view>
 
+#include "handoff/byte_lease.hpp"
 #include "util/memory.hpp"
 
 namespace kino {
 
 class RequestCtx;
+
+// One piece of a response handed over in several: bytes of its own, or,
+// when `loan` is set, bytes lent (see ByteLease) and `bytes` empty.
+struct OutPiece {
+  Bytes bytes;
+  Loan loan;
+  size_t size() const noexcept { return loan ? loan.bytes().size() : bytes.size(); }
+};
 
 class ResponseSink {
  public:
@@ -22,6 +31,16 @@ class ResponseSink {
   // `logged`, with the last bytes only, is the request they end when the
   // access log wants it (RequestCtx::access_logged); null otherwise.
   virtual void send(Bytes bytes, bool last, bool keep_alive, boost::intrusive_ptr<RequestCtx> logged) = 0;
+
+  // The same for bytes in pieces, written in order as if one: `last` is
+  // said of the final piece. Loans among them are returned once their
+  // bytes are written or the connection drops them.
+  virtual void send_pieces(NativeVector<OutPiece> pieces, bool last, bool keep_alive,
+                           boost::intrusive_ptr<RequestCtx> logged) = 0;
+
+  // Any thread: closes the connection now, dropping what it has not
+  // written (a lease's owner recalls its loans, see ByteLease::recall).
+  virtual void close_now() = 0;
 
   // Blocks until the socket has drained below its high-water mark, the
   // deadline passes, or the peer is gone. Returns false once the peer is

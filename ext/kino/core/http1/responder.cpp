@@ -30,9 +30,35 @@ void deliver(RequestCtx& req, Bytes bytes, bool last) {
   if (last) req.sink.reset();
 }
 
+// The end of a response whose body has lent parts: the head and the parts
+// copied go in pieces of their own between the loans, in order.
+void deliver_pieces(RequestCtx& req, Bytes out, std::span<const std::string_view> body,
+                    std::span<const ByteLeaseRef> leases, uint64_t budget) {
+  if (!req.sink) return;
+  NativeVector<OutPiece> pieces;
+  pieces.reserve(2 * leases.size() + 1);
+  for (size_t i = 0; i < body.size() && budget > 0; ++i) {
+    std::string_view part = body[i];
+    size_t n = part.size() < budget ? part.size() : static_cast<size_t>(budget);
+    budget -= n;
+    if (!leases[i] || n == 0) {
+      out.append(part.data(), n);
+      continue;
+    }
+    if (!out.empty()) pieces.push_back(OutPiece{std::move(out), Loan()});
+    out = Bytes();
+    pieces.push_back(OutPiece{Bytes(), Loan(leases[i], part.substr(0, n), req.sink)});
+  }
+  if (!out.empty()) pieces.push_back(OutPiece{std::move(out), Loan()});
+  RequestRef logged = req.access_logged ? RequestRef(&req) : RequestRef();
+  req.sink->send_pieces(std::move(pieces), true, req.response.keep_alive, std::move(logged));
+  req.sink.reset();  // as deliver does for the last bytes
+}
+
 // The whole response, for the party that won the claim.
 void send_whole(RequestCtx& req, int status, std::span<const HeaderView> headers,
-                std::span<const std::string_view> body, bool server_closing) {
+                std::span<const std::string_view> body, std::span<const ByteLeaseRef> leases,
+                bool server_closing) {
   uint64_t total = 0;
   for (auto part : body) total += part.size();
   AppFraming app = read_app_framing(headers);
@@ -41,14 +67,20 @@ void send_whole(RequestCtx& req, int status, std::span<const HeaderView> headers
   // client waiting for the rest: the connection cannot be reused, and the
   // head says so.
   if (plan.send_body && app.content_length && *app.content_length > total) plan.keep_alive = false;
+  bool lending = false;
+  if (plan.send_body)
+    for (const auto& lease : leases) lending = lending || lease != nullptr;
+  uint64_t copied = total;
+  if (lending)
+    for (size_t i = 0; i < body.size(); ++i) copied -= leases[i] ? body[i].size() : 0;
   Bytes out;
-  out.reserve(256 + (plan.send_body ? total : 0));
+  out.reserve(256 + (plan.send_body ? copied : 0));
   Bytes dropped;
   write_head(out, status, headers, plan, http_date(), &dropped);
-  if (plan.send_body) {
-    // An app that declared a content-length owns that promise; we never put
-    // more bytes on the wire than it declared.
-    uint64_t budget = plan.framing == BodyFraming::ContentLength ? plan.content_length : total;
+  // An app that declared a content-length owns that promise; we never put
+  // more bytes on the wire than it declared.
+  uint64_t budget = plan.framing == BodyFraming::ContentLength ? plan.content_length : total;
+  if (plan.send_body && !lending) {
     for (auto part : body) {
       if (budget == 0) break;
       size_t n = part.size() < budget ? part.size() : static_cast<size_t>(budget);
@@ -61,7 +93,10 @@ void send_whole(RequestCtx& req, int status, std::span<const HeaderView> headers
   req.response.status = status;
   req.response.started = req.response.finished = true;
   report_dropped(req, dropped);
-  deliver(req, std::move(out), true);
+  if (lending)
+    deliver_pieces(req, std::move(out), body, leases, budget);
+  else
+    deliver(req, std::move(out), true);
 }
 
 // A 1xx is never the end of an exchange: a client given one as the final
@@ -76,7 +111,7 @@ void answer_interim_as_error(RequestCtx& req, int status, bool server_closing) {
   }
   HeaderView headers[] = {{"content-type", "text/plain"}};
   std::string_view body[] = {"Internal Server Error\n"};
-  send_whole(req, 500, headers, body, server_closing);
+  send_whole(req, 500, headers, body, {}, server_closing);
 }
 
 bool is_interim(int status) { return status >= 100 && status < 200; }
@@ -85,11 +120,18 @@ bool is_interim(int status) { return status >= 100 && status < 200; }
 
 bool respond(RequestCtx& req, int status, std::span<const HeaderView> headers,
              std::span<const std::string_view> body, bool server_closing) {
+  return respond_lent(req, status, headers, body, {}, server_closing);
+}
+
+bool respond_lent(RequestCtx& req, int status, std::span<const HeaderView> headers,
+                  std::span<const std::string_view> body, std::span<const ByteLeaseRef> leases,
+                  bool server_closing) {
   if (!req.claim()) return false;
   if (is_interim(status))
     answer_interim_as_error(req, status, server_closing);
   else
-    send_whole(req, status, headers, body, server_closing);
+    send_whole(req, status, headers, body,
+               leases.size() == body.size() ? leases : std::span<const ByteLeaseRef>(), server_closing);
   return true;
 }
 

@@ -7,6 +7,7 @@
 #include <span>
 #include <string_view>
 
+#include "handoff/byte_lease.hpp"
 #include "handoff/request_ctx.hpp"
 #include "http1/response_writer.hpp"
 
@@ -16,6 +17,15 @@ namespace kino {
 // Returns false (and sends nothing) when another party answered first.
 bool respond(RequestCtx& req, int status, std::span<const HeaderView> headers,
              std::span<const std::string_view> body, bool server_closing = false);
+
+// The same, with some body parts lent instead of copied: `leases` has one
+// entry per part of `body`, null for a part to copy, else the lease whose
+// bytes are that part. A lease gets a Loan only when its bytes go out (not
+// for a HEAD request, say, nor when the claim is lost); the caller keeps
+// the bytes while any is out (ByteLease::loaned_out).
+bool respond_lent(RequestCtx& req, int status, std::span<const HeaderView> headers,
+                  std::span<const std::string_view> body, std::span<const ByteLeaseRef> leases,
+                  bool server_closing = false);
 
 // Streaming: claim and send the head, then body pieces, then finish.
 bool start_response(RequestCtx& req, int status, std::span<const HeaderView> headers,

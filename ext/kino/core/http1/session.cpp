@@ -67,12 +67,12 @@ void Http1Session::on_expired(Deadlines::Expired expired) {
 }
 
 void Http1Session::process_input() {
-  InputBuffer& in = connection_.input();
+  ReadBuffer& in = connection_.input();
   // While a streamed body arrives its bytes are parsed even though the
   // request is with the workers; anything after it waits for the response.
-  while (!connection_.closed() && wants_input() && in.start < in.bytes.size()) {
-    auto r = parser_.feed(in.bytes.data() + in.start, in.bytes.size() - in.start);
-    in.start += r.consumed;
+  while (!connection_.closed() && wants_input() && !in.empty()) {
+    auto r = parser_.feed(in.data(), in.size());
+    in.consume(r.consumed);
     switch (r.state) {
       case RequestParser::State::NeedMore:
         if (streamed_upload_) {
@@ -287,8 +287,7 @@ void Http1Session::response_done(bool keep_alive) {
   }
   deadlines_.begin_request(steady_ms(), true);
   // Pipelined bytes already here count as the next request's first data.
-  const InputBuffer& in = connection_.input();
-  bool pipelined = in.start < in.bytes.size();
+  bool pipelined = !connection_.input().empty();
   expect(pipelined ? Waiting::Head : Waiting::FirstByte);
   if (pipelined) note_request_began();
   process_input();

@@ -10,19 +10,14 @@
 
 #include "handoff/response_sink.hpp"
 #include "util/memory.hpp"
+#include "util/read_buffer.hpp"
 
 namespace kino {
 
-// Bytes read but not yet parsed are [start, bytes.size()).
-struct InputBuffer {
-  Bytes bytes;
-  size_t start = 0;
-};
-
 class SessionConnection {
  public:
-  // What was read; the session moves `start` past what it parsed.
-  virtual InputBuffer& input() noexcept = 0;
+  // What was read; the session consumes what it parsed.
+  virtual ReadBuffer& input() noexcept = 0;
   // Whether the connection closed: nothing more is read or sent.
   virtual bool closed() const noexcept = 0;
   // Reads more input, unless a read is under way or the session wants none

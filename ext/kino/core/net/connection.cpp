@@ -6,6 +6,9 @@
 namespace kino {
 
 namespace {
+// A read asks for the whole free tail of the input buffer, at least this
+// much: the first read of a connection allocates it, and a tail shorter
+// than this (pipelined bytes waiting near the end) is made by moving them.
 constexpr size_t kReadChunk = 16 * 1024;
 }  // namespace
 
@@ -64,29 +67,23 @@ bool Connection::client_trouble(const error_code& ec) noexcept {
 
 void Connection::read_more() {
   if (closed_ || reading_ || !session_.wants_input()) return;
-  if (inbuf_.start > 0) {
-    inbuf_.bytes.erase(0, inbuf_.start);
-    inbuf_.start = 0;
-  }
-  size_t offset = inbuf_.bytes.size();
-  inbuf_.bytes.resize(offset + kReadChunk);
+  std::span<char> tail = inbuf_.prepare(kReadChunk);
   reading_ = true;
   transport_.async_read_some(
-      asio::buffer(inbuf_.bytes.data() + offset, kReadChunk),
-      [self = shared_from_this(), offset](const error_code& ec, size_t n) { self->on_read(ec, n, offset); });
+      asio::buffer(tail.data(), tail.size()),
+      [self = shared_from_this()](const error_code& ec, size_t n) { self->on_read(ec, n); });
 }
 
-void Connection::on_read(const error_code& ec, size_t n, size_t offset) {
+void Connection::on_read(const error_code& ec, size_t n) {
   reading_ = false;
   if (deadlines_.waiting() == Waiting::Linger) {
     // The response ended while this read (of a body nobody wants now) was
     // under way: it becomes the first read of the lingering close.
-    inbuf_.bytes.resize(kReadChunk);
-    inbuf_.start = 0;
+    inbuf_.clear();
     on_linger_read(ec, n);
     return;
   }
-  inbuf_.bytes.resize(offset + n);
+  inbuf_.commit(n);
   deadlines_.count_read(n);
   if (ec) {
     if (!client_trouble(ec)) server_->report(ec, "read");
@@ -145,6 +142,22 @@ void Connection::send(Bytes bytes, bool last, bool keep_alive, RequestRef logged
   if (!posted) outbox_.withdraw(size);
 }
 
+void Connection::send_pieces(NativeVector<OutPiece> pieces, bool last, bool keep_alive, RequestRef logged) {
+  size_t size = 0;
+  for (const auto& p : pieces) size += p.size();
+  outbox_.promise(size);
+  // Dropped with the lambda when the server has stopped: the loans are
+  // returned then too.
+  bool posted = server_->post_while_running(
+      transport_.executor(), [self = shared_from_this(), pieces = std::move(pieces), last, keep_alive,
+                              logged = std::move(logged)]() mutable {
+        self->session_.response_begins();
+        if (logged) self->logged_ = std::move(logged);
+        self->enqueue_pieces(std::move(pieces), last, keep_alive);
+      });
+  if (!posted) outbox_.withdraw(size);
+}
+
 void Connection::send_continue(const RequestCtx& req) {
   // The caller holds a reference to `req`, so its address cannot have been
   // reused by a later request of this connection.
@@ -160,12 +173,31 @@ void Connection::send_interim(Bytes bytes) {
 
 void Connection::enqueue(Outbox::Item item) {
   if (closed_) {
-    outbox_.withdraw(item.bytes.size());
+    outbox_.withdraw(item.size());
     if (item.last) end_response(false);
     return;
   }
   outbox_.push(std::move(item));
   if (!writing_) do_write();
+}
+
+// All pieces queue before the write starts, so the head and the lent body
+// go out in one gathered write.
+void Connection::enqueue_pieces(NativeVector<OutPiece> pieces, bool last, bool keep_alive) {
+  if (closed_) {
+    size_t size = 0;
+    for (const auto& p : pieces) size += p.size();
+    outbox_.withdraw(size);
+    if (last) end_response(false);
+    return;
+  }
+  if (pieces.empty()) return enqueue(Outbox::Item{Bytes(), last, keep_alive});
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    bool final_piece = i + 1 == pieces.size();
+    outbox_.push(
+        Outbox::Item{std::move(pieces[i].bytes), last && final_piece, keep_alive, std::move(pieces[i].loan)});
+  }
+  if (!writing_ && !outbox_.empty()) do_write();
 }
 
 void Connection::do_write() {
@@ -231,10 +263,16 @@ void Connection::linger(bool input_pending) {
     }
   }
   if (reading_) return;  // that read's completion carries on (see on_read)
-  inbuf_.start = 0;
-  inbuf_.bytes.resize(kReadChunk);
+  inbuf_.clear();
+  linger_read();
+}
+
+// What still arrives is dropped: it lands in the free input buffer, which
+// is never committed.
+void Connection::linger_read() {
+  std::span<char> tail = inbuf_.prepare(kReadChunk);
   transport_.async_read_some(
-      asio::buffer(inbuf_.bytes.data(), kReadChunk),
+      asio::buffer(tail.data(), tail.size()),
       [self = shared_from_this()](const error_code& ec, size_t n) { self->on_linger_read(ec, n); });
 }
 
@@ -250,9 +288,7 @@ void Connection::on_linger_read(const error_code& ec, size_t) {
     close_socket();
     return;
   }
-  transport_.async_read_some(
-      asio::buffer(inbuf_.bytes.data(), kReadChunk),
-      [self = shared_from_this()](const error_code& ec2, size_t n) { self->on_linger_read(ec2, n); });
+  linger_read();
 }
 
 void Connection::end_tls() {

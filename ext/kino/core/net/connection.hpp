@@ -44,7 +44,7 @@ class Connection : public ResponseSink,
   void close_if_idle();
   // Any thread: see Http1Session::body_arriving.
   bool body_arriving() const { return session_.body_arriving(); }
-  void close_now();
+  void close_now() override;
 
   // The earliest time (steady clock, ms) something is due on this
   // connection; the server's sweeper reads it from its own thread and
@@ -54,6 +54,7 @@ class Connection : public ResponseSink,
 
   // ResponseSink, called from the thread that claimed the response.
   void send(Bytes bytes, bool last, bool keep_alive, RequestRef logged) override;
+  void send_pieces(NativeVector<OutPiece> pieces, bool last, bool keep_alive, RequestRef logged) override;
   bool wait_writable(std::chrono::steady_clock::time_point deadline) override;
   void send_continue(const RequestCtx& req) override;
   bool open() const override { return open_.load(std::memory_order_acquire); }
@@ -63,7 +64,7 @@ class Connection : public ResponseSink,
   void log(std::string_view line) override;
 
   // SessionConnection, for the protocol session, on the strand.
-  InputBuffer& input() noexcept override { return inbuf_; }
+  ReadBuffer& input() noexcept override { return inbuf_; }
   bool closed() const noexcept override { return closed_; }
   void read_more() override;
   void send_interim(Bytes bytes) override;
@@ -74,8 +75,10 @@ class Connection : public ResponseSink,
   using Waiting = Deadlines::Waiting;
 
   void on_handshake(const error_code& ec);
-  void on_read(const error_code& ec, size_t n, size_t offset);
+  void on_read(const error_code& ec, size_t n);
+  void linger_read();
   void enqueue(Outbox::Item item);
+  void enqueue_pieces(NativeVector<OutPiece> pieces, bool last, bool keep_alive);
   void do_write();
   void on_write(const error_code& ec, size_t n);
   void end_response(bool keep_alive);
@@ -90,7 +93,7 @@ class Connection : public ResponseSink,
 
   std::shared_ptr<Server> server_;
   Transport transport_;
-  InputBuffer inbuf_;
+  ReadBuffer inbuf_;
   Outbox outbox_;
   Deadlines deadlines_;
   Http1Session session_;

@@ -9,9 +9,10 @@ const std::vector<asio::const_buffer>& Outbox::next_slice() {
   size_t offset = front_offset_;
   for (auto& item : items_) {
     if (gather_take_.size() == kMaxGather || budget == 0) break;
-    size_t left = item.bytes.size() - offset;
+    std::string_view data = item.data();
+    size_t left = data.size() - offset;
     size_t take = left < budget ? left : budget;
-    if (take > 0) gather_.emplace_back(item.bytes.data() + offset, take);
+    if (take > 0) gather_.emplace_back(data.data() + offset, take);
     gather_take_.push_back(take);
     budget -= take;
     offset = 0;
@@ -26,7 +27,7 @@ Outbox::Written Outbox::written() {
   for (size_t take : gather_take_) {
     Item& item = items_.front();
     written += take;
-    if (front_offset_ + take < item.bytes.size()) {
+    if (front_offset_ + take < item.size()) {
       front_offset_ += take;  // a slice of a large item: the rest goes next
       break;
     }
@@ -48,7 +49,7 @@ bool Outbox::discard() {
   size_t dropped = 0;
   bool had_last = false;
   for (auto& item : items_) {
-    dropped += item.bytes.size();
+    dropped += item.size();
     had_last = had_last || item.last;
   }
   dropped -= front_offset_;  // already written, already uncounted

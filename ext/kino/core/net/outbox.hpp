@@ -16,6 +16,7 @@
 #include <mutex>
 #include <vector>
 
+#include "handoff/byte_lease.hpp"
 #include "util/asio.hpp"
 #include "util/memory.hpp"
 
@@ -27,6 +28,12 @@ class Outbox {
     Bytes bytes;
     bool last;        // ends the current response
     bool keep_alive;  // ...after which the connection reads the next request
+    // When set, the item's bytes are lent, `bytes` is empty, and the loan
+    // is returned as the item leaves the queue (written or discarded).
+    Loan loan{};
+
+    std::string_view data() const noexcept { return loan ? loan.bytes() : view(bytes); }
+    size_t size() const noexcept { return loan ? loan.bytes().size() : bytes.size(); }
   };
 
   // What a finished write took off the queue.
