@@ -266,7 +266,9 @@ const rb_data_type_t lent_bodies_type = {
        if (p) static_cast<LentBodies*>(p)->mark();
      },
      [](void* p) { delete static_cast<LentBodies*>(p); },
-     [](const void* p) -> size_t { return p ? static_cast<const LentBodies*>(p)->memsize() : 0; }},
+     [](const void* p) -> size_t { return p ? static_cast<const LentBodies*>(p)->memsize() : 0; },
+     nullptr,
+     {nullptr}},
     nullptr,
     nullptr,
     0,
