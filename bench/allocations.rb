@@ -41,12 +41,13 @@ module BenchAllocations
   MODES = %w[threaded ractor].freeze
 
   Options = Struct.new(:modes, :endpoints, :duration, :warmup, :by_type, :sites, :workers, :threads,
-                       :connections, :wrk_threads, :yjit, :output, :kino_root, :child, :result, keyword_init: true)
+                       :connections, :wrk_threads, :yjit, :intern, :output, :kino_root, :child, :result,
+                       keyword_init: true)
 
   def self.parse_options(argv)
     o = Options.new(modes: MODES.dup, endpoints: %w[plaintext cpu], duration: 5, warmup: 2, by_type: 1,
                     sites: false, workers: 2, threads: nil, connections: 64, wrk_threads: 2, yjit: false,
-                    output: OUTPUT, kino_root: ROOT, child: nil, result: nil)
+                    intern: false, output: OUTPUT, kino_root: ROOT, child: nil, result: nil)
     OptionParser.new do |opts|
       opts.banner = "Usage: bundle exec ruby bench/allocations.rb [options]\n\n"
       opts.on("--modes LIST", Array, "Kino modes, comma-separated (default #{o.modes.join(',')})") { |v| o.modes = v }
@@ -65,6 +66,7 @@ module BenchAllocations
       opts.on("-c", "--connections N", Integer, "wrk connections (default #{o.connections})") { |v| o.connections = v }
       opts.on("--wrk-threads N", Integer, "wrk threads (default #{o.wrk_threads})") { |v| o.wrk_threads = v }
       opts.on("--[no-]yjit", "Run the measured processes with ruby --yjit (default off)") { |v| o.yjit = v }
+      opts.on("--intern", "Serve with intern_header_values true (default off, as Kino's default)") { o.intern = true }
       opts.on("-o", "--output FILE",
               "Markdown report (default bench/results/allocations.md, and .json)") do |v|
         o.output = File.expand_path(v)
@@ -111,6 +113,7 @@ module BenchAllocations
       app = app.first if app.is_a?(Array)
       settings = { workers: @o.workers, mode: @mode }
       settings[:threads] = @o.threads if @o.threads
+      settings[:intern_header_values] = true if @o.intern
       @server = Kino::Server.new(app, **settings).start
       stats = @server.stats
       loaded = $LOADED_FEATURES.grep(%r{/kino/server\.rb\z}).first
@@ -312,6 +315,7 @@ module BenchAllocations
              "--connections", options.connections.to_s, "--wrk-threads", options.wrk_threads.to_s,
              "--kino-root", options.kino_root]
     flags += ["--threads", options.threads.to_s] if options.threads
+    flags << "--intern" if options.intern
     flags << "--sites" if options.sites
     [*Bench::MeasuredRuby.command(yjit: options.yjit), __FILE__, *flags]
   end
@@ -354,7 +358,8 @@ module BenchAllocations
       "Ruby: #{machine[:ruby]}; YJIT: #{yjit}",
       "Versions: #{versions}",
       "Command: #{command_line}",
-      "Each mode in its own process: Kino::Server.new(app, workers: #{options.workers}, mode: MODE).start; " \
+      "Each mode in its own process: Kino::Server.new(app, workers: #{options.workers}, mode: MODE" \
+      "#{', intern_header_values: true' if options.intern}).start; " \
       "load: wrk -t#{options.wrk_threads} -c#{options.connections} -d#{options.duration}s " \
       "after a #{options.warmup}s warm-up, as a separate process"
     ]
