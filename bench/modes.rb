@@ -186,12 +186,7 @@ module BenchModes
                                                         logs_dir: File.join(Bench::RESULTS_DIR, "logs", "modes"))
     session.measure
     v = verdict(session)
-    session.report(extra: [v[:text], v[:markdown]],
-                   extra_json: { acceptance: { targets: TARGETS, rows: v[:rows], peak_rss: v[:rss], pass: v[:pass] } })
-    status = session.exit_status
-    return status unless status.zero?
-
-    v[:pass] ? 0 : 3
+    session.conclude(v, acceptance: { targets: TARGETS, rows: v[:rows], peak_rss: v[:rss], pass: v[:pass] })
   ensure
     Bench::Processes.cleanup!
   end

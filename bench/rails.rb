@@ -136,11 +136,7 @@ module BenchRails
                                                         logs_dir: File.join(Bench::RESULTS_DIR, "logs", "rails"))
     session.measure
     v = verdict(session, names)
-    session.report(extra: [v[:text], v[:markdown]], extra_json: { target: { rows: v[:rows], pass: v[:pass] } })
-    status = session.exit_status
-    return status unless status.zero?
-
-    v[:pass] ? 0 : 3
+    session.conclude(v, target: { rows: v[:rows], pass: v[:pass] })
   ensure
     Bench::Processes.cleanup!
   end

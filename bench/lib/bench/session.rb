@@ -73,5 +73,17 @@ module Bench
 
       @runner.alerts.empty? ? 0 : 1
     end
+
+    # For a script that judges its figures against a target: reports with
+    # the verdict's text (a Hash with :text, :markdown and :pass) and
+    # returns the exit status: #exit_status when that is not 0, else 0 when
+    # the target is met and 3 when it is missed.
+    def conclude(verdict, extra_json)
+      report(extra: [verdict[:text], verdict[:markdown]], extra_json: extra_json)
+      status = exit_status
+      return status unless status.zero?
+
+      verdict[:pass] ? 0 : 3
+    end
   end
 end
