@@ -133,7 +133,16 @@ bool RequestQueue::enqueue(RequestCtx* raw) {
 }
 
 RequestQueue::Admission RequestQueue::admit(RequestRef& req, int64_t wait_until_ms) {
-  if (closed()) return Admission::Refused;
+  // Announced before the closed check, so a consumer that sees the queue
+  // closed and empty also sees this admission under way (drained() is
+  // false) or this admission sees the close and is refused: a request
+  // never lands in a queue whose consumers have all left.
+  admitting_.fetch_add(1, std::memory_order_seq_cst);
+  struct Arrived {
+    std::atomic<int>& admitting;
+    ~Arrived() { admitting.fetch_sub(1, std::memory_order_release); }
+  } arrived{admitting_};
+  if (closed_.load(std::memory_order_seq_cst)) return Admission::Refused;
   if (!ensure_ring()) return Admission::NoMemory;
   // Nobody overtakes a request already waiting for a place.
   if (waiting() == 0 && depth() < limit() && enqueue(req.get())) {
@@ -245,7 +254,7 @@ RequestRef RequestQueue::pop_for(std::chrono::microseconds timeout) {
 }
 
 void RequestQueue::close() {
-  if (closed_.exchange(true, std::memory_order_acq_rel)) return;
+  if (closed_.exchange(true, std::memory_order_seq_cst)) return;
   permits_.signal(kWakeTokens);
 }
 

@@ -109,7 +109,12 @@ class RequestQueue {
   // queued can still be taken, so a drain finishes them.
   void close();
   bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
-  bool drained() const noexcept { return closed() && depth() == 0 && waiting() == 0; }
+  bool drained() const noexcept {
+    // An admission that found the queue open may still be on its way in:
+    // until it is, the queue is not drained (see admit).
+    return closed_.load(std::memory_order_seq_cst) && admitting_.load(std::memory_order_seq_cst) == 0 &&
+           depth() == 0 && waiting() == 0;
+  }
 
   // Requests queued and not yet taken.
   size_t depth() const noexcept {
@@ -153,6 +158,7 @@ class RequestQueue {
   alignas(64) moodycamel::LightweightSemaphore permits_;
   std::atomic<long> depth_{0};
   std::atomic<bool> closed_{false};
+  std::atomic<int> admitting_{0};  // admissions between their closed() check and their place
   std::atomic<uint64_t> skipped_{0};
 
   struct Waiting {
