@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -30,6 +31,45 @@ std::vector<uint64_t> drain(RequestQueue& q, size_t n, std::chrono::milliseconds
     if (auto r = q.pop_for(10ms)) out.push_back(number_of(*r));
   }
   return out;
+}
+
+// Producers that admit requests 0..n-1 strictly one after another, each
+// number by the producer `owner(number)` names: the order of admission is
+// then known although the requests come from several threads.
+class ProducersInTurn {
+ public:
+  ProducersInTurn(RequestQueue& q, int producers, uint64_t n, std::function<int(uint64_t)> owner,
+                  int64_t until_ms = INT64_MAX)
+      : admissions_(n) {
+    for (int p = 0; p < producers; ++p)
+      threads_.emplace_back([this, &q, p, n, owner, until_ms] {
+        for (uint64_t i = 0; i < n; ++i) {
+          if (owner(i) != p) continue;
+          while (turn_.load(std::memory_order_acquire) != i) std::this_thread::yield();
+          RequestRef r = make_request(i);
+          admissions_[i] = q.admit(r, until_ms);
+          turn_.store(i + 1, std::memory_order_release);
+        }
+      });
+  }
+  ~ProducersInTurn() { join(); }
+  void join() {
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+  }
+  uint64_t admitted() const { return turn_.load(std::memory_order_acquire); }
+  const std::vector<RequestQueue::Admission>& admissions() const { return admissions_; }
+
+ private:
+  std::atomic<uint64_t> turn_{0};
+  std::vector<RequestQueue::Admission> admissions_;
+  std::vector<std::thread> threads_;
+};
+
+std::vector<uint64_t> numbers_up_to(uint64_t n) {
+  std::vector<uint64_t> v(n);
+  for (uint64_t i = 0; i < n; ++i) v[i] = i;
+  return v;
 }
 
 }  // namespace
@@ -413,7 +453,7 @@ TEST(RequestQueue, AFailedAllocationLeavesTheRequestWithTheCaller) {
   RequestRef r = make_request(1);
   RequestCtx* raw = r.get();
   RequestQueue::Admission admission{};
-  // A new producer thread needs a producer and a block: both fail.
+  // The first admission allocates the ring, and that fails.
   RequestQueue::fail_allocations_for_testing(1000);
   std::thread producer([&] { admission = q.admit(r, INT64_MAX); });
   producer.join();
@@ -427,4 +467,167 @@ TEST(RequestQueue, AFailedAllocationLeavesTheRequestWithTheCaller) {
   // Memory back: the same request goes in.
   ASSERT_TRUE(q.push(r));
   EXPECT_EQ(q.try_pop().get(), raw);
+}
+
+// Two I/O threads admit unevenly (two requests of every three come from the
+// first) while the consumer lags: a queue that takes from the fuller
+// producer first leaves the second one's requests behind later ones.
+TEST(RequestQueue, RequestsComeOutInAdmissionOrderAcrossProducers) {
+  constexpr uint64_t kRequests = 3000;
+  RequestQueue q;
+  ProducersInTurn producers(q, 2, kRequests, [](uint64_t i) { return i % 3 == 2 ? 1 : 0; });
+  producers.join();
+  EXPECT_EQ(q.depth(), kRequests);
+  EXPECT_EQ(drain(q, kRequests), numbers_up_to(kRequests));
+}
+
+TEST(RequestQueue, AdmissionOrderHoldsWhileAConsumerTakes) {
+  constexpr uint64_t kRequests = 20'000;
+  RequestQueue q;
+  std::vector<uint64_t> got;
+  got.reserve(kRequests);
+  std::thread consumer([&] {
+    auto deadline = Clock::now() + 20s;
+    while (got.size() < kRequests && Clock::now() < deadline) {
+      if (auto r = q.pop_for(10ms)) got.push_back(number_of(*r));
+      // Lag now and then, so the queue fills up from both producers.
+      if (got.size() % 1000 == 0) std::this_thread::sleep_for(1ms);
+    }
+  });
+  ProducersInTurn producers(q, 2, kRequests, [](uint64_t i) { return i % 3 == 2 ? 1 : 0; });
+  producers.join();
+  consumer.join();
+  EXPECT_EQ(got, numbers_up_to(kRequests));
+}
+
+TEST(RequestQueue, BeyondCapacityTheLineKeepsOrderAcrossProducers) {
+  constexpr uint64_t kRequests = 200;
+  RequestQueue q(4);
+  ProducersInTurn producers(q, 3, kRequests, [](uint64_t i) { return static_cast<int>(i % 5 % 3); });
+  producers.join();
+  for (uint64_t i = 0; i < kRequests; ++i)
+    EXPECT_EQ(producers.admissions()[i],
+              i < 4 ? RequestQueue::Admission::Queued : RequestQueue::Admission::Waiting)
+        << i;
+  EXPECT_EQ(q.depth(), 4u);
+  EXPECT_EQ(q.waiting(), kRequests - 4);
+  EXPECT_EQ(drain(q, kRequests), numbers_up_to(kRequests));
+  EXPECT_EQ(q.waiting(), 0u);
+}
+
+// Without a capacity nothing is refused or expired: what the ring cannot
+// hold waits in line, without a deadline, and still comes out in order.
+TEST(RequestQueue, WithoutCapacityOverflowWaitsInOrderAndNeverExpires) {
+  constexpr uint64_t kRequests = 6000;  // more than the ring holds
+  RequestQueue q;
+  ProducersInTurn producers(
+      q, 2, kRequests, [](uint64_t i) { return static_cast<int>(i / 7 % 2); },
+      /*until_ms=*/1);
+  producers.join();
+  for (uint64_t i = 0; i < kRequests; ++i)
+    ASSERT_EQ(producers.admissions()[i], RequestQueue::Admission::Queued) << i;
+  EXPECT_GT(q.waiting(), 0u) << "the ring is smaller than this";
+  EXPECT_EQ(q.depth() + q.waiting(), kRequests);
+  EXPECT_TRUE(q.expire_waiting(INT64_MAX - 1).empty()) << "no request without a capacity has a deadline";
+  EXPECT_EQ(drain(q, kRequests), numbers_up_to(kRequests));
+  EXPECT_EQ(q.waiting(), 0u);
+  EXPECT_EQ(q.depth(), 0u);
+}
+
+TEST(RequestQueue, ExpiringTheLineKeepsTheRestInOrder) {
+  RequestQueue q(2);
+  std::vector<int64_t> deadlines = {INT64_MAX, INT64_MAX, 100, 300, 200, 400};
+  for (uint64_t i = 0; i < deadlines.size(); ++i) {
+    RequestRef r = make_request(i);
+    q.admit(r, deadlines[i]);
+  }
+  auto expired = q.expire_waiting(250);
+  ASSERT_EQ(expired.size(), 2u);
+  EXPECT_EQ(number_of(*expired[0]), 2u);
+  EXPECT_EQ(number_of(*expired[1]), 4u);
+  EXPECT_EQ(q.waiting(), 2u);
+  EXPECT_EQ(drain(q, 4), (std::vector<uint64_t>{0, 1, 3, 5}));
+}
+
+TEST(RequestQueue, StressWithCapacityManyProducersAndConsumers) {
+  constexpr int kProducers = 4, kConsumers = 3;
+  constexpr uint64_t kPerProducer = 20'000;
+  constexpr uint64_t kTotal = kProducers * kPerProducer;
+  RequestQueue q(16);
+  std::unique_ptr<std::atomic<uint8_t>[]> seen(new std::atomic<uint8_t>[kTotal]);
+  for (uint64_t i = 0; i < kTotal; ++i) seen[i].store(0, std::memory_order_relaxed);
+  // Each consumer sees one producer's requests in the order it made them.
+  std::atomic<uint64_t> out_of_order{0};
+  std::vector<std::thread> threads;
+  for (int c = 0; c < kConsumers; ++c)
+    threads.emplace_back([&] {
+      std::vector<int64_t> last(kProducers, -1);
+      for (;;) {
+        RequestRef r = q.pop_for(std::chrono::microseconds(20'000));
+        if (!r) {
+          if (q.drained()) return;
+          continue;
+        }
+        uint64_t n = number_of(*r);
+        auto& previous = last[n / kPerProducer];
+        if (static_cast<int64_t>(n % kPerProducer) <= previous) out_of_order.fetch_add(1);
+        previous = static_cast<int64_t>(n % kPerProducer);
+        seen[n].fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  std::vector<std::thread> producers;
+  for (int p = 0; p < kProducers; ++p)
+    producers.emplace_back([&, p] {
+      for (uint64_t i = 0; i < kPerProducer; ++i) {
+        RequestRef r = make_request(p * kPerProducer + i);
+        ASSERT_TRUE(q.push(r));
+      }
+    });
+  for (auto& t : producers) t.join();
+  q.close();
+  for (auto& t : threads) t.join();
+  uint64_t missing = 0, duplicated = 0;
+  for (uint64_t i = 0; i < kTotal; ++i) {
+    auto n = seen[i].load(std::memory_order_relaxed);
+    missing += n == 0;
+    duplicated += n > 1;
+  }
+  EXPECT_EQ(missing, 0u);
+  EXPECT_EQ(duplicated, 0u);
+  EXPECT_EQ(out_of_order.load(), 0u);
+  EXPECT_TRUE(q.drained());
+}
+
+// Consumers are parked, producers still push, and the queue closes under
+// them: every admitted request is taken exactly once and every consumer
+// returns.
+TEST(RequestQueue, CloseWhileConsumersWaitAndProducersPush) {
+  constexpr int kProducers = 3, kConsumers = 4;
+  constexpr uint64_t kPerProducer = 5'000;
+  RequestQueue q;
+  std::atomic<uint64_t> admitted{0}, taken{0};
+  std::vector<std::thread> consumers;
+  for (int c = 0; c < kConsumers; ++c)
+    consumers.emplace_back([&] {
+      while (!q.drained()) {
+        if (q.pop_for(10s)) taken.fetch_add(1);
+      }
+    });
+  std::this_thread::sleep_for(20ms);  // parked
+  std::vector<std::thread> producers;
+  for (int p = 0; p < kProducers; ++p)
+    producers.emplace_back([&, p] {
+      for (uint64_t i = 0; i < kPerProducer; ++i) {
+        RequestRef r = make_request(p * kPerProducer + i);
+        if (q.push(r)) admitted.fetch_add(1);
+      }
+    });
+  std::this_thread::sleep_for(2ms);
+  auto closed_at = Clock::now();
+  q.close();
+  for (auto& t : producers) t.join();
+  for (auto& t : consumers) t.join();
+  EXPECT_LT(Clock::now() - closed_at, 5s);
+  EXPECT_EQ(taken.load(), admitted.load());
+  EXPECT_TRUE(q.drained());
 }
