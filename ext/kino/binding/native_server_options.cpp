@@ -1,6 +1,8 @@
 #include "native_server_options.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <stdexcept>
 
 #include "core/control/board_registry.hpp"
@@ -189,6 +191,8 @@ ServerConfig server_config(const ServerOptions& o) {
   config.queue_depth = static_cast<size_t>(o.queue_depth);
   config.max_connections = static_cast<size_t>(o.max_connections);
   config.queue_timeout = milliseconds(o.queue_timeout);
+  if (const char* spins = std::getenv("KINO_QUEUE_SPINS"); spins && *spins)
+    config.queue_spins = static_cast<int>(std::clamp(std::strtol(spins, nullptr, 10), 0L, 1'000'000L));
   config.stream_request_bodies = o.stream_request_bodies;
   config.intern_header_values = o.intern_header_values;
   config.min_body_rate = static_cast<uint64_t>(o.min_body_rate);

@@ -19,7 +19,9 @@
 namespace kino {
 
 Server::Server(ServerConfig config)
-    : config_(std::move(config)), queue_(config_.queue_depth), slots_(config_.worker_slots) {
+    : config_(std::move(config)),
+      queue_(config_.queue_depth, config_.queue_spins),
+      slots_(config_.worker_slots) {
   if (config_.io_threads < 1) config_.io_threads = 1;
   auto budget = std::make_shared<SpoolBudget>();
   budget->max_bytes = config_.max_spool_size;

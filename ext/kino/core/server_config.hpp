@@ -77,6 +77,10 @@ struct ServerConfig {
   // request waits up to queue_timeout for a place, then gets 503.
   size_t queue_depth{};
   std::chrono::milliseconds queue_timeout{};
+  // How many times a worker looks at an empty queue before it parks on
+  // the queue's futex; negative for the queue's default. Not a directive:
+  // KINO_QUEUE_SPINS sets it, for measuring (doc/benchmarks.md).
+  int queue_spins{-1};
   // Past this, a request still with the app is answered 504 (the handler
   // runs on; its late answer is dropped). Zero: no limit.
   std::chrono::milliseconds request_timeout{};

@@ -147,6 +147,28 @@ TEST(RequestQueue, PopForWakesOnPushFromAnotherThread) {
   EXPECT_TRUE(got);
 }
 
+// KINO_QUEUE_SPINS=0 (doc/benchmarks.md): a consumer that parks at once
+// must still be woken by every push, and time out when none comes.
+TEST(RequestQueue, AQueueThatNeverSpinsWakesItsConsumerForEveryRequest) {
+  RequestQueue q(0, 0);
+  constexpr int kRequests = 2'000;
+  std::atomic<int> got{0};
+  std::thread consumer([&] {
+    while (got.load() < kRequests)
+      if (q.pop_for(5s)) got.fetch_add(1);
+  });
+  for (int i = 0; i < kRequests; ++i) {
+    RequestRef r = make_request(i);
+    ASSERT_TRUE(q.push(r));
+    if (i % 100 == 0) std::this_thread::sleep_for(1ms);  // let it park
+  }
+  consumer.join();
+  EXPECT_EQ(got.load(), kRequests);
+  auto t0 = Clock::now();
+  EXPECT_FALSE(q.pop_for(std::chrono::microseconds(20'000)));
+  EXPECT_GE(Clock::now() - t0, 15ms);
+}
+
 TEST(RequestQueue, CloseWakesBlockedConsumerPromptly) {
   RequestQueue q;
   std::atomic<bool> returned{false};

@@ -51,7 +51,8 @@ void RequestQueue::fail_allocations_for_testing(int count) noexcept {
   allocations_to_fail.store(count, std::memory_order_relaxed);
 }
 
-RequestQueue::RequestQueue(size_t capacity) : capacity_(capacity), slots_(slots_for(capacity)) {}
+RequestQueue::RequestQueue(size_t capacity, int spins)
+    : capacity_(capacity), slots_(slots_for(capacity)), permits_(0, spins < 0 ? kDefaultSpins : spins) {}
 
 bool RequestQueue::ensure_ring() noexcept {
   if (ring()) return true;

@@ -55,7 +55,10 @@ class RequestQueue {
  public:
   // `capacity`: most requests queued at once; 0 for no limit. Beyond it a
   // request waits in line (in arrival order) for a place, until a deadline.
-  explicit RequestQueue(size_t capacity = 0);
+  // `spins`: how often a consumer finding the queue empty looks again
+  // before it parks; negative for kDefaultSpins (moodycamel's own).
+  static constexpr int kDefaultSpins = 10'000;
+  explicit RequestQueue(size_t capacity = 0, int spins = kDefaultSpins);
   RequestQueue(const RequestQueue&) = delete;
   RequestQueue& operator=(const RequestQueue&) = delete;
 
