@@ -39,7 +39,7 @@ module Bench
     def self.call_in_ractor(app, paths)
       previous = Warning[:experimental]
       Warning[:experimental] = false
-      Ractor.new(app, paths) do |shared_app, request_paths|
+      ractor = Ractor.new(app, paths) do |shared_app, request_paths|
         Thread.current.report_on_exception = false # the failure is reported by the caller
         request_paths.map do |path|
           status, headers, body = shared_app.call({ "REQUEST_METHOD" => "GET", "PATH_INFO" => path })
@@ -47,7 +47,9 @@ module Bench
           body.each { |chunk| text << chunk }
           [path, status, headers["content-type"], text]
         end
-      end.take
+      end
+      # Ruby 4.0 replaced Ractor#take with Ractor#value.
+      ractor.respond_to?(:value) ? ractor.value : ractor.take
     ensure
       Warning[:experimental] = previous
     end
