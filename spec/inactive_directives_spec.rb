@@ -18,8 +18,8 @@ RSpec.describe "Directives accepted but not in effect yet" do
 
   describe "an embedded server" do
     it "warns at start about each directive set that has no effect, and serves" do
-      start_server(hello, io_shards: true, http2: true, max_workers: 4, scale_down_after: 10, lanes: true)
-      warnings = %w[io_shards http2 max_workers scale_down_after lanes].map { |n| warning(n) }
+      start_server(hello, io_shards: true, http2: true, max_workers: 4, scale_down_after: 10)
+      warnings = %w[io_shards http2 max_workers scale_down_after].map { |n| warning(n) }
       expect(server_log.lines).to match_array(warnings)
       expect(http_get("/").body).to eq("hello\n")
     end

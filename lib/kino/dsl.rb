@@ -541,9 +541,15 @@ module Kino
       @settings[:batch] = positive_integer(:batch, count)
     end
 
-    # Experimental: a queue (lane) per worker instead of one shared queue.
-    # Not yet implemented in this version: accepted, checked, no effect.
-    #
+    # Experimental: a small private queue (a lane, 4 requests deep) for
+    # each worker thread, in front of the shared queue. While the shared
+    # queue is empty, a request goes to the lane of a worker that is
+    # serving, which takes it when it is done without being woken; a
+    # worker with nothing to do steals from its siblings' lanes before it
+    # sleeps, and every 5 ms while it does, so no request waits long behind
+    # a slow one. A backlog, and with it queue_depth, queue_timeout and the
+    # 503, stays the shared queue's. Off by default: it saves a wake-up per
+    # request at saturation, but it is young and not yet measured here.
     # The default is false.
     #
     # @example

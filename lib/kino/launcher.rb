@@ -42,7 +42,7 @@ module Kino
     IGNORED_SIGNALS = %w[TTIN TTOU].freeze
     POLL_INTERVAL = 0.1
     STATS_KEYS = %i[mode workers threads connections_open queued in_flight served rejected timeouts
-                    parse_errors respawns quarantined log_dropped logger_dropped].freeze
+                    parse_errors respawns quarantined log_dropped logger_dropped lane_dispatched].freeze
 
     # +app+: a Rack app a host has already built (`rackup`, `rails server`);
     # without one, the configuration's rackup file is loaded.

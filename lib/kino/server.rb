@@ -127,6 +127,9 @@ module Kino
     # timeouts, log_dropped, ...), `state` (:booting, :ready, :draining),
     # one row a worker thread in `slots` ({slot:, worker:, served:,
     # in_flight:, busy_ms:}) and the queue-wait histogram in `queue_wait`.
+    # `lanes` says whether lanes are on; with them, `lane_dispatched`
+    # counts the requests that went to a lane, and each slot's row has its
+    # `lane_depth`.
     def stats
       raise Error, "server not started" unless @server_id
 
@@ -207,6 +210,7 @@ module Kino
         body_memory_limit: c[:body_buffer_size],
         stream_request_bodies: c[:stream_request_bodies],
         intern_header_values: c[:intern_header_values],
+        lanes: c[:lanes],
         min_body_rate: c[:min_body_rate] || 0,
         min_body_rate_window: c[:min_body_rate_window],
         max_spool_size: c[:max_spool_size] || 0,

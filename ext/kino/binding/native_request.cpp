@@ -398,6 +398,49 @@ struct TakeCall : Interruptible {
   }
 };
 
+// lanes true (core/handoff/lanes): the wait of a worker with a slot. A
+// parked worker also steals from its siblings' lanes on every tick, so the
+// tick is short: it bounds how long a request waits behind a slow one.
+constexpr auto kLaneTick = std::chrono::milliseconds(5);
+
+struct LaneTakeCall : Interruptible {
+  Lanes* lanes;
+  size_t slot;
+  RequestCtx* taken = nullptr;
+  void run() {
+    while (!interrupted.load(std::memory_order_acquire)) {
+      RequestRef r = lanes->take_for(slot, kLaneTick);
+      if (r) {
+        taken = r.detach();
+        return;
+      }
+      if (lanes->drained()) return;
+    }
+  }
+};
+
+// take_next's take for a server with lanes, inside its `protect`: the
+// worker's own lane, the shared queue, a sibling's lane, then the wait.
+void take_through_lanes(Lanes& lanes, size_t slot, VALUE handle, RequestCtx*& taken, bool& closed,
+                        bool& waited) {
+  if (RequestRef r = lanes.try_take(slot)) {
+    taken = r.detach();
+  } else if (lanes.drained()) {
+    closed = true;
+    return;
+  } else {
+    LaneTakeCall call;
+    call.lanes = &lanes;
+    call.slot = slot;
+    without_gvl(call);
+    waited = true;
+    if (call.failure) std::rethrow_exception(call.failure);
+    taken = call.taken;
+    closed = !taken && lanes.drained();
+  }
+  RTYPEDDATA_DATA(handle) = taken;
+}
+
 // Ruby 3.1 moves the GVL between threads of a ractor only when the holder
 // blocks or its 100 ms time slice ends. A worker thread that finds the
 // queue full keeps the GVL and serves request after request, while a
@@ -447,8 +490,10 @@ VALUE take_next(const WithServer& with_server, long slot, int64_t& gvl_since, bo
       missing = !with_server([&](Server& server) {
         intern = server.config().intern_header_values;
         RequestQueue& queue = server.queue();
-        RequestRef r = queue.try_pop();
-        if (r) {
+        Lanes* lanes = slot >= 0 ? server.lanes() : nullptr;
+        if (lanes) {
+          take_through_lanes(*lanes, static_cast<size_t>(slot), handle, taken, closed, waited);
+        } else if (RequestRef r = queue.try_pop()) {
           taken = r.detach();
           RTYPEDDATA_DATA(handle) = taken;
         } else if (queue.drained()) {
@@ -653,6 +698,10 @@ VALUE taker_close(VALUE self) {
     void run() { server.reset(); }
   };
   protect([&]() -> VALUE {
+    // A thread that stops taking (killed, or its loop ended) leaves its
+    // lane's requests to the others.
+    if (Lanes* lanes = t->server ? t->server->lanes() : nullptr; lanes && t->slot >= 0)
+      lanes->evict(static_cast<size_t>(t->slot), 1);
     DropCall call;
     call.server = std::move(t->server);
     without_gvl(call);

@@ -142,7 +142,9 @@ VALUE native_server_stop(VALUE, VALUE id, VALUE timeout) {
 VALUE native_server_close_queue(VALUE, VALUE id) {
   uint64_t sid = NUM2ULL(id);
   return protect([&]() -> VALUE {
-    find_server(sid)->queue().close();
+    auto server = find_server(sid);
+    if (Lanes* lanes = server->lanes()) lanes->close();
+    server->queue().close();
     return Qnil;
   });
 }
@@ -214,6 +216,8 @@ VALUE server_stats_hash(const ServerStats& s) {
   rb_hash_aset(h, sym("requests_received"), ULL2NUM(s.requests_received));
   rb_hash_aset(h, sym("in_flight"), LL2NUM(s.in_flight));
   rb_hash_aset(h, sym("queued"), ULL2NUM(s.queued));
+  rb_hash_aset(h, sym("lanes"), s.lanes ? Qtrue : Qfalse);
+  if (s.lanes) rb_hash_aset(h, sym("lane_dispatched"), ULL2NUM(s.lane_dispatched));
   rb_hash_aset(h, sym("served"), ULL2NUM(s.served));
   rb_hash_aset(h, sym("rejected"), ULL2NUM(s.rejected));
   rb_hash_aset(h, sym("timeouts"), ULL2NUM(s.timeouts));
@@ -230,6 +234,7 @@ VALUE server_stats_hash(const ServerStats& s) {
     rb_hash_aset(row, sym("served"), ULL2NUM(slot.served));
     rb_hash_aset(row, sym("in_flight"), slot.in_flight ? Qtrue : Qfalse);
     rb_hash_aset(row, sym("busy_ms"), LL2NUM(slot.busy_ms));
+    if (s.lanes) rb_hash_aset(row, sym("lane_depth"), ULL2NUM(slot.lane_depth));
     rb_ary_push(slots, row);
   }
   rb_hash_aset(h, sym("slots"), slots);
@@ -330,6 +335,9 @@ void init_native_server() {
                            "requests_received",
                            "in_flight",
                            "queued",
+                           "lanes",
+                           "lane_dispatched",
+                           "lane_depth",
                            "served",
                            "rejected",
                            "timeouts",

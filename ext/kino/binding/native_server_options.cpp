@@ -18,6 +18,7 @@ ID id_listen, id_inherited_listeners, id_io_threads, id_backlog, id_max_header_s
     id_min_body_rate_window, id_max_spool_size, id_tls_cert, id_tls_key, id_tls_ca, id_tls_handshake_timeout,
     id_mode, id_workers, id_threads, id_control_bind, id_control_token, id_log_requests, id_log_format,
     id_json, id_log_fd, id_control_fd, id_process_board, id_process_index;
+ID id_lanes;
 
 // Kino::Server#native_options passes every key: the defaults live in
 // Ruby's table (Kino::Configuration::DEFAULTS), not here.
@@ -113,6 +114,7 @@ ServerOptions read_server_options(VALUE options) {
   o.body_memory_limit = required_int(options, id_body_memory_limit);
   o.stream_request_bodies = RTEST(required(options, id_stream_request_bodies));
   o.intern_header_values = RTEST(required(options, id_intern_header_values));
+  o.lanes = RTEST(required(options, id_lanes));
   o.min_body_rate = required_int(options, id_min_body_rate);
   o.max_spool_size = required_int(options, id_max_spool_size);
   o.min_body_rate_window = required_seconds(options, id_min_body_rate_window);
@@ -195,6 +197,7 @@ ServerConfig server_config(const ServerOptions& o) {
     config.queue_spins = static_cast<int>(std::clamp(std::strtol(spins, nullptr, 10), 0L, 1'000'000L));
   config.stream_request_bodies = o.stream_request_bodies;
   config.intern_header_values = o.intern_header_values;
+  config.lanes = o.lanes;
   config.min_body_rate = static_cast<uint64_t>(o.min_body_rate);
   config.min_body_rate_window = milliseconds(o.min_body_rate_window);
   config.max_spool_size = static_cast<uint64_t>(o.max_spool_size);
@@ -245,6 +248,7 @@ void init_native_server_options() {
   id_spool_dir = rb_intern("spool_dir");
   id_stream_request_bodies = rb_intern("stream_request_bodies");
   id_intern_header_values = rb_intern("intern_header_values");
+  id_lanes = rb_intern("lanes");
   id_min_body_rate = rb_intern("min_body_rate");
   id_min_body_rate_window = rb_intern("min_body_rate_window");
   id_max_spool_size = rb_intern("max_spool_size");

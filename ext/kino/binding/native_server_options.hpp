@@ -34,6 +34,7 @@ struct ServerOptions {
   VALUE process_board, process_index;
   bool stream_request_bodies;
   bool intern_header_values;
+  bool lanes;
   bool log_requests, log_format_json;
 };
 

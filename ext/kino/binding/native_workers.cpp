@@ -41,6 +41,9 @@ VALUE native_server_fail_slots(VALUE, VALUE id, VALUE first, VALUE count) {
   long answered = 0;
   protect([&]() -> VALUE {
     auto server = find_server(sid);
+    // What waited in the dead worker's lanes never ran: it goes to the
+    // others, not to the 500.
+    if (Lanes* lanes = server->lanes()) lanes->evict(static_cast<size_t>(f), static_cast<size_t>(n));
     for (auto& req : server->slots().take(static_cast<size_t>(f), static_cast<size_t>(n))) {
       // A response the dead worker had started is not ours to touch: its
       // connection's write deadline closes it.

@@ -23,6 +23,7 @@ Server::Server(ServerConfig config)
       queue_(config_.queue_depth, config_.queue_spins),
       slots_(config_.worker_slots) {
   if (config_.io_threads < 1) config_.io_threads = 1;
+  if (config_.lanes) lanes_ = std::make_unique<Lanes>(config_.worker_slots, queue_);
   auto budget = std::make_shared<SpoolBudget>();
   budget->max_bytes = config_.max_spool_size;
   budget->max_descriptors = static_cast<int64_t>(config_.max_connections);
@@ -168,7 +169,9 @@ ServerStats Server::stats() const {
   s.workers_up = counters_.workers_up.load(r);
   s.respawns = counters_.respawns.load(r);
   s.quarantined = counters_.quarantined.load(r);
-  s.queued = queue_.depth() + queue_.waiting();
+  s.queued = queue_.depth() + queue_.waiting() + (lanes_ ? lanes_->queued() : 0);
+  s.lanes = lanes_ != nullptr;
+  s.lane_dispatched = lanes_ ? lanes_->dispatched() : 0;
   s.in_flight = c.in_flight;
   s.served = c.served;
   s.rejected = c.rejected;
@@ -192,7 +195,8 @@ ServerStats Server::stats() const {
   s.slots.reserve(rows);
   for (size_t i = 0; i < rows; ++i) {
     ThreadSlots::Row row = slots_.row(i);
-    s.slots.push_back(SlotStats{i, config_.worker_of_slot(i), row.served, row.in_flight, row.busy_ms});
+    s.slots.push_back(SlotStats{i, config_.worker_of_slot(i), row.served, row.in_flight, row.busy_ms,
+                                lanes_ ? lanes_->depth(i) : 0});
   }
   s.queue_wait = slots_.queue_wait();
   return s;
@@ -202,6 +206,7 @@ void Server::dispatch(RequestRef req) {
   counters_.requests_received.fetch_add(1, std::memory_order_relaxed);
   counters_.in_flight.fetch_add(1, std::memory_order_relaxed);
   req->queued_ns = steady_ns();
+  if (lanes_ && lanes_->offer(req)) return;
   int64_t until = ns_to_ms(req->queued_ns) + config_.queue_timeout.count();
   switch (queue_.admit(req, until)) {
     case RequestQueue::Admission::Queued:
@@ -373,6 +378,7 @@ int64_t Server::stop(std::chrono::milliseconds timeout, const std::atomic<bool>*
   if (stragglers < 0) stragglers = 0;
   if (stragglers > 0) aborting_.store(true, std::memory_order_release);
 
+  if (lanes_) lanes_->close();
   queue_.close();
   for_each_connection([](Connection& c) { c.close_now(); });
   if (sweeper_) asio::post(sweeper_->get_executor(), [this] { sweeper_->cancel(); });
@@ -408,6 +414,7 @@ int64_t Server::stop(std::chrono::milliseconds timeout, const std::atomic<bool>*
   // Requests still queued, waiting or held by a worker slot each hold their
   // connection, which holds this server: let them go so a released server
   // is freed. Unanswered ones get their 500 (sent nowhere: we stopped).
+  if (lanes_) lanes_->release_all();
   while (queue_.try_pop()) {
   }
   for (auto& req : queue_.expire_waiting(INT64_MAX)) req.reset();

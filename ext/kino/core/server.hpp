@@ -16,6 +16,7 @@
 #include "control/control_listener.hpp"
 #include "control/process_board.hpp"
 #include "control/server_stats.hpp"
+#include "handoff/lanes.hpp"
 #include "handoff/request_queue.hpp"
 #include "handoff/thread_slots.hpp"
 #include "handoff/worker_exits.hpp"
@@ -101,6 +102,8 @@ class Server : public std::enable_shared_from_this<Server> {
   std::string control_address() const;
 
   RequestQueue& queue() noexcept { return queue_; }
+  // Null unless config().lanes.
+  Lanes* lanes() noexcept { return lanes_.get(); }
   Counters& counters() noexcept { return counters_; }
   LogChannel& log() noexcept { return log_; }
   const ServerConfig& config() const noexcept { return config_; }
@@ -170,6 +173,7 @@ class Server : public std::enable_shared_from_this<Server> {
   std::vector<std::thread> threads_;
   RequestQueue queue_;
   ThreadSlots slots_;
+  std::unique_ptr<Lanes> lanes_;  // after queue_, which it holds
   WorkerExits worker_exits_;
   Counters counters_;
   LogChannel log_;

@@ -88,6 +88,8 @@ struct ServerConfig {
   std::chrono::milliseconds persistent_timeout{};
   // Worker threads whose current request is tracked (see ThreadSlots).
   size_t worker_slots{};
+  // A small lane per worker slot in front of the queue (handoff/lanes).
+  bool lanes{};
   // Every listen address serves HTTPS when set (see net/tls_context).
   std::optional<TlsSources> tls;
   // From accept until the TLS handshake is done (10 s; not a directive).

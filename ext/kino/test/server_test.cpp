@@ -1255,3 +1255,43 @@ TEST_F(ServerTest, ARecalledLeaseClosesItsConnection) {
   EXPECT_TRUE(client->read_to_eof(rest)) << "the connection was closed";
   EXPECT_LT(rest.size(), owner.size()) << "the body was cut off";
 }
+
+// lanes true: Server::dispatch hands a request to an awake worker's lane,
+// stats count it, and a stop drains what a lane holds.
+TEST_F(ServerTest, WithLanesARequestGoesToAnAwakeWorkersLaneAndAStopDrainsIt) {
+  config.lanes = true;
+  config.worker_slots = 2;
+  auto client = start_and_connect();
+  Lanes* lanes = server().lanes();
+  ASSERT_NE(lanes, nullptr);
+  EXPECT_FALSE(lanes->try_take(0));  // worker 0 comes for a request: awake
+  ASSERT_TRUE(client->send("GET /laned HTTP/1.1\r\nHost: h\r\n\r\n"));
+  auto deadline = Clock::now() + 2s;
+  while (lanes->depth(0) == 0 && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(lanes->depth(0), 1u) << "the request never reached worker 0's lane";
+  EXPECT_EQ(server().queue().depth(), 0u);
+  ServerStats stats = server().stats();
+  EXPECT_TRUE(stats.lanes);
+  EXPECT_EQ(stats.lane_dispatched, 1u);
+  EXPECT_EQ(stats.queued, 1u) << "a request in a lane still counts as queued";
+
+  std::thread worker([&] {
+    std::this_thread::sleep_for(100ms);  // the stop has begun
+    RequestRef req = lanes->try_take(0);
+    ASSERT_TRUE(req);
+    EXPECT_EQ(str(req->path), "/laned");
+    reply(*req, 200, "from the lane");
+  });
+  EXPECT_EQ(server().stop(5000ms), 0) << "the lane's request was answered in the drain";
+  worker.join();
+  auto [closed, wire, r] = client->until_closed();
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "from the lane");
+}
+
+TEST_F(ServerTest, WithoutLanesTheServerHasNone) {
+  start();
+  EXPECT_EQ(server().lanes(), nullptr);
+  EXPECT_FALSE(server().stats().lanes);
+}

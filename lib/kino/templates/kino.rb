@@ -149,8 +149,8 @@
 # Requests a worker takes per queue visit. Default: 1. Not yet implemented.
 # batch 1
 
-# A queue per worker instead of one shared queue. Default: false.
-# Not yet implemented.
+# A lane of 4 requests per worker thread in front of the shared queue:
+# requests go to awake workers, idle ones steal. Default: false.
 # lanes false
 
 # I/O shards: each I/O thread keeps the connections it was given.

@@ -124,6 +124,8 @@ void stats_fields(JsonObject& o, const ServerStats& s) {
   o.field("respawns", s.respawns);
   o.field("quarantined", s.quarantined);
   o.field("queued", s.queued);
+  o.flag("lanes", s.lanes);
+  if (s.lanes) o.field("lane_dispatched", s.lane_dispatched);
   o.field("in_flight", s.in_flight);
   o.field("served", s.served);
   o.field("rejected", s.rejected);
@@ -146,6 +148,7 @@ void stats_fields(JsonObject& o, const ServerStats& s) {
     row.field("served", s.slots[i].served);
     row.flag("in_flight", s.slots[i].in_flight);
     row.field("busy_ms", s.slots[i].busy_ms);
+    if (s.lanes) row.field("lane_depth", s.slots[i].lane_depth);
   }
   slots += ']';
   std::string& wait = o.key("queue_wait");
@@ -269,6 +272,19 @@ void stats_families(std::string& out, std::string_view prefix, const std::vector
     for (const auto& r : rows)
       for (const auto& slot : r.stats->slots)
         age.sample(static_cast<double>(slot.busy_ms) / 1000.0, slot_labels(r.labels, slot));
+  }
+  bool any_lanes = false;
+  for (const auto& r : rows) any_lanes = any_lanes || r.stats->lanes;
+  if (!any_lanes) return;
+  {
+    Family dispatched(out, name("lane_dispatched_total"), "counter",
+                      "Requests handed to a worker's lane (lanes true) instead of the queue.");
+    for (const auto& r : rows) dispatched.sample(r.stats->lane_dispatched, r.labels);
+  }
+  {
+    Family depth(out, name("slot_lane_depth"), "gauge", "Requests waiting in a worker thread slot's lane.");
+    for (const auto& r : rows)
+      for (const auto& slot : r.stats->slots) depth.sample(slot.lane_depth, slot_labels(r.labels, slot));
   }
 }
 

@@ -18,7 +18,8 @@ struct SlotStats {
   size_t worker = 0;  // the worker (ractor or thread group) it belongs to
   uint64_t served = 0;
   bool in_flight = false;
-  int64_t busy_ms = 0;  // age of its current unanswered request; 0 when idle
+  int64_t busy_ms = 0;    // age of its current unanswered request; 0 when idle
+  size_t lane_depth = 0;  // requests in its lane (lanes true), not yet taken
 };
 
 struct ServerStats {
@@ -27,7 +28,11 @@ struct ServerStats {
   int64_t workers = 0, threads = 0, workers_up = 0;
   uint64_t respawns = 0, quarantined = 0;
 
-  uint64_t queued = 0;  // in the queue, or waiting for a place in it
+  uint64_t queued = 0;  // in the queue or a lane, or waiting for a place in it
+  // lanes true (handoff/lanes), and the requests that went to a lane
+  // (shown only with lanes, as each slot's lane_depth is).
+  bool lanes = false;
+  uint64_t lane_dispatched = 0;
   int64_t in_flight = 0;
   uint64_t served = 0, rejected = 0, timeouts = 0, parse_errors = 0;
   uint64_t connections_accepted = 0, requests_received = 0;

@@ -227,6 +227,13 @@ bool RequestQueue::still_wanted(RequestRef& req) {
   return false;
 }
 
+RequestRef RequestQueue::take_over(RequestCtx* raw) {
+  raw->mark_taken(steady_ns());
+  RequestRef req(raw, false);
+  if (still_wanted(req)) return req;
+  return RequestRef();
+}
+
 RequestRef RequestQueue::try_pop() {
   while (permits_.tryWait()) {
     RequestCtx* raw = take();

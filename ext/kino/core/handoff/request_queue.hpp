@@ -101,6 +101,10 @@ class RequestQueue {
   // skipped request: callers loop.
   RequestRef pop_for(std::chrono::microseconds timeout);
 
+  // A request admitted elsewhere (a Lane) and taken from there: stamped
+  // taken now, and let go under the same rules as try_pop's, null then.
+  RequestRef take_over(RequestCtx* raw);
+
   // Requests skipped by the pops so far.
   uint64_t skipped() const noexcept { return skipped_.load(std::memory_order_relaxed); }
 
