@@ -54,12 +54,13 @@ module BenchCompare
     )
   end
 
-  def self.parse_options(argv)
-    o = defaults
+  # `start`: the settings flags override (bench/studies.rb passes a study's).
+  def self.parse_options(argv, start = defaults, script: "bench/compare.rb [options]")
+    o = start
     kino_threads = Bench::KinoTarget::DEFAULT_THREADS
     idle = Bench::Runner
     OptionParser.new do |opts|
-      opts.banner = "Usage: bundle exec ruby bench/compare.rb [options]\n\n" \
+      opts.banner = "Usage: bundle exec ruby #{script}\n\n" \
                     "Every option also reads an environment variable (shown) for `rake bench`.\n\n"
       opts.on("--rounds N", Integer, "Rounds (BENCH_ROUNDS, default #{o.rounds})") { |v| o.rounds = v }
       opts.on("-d", "--duration SECONDS", Integer,

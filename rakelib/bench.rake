@@ -12,6 +12,8 @@
 #   BENCH_ARGS="--all --yjit" rake bench:modes
 #   rake bench:allocations                       # objects allocated per request, per mode
 #   rake bench:rails                             # examples/rails-hello: Kino processes vs Puma cluster
+#   BENCH_STUDY=topology rake bench:studies      # one study of bench/studies.rb (topology, io, logging,
+#                                                # ractor_pool); BENCH_* variables and BENCH_ARGS apply
 #   BENCH_ARGS="--yjit" rake bench:rails
 #
 # For `rake bench`, every setting has a BENCH_* variable (listed by `ruby
@@ -65,6 +67,11 @@ namespace :bench do
   desc "examples/rails-hello on a Kino group, one Kino process and a Puma cluster (BENCH_ARGS adds flags)"
   task rails: :compile do
     ruby File.expand_path("../bench/rails.rb", __dir__), *extra_args.call
+  end
+
+  desc "One study of bench/studies.rb: BENCH_STUDY=topology|io|logging|ractor_pool (BENCH_ARGS adds flags)"
+  task studies: :compile do
+    ruby File.expand_path("../bench/studies.rb", __dir__), *extra_args.call
   end
 
   desc "Check that bench/bench_app.ru is Ractor-shareable and answers from inside a Ractor"

@@ -31,12 +31,19 @@ module Bench
           value ? format("%.2fx", value) : "-"
         end
         runs = by_target[name] || []
-        next [name, target.topology, skipped[name] ? "did not boot" : "no data", "-", *ratios, *["-"] * 7] if
+        next [name, target.topology, missing_text(target, endpoint, skipped), "-", *ratios, *["-"] * 7] if
           runs.empty?
 
         row(name, target, runs, meds[name], ratios)
       end
       [headers, rows, numeric]
+    end
+
+    # Why a target's row has no figures.
+    def missing_text(target, endpoint, skipped)
+      return "not served" unless target.serves?(endpoint)
+
+      skipped[target.name] ? "did not boot" : "no data"
     end
 
     # One target's row over the rounds it ran.

@@ -20,6 +20,7 @@ module Bench
       @notes = []
       @logs_dir = logs_dir
       FileUtils.mkdir_p(@logs_dir)
+      note_unserved
     end
 
     # Round 1 runs the targets in the given order, round 2 in reverse, and so
@@ -30,7 +31,7 @@ module Bench
         order = r.even? ? @targets : @targets.reverse
         @options.endpoints.each do |endpoint|
           order.each do |target|
-            next if @skipped.key?(target.name)
+            next if @skipped.key?(target.name) || !target.serves?(endpoint)
 
             wait_for_idle if @options.wait_idle.positive?
             measure(r + 1, endpoint, target)
@@ -41,6 +42,19 @@ module Bench
     end
 
     private
+
+    # A target that does not answer every endpoint measured (nginx) runs on
+    # the others only; the report says which it left out.
+    def note_unserved
+      paths = ->(endpoints) { endpoints.map { |e| @options.workload.endpoints.fetch(e)[:path] }.join(", ") }
+      @targets.each do |target|
+        unserved = @options.endpoints.reject { |e| target.serves?(e) }
+        next if unserved.empty?
+
+        @notes << "#{target.name} does not answer #{paths.call(unserved)}: not measured there"
+        log("--- #{@notes.last}")
+      end
+    end
 
     def log(line)
       puts line

@@ -2,26 +2,46 @@
 
 module Bench
   # A server to measure: how to start it, and what counts as a clean exit.
-  # KinoTarget and PumaTarget are the two kinds. A name ending in -pN
-  # (kino-threaded-p2, puma-p2) forks N server processes from one parent:
-  # Kino's `processes N`, each with --workers workers; Puma's `-w N`.
+  # KinoTarget, PumaTarget and NginxTarget are the kinds. A name ending in
+  # -pN (kino-threaded-p2, puma-p2) forks N server processes from one
+  # parent: Kino's `processes N`, each with --workers workers; Puma's
+  # `-w N`. A name ending in @WxT (kino-ractor@4x1, puma@2x12) runs W
+  # workers x T threads whatever --workers and --threads say, so one
+  # session can hold several shapes of one server (bench/studies.rb).
   class Target
+    SHAPE = /@(\d+)x(\d+)\z/
+
     attr_reader :name, :processes
 
     def self.build(name, options)
-      case name
-      when /\Apuma(?:-p(\d+))?\z/
-        PumaTarget.new(name, options, processes: process_count(name, Regexp.last_match(1)))
-      when /\Akino-([a-z]+)(?:-p(\d+))?(?:\+(log|json|copy|lendall))?\z/
-        mode, count, variant = Regexp.last_match.captures
-        KinoTarget.new(name, options, mode, access_log: KinoTarget::ACCESS_LOGS[variant],
-                                            processes: process_count(name, count),
-                                            lend_min: KinoTarget::LEND_MIN[variant])
+      base = name.sub(SHAPE, "")
+      shape = shape(name)
+      case base
+      when "nginx"
+        NginxTarget.new(name, options, shape: shape)
+      when /\Apuma(?:-p(\d+))?(\+ractors)?\z/
+        PumaTarget.new(name, options, processes: process_count(name, Regexp.last_match(1)), shape: shape,
+                                      ractor_pool: !Regexp.last_match(2).nil?)
+      when /\Akino-([a-z]+)(?:-p(\d+))?((?:\+[a-z0-9]+)*)\z/
+        mode, count, modifiers = Regexp.last_match.captures
+        KinoTarget.new(name, options, mode, processes: process_count(name, count), shape: shape,
+                                            **KinoTarget.modifiers(name, modifiers))
       else
         raise OptionParser::InvalidArgument,
-              "unknown target #{name} (expected puma, puma-pN, kino-MODE or kino-MODE-pN, each Kino one " \
-              "with +VARIANT if wanted: log, json, copy, lendall)"
+              "unknown target #{name} (expected nginx, puma, puma-pN, puma+ractors, kino-MODE or kino-MODE-pN, " \
+              "each Kino one with +MODIFIER if wanted: #{KinoTarget::MODIFIERS}; any of them with @WxT)"
       end
+    end
+
+    # [workers, threads] from a name ending in @WxT, else nil.
+    def self.shape(name)
+      m = name.match(SHAPE)
+      return nil unless m
+
+      shape = m.captures.map { |digits| Integer(digits, 10) }
+      raise OptionParser::InvalidArgument, "#{name}: @WxT needs W and T of 1 or more" unless shape.all?(&:positive?)
+
+      shape
     end
 
     # nil for one process (no -pN), else N, which must be 2 or more.
@@ -34,24 +54,36 @@ module Bench
       count
     end
 
-    def initialize(name, options, processes: nil)
+    def initialize(name, options, processes: nil, shape: nil)
       @name = name
       @options = options
       @processes = processes
+      @shape = shape
     end
 
     def kino?
       false
     end
 
-    # Threads per worker for this target: --threads when given, else the
-    # server's own default for this mode.
+    # Workers for this target: its @WxT when named so, else --workers.
+    def workers
+      @shape ? @shape.first : @options.workers
+    end
+
+    # Threads per worker for this target: its @WxT when named so, else
+    # --threads when given, else the server's own default for this mode.
     def threads
-      @options.threads || default_threads
+      @shape ? @shape.last : @options.threads || default_threads
     end
 
     def topology
-      "#{@options.workers} x #{threads}"
+      "#{workers} x #{threads}"
+    end
+
+    # Whether the target answers this endpoint of the workload; the runner
+    # skips (and says so) those it does not (NginxTarget).
+    def serves?(_endpoint)
+      true
     end
 
     # A problem with how the server says it booted (see KinoTarget), or nil.

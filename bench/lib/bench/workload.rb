@@ -13,6 +13,13 @@ module Bench
       new(name: "bench/bench_app.ru", rackup: APP_FILE, dir: Dir.tmpdir, gemfile: nil, endpoints: ENDPOINTS, env: {})
     end
 
+    # bench/logging_app.ru, its log files in `log_dir` (bench/studies.rb
+    # logging). :threaded only: its shared ::Logger is not shareable.
+    def self.logging_app(log_dir)
+      new(name: "bench/logging_app.ru", rackup: File.join(ROOT, "bench", "logging_app.ru"), dir: Dir.tmpdir,
+          gemfile: nil, endpoints: LOGGING_ENDPOINTS, env: { "KINO_BENCH_LOG_DIR" => log_dir })
+    end
+
     # examples/rails-hello of the Kino checkout measured (--kino-root):
     # its Gemfile names that checkout's Kino (path "../.."), and has Puma
     # in its :bench group, so both servers run the same app from the same
@@ -52,6 +59,14 @@ module Bench
       puma_bin[%r{/puma-([\d.]+)/}, 1] || "?"
     end
   end
+
+  # bench/logging_app.ru's paths: nothing logged, one line through
+  # ::Logger, one line through Kino::Logger.
+  LOGGING_ENDPOINTS = {
+    "none" => { path: "/none", body: ->(b) { b == "logged" } },
+    "shared" => { path: "/shared", body: ->(b) { b == "logged" } },
+    "kino" => { path: "/kino", body: ->(b) { b == "logged" } }
+  }.freeze
 
   # examples/rails-hello's two actions (HelloController).
   RAILS_ENDPOINTS = {
