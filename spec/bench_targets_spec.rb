@@ -30,13 +30,20 @@ RSpec.describe "bench targets" do
     expect(target.describe).to include("lanes", "batch 4")
   end
 
+  it "passes +spinsN and +copy to the server as measuring variables, with no config file" do
+    target = build("kino-ractor+spins0+copy")
+    expect(target.env).to eq("KINO_QUEUE_SPINS" => "0", "KINO_LEND_MIN_BYTES" => (1 << 40).to_s)
+    expect(target.command(12_345)).not_to include("-C")
+    expect(target.describe).to include("KINO_QUEUE_SPINS=0")
+  end
+
   it "writes no config file for a target without modifiers" do
     expect(build("kino-threaded").command(12_345)).not_to include("-C")
   end
 
   it "rejects unknown, repeated and contradictory modifiers" do
     %w[kino-ractor+fast kino-ractor+lanes+lanes kino-ractor+log+json kino-ractor+batch0
-       kino-ractor+batch2+batch4].each do |name|
+       kino-ractor+batch2+batch4 kino-ractor+spins+lanes].each do |name|
       expect { build(name) }.to raise_error(OptionParser::InvalidArgument, /#{Regexp.escape(name)}/)
     end
   end

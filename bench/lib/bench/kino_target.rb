@@ -13,13 +13,15 @@ module Bench
   #   instead of copied (KINO_LEND_MIN_BYTES, 4 KiB by default) moved past
   #   any body, or down to 1 byte;
   # - +lanes: `lanes true`, a queue per worker;
-  # - +batchN: `batch N`, up to N queued requests taken per visit.
+  # - +batchN: `batch N`, up to N queued requests taken per visit;
+  # - +spinsN: a worker finding the queue empty looks N times before it
+  #   parks (KINO_QUEUE_SPINS; 10,000 by default).
   class KinoTarget < Target
     ACCESS_LOGS = { "log" => :text, "json" => :json }.freeze
     LEND_MIN = { "copy" => 1 << 40, "lendall" => 1 }.freeze
-    MODIFIERS = "log, json, copy, lendall, lanes, batchN"
+    MODIFIERS = "log, json, copy, lendall, lanes, batchN, spinsN"
 
-    # { access_log:, lend_min:, lanes:, batch: } from "+lanes+batch4+log";
+    # { access_log:, lend_min:, lanes:, batch:, spins: } from "+lanes+batch4+log";
     # raises on an unknown, repeated or contradictory modifier.
     def self.modifiers(name, suffix)
       words = suffix.to_s.split("+").drop(1)
@@ -30,7 +32,7 @@ module Bench
 
         settings[key] = value
       end
-      { access_log: nil, lend_min: nil, lanes: false, batch: nil }.merge(found)
+      { access_log: nil, lend_min: nil, lanes: false, batch: nil, spins: nil }.merge(found)
     end
 
     # [setting, value] for one modifier word.
@@ -41,6 +43,9 @@ module Bench
 
       count = word[/\Abatch(\d+)\z/, 1]&.to_i
       return [:batch, count] if count&.positive?
+
+      spins = word[/\Aspins(\d+)\z/, 1]
+      return [:spins, spins.to_i] if spins
 
       raise OptionParser::InvalidArgument, "#{name}: unknown modifier +#{word} (known: #{MODIFIERS})"
     end
@@ -60,17 +65,21 @@ module Bench
     attr_reader :mode
 
     def initialize(name, options, mode, processes: nil, shape: nil, access_log: nil, lend_min: nil, lanes: false,
-                   batch: nil)
+                   batch: nil, spins: nil)
       super(name, options, processes: processes, shape: shape)
       @mode = mode
       @access_log = access_log
       @lend_min = lend_min
       @lanes = lanes
       @batch = batch
+      @spins = spins
     end
 
     def env
-      @lend_min ? { "KINO_LEND_MIN_BYTES" => @lend_min.to_s } : {}
+      env = {}
+      env["KINO_LEND_MIN_BYTES"] = @lend_min.to_s if @lend_min
+      env["KINO_QUEUE_SPINS"] = @spins.to_s if @spins
+      env
     end
 
     def kino?
@@ -89,6 +98,7 @@ module Bench
       log = @access_log ? ", access log on (#{@access_log})" : ""
       where = processes ? "in each of #{processes} processes (processes #{processes})" : "one process"
       lend = @lend_min ? ", KINO_LEND_MIN_BYTES=#{@lend_min}" : ""
+      lend += ", KINO_QUEUE_SPINS=#{@spins}" if @spins
       queue = "#{', lanes' if @lanes}#{", batch #{@batch}" if @batch}"
       "Kino :#{@mode}, #{workers} workers x #{threads_text}, #{where}#{log}#{lend}#{queue}"
     end
