@@ -35,6 +35,7 @@ struct ServerOptions {
   bool stream_request_bodies;
   bool intern_header_values;
   bool log_requests, log_format_json;
+  long long batch;
 };
 
 ServerOptions read_server_options(VALUE options);
