@@ -146,7 +146,8 @@
 
 # == Experimental
 
-# Requests a worker takes per queue visit. Default: 1. Not yet implemented.
+# Requests a worker thread takes per queue visit, 1 to 64; each waits
+# behind those before it. Default: 1.
 # batch 1
 
 # A queue per worker instead of one shared queue. Default: false.
