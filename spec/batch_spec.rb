@@ -65,6 +65,7 @@ RSpec.describe "batch" do
 
     it "answers pipelined and concurrent requests in order, several taken a visit" do
       serve(BatchApps::Gated, workers: 2, threads: threads, batch: 4)
+      expect(server.stats[:batch]).to eq(4)
       connections = Array.new(8) { connect }
       connections.each_with_index do |socket, c|
         socket.write((0...25).map { |i| "GET /c#{c}/r#{i} HTTP/1.1\r\nHost: x\r\n\r\n" }.join)
