@@ -140,6 +140,8 @@ RSpec.describe Kino::DSL do
       "threads 5, 2" => "threads min, max needs Integers with 0 <= min <= max and max >= 1 (got 5, 2)",
       "max_body_size(-1)" => "max_body_size must be an Integer, 0 or more (got -1)",
       "lanes \"yes\"" => 'lanes must be true or false (got "yes")',
+      "batch 0" => "batch must be an Integer from 1 to 64 (got 0)",
+      "batch 65" => "batch must be an Integer from 1 to 64 (got 65)",
       "environment \"\"" => 'environment must be a non-empty String (got "")',
       "rackup nil" => "rackup must be a non-empty String (got nil)",
       "tls cert: \"c.pem\", key: 42" => "tls key must be a non-empty String (got 42)",

@@ -33,7 +33,7 @@ RSpec.describe "exe/kino and signals" do
       expect(kino.exited?).to be(false)
       lines = kino.stderr.lines.grep(/stats/)
       expect(lines.size).to eq(1)
-      head = /\A#{Regexp.escape(said_by(pid: kino.pid))}stats pid=#{kino.pid} mode=#{mode} workers=2 threads=1/
+      head = /\A#{Regexp.escape(said_by(pid: kino.pid))}stats pid=#{kino.pid} mode=#{mode} workers=2 threads=1 batch=1/
       gauges = /connections_open=\d+ queued=0 in_flight=0/
       counts = /served=3 rejected=0 timeouts=0 parse_errors=0 respawns=0 quarantined=0 log_dropped=0 logger_dropped=0/
       expect(lines.first).to match(/#{head} #{gauges} #{counts}\n\z/)

@@ -78,7 +78,6 @@ module Kino
     # version, so a config written for the earlier Kino still loads. The
     # server warns at start about each one set to anything but its default.
     NOT_YET_IMPLEMENTED = %i[
-      batch
       io_shards http2 max_workers scale_down_after
     ].freeze
 

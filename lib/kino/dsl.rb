@@ -527,10 +527,15 @@ module Kino
       @settings[:shutdown_timeout] = non_negative_seconds(:shutdown_timeout, seconds)
     end
 
-    # Requests a worker takes from the queue per visit. More than 1 saves
-    # queue traffic under load at the cost of latency for the requests
-    # that wait behind the first.
-    # Not yet implemented in this version: accepted, checked, no effect.
+    # Requests a worker thread takes per visit to the queue, 1 to 64: one
+    # that wakes for a request also takes up to N - 1 more already queued,
+    # and serves them one after another without going back to the queue.
+    # That saves queue traffic under load, but each of them waits behind
+    # the ones before it, a slow one included, however many other workers
+    # are idle: keep 1 unless a benchmark of your app says otherwise. A
+    # request held this way that gets its 504 (request_timeout) meanwhile
+    # is never run; one whose worker ends before starting it goes back to
+    # the queue, in front, for another worker.
     #
     # The default is 1.
     #
@@ -538,7 +543,9 @@ module Kino
     #   batch 4
     #
     def batch(count)
-      @settings[:batch] = positive_integer(:batch, count)
+      @settings[:batch] = accepted(:batch, count, to_integer(count), "an Integer from 1 to 64") do |n|
+        n.between?(1, 64)
+      end
     end
 
     # Experimental: a small private queue (a lane, 4 requests deep) for

@@ -41,7 +41,7 @@ module Kino
     LOGGED_SIGNALS = %w[USR1 HUP USR2 ALRM].freeze
     IGNORED_SIGNALS = %w[TTIN TTOU].freeze
     POLL_INTERVAL = 0.1
-    STATS_KEYS = %i[mode workers threads connections_open queued in_flight served rejected timeouts
+    STATS_KEYS = %i[mode workers threads batch connections_open queued in_flight served rejected timeouts
                     parse_errors respawns quarantined log_dropped logger_dropped lane_dispatched].freeze
 
     # +app+: a Rack app a host has already built (`rackup`, `rails server`);

@@ -219,6 +219,7 @@ module Kino
         request_timeout: c[:request_timeout],
         queue_depth: c[:queue_depth],
         queue_timeout: c[:queue_timeout],
+        batch: c[:batch],
         max_connections: c[:max_connections] || default_max_connections,
         log_fd: @log.descriptor || -1,
         worker_slots: Supervisor.slot_count(workers: workers, threads: threads,

@@ -383,12 +383,69 @@ const rb_data_type_t request_type = {
     RUBY_TYPED_FREE_IMMEDIATELY,
 };
 
+// `batch N`: the requests a Taker took beyond the one it serves, in
+// queue order, each holding the queue's reference. They are served before
+// the queue is visited again, and go back to it (RequestQueue::requeue)
+// when the taker closes or is collected with some still held: a worker
+// that ends never loses one, and never has one answered 500 that its app
+// did not start.
+constexpr size_t kMaxBatch = 64;  // the directive's bound
+struct Batch {
+  size_t size = 1;  // N; 1 takes one request a visit, as take_one does
+  size_t first = 0, count = 0;
+  RequestCtx* held[kMaxBatch - 1];
+
+  void hold(RequestRef* refs, size_t n) noexcept {
+    first = 0;
+    for (count = 0; count < n; ++count) held[count] = refs[count].detach();
+  }
+
+  // The next held request that is still to be served, its reference the
+  // caller's; null when none is. One answered while it was held (its 504
+  // from request_timeout, a stop) is let go: the app never runs it.
+  RequestCtx* next() noexcept {
+    while (count > 0) {
+      RequestCtx* r = held[first++];
+      --count;
+      if (!r->claimed()) {
+        // Its wait in the queue lasted until now, when it starts.
+        r->mark_taken(steady_ns());
+        return r;
+      }
+      intrusive_ptr_release(r);
+    }
+    return nullptr;
+  }
+
+  // Back to `queue`, in front, for another worker. Only if memory for that
+  // runs out are they let go (each answered 500 by its last reference).
+  void give_back(RequestQueue& queue) noexcept {
+    if (count == 0) return;
+    RequestRef refs[kMaxBatch - 1];
+    size_t n = count;
+    for (size_t i = 0; i < n; ++i) refs[i] = RequestRef(held[first + i], false);
+    count = 0;
+    queue.requeue(refs, n);
+  }
+};
+
+// One visit to the queue that takes up to `batch.size` requests: the
+// first is returned, the others held. `wait`: block up to a tick for the
+// first (the GVL released).
+RequestRef take_batch(RequestQueue& queue, Batch& batch, bool wait) {
+  RequestRef got[kMaxBatch];
+  size_t n = wait ? queue.pop_many_for(got, batch.size, kWaitTick) : queue.try_pop_many(got, batch.size);
+  if (n > 1) batch.hold(got + 1, n - 1);
+  return std::move(got[0]);
+}
+
 struct TakeCall : Interruptible {
   RequestQueue* queue;
+  Batch* batch = nullptr;
   RequestCtx* taken = nullptr;
   void run() {
     while (!interrupted.load(std::memory_order_acquire)) {
-      RequestRef r = queue->pop_for(kWaitTick);
+      RequestRef r = batch && batch->size > 1 ? take_batch(*queue, *batch, true) : queue->pop_for(kWaitTick);
       if (r) {
         taken = r.detach();
         return;
@@ -475,8 +532,10 @@ void share_gvl_between_requests(int64_t& since) {
 // `with_server(f)` runs `f(Server&)` inside `protect`, or says there is no
 // server (returns false). Blocks with the GVL released; a request already
 // queued is taken without releasing it.
+// `batch`: a Taker's held requests (served first) and its N; null for
+// take_one.
 template <class WithServer>
-VALUE take_next(const WithServer& with_server, long slot, int64_t& gvl_since, bool& missing) {
+VALUE take_next(const WithServer& with_server, long slot, int64_t& gvl_since, bool& missing, Batch* batch) {
   share_gvl_between_requests(gvl_since);
   // The handle exists before a request is taken: the queue's reference
   // moves straight into it, so a NoMemoryError (here or while the env is
@@ -490,10 +549,15 @@ VALUE take_next(const WithServer& with_server, long slot, int64_t& gvl_since, bo
       missing = !with_server([&](Server& server) {
         intern = server.config().intern_header_values;
         RequestQueue& queue = server.queue();
-        Lanes* lanes = slot >= 0 ? server.lanes() : nullptr;
+        // Requests a batch holds come first; with lanes, a batch is never
+        // taken (a lane holds at most a few requests anyway).
+        RequestRef r;
+        if (batch && batch->count > 0) r = RequestRef(batch->next(), false);
+        Lanes* lanes = !r && slot >= 0 ? server.lanes() : nullptr;
+        if (!r && !lanes) r = batch && batch->size > 1 ? take_batch(queue, *batch, false) : queue.try_pop();
         if (lanes) {
           take_through_lanes(*lanes, static_cast<size_t>(slot), handle, taken, closed, waited);
-        } else if (RequestRef r = queue.try_pop()) {
+        } else if (r) {
           taken = r.detach();
           RTYPEDDATA_DATA(handle) = taken;
         } else if (queue.drained()) {
@@ -501,6 +565,7 @@ VALUE take_next(const WithServer& with_server, long slot, int64_t& gvl_since, bo
         } else {
           TakeCall call;
           call.queue = &queue;
+          call.batch = batch;
           // gvl2: a request dequeued while an interrupt arrives is kept,
           // not lost; the interrupt is handled by the next check below.
           without_gvl(call);
@@ -536,6 +601,7 @@ VALUE take_next(const WithServer& with_server, long slot, int64_t& gvl_since, bo
 struct Taker {
   std::shared_ptr<Server> server;
   long slot = -1;
+  Batch batch;
   int64_t gvl_since = 0;
   bool busy = false;  // inside a take: close must wait for it to end
   VALUE pending = Qnil;
@@ -545,7 +611,12 @@ VALUE cTaker = Qnil;
 
 void taker_mark(void* p) { rb_gc_mark(static_cast<Taker*>(p)->pending); }
 
-void taker_free(void* p) { delete static_cast<Taker*>(p); }
+// A taker collected unclosed gives back what it held, as close does.
+void taker_free(void* p) {
+  auto* t = static_cast<Taker*>(p);
+  if (t->server) t->batch.give_back(t->server->queue());
+  delete t;
+}
 
 size_t taker_size(const void*) { return sizeof(Taker); }
 
@@ -587,7 +658,7 @@ VALUE taker_take_next(Taker* t) {
           f(*server);
           return true;
         };
-        return take_next(with_server, k->t->slot, k->t->gvl_since, *k->missing);
+        return take_next(with_server, k->t->slot, k->t->gvl_since, *k->missing, &k->t->batch);
       },
       reinterpret_cast<VALUE>(&take),
       [](VALUE arg) -> VALUE {
@@ -622,7 +693,7 @@ VALUE native_take_one(int argc, VALUE* argv, VALUE) {
     return true;
   };
   // A raise inside loses the clock's update, which only delays a yield.
-  VALUE env = take_next(with_server, slot, gvl_since, missing);
+  VALUE env = take_next(with_server, slot, gvl_since, missing, nullptr);
   rb_thread_local_aset(rb_thread_current(), id_gvl_since_ms, LONG2FIX(gvl_since));
   if (missing) raise_no_server(sid);
   return env;
@@ -642,6 +713,8 @@ VALUE native_taker(int argc, VALUE* argv, VALUE) {
   VALUE self = TypedData_Wrap_Struct(cTaker, &taker_type, t);
   protect([&]() -> VALUE {
     t->server = find_server(sid);
+    t->batch.size =
+        static_cast<size_t>(std::clamp(t->server->config().batch, 1, static_cast<int>(kMaxBatch)));
     return Qnil;
   });
   return self;
@@ -687,10 +760,13 @@ VALUE taker_respond_and_take(VALUE self, VALUE handle, VALUE status, VALUE heade
   return ID2SYM(id_take);
 }
 
-// Taker#close -> nil: lets go of the server. Taking afterwards raises.
+// Taker#close -> nil: gives back the requests it held and not started
+// (`batch`), for other workers, and lets go of the server. Taking
+// afterwards raises.
 VALUE taker_close(VALUE self) {
   auto* t = static_cast<Taker*>(rb_check_typeddata(self, &taker_type));
   if (t->busy) rb_raise(eKinoError, "the taker is in use by another thread");
+  if (t->server) t->batch.give_back(t->server->queue());
   // Dropped without the GVL: when the registry let go first, this is the
   // last reference, and freeing the server joins what is left of it.
   struct DropCall : Interruptible {

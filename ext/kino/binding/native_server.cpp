@@ -208,6 +208,7 @@ VALUE server_stats_hash(const ServerStats& s) {
   rb_hash_aset(h, sym("mode"), s.mode.empty() ? Qnil : sym(s.mode.c_str()));
   rb_hash_aset(h, sym("workers"), LL2NUM(s.workers));
   rb_hash_aset(h, sym("threads"), LL2NUM(s.threads));
+  rb_hash_aset(h, sym("batch"), LL2NUM(s.batch));
   rb_hash_aset(h, sym("workers_up"), LL2NUM(s.workers_up));
   rb_hash_aset(h, sym("respawns"), ULL2NUM(s.respawns));
   rb_hash_aset(h, sym("quarantined"), ULL2NUM(s.quarantined));
@@ -327,6 +328,7 @@ void init_native_server() {
                            "mode",
                            "workers",
                            "threads",
+                           "batch",
                            "workers_up",
                            "respawns",
                            "quarantined",

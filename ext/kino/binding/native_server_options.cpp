@@ -17,7 +17,7 @@ ID id_listen, id_inherited_listeners, id_io_threads, id_backlog, id_max_header_s
     id_body_memory_limit, id_spool_dir, id_stream_request_bodies, id_intern_header_values, id_min_body_rate,
     id_min_body_rate_window, id_max_spool_size, id_tls_cert, id_tls_key, id_tls_ca, id_tls_handshake_timeout,
     id_mode, id_workers, id_threads, id_control_bind, id_control_token, id_log_requests, id_log_format,
-    id_json, id_log_fd, id_control_fd, id_process_board, id_process_index;
+    id_json, id_log_fd, id_control_fd, id_process_board, id_process_index, id_batch;
 ID id_lanes;
 
 // Kino::Server#native_options passes every key: the defaults live in
@@ -160,6 +160,8 @@ ServerOptions read_server_options(VALUE options) {
   o.queue_timeout = required_seconds(options, id_queue_timeout);
   if (o.queue_depth < 0 || o.queue_timeout < 0)
     rb_raise(rb_eArgError, "queue_depth and queue_timeout must not be negative");
+  o.batch = required_int(options, id_batch);
+  if (o.batch < 1 || o.batch > 64) rb_raise(rb_eArgError, "batch must be from 1 to 64");
   read_process_board(options, o);
   if (o.io_threads < 1 || o.backlog < 1 || o.max_header_size < 1 || o.max_uri_size < 1 || o.max_headers < 1 ||
       o.max_body_size < 0 || o.body_memory_limit < 0 || o.write_high_water < 1 || o.worker_slots < 0 ||
@@ -187,6 +189,7 @@ ServerConfig server_config(const ServerOptions& o) {
   if (!NIL_P(o.spool_dir)) config.body_storage.spool_dir = bytes_of(o.spool_dir);
   config.write_high_water = static_cast<size_t>(o.write_high_water);
   config.worker_slots = static_cast<size_t>(o.worker_slots);
+  config.batch = static_cast<int>(o.batch);
   config.first_data_timeout = milliseconds(o.first_data_timeout);
   config.persistent_timeout = milliseconds(o.persistent_timeout);
   config.request_timeout = milliseconds(o.request_timeout);
@@ -268,6 +271,7 @@ void init_native_server_options() {
   id_process_board = rb_intern("process_board");
   id_process_index = rb_intern("process_index");
   id_control_fd = rb_intern("control_fd");
+  id_batch = rb_intern("batch");
 }
 
 }  // namespace kino::binding

@@ -36,6 +36,7 @@ struct ServerOptions {
   bool intern_header_values;
   bool lanes;
   bool log_requests, log_format_json;
+  long long batch;
 };
 
 ServerOptions read_server_options(VALUE options);

@@ -166,6 +166,7 @@ ServerStats Server::stats() const {
   s.mode = config_.mode;
   s.workers = config_.workers;
   s.threads = config_.threads;
+  s.batch = config_.batch;
   s.workers_up = counters_.workers_up.load(r);
   s.respawns = counters_.respawns.load(r);
   s.quarantined = counters_.quarantined.load(r);

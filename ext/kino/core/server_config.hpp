@@ -90,6 +90,9 @@ struct ServerConfig {
   size_t worker_slots{};
   // A small lane per worker slot in front of the queue (handoff/lanes).
   bool lanes{};
+  // Requests a worker thread takes per visit to the queue, 1 to 64 (`batch`;
+  // not the core's: the binding's Taker reads it).
+  int batch{};
   // Every listen address serves HTTPS when set (see net/tls_context).
   std::optional<TlsSources> tls;
   // From accept until the TLS handshake is done (10 s; not a directive).

@@ -653,3 +653,177 @@ TEST(RequestQueue, CloseWhileConsumersWaitAndProducersPush) {
   EXPECT_EQ(taken.load(), admitted.load());
   EXPECT_TRUE(q.drained());
 }
+
+namespace {
+std::vector<uint64_t> numbers_in(const RequestRef* out, size_t n) {
+  std::vector<uint64_t> v;
+  for (size_t i = 0; i < n; ++i) v.push_back(number_of(*out[i]));
+  return v;
+}
+
+void push_numbers(RequestQueue& q, uint64_t first, uint64_t count) {
+  for (uint64_t i = first; i < first + count; ++i) {
+    RequestRef r = make_request(i);
+    ASSERT_TRUE(q.push(r));
+  }
+}
+}  // namespace
+
+TEST(RequestQueue, TryPopManyTakesWhatIsQueuedInOrderUpToMax) {
+  RequestQueue q;
+  RequestRef out[4];
+  EXPECT_EQ(q.try_pop_many(out, 4), 0u);
+  push_numbers(q, 0, 6);
+  ASSERT_EQ(q.try_pop_many(out, 4), 4u);
+  EXPECT_EQ(numbers_in(out, 4), (std::vector<uint64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(out[0]->use_count(), 1u) << "each one's reference is the caller's";
+  EXPECT_GT(out[3]->taken_ns(), 0) << "marked taken, as a pop marks it";
+  EXPECT_EQ(q.depth(), 2u);
+  RequestRef rest[4];
+  ASSERT_EQ(q.try_pop_many(rest, 4), 2u) << "up to max: what is there";
+  EXPECT_EQ(numbers_in(rest, 2), (std::vector<uint64_t>{4, 5}));
+  EXPECT_EQ(q.depth(), 0u);
+}
+
+TEST(RequestQueue, PopManyForWaitsForTheFirstThenTakesTheQueuedOnes) {
+  RequestQueue q;
+  RequestRef out[8];
+  auto t0 = Clock::now();
+  EXPECT_EQ(q.pop_many_for(out, 8, 30ms), 0u);
+  EXPECT_GE(Clock::now() - t0, 25ms);
+  std::thread producer([&] {
+    std::this_thread::sleep_for(20ms);
+    push_numbers(q, 10, 1);
+  });
+  ASSERT_EQ(q.pop_many_for(out, 8, 2s), 1u);
+  EXPECT_EQ(number_of(*out[0]), 10u);
+  producer.join();
+  push_numbers(q, 11, 3);
+  ASSERT_EQ(q.pop_many_for(out, 8, 2s), 3u);
+  EXPECT_EQ(numbers_in(out, 3), (std::vector<uint64_t>{11, 12, 13}));
+}
+
+TEST(RequestQueue, PopManySkipsAnsweredAndAbandonedRequestsLikeTryPop) {
+  RequestQueue q;
+  auto sink = std::make_shared<test::RecordingSink>();
+  auto gone = std::make_shared<test::RecordingSink>();
+  RequestRef r1 = request_with_sink(1, sink);
+  RequestRef keep(r1.get());
+  RequestRef r2 = request_with_sink(2, std::make_shared<test::RecordingSink>());
+  RequestRef r3 = request_with_sink(3, gone);
+  RequestRef r4 = request_with_sink(4, std::make_shared<test::RecordingSink>());
+  for (auto* r : {&r1, &r2, &r3, &r4}) ASSERT_TRUE(q.push(*r));
+  ASSERT_TRUE(respond_plain(*keep, 504, "Gateway Timeout\n", false));
+  keep.reset();
+  gone->open_ = false;
+
+  RequestRef out[4];
+  ASSERT_EQ(q.try_pop_many(out, 4), 2u);
+  EXPECT_EQ(numbers_in(out, 2), (std::vector<uint64_t>{2, 4}));
+  EXPECT_EQ(q.skipped(), 2u);
+  EXPECT_EQ(sink->lasts(), 1u) << "only its 504";
+  ASSERT_EQ(gone->lasts(), 1u);
+  EXPECT_EQ(test::parse_response(gone->wire()).status, 503);
+  EXPECT_EQ(q.depth(), 0u);
+}
+
+TEST(RequestQueue, RequeuedRequestsComeOutFirstInTheirOrder) {
+  RequestQueue q;
+  push_numbers(q, 0, 5);
+  RequestRef out[3];
+  ASSERT_EQ(q.try_pop_many(out, 3), 3u);
+  EXPECT_EQ(q.depth(), 2u);
+  // The worker started 0 and ended: 1 and 2 go back, ahead of 3 and 4.
+  ASSERT_TRUE(q.requeue(out + 1, 2));
+  EXPECT_FALSE(out[1]) << "the queue took the references over";
+  EXPECT_EQ(q.depth(), 4u);
+  EXPECT_EQ(drain(q, 4), (std::vector<uint64_t>{1, 2, 3, 4}));
+  EXPECT_EQ(q.depth(), 0u);
+}
+
+TEST(RequestQueue, RequeueWakesAWaitingConsumerAndPassesTheCapacity) {
+  RequestQueue q(2);
+  push_numbers(q, 0, 2);
+  RequestRef out[2];
+  ASSERT_EQ(q.try_pop_many(out, 2), 2u);
+  std::atomic<uint64_t> got{UINT64_MAX};
+  std::thread consumer([&] {
+    RequestRef a[1];
+    if (q.pop_many_for(a, 1, 2s) == 1) got = number_of(*a[0]);
+  });
+  std::this_thread::sleep_for(20ms);
+  ASSERT_TRUE(q.requeue(out, 1));
+  consumer.join();
+  EXPECT_EQ(got.load(), 0u) << "a parked consumer woke for the request given back";
+  push_numbers(q, 5, 2);  // the queue is full again
+  ASSERT_TRUE(q.requeue(out + 1, 1)) << "given back beyond the capacity: it was admitted already";
+  EXPECT_EQ(q.depth(), 3u);
+  EXPECT_EQ(drain(q, 3), (std::vector<uint64_t>{1, 5, 6}));
+}
+
+TEST(RequestQueue, ClosedQueueStillGivesRequeuedRequestsOutThenDrains) {
+  RequestQueue q;
+  push_numbers(q, 0, 3);
+  RequestRef out[3];
+  ASSERT_EQ(q.try_pop_many(out, 3), 3u);
+  q.close();
+  ASSERT_TRUE(q.requeue(out, 3));
+  EXPECT_FALSE(q.drained());
+  RequestRef got[8];
+  ASSERT_EQ(q.pop_many_for(got, 8, 10ms), 3u) << "the wake-up permits of close() are not requests";
+  EXPECT_EQ(numbers_in(got, 3), (std::vector<uint64_t>{0, 1, 2}));
+  EXPECT_TRUE(q.drained());
+  EXPECT_EQ(q.pop_many_for(got, 8, 10ms), 0u);
+  EXPECT_EQ(q.try_pop_many(got, 8), 0u);
+}
+
+TEST(RequestQueue, DestroyingAQueueAnswersItsRequeuedRequests) {
+  auto sink = std::make_shared<test::RecordingSink>();
+  {
+    RequestQueue q;
+    RequestRef r = request_with_sink(1, sink);
+    ASSERT_TRUE(q.push(r));
+    RequestRef out[1];
+    ASSERT_EQ(q.try_pop_many(out, 1), 1u);
+    ASSERT_TRUE(q.requeue(out, 1));
+  }
+  ASSERT_EQ(sink->lasts(), 1u);
+  EXPECT_EQ(test::parse_response(sink->wire()).status, 500);
+}
+
+TEST(RequestQueue, BatchConsumersTakeEveryRequestExactlyOnce) {
+  RequestQueue q(64);
+  constexpr uint64_t kPerProducer = 5000;
+  constexpr int kProducers = 3, kConsumers = 3;
+  std::vector<std::atomic<int>> seen(kPerProducer * kProducers);
+  std::atomic<uint64_t> taken{0};
+  std::vector<std::thread> threads;
+  for (int c = 0; c < kConsumers; ++c)
+    threads.emplace_back([&, c] {
+      RequestRef out[4];
+      uint64_t batches = 0;
+      while (taken.load() < seen.size()) {
+        size_t n = c == 0 ? q.try_pop_many(out, 4) : q.pop_many_for(out, 4, 5ms);
+        // Every other batch gives its tail back, as an ending worker does.
+        if (n > 1 && ++batches % 2 == 0) {
+          ASSERT_TRUE(q.requeue(out + 1, n - 1));
+          n = 1;
+        }
+        for (size_t i = 0; i < n; ++i) {
+          seen[number_of(*out[i])].fetch_add(1);
+          out[i].reset();
+          taken.fetch_add(1);
+        }
+      }
+    });
+  for (int p = 0; p < kProducers; ++p)
+    threads.emplace_back([&, p] {
+      for (uint64_t i = 0; i < kPerProducer; ++i) {
+        RequestRef r = make_request(p * kPerProducer + i);
+        ASSERT_TRUE(q.push(r));  // beyond the capacity it waits in line, with no deadline
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < seen.size(); ++i) ASSERT_EQ(seen[i].load(), 1) << "request " << i;
+  EXPECT_EQ(q.depth(), 0u);
+}

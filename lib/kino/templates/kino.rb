@@ -146,7 +146,8 @@
 
 # == Experimental
 
-# Requests a worker takes per queue visit. Default: 1. Not yet implemented.
+# Requests a worker thread takes per queue visit, 1 to 64; each waits
+# behind those before it. Default: 1.
 # batch 1
 
 # A lane of 4 requests per worker thread in front of the shared queue:

@@ -120,6 +120,7 @@ void stats_fields(JsonObject& o, const ServerStats& s) {
   o.text("mode", s.mode);
   o.field("workers", s.workers);
   o.field("threads", s.threads);
+  o.field("batch", s.batch);
   o.field("workers_up", s.workers_up);
   o.field("respawns", s.respawns);
   o.field("quarantined", s.quarantined);

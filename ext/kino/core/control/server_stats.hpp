@@ -26,6 +26,7 @@ struct ServerStats {
   // The pool as configured, and as the supervisor last reported it.
   std::string mode;
   int64_t workers = 0, threads = 0, workers_up = 0;
+  int64_t batch = 1;  // requests a worker thread takes a visit to the queue
   uint64_t respawns = 0, quarantined = 0;
 
   uint64_t queued = 0;  // in the queue or a lane, or waiting for a place in it

@@ -28,6 +28,8 @@ constexpr int64_t kProbeAfterNs = 2'000'000;
 
 std::atomic<int> allocations_to_fail{0};
 
+using Permits = moodycamel::LightweightSemaphore::ssize_t;
+
 size_t slots_for(size_t capacity) {
   size_t want = capacity > 0 ? capacity : kUnboundedSlots;
   size_t n = 2;  // the sequence scheme needs two slots at least
@@ -116,10 +118,46 @@ RequestCtx* RequestQueue::take() noexcept {
   // the few instructions it needs. After close() a permit may be a
   // wake-up with nothing behind it.
   for (;;) {
+    if (requeued_count_.load(std::memory_order_acquire) > 0)
+      if (RequestCtx* raw = take_requeued()) return raw;
     if (RequestCtx* raw = ring_pop()) return raw;
     if (closed() && depth() == 0) return nullptr;
     std::this_thread::yield();
   }
+}
+
+RequestCtx* RequestQueue::take_requeued() noexcept {
+  std::lock_guard<std::mutex> lock(requeued_mu_);
+  if (requeued_.empty()) return nullptr;
+  RequestCtx* raw = requeued_.front();
+  requeued_.pop_front();
+  requeued_count_.fetch_sub(1, std::memory_order_relaxed);
+  return raw;
+}
+
+bool RequestQueue::requeue(RequestRef* reqs, size_t count) {
+  if (count == 0) return true;
+  size_t placed = 0;
+  {
+    std::lock_guard<std::mutex> lock(requeued_mu_);
+    try {
+      // Front first from the last one back, so the first given is taken first.
+      for (size_t i = count; i-- > 0;) {
+        requeued_.push_front(reqs[i].get());
+        ++placed;
+      }
+    } catch (const std::bad_alloc&) {
+      // Undone: a partial give-back would reorder them.
+      for (; placed > 0; --placed) requeued_.pop_front();
+      return false;
+    }
+    // Counted before the permits, so a consumer holding one finds them.
+    depth_.fetch_add(static_cast<long>(count), std::memory_order_relaxed);
+    requeued_count_.fetch_add(count, std::memory_order_release);
+  }
+  for (size_t i = 0; i < count; ++i) reqs[i].detach();
+  permits_.signal(static_cast<Permits>(count));
+  return true;
 }
 
 bool RequestQueue::enqueue(RequestCtx* raw) {
@@ -261,12 +299,46 @@ RequestRef RequestQueue::pop_for(std::chrono::microseconds timeout) {
   return try_pop();
 }
 
+size_t RequestQueue::take_many(RequestRef* out, size_t permits) {
+  size_t n = 0;
+  for (size_t i = 0; i < permits; ++i) {
+    RequestCtx* raw = take();
+    if (!raw) {
+      // Wake-ups from close(): left for the next consumers.
+      permits_.signal(static_cast<Permits>(permits - i));
+      break;
+    }
+    out[n] = adopt(raw);
+    if (still_wanted(out[n])) ++n;
+  }
+  return n;
+}
+
+size_t RequestQueue::try_pop_many(RequestRef* out, size_t max) {
+  for (;;) {
+    auto permits = permits_.tryWaitMany(static_cast<Permits>(max));
+    if (permits <= 0) return 0;
+    // Only skipped ones came out: there may be more behind them.
+    if (size_t n = take_many(out, static_cast<size_t>(permits)); n > 0 || (closed() && depth() == 0))
+      return n;
+  }
+}
+
+size_t RequestQueue::pop_many_for(RequestRef* out, size_t max, std::chrono::microseconds timeout) {
+  if (closed()) return try_pop_many(out, max);
+  auto permits = permits_.waitMany(static_cast<Permits>(max), timeout.count());
+  if (permits <= 0) return 0;
+  if (size_t n = take_many(out, static_cast<size_t>(permits)); n > 0) return n;
+  return try_pop_many(out, max);
+}
+
 void RequestQueue::close() {
   if (closed_.exchange(true, std::memory_order_seq_cst)) return;
   permits_.signal(kWakeTokens);
 }
 
 RequestQueue::~RequestQueue() {
+  for (RequestCtx* raw : requeued_) RequestRef(raw, false);
   for (auto& w : waiting_) RequestRef(w.request, false);
   while (RequestCtx* raw = ring_pop())
     RequestRef(raw, false);  // answers 500 through the destructor if unclaimed

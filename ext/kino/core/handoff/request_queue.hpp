@@ -105,6 +105,21 @@ class RequestQueue {
   // taken now, and let go under the same rules as try_pop's, null then.
   RequestRef take_over(RequestCtx* raw);
 
+  // `batch N`: up to `max` requests in one visit, into `out` in queue
+  // order, with the skips of try_pop applied to each. try_pop_many never
+  // waits; pop_many_for waits up to `timeout` for the first one and then
+  // takes what else is queued already, one permit count for all. They
+  // return how many came out: 0 as try_pop and pop_for return null.
+  size_t try_pop_many(RequestRef* out, size_t max);
+  size_t pop_many_for(RequestRef* out, size_t max, std::chrono::microseconds timeout);
+
+  // Gives back requests a consumer took and never started (a batch whose
+  // worker ended), in front of everything queued and in the order given,
+  // so another consumer takes them next. Taken even when the queue is
+  // closed or full: they were admitted already. False when memory for the
+  // place ran out; `reqs` then still holds those not given back.
+  bool requeue(RequestRef* reqs, size_t count);
+
   // Requests skipped by the pops so far.
   uint64_t skipped() const noexcept { return skipped_.load(std::memory_order_relaxed); }
 
@@ -152,6 +167,10 @@ class RequestQueue {
   // Places in the ring a request may take directly.
   size_t limit() const noexcept { return capacity_ > 0 && capacity_ < slots_ ? capacity_ : slots_; }
   void admit_waiting();  // moves waiting requests into free places
+  // The first request requeue() gave back; null when there is none.
+  RequestCtx* take_requeued() noexcept;
+  // Turns `permits` permits into requests (see try_pop_many).
+  size_t take_many(RequestRef* out, size_t permits);
 
   size_t capacity_;
   size_t slots_;  // a power of two
@@ -167,6 +186,13 @@ class RequestQueue {
   std::atomic<bool> closed_{false};
   std::atomic<int> admitting_{0};  // admissions between their closed() check and their place
   std::atomic<uint64_t> skipped_{0};
+
+  // What requeue() gave back, taken before the ring. Its count is what
+  // take() reads: written only by a requeue, so a pop without one reads a
+  // line no producer writes.
+  alignas(64) std::atomic<size_t> requeued_count_{0};
+  std::mutex requeued_mu_;
+  std::deque<RequestCtx*, detail::RequestQueueAllocator<RequestCtx*>> requeued_;
 
   struct Waiting {
     RequestCtx* request;

@@ -40,6 +40,7 @@ inline ServerConfig server_config() {
   config.queue_depth = 1024;
   config.queue_timeout = milliseconds(5000);
   config.request_timeout = milliseconds(0);  // nil: no limit
+  config.batch = 1;
   // Ruby derives these two from the process (the open-file limit, the
   // workers' threads) and has no key for write_high_water; these are the
   // values the binding fell back to.
