@@ -181,4 +181,10 @@ RSpec.describe "Lanes" do
       expect(File.exist?(ran)).to be(false)
     end
   end
+
+  it "says at boot that batch has no effect with lanes, and serves" do
+    start_server(->(_env) { [200, {}, ["ok\n"]] }, lanes: true, batch: 4, mode: :threaded)
+    expect(server_log).to eq("#{said_by}warning: `batch 4` has no effect with `lanes true`\n")
+    expect(http_get("/").body).to eq("ok\n")
+  end
 end

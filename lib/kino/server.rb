@@ -353,6 +353,10 @@ module Kino
 
         @log.write("kino: warning: `#{name}` is not implemented in this version yet; it has no effect\n")
       end
+      return unless @configuration[:lanes] && @configuration[:batch] > 1
+
+      # A lane holds a few requests at most, taken one at a time.
+      @log.write("kino: warning: `batch #{@configuration[:batch]}` has no effect with `lanes true`\n")
     end
   end
 end
