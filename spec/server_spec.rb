@@ -26,6 +26,15 @@ module ServerApps
     end
   end
 
+  # /hold waits at the X-Gate file (HttpApps::Gate); anything else
+  # answers its path.
+  module Gated
+    def self.call(env)
+      HttpApps::Gate.wait(env["HTTP_X_GATE"]) if env["PATH_INFO"] == "/hold"
+      [200, HttpApps.text, ["#{env['PATH_INFO']}\n"]]
+    end
+  end
+
   module HeadAware
     def self.call(env)
       body = env["REQUEST_METHOD"] == "HEAD" ? [] : ["hello world"]
@@ -227,6 +236,22 @@ RSpec.describe Kino::Server do
         response = read_response(socket)
         expect([response.status, response.body]).to eq([200, "/slow\n"])
         expect { connect(server.port) }.to raise_error(SystemCallError)
+      end
+
+      it "stops at once when the thread shutting down is interrupted, and lets the server go" do
+        serve(ServerApps::Gated)
+        socket = connect_with("GET /hold HTTP/1.1\r\nHost: x\r\nX-Gate: #{signal_path('never')}\r\n\r\n")
+        wait_until(message: "the request never reached the app") { requests_in_app == 1 }
+        id = server.server_id
+        stopping = Thread.new { server.shutdown(30) }
+        wait_until(message: "the drain never began") { Kino::Native.server_stats(id)[:state] == :draining }
+        began = monotonic
+        stopping.raise(Interrupt, "second signal")
+        expect { stopping.value }.to raise_error(Interrupt, "second signal")
+        expect(monotonic - began).to be < 10
+        # Released on the way out: the id names no server any more.
+        expect { Kino::Native.server_stats(id) }.to raise_error(Kino::Error, /no server/)
+        expect(socket.read).not_to start_with("HTTP/1.1 200")
       end
     end
   end

@@ -178,21 +178,33 @@ module Kino
       return 0 if @stopped || @server_id.nil?
 
       @stopped = true
-      stragglers = Native.server_stop(@server_id, timeout.to_f)
-      @log.write("kino: shutdown timeout reached; #{stragglers} request(s) cut off\n") if stragglers.positive?
+      stragglers = nil
+      begin
+        stragglers = Native.server_stop(@server_id, timeout.to_f)
+        @log.write("kino: shutdown timeout reached; #{stragglers} request(s) cut off\n") if stragglers.positive?
+      ensure
+        # Also when an interrupt (Thread#raise, a signal's trap raising)
+        # cut the drain short: the server stopped at once, and the rest is
+        # let go on the way out, not leaked. Workers return once they
+        # finish what they hold; a handler still busy (not in Kino.sleep,
+        # which aborted) gets a little longer.
+        drained = stragglers&.zero?
+        release_stopped(drained ? timeout.to_f + WORKER_EXIT_GRACE : WORKER_EXIT_GRACE)
+      end
+      stragglers
+    end
+
+    private
+
+    def release_stopped(worker_grace)
       Native.server_close_queue(@server_id)
-      # Workers return once they finish what they hold; a handler still
-      # busy (not in Kino.sleep, which aborted) gets a little longer.
-      @supervisor&.stop(stragglers.positive? ? WORKER_EXIT_GRACE : timeout.to_f + WORKER_EXIT_GRACE)
+      @supervisor&.stop(worker_grace)
       stop_log_pump
       Native.logger_flush_all(LOG_FLUSH_TIMEOUT)
       @log.route_to(nil)
       Native.server_release(@server_id)
       release_pidfile
-      stragglers
     end
-
-    private
 
     def native_options
       c = @configuration

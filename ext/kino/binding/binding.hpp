@@ -81,6 +81,8 @@ VALUE protect(F&& f) {
 // has left its C++ scope (CarriedError), or to rethrow inside `protect`.
 struct Interruptible {
   std::atomic<bool> interrupted{false};
+  // False when Ruby did not run the call at all: an interrupt was pending.
+  bool ran = false;
   std::exception_ptr failure;
 
   static void ubf(void* self) {
@@ -93,6 +95,7 @@ void without_gvl(Call& call) noexcept {
   rb_thread_call_without_gvl2(
       [](void* p) noexcept -> void* {
         auto* c = static_cast<Call*>(p);
+        c->ran = true;
         try {
           c->run();
         } catch (...) {
@@ -101,6 +104,37 @@ void without_gvl(Call& call) noexcept {
         return nullptr;
       },
       &call, &Interruptible::ubf, static_cast<Interruptible*>(&call));
+}
+
+// rb_thread_call_without_gvl2 does not run the call while any interrupt
+// is pending, and the commonest is no request to stop: the timer's mark
+// that this thread's time slice is over (another thread wants the GVL).
+// A wait that must happen (a drain, a flush) goes through this instead:
+// the pending interrupts are handled (for the timer's, a turn for the
+// other threads) and the call is tried again. One that raises
+// (Thread#kill, Thread#raise, a signal's trap) ends the tries: its tag
+// is returned, for the caller to pass to rb_jump_tag once it has left
+// its C++ scope; 0 when the call ran. A few tries bound the loop should
+// something keep an interrupt pending that handling does not clear.
+inline int handle_pending_interrupts() noexcept {
+  int state = 0;
+  rb_protect(
+      [](VALUE) -> VALUE {
+        rb_thread_check_ints();
+        return Qnil;
+      },
+      Qnil, &state);
+  return state;
+}
+
+template <class Call>
+int without_gvl_until_run(Call& call) noexcept {
+  for (int tries = 0; tries < 100; ++tries) {
+    without_gvl(call);
+    if (call.ran) return 0;
+    if (int state = handle_pending_interrupts()) return state;
+  }
+  return 0;
 }
 
 // A C++ exception carried out of a wait (see Interruptible), turned into

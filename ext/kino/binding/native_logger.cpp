@@ -38,16 +38,18 @@ VALUE flush(std::vector<LogWriter*> writers, VALUE timeout) {
   double seconds = NUM2DBL(timeout);
   auto ms = std::chrono::milliseconds(static_cast<int64_t>(std::clamp(seconds, 0.0, 3600.0) * 1000));
   bool flushed = false;
+  int raised = 0;
   CarriedError error;
   {
     FlushCall call;
     call.writers = std::move(writers);
     call.timeout = ms;
-    without_gvl(call);
-    flushed = call.flushed;
+    raised = without_gvl_until_run(call);
+    flushed = call.ran && call.flushed;
     error.take(call.failure);
   }
   error.raise_if_any();
+  if (raised) rb_jump_tag(raised);
   return flushed ? Qtrue : Qfalse;
 }
 
@@ -145,6 +147,7 @@ VALUE native_logger_reopen_all(VALUE) {
 VALUE native_logger_pause_all(VALUE) {
   CarriedError error;
   size_t paused = 0;
+  int raised = 0;
   {
     struct PauseCall : Interruptible {
       std::vector<LogWriter*> writers;
@@ -158,10 +161,11 @@ VALUE native_logger_pause_all(VALUE) {
     } call;
     call.writers = LogWriters::instance().all();
     call.paused = &paused;
-    without_gvl(call);
+    raised = without_gvl_until_run(call);
     error.take(call.failure);
   }
   error.raise_if_any();
+  if (raised) rb_jump_tag(raised);
   return SIZET2NUM(paused);
 }
 

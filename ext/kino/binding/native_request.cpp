@@ -767,6 +767,7 @@ VALUE taker_close(VALUE self) {
   auto* t = static_cast<Taker*>(rb_check_typeddata(self, &taker_type));
   if (t->busy) rb_raise(eKinoError, "the taker is in use by another thread");
   if (t->server) t->batch.give_back(t->server->queue());
+  int raised = 0;
   // Dropped without the GVL: when the registry let go first, this is the
   // last reference, and freeing the server joins what is left of it.
   struct DropCall : Interruptible {
@@ -780,11 +781,14 @@ VALUE taker_close(VALUE self) {
       lanes->evict(static_cast<size_t>(t->slot), 1);
     DropCall call;
     call.server = std::move(t->server);
-    without_gvl(call);
+    // Not run (an interrupt that raises came first): the reference goes
+    // with `call`, with the GVL held.
+    raised = without_gvl_until_run(call);
     call.failure = nullptr;  // a server's destructor does not throw
     return Qnil;
   });
   t->pending = Qnil;
+  if (raised) rb_jump_tag(raised);
   return Qnil;
 }
 

@@ -19,11 +19,7 @@ namespace {
 
 struct DiscardCall : Interruptible {
   RequestBody* body;
-  bool ran = false;
-  void run() {
-    body->discard();
-    ran = true;
-  }
+  void run() { body->discard(); }
 };
 
 // Once the response is out nobody reads the body again: its memory and

@@ -24,11 +24,7 @@ struct StopCall : Interruptible {
   Server* server;
   std::chrono::milliseconds timeout;
   int64_t stragglers = 0;
-  bool ran = false;
-  void run() {
-    stragglers = server->stop(timeout, &interrupted);
-    ran = true;
-  }
+  void run() { stragglers = server->stop(timeout, &interrupted); }
 };
 
 struct ReleaseCall : Interruptible {
@@ -123,18 +119,20 @@ VALUE native_server_stop(VALUE, VALUE id, VALUE timeout) {
   if (!(seconds >= 0)) seconds = 0;
   if (seconds > 1e9) seconds = 1e9;
   int64_t stragglers = 0;
+  int raised = 0;
   protect([&]() -> VALUE {
     auto server = find_server(sid);
     StopCall call;
     call.server = server.get();
     call.timeout = std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
-    without_gvl(call);
+    raised = without_gvl_until_run(call);
     if (call.failure) std::rethrow_exception(call.failure);  // raised by protect
-    // With an interrupt pending Ruby skips the call entirely: stop anyway,
-    // without the drain (the interrupt is usually the second signal).
+    // An interrupt that raises (a second signal, Thread#kill) cuts the
+    // drain short: stop anyway, at once, before it goes on.
     stragglers = call.ran ? call.stragglers : server->stop(std::chrono::milliseconds(0));
     return Qnil;
   });
+  if (raised) rb_jump_tag(raised);
   return LL2NUM(stragglers);
 }
 
@@ -156,16 +154,20 @@ VALUE native_server_close_queue(VALUE, VALUE id) {
 // may be waiting for this ractor's workers, which need it.
 VALUE native_server_release(VALUE, VALUE id) {
   uint64_t sid = NUM2ULL(id);
-  return protect([&]() -> VALUE {
+  int raised = 0;
+  VALUE released = protect([&]() -> VALUE {
     ReleaseCall call;
     call.server = Registry::instance().remove(sid);
     if (!call.server) return Qfalse;
-    without_gvl(call);
+    raised = without_gvl_until_run(call);
     if (call.failure) std::rethrow_exception(call.failure);  // raised by protect
-    // With an interrupt pending Ruby skips the call: stop with the GVL held.
+    // Not run (an interrupt that raises came first): stop with the GVL
+    // held, then the interrupt goes on.
     if (call.server) call.server->stop(std::chrono::milliseconds(0));
     return Qtrue;
   });
+  if (raised) rb_jump_tag(raised);
+  return released;
 }
 
 // Native.server_reload_tls(id) -> true. Loads the certificate and key
