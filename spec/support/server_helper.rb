@@ -69,11 +69,12 @@ module ServerHelper
     ServerHelper.lint_env(env)
   end
 
-  # Requests the server's workers hold right now: taken from the queue
-  # and not yet answered (the in_flight count includes queued ones).
+  # Requests the server's worker threads hold right now: taken and not yet
+  # answered, as each thread's slot says. Not in_flight - queued: a request
+  # counts in flight a moment before it enters the queue, so that reads 1
+  # before any worker has it.
   def requests_in_app(server = self.server)
-    stats = server.stats
-    stats[:in_flight] - stats[:queued]
+    server.stats[:slots].count { |row| row[:in_flight] }
   end
 
   def stop_servers
