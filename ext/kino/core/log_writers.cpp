@@ -1,16 +1,26 @@
 #include "log_writers.hpp"
 
+#include <cstdlib>
 #include <stdexcept>
 
 namespace kino {
 
 LogWriters& LogWriters::instance() {
-  static LogWriters writers;
-  return writers;
+  // Never destroyed, as the Registry is not: native threads outlive
+  // Ruby at exit (a server's control plane reading dropped(), an I/O
+  // thread logging), and would find freed writers. Instead every writer
+  // is stopped at exit: what it holds is written, and a line pushed later
+  // is counted as dropped.
+  static LogWriters* writers = [] {
+    auto* created = new LogWriters();
+    std::atexit([] { instance().stop_all(); });
+    return created;
+  }();
+  return *writers;
 }
 
-LogWriters::~LogWriters() {
-  for (auto& slot : slots_) delete slot.exchange(nullptr);
+void LogWriters::stop_all() {
+  for (LogWriter* w : all()) w->stop();
 }
 
 uint64_t LogWriters::add(std::unique_ptr<LogWriter> writer) {

@@ -22,7 +22,6 @@ class LogWriters {
   static constexpr size_t kMaxWriters = 1024;
 
   static LogWriters& instance();
-  ~LogWriters();  // at exit: every writer writes what it holds, then stops
 
   // Throws std::length_error when kMaxWriters are taken.
   uint64_t add(std::unique_ptr<LogWriter> writer);
@@ -31,8 +30,12 @@ class LogWriters {
   std::vector<LogWriter*> all() const;
   // Lines every writer has lost so far (stats), read without a lock.
   uint64_t dropped() const noexcept;
+  // At exit: every writer writes what it holds, then stops. The writers
+  // stay (see instance()).
+  void stop_all();
 
  private:
+  LogWriters() = default;
   std::array<std::atomic<LogWriter*>, kMaxWriters> slots_{};
   std::atomic<size_t> used_{0};
   std::mutex add_mu_;  // adders only; finders never take it

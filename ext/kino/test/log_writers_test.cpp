@@ -5,6 +5,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <thread>
 
 using namespace kino;
 
@@ -39,4 +42,29 @@ TEST(LogWriters, DroppedSumsWhatEveryWriterLost) {
   EXPECT_GE(writers.dropped() - before, writer->dropped());
   EXPECT_TRUE(writer->flush(std::chrono::seconds(5)));
   ::close(fds[0]);
+}
+
+// A native thread may still read the writers while the process exits
+// (a control plane answering /stats): they must not be freed under it.
+// Seen by AddressSanitizer, which fails the child with a use after free.
+TEST(LogWritersDeathTest, ExitWhileAThreadReadsTheWritersIsClean) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        auto& writers = LogWriters::instance();
+        int fd = ::open("/dev/null", O_WRONLY);
+        writers.add(LogWriter::adopt(fd));
+        std::atomic<bool> reading{false};
+        std::thread reader([&] {
+          for (;;) {
+            uint64_t sum = 0;
+            for (LogWriter* w : writers.all()) sum += w->dropped() + w->writes();
+            reading.store(sum < UINT64_MAX, std::memory_order_release);
+          }
+        });
+        while (!reading.load(std::memory_order_acquire)) std::this_thread::yield();
+        reader.detach();
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
