@@ -413,3 +413,49 @@ TEST(LogWriter, StopWhilePausedWritesWhatWaits) {
   EXPECT_FALSE(log->push("late\n"));
   EXPECT_EQ(read_file(dir.file("stop.log")), "queued\n");
 }
+
+// Two writers on one pipe (as the processes of a group share stdout),
+// read slowly so that the pipe keeps filling: a line is never cut by the
+// other writer's lines, which a write of more than PIPE_BUF bytes allows.
+TEST(LogWriter, WritersSharingAPipeNeverInterleaveWithinALine) {
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  constexpr int kLines = 4000;
+  constexpr size_t kLength = 300;  // many to a batch, several batches past PIPE_BUF
+  auto a = LogWriter::adopt(::dup(fds[1]), kLines);
+  auto b = LogWriter::adopt(::dup(fds[1]), kLines);
+  ::close(fds[1]);
+  std::string line_a(kLength - 1, 'a'), line_b(kLength - 1, 'b');
+  line_a.push_back('\n');
+  line_b.push_back('\n');
+  for (int i = 0; i < kLines; ++i) {
+    ASSERT_TRUE(a->push(line_a));
+    ASSERT_TRUE(b->push(line_b));
+  }
+  auto reader = std::async(std::launch::async, [&] {
+    std::string out;
+    char buf[1024];
+    for (;;) {
+      ssize_t n = ::read(fds[0], buf, sizeof buf);
+      if (n == 0) return out;
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return out;
+      }
+      out.append(buf, static_cast<size_t>(n));
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+  });
+  a->stop();
+  b->stop();
+  a.reset();
+  b.reset();
+  std::string out = reader.get();
+  ::close(fds[0]);
+  auto lines = lines_of(out);
+  ASSERT_EQ(lines.size(), size_t{2 * kLines});
+  size_t torn = 0;
+  for (const auto& l : lines)
+    if (l != line_a.substr(0, kLength - 1) && l != line_b.substr(0, kLength - 1)) ++torn;
+  EXPECT_EQ(torn, 0u);
+}

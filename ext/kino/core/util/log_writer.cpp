@@ -48,6 +48,19 @@ bool is_socket(int fd) {
   return ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
+bool is_pipe(int fd) {
+  struct stat st {};
+  return ::fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+// How many of `count` entries, whole lines, fit in one write of at most
+// PIPE_BUF bytes; at least one (a longer line goes alone).
+size_t lines_within_pipe_buf(const iovec* iov, size_t count) {
+  size_t bytes = iov[0].iov_len, n = 1;
+  while (n < count && bytes + iov[n].iov_len <= PIPE_BUF) bytes += iov[n++].iov_len;
+  return n;
+}
+
 }  // namespace
 
 LogWriter::LogWriter(int fd, size_t capacity) : LogWriter(fd, false, std::string(), capacity) {}
@@ -60,6 +73,7 @@ LogWriter::LogWriter(int fd, bool owned, std::string path, size_t capacity)
     owned_ = true;
   }
   socket_ = is_socket(fd_);
+  pipe_ = is_pipe(fd_);
   try {
     start_thread();
   } catch (...) {
@@ -234,7 +248,13 @@ void LogWriter::write_batch(std::string* lines, size_t n) {
   };
   skip_written();
   while (first < n) {
-    ssize_t written = write_some(iov + first, std::min<size_t>(n - first, IOV_MAX));
+    size_t count = std::min<size_t>(n - first, IOV_MAX);
+    // A pipe keeps a write of at most PIPE_BUF bytes whole; a longer one
+    // may be cut where the pipe filled, and another writer's lines (the
+    // other processes of a group, Ruby's $stdout) land in the cut. So a
+    // pipe gets whole lines, at most PIPE_BUF bytes a write.
+    if (pipe_) count = lines_within_pipe_buf(iov + first, count);
+    ssize_t written = write_some(iov + first, count);
     if (written < 0) {
       int err = errno;
       if (err == EINTR) continue;

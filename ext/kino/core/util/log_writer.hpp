@@ -103,6 +103,7 @@ class LogWriter {
   int fd_;
   bool owned_;
   bool socket_ = false;
+  bool pipe_ = false;  // writes of whole lines, PIPE_BUF bytes at most
   bool tty_;
   std::string path_;
   LogChannel channel_;
