@@ -439,61 +439,53 @@ RequestRef take_batch(RequestQueue& queue, Batch& batch, bool wait) {
   return std::move(got[0]);
 }
 
-struct TakeCall : Interruptible {
-  RequestQueue* queue;
-  Batch* batch = nullptr;
-  RequestCtx* taken = nullptr;
-  void run() {
-    while (!interrupted.load(std::memory_order_acquire)) {
-      RequestRef r = batch && batch->size > 1 ? take_batch(*queue, *batch, true) : queue->pop_for(kWaitTick);
-      if (r) {
-        taken = r.detach();
-        return;
-      }
-      if (queue->drained()) return;
-    }
-  }
-};
-
-// lanes true (core/handoff/lanes): the wait of a worker with a slot. A
-// parked worker also steals from its siblings' lanes on every tick, so the
-// tick is short: it bounds how long a request waits behind a slow one.
+// lanes true (core/handoff/lanes): a parked worker also steals from its
+// siblings' lanes on every tick, so the tick is short: it bounds how long
+// a request waits behind a slow one.
 constexpr auto kLaneTick = std::chrono::milliseconds(5);
 
-struct LaneTakeCall : Interruptible {
-  Lanes* lanes;
-  size_t slot;
+// The wait for the next request, without the GVL, a tick at a time so
+// that an interrupt is seen: `wait_tick()` returns a request, or null
+// after at most a tick; `drained()` says none will come. The same for the
+// shared queue (a batch or one at a time) and for lanes.
+template <class WaitTick, class Drained>
+struct TakeCall : Interruptible {
+  WaitTick wait_tick;
+  Drained drained;
   RequestCtx* taken = nullptr;
+  TakeCall(WaitTick w, Drained d) : wait_tick(w), drained(d) {}
   void run() {
     while (!interrupted.load(std::memory_order_acquire)) {
-      RequestRef r = lanes->take_for(slot, kLaneTick);
-      if (r) {
+      if (RequestRef r = wait_tick()) {
         taken = r.detach();
         return;
       }
-      if (lanes->drained()) return;
+      if (drained()) return;
     }
   }
 };
 
-// take_next's take for a server with lanes, inside its `protect`: the
-// worker's own lane, the shared queue, a sibling's lane, then the wait.
-void take_through_lanes(Lanes& lanes, size_t slot, VALUE handle, RequestCtx*& taken, bool& closed,
-                        bool& waited) {
-  if (RequestRef r = lanes.try_take(slot)) {
+// take_next's take, inside its `protect`: a request ready now
+// (`try_take()`, with the GVL held), else nothing once `drained()`, else
+// the wait. `closed`: no request will come.
+template <class TryTake, class WaitTick, class Drained>
+void take_or_wait(TryTake try_take, WaitTick wait_tick, Drained drained, VALUE handle, RequestCtx*& taken,
+                  bool& closed, bool& waited) {
+  if (RequestRef r = try_take()) {
     taken = r.detach();
-  } else if (lanes.drained()) {
+  } else if (drained()) {
     closed = true;
     return;
   } else {
-    LaneTakeCall call;
-    call.lanes = &lanes;
-    call.slot = slot;
+    TakeCall<WaitTick, Drained> call(wait_tick, drained);
+    // gvl2: a request dequeued while an interrupt arrives is kept, not
+    // lost; the interrupt is handled by take_next's next check.
     without_gvl(call);
     waited = true;
+    // Raised by protect once the server reference is gone.
     if (call.failure) std::rethrow_exception(call.failure);
     taken = call.taken;
-    closed = !taken && lanes.drained();
+    closed = !taken && drained();
   }
   RTYPEDDATA_DATA(handle) = taken;
 }
@@ -551,30 +543,24 @@ VALUE take_next(const WithServer& with_server, long slot, int64_t& gvl_since, bo
         RequestQueue& queue = server.queue();
         // Requests a batch holds come first; with lanes, a batch is never
         // taken (a lane holds at most a few requests anyway).
-        RequestRef r;
-        if (batch && batch->count > 0) r = RequestRef(batch->next(), false);
-        Lanes* lanes = !r && slot >= 0 ? server.lanes() : nullptr;
-        if (!r && !lanes) r = batch && batch->size > 1 ? take_batch(queue, *batch, false) : queue.try_pop();
-        if (lanes) {
-          take_through_lanes(*lanes, static_cast<size_t>(slot), handle, taken, closed, waited);
-        } else if (r) {
-          taken = r.detach();
+        RequestCtx* held = batch && batch->count > 0 ? batch->next() : nullptr;
+        Lanes* lanes = !held && slot >= 0 ? server.lanes() : nullptr;
+        if (held) {
+          taken = held;
           RTYPEDDATA_DATA(handle) = taken;
-        } else if (queue.drained()) {
-          closed = true;
+        } else if (lanes) {
+          // The worker's own lane, the shared queue, a sibling's lane, then
+          // the wait.
+          auto own = static_cast<size_t>(slot);
+          take_or_wait([&] { return lanes->try_take(own); }, [&] { return lanes->take_for(own, kLaneTick); },
+                       [&] { return lanes->drained(); }, handle, taken, closed, waited);
+        } else if (batch && batch->size > 1) {
+          take_or_wait([&] { return take_batch(queue, *batch, false); },
+                       [&] { return take_batch(queue, *batch, true); }, [&] { return queue.drained(); },
+                       handle, taken, closed, waited);
         } else {
-          TakeCall call;
-          call.queue = &queue;
-          call.batch = batch;
-          // gvl2: a request dequeued while an interrupt arrives is kept,
-          // not lost; the interrupt is handled by the next check below.
-          without_gvl(call);
-          waited = true;
-          // Raised by protect once the server reference is gone.
-          if (call.failure) std::rethrow_exception(call.failure);
-          taken = call.taken;
-          RTYPEDDATA_DATA(handle) = taken;
-          closed = !taken && queue.drained();
+          take_or_wait([&] { return queue.try_pop(); }, [&] { return queue.pop_for(kWaitTick); },
+                       [&] { return queue.drained(); }, handle, taken, closed, waited);
         }
         if (taken && slot >= 0) server.slots().hold(static_cast<size_t>(slot), taken);
       });
