@@ -12,7 +12,7 @@ RSpec.describe "Kino::Native from a non-main ractor" do
   let(:exercised) do
     %i[
       server_create server_addresses server_start server_stats server_log server_drain_log
-      server_slot_busy_ms server_fail_slots server_close_queue server_stop server_release
+      server_slot_busy_ms server_requeue_held server_fail_slots server_close_queue server_stop server_release
       take_one respond respond_start respond_write respond_finish respond_error lent_bodies sleep
       input_read input_rewind server_worker_exited server_next_worker_exit server_wake_worker_exits
       server_report_pool server_control_address server_reload_tls
@@ -101,6 +101,7 @@ RSpec.describe "Kino::Native from a non-main ractor" do
       native.server_wake_worker_exits(id)
       results[:exits] = Array.new(3) { native.server_next_worker_exit(id) }
 
+      results[:requeued] = native.server_requeue_held(id, 0, 2)
       results[:failed] = native.server_fail_slots(id, 0, 2)
       native.sleep(0.01)
       native.sleep(0.01, id)
@@ -166,6 +167,7 @@ RSpec.describe "Kino::Native from a non-main ractor" do
     expect(results[:pipelined]).to match(/four.*five\z/m)
     expect(results[:taker_closed]).to be_nil
     expect(results[:exits]).to eq([[7, ["RuntimeError", "boom", ["app.rb:1"]]], [8, nil], :wake])
+    expect(results[:requeued]).to eq(0) # no batch: nothing held beyond the current ones
     expect(results[:failed]).to eq(0) # both slots' requests had been answered
     expect(results[:stats]).to eq([5, 2, 1])
     expect(results[:control]).to be_nil # no control_bind

@@ -82,6 +82,9 @@ module Kino
         @workers + @count - 1
       end
       @set_aside[index] = true
+      # Requests its threads took beyond the stuck one (`batch`) would wait
+      # behind it: they go back to the queue, for the others.
+      Native.server_requeue_held(@server_id, index * @threads, @threads)
       @supervisor.report_pool
       @log.write("kino: worker #{index} set aside: a request has run #{busy} ms " \
                  "(quarantine_timeout #{@timeout}s); started worker #{replacement}\n")

@@ -384,48 +384,53 @@ const rb_data_type_t request_type = {
 };
 
 // `batch N`: the requests a Taker took beyond the one it serves, in
-// queue order, each holding the queue's reference. They are served before
-// the queue is visited again, and go back to it (RequestQueue::requeue)
-// when the taker closes or is collected with some still held: a worker
-// that ends never loses one, and never has one answered 500 that its app
-// did not start.
-constexpr size_t kMaxBatch = 64;  // the directive's bound
+// queue order. They are held by the worker's slot (ThreadSlots), served
+// before the queue is visited again, and go back to it
+// (RequestQueue::requeue) when the taker closes or is collected with some
+// still held, or when the supervisor sets the worker aside or finds it
+// dead: a worker that ends or sticks never keeps one from the others, and
+// never has one answered 500 that its app did not start. A taker without
+// a slot takes one request a visit.
+constexpr size_t kMaxBatch = ThreadSlots::kMaxHeld + 1;  // the directive's bound
 struct Batch {
   size_t size = 1;  // N; 1 takes one request a visit, as take_one does
-  size_t first = 0, count = 0;
-  RequestCtx* held[kMaxBatch - 1];
+  ThreadSlots* slots = nullptr;
+  RequestQueue* queue = nullptr;
+  size_t slot = 0;
 
+  bool holds() const noexcept { return size > 1 && slots->holds_batch(slot); }
+
+  // Taken only when nothing is held, so the slot has room for all of
+  // them; should it not, the rest go back rather than be lost.
   void hold(RequestRef* refs, size_t n) noexcept {
-    first = 0;
-    for (count = 0; count < n; ++count) held[count] = refs[count].detach();
+    size_t added = slots->hold_batch(slot, refs, n);
+    if (added < n) queue->requeue(refs + added, n - added);
   }
 
   // The next held request that is still to be served, its reference the
   // caller's; null when none is. One answered while it was held (its 504
   // from request_timeout, a stop) is let go: the app never runs it.
   RequestCtx* next() noexcept {
-    while (count > 0) {
-      RequestCtx* r = held[first++];
-      --count;
+    while (RequestRef r = slots->next_held(slot)) {
       if (!r->claimed()) {
         // Its wait in the queue lasted until now, when it starts.
         r->mark_taken(steady_ns());
-        return r;
+        return r.detach();
       }
-      intrusive_ptr_release(r);
     }
     return nullptr;
   }
 
-  // Back to `queue`, in front, for another worker. Only if memory for that
-  // runs out are they let go (each answered 500 by its last reference).
-  void give_back(RequestQueue& queue) noexcept {
-    if (count == 0) return;
-    RequestRef refs[kMaxBatch - 1];
-    size_t n = count;
-    for (size_t i = 0; i < n; ++i) refs[i] = RequestRef(held[first + i], false);
-    count = 0;
-    queue.requeue(refs, n);
+  // Back to the queue, in front, for another worker. Only if memory for
+  // that runs out are they let go (each answered 500 by its last
+  // reference).
+  void give_back() noexcept {
+    if (size <= 1) return;
+    try {
+      std::vector<RequestRef> refs = slots->take_held(slot, 1);
+      if (!refs.empty()) queue->requeue(refs.data(), refs.size());
+    } catch (const std::bad_alloc&) {
+    }
   }
 };
 
@@ -543,7 +548,7 @@ VALUE take_next(const WithServer& with_server, long slot, int64_t& gvl_since, bo
         RequestQueue& queue = server.queue();
         // Requests a batch holds come first; with lanes, a batch is never
         // taken (a lane holds at most a few requests anyway).
-        RequestCtx* held = batch && batch->count > 0 ? batch->next() : nullptr;
+        RequestCtx* held = batch && batch->holds() ? batch->next() : nullptr;
         Lanes* lanes = !held && slot >= 0 ? server.lanes() : nullptr;
         if (held) {
           taken = held;
@@ -600,7 +605,7 @@ void taker_mark(void* p) { rb_gc_mark(static_cast<Taker*>(p)->pending); }
 // A taker collected unclosed gives back what it held, as close does.
 void taker_free(void* p) {
   auto* t = static_cast<Taker*>(p);
-  if (t->server) t->batch.give_back(t->server->queue());
+  if (t->server) t->batch.give_back();
   delete t;
 }
 
@@ -699,8 +704,14 @@ VALUE native_taker(int argc, VALUE* argv, VALUE) {
   VALUE self = TypedData_Wrap_Struct(cTaker, &taker_type, t);
   protect([&]() -> VALUE {
     t->server = find_server(sid);
-    t->batch.size =
-        static_cast<size_t>(std::clamp(t->server->config().batch, 1, static_cast<int>(kMaxBatch)));
+    // A batch is held by the worker's slot: none without one.
+    if (slot >= 0 && static_cast<size_t>(slot) < t->server->slots().size()) {
+      t->batch.size =
+          static_cast<size_t>(std::clamp(t->server->config().batch, 1, static_cast<int>(kMaxBatch)));
+      t->batch.slots = &t->server->slots();
+      t->batch.queue = &t->server->queue();
+      t->batch.slot = static_cast<size_t>(slot);
+    }
     return Qnil;
   });
   return self;
@@ -752,7 +763,7 @@ VALUE taker_respond_and_take(VALUE self, VALUE handle, VALUE status, VALUE heade
 VALUE taker_close(VALUE self) {
   auto* t = static_cast<Taker*>(rb_check_typeddata(self, &taker_type));
   if (t->busy) rb_raise(eKinoError, "the taker is in use by another thread");
-  if (t->server) t->batch.give_back(t->server->queue());
+  if (t->server) t->batch.give_back();
   int raised = 0;
   // Dropped without the GVL: when the registry let go first, this is the
   // last reference, and freeing the server joins what is left of it.

@@ -32,6 +32,7 @@
   X(server, "listen_socket", native_listen_socket, 2)                        \
   X(workers, "server_fail_slots", native_server_fail_slots, 3)               \
   X(workers, "server_slot_busy_ms", native_server_slot_busy_ms, 3)           \
+  X(workers, "server_requeue_held", native_server_requeue_held, 3)           \
   X(workers, "server_worker_exited", native_server_worker_exited, 3)         \
   X(workers, "server_next_worker_exit", native_server_next_worker_exit, 1)   \
   X(workers, "server_wake_worker_exits", native_server_wake_worker_exits, 1) \

@@ -29,7 +29,32 @@ struct ExitWaitCall : Interruptible {
   }
 };
 
+// What worker slots [first, first + count) hold from a batch, back to the
+// front of the queue; how many.
+long requeue_held(Server& server, long first, long count) {
+  std::vector<RequestRef> held =
+      server.slots().take_held(static_cast<size_t>(first), static_cast<size_t>(count));
+  if (held.empty() || !server.queue().requeue(held.data(), held.size())) return 0;
+  return static_cast<long>(held.size());
+}
+
 }  // namespace
+
+// Native.server_requeue_held(id, first, count) -> Integer: the requests
+// worker slots [first, first + count) took from the queue beyond their
+// current ones (`batch`) go back to its front, for a worker set aside as
+// stuck: they would wait behind its stuck request. Returns how many.
+VALUE native_server_requeue_held(VALUE, VALUE id, VALUE first, VALUE count) {
+  uint64_t sid = NUM2ULL(id);
+  long f = NUM2LONG(first), n = NUM2LONG(count);
+  if (f < 0 || n < 0) rb_raise(rb_eArgError, "slots must be non-negative");
+  long requeued = 0;
+  protect([&]() -> VALUE {
+    requeued = requeue_held(*find_server(sid), f, n);
+    return Qnil;
+  });
+  return LONG2NUM(requeued);
+}
 
 // Native.server_fail_slots(id, first, count) -> Integer: answers 500 to
 // every unanswered request held by worker slots [first, first + count),
@@ -44,6 +69,8 @@ VALUE native_server_fail_slots(VALUE, VALUE id, VALUE first, VALUE count) {
     // What waited in the dead worker's lanes never ran: it goes to the
     // others, not to the 500.
     if (Lanes* lanes = server->lanes()) lanes->evict(static_cast<size_t>(f), static_cast<size_t>(n));
+    // So did what its threads held from a batch.
+    requeue_held(*server, f, n);
     for (auto& req : server->slots().take(static_cast<size_t>(f), static_cast<size_t>(n))) {
       // A response the dead worker had started is not ours to touch: its
       // connection's write deadline closes it.

@@ -420,6 +420,7 @@ int64_t Server::stop(std::chrono::milliseconds timeout, const std::atomic<bool>*
   }
   for (auto& req : queue_.expire_waiting(INT64_MAX)) req.reset();
   slots_.take(0, slots_.size());
+  slots_.take_held(0, slots_.size());
   // Every response that was written has been logged by now. Lines the
   // writer had to drop (stdout did not keep up) are told once, here.
   if (access_log_) {

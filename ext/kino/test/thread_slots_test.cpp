@@ -121,3 +121,52 @@ TEST(ThreadSlots, ARowCountsAnsweredRequestsAndTheCurrentOnesAge) {
   EXPECT_EQ(slots.row(0).served, 1u) << "the answered one is counted once";
   EXPECT_EQ(slots.row(7).served, 0u) << "out of range: an empty row";
 }
+
+TEST(ThreadSlots, HeldRequestsComeOutInOrderOnce) {
+  ThreadSlots slots(2);
+  RequestRef refs[3] = {make_request(1), make_request(2), make_request(3)};
+  EXPECT_FALSE(slots.holds_batch(0));
+  EXPECT_EQ(slots.hold_batch(0, refs, 3), 3u);
+  EXPECT_FALSE(refs[0]) << "the references moved to the slot";
+  EXPECT_TRUE(slots.holds_batch(0));
+  EXPECT_FALSE(slots.holds_batch(1));
+  EXPECT_EQ(number_of(*slots.next_held(0)), 1u);
+  EXPECT_EQ(number_of(*slots.next_held(0)), 2u);
+  EXPECT_EQ(number_of(*slots.next_held(0)), 3u);
+  EXPECT_FALSE(slots.next_held(0));
+  EXPECT_FALSE(slots.holds_batch(0));
+  EXPECT_FALSE(slots.next_held(7)) << "out of range";
+}
+
+TEST(ThreadSlots, TakeHeldEmptiesTheRangeInOrderAndLeavesTheCurrentRequests) {
+  ThreadSlots slots(3);
+  RequestRef current = make_request(9);
+  slots.hold(1, current.get());
+  RequestRef first[2] = {make_request(1), make_request(2)};
+  RequestRef second[1] = {make_request(3)};
+  slots.hold_batch(0, first, 2);
+  slots.hold_batch(1, second, 1);
+  EXPECT_EQ(number_of(*slots.next_held(0)), 1u);
+  auto held = slots.take_held(0, 2);
+  ASSERT_EQ(held.size(), 2u);
+  EXPECT_EQ(number_of(*held[0]), 2u);
+  EXPECT_EQ(number_of(*held[1]), 3u);
+  EXPECT_FALSE(slots.holds_batch(0));
+  EXPECT_FALSE(slots.holds_batch(1));
+  EXPECT_TRUE(slots.take_held(0, 3).empty());
+  EXPECT_EQ(current->use_count(), 2u) << "the current request stays with its slot";
+}
+
+TEST(ThreadSlots, HoldBatchStopsAtTheSlotsRoom) {
+  ThreadSlots slots(1);
+  std::vector<RequestRef> refs;
+  for (uint64_t i = 0; i < ThreadSlots::kMaxHeld + 2; ++i) refs.push_back(make_request(i));
+  EXPECT_EQ(slots.hold_batch(0, refs.data(), refs.size()), ThreadSlots::kMaxHeld);
+  EXPECT_TRUE(refs[ThreadSlots::kMaxHeld]) << "what did not fit stays with the caller";
+  // Wrapping around the ring keeps the order.
+  for (uint64_t i = 0; i < 10; ++i) EXPECT_EQ(number_of(*slots.next_held(0)), i);
+  EXPECT_EQ(slots.hold_batch(0, refs.data() + ThreadSlots::kMaxHeld, 2), 2u);
+  auto rest = slots.take_held(0, 1);
+  ASSERT_EQ(rest.size(), ThreadSlots::kMaxHeld - 10 + 2);
+  for (size_t i = 0; i < rest.size(); ++i) EXPECT_EQ(number_of(*rest[i]), i + 10);
+}

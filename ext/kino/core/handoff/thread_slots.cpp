@@ -35,6 +35,42 @@ std::vector<RequestRef> ThreadSlots::take(size_t first, size_t count) {
   return out;
 }
 
+size_t ThreadSlots::hold_batch(size_t slot, RequestRef* refs, size_t n) noexcept {
+  if (slot >= slots_.size()) return 0;
+  Slot& s = slots_[slot];
+  std::lock_guard<std::mutex> lock(s.mu);
+  size_t count = s.held_count.load(std::memory_order_relaxed);
+  size_t added = std::min(n, kMaxHeld - count);
+  for (size_t i = 0; i < added; ++i) s.held[(s.held_first + count + i) % kMaxHeld] = std::move(refs[i]);
+  s.held_count.store(count + added, std::memory_order_relaxed);
+  return added;
+}
+
+RequestRef ThreadSlots::next_held(size_t slot) noexcept {
+  if (slot >= slots_.size()) return RequestRef();
+  Slot& s = slots_[slot];
+  std::lock_guard<std::mutex> lock(s.mu);
+  size_t count = s.held_count.load(std::memory_order_relaxed);
+  if (count == 0) return RequestRef();
+  RequestRef r = std::move(s.held[s.held_first]);
+  s.held_first = (s.held_first + 1) % kMaxHeld;
+  s.held_count.store(count - 1, std::memory_order_relaxed);
+  return r;
+}
+
+std::vector<RequestRef> ThreadSlots::take_held(size_t first, size_t count) {
+  std::vector<RequestRef> out;
+  for (size_t i = first; i < first + count && i < slots_.size(); ++i) {
+    Slot& s = slots_[i];
+    std::lock_guard<std::mutex> lock(s.mu);
+    size_t n = s.held_count.load(std::memory_order_relaxed);
+    for (size_t k = 0; k < n; ++k) out.push_back(std::move(s.held[(s.held_first + k) % kMaxHeld]));
+    s.held_first = 0;
+    s.held_count.store(0, std::memory_order_relaxed);
+  }
+  return out;
+}
+
 int64_t ThreadSlots::busy_ms(size_t slot) const noexcept {
   if (slot >= slots_.size()) return -1;
   const Slot& s = slots_[slot];

@@ -8,6 +8,7 @@
 // its own thread, so it is uncontended except while the supervisor looks.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -36,6 +37,24 @@ class ThreadSlots {
   // Empties slots [first, first + count) and returns what they held.
   std::vector<RequestRef> take(size_t first, size_t count);
 
+  // `batch`: the requests a slot's thread took beyond its current one, in
+  // queue order, each with the queue's reference. They are kept here, not
+  // in the thread, so that others can serve them when the thread cannot:
+  // a worker set aside as stuck, or dead (take_held, then requeue).
+  static constexpr size_t kMaxHeld = 63;  // `batch` is at most 64
+  // Adds `refs` behind what the slot holds; at most kMaxHeld in all, the
+  // rest stay with the caller. Returns how many were added.
+  size_t hold_batch(size_t slot, RequestRef* refs, size_t n) noexcept;
+  // The first request the slot holds beyond its current one, or null.
+  RequestRef next_held(size_t slot) noexcept;
+  // Whether it holds any, read without the lock: only its own thread adds.
+  bool holds_batch(size_t slot) const noexcept {
+    return slot < slots_.size() && slots_[slot].held_count.load(std::memory_order_relaxed) > 0;
+  }
+  // Empties what slots [first, first + count) hold beyond their current
+  // requests, in order.
+  std::vector<RequestRef> take_held(size_t first, size_t count);
+
   // Milliseconds the slot's current request has been held, if it has not
   // been answered yet; -1 for an idle slot.
   int64_t busy_ms(size_t slot) const noexcept;
@@ -62,6 +81,9 @@ class ThreadSlots {
     int64_t since_ms = 0;
     uint64_t served = 0;  // answered requests it held before `request`
     QueueWaitHistogram queue_wait;
+    RequestRef held[kMaxHeld];  // a ring: held_count from held_first
+    size_t held_first = 0;
+    std::atomic<size_t> held_count{0};  // written under mu
   };
 
   std::vector<Slot> slots_;
