@@ -16,9 +16,9 @@
 #   bundle exec ruby bench/perf_split.rb /tmp/k.data /tmp/k.wrk
 #
 # For each kind it also prints the share spent in the kernel, the top
-# symbols by own time, and the top system calls (the __x64_sys_* frame of
-# a kernel sample's stack; "(no syscall)" is interrupt and softirq work,
-# or a switch away from the thread).
+# symbols by own time, and the top system calls (the innermost *sys_*
+# frame of a kernel sample's stack; "(no syscall)" is interrupt and
+# softirq work and switches with no system call on the stack).
 
 require "optparse"
 
@@ -63,6 +63,19 @@ module BenchPerfSplit
     [Integer(count), Float(text[/requests in ([\d.]+)(m?s)/, 1]) * (Regexp.last_match(2) == "ms" ? 1e-3 : 1)]
   end
 
+  # The innermost system call frame on a kernel stack: __x64_sys_futex,
+  # or ____sys_sendmsg where the entry point itself was inlined. A thread
+  # preempted on its way back to user space is not charged to the call it
+  # is leaving.
+  def self.syscall(names)
+    return "(switched out on return to user space)" if names.include?("exit_to_user_mode_loop")
+
+    call = names.find { |f| f.match?(SYSCALL) }
+    call ? call.sub(SYSCALL, "") : "(no syscall)"
+  end
+
+  SYSCALL = /\A_+(x64_)?(do_)?sys_/
+
   def self.tally(data)
     by_kind = Hash.new { |h, k| h[k] = { ns: 0, kernel: 0, syms: Hash.new(0), calls: Hash.new(0) } }
     samples(data) do |s|
@@ -73,8 +86,7 @@ module BenchPerfSplit
       next unless top[1].include?("kernel")
 
       t[:kernel] += s.period
-      call = s.frames.map(&:first).find { |f| f.start_with?("__x64_sys_", "__do_sys_") }
-      t[:calls][call ? call.sub(/\A__(x64|do)_sys_/, "") : "(no syscall)"] += s.period
+      t[:calls][syscall(s.frames.map(&:first))] += s.period
     end
     by_kind
   end
