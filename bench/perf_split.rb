@@ -7,9 +7,10 @@
 # name gives CPU time; dividing by wrk's request count gives time per
 # request. Threads are told apart by name: Kino's "kino-io-N" and Puma's
 # "puma reactor" are the I/O threads, "kino-worker-*" and Puma's
-# "puma srv tp NNN" the workers; wrk is wrk, "swapper" the idle loop, and
-# everything else (the log pump, the kernel's workers, other programs) is
-# "other".
+# "puma srv tp NNN" the workers (on Ruby 4.0 a worker ractor's thread
+# keeps Ruby's own name for it, "worker.rb:35"); wrk is wrk, "swapper"
+# the idle loop, and everything else (the log pump, the kernel's workers,
+# other programs) is "other".
 #
 #   perf record -e cpu-clock -F 999 -a -g -o /tmp/k.data -- \
 #     wrk -t2 -c64 -d10s http://127.0.0.1:9393/cpu > /tmp/k.wrk
@@ -31,7 +32,7 @@ module BenchPerfSplit
   def self.kind(comm)
     case comm
     when /\Akino-io-/, "puma reactor" then "io"
-    when /\Akino-worker/, /\Apuma srv tp \d/ then "workers"
+    when /\Akino-worker/, /\Aworker\.rb:\d+\z/, /\Apuma srv tp \d/ then "workers"
     when "wrk" then "wrk"
     when "swapper" then "idle"
     else "other"
