@@ -9,7 +9,12 @@
 # a client in this process sends --requests keep-alive GETs over
 # --connections connections, the counters are dumped (-d), and the total
 # (every thread of the server: I/O threads, workers, the log pump) is
-# divided by the requests.
+# divided by the requests. The dump is written per thread
+# (--separate-threads=yes), so a second table splits the same count by
+# thread kind: the I/O threads (kino-io-*, the ones running asio's
+# reactor), the workers (the threads that build a request's env: worker
+# ractors in :ractor, worker threads in :threaded) and the rest (the main
+# thread, Ruby's timer thread, the log pump, the control listener).
 #
 #   bundle exec ruby bench/instructions.rb --kino-root /tmp/kino-old --kino-root .
 #   bundle exec ruby bench/instructions.rb --modes ractor --rounds 3 --requests 4000
@@ -104,9 +109,12 @@ module BenchInstructions
     end
   end
 
-  def self.keep(dump, root, mode, dir)
+  # One file per thread: the thread's number (callgrind's, in creation
+  # order) stays in the name, so callgrind_annotate can read them one by one.
+  def self.keep(dump, root, mode, dir, stamp)
     FileUtils.mkdir_p(dir)
-    FileUtils.cp(dump, File.join(dir, "callgrind.#{File.basename(root)}.#{mode}.#{Process.clock_gettime(Process::CLOCK_REALTIME).to_i}"))
+    thread = File.basename(dump)[/-\d+\z/]
+    FileUtils.cp(dump, File.join(dir, "callgrind.#{File.basename(root)}.#{mode}.#{stamp}#{thread}"))
   end
 
   # What the request queue's semaphore spent spinning before it parked a
@@ -115,8 +123,34 @@ module BenchInstructions
   # is a fifth of the total or more, so the second figure leaves it out.
   def self.spinning(dump)
     out = IO.popen(["callgrind_annotate", "--inclusive=yes", "--threshold=100", dump], err: File::NULL, &:read)
-    line = out.lines.find { |l| l.include?("waitWithPartialSpinning") && !l.include?("=>") }
+    # The function's own summary row, not a line of annotated source.
+    line = out.lines.find { |l| l.match?(/\A\s*[\d,]+ /) && l.include?("waitWithPartialSpinning") && !l.include?("=>") }
     line ? Integer(line[/\A\s*([\d,]+)/, 1].delete(",")) : 0
+  end
+
+  # callgrind does not record thread names, so a thread's kind is told by
+  # what it ran: only an I/O thread runs asio's reactor loop and only a
+  # worker builds a request's env. Checked on the workers first, since a
+  # worker never runs the reactor but could, in principle, call into asio.
+  KINDS = { "workers" => /\bbuild_env\(/, "io" => /epoll_reactor::run\(|scheduler::do_run_one\(/ }.freeze
+
+  def self.kind(dump)
+    names = File.foreach(dump).grep(/\A(c?fn)=/).join
+    KINDS.each { |name, pattern| return name if names.match?(pattern) }
+    "other"
+  end
+
+  def self.total(dump)
+    File.foreach(dump).grep(/\A(summary|totals):/).first[/\d+/].to_i
+  end
+
+  # Per thread kind: [instructions, of them the queue's spinning].
+  def self.split(dumps)
+    dumps.each_with_object(Hash.new { |h, k| h[k] = [0, 0] }) do |dump, by_kind|
+      costs = by_kind[kind(dump)]
+      costs[0] += total(dump)
+      costs[1] += spinning(dump)
+    end
   end
 
   def self.callgrind_control(flag, pid)
@@ -129,7 +163,7 @@ module BenchInstructions
       port = free_port
       out = File.join(dir, "callgrind.out")
       env = { "BUNDLE_GEMFILE" => File.join(root, "Gemfile"), "RUBYOPT" => "-rbundler/setup" }
-      pid = Process.spawn(env, "valgrind", "--tool=callgrind", "--callgrind-out-file=#{out}",
+      pid = Process.spawn(env, "valgrind", "--tool=callgrind", "--separate-threads=yes", "--callgrind-out-file=#{out}",
                           RbConfig.ruby, File.join(root, "exe", "kino"), "-m", mode, "-w", "1", "-p", port.to_s,
                           File.join(root, "bench", "bench_app.ru"), chdir: root, out: File::NULL, err: File::NULL)
       begin
@@ -138,10 +172,14 @@ module BenchInstructions
         callgrind_control("-z", pid)
         served = load(port, options.path, options.requests, options.connections)
         callgrind_control("-d", pid)
-        dump = Dir[File.join(dir, "callgrind.out.*")].max_by { |f| File.mtime(f) } or raise "no callgrind dump"
-        total = File.foreach(dump).grep(/\A(summary|totals):/).first[/\d+/].to_i
-        keep(dump, root, mode, options.keep) if options.keep
-        [total.fdiv(served), (total - spinning(dump)).fdiv(served)]
+        dumps = Dir[File.join(dir, "callgrind.out.1-*")]
+        raise "no callgrind dump" if dumps.empty?
+
+        stamp = Process.clock_gettime(Process::CLOCK_REALTIME).to_i
+        dumps.each { |dump| keep(dump, root, mode, options.keep, stamp) } if options.keep
+        by_kind = split(dumps)
+        total, spin = by_kind.values.transpose.map(&:sum)
+        [total.fdiv(served), (total - spin).fdiv(served), by_kind.transform_values { |v| v.map { |x| x.fdiv(served) } }]
       ensure
         Process.kill("TERM", pid)
         Process.wait(pid)
@@ -160,7 +198,7 @@ module BenchInstructions
         o.roots.each do |root|
           per = measure(root, mode, o)
           results[[mode, root]] << per
-          puts format("round %d  %-8s  %-40s  %10.0f  %10.0f", round + 1, mode, root, *per)
+          puts format("round %d  %-8s  %-40s  %10.0f  %10.0f", round + 1, mode, root, *per.first(2))
         end
       end
     end
@@ -168,9 +206,28 @@ module BenchInstructions
     puts "| mode | checkout | instructions/request (median) | without the queue's spinning (median) | per round |"
     puts "| --- | --- | ---: | ---: | --- |"
     results.each do |(mode, root), values|
-      all, net = values.transpose.map { |v| v.sort[v.size / 2] }
+      all, net = values.map { |v| v.first(2) }.transpose.map { |v| median(v) }
       rounds = values.map { |a, n| format("%.0f (%.0f)", a, n) }.join(" / ")
       puts format("| %s | `%s` | %.0f | %.0f | %s |", mode, root, all, net, rounds)
+    end
+    print_split(results)
+  end
+
+  def self.median(values)
+    values.sort[values.size / 2]
+  end
+
+  # The same medians by thread kind; a kind's spinning is in brackets.
+  def self.print_split(results)
+    puts
+    puts "| mode | checkout | I/O threads | workers | other | total |"
+    puts "| --- | --- | ---: | ---: | ---: | ---: |"
+    results.each do |(mode, root), values|
+      cells = %w[io workers other].map do |kind|
+        all, spin = values.map { |v| v[2].fetch(kind, [0, 0]) }.transpose.map { |v| median(v) }
+        spin.positive? ? format("%.0f (%.0f)", all, spin) : format("%.0f", all)
+      end
+      puts format("| %s | `%s` | %s | %s | %s | %.0f |", mode, root, *cells, median(values.map(&:first)))
     end
   end
 end
