@@ -421,16 +421,9 @@ struct Batch {
     return nullptr;
   }
 
-  // Back to the queue, in front, for another worker. Only if memory for
-  // that runs out are they let go (each answered 500 by its last
-  // reference).
-  void give_back() noexcept {
-    if (size <= 1) return;
-    try {
-      std::vector<RequestRef> refs = slots->take_held(slot, 1);
-      if (!refs.empty()) queue->requeue(refs.data(), refs.size());
-    } catch (const std::bad_alloc&) {
-    }
+  // Back to the queue, in front, for another worker.
+  void give_back(Server& server) noexcept {
+    if (size > 1) server.requeue_held(slot, 1);
   }
 };
 
@@ -605,7 +598,7 @@ void taker_mark(void* p) { rb_gc_mark(static_cast<Taker*>(p)->pending); }
 // A taker collected unclosed gives back what it held, as close does.
 void taker_free(void* p) {
   auto* t = static_cast<Taker*>(p);
-  if (t->server) t->batch.give_back();
+  if (t->server) t->batch.give_back(*t->server);
   delete t;
 }
 
@@ -763,7 +756,7 @@ VALUE taker_respond_and_take(VALUE self, VALUE handle, VALUE status, VALUE heade
 VALUE taker_close(VALUE self) {
   auto* t = static_cast<Taker*>(rb_check_typeddata(self, &taker_type));
   if (t->busy) rb_raise(eKinoError, "the taker is in use by another thread");
-  if (t->server) t->batch.give_back();
+  if (t->server) t->batch.give_back(*t->server);
   int raised = 0;
   // Dropped without the GVL: when the registry let go first, this is the
   // last reference, and freeing the server joins what is left of it.

@@ -29,13 +29,15 @@ struct ExitWaitCall : Interruptible {
   }
 };
 
-// What worker slots [first, first + count) hold from a batch, back to the
-// front of the queue; how many.
-long requeue_held(Server& server, long first, long count) {
-  std::vector<RequestRef> held =
-      server.slots().take_held(static_cast<size_t>(first), static_cast<size_t>(count));
-  if (held.empty() || !server.queue().requeue(held.data(), held.size())) return 0;
-  return static_cast<long>(held.size());
+// A range of worker slots from Ruby: [first, first + count).
+struct SlotRange {
+  size_t first, count;
+};
+
+SlotRange slot_range(VALUE first, VALUE count) {
+  long f = NUM2LONG(first), n = NUM2LONG(count);
+  if (f < 0 || n < 0) rb_raise(rb_eArgError, "slots must be non-negative");
+  return {static_cast<size_t>(f), static_cast<size_t>(n)};
 }
 
 }  // namespace
@@ -46,14 +48,13 @@ long requeue_held(Server& server, long first, long count) {
 // stuck: they would wait behind its stuck request. Returns how many.
 VALUE native_server_requeue_held(VALUE, VALUE id, VALUE first, VALUE count) {
   uint64_t sid = NUM2ULL(id);
-  long f = NUM2LONG(first), n = NUM2LONG(count);
-  if (f < 0 || n < 0) rb_raise(rb_eArgError, "slots must be non-negative");
-  long requeued = 0;
+  SlotRange slots = slot_range(first, count);
+  size_t requeued = 0;
   protect([&]() -> VALUE {
-    requeued = requeue_held(*find_server(sid), f, n);
+    requeued = find_server(sid)->requeue_held(slots.first, slots.count);
     return Qnil;
   });
-  return LONG2NUM(requeued);
+  return SIZET2NUM(requeued);
 }
 
 // Native.server_fail_slots(id, first, count) -> Integer: answers 500 to
@@ -61,17 +62,16 @@ VALUE native_server_requeue_held(VALUE, VALUE id, VALUE first, VALUE count) {
 // for a worker that died. Returns how many got that answer.
 VALUE native_server_fail_slots(VALUE, VALUE id, VALUE first, VALUE count) {
   uint64_t sid = NUM2ULL(id);
-  long f = NUM2LONG(first), n = NUM2LONG(count);
-  if (f < 0 || n < 0) rb_raise(rb_eArgError, "slots must be non-negative");
+  SlotRange slots = slot_range(first, count);
   long answered = 0;
   protect([&]() -> VALUE {
     auto server = find_server(sid);
     // What waited in the dead worker's lanes never ran: it goes to the
     // others, not to the 500.
-    if (Lanes* lanes = server->lanes()) lanes->evict(static_cast<size_t>(f), static_cast<size_t>(n));
+    if (Lanes* lanes = server->lanes()) lanes->evict(slots.first, slots.count);
     // So did what its threads held from a batch.
-    requeue_held(*server, f, n);
-    for (auto& req : server->slots().take(static_cast<size_t>(f), static_cast<size_t>(n))) {
+    server->requeue_held(slots.first, slots.count);
+    for (auto& req : server->slots().take(slots.first, slots.count)) {
       // A response the dead worker had started is not ours to touch: its
       // connection's write deadline closes it.
       if (respond_plain(*req, 500, "Internal Server Error\n", false)) ++answered;

@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <new>
 #include <stdexcept>
 #include <system_error>
+#include <vector>
 
 #include "http1/responder.hpp"
 #include "log_writers.hpp"
@@ -348,6 +350,15 @@ void Server::sweep() {
     // off on time then too.
     if (!ec && !stopped_flag_.load(std::memory_order_acquire)) sweep();
   });
+}
+
+size_t Server::requeue_held(size_t first, size_t count) noexcept {
+  try {
+    std::vector<RequestRef> held = slots_.take_held(first, count);
+    if (!held.empty() && queue_.requeue(held.data(), held.size())) return held.size();
+  } catch (const std::bad_alloc&) {
+  }
+  return 0;
 }
 
 int64_t Server::stop(std::chrono::milliseconds timeout, const std::atomic<bool>* interrupted) {

@@ -111,6 +111,10 @@ class Server : public std::enable_shared_from_this<Server> {
   AccessLog* access_log() noexcept { return access_log_.get(); }
   asio::io_context& io() noexcept { return io_; }
   ThreadSlots& slots() noexcept { return slots_; }
+  // What worker slots [first, first + count) hold from a batch goes back
+  // to the front of the queue, for the other workers; how many. Only if
+  // memory runs out are they let go (each answered 500).
+  size_t requeue_held(size_t first, size_t count) noexcept;
   WorkerExits& worker_exits() noexcept { return worker_exits_; }
 
   // The TLS context new connections take; null when the server is
